@@ -1,0 +1,80 @@
+// swift-tools-version:6.0
+// kaleem-backup: backup and disaster recovery for the Kaleem stack.
+// Targets and who may import whom: ../shared/DESIGN.md (dependencies point inward, to BackupCore).
+import PackageDescription
+
+let package = Package(
+    name: "kaleem-backup",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kaleem-backup", targets: ["kaleem-backup"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    ],
+    targets: [
+        // The system zlib (Debian: zlib1g-dev).
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        // Models, policy, errors. Pure: no I/O, no clock.
+        .target(
+            name: "BackupCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The SQLite catalog. The only target that imports GRDB.
+        .target(
+            name: "BackupCatalog",
+            dependencies: ["BackupCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // Repository layout, atomic files, streaming gzip and sha256, manifests, the run lock.
+        .target(
+            name: "ArtifactStore",
+            dependencies: ["BackupCore", "CZlib", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // RESP client, SYNC snapshot, RDB verifier.
+        .target(
+            name: "RedisBackup",
+            dependencies: ["BackupCore"]
+        ),
+        // Orchestration: backup, list, show, verify.
+        .target(
+            name: "BackupEngine",
+            dependencies: [
+                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Commands, one file each, thin over the engine.
+        .target(
+            name: "BackupCLI",
+            dependencies: [
+                "BackupCore", "BackupEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "kaleem-backup", dependencies: ["BackupCLI"]),
+
+        // Test helpers: real servers on 127.0.0.1, temp directories, the built binary.
+        .target(
+            name: "TestSupport",
+            dependencies: ["BackupCore", "RedisBackup"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"]),
+        .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore"]),
+        .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "BackupCore", "TestSupport"]),
+        .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
+        .testTarget(
+            name: "BackupEngineTests",
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "TestSupport"]
+        ),
+    ]
+)

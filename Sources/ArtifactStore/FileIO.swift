@@ -1,0 +1,144 @@
+// ArtifactStore: where artifacts live and how they are written. Every file is written as `<name>.partial`,
+// fsynced, renamed into place and its directory fsynced, so a crash leaves only `.partial` files behind
+// (removed by the next run) and never a half-written file under a final name. Directories are 0700, files
+// 0600. Compression (gzip through the system zlib) and sha256 happen while the bytes stream through.
+import BackupCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file-system operation that failed: names the operation, the path and the system's reason.
+public struct FileSystemError: UserFacingError, Equatable {
+    public var operation: String
+    public var path: String
+    public var code: Int32
+
+    public init(_ operation: String, path: String, code: Int32 = errno) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
+
+    public var exitStatus: ExitStatus { .failed }
+    public var description: String { "cannot \(operation) \(path): \(String(cString: strerror(code)))" }
+    public var hint: String? {
+        switch code {
+        case ENOSPC, EDQUOT: return "free space on the repository's disk (or move repository.path), then run the backup again; nothing that was good before was removed"
+        case EACCES, EPERM, EROFS: return "check the permissions of \(path), or point repository.path at a writable directory"
+        case ENOTDIR, ENOENT: return "check that repository.path names a directory that can be created"
+        default: return nil
+        }
+    }
+
+    /// True when the disk is full: callers keep what they had and report it.
+    public var isDiskFull: Bool { code == ENOSPC || code == EDQUOT }
+}
+
+/// Thin, checked wrappers over the POSIX calls the repository needs.
+public enum FileIO {
+    /// Creates `path` and missing parents with mode 0700 (existing directories are left as they are).
+    public static func makeDirectories(_ path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            if isDir.boolValue { return }
+            throw FileSystemError("create directory", path: path, code: ENOTDIR)
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectories(parent) }
+        if mkdir(path, 0o700) != 0, errno != EEXIST {
+            throw FileSystemError("create directory", path: path)
+        }
+    }
+
+    /// fsync of a directory, so that a rename inside it survives a power cut.
+    public static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { throw FileSystemError("open directory", path: path) }
+        defer { close(fd) }
+        if fsync(fd) != 0, errno != EINVAL { throw FileSystemError("sync directory", path: path) }
+    }
+
+    /// Writes all of `buffer` to `fd`, retrying short writes and EINTR.
+    public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+        guard var base = buffer.baseAddress else { return }
+        var left = buffer.count
+        while left > 0 {
+            let n = write(fd, base, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystemError("write", path: path)
+            }
+            left -= n
+            base += n
+        }
+    }
+
+    /// Writes `data` to `path` atomically (`.partial`, fsync, rename, directory fsync), mode 0600.
+    public static func writeAtomically(_ data: Data, to path: String) throws {
+        let writer = try AtomicFileWriter(path: path)
+        do {
+            try data.withUnsafeBytes { try writer.write($0) }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    public static func fileSize(_ path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Int64(st.st_size)
+    }
+
+    public static func fileMode(_ path: String) -> Int? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Int(st.st_mode & 0o777)
+    }
+}
+
+/// Writes one file the crash-safe way. Bytes go to `<path>.partial` (0600); `commit()` fsyncs, renames it to
+/// `path` and fsyncs the directory; `abort()` removes the partial file. Not thread-safe.
+public final class AtomicFileWriter {
+    public let path: String
+    public let partialPath: String
+    private var fd: Int32
+
+    public static let partialSuffix = ".partial"
+
+    public init(path: String) throws {
+        self.path = path
+        partialPath = path + Self.partialSuffix
+        fd = open(partialPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileSystemError("create", path: partialPath) }
+        fchmod(fd, 0o600)
+    }
+
+    public func write(_ buffer: UnsafeRawBufferPointer) throws {
+        try FileIO.writeAll(fd, buffer, path: partialPath)
+    }
+
+    public func commit() throws {
+        guard fd >= 0 else { return }
+        if fsync(fd) != 0 { throw FileSystemError("sync", path: partialPath) }
+        if close(fd) != 0 { fd = -1; throw FileSystemError("close", path: partialPath) }
+        fd = -1
+        if rename(partialPath, path) != 0 { throw FileSystemError("rename into place", path: path) }
+        try FileIO.syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Removes the partial file; safe to call after a failed commit or twice.
+    public func abort() {
+        if fd >= 0 { close(fd); fd = -1 }
+        unlink(partialPath)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+}

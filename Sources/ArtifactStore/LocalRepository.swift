@@ -1,0 +1,72 @@
+import BackupCore
+import Foundation
+
+/// The local repository directory:
+///
+///     <repo>/catalog.sqlite
+///     <repo>/.lock
+///     <repo>/<source>/<YYYY-MM-DD>/<artifact-id>.<ext>.gz
+///     <repo>/<source>/<YYYY-MM-DD>/<artifact-id>.manifest.json
+///
+/// Paths recorded in the catalog are relative to the root, so a repository can be moved.
+public struct LocalRepository: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        // Absolute, so that messages and `show` name the real place whatever the working directory.
+        self.root = URL(fileURLWithPath: root).standardizedFileURL.path
+    }
+
+    /// Creates the root (0700) and checks it can be written, with an error that says how to fix it.
+    public func prepare() throws {
+        do {
+            try FileIO.makeDirectories(root)
+        } catch let error as FileSystemError {
+            throw FileSystemError("create the repository directory", path: root, code: error.code)
+        }
+        guard access(root, W_OK | X_OK) == 0 else {
+            throw FileSystemError("write to the repository directory", path: root)
+        }
+    }
+
+    public var lockPath: String { root + "/" + Defaults.lockFileName }
+    public var defaultCatalogPath: String { root + "/" + Defaults.catalogFileName }
+
+    /// Relative path of an artifact file: `<source>/<day>/<id>.<ext>.gz`.
+    public func relativeArtifactPath(source: String, id: String, createdAt: Date, extension ext: String) -> String {
+        "\(source)/\(Timestamps.day(createdAt))/\(id).\(ext).gz"
+    }
+
+    public func absolute(_ relative: String) -> String { root + "/" + relative }
+
+    /// The manifest beside an artifact: `<dir>/<id>.manifest.json`.
+    public func manifestPath(forArtifact relative: String, id: String) -> String {
+        absolute((relative as NSString).deletingLastPathComponent + "/\(id).manifest.json")
+    }
+
+    /// Makes the directory that will hold an artifact.
+    public func prepareDirectory(forArtifact relative: String) throws {
+        try FileIO.makeDirectories((absolute(relative) as NSString).deletingLastPathComponent)
+    }
+
+    /// Removes every `*.partial` file under the root (left by a crashed run) and returns their paths.
+    /// Call it only while holding the run lock.
+    @discardableResult
+    public func removePartialFiles() -> [String] {
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var removed: [String] = []
+        while let relative = walker.nextObject() as? String {
+            if relative.hasSuffix(AtomicFileWriter.partialSuffix) {
+                let path = absolute(relative)
+                if unlink(path) == 0 { removed.append(path) }
+            }
+        }
+        return removed
+    }
+
+    /// Writes the manifest of an artifact atomically.
+    public func writeManifest(_ manifest: Manifest) throws {
+        let path = manifestPath(forArtifact: manifest.artifact.path, id: manifest.artifact.id)
+        try FileIO.writeAtomically(try manifest.encoded(), to: path)
+    }
+}

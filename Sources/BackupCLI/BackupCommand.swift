@@ -1,0 +1,41 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+
+struct BackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Back up every source of the policy (or the named ones) as one run.",
+        discussion: "Exit 0 when every source succeeded, 3 when some failed, 1 when all failed, 11 when another run holds the lock."
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(name: .customLong("source"), help: "Back up only this source (repeatable).")
+    var sources: [String] = []
+
+    @Option(help: "Why this run happens: nightly, manual or pre-deploy.")
+    var tag: RunTag = .manual
+
+    @Option(help: "The release this backup belongs to (e.g. an image tag).")
+    var release: String?
+
+    func validate() throws {
+        if tag == .preDeploy && release == nil {
+            throw ValidationError("--tag pre-deploy needs --release (the release this restore point belongs to)")
+        }
+    }
+
+    func run() throws {
+        let result = try options.makeEngine().backup(sources: sources, tag: tag, release: release)
+        if options.json {
+            try Output.json(BackupResultJSON(result))
+        } else {
+            print("run \(result.run.id): \(result.run.status.rawValue) (tag \(result.run.tag.rawValue)\(result.run.release.map { ", release \($0)" } ?? ""))")
+            Output.artifactTable(result.artifacts)
+        }
+        if result.exitStatus != .ok { throw CommandExit(status: result.exitStatus) }
+    }
+}
+
+extension RunTag: ExpressibleByArgument {}

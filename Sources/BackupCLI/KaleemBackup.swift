@@ -1,0 +1,71 @@
+// BackupCLI: the commands, one file each. A command parses its options, validates them, calls one engine
+// function and prints the result (text, or JSON with --json). Exit codes are mapped in one place
+// (`ExitCodeMapping`), from the errors the engine raises.
+import ArgumentParser
+import BackupCore
+import BackupEngine
+import Foundation
+import Logging
+
+public struct KaleemBackup: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "kaleem-backup",
+        abstract: "Backups and restore drills for the Kaleem stack (Redis, MongoDB, MinIO).",
+        discussion: """
+        Exit codes: 0 ok, 1 failed, 2 usage or policy error, 3 partial (some sources failed), \
+        4 integrity failure, 11 another run holds the repository lock.
+        The policy is --policy, else $KALEEM_BACKUP_POLICY, else policies/local.yml, else the embedded copy of it.
+        """,
+        version: "0.1.0",
+        subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, VerifyCommand.self,
+                      PolicyCommand.self, DemoCommand.self]
+    )
+
+    public init() {}
+
+    /// The program: parse, run, map errors to exit codes. Never returns.
+    public static func runMain(arguments: [String]? = nil) -> Never {
+        umask(0o077) // every file this process creates (catalog, journal, artifacts) is 0600, directories 0700
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            Foundation.exit(ExitStatus.ok.rawValue)
+        } catch {
+            let status = ExitCodeMapping.report(error, command: Self.self)
+            Foundation.exit(status.rawValue)
+        }
+    }
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Policy file (default: $KALEEM_BACKUP_POLICY, then policies/local.yml, then the embedded default).")
+    var policy: String?
+
+    @Flag(name: .long, help: "Print the result as JSON on stdout.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "Log progress to stderr (info level; the default shows warnings and errors).")
+    var verbose = false
+
+    func loadPolicy() throws -> Policy {
+        try PolicyLoader.load(path: policy, environment: ProcessInfo.processInfo.environment)
+    }
+
+    func makeEngine(policy: Policy? = nil) throws -> BackupEngine {
+        let policy = try policy ?? loadPolicy()
+        return BackupEngine(policy: policy, environment: EngineEnvironment(logger: makeLogger()))
+    }
+
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "kaleem-backup") { StreamLogHandler.standardError(label: $0) }
+        let env = ProcessInfo.processInfo.environment["KALEEM_BACKUP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        logger.logLevel = env ?? (verbose ? .info : .warning)
+        return logger
+    }
+}
+
+/// A command that finished but must exit with a non-zero status (a partial backup, a failed verify).
+struct CommandExit: Error {
+    var status: ExitStatus
+}

@@ -1,0 +1,158 @@
+import BackupCore
+import BackupEngine
+import Foundation
+
+/// The JSON contract read by the deploy script and other tools. Field names are snake_case and stable.
+struct ArtifactJSON: Encodable {
+    var id: String
+    var run_id: String
+    var source: String
+    var kind: String
+    var status: String
+    var path: String
+    var sha256: String
+    var bytes_raw: Int64
+    var bytes_stored: Int64
+    var compression: String
+    var created_at: String
+    var tag: String
+    var release: String?
+    var pinned: Bool
+    var detail: String?
+    var stats: [String: JSONValue]
+
+    init(_ a: ArtifactInfo) {
+        id = a.id
+        run_id = a.runID
+        source = a.source
+        kind = a.kind.rawValue
+        status = a.status.rawValue
+        path = a.path
+        sha256 = a.sha256
+        bytes_raw = a.bytesRaw
+        bytes_stored = a.bytesStored
+        compression = a.compression
+        created_at = Timestamps.iso8601(a.createdAt)
+        tag = a.tag.rawValue
+        release = a.release
+        pinned = a.pinned
+        detail = a.detail
+        stats = a.stats
+    }
+
+    // Encode `release` and `detail` as null rather than omitting them: readers can rely on every key.
+    enum CodingKeys: String, CodingKey {
+        case id, run_id, source, kind, status, path, sha256, bytes_raw, bytes_stored, compression, created_at, tag,
+             release, pinned, detail, stats
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(run_id, forKey: .run_id)
+        try c.encode(source, forKey: .source)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(status, forKey: .status)
+        try c.encode(path, forKey: .path)
+        try c.encode(sha256, forKey: .sha256)
+        try c.encode(bytes_raw, forKey: .bytes_raw)
+        try c.encode(bytes_stored, forKey: .bytes_stored)
+        try c.encode(compression, forKey: .compression)
+        try c.encode(created_at, forKey: .created_at)
+        try c.encode(tag, forKey: .tag)
+        try c.encode(release, forKey: .release)
+        try c.encode(pinned, forKey: .pinned)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(stats, forKey: .stats)
+    }
+}
+
+struct RunJSON: Encodable {
+    var id: String
+    var status: String
+    var tag: String
+    var release: String?
+    var started_at: String
+    var finished_at: String?
+    var host: String
+
+    init(_ r: RunInfo) {
+        id = r.id
+        status = r.status.rawValue
+        tag = r.tag.rawValue
+        release = r.release
+        started_at = Timestamps.iso8601(r.startedAt)
+        finished_at = r.finishedAt.map(Timestamps.iso8601)
+        host = r.host
+    }
+
+    enum CodingKeys: String, CodingKey { case id, status, tag, release, started_at, finished_at, host }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(status, forKey: .status)
+        try c.encode(tag, forKey: .tag)
+        try c.encode(release, forKey: .release)
+        try c.encode(started_at, forKey: .started_at)
+        try c.encode(finished_at, forKey: .finished_at)
+        try c.encode(host, forKey: .host)
+    }
+}
+
+struct BackupResultJSON: Encodable {
+    var run: RunJSON
+    var artifacts: [ArtifactJSON]
+
+    init(_ r: BackupResult) {
+        run = RunJSON(r.run)
+        artifacts = r.artifacts.map(ArtifactJSON.init)
+    }
+}
+
+enum Output {
+    static func json<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    /// Short human summary of an artifact's stats.
+    static func summary(_ a: ArtifactInfo) -> String {
+        if a.status != .ok { return a.detail ?? "" }
+        var parts: [String] = []
+        if let keys = a.stats["keys"]?.intValue { parts.append("\(keys) keys") }
+        if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func table(_ rows: [[String]]) {
+        guard let header = rows.first else { return }
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        for row in rows {
+            let line = row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+            print(line.trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    static func artifactTable(_ artifacts: [ArtifactInfo]) {
+        var rows = [["ID", "SOURCE", "STATUS", "CREATED (UTC)", "STORED", "TAG", "DETAIL"]]
+        for a in artifacts {
+            let created = Timestamps.iso8601(a.createdAt).prefix(19).replacingOccurrences(of: "T", with: " ")
+            rows.append([a.id, a.source, a.status.rawValue, created, a.status == .ok ? bytes(a.bytesStored) : "-",
+                         a.tag.rawValue + (a.release.map { " \($0)" } ?? ""), summary(a)])
+        }
+        table(rows)
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one artifact (an id or a unique prefix of it).")
+
+    @OptionGroup var options: GlobalOptions
+
+    @Argument(help: "Artifact id, or a unique prefix.")
+    var id: String
+
+    func run() throws {
+        let engine = try options.makeEngine()
+        let a = try engine.show(id: id)
+        if options.json {
+            try Output.json(ArtifactJSON(a))
+            return
+        }
+        let rows: [(String, String)] = [
+            ("id", a.id), ("source", "\(a.source) (\(a.kind.rawValue))"), ("status", a.status.rawValue),
+            ("created", Timestamps.iso8601(a.createdAt)), ("run", a.runID),
+            ("tag", a.tag.rawValue + (a.release.map { ", release \($0)" } ?? "")),
+            ("pinned", a.pinned ? "yes\(a.pinReason.map { " (\($0))" } ?? "")" : "no"),
+            ("path", engine.repository.absolute(a.path)),
+            ("size", "\(Output.bytes(a.bytesRaw)) raw, \(Output.bytes(a.bytesStored)) stored (\(a.compression))"),
+            ("sha256", a.sha256.isEmpty ? "-" : a.sha256),
+        ] + (a.detail.map { [("detail", $0)] } ?? []) + a.stats.keys.sorted().map { ("stats.\($0)", a.stats[$0]!.description) }
+        let width = rows.map(\.0.count).max() ?? 0
+        for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+    }
+}

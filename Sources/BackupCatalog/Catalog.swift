@@ -1,0 +1,192 @@
+// BackupCatalog: the SQLite catalog of runs and artifacts. The only target that imports GRDB; the rest of
+// kaleem-backup sees BackupCore models (`RunInfo`, `ArtifactInfo`).
+//
+// Migrations are frozen once shipped: never edit one, add the next.
+import BackupCore
+import Foundation
+import GRDB
+
+/// The catalog database. It owns its writer and migrates when opened.
+public final class Catalog: Sendable {
+    private let dbQueue: DatabaseQueue
+    public let path: String
+
+    /// Opens (creating if needed) the catalog at `path` and brings its schema up to date.
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        do {
+            dbQueue = try DatabaseQueue(path: path, configuration: config)
+            try Self.migrator.migrate(dbQueue)
+        } catch {
+            throw CatalogError(path: path, operation: "open", underlying: error)
+        }
+    }
+
+    /// An in-memory catalog, for tests.
+    public init() throws {
+        path = ":memory:"
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        dbQueue = try DatabaseQueue(configuration: config)
+        try Self.migrator.migrate(dbQueue)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-runs-artifacts") { db in
+            try db.create(table: "runs") { t in
+                t.column("id", .text).primaryKey()
+                t.column("tag", .text).notNull()
+                t.column("release", .text)
+                t.column("started_at", .datetime).notNull()
+                t.column("finished_at", .datetime)
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('running', 'ok', 'failed', 'partial')")
+                t.column("host", .text).notNull()
+            }
+            try db.create(table: "artifacts") { t in
+                t.column("id", .text).primaryKey()
+                t.column("run_id", .text).notNull().references("runs", onDelete: .restrict)
+                t.column("source", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("bytes_raw", .integer).notNull().defaults(to: 0)
+                t.column("bytes_stored", .integer).notNull().defaults(to: 0)
+                t.column("sha256", .text).notNull().defaults(to: "")
+                t.column("compression", .text).notNull()
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('running', 'ok', 'failed')")
+                t.column("created_at", .datetime).notNull()
+                t.column("pinned", .boolean).notNull().defaults(to: false)
+                t.column("pin_reason", .text)
+                t.column("deleted_at", .datetime)
+                t.column("stats", .text).notNull().defaults(to: "{}")
+                t.column("detail", .text)
+            }
+            try db.create(index: "artifacts_by_source_time", on: "artifacts", columns: ["source", "created_at"])
+            try db.create(index: "artifacts_by_time", on: "artifacts", columns: ["created_at"])
+            try db.create(index: "artifacts_by_run", on: "artifacts", columns: ["run_id"])
+        }
+        return migrator
+    }
+
+    // MARK: Runs
+
+    public func insertRun(_ run: RunInfo) throws {
+        try write("record run \(run.id)") { db in try RunRecord(run).insert(db) }
+    }
+
+    public func finishRun(id: String, status: RunStatus, at date: Date) throws {
+        try write("finish run \(id)") { db in
+            try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                           arguments: [status.rawValue, date, id])
+        }
+    }
+
+    public func run(id: String) throws -> RunInfo? {
+        try read("read run \(id)") { db in try RunRecord.fetchOne(db, key: id)?.model }
+    }
+
+    // MARK: Artifacts
+
+    public func insertArtifact(_ artifact: ArtifactInfo) throws {
+        try write("record artifact \(artifact.id)") { db in try ArtifactRecord(artifact).insert(db) }
+    }
+
+    /// Rewrites every stored column of the artifact (status, sizes, checksum, stats, ...).
+    public func updateArtifact(_ artifact: ArtifactInfo) throws {
+        try write("update artifact \(artifact.id)") { db in try ArtifactRecord(artifact).update(db) }
+    }
+
+    /// Artifacts newest first, with their run's tag and release.
+    public func artifacts(source: String? = nil, status: ArtifactStatus? = nil, includeDeleted: Bool = false,
+                          limit: Int? = nil) throws -> [ArtifactInfo] {
+        try read("list artifacts") { db in
+            var sql = ArtifactRecord.selectWithRun + " WHERE 1=1"
+            var args: StatementArguments = []
+            if let source { sql += " AND a.source = ?"; args += [source] }
+            if let status { sql += " AND a.status = ?"; args += [status.rawValue] }
+            if !includeDeleted { sql += " AND a.deleted_at IS NULL" }
+            sql += " ORDER BY a.created_at DESC, a.id DESC"
+            if let limit { sql += " LIMIT ?"; args += [limit] }
+            return try ArtifactRecord.fetchAll(db, sql: sql, arguments: args).map(\.model)
+        }
+    }
+
+    public func artifacts(runID: String) throws -> [ArtifactInfo] {
+        try read("list artifacts of run \(runID)") { db in
+            try ArtifactRecord.fetchAll(db, sql: ArtifactRecord.selectWithRun + " WHERE a.run_id = ? ORDER BY a.source",
+                                        arguments: [runID]).map(\.model)
+        }
+    }
+
+    /// The artifact whose id is `idOrPrefix`, or the only one whose id starts with it.
+    public func artifact(matching idOrPrefix: String) throws -> ArtifactInfo? {
+        let rows = try read("find artifact \(idOrPrefix)") { db in
+            try ArtifactRecord.fetchAll(db, sql: ArtifactRecord.selectWithRun + " WHERE a.id = ? OR a.id LIKE ? ESCAPE '\\' ORDER BY a.id LIMIT 3",
+                                        arguments: [idOrPrefix, Self.likePrefix(idOrPrefix)]).map(\.model)
+        }
+        if let exact = rows.first(where: { $0.id == idOrPrefix }) { return exact }
+        if rows.count > 1 {
+            throw BackupFailure("artifact id \"\(idOrPrefix)\" is ambiguous: it starts \(rows.map(\.id).joined(separator: ", "))…",
+                                exitStatus: .usage, hint: "give more characters of the id (kaleem-backup list)")
+        }
+        return rows.first
+    }
+
+    /// Marks every run and artifact left `running` by a process that died as `failed`, and returns those
+    /// artifacts. Call only while holding the repository's run lock (so no live run is touched).
+    @discardableResult
+    public func markInterrupted(at date: Date) throws -> [ArtifactInfo] {
+        try write("mark interrupted runs") { db in
+            let stale = try ArtifactRecord.fetchAll(db, sql: ArtifactRecord.selectWithRun + " WHERE a.status = 'running'").map(\.model)
+            try db.execute(sql: "UPDATE artifacts SET status = 'failed', detail = ? WHERE status = 'running'",
+                           arguments: ["interrupted: the backup process stopped before it finished"])
+            try db.execute(sql: "UPDATE runs SET status = 'failed', finished_at = ? WHERE status = 'running'", arguments: [date])
+            return stale
+        }
+    }
+
+    // MARK: Plumbing
+
+    static func likePrefix(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+
+    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try dbQueue.read(body) }
+        catch let e as UserFacingError { throw e }
+        catch { throw CatalogError(path: path, operation: operation, underlying: error) }
+    }
+
+    private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try dbQueue.write(body) }
+        catch let e as UserFacingError { throw e }
+        catch { throw CatalogError(path: path, operation: operation, underlying: error) }
+    }
+}
+
+/// A catalog operation that failed (unreadable file, full disk, schema from a newer version, ...).
+public struct CatalogError: UserFacingError {
+    public var path: String
+    public var operation: String
+    public var underlying: Error
+
+    public var exitStatus: ExitStatus { .failed }
+    public var description: String {
+        let detail: String
+        if let db = underlying as? DatabaseError {
+            detail = db.message ?? "SQLite error \(db.resultCode)"
+        } else {
+            detail = "\(underlying)"
+        }
+        return "catalog \(path): cannot \(operation): \(detail)"
+    }
+    public var hint: String? {
+        "check that the catalog's directory exists, is writable and has free space; a lost catalog can be rebuilt from the repository's manifests"
+    }
+}

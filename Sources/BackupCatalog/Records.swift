@@ -1,0 +1,123 @@
+import BackupCore
+import Foundation
+import GRDB
+
+/// One row of `runs`.
+struct RunRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "runs"
+    var id: String
+    var tag: String
+    var release: String?
+    var startedAt: Date
+    var finishedAt: Date?
+    var status: String
+    var host: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, tag, release, status, host
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+    }
+
+    init(_ run: RunInfo) {
+        id = run.id
+        tag = run.tag.rawValue
+        release = run.release
+        startedAt = run.startedAt
+        finishedAt = run.finishedAt
+        status = run.status.rawValue
+        host = run.host
+    }
+
+    var model: RunInfo {
+        RunInfo(id: id, tag: RunTag(rawValue: tag) ?? .manual, release: release, startedAt: startedAt,
+                finishedAt: finishedAt, status: RunStatus(rawValue: status) ?? .failed, host: host)
+    }
+}
+
+/// One row of `artifacts`; `tag` and `release` are read from the run (they are not columns of this table).
+struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "artifacts"
+    static let selectWithRun = "SELECT a.*, r.tag AS tag, r.release AS release FROM artifacts a JOIN runs r ON r.id = a.run_id"
+
+    var id: String
+    var runID: String
+    var source: String
+    var kind: String
+    var path: String
+    var bytesRaw: Int64
+    var bytesStored: Int64
+    var sha256: String
+    var compression: String
+    var status: String
+    var createdAt: Date
+    var pinned: Bool
+    var pinReason: String?
+    var deletedAt: Date?
+    var stats: String
+    var detail: String?
+    var tag: String?
+    var release: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, source, kind, path, sha256, compression, status, pinned, stats, detail, tag, release
+        case runID = "run_id"
+        case bytesRaw = "bytes_raw"
+        case bytesStored = "bytes_stored"
+        case createdAt = "created_at"
+        case pinReason = "pin_reason"
+        case deletedAt = "deleted_at"
+    }
+
+    init(_ a: ArtifactInfo) {
+        id = a.id
+        runID = a.runID
+        source = a.source
+        kind = a.kind.rawValue
+        path = a.path
+        bytesRaw = a.bytesRaw
+        bytesStored = a.bytesStored
+        sha256 = a.sha256
+        compression = a.compression
+        status = a.status.rawValue
+        createdAt = a.createdAt
+        pinned = a.pinned
+        pinReason = a.pinReason
+        deletedAt = a.deletedAt
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        stats = (try? encoder.encode(a.stats)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+        detail = a.detail
+        tag = a.tag.rawValue
+        release = a.release
+    }
+
+    /// `tag` and `release` belong to `runs`; never write them here.
+    func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id
+        container["run_id"] = runID
+        container["source"] = source
+        container["kind"] = kind
+        container["path"] = path
+        container["bytes_raw"] = bytesRaw
+        container["bytes_stored"] = bytesStored
+        container["sha256"] = sha256
+        container["compression"] = compression
+        container["status"] = status
+        container["created_at"] = createdAt
+        container["pinned"] = pinned
+        container["pin_reason"] = pinReason
+        container["deleted_at"] = deletedAt
+        container["stats"] = stats
+        container["detail"] = detail
+    }
+
+    var model: ArtifactInfo {
+        let decoded = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(stats.utf8))) ?? [:]
+        return ArtifactInfo(id: id, runID: runID, source: source, kind: SourceKind(rawValue: kind) ?? .redis, path: path,
+                            bytesRaw: bytesRaw, bytesStored: bytesStored, sha256: sha256, compression: compression,
+                            status: ArtifactStatus(rawValue: status) ?? .failed, createdAt: createdAt, pinned: pinned,
+                            pinReason: pinReason, deletedAt: deletedAt, stats: decoded, detail: detail,
+                            tag: tag.flatMap(RunTag.init(rawValue:)) ?? .manual, release: release)
+    }
+}

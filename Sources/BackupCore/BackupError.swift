@@ -1,0 +1,39 @@
+// BackupCore: the models, the policy and its validation, and the error contract shared by every target.
+// Pure: nothing here reads a file, the clock or the environment; callers pass them in.
+
+/// Exit codes of every command, mapped in one place (BackupCLI's `ExitCodeMapping`).
+public enum ExitStatus: Int32, Sendable, Codable {
+    case ok = 0
+    case failed = 1
+    case usage = 2
+    case partial = 3
+    case integrity = 4
+    case locked = 11
+}
+
+/// An error meant for a person: it says what happened, to which object, and what to try.
+///
+/// `description` is one plain sentence (no secret ever reaches it); `hint` is printed as `Try: …`.
+public protocol UserFacingError: Error, CustomStringConvertible {
+    var exitStatus: ExitStatus { get }
+    var hint: String? { get }
+}
+
+extension UserFacingError {
+    public var hint: String? { nil }
+}
+
+/// A generic user-facing error for the cases that need no type of their own.
+public struct BackupFailure: UserFacingError, Equatable {
+    public var message: String
+    public var exitStatus: ExitStatus
+    public var hint: String?
+
+    public init(_ message: String, exitStatus: ExitStatus = .failed, hint: String? = nil) {
+        self.message = message
+        self.exitStatus = exitStatus
+        self.hint = hint
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,24 @@
+/// Named defaults, in one place.
+public enum Defaults {
+    /// gzip level of the artifact pipeline (what `gzip -6` uses).
+    public static let compressionLevel = 6
+    /// Size of one independently compressed block of the parallel gzip writer.
+    public static let compressionBlockSize = 128 * 1024
+    /// Chunk size read from a source at a time.
+    public static let readChunkSize = 256 * 1024
+    /// How long a network read may stay idle before a source is declared stuck.
+    public static let sourceIdleTimeoutSeconds = 60.0
+    /// How long a Redis server may take to start sending a snapshot (its BGSAVE can take minutes on a big
+    /// dataset with disk-based replication; keepalives arrive meanwhile).
+    public static let snapshotStartTimeoutSeconds = 600.0
+    /// How long to wait for a TCP connection.
+    public static let connectTimeoutSeconds = 10.0
+    /// Default repository and catalog of the embedded policy.
+    public static let repositoryPath = "./backups"
+    public static let catalogFileName = "catalog.sqlite"
+    public static let lockFileName = ".lock"
+    /// Default port of a Redis server.
+    public static let redisPort = 6379
+    /// Lines of a child's stderr kept for an error message.
+    public static let stderrTailLines = 20
+}

@@ -1,0 +1,180 @@
+import Foundation
+
+/// Kinds of data source kaleem-backup knows.
+public enum SourceKind: String, Sendable, Codable, CaseIterable {
+    case redis
+    case mongodb
+    case s3
+}
+
+/// Why a run was started.
+public enum RunTag: String, Sendable, Codable, CaseIterable {
+    case nightly
+    case manual
+    case preDeploy = "pre-deploy"
+}
+
+/// Life of a run: `running` until it ends; `partial` when some sources succeeded and others failed.
+public enum RunStatus: String, Sendable, Codable {
+    case running
+    case ok
+    case failed
+    case partial
+}
+
+/// Life of an artifact. Only `ok` artifacts count as backups; `running` rows found at start-up belong to a
+/// crashed run and are marked `failed`.
+public enum ArtifactStatus: String, Sendable, Codable {
+    case running
+    case ok
+    case failed
+}
+
+/// A JSON value, for source statistics recorded beside an artifact (key counts, versions, ...).
+public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let v): try c.encode(v)
+        case .int(let v): try c.encode(v)
+        case .double(let v): try c.encode(v)
+        case .string(let v): try c.encode(v)
+        case .array(let v): try c.encode(v)
+        case .object(let v): try c.encode(v)
+        }
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var intValue: Int? {
+        if case .int(let v) = self { return v }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let v): return String(v)
+        case .int(let v): return String(v)
+        case .double(let v): return String(v)
+        case .string(let v): return v
+        case .array(let v): return "[" + v.map(\.description).joined(separator: ", ") + "]"
+        case .object(let o):
+            let inner = o.keys.sorted().map { "\($0)=\(o[$0]!.description)" }.joined(separator: " ")
+            return "{" + inner + "}"
+        }
+    }
+}
+
+/// One run of `backup` (or of a hook): a set of artifacts taken together.
+public struct RunInfo: Sendable, Equatable, Codable {
+    public var id: String
+    public var tag: RunTag
+    public var release: String?
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var status: RunStatus
+    public var host: String
+
+    /// Field names of the manifest format (snake_case, stable).
+    enum CodingKeys: String, CodingKey {
+        case id, tag, release, status, host
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+    }
+
+    public init(id: String, tag: RunTag, release: String?, startedAt: Date, finishedAt: Date? = nil,
+                status: RunStatus, host: String) {
+        self.id = id
+        self.tag = tag
+        self.release = release
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.status = status
+        self.host = host
+    }
+}
+
+/// One stored backup of one source, as the catalog and the manifest describe it.
+public struct ArtifactInfo: Sendable, Equatable, Codable {
+    public var id: String
+    public var runID: String
+    public var source: String
+    public var kind: SourceKind
+    /// Path of the stored file, relative to the repository root.
+    public var path: String
+    public var bytesRaw: Int64
+    public var bytesStored: Int64
+    /// Hex sha256 of the stored (compressed) file, what `sha256sum` prints.
+    public var sha256: String
+    public var compression: String
+    public var status: ArtifactStatus
+    public var createdAt: Date
+    public var pinned: Bool
+    public var pinReason: String?
+    public var deletedAt: Date?
+    public var stats: [String: JSONValue]
+    /// Why a failed artifact failed (redacted), or nil.
+    public var detail: String?
+    public var tag: RunTag
+    public var release: String?
+
+    /// Field names of the manifest format (snake_case, stable).
+    enum CodingKeys: String, CodingKey {
+        case id, source, kind, path, sha256, compression, status, pinned, stats, detail, tag, release
+        case runID = "run_id"
+        case bytesRaw = "bytes_raw"
+        case bytesStored = "bytes_stored"
+        case createdAt = "created_at"
+        case pinReason = "pin_reason"
+        case deletedAt = "deleted_at"
+    }
+
+    public init(id: String, runID: String, source: String, kind: SourceKind, path: String,
+                bytesRaw: Int64 = 0, bytesStored: Int64 = 0, sha256: String = "", compression: String = "gzip",
+                status: ArtifactStatus, createdAt: Date, pinned: Bool = false, pinReason: String? = nil,
+                deletedAt: Date? = nil, stats: [String: JSONValue] = [:], detail: String? = nil,
+                tag: RunTag, release: String? = nil) {
+        self.id = id
+        self.runID = runID
+        self.source = source
+        self.kind = kind
+        self.path = path
+        self.bytesRaw = bytesRaw
+        self.bytesStored = bytesStored
+        self.sha256 = sha256
+        self.compression = compression
+        self.status = status
+        self.createdAt = createdAt
+        self.pinned = pinned
+        self.pinReason = pinReason
+        self.deletedAt = deletedAt
+        self.stats = stats
+        self.detail = detail
+        self.tag = tag
+        self.release = release
+    }
+}

@@ -1,0 +1,85 @@
+/// A validated policy: where backups go and what to back up. Built by `PolicyParser` from a YAML file.
+public struct Policy: Sendable, Equatable {
+    /// The file it was read from (for messages), or `<embedded local.yml>`.
+    public var origin: String
+    public var repository: RepositoryPolicy
+    /// Sources in the order the file lists them.
+    public var sources: [SourcePolicy]
+    public var compression: CompressionPolicy
+
+    public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
+                compression: CompressionPolicy = CompressionPolicy()) {
+        self.origin = origin
+        self.repository = repository
+        self.sources = sources
+        self.compression = compression
+    }
+
+    public func source(named name: String) -> SourcePolicy? {
+        sources.first { $0.name == name }
+    }
+}
+
+public struct RepositoryPolicy: Sendable, Equatable {
+    /// Root directory of the local repository (relative paths are relative to the working directory).
+    public var path: String
+    /// The catalog's SQLite file; nil means `<path>/catalog.sqlite`.
+    public var catalog: String?
+
+    public init(path: String, catalog: String? = nil) {
+        self.path = path
+        self.catalog = catalog
+    }
+}
+
+public struct CompressionPolicy: Sendable, Equatable {
+    /// zlib level, 1 (fastest) to 9 (smallest).
+    public var level: Int
+    /// Compression threads; nil means one per core.
+    public var workers: Int?
+
+    public init(level: Int = Defaults.compressionLevel, workers: Int? = nil) {
+        self.level = level
+        self.workers = workers
+    }
+}
+
+public struct SourcePolicy: Sendable, Equatable {
+    public var name: String
+    public var settings: SourceSettings
+
+    public init(name: String, settings: SourceSettings) {
+        self.name = name
+        self.settings = settings
+    }
+
+    public var kind: SourceKind {
+        switch settings {
+        case .redis: return .redis
+        }
+    }
+}
+
+/// The settings of each kind of source.
+public enum SourceSettings: Sendable, Equatable {
+    case redis(RedisSourcePolicy)
+}
+
+public struct RedisSourcePolicy: Sendable, Equatable {
+    public var endpoint: RedisEndpoint
+    /// A password given apart from the URL (`password_file:`, or `password:`); it wins over the URL's.
+    public var password: SecretReference?
+    /// Idle timeout of the snapshot connection, in seconds.
+    public var timeoutSeconds: Double
+    /// How long the server may take to start sending the snapshot, in seconds.
+    public var startTimeoutSeconds: Double
+
+    public init(endpoint: RedisEndpoint, password: SecretReference? = nil,
+                timeoutSeconds: Double = Defaults.sourceIdleTimeoutSeconds,
+                startTimeoutSeconds: Double = Defaults.snapshotStartTimeoutSeconds) {
+        self.endpoint = endpoint
+        self.password = password
+        self.timeoutSeconds = timeoutSeconds
+        self.startTimeoutSeconds = startTimeoutSeconds
+    }
+}

@@ -1,0 +1,202 @@
+import Yams
+
+/// Reads a policy from YAML text. Pure: the caller passes the text, where it came from and the environment.
+///
+/// Unknown keys are errors (a typo must not silently disable a backup); `${VAR}` forms are expanded in every
+/// string value; `*_file` keys name files holding secrets, read later by the engine.
+public enum PolicyParser {
+    public static func parse(_ text: String, origin: String, environment: [String: String]) throws(PolicyError) -> Policy {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw PolicyError(origin: origin, keyPath: "", problem: "the file is empty; expected a mapping with repository and sources")
+            }
+            root = node
+        } catch let error as PolicyError {
+            throw error
+        } catch let error as YamlError {
+            throw syntaxError(error, origin: origin)
+        } catch {
+            throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
+        }
+        let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression"])
+
+        guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
+        let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
+        guard let pathNode = repoMap["path"] else { throw repoNode.error("missing key \"path\" (the backup directory)") }
+        let repository = RepositoryPolicy(path: try pathNode.nonEmptyString(), catalog: try repoMap["catalog"]?.nonEmptyString())
+
+        var compression = CompressionPolicy()
+        if let c = top["compression"] {
+            let map = try c.mapping(allowed: ["level", "workers"])
+            if let l = map["level"] { compression.level = try l.int(in: 1...9) }
+            if let w = map["workers"] { compression.workers = try w.int(in: 1...64) }
+        }
+
+        guard let sourcesNode = top["sources"] else { throw reader.error("missing key \"sources\" (expected at least one source)") }
+        let entries = try sourcesNode.orderedMapping()
+        if entries.isEmpty { throw sourcesNode.error("expected at least one source") }
+        var sources: [SourcePolicy] = []
+        for (name, node) in entries {
+            guard isValidSourceName(name) else {
+                throw node.error("source name \"\(name)\" must be 1-64 letters, digits, '-' or '_' (it becomes a directory name)")
+            }
+            sources.append(try parseSource(name: name, node: node))
+        }
+        return Policy(origin: origin, repository: repository, sources: sources, compression: compression)
+    }
+
+    static func isValidSourceName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.first != "-"
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+
+    private static func parseSource(name: String, node: PolicyNode) throws(PolicyError) -> SourcePolicy {
+        let kindNode = try node.mapping(allowed: nil)["kind"]
+        guard let kindNode else { throw node.error("missing key \"kind\" (one of: redis)") }
+        let kindText = try kindNode.string()
+        switch kindText {
+        case SourceKind.redis.rawValue:
+            let map = try node.mapping(allowed: ["kind", "url", "password", "password_file", "timeout", "start_timeout"])
+            guard let urlNode = map["url"] else { throw node.error("missing key \"url\" (e.g. redis://127.0.0.1:6379)") }
+            let urlText = try urlNode.nonEmptyString()
+            let endpoint: RedisEndpoint
+            do {
+                endpoint = try RedisEndpoint.parse(urlText)
+            } catch {
+                let shown = Redaction.url(urlText)
+                switch error {
+                case .tlsUnsupported: throw urlNode.error("TLS (rediss://) is not supported yet; found \"\(shown)\"")
+                case .badPort: throw urlNode.error("expected a port from 1 to 65535 in \"\(shown)\"")
+                case .badDatabase: throw urlNode.error("expected a database number after the / in \"\(shown)\"")
+                case .missingHost: throw urlNode.error("expected a host in \"\(shown)\"")
+                case .notRedisURL: throw urlNode.error("expected a URL redis://[user:password@]host[:port][/db], found \"\(shown)\"")
+                }
+            }
+            var password: SecretReference?
+            if let p = map["password"], let f = map["password_file"] {
+                _ = p
+                throw f.error("give either password or password_file, not both")
+            }
+            if let p = map["password"] { password = .inline(Secret(try p.string(secret: true))) }
+            if let f = map["password_file"] { password = .file(try f.nonEmptyString()) }
+            var timeout = Defaults.sourceIdleTimeoutSeconds
+            if let t = map["timeout"] { timeout = try t.duration() }
+            var startTimeout = Defaults.snapshotStartTimeoutSeconds
+            if let t = map["start_timeout"] { startTimeout = try t.duration() }
+            return SourcePolicy(name: name, settings: .redis(RedisSourcePolicy(
+                endpoint: endpoint, password: password, timeoutSeconds: timeout, startTimeoutSeconds: startTimeout)))
+        case SourceKind.mongodb.rawValue, SourceKind.s3.rawValue:
+            throw kindNode.error("source kind \"\(kindText)\" is not supported by this version yet (supported: redis)")
+        default:
+            throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis")
+        }
+    }
+
+    private static func syntaxError(_ error: YamlError, origin: String) -> PolicyError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return PolicyError(origin: origin, keyPath: "", line: mark.line, problem: "YAML syntax error at column \(mark.column): \(problem)")
+        default:
+            return PolicyError(origin: origin, keyPath: "", problem: "YAML error: \(error)")
+        }
+    }
+}
+
+/// A node of the policy document with its key path, for typed reads that fail with a precise `PolicyError`.
+struct PolicyNode {
+    let node: Node
+    let path: String
+    let origin: String
+    let environment: [String: String]
+
+    func error(_ problem: String) -> PolicyError {
+        PolicyError(origin: origin, keyPath: path, line: node.mark?.line, problem: problem)
+    }
+
+    private func child(_ key: String, _ node: Node) -> PolicyNode {
+        PolicyNode(node: node, path: path.isEmpty ? key : path + "." + key, origin: origin, environment: environment)
+    }
+
+    /// The mapping's entries in file order; keys must be strings and unique.
+    func orderedMapping() throws(PolicyError) -> [(String, PolicyNode)] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping (key: value lines), found \(kindName)") }
+        var seen = Set<String>()
+        var out: [(String, PolicyNode)] = []
+        for (k, v) in mapping {
+            guard case .scalar(let s) = k else { throw error("expected plain keys") }
+            guard seen.insert(s.string).inserted else { throw child(s.string, v).error("duplicate key \"\(s.string)\"") }
+            out.append((s.string, child(s.string, v)))
+        }
+        return out
+    }
+
+    /// The mapping as a dictionary; a key outside `allowed` (when given) is an error naming the allowed keys.
+    func mapping(allowed: Set<String>?) throws(PolicyError) -> [String: PolicyNode] {
+        var out: [String: PolicyNode] = [:]
+        for (key, value) in try orderedMapping() {
+            if let allowed, !allowed.contains(key) {
+                throw value.error("unknown key \"\(key)\"; expected one of: \(allowed.sorted().joined(separator: ", "))")
+            }
+            out[key] = value
+        }
+        return out
+    }
+
+    private var kindName: String {
+        switch node {
+        case .scalar(let s): return "\"\(s.string)\""
+        case .sequence: return "a list"
+        case .mapping: return "a mapping"
+        }
+    }
+
+    /// The scalar's text with `${VAR}` forms expanded. `secret` keeps the value out of any message.
+    func string(secret: Bool = false) throws(PolicyError) -> String {
+        guard case .scalar(let s) = node else { throw error("expected a text value, found \(secret ? "a non-text value" : kindName)") }
+        do {
+            return try EnvironmentExpansion.expand(s.string, environment: environment)
+        } catch {
+            switch error {
+            case .unset(let v):
+                throw self.error("environment variable \(v) is not set (write ${\(v):-default} for a default)")
+            case .required(let v, let message):
+                throw self.error("environment variable \(v) is required: \(message.isEmpty ? "not set" : message)")
+            case .malformed(let what):
+                throw self.error("bad variable reference: \(what)")
+            }
+        }
+    }
+
+    func nonEmptyString() throws(PolicyError) -> String {
+        let s = try string()
+        if s.isEmpty { throw error("expected a non-empty value") }
+        return s
+    }
+
+    func int(in range: ClosedRange<Int>) throws(PolicyError) -> Int {
+        let s = try string()
+        guard let v = Int(s), range.contains(v) else {
+            throw error("expected a whole number from \(range.lowerBound) to \(range.upperBound), found \"\(s)\"")
+        }
+        return v
+    }
+
+    /// Seconds, as a number (`30`, `2.5`) or with a unit (`30s`, `5m`, `1h`).
+    func duration() throws(PolicyError) -> Double {
+        let s = try string()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        var number = Substring(s)
+        var factor = 1.0
+        for (suffix, f) in units where s.hasSuffix(suffix) && Double(s.dropLast(suffix.count)) != nil {
+            number = s.dropLast(suffix.count)
+            factor = f
+            break
+        }
+        guard let v = Double(number), v > 0, v.isFinite else {
+            throw error("expected a duration such as 30, 30s, 5m or 1h, found \"\(s)\"")
+        }
+        return v * factor
+    }
+}

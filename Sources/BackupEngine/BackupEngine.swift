@@ -1,0 +1,224 @@
+// BackupEngine: the orchestration. It wires a source connector (which reads a source and writes a stream)
+// to the artifact pipeline (gzip, sha256, atomic file) and records everything in the catalog.
+//
+// backup, for each source:
+//   lock the repository; clean what a crashed run left (.partial files, `running` rows and their files)
+//   record the run (running) and the artifact (running, path chosen)
+//   stream source → [verifier thread] and → gzip → sha256 → <file>.partial
+//   verifier failed or source failed → remove the partial, artifact `failed` (with why)
+//   else rename into place, write the manifest, artifact `ok` with its stats
+//   run = ok | partial | failed
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import Foundation
+import Logging
+import RedisBackup
+
+/// What `backup` did: the run and one artifact per source.
+public struct BackupResult: Sendable {
+    public var run: RunInfo
+    public var artifacts: [ArtifactInfo]
+
+    public var exitStatus: ExitStatus {
+        switch run.status {
+        case .ok: return .ok
+        case .partial: return .partial
+        default:
+            // A run that failed because a snapshot did not verify is an integrity failure.
+            let integrity = artifacts.contains { $0.stats["failure"] == .string("integrity") }
+            return integrity && artifacts.allSatisfy({ $0.status != .ok }) ? .integrity : .failed
+        }
+    }
+}
+
+/// The outcome of verifying one artifact.
+public struct VerifyResult: Sendable, Equatable, Codable {
+    public var id: String
+    public var ok: Bool
+    public var detail: String
+}
+
+/// Everything the engine needs from the outside world, passed in so tests can drive it.
+public struct EngineEnvironment: Sendable {
+    public var variables: [String: String]
+    public var clock: @Sendable () -> Date
+    public var host: String
+    public var logger: Logger
+
+    public init(variables: [String: String] = ProcessInfo.processInfo.environment,
+                clock: @escaping @Sendable () -> Date = { Date() },
+                host: String = ProcessInfo.processInfo.hostName,
+                logger: Logger = Logger(label: "kaleem-backup")) {
+        self.variables = variables
+        self.clock = clock
+        self.host = host
+        self.logger = logger
+    }
+}
+
+public final class BackupEngine {
+    public let policy: Policy
+    public let repository: LocalRepository
+    let environment: EngineEnvironment
+    var logger: Logger { environment.logger }
+    private var catalogStore: Catalog?
+    private var generator = SystemRandomNumberGenerator()
+
+    public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment()) {
+        self.policy = policy
+        self.environment = environment
+        repository = LocalRepository(root: policy.repository.path)
+    }
+
+    public var catalogPath: String { policy.repository.catalog ?? repository.defaultCatalogPath }
+
+    /// The catalog, opened on first use (creating the repository when it is the catalog's home).
+    public func catalog() throws -> Catalog {
+        if let catalogStore { return catalogStore }
+        if policy.repository.catalog == nil { try repository.prepare() }
+        let c = try Catalog(path: catalogPath)
+        catalogStore = c
+        return c
+    }
+
+    // MARK: backup
+
+    /// Backs up the named sources (all when empty) as one run.
+    public func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) throws -> BackupResult {
+        let selected = try selectSources(names)
+        try repository.prepare()
+        let lock = try RunLock(path: repository.lockPath, purpose: "backup")
+        defer { lock.release() }
+        let catalog = try catalog()
+        try recoverFromCrash(catalog)
+
+        let started = environment.clock()
+        var run = RunInfo(id: "run-" + Identifier.make(at: started, using: &generator), tag: tag, release: release,
+                          startedAt: started, status: .running, host: environment.host)
+        try catalog.insertRun(run)
+        logger.info("backup run started", metadata: ["run": "\(run.id)", "tag": "\(tag.rawValue)", "sources": "\(selected.map(\.name))"])
+
+        var artifacts: [ArtifactInfo] = []
+        for source in selected {
+            artifacts.append(try backupOne(source, run: run, catalog: catalog))
+        }
+        let good = artifacts.filter { $0.status == .ok }.count
+        run.status = good == artifacts.count ? .ok : (good == 0 ? .failed : .partial)
+        run.finishedAt = environment.clock()
+        try catalog.finishRun(id: run.id, status: run.status, at: run.finishedAt!)
+        logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
+        return BackupResult(run: run, artifacts: artifacts)
+    }
+
+    func selectSources(_ names: [String]) throws -> [SourcePolicy] {
+        if names.isEmpty { return policy.sources }
+        return try names.map { name in
+            guard let s = policy.source(named: name) else {
+                throw BackupFailure("no source named \"\(name)\" in \(policy.origin)", exitStatus: .usage,
+                                    hint: "the sources are: \(policy.sources.map(\.name).joined(separator: ", "))")
+            }
+            return s
+        }
+    }
+
+    /// Marks artifacts left `running` by a dead process as failed, removes their files and every `.partial`.
+    /// Called with the run lock held, so nothing found here belongs to a live run.
+    func recoverFromCrash(_ catalog: Catalog) throws {
+        let partials = repository.removePartialFiles()
+        let stale = try catalog.markInterrupted(at: environment.clock())
+        for artifact in stale {
+            unlink(repository.absolute(artifact.path))
+            unlink(repository.manifestPath(forArtifact: artifact.path, id: artifact.id))
+        }
+        if !partials.isEmpty || !stale.isEmpty {
+            logger.warning("cleaned up after an interrupted run",
+                           metadata: ["partial_files": "\(partials.count)", "interrupted_artifacts": "\(stale.map(\.id))"])
+        }
+    }
+
+    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) throws -> ArtifactInfo {
+        let created = environment.clock()
+        let id = Identifier.make(at: created, using: &generator)
+        let ext: String
+        switch source.settings {
+        case .redis: ext = "rdb"
+        }
+        let path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: ext)
+        var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: path,
+                                    status: .running, createdAt: created, tag: run.tag, release: run.release)
+        try catalog.insertArtifact(artifact)
+        let startTime = DispatchTime.now()
+        do {
+            try repository.prepareDirectory(forArtifact: path)
+            let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression)
+            var stats: [String: JSONValue]
+            do {
+                switch source.settings {
+                case .redis(let redis):
+                    stats = try RedisSourceBackup(policy: redis, secrets: secretResolver(for: source.name))
+                        .run(into: writer)
+                }
+            } catch {
+                writer.abort()
+                throw error
+            }
+            let stored = try writer.commit()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
+            stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
+            artifact.bytesRaw = stored.bytesRaw
+            artifact.bytesStored = stored.bytesStored
+            artifact.sha256 = stored.sha256
+            artifact.stats = stats
+            artifact.status = .ok
+            var finishedRun = run
+            finishedRun.status = .running
+            try repository.writeManifest(Manifest(artifact: artifact, run: finishedRun))
+            try catalog.updateArtifact(artifact)
+            logger.info("backup ok", metadata: [
+                "source": "\(source.name)", "artifact": "\(id)", "bytes_raw": "\(stored.bytesRaw)",
+                "bytes_stored": "\(stored.bytesStored)", "seconds": "\(String(format: "%.2f", seconds))",
+            ])
+            return artifact
+        } catch {
+            artifact.status = .failed
+            artifact.detail = describe(error)
+            if error is RDBError || error is IntegrityError { artifact.stats["failure"] = .string("integrity") }
+            unlink(repository.manifestPath(forArtifact: path, id: id))
+            try catalog.updateArtifact(artifact)
+            logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
+            return artifact
+        }
+    }
+
+    func secretResolver(for source: String) -> SecretResolver {
+        SecretResolver(source: source, policyOrigin: policy.origin)
+    }
+
+    /// One sentence for a catalog row or a log line (user-facing errors are already free of secrets).
+    func describe(_ error: Error) -> String {
+        if let e = error as? UserFacingError { return e.description }
+        return "\(error)"
+    }
+}
+
+/// Reads `*_file` secrets when they are needed; their contents are never stored or printed.
+public struct SecretResolver: Sendable {
+    public var source: String
+    public var policyOrigin: String
+
+    public func resolve(_ reference: SecretReference?, key: String) throws -> Secret? {
+        switch reference {
+        case nil: return nil
+        case .inline(let s): return s
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw BackupFailure("cannot read \(key)_file \(path) of source \"\(source)\"", exitStatus: .usage,
+                                    hint: "check that the file exists and is readable by this user (policy \(policyOrigin))")
+            }
+            var text = String(decoding: data, as: UTF8.self)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            return Secret(text)
+        }
+    }
+}

@@ -1,0 +1,460 @@
+// RedisBackup: everything that speaks Redis. A RESP client, the `SYNC` snapshot (what `redis-cli --rdb`
+// does, streamed), the RDB verifier, and a scratch `redis-server` for tests and drills. It never touches the
+// catalog or the repository: it reads from a server and writes to a stream.
+import BackupCore
+
+/// What a verified RDB holds.
+public struct RDBReport: Sendable, Equatable {
+    public enum Checksum: String, Sendable {
+        /// The stored CRC-64 matched the computed one.
+        case verified = "ok"
+        /// The file was written with `rdbchecksum no` (stored CRC 0): nothing to compare.
+        case disabled
+        /// RDB version < 5 has no checksum.
+        case absent
+    }
+
+    public struct Database: Sendable, Equatable {
+        public var keys = 0
+        public var expires = 0
+        /// What RESIZEDB announced (nil before RDB 7).
+        public var announcedKeys: Int?
+        public var announcedExpires: Int?
+    }
+
+    public var version: Int
+    public var redisVersion: String?
+    public var checksum: Checksum
+    public var databases: [Int: Database]
+    /// Bytes of the RDB, up to and including the checksum.
+    public var bytes: Int64
+
+    public var keys: Int { databases.values.reduce(0) { $0 + $1.keys } }
+    public var expires: Int { databases.values.reduce(0) { $0 + $1.expires } }
+
+    /// The statistics recorded in the catalog for a Redis artifact.
+    public var stats: [String: JSONValue] {
+        var dbs: [String: JSONValue] = [:]
+        for (db, counts) in databases {
+            dbs[String(db)] = .object(["keys": .int(counts.keys), "expires": .int(counts.expires)])
+        }
+        var out: [String: JSONValue] = [
+            "rdb_version": .int(version),
+            "keys": .int(keys),
+            "expires": .int(expires),
+            "checksum": .string(checksum.rawValue),
+            "databases": .object(dbs),
+            "rdb_bytes": .int(Int(bytes)),
+        ]
+        if let redisVersion { out["redis_version"] = .string(redisVersion) }
+        return out
+    }
+}
+
+/// Why an RDB is not valid: where (byte offset) and what.
+public struct RDBError: UserFacingError, Equatable {
+    public var offset: Int64
+    public var problem: String
+    public var exitStatus: ExitStatus { .integrity }
+    public var description: String { "RDB is not valid at byte \(offset): \(problem)" }
+}
+
+/// Walks an RDB stream structurally, as `redis-check-rdb` does: magic and version, every opcode and every
+/// key's value framing, key counts per database (compared with RESIZEDB), encoded containers' headers
+/// (ziplist, listpack, intset, zipmap) including the empty-key corruption, and the CRC-64 trailer.
+/// It reads each byte once and keeps no whole value in memory except small encoded containers.
+public enum RDBVerifier {
+    /// Highest RDB version this verifier knows (Redis 7.4).
+    public static let maxVersion = 12
+
+    public static func verify<S: ByteSource>(_ source: S) throws -> RDBReport {
+        var input = RDBInput(source: source)
+        do {
+            return try parse(&input)
+        } catch let error as RDBError {
+            throw error
+        } catch RDBInputEnd.end {
+            throw RDBError(offset: input.offset, problem: "the data ends before the RDB's end marker (truncated)")
+        }
+    }
+
+    private static func parse<S>(_ input: inout RDBInput<S>) throws -> RDBReport {
+        let magic = try input.bytes(9)
+        guard magic.starts(with: Array("REDIS".utf8)),
+              let version = Int(String(decoding: magic[5...], as: UTF8.self)) else {
+            throw RDBError(offset: 0, problem: "no RDB magic (expected \"REDIS\" and a 4-digit version)")
+        }
+        guard (1...maxVersion).contains(version) else {
+            throw RDBError(offset: 5, problem: "RDB version \(version) is not supported (this verifier reads 1 to \(maxVersion))")
+        }
+        var report = RDBReport(version: version, redisVersion: nil, checksum: .absent, databases: [:], bytes: 0)
+        var db = 0
+        var pendingExpire = false
+        while true {
+            let opcodeOffset = input.offset
+            let opcode = try input.byte()
+            switch opcode {
+            case 0xFF: // EOF
+                if version >= 5 {
+                    let computed = input.finishCRC()
+                    let stored = try input.bytes(8).reversed().reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
+                    if stored == 0 {
+                        report.checksum = .disabled
+                    } else if stored != computed {
+                        throw RDBError(offset: input.offset - 8, problem: String(format: "wrong RDB checksum: stored %016llx, computed %016llx", stored, computed))
+                    } else {
+                        report.checksum = .verified
+                    }
+                }
+                report.bytes = input.offset
+                try checkCounts(report, version: version)
+                return report
+            case 0xFE: // SELECTDB
+                db = try input.length()
+                report.databases[db, default: .init()] = report.databases[db] ?? .init()
+            case 0xFB: // RESIZEDB
+                let size = try input.length()
+                let expires = try input.length()
+                report.databases[db, default: .init()].announcedKeys = size
+                report.databases[db, default: .init()].announcedExpires = expires
+            case 0xFA: // AUX
+                let key = try input.string(limit: 1 << 20)
+                let value = try input.string(limit: 1 << 20)
+                if let key, String(decoding: key, as: UTF8.self) == "redis-ver", let value {
+                    report.redisVersion = String(decoding: value, as: UTF8.self)
+                }
+            case 0xFC: // EXPIRETIME_MS
+                try input.skip(8)
+                pendingExpire = true
+            case 0xFD: // EXPIRETIME (seconds)
+                try input.skip(4)
+                pendingExpire = true
+            case 0xF8: // IDLE
+                _ = try input.length()
+            case 0xF9: // FREQ
+                try input.skip(1)
+            case 0xF7: // MODULE_AUX
+                _ = try input.length() // module id
+                let when = try input.length()
+                guard when == 2 else { throw RDBError(offset: opcodeOffset, problem: "module aux data with an unknown 'when' opcode \(when)") }
+                _ = try input.length()
+                try skipModuleValue(&input)
+            case 0xF5: // FUNCTION2
+                try input.skipString()
+            case 0xF6:
+                throw RDBError(offset: opcodeOffset, problem: "pre-release function data (FUNCTION opcode 0xF6) is not supported")
+            case 0xF4: // SLOT_INFO
+                _ = try input.length(); _ = try input.length(); _ = try input.length()
+            default:
+                try input.skipString() // the key
+                try skipValue(type: opcode, offset: opcodeOffset, &input)
+                report.databases[db, default: .init()].keys += 1
+                if pendingExpire { report.databases[db, default: .init()].expires += 1 }
+                pendingExpire = false
+            }
+        }
+    }
+
+    /// From Redis 5 (RDB 9) on, RESIZEDB counts exactly the entries written; older savers skipped expired keys.
+    private static func checkCounts(_ report: RDBReport, version: Int) throws {
+        for (db, counts) in report.databases {
+            guard let announced = counts.announcedKeys else { continue }
+            if version >= 9 ? announced != counts.keys : announced < counts.keys {
+                throw RDBError(offset: report.bytes, problem: "database \(db) announces \(announced) keys (RESIZEDB) but holds \(counts.keys)")
+            }
+        }
+    }
+
+    private static func skipValue<S>(type: UInt8, offset: Int64, _ input: inout RDBInput<S>) throws {
+        func empty() -> RDBError { RDBError(offset: offset, problem: "key of type \(type) has no elements (empty keys are corrupt)") }
+        switch type {
+        case 0: // string
+            try input.skipString()
+        case 1, 2: // list, set
+            let n = try input.length()
+            if n == 0 { throw empty() }
+            for _ in 0..<n { try input.skipString() }
+        case 3: // zset with string scores
+            let n = try input.length()
+            if n == 0 { throw empty() }
+            for _ in 0..<n {
+                try input.skipString()
+                let len = try input.byte()
+                if len < 253 { try input.skip(Int(len)) }
+            }
+        case 5: // zset2: binary double scores
+            let n = try input.length()
+            if n == 0 { throw empty() }
+            for _ in 0..<n { try input.skipString(); try input.skip(8) }
+        case 4: // hash
+            let n = try input.length()
+            if n == 0 { throw empty() }
+            for _ in 0..<2 * n { try input.skipString() }
+        case 6:
+            throw RDBError(offset: offset, problem: "pre-release module value (type 6) is not supported")
+        case 7: // module 2
+            _ = try input.length()
+            try skipModuleValue(&input)
+        case 9: // zipmap
+            let blob = try input.encodedBlob(offset: offset)
+            guard blob.count >= 2, blob.last == 0xFF else { throw RDBError(offset: offset, problem: "zipmap is malformed") }
+            if blob[0] == 0 { throw empty() }
+        case 10, 12, 13: // ziplist-encoded list, zset, hash
+            if try ZiplistHeader.count(try input.encodedBlob(offset: offset), offset: offset) == 0 { throw empty() }
+        case 11: // intset
+            let blob = try input.encodedBlob(offset: offset)
+            guard blob.count >= 8 else { throw RDBError(offset: offset, problem: "intset is too short") }
+            let enc = Int(le32(blob, 0)), len = Int(le32(blob, 4))
+            guard [2, 4, 8].contains(enc), blob.count == 8 + enc * len else {
+                throw RDBError(offset: offset, problem: "intset header does not match its size")
+            }
+            if len == 0 { throw empty() }
+        case 16, 17, 20: // listpack-encoded hash, zset, set
+            if try ListpackHeader.count(try input.encodedBlob(offset: offset), offset: offset) == 0 { throw empty() }
+        case 14: // quicklist of ziplists
+            let nodes = try input.length()
+            var total = 0
+            for _ in 0..<nodes { total += try ZiplistHeader.count(try input.encodedBlob(offset: offset), offset: offset) }
+            if total == 0 { throw empty() }
+        case 18: // quicklist of listpacks (or plain nodes)
+            let nodes = try input.length()
+            var total = 0
+            for _ in 0..<nodes {
+                let container = try input.length()
+                switch container {
+                case 1: try input.skipString(); total += 1
+                case 2: total += try ListpackHeader.count(try input.encodedBlob(offset: offset), offset: offset)
+                default: throw RDBError(offset: offset, problem: "quicklist node has unknown container \(container)")
+                }
+            }
+            if total == 0 { throw empty() }
+        case 15, 19, 21: // streams
+            try skipStream(type: type, offset: offset, &input)
+        case 22...25:
+            throw RDBError(offset: offset, problem: "hash with field expirations (type \(type), Redis 7.4) is not supported by this verifier yet")
+        default:
+            throw RDBError(offset: offset, problem: "unknown value type or opcode \(type)")
+        }
+    }
+
+    private static func skipStream<S>(type: UInt8, offset: Int64, _ input: inout RDBInput<S>) throws {
+        let listpacks = try input.length()
+        for _ in 0..<listpacks {
+            let nodeKey = try input.string(limit: 64)
+            guard nodeKey?.count == 16 else { throw RDBError(offset: offset, problem: "stream node key is not 16 bytes") }
+            let blob = try input.encodedBlob(offset: offset)
+            _ = try ListpackHeader.count(blob, offset: offset)
+        }
+        _ = try input.length(); _ = try input.length(); _ = try input.length() // length, last id
+        if type >= 19 { for _ in 0..<5 { _ = try input.length() } } // first id, max deleted id, entries added
+        let groups = try input.length()
+        for _ in 0..<groups {
+            try input.skipString()
+            _ = try input.length(); _ = try input.length() // last id
+            if type >= 19 { _ = try input.length() } // entries read
+            let pel = try input.length()
+            for _ in 0..<pel { try input.skip(16 + 8); _ = try input.length() }
+            let consumers = try input.length()
+            for _ in 0..<consumers {
+                try input.skipString()
+                try input.skip(type >= 21 ? 16 : 8)
+                let owned = try input.length()
+                try input.skip(16 * owned)
+            }
+        }
+    }
+
+    private static func skipModuleValue<S>(_ input: inout RDBInput<S>) throws {
+        while true {
+            let offset = input.offset
+            switch try input.length() {
+            case 0: return
+            case 1, 2: _ = try input.length()
+            case 3: try input.skip(4)
+            case 4: try input.skip(8)
+            case 5: try input.skipString()
+            case let op: throw RDBError(offset: offset, problem: "unknown module value opcode \(op)")
+            }
+        }
+    }
+}
+
+func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
+    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+}
+
+enum ZiplistHeader {
+    /// Element count of a ziplist (zlbytes, zltail, zllen, entries, 0xFF), checking its frame.
+    static func count(_ blob: [UInt8], offset: Int64) throws -> Int {
+        guard blob.count >= 11, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else {
+            throw RDBError(offset: offset, problem: "ziplist header does not match its size")
+        }
+        let n = Int(blob[8]) | Int(blob[9]) << 8
+        return n == 0xFFFF ? 1 : n // 0xFFFF: too many to count in the header; not empty.
+    }
+}
+
+enum ListpackHeader {
+    /// Element count of a listpack (total bytes, count, entries, 0xFF), checking its frame.
+    static func count(_ blob: [UInt8], offset: Int64) throws -> Int {
+        guard blob.count >= 7, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else {
+            throw RDBError(offset: offset, problem: "listpack header does not match its size")
+        }
+        let n = Int(blob[4]) | Int(blob[5]) << 8
+        return n == 0xFFFF ? 1 : n
+    }
+}
+
+enum RDBInputEnd: Error { case end }
+
+/// Byte-level reader over a `ByteSource`, keeping the running CRC-64 of every consumed byte.
+struct RDBInput<S: ByteSource> {
+    var source: S
+    var chunk: [UInt8] = []
+    var pos = 0
+    var crcFrom = 0
+    var crc: UInt64 = CRC64.jones.start
+    /// Bytes consumed before the current chunk.
+    var base: Int64 = 0
+    let crc64 = CRC64.jones
+
+    init(source: S) { self.source = source }
+
+    var offset: Int64 { base + Int64(pos) }
+
+    private mutating func flushCRC() {
+        if pos > crcFrom {
+            crc = chunk.withUnsafeBytes { crc64.update(crc, UnsafeRawBufferPointer(rebasing: $0[crcFrom..<pos])) }
+        }
+        crcFrom = pos
+    }
+
+    /// Loads the next chunk; throws at the end of the stream.
+    private mutating func refill() throws {
+        flushCRC()
+        base += Int64(chunk.count)
+        guard let next = try source.nextChunk() else { throw RDBInputEnd.end }
+        chunk = next
+        pos = 0
+        crcFrom = 0
+    }
+
+    /// The CRC of everything consumed so far (finalized).
+    mutating func finishCRC() -> UInt64 {
+        flushCRC()
+        return crc64.finalize(crc)
+    }
+
+    @inline(__always)
+    mutating func byte() throws -> UInt8 {
+        while pos == chunk.count { try refill() }
+        let b = chunk[pos]
+        pos += 1
+        return b
+    }
+
+    mutating func bytes(_ n: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(min(n, 1 << 20))
+        var left = n
+        while left > 0 {
+            while pos == chunk.count { try refill() }
+            let take = min(left, chunk.count - pos)
+            out.append(contentsOf: chunk[pos..<pos + take])
+            pos += take
+            left -= take
+        }
+        return out
+    }
+
+    mutating func skip(_ n: Int) throws {
+        var left = n
+        while left > 0 {
+            while pos == chunk.count { try refill() }
+            let take = min(left, chunk.count - pos)
+            pos += take
+            left -= take
+        }
+    }
+
+    enum Length {
+        case plain(Int)
+        case encoded(UInt8)
+    }
+
+    mutating func rawLength() throws -> Length {
+        let first = try byte()
+        switch first >> 6 {
+        case 0: return .plain(Int(first & 0x3F))
+        case 1: return .plain(Int(first & 0x3F) << 8 | Int(try byte()))
+        case 2:
+            if first == 0x80 {
+                var v = 0
+                for _ in 0..<4 { v = v << 8 | Int(try byte()) }
+                return .plain(v)
+            }
+            if first == 0x81 {
+                var v: UInt64 = 0
+                for _ in 0..<8 { v = v << 8 | UInt64(try byte()) }
+                guard v < UInt64(Int.max) else { throw RDBError(offset: offset, problem: "length \(v) is out of range") }
+                return .plain(Int(v))
+            }
+            throw RDBError(offset: offset - 1, problem: String(format: "unknown length encoding 0x%02x", first))
+        default:
+            return .encoded(first & 0x3F)
+        }
+    }
+
+    mutating func length() throws -> Int {
+        switch try rawLength() {
+        case .plain(let n): return n
+        case .encoded: throw RDBError(offset: offset - 1, problem: "expected a length, found an encoded string")
+        }
+    }
+
+    /// Skips one RDB string of any encoding without keeping it.
+    mutating func skipString() throws {
+        switch try rawLength() {
+        case .plain(let n): try skip(n)
+        case .encoded(0): try skip(1)
+        case .encoded(1): try skip(2)
+        case .encoded(2): try skip(4)
+        case .encoded(3):
+            let compressed = try length()
+            _ = try length()
+            try skip(compressed)
+        case .encoded(let e): throw RDBError(offset: offset - 1, problem: "unknown string encoding \(e)")
+        }
+    }
+
+    /// Reads one RDB string (LZF strings decompressed); nil when it is an integer encoding.
+    /// A string over `limit` bytes is an error (used only for small values).
+    mutating func string(limit: Int) throws -> [UInt8]? {
+        switch try rawLength() {
+        case .plain(let n):
+            guard n <= limit else { throw RDBError(offset: offset, problem: "string of \(n) bytes where at most \(limit) are expected") }
+            return try bytes(n)
+        case .encoded(0): try skip(1); return nil
+        case .encoded(1): try skip(2); return nil
+        case .encoded(2): try skip(4); return nil
+        case .encoded(3):
+            let compressed = try length()
+            let plain = try length()
+            guard plain <= limit else { throw RDBError(offset: offset, problem: "string of \(plain) bytes where at most \(limit) are expected") }
+            let at = offset
+            guard let out = LZF.decompress(try bytes(compressed), expectedLength: plain) else {
+                throw RDBError(offset: at, problem: "LZF-compressed string does not decompress to its recorded length")
+            }
+            return out
+        case .encoded(let e): throw RDBError(offset: offset - 1, problem: "unknown string encoding \(e)")
+        }
+    }
+
+    /// An encoded container (ziplist, listpack, intset, zipmap), decompressed.
+    mutating func encodedBlob(offset at: Int64) throws -> [UInt8] {
+        guard let blob = try string(limit: 1 << 30) else {
+            throw RDBError(offset: at, problem: "expected an encoded container, found an integer")
+        }
+        return blob
+    }
+}

@@ -1,0 +1,276 @@
+import BackupCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A reply in the Redis serialization protocol (RESP2).
+public enum RESPValue: Equatable, Sendable {
+    case simple(String)
+    case error(String)
+    case integer(Int)
+    case bulk([UInt8]?)
+    case array([RESPValue]?)
+
+    /// The reply as text (simple string or bulk), if it is one.
+    public var text: String? {
+        switch self {
+        case .simple(let s): return s
+        case .bulk(let b?): return String(decoding: b, as: UTF8.self)
+        default: return nil
+        }
+    }
+}
+
+/// A Redis server could not be reached, refused us, or stopped answering. Exit 1.
+public struct RedisError: UserFacingError, Equatable {
+    public var endpoint: String
+    public var problem: String
+    public var hintText: String?
+
+    public init(endpoint: String, problem: String, hint: String? = nil) {
+        self.endpoint = endpoint
+        self.problem = problem
+        self.hintText = hint
+    }
+
+    public var exitStatus: ExitStatus { .failed }
+    public var description: String { "Redis \(endpoint): \(problem)" }
+    public var hint: String? { hintText }
+}
+
+/// A blocking RESP connection over TCP with connect and I/O timeouts. One thread at a time.
+///
+/// Contract: `command` sends one request and returns its reply (a server error is returned as `.error`, not
+/// thrown); network failures and timeouts throw `RedisError` naming the endpoint (never the password).
+public final class RESPConnection {
+    public let endpointDescription: String
+    private var fd: Int32 = -1
+    private var buffer = [UInt8](repeating: 0, count: Defaults.readChunkSize)
+    private var start = 0
+    private var end = 0
+    private let ioTimeout: Double
+
+    public init(host: String, port: Int, endpointDescription: String,
+                connectTimeout: Double = Defaults.connectTimeoutSeconds, ioTimeout: Double) throws {
+        self.endpointDescription = endpointDescription
+        self.ioTimeout = ioTimeout
+        fd = try Self.connect(host: host, port: port, timeout: connectTimeout, endpoint: endpointDescription)
+        var tv = timeval(tv_sec: Int(ioTimeout), tv_usec: Int((ioTimeout - floor(ioTimeout)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    public convenience init(endpoint: RedisEndpoint, ioTimeout: Double = Defaults.sourceIdleTimeoutSeconds) throws {
+        try self.init(host: endpoint.host, port: endpoint.port, endpointDescription: endpoint.description, ioTimeout: ioTimeout)
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    private func failure(_ problem: String, hint: String? = nil) -> RedisError {
+        RedisError(endpoint: endpointDescription, problem: problem, hint: hint)
+    }
+
+    private static func connect(host: String, port: Int, timeout: Double, endpoint: String) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &result)
+        guard rc == 0, let first = result else {
+            throw RedisError(endpoint: endpoint, problem: "cannot resolve host \"\(host)\": \(String(cString: gai_strerror(rc)))",
+                             hint: "check the host name in the source's url")
+        }
+        defer { freeaddrinfo(result) }
+        var lastError: Int32 = ECONNREFUSED
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            ai = a.pointee.ai_next
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), a.pointee.ai_protocol)
+            if fd < 0 { lastError = errno; continue }
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            var r = Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen)
+            if r != 0 && errno == EINPROGRESS {
+                var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                let ready = poll(&pfd, 1, Int32(timeout * 1000))
+                if ready == 1 {
+                    var err: Int32 = 0
+                    var len = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+                    r = err == 0 ? 0 : -1
+                    if err != 0 { errno = err }
+                } else {
+                    r = -1
+                    errno = ETIMEDOUT
+                }
+            }
+            if r == 0 {
+                _ = fcntl(fd, F_SETFL, flags)
+                return fd
+            }
+            lastError = errno
+            Glibc.close(fd)
+        }
+        throw RedisError(endpoint: endpoint, problem: "cannot connect: \(String(cString: strerror(lastError)))",
+                         hint: "check that the Redis server is running and that the source's url (host and port) is right")
+    }
+
+    // MARK: Writing
+
+    public func send(_ args: [String]) throws {
+        try send(args.map { Array($0.utf8) })
+    }
+
+    public func send(_ args: [[UInt8]]) throws {
+        var out = Array("*\(args.count)\r\n".utf8)
+        for a in args {
+            out += Array("$\(a.count)\r\n".utf8)
+            out += a
+            out += [13, 10]
+        }
+        try writeRaw(out)
+    }
+
+    public func writeRaw(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = Glibc.send(fd, buf.baseAddress! + off, buf.count - off, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("cannot send: \(String(cString: strerror(errno)))")
+                }
+                off += n
+            }
+        }
+    }
+
+    /// Sends one command and reads its reply.
+    public func command(_ args: String...) throws -> RESPValue {
+        try command(args)
+    }
+
+    public func command(_ args: [String]) throws -> RESPValue {
+        try send(args)
+        return try readReply()
+    }
+
+    // MARK: Reading
+
+    /// Reads more bytes from the socket into the buffer; false at end of stream.
+    private func fill() throws -> Bool {
+        if start == end { start = 0; end = 0 }
+        if end == buffer.count {
+            if start > 0 {
+                buffer.withUnsafeMutableBytes { b in
+                    _ = memmove(b.baseAddress!, b.baseAddress! + start, end - start)
+                }
+                end -= start
+                start = 0
+            } else {
+                buffer += [UInt8](repeating: 0, count: buffer.count)
+            }
+        }
+        while true {
+            let n = buffer.withUnsafeMutableBytes { b in recv(fd, b.baseAddress! + end, b.count - end, 0) }
+            if n > 0 { end += n; return true }
+            if n == 0 { return false }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK {
+                throw failure("no data for \(Int(ioTimeout)) seconds (timed out)",
+                              hint: "the server may be busy or stuck; raise the source's timeout if it is just slow")
+            }
+            throw failure("connection failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// One line without its CRLF (or LF).
+    public func readLine() throws -> [UInt8] {
+        var scanFrom = start
+        while true {
+            if let nl = buffer[scanFrom..<end].firstIndex(of: 10) {
+                var lineEnd = nl
+                if lineEnd > start && buffer[lineEnd - 1] == 13 { lineEnd -= 1 }
+                let line = Array(buffer[start..<lineEnd])
+                start = nl + 1
+                return line
+            }
+            scanFrom = end
+            let offsetFromStart = scanFrom - start
+            guard try fill() else { throw failure("the server closed the connection") }
+            scanFrom = start + offsetFromStart
+        }
+    }
+
+    /// Skips bare `\n` keepalives that a master sends before the payload of a SYNC. Keepalives keep the
+    /// connection from timing out, so the wait has its own `deadline`.
+    public func skipNewlines(deadline: DispatchTime, onTimeout: () -> RedisError) throws {
+        while true {
+            while start < end && buffer[start] == 10 { start += 1 }
+            if start < end { return }
+            if DispatchTime.now() > deadline { throw onTimeout() }
+            guard try fill() else { throw failure("the server closed the connection") }
+        }
+    }
+
+    public func readReply() throws -> RESPValue {
+        let line = try readLine()
+        guard let type = line.first else { throw failure("protocol error: empty reply line") }
+        let rest = String(decoding: line.dropFirst(), as: UTF8.self)
+        switch type {
+        case UInt8(ascii: "+"): return .simple(rest)
+        case UInt8(ascii: "-"): return .error(rest)
+        case UInt8(ascii: ":"):
+            guard let v = Int(rest) else { throw failure("protocol error: bad integer \(rest)") }
+            return .integer(v)
+        case UInt8(ascii: "$"):
+            guard let n = Int(rest) else { throw failure("protocol error: bad bulk length \(rest)") }
+            if n < 0 { return .bulk(nil) }
+            var out: [UInt8] = []
+            try readExactly(n + 2) { out.append(contentsOf: $0) }
+            return .bulk(Array(out.dropLast(2)))
+        case UInt8(ascii: "*"):
+            guard let n = Int(rest) else { throw failure("protocol error: bad array length \(rest)") }
+            if n < 0 { return .array(nil) }
+            var items: [RESPValue] = []
+            for _ in 0..<n { items.append(try readReply()) }
+            return .array(items)
+        default:
+            throw failure("protocol error: unexpected reply \(String(decoding: line.prefix(40), as: UTF8.self))")
+        }
+    }
+
+    /// Hands exactly `count` bytes to `body`, in chunks as they arrive.
+    public func readExactly(_ count: Int, _ body: (ArraySlice<UInt8>) throws -> Void) throws {
+        var left = count
+        while left > 0 {
+            if start == end {
+                guard try fill() else { throw failure("the server closed the connection after \(count - left) of \(count) bytes") }
+            }
+            let take = min(left, end - start)
+            try body(buffer[start..<start + take])
+            start += take
+            left -= take
+        }
+    }
+
+    /// Hands whatever bytes arrive to `body` until the server closes the connection or `body` returns false.
+    public func readUntilClosed(_ body: (ArraySlice<UInt8>) throws -> Bool) throws {
+        while true {
+            if start == end {
+                guard try fill() else { return }
+            }
+            let slice = buffer[start..<end]
+            start = end
+            if try !body(slice) { return }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import BackupCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `redis-server` this process starts on a free 127.0.0.1 port in a directory of its own: for the demo,
+/// the tests and (later) restore drills. Settings go through a 0600 config file, never argv, so a password
+/// given to it never shows in `ps`.
+public final class ScratchRedisServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: String
+    public let password: Secret?
+    private let process: ChildProcess
+
+    /// Starts the server and waits until it answers PING (and has finished loading any RDB).
+    /// - Parameters:
+    ///   - settings: extra `redis.conf` lines, e.g. `["repl-diskless-sync no"]`.
+    public static func start(executable: String = "redis-server", directory: String, password: Secret? = nil,
+                             settings: [String] = [], startTimeout: Double = 20) throws -> ScratchRedisServer {
+        guard let path = ExecutableLookup.find(executable) else {
+            throw BackupFailure("\(executable) is not installed or not on PATH",
+                                hint: "install it (Debian: apt-get install redis-server), or set the path to redis-server")
+        }
+        var lastError: Error?
+        for _ in 0..<3 {
+            let port = try FreePort.pick()
+            do {
+                return try ScratchRedisServer(executable: path, directory: directory, port: port, password: password,
+                                              settings: settings, startTimeout: startTimeout)
+            } catch {
+                lastError = error // most likely the port was taken in between: try another one
+            }
+        }
+        throw lastError!
+    }
+
+    private init(executable: String, directory: String, port: Int, password: Secret?, settings: [String],
+                 startTimeout: Double) throws {
+        self.port = port
+        self.directory = directory
+        self.password = password
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        var conf = [
+            "bind 127.0.0.1",
+            "port \(port)",
+            "dir \(directory)",
+            "logfile \(directory)/redis.log",
+            "daemonize no",
+            "save \"\"",
+            "appendonly no",
+            "repl-diskless-sync-delay 0",
+        ]
+        if let password { conf.append("requirepass \"\(password.value)\"") }
+        conf += settings
+        let confPath = directory + "/redis.conf"
+        _ = FileManager.default.createFile(atPath: confPath, contents: Data((conf.joined(separator: "\n") + "\n").utf8),
+                                       attributes: [.posixPermissions: 0o600])
+        process = try ChildProcess(executable: executable, arguments: [confPath])
+        let deadline = Date().addingTimeInterval(startTimeout)
+        while true {
+            if !process.isRunning {
+                throw BackupFailure("redis-server exited at start (port \(port)): \(logTail())")
+            }
+            if (try? ping()) == true { return }
+            if Date() > deadline {
+                process.signal(SIGKILL)
+                process.wait()
+                throw BackupFailure("redis-server did not answer within \(Int(startTimeout)) s on port \(port): \(logTail())")
+            }
+            usleep(20_000)
+        }
+    }
+
+    public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port, password: password) }
+
+    /// `redis://127.0.0.1:PORT` (with the password when there is one: for tests only).
+    public var url: String {
+        password.map { "redis://:\($0.value)@127.0.0.1:\(port)" } ?? "redis://127.0.0.1:\(port)"
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.pid }
+
+    /// A new authenticated connection.
+    public func connect() throws -> RESPConnection {
+        let c = try RESPConnection(endpoint: endpoint, ioTimeout: 30)
+        try RedisSnapshot.authenticate(c, endpoint: endpoint, password: password)
+        return c
+    }
+
+    private func ping() throws -> Bool {
+        let c = try RESPConnection(host: "127.0.0.1", port: port, endpointDescription: "scratch", connectTimeout: 1, ioTimeout: 2)
+        defer { c.close() }
+        if let password { _ = try c.command("AUTH", password.value) }
+        guard try c.command("PING") == .simple("PONG") else { return false }
+        guard case .bulk(let info?) = try c.command("INFO", "persistence") else { return false }
+        return String(decoding: info, as: UTF8.self).contains("loading:0")
+    }
+
+    /// Stops the server without saving; kills it if it does not go within 10 s.
+    public func stop() {
+        guard process.isRunning else { return }
+        if let c = try? connect() {
+            _ = try? c.command("SHUTDOWN", "NOSAVE")
+            c.close()
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+    }
+
+    /// Kills the server at once (simulates a crash or an outage).
+    public func kill9() {
+        process.signal(SIGKILL)
+        process.wait()
+    }
+
+    deinit { stop() }
+
+    public func logTail(lines: Int = 5) -> String {
+        guard let text = try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8) else { return "no log" }
+        return text.split(separator: "\n").suffix(lines).joined(separator: " | ")
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+public enum FreePort {
+    public static func pick() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BackupFailure("cannot create a socket to find a free port") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard bound == 0 else { throw BackupFailure("cannot bind a socket on 127.0.0.1 to find a free port") }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+/// Finds an executable the way a shell does.
+public enum ExecutableLookup {
+    public static func find(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        for dir in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,3 @@
+import BackupCLI
+
+KaleemBackup.runMain()

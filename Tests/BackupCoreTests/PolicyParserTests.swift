@@ -1,0 +1,121 @@
+import BackupCore
+import Foundation
+import Testing
+
+struct PolicyParserTests {
+    func parse(_ yaml: String, env: [String: String] = [:]) throws(PolicyError) -> Policy {
+        try PolicyParser.parse(yaml, origin: "test.yml", environment: env)
+    }
+
+    static let minimal = """
+    repository: { path: /var/backups/kaleem }
+    sources:
+      cache: { kind: redis, url: "redis://127.0.0.1:6379" }
+    """
+
+    @Test func minimalPolicy() throws {
+        let p = try parse(Self.minimal)
+        #expect(p.repository.path == "/var/backups/kaleem")
+        #expect(p.repository.catalog == nil)
+        #expect(p.sources.map(\.name) == ["cache"])
+        #expect(p.compression == CompressionPolicy(level: 6, workers: nil))
+        guard case .redis(let r) = p.sources[0].settings else { Issue.record("not redis"); return }
+        #expect(r.endpoint.port == 6379)
+        #expect(r.timeoutSeconds == Defaults.sourceIdleTimeoutSeconds)
+    }
+
+    @Test func sourcesKeepFileOrder() throws {
+        let p = try parse("""
+        repository: { path: /r }
+        sources:
+          zeta: { kind: redis, url: "redis://a" }
+          alpha: { kind: redis, url: "redis://b" }
+          mid: { kind: redis, url: "redis://c", password_file: /run/secrets/x, timeout: 5m }
+        compression: { level: 9, workers: 2 }
+        """)
+        #expect(p.sources.map(\.name) == ["zeta", "alpha", "mid"])
+        #expect(p.compression == CompressionPolicy(level: 9, workers: 2))
+        guard case .redis(let r) = p.sources[2].settings else { return }
+        #expect(r.password == .file("/run/secrets/x"))
+        #expect(r.timeoutSeconds == 300)
+    }
+
+    @Test func expandsEnvironment() throws {
+        let p = try parse("""
+        repository: { path: "${REPO:-/default}" }
+        sources:
+          redis: { kind: redis, url: "${REDIS_URL:?set REDIS_URL}" }
+        """, env: ["REDIS_URL": "redis://:pw@cache:6380"])
+        #expect(p.repository.path == "/default")
+        guard case .redis(let r) = p.sources[0].settings else { return }
+        #expect(r.endpoint.host == "cache")
+        #expect(r.endpoint.password == Secret("pw"))
+    }
+
+    /// Every broken policy names the file, the key path and what was expected.
+    @Test(arguments: [
+        ("repository: { path: /r }\nsources:\n  redis: { kind: redis, url: \"redis://h\", colour: blue }\n",
+         "sources.redis.colour", "unknown key \"colour\""),
+        ("repository: { path: /r }\nsourcez: {}\n", "sourcez", "unknown key \"sourcez\""),
+        ("repository: { path: /r }\n", "", "missing key \"sources\""),
+        ("sources: { r: { kind: redis, url: \"redis://h\" } }\n", "", "missing key \"repository\""),
+        ("repository: { path: /r }\nsources:\n  redis: { kind: redis, url: \"${REDIS_URL:?set REDIS_URL first}\" }\n",
+         "sources.redis.url", "environment variable REDIS_URL is required: set REDIS_URL first"),
+        ("repository: { path: \"${NOPE}\" }\nsources: { r: { kind: redis, url: \"redis://h\" } }\n",
+         "repository.path", "environment variable NOPE is not set"),
+        ("repository: { path: /r }\nsources:\n  redis: { kind: redis, url: \"http://h\" }\n",
+         "sources.redis.url", "expected a URL redis://"),
+        ("repository: { path: /r }\nsources:\n  redis: { kind: memcached, url: \"redis://h\" }\n",
+         "sources.redis.kind", "unknown source kind \"memcached\""),
+        ("repository: { path: /r }\nsources:\n  redis: { url: \"redis://h\" }\n",
+         "sources.redis", "missing key \"kind\""),
+        ("repository: { path: /r }\nsources:\n  redis: { kind: redis, url: \"redis://h\" }\ncompression: { level: 11 }\n",
+         "compression.level", "expected a whole number from 1 to 9, found \"11\""),
+        ("repository: { path: /r }\nsources:\n  redis: { kind: redis, url: \"redis://h\", timeout: soon }\n",
+         "sources.redis.timeout", "expected a duration"),
+        ("repository: { path: /r }\nsources: [a, b]\n", "sources", "expected a mapping"),
+        ("repository: { path: /r }\nsources: {}\n", "sources", "expected at least one source"),
+        ("repository: { path: /r }\nsources:\n  \"../x\": { kind: redis, url: \"redis://h\" }\n",
+         "sources.../x", "must be 1-64 letters"),
+        ("repository: { path: /r }\nsources:\n  r: { kind: redis, url: \"redis://h\", password: a, password_file: /b }\n",
+         "sources.r.password_file", "either password or password_file"),
+        ("repository: { path: /r }\nrepository: { path: /s }\nsources: { r: { kind: redis, url: \"redis://h\" } }\n",
+         "repository", "duplicate key"),
+    ])
+    func rejects(yaml: String, keyPath: String, problem: String) {
+        do {
+            _ = try parse(yaml)
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.keyPath == keyPath)
+            #expect(error.problem.contains(problem), "\(error.problem)")
+            #expect(error.description.hasPrefix("policy test.yml"))
+            #expect(error.exitStatus == .usage)
+        }
+    }
+
+    @Test func syntaxErrorNamesTheLine() {
+        do {
+            _ = try parse("repository:\n  path: /r\nsources:\n  redis: { kind: redis, url: \"redis://h\"\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.line != nil)
+            #expect(error.problem.contains("YAML syntax error"))
+        }
+    }
+
+    @Test func secretsNeverInErrors() {
+        do {
+            _ = try parse("repository: { path: /r }\nsources:\n  r: { kind: redis, url: \"redis://:hunter2@h:99999\" }\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+            #expect(error.description.contains("redis://:***@h:99999"))
+        }
+    }
+
+    @Test func emptyFile() {
+        #expect(throws: PolicyError.self) { try parse("") }
+        #expect(throws: PolicyError.self) { try parse("# only a comment\n") }
+    }
+}

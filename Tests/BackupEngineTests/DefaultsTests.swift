@@ -1,0 +1,39 @@
+@testable import BackupEngine
+import BackupCore
+import Foundation
+import TestSupport
+import Testing
+
+struct DefaultsTests {
+    /// The binary's embedded policy is the file in policies/ (regenerate with scripts/embed-policy.sh).
+    @Test func embeddedPolicyMatchesTheFile() throws {
+        let file = try String(contentsOfFile: packageRoot + "/policies/local.yml", encoding: .utf8)
+        #expect(EmbeddedPolicy.localYAML + "\n" == file || EmbeddedPolicy.localYAML == file)
+    }
+
+    @Test(arguments: ["local.yml", "production.yml"])
+    func shippedPoliciesAreValid(name: String) throws {
+        let env = ["REDIS_URL": "redis://127.0.0.1:6379"]
+        let policy = try PolicyLoader.load(path: packageRoot + "/policies/" + name, environment: env)
+        #expect(!policy.sources.isEmpty)
+        let r = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/" + name], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    @Test func productionPolicyNeedsRedisURL() throws {
+        let r = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/production.yml"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("REDIS_URL"))
+    }
+
+    /// The README's first command: the demo on the embedded defaults, in an empty directory.
+    @Test func demoRunsOnTheEmbeddedDefaults() throws {
+        let dir = TemporaryDirectory()
+        let r = try runCLI(["demo"], in: dir.path)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("<embedded policies/local.yml>"))
+        #expect(r.stdout.contains("verify:"))
+        #expect(FileManager.default.fileExists(atPath: dir.file("backups/catalog.sqlite")))
+        #expect(filesUnder(dir.file("backups")).contains { $0.hasSuffix(".rdb.gz") })
+    }
+}

@@ -1,0 +1,71 @@
+import BackupCore
+import Foundation
+import RedisBackup
+import TestSupport
+import Testing
+
+struct RedisSnapshotTests {
+    /// Both framings: diskless (`$EOF:` mark) and disk-based (`$<len>`); the result is the server's RDB.
+    @Test(arguments: [("yes", SnapshotFraming.eofMark), ("no", .length)])
+    func snapshotsBothFramings(diskless: String, framing: SnapshotFraming) throws {
+        let redis = try RedisTestServer(settings: ["repl-diskless-sync \(diskless)"])
+        let c = try redis.connect()
+        let counts = try SampleData.fill(c, databases: [0, 2], keysPerType: 5)
+        c.close()
+        var bytes: [UInt8] = []
+        let taken = try RedisSnapshot.take(endpoint: redis.server.endpoint, password: nil, timeout: 20) { bytes += $0 }
+        #expect(taken.framing == framing)
+        #expect(taken.bytes == Int64(bytes.count))
+        let report = try RDBVerifier.verify(ArraySource(bytes: bytes, chunkSize: 4096))
+        #expect(report.checksum == .verified)
+        #expect(report.keys == counts.values.reduce(0, +))
+        #expect(report.databases[2]?.keys == counts[2])
+        #expect(report.redisVersion != nil)
+    }
+
+    @Test func authenticatesWithPassword() throws {
+        let redis = try RedisTestServer(password: "s3cret-pw")
+        var endpoint = redis.server.endpoint
+        var bytes = 0
+        _ = try RedisSnapshot.take(endpoint: endpoint, password: Secret("s3cret-pw"), timeout: 20) { bytes += $0.count }
+        #expect(bytes > 0)
+        endpoint.password = nil
+        do {
+            _ = try RedisSnapshot.take(endpoint: endpoint, password: Secret("wrong-pw"), timeout: 20) { _ in }
+            Issue.record("wrong password accepted")
+        } catch let error as RedisError {
+            #expect(error.description.contains("authentication failed"))
+            #expect(!error.description.contains("wrong-pw"))
+            #expect(!error.description.contains("s3cret-pw"))
+        }
+    }
+
+    /// A server that only sends keepalives (its BGSAVE is slow or stuck) does not hang the backup.
+    @Test func snapshotThatNeverStartsTimesOut() throws {
+        let redis = try RedisTestServer(settings: ["repl-diskless-sync no", "rdb-key-save-delay 200000"])
+        let c = try redis.connect()
+        for i in 0..<50 { _ = try c.command("SET", "k\(i)", "v") }
+        c.close()
+        let started = Date()
+        do {
+            _ = try RedisSnapshot.take(endpoint: redis.server.endpoint, password: nil, timeout: 20, startTimeout: 1.5) { _ in }
+            Issue.record("snapshot did not time out")
+        } catch let error as RedisError {
+            #expect(error.description.contains("did not start sending the snapshot within 1 s"))
+            #expect(error.hint?.contains("rdb_bgsave_in_progress") == true)
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test func serverDownIsAClearError() throws {
+        let port = try FreePort.pick()
+        do {
+            _ = try RedisSnapshot.take(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), password: nil, timeout: 5) { _ in }
+            Issue.record("connected to nothing")
+        } catch let error as RedisError {
+            #expect(error.description.contains("127.0.0.1:\(port)"))
+            #expect(error.description.contains("cannot connect"))
+            #expect(error.hint != nil)
+        }
+    }
+}

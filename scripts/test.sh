@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, and integration tests against real redis-server processes that
+# the tests start on free 127.0.0.1 ports. A test whose server cannot start fails; none is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+# Build the binary and the tests together: the CLI tests run the built kaleem-backup.
+swift build --build-tests "$@"
+swift test --skip-build "$@"
