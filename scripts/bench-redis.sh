@@ -41,18 +41,19 @@ def cmd(*args):
     out.write(b"".join(parts))
 for i in range(n):
     r = i % 10
-    v = ("%016x" % random.getrandbits(64)) * 3
+    v = ("%016x" % random.getrandbits(64)) * 5
     if r < 6:   cmd("SET", "str:%d" % i, v)
-    elif r == 6: cmd("HSET", "hash:%d" % i, "a", v[:12], "b", v[12:24], "c", i)
-    elif r == 7: cmd("RPUSH", "list:%d" % i, v[:10], v[10:20], v[20:30], i)
-    elif r == 8: cmd("SADD", "set:%d" % i, v[:8], v[8:16], v[16:24], i)
-    else:        cmd("ZADD", "zset:%d" % i, 1, v[:10], 2, v[10:20], 3, i)
+    elif r == 6: cmd("HSET", "hash:%d" % i, "a", v[:20], "b", v[20:40], "c", v[40:60], "d", i)
+    elif r == 7: cmd("RPUSH", "list:%d" % i, v[:20], v[20:40], v[40:60], i)
+    elif r == 8: cmd("SADD", "set:%d" % i, v[:16], v[16:32], v[32:48], v[48:64], i)
+    else:        cmd("ZADD", "zset:%d" % i, 1, v[:20], 2, v[20:40], 3, v[40:60], 4, i)
 PY
 redis-cli -p "$port" dbsize | sed 's/^/keys: /' >&2
 
 now() { date +%s.%N; }
 best() { sort -n | head -1; }
-time_of() { local s e; s=$(now); "$@" >/dev/null 2>&1; e=$(now); echo "$e - $s" | bc -l; }
+time_of() { local s e; s=$(now); "$@" >/dev/null 2>&1; e=$(now); calc "$e - $s"; }
+calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
 
 manual() { redis-cli -p "$port" --rdb "$work/m.rdb" && gzip -6 -f "$work/m.rdb" && sha256sum "$work/m.rdb.gz"; }
 manual_pigz() { redis-cli -p "$port" --rdb "$work/p.rdb" && pigz -p "$(nproc)" -6 -f "$work/p.rdb" && sha256sum "$work/p.rdb.gz"; }
@@ -78,7 +79,7 @@ kbt=$(printf '%s\n' "${t_kb[@]}" | best)
 rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time.txt")
 gz=$(ls -1 "$work"/repo/redis/*/*.rdb.gz | tail -1)
 
-printf '\nRDB: %d bytes (%.1f MB); %s cores; best of %d runs\n' "$rdb_bytes" "$(echo "$rdb_bytes/1000000" | bc -l)" "$(nproc)" "$RUNS"
+printf '\nRDB: %d bytes (%.1f MB); %s cores; best of %d runs\n' "$rdb_bytes" "$(calc "$rdb_bytes/1000000")" "$(nproc)" "$RUNS"
 printf '%-44s %8.2f s\n' "redis-cli --rdb" "$cli"
 printf '%-44s %8.2f s\n' "manual: redis-cli --rdb + gzip -6 + sha256sum" "$man"
 if [ ${#t_pigz[@]} -gt 0 ]; then
@@ -86,8 +87,8 @@ if [ ${#t_pigz[@]} -gt 0 ]; then
   printf '%-44s %8.2f s\n' "manual with pigz -p $(nproc)" "$pg"
 fi
 printf '%-44s %8.2f s\n' "kaleem-backup backup" "$kbt"
-printf '\nratio kaleem-backup / manual procedure : %.2f  (goal <= 0.60)\n' "$(echo "$kbt/$man" | bc -l)"
-printf 'ratio kaleem-backup / redis-cli --rdb  : %.2f\n' "$(echo "$kbt/$cli" | bc -l)"
-[ -n "${pg:-}" ] && printf 'ratio kaleem-backup / manual with pigz : %.2f\n' "$(echo "$kbt/$pg" | bc -l)"
-printf 'kaleem-backup peak RSS                 : %.1f MiB (goal <= 64)\n' "$(echo "$rss_kb/1024" | bc -l)"
+printf '\nratio kaleem-backup / manual procedure : %.2f  (goal <= 0.60)\n' "$(calc "$kbt/$man")"
+printf 'ratio kaleem-backup / redis-cli --rdb  : %.2f\n' "$(calc "$kbt/$cli")"
+[ -n "${pg:-}" ] && printf 'ratio kaleem-backup / manual with pigz : %.2f\n' "$(calc "$kbt/$pg")"
+printf 'kaleem-backup peak RSS                 : %.1f MiB (goal <= 64)\n' "$(calc "$rss_kb/1024")"
 printf 'stored size: kaleem-backup %d bytes, gzip -6 %d bytes\n' "$(stat -c %s "$gz")" "$(stat -c %s "$work/m.rdb.gz")"

@@ -64,6 +64,15 @@ public final class RESPConnection {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// A connection over an already connected socket (e.g. one end of a socketpair, in tests).
+    public init(fileDescriptor: Int32, endpointDescription: String, ioTimeout: Double) {
+        self.endpointDescription = endpointDescription
+        self.ioTimeout = ioTimeout
+        fd = fileDescriptor
+        var tv = timeval(tv_sec: Int(ioTimeout), tv_usec: Int((ioTimeout - floor(ioTimeout)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     public convenience init(endpoint: RedisEndpoint, ioTimeout: Double = Defaults.sourceIdleTimeoutSeconds) throws {
         try self.init(host: endpoint.host, port: endpoint.port, endpointDescription: endpoint.description, ioTimeout: ioTimeout)
     }

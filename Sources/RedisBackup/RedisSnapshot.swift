@@ -32,6 +32,12 @@ public enum RedisSnapshot {
         _ = try connection.command("REPLCONF", "capa", "eof")
         _ = try connection.command("REPLCONF", "rdb-only", "1")
         try connection.writeRaw(Array("SYNC\r\n".utf8))
+        return try receive(connection, endpoint: endpoint, startTimeout: startTimeout, chunk: chunk)
+    }
+
+    /// Reads the reply to a `SYNC` already sent: keepalives, the framing line, then the payload.
+    public static func receive(_ connection: RESPConnection, endpoint: RedisEndpoint, startTimeout: Double,
+                               chunk: ([UInt8]) throws -> Void) throws -> (framing: SnapshotFraming, bytes: Int64) {
         let deadline = DispatchTime.now() + startTimeout
         let stuck = {
             RedisError(endpoint: endpoint.description,
