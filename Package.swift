@@ -68,7 +68,7 @@ let package = Package(
             dependencies: ["BackupCore", "RedisBackup"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"]),
+        .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], exclude: ["Golden"]),
         .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore"]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),

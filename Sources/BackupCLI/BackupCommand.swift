@@ -33,6 +33,11 @@ struct BackupCommand: ParsableCommand {
         } else {
             print("run \(result.run.id): \(result.run.status.rawValue) (tag \(result.run.tag.rawValue)\(result.run.release.map { ", release \($0)" } ?? ""))")
             Output.artifactTable(result.artifacts)
+            for r in result.rotations {
+                print("rotation \(r.source): kept \(r.plan.keep.count), removed \(r.removed.count)"
+                      + (r.plan.heldBack.map { " (held back: \($0))" } ?? ""))
+            }
+            if let skipped = result.rotationSkipped { print("rotation skipped: \(skipped)") }
         }
         if result.exitStatus != .ok { throw CommandExit(status: result.exitStatus) }
     }

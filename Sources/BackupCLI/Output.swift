@@ -18,6 +18,8 @@ struct ArtifactJSON: Encodable {
     var tag: String
     var release: String?
     var pinned: Bool
+    var pin_reason: String?
+    var deleted_at: String?
     var detail: String?
     var stats: [String: JSONValue]
 
@@ -36,6 +38,8 @@ struct ArtifactJSON: Encodable {
         tag = a.tag.rawValue
         release = a.release
         pinned = a.pinned
+        pin_reason = a.pinReason
+        deleted_at = a.deletedAt.map(Timestamps.iso8601)
         detail = a.detail
         stats = a.stats
     }
@@ -43,7 +47,7 @@ struct ArtifactJSON: Encodable {
     // Encode `release` and `detail` as null rather than omitting them: readers can rely on every key.
     enum CodingKeys: String, CodingKey {
         case id, run_id, source, kind, status, path, sha256, bytes_raw, bytes_stored, compression, created_at, tag,
-             release, pinned, detail, stats
+             release, pinned, pin_reason, deleted_at, detail, stats
     }
 
     func encode(to encoder: Encoder) throws {
@@ -62,6 +66,8 @@ struct ArtifactJSON: Encodable {
         try c.encode(tag, forKey: .tag)
         try c.encode(release, forKey: .release)
         try c.encode(pinned, forKey: .pinned)
+        try c.encode(pin_reason, forKey: .pin_reason)
+        try c.encode(deleted_at, forKey: .deleted_at)
         try c.encode(detail, forKey: .detail)
         try c.encode(stats, forKey: .stats)
     }
@@ -103,10 +109,15 @@ struct RunJSON: Encodable {
 struct BackupResultJSON: Encodable {
     var run: RunJSON
     var artifacts: [ArtifactJSON]
+    /// Rotation after the backup: `{"keep", "remove", "held_back", ...}` as `rotate --json` prints it.
+    var rotation: RotationJSON
+    var rotation_skipped: String?
 
     init(_ r: BackupResult) {
         run = RunJSON(r.run)
         artifacts = r.artifacts.map(ArtifactJSON.init)
+        rotation = RotationJSON(r.rotations)
+        rotation_skipped = r.rotationSkipped
     }
 }
 
@@ -151,7 +162,7 @@ enum Output {
         for a in artifacts {
             let created = Timestamps.iso8601(a.createdAt).prefix(19).replacingOccurrences(of: "T", with: " ")
             rows.append([a.id, a.source, a.status.rawValue, created, a.status == .ok ? bytes(a.bytesStored) : "-",
-                         a.tag.rawValue + (a.release.map { " \($0)" } ?? ""), summary(a)])
+                         a.tag.rawValue + (a.release.map { " \($0)" } ?? "") + (a.pinned ? " (pinned)" : ""), summary(a)])
         }
         table(rows)
     }

@@ -137,6 +137,43 @@ public final class Catalog: Sendable {
         return rows.first
     }
 
+    /// What the retention planner needs of every artifact of a source that is not deleted, with its path;
+    /// a lean query (no stats), because a source can have hundreds of thousands of artifacts.
+    public func retentionCandidates(source: String) throws -> [(candidate: RetentionCandidate, path: String)] {
+        try read("read artifacts of \(source) for retention") { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT a.id, a.created_at, a.status, a.pinned, a.pin_reason, a.path, r.tag, r.release
+                FROM artifacts a JOIN runs r ON r.id = a.run_id
+                WHERE a.source = ? AND a.deleted_at IS NULL
+                """, arguments: [source])
+            var out: [(candidate: RetentionCandidate, path: String)] = []
+            while let row = try rows.next() {
+                let candidate = RetentionCandidate(
+                    id: row[0], createdAt: row[1], status: ArtifactStatus(rawValue: row[2]) ?? .failed,
+                    tag: RunTag(rawValue: row[6]) ?? .manual, release: row[7], pinned: row[3], pinReason: row[4])
+                out.append((candidate, row[5]))
+            }
+            return out
+        }
+    }
+
+    /// Marks artifacts deleted (their files are gone); the rows stay, as history.
+    public func markDeleted(ids: [String], at date: Date) throws {
+        guard !ids.isEmpty else { return }
+        try write("mark \(ids.count) artifacts deleted") { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE artifacts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", arguments: [date, id])
+            }
+        }
+    }
+
+    public func setPinned(id: String, pinned: Bool, reason: String?) throws {
+        try write("pin artifact \(id)") { db in
+            try db.execute(sql: "UPDATE artifacts SET pinned = ?, pin_reason = ? WHERE id = ?",
+                           arguments: [pinned, pinned ? reason : nil, id])
+        }
+    }
+
     /// Marks every run and artifact left `running` by a process that died as `failed`, and returns those
     /// artifacts. Call only while holding the repository's run lock (so no live run is touched).
     @discardableResult

@@ -19,6 +19,10 @@ public enum Defaults {
     public static let lockFileName = ".lock"
     /// Default port of a Redis server.
     public static let redisPort = 6379
+    /// Retention when the policy says nothing: a week of dailies, at least 3 backups, failures cleaned after 2 days.
+    public static let retentionDaily = 7
+    public static let retentionKeepLast = 3
+    public static let retentionFailedGraceHours = 48
     /// Lines of a child's stderr kept for an error message.
     public static let stderrTailLines = 20
 }

@@ -6,13 +6,15 @@ public struct Policy: Sendable, Equatable {
     /// Sources in the order the file lists them.
     public var sources: [SourcePolicy]
     public var compression: CompressionPolicy
+    public var retention: RetentionPolicy
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
-                compression: CompressionPolicy = CompressionPolicy()) {
+                compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy()) {
         self.origin = origin
         self.repository = repository
         self.sources = sources
         self.compression = compression
+        self.retention = retention
     }
 
     public func source(named name: String) -> SourcePolicy? {

@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// Reads a policy from YAML text. Pure: the caller passes the text, where it came from and the environment.
@@ -20,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -34,6 +35,24 @@ public enum PolicyParser {
             if let w = map["workers"] { compression.workers = try w.int(in: 1...64) }
         }
 
+        var retention = RetentionPolicy()
+        if let r = top["retention"] {
+            let map = try r.mapping(allowed: ["daily", "weekly", "monthly", "keep_last", "pre_deploy", "failed_grace_hours", "timezone"])
+            if let v = map["daily"] { retention.daily = try v.int(in: 0...3660) }
+            if let v = map["weekly"] { retention.weekly = try v.int(in: 0...520) }
+            if let v = map["monthly"] { retention.monthly = try v.int(in: 0...1200) }
+            if let v = map["keep_last"] { retention.keepLast = try v.int(in: 0...100_000) }
+            if let v = map["pre_deploy"] { retention.preDeploy = try v.int(in: 0...1000) }
+            if let v = map["failed_grace_hours"] { retention.failedGraceHours = try v.int(in: 0...87_600) }
+            if let v = map["timezone"] {
+                let name = try v.nonEmptyString()
+                guard TimeZone(identifier: name) != nil else {
+                    throw v.error("unknown time zone \"\(name)\"; expected an IANA name such as Asia/Riyadh or UTC")
+                }
+                retention.timeZone = name
+            }
+        }
+
         guard let sourcesNode = top["sources"] else { throw reader.error("missing key \"sources\" (expected at least one source)") }
         let entries = try sourcesNode.orderedMapping()
         if entries.isEmpty { throw sourcesNode.error("expected at least one source") }
@@ -44,7 +63,7 @@ public enum PolicyParser {
             }
             sources.append(try parseSource(name: name, node: node))
         }
-        return Policy(origin: origin, repository: repository, sources: sources, compression: compression)
+        return Policy(origin: origin, repository: repository, sources: sources, compression: compression, retention: retention)
     }
 
     static func isValidSourceName(_ name: String) -> Bool {

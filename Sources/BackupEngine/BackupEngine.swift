@@ -19,6 +19,10 @@ import RedisBackup
 public struct BackupResult: Sendable {
     public var run: RunInfo
     public var artifacts: [ArtifactInfo]
+    /// Rotation run for each source that just succeeded (a rotation failure never fails the backup).
+    public var rotations: [RotationResult] = []
+    /// Why rotation did not run, when it did not (an empty retention policy, an error).
+    public var rotationSkipped: String?
 
     public var exitStatus: ExitStatus {
         switch run.status {
@@ -108,7 +112,18 @@ public final class BackupEngine {
         run.finishedAt = environment.clock()
         try catalog.finishRun(id: run.id, status: run.status, at: run.finishedAt!)
         logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
-        return BackupResult(run: run, artifacts: artifacts)
+        var result = BackupResult(run: run, artifacts: artifacts)
+        // Rotation only after a good new backup of the same source, and never a reason to fail the backup.
+        do {
+            try checkRetentionPolicy(allowEmpty: false)
+            for source in Set(artifacts.filter { $0.status == .ok }.map(\.source)).sorted() {
+                result.rotations.append(try rotateOne(source, catalog: catalog, now: environment.clock(), dryRun: false))
+            }
+        } catch {
+            result.rotationSkipped = describe(error)
+            logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
+        }
+        return result
     }
 
     func selectSources(_ names: [String]) throws -> [SourcePolicy] {

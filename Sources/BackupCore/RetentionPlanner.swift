@@ -1,0 +1,136 @@
+import Foundation
+
+/// What the planner needs to know of one artifact.
+public struct RetentionCandidate: Sendable, Equatable, Codable {
+    public var id: String
+    public var createdAt: Date
+    public var status: ArtifactStatus
+    public var tag: RunTag
+    public var release: String?
+    public var pinned: Bool
+    public var pinReason: String?
+
+    public init(id: String, createdAt: Date, status: ArtifactStatus, tag: RunTag = .nightly, release: String? = nil,
+                pinned: Bool = false, pinReason: String? = nil) {
+        self.id = id
+        self.createdAt = createdAt
+        self.status = status
+        self.tag = tag
+        self.release = release
+        self.pinned = pinned
+        self.pinReason = pinReason
+    }
+}
+
+/// The decision for one source: every input artifact is either kept, with at least one reason, or removed.
+public struct RetentionPlan: Sendable, Equatable {
+    public struct Kept: Sendable, Equatable {
+        public var id: String
+        public var reasons: [String]
+    }
+
+    /// Newest first.
+    public var keep: [Kept]
+    /// Newest first.
+    public var remove: [String]
+    /// Why good artifacts were held back (the newest backup failed), or nil.
+    public var heldBack: String?
+}
+
+/// Decides which backups of ONE source to keep, and says why for each (restic's `forget` is the model).
+///
+/// Pure: the artifacts, the policy and `now` come in; nothing is read or deleted here.
+///
+/// Rules, in the order reasons are listed:
+/// 1. `newest good`: the newest `ok` artifact is never removed.
+/// 2. `pinned: …`: pinned artifacts are never removed.
+/// 3. `held back: …`: when the newest artifact of the source failed, no good artifact is removed.
+/// 4. `last N`: the newest `keepLast` good artifacts.
+/// 5. `daily D`, `weekly YYYY-Www`, `monthly YYYY-MM`: the newest good artifact of each calendar bucket inside
+///    the window ending at `now`.
+/// 6. `pre-deploy RELEASE`: the newest good pre-deploy artifact of each of the last `preDeploy` releases.
+/// 7. Artifacts that are not good are removed once older than `failedGraceHours`; until then they are kept
+///    (`failed, kept for 48h`); `running` ones are kept (`in progress`).
+public enum RetentionPlanner {
+    public static func plan(_ artifacts: [RetentionCandidate], policy: RetentionPolicy, now: Date) -> RetentionPlan {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: policy.timeZone) ?? TimeZone(identifier: "UTC")!
+        var iso = Calendar(identifier: .iso8601)
+        iso.timeZone = calendar.timeZone
+
+        let sorted = artifacts.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+        var reasons: [String: [String]] = [:]
+        func add(_ id: String, _ reason: String) { reasons[id, default: []].append(reason) }
+
+        let good = sorted.filter { $0.status == .ok }
+        if let newest = good.first { add(newest.id, "newest good") }
+        for a in sorted where a.pinned {
+            add(a.id, "pinned: " + (a.pinReason ?? a.release.map { "release \($0)" } ?? "by hand"))
+        }
+
+        var heldBack: String?
+        if let newest = sorted.first, newest.status == .failed {
+            heldBack = "the newest backup (\(newest.id)) failed: no good backup is removed until one succeeds"
+            for a in good { add(a.id, "held back: newest backup failed") }
+        }
+
+        for a in good.prefix(policy.keepLast) { add(a.id, "last \(policy.keepLast)") }
+
+        // Calendar buckets: the newest good artifact of each bucket within the window ending at `now`.
+        func keepBuckets(count: Int, label: String, key: (Date) -> String, windowStart: Date?) {
+            guard count > 0, let windowStart else { return }
+            var seen = Set<String>()
+            for a in good where a.createdAt >= windowStart && a.createdAt <= now {
+                let k = key(a.createdAt)
+                if seen.insert(k).inserted { add(a.id, "\(label) \(k)") }
+            }
+        }
+        let today = calendar.startOfDay(for: now)
+        keepBuckets(count: policy.daily, label: "daily", key: { dayKey($0, calendar) },
+                    windowStart: calendar.date(byAdding: .day, value: -(policy.daily - 1), to: today))
+        let thisWeek = iso.dateInterval(of: .weekOfYear, for: now)?.start
+        keepBuckets(count: policy.weekly, label: "weekly", key: { weekKey($0, iso) },
+                    windowStart: thisWeek.flatMap { iso.date(byAdding: .weekOfYear, value: -(policy.weekly - 1), to: $0) })
+        let thisMonth = calendar.dateInterval(of: .month, for: now)?.start
+        keepBuckets(count: policy.monthly, label: "monthly", key: { monthKey($0, calendar) },
+                    windowStart: thisMonth.flatMap { calendar.date(byAdding: .month, value: -(policy.monthly - 1), to: $0) })
+
+        if policy.preDeploy > 0 {
+            var releases: [String] = []
+            for a in good where a.tag == .preDeploy {
+                let release = a.release ?? "(no release)"
+                if releases.contains(release) { continue }
+                guard releases.count < policy.preDeploy else { break }
+                releases.append(release)
+                add(a.id, "pre-deploy \(release)")
+            }
+        }
+
+        let grace = TimeInterval(policy.failedGraceHours) * 3600
+        for a in sorted where a.status != .ok {
+            if a.status == .running { add(a.id, "in progress") }
+            else if now.timeIntervalSince(a.createdAt) < grace { add(a.id, "failed, kept for \(policy.failedGraceHours)h") }
+        }
+
+        var plan = RetentionPlan(keep: [], remove: [], heldBack: heldBack)
+        for a in sorted {
+            if let r = reasons[a.id] { plan.keep.append(.init(id: a.id, reasons: r)) } else { plan.remove.append(a.id) }
+        }
+        return plan
+    }
+
+    static func dayKey(_ date: Date, _ calendar: Calendar) -> String {
+        let c = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+    }
+
+    static func weekKey(_ date: Date, _ iso: Calendar) -> String {
+        let c = iso.dateComponents([.yearForWeekOfYear, .weekOfYear], from: date)
+        return String(format: "%04d-W%02d", c.yearForWeekOfYear!, c.weekOfYear!)
+    }
+
+    static func monthKey(_ date: Date, _ calendar: Calendar) -> String {
+        let c = calendar.dateComponents([.year, .month], from: date)
+        return String(format: "%04d-%02d", c.year!, c.month!)
+    }
+}
