@@ -39,14 +39,16 @@ struct RotateCommand: ParsableCommand {
                                                       now: now.flatMap(Timestamps.parseISO8601),
                                                       allowEmptyPolicy: allowEmptyPolicy)
         if options.json {
-            try Output.json(RotationJSON(results))
+            RotationJSON.write(results)
         } else {
             for r in results {
                 let verb = r.dryRun ? "would remove" : "removed"
                 print("\(r.source): keep \(r.plan.keep.count), \(verb) \(r.dryRun ? r.plan.remove.count : r.removed.count)")
                 if let held = r.plan.heldBack { print("  held back: \(held)") }
-                for k in r.plan.keep { print("  keep   \(k.id)  \(k.reasons.joined(separator: "; "))") }
-                for id in r.plan.remove { print("  \(r.dryRun || r.removed.contains(id) ? "remove" : "left  ") \(id)") }
+                var lines = r.plan.keep.map { "  keep   \($0.id)  \($0.reasons.joined(separator: "; "))" }
+                let removed = Set(r.removed)
+                lines += r.plan.remove.map { "  \(r.dryRun || removed.contains($0) ? "remove" : "left  ") \($0)" }
+                if !lines.isEmpty { print(lines.joined(separator: "\n")) }
                 if let error = r.error { print("  stopped: \(error)") }
             }
         }
@@ -67,8 +69,47 @@ struct RotationJSON: Encodable {
     init(_ results: [RotationResult]) {
         for r in results {
             keep += r.plan.keep.map { Keep(id: $0.id, source: r.source, reasons: $0.reasons) }
-            remove += r.plan.remove.map { Remove(id: $0, source: r.source, removed: r.removed.contains($0)) }
+            let removed = Set(r.removed)
+            remove += r.plan.remove.map { Remove(id: $0, source: r.source, removed: removed.contains($0)) }
         }
+        let held = results.compactMap { r in r.plan.heldBack.map { "\(r.source): \($0)" } }
+        held_back = held.isEmpty ? nil : held.joined(separator: "; ")
+        dry_run = results.first?.dryRun ?? true
+        errors = results.compactMap { r in r.error.map { "\(r.source): \($0)" } }
+    }
+
+    /// Writes the same document as the encoder would, streamed to stdout: a plan can list a million artifacts.
+    static func write(_ results: [RotationResult]) {
+        typealias J = JSONText
+        let summary = RotationJSON(results: results)
+        var out = JSONStream()
+        out.append("{\n  \"dry_run\" : \(summary.dry_run),\n")
+        out.append("  \"errors\" : " + J.array(summary.errors.map { J.quote($0) }) + ",\n")
+        out.append("  \"held_back\" : " + J.quote(summary.held_back) + ",\n  \"keep\" : [")
+        var first = true
+        for r in results {
+            let source = J.quote(r.source)
+            for k in r.plan.keep {
+                out.append((first ? "\n" : ",\n") + "    {\"id\" : \(J.quote(k.id)), \"reasons\" : \(J.array(k.reasons.map { J.quote($0) })), \"source\" : \(source)}")
+                first = false
+            }
+        }
+        out.append("\n  ],\n  \"remove\" : [")
+        first = true
+        for r in results {
+            let source = J.quote(r.source)
+            let removed = Set(r.removed)
+            for id in r.plan.remove {
+                out.append((first ? "\n" : ",\n") + "    {\"id\" : \(J.quote(id)), \"removed\" : \(removed.contains(id)), \"source\" : \(source)}")
+                first = false
+            }
+        }
+        out.append("\n  ]\n}\n")
+        out.flush()
+    }
+
+    /// Only the small fields (for `write`).
+    private init(results: [RotationResult]) {
         let held = results.compactMap { r in r.plan.heldBack.map { "\(r.source): \($0)" } }
         held_back = held.isEmpty ? nil : held.joined(separator: "; ")
         dry_run = results.first?.dryRun ?? true

@@ -17,6 +17,11 @@ public final class Catalog: Sendable {
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            // Large catalogs (a million artifacts) are read by scans: map the file rather than pread each page.
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            try db.execute(sql: "PRAGMA cache_size = -32768")
+        }
         do {
             dbQueue = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(dbQueue)
@@ -137,21 +142,38 @@ public final class Catalog: Sendable {
         return rows.first
     }
 
-    /// What the retention planner needs of every artifact of a source that is not deleted, with its path;
-    /// a lean query (no stats), because a source can have hundreds of thousands of artifacts.
-    public func retentionCandidates(source: String) throws -> [(candidate: RetentionCandidate, path: String)] {
-        try read("read artifacts of \(source) for retention") { db in
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT a.id, a.created_at, a.status, a.pinned, a.pin_reason, a.path, r.tag, r.release
-                FROM artifacts a JOIN runs r ON r.id = a.run_id
-                WHERE a.source = ? AND a.deleted_at IS NULL
-                """, arguments: [source])
-            var out: [(candidate: RetentionCandidate, path: String)] = []
+    /// What the retention planner needs of every artifact of the given sources that is not deleted, with its
+    /// path, grouped by source. A lean read (no stats, no join, dates converted by SQLite), because a catalog
+    /// can hold a million artifacts: one scan of the table for several sources, the index for one.
+    /// - Parameter withPaths: false for a plan that will not be carried out (paths are left empty).
+    public func retentionCandidates(sources: [String], withPaths: Bool = true) throws -> [String: [(candidate: RetentionCandidate, path: String)]] {
+        try read("read artifacts for retention") { db in
+            var runs: [String: (tag: RunTag, release: String?)] = [:]
+            let runRows = try Row.fetchCursor(db, sql: "SELECT id, tag, release FROM runs")
+            while let row = try runRows.next() {
+                runs[row[0]] = (RunTag(rawValue: row[1]) ?? .manual, row[2])
+            }
+            let columns = """
+                SELECT id, CAST(round((julianday(created_at) - 2440587.5) * 86400000.0) AS INTEGER), status, pinned,
+                       pin_reason, \(withPaths ? "path" : "''"), run_id, source
+                FROM artifacts
+                """
+            let wanted = Set(sources)
+            let rows = sources.count == 1
+                ? try Row.fetchCursor(db, sql: columns + " WHERE source = ? AND deleted_at IS NULL", arguments: [sources[0]])
+                : try Row.fetchCursor(db, sql: columns + " WHERE deleted_at IS NULL")
+            var out: [String: [(candidate: RetentionCandidate, path: String)]] = [:]
+            for source in sources { out[source] = [] }
             while let row = try rows.next() {
+                let source: String = row[7]
+                guard wanted.contains(source) else { continue }
+                let millis: Int64 = row[1]
+                let run = runs[row[6] as String]
                 let candidate = RetentionCandidate(
-                    id: row[0], createdAt: row[1], status: ArtifactStatus(rawValue: row[2]) ?? .failed,
-                    tag: RunTag(rawValue: row[6]) ?? .manual, release: row[7], pinned: row[3], pinReason: row[4])
-                out.append((candidate, row[5]))
+                    id: row[0], createdAt: Date(timeIntervalSince1970: Double(millis) / 1000),
+                    status: ArtifactStatus(rawValue: row[2]) ?? .failed, tag: run?.tag ?? .manual, release: run?.release,
+                    pinned: row[3], pinReason: row[4])
+                out[source, default: []].append((candidate, row[5]))
             }
             return out
         }

@@ -76,24 +76,32 @@ public enum RetentionPlanner {
 
         for a in good.prefix(policy.keepLast) { add(a.id, "last \(policy.keepLast)") }
 
-        // Calendar buckets: the newest good artifact of each bucket within the window ending at `now`.
-        func keepBuckets(count: Int, label: String, key: (Date) -> String, windowStart: Date?) {
-            guard count > 0, let windowStart else { return }
-            var seen = Set<String>()
-            for a in good where a.createdAt >= windowStart && a.createdAt <= now {
-                let k = key(a.createdAt)
-                if seen.insert(k).inserted { add(a.id, "\(label) \(k)") }
+        // Calendar buckets: the newest good artifact of each of the last N days, weeks and months up to `now`.
+        // Walks the buckets (a handful), not the artifacts (there can be hundreds of thousands): each lookup
+        // is a binary search in the newest-first list.
+        func newestGood(before end: Date) -> RetentionCandidate? {
+            var lo = 0, hi = good.count // first index whose createdAt < end
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if good[mid].createdAt < end { hi = mid } else { lo = mid + 1 }
+            }
+            return lo < good.count ? good[lo] : nil
+        }
+        let justAfterNow = now.addingTimeInterval(0.001)
+        func keepBuckets(count: Int, label: String, unit: Calendar.Component, calendar: Calendar, key: (Date) -> String) {
+            guard count > 0, var bucket = calendar.dateInterval(of: unit, for: now) else { return }
+            for _ in 0..<count {
+                if let a = newestGood(before: min(bucket.end, justAfterNow)), a.createdAt >= bucket.start {
+                    add(a.id, "\(label) \(key(bucket.start))")
+                }
+                guard let previous = calendar.date(byAdding: .second, value: -1, to: bucket.start),
+                      let next = calendar.dateInterval(of: unit, for: previous) else { break }
+                bucket = next
             }
         }
-        let today = calendar.startOfDay(for: now)
-        keepBuckets(count: policy.daily, label: "daily", key: { dayKey($0, calendar) },
-                    windowStart: calendar.date(byAdding: .day, value: -(policy.daily - 1), to: today))
-        let thisWeek = iso.dateInterval(of: .weekOfYear, for: now)?.start
-        keepBuckets(count: policy.weekly, label: "weekly", key: { weekKey($0, iso) },
-                    windowStart: thisWeek.flatMap { iso.date(byAdding: .weekOfYear, value: -(policy.weekly - 1), to: $0) })
-        let thisMonth = calendar.dateInterval(of: .month, for: now)?.start
-        keepBuckets(count: policy.monthly, label: "monthly", key: { monthKey($0, calendar) },
-                    windowStart: thisMonth.flatMap { calendar.date(byAdding: .month, value: -(policy.monthly - 1), to: $0) })
+        keepBuckets(count: policy.daily, label: "daily", unit: .day, calendar: calendar, key: { dayKey($0, calendar) })
+        keepBuckets(count: policy.weekly, label: "weekly", unit: .weekOfYear, calendar: iso, key: { weekKey($0, iso) })
+        keepBuckets(count: policy.monthly, label: "monthly", unit: .month, calendar: calendar, key: { monthKey($0, calendar) })
 
         if policy.preDeploy > 0 {
             var releases: [String] = []

@@ -25,16 +25,15 @@ extension BackupEngine {
                        allowEmptyPolicy: Bool = false) throws -> [RotationResult] {
         try checkRetentionPolicy(allowEmpty: allowEmptyPolicy)
         let selected = try selectSources(names)
-        if dryRun {
-            let catalog = try catalog()
-            return try selected.map { try rotateOne($0.name, catalog: catalog, now: now ?? environment.clock(), dryRun: true) }
+        var lock: RunLock?
+        if !dryRun {
+            try repository.prepare()
+            lock = try RunLock(path: repository.lockPath, purpose: "rotate")
         }
-        try repository.prepare()
-        let lock = try RunLock(path: repository.lockPath, purpose: "rotate")
-        defer { lock.release() }
+        defer { lock?.release() }
         let catalog = try catalog()
-        try recoverFromCrash(catalog)
-        return try selected.map { try rotateOne($0.name, catalog: catalog, now: now ?? environment.clock(), dryRun: false) }
+        if !dryRun { try recoverFromCrash(catalog) }
+        return try rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
     }
 
     func checkRetentionPolicy(allowEmpty: Bool) throws {
@@ -45,9 +44,14 @@ extension BackupEngine {
         }
     }
 
-    /// Rotation of one source; the caller holds the run lock unless `dryRun`.
-    func rotateOne(_ source: String, catalog: Catalog, now: Date, dryRun: Bool) throws -> RotationResult {
-        let rows = try catalog.retentionCandidates(source: source)
+    /// Rotation of the named sources; the caller holds the run lock unless `dryRun`.
+    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool) throws -> [RotationResult] {
+        let candidates = try catalog.retentionCandidates(sources: sources, withPaths: !dryRun)
+        return try sources.map { try rotateOne($0, rows: candidates[$0] ?? [], catalog: catalog, now: now, dryRun: dryRun) }
+    }
+
+    private func rotateOne(_ source: String, rows: [(candidate: RetentionCandidate, path: String)], catalog: Catalog,
+                           now: Date, dryRun: Bool) throws -> RotationResult {
         let plan = RetentionPlanner.plan(rows.map(\.candidate), policy: policy.retention, now: now)
         var result = RotationResult(source: source, plan: plan, dryRun: dryRun, removed: [])
         guard !dryRun, !plan.remove.isEmpty else { return result }

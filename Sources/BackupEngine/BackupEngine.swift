@@ -116,8 +116,9 @@ public final class BackupEngine {
         // Rotation only after a good new backup of the same source, and never a reason to fail the backup.
         do {
             try checkRetentionPolicy(allowEmpty: false)
-            for source in Set(artifacts.filter { $0.status == .ok }.map(\.source)).sorted() {
-                result.rotations.append(try rotateOne(source, catalog: catalog, now: environment.clock(), dryRun: false))
+            let succeeded = Set(artifacts.filter { $0.status == .ok }.map(\.source)).sorted()
+            if !succeeded.isEmpty {
+                result.rotations = try rotate(succeeded, catalog: catalog, now: environment.clock(), dryRun: false)
             }
         } catch {
             result.rotationSkipped = describe(error)

@@ -119,3 +119,29 @@ struct PolicyParserTests {
         #expect(throws: PolicyError.self) { try parse("# only a comment\n") }
     }
 }
+
+struct RetentionPolicyParsingTests {
+    let base = "repository: { path: /r }\nsources: { r: { kind: redis, url: \"redis://h\" } }\n"
+
+    @Test func parsesRetention() throws {
+        let p = try PolicyParser.parse(base + "retention: { daily: 10, weekly: 4, monthly: 6, keep_last: 2, pre_deploy: 5, failed_grace_hours: 24, timezone: Asia/Riyadh }\n",
+                                       origin: "t.yml", environment: [:])
+        #expect(p.retention == RetentionPolicy(daily: 10, weekly: 4, monthly: 6, keepLast: 2, preDeploy: 5, failedGraceHours: 24, timeZone: "Asia/Riyadh"))
+        #expect(try PolicyParser.parse(base, origin: "t.yml", environment: [:]).retention == RetentionPolicy())
+    }
+
+    @Test(arguments: [
+        ("retention: { timezone: Mars/Olympus }\n", "retention.timezone", "unknown time zone"),
+        ("retention: { daily: -1 }\n", "retention.daily", "whole number"),
+        ("retention: { hourly: 24 }\n", "retention.hourly", "unknown key"),
+    ])
+    func rejects(extra: String, keyPath: String, problem: String) {
+        do {
+            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.keyPath == keyPath)
+            #expect(error.problem.contains(problem))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// A small JSON writer for outputs that can hold a million entries (a rotation plan of a large catalog),
+/// where Foundation's JSONEncoder would take seconds. Writes the same JSON an encoder would, one entry per line.
+struct JSONText {
+    private(set) var text = ""
+
+    static func quote(_ s: String) -> String {
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + s + "\""
+        }
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func quote(_ s: String?) -> String { s.map { quote($0) } ?? "null" }
+
+    static func array(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
+}
+
+/// Buffered writes to stdout, for large outputs.
+struct JSONStream {
+    private var buffer: [UInt8] = []
+
+    init() { buffer.reserveCapacity(1 << 20) }
+
+    mutating func append(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    mutating func flush() {
+        guard !buffer.isEmpty else { return }
+        FileHandle.standardOutput.write(Data(buffer))
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
