@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // The system zlib (Debian: zlib1g-dev).
@@ -43,11 +44,16 @@ let package = Package(
             name: "RedisBackup",
             dependencies: ["BackupCore"]
         ),
-        // Orchestration: backup, list, show, verify.
+        // mongodump / mongorestore as subprocesses, the archive verifier.
+        .target(
+            name: "MongoBackup",
+            dependencies: ["BackupCore", .product(name: "Subprocess", package: "swift-subprocess")]
+        ),
+        // Orchestration: backup, list, show, verify, rotate.
         .target(
             name: "BackupEngine",
             dependencies: [
-                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup",
+                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -72,9 +78,10 @@ let package = Package(
         .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore"]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
+        .testTarget(name: "MongoBackupTests", dependencies: ["MongoBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "TestSupport"]
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "TestSupport"]
         ),
     ]
 )
