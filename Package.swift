@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         // The system zlib (Debian: zlib1g-dev).
@@ -47,7 +48,11 @@ let package = Package(
         // mongodump / mongorestore as subprocesses, the archive verifier.
         .target(
             name: "MongoBackup",
-            dependencies: ["BackupCore", .product(name: "Subprocess", package: "swift-subprocess")]
+            dependencies: [
+                "BackupCore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         // Orchestration: backup, list, show, verify, rotate.
         .target(

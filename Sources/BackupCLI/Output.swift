@@ -141,6 +141,9 @@ enum Output {
         if a.status != .ok { return a.detail ?? "" }
         var parts: [String] = []
         if let keys = a.stats["keys"]?.intValue { parts.append("\(keys) keys") }
+        if let docs = a.stats["documents"]?.intValue, let ns = a.stats["namespaces"]?.intValue {
+            parts.append("\(docs) documents in \(ns) namespaces")
+        }
         if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
         return parts.joined(separator: ", ")
     }

@@ -27,11 +27,7 @@ struct PolicyCheckCommand: ParsableCommand {
         print("policy \(policy.origin): ok")
         print("repository: \(policy.repository.path)")
         for source in policy.sources {
-            var where_ = ""
-            switch source.settings {
-            case .redis(let r): where_ = r.endpoint.description
-            }
-            print("source \(source.name): \(source.kind.rawValue) \(where_)")
+            print("source \(source.name): \(source.kind.rawValue) \(source.location)")
         }
     }
 }
@@ -50,10 +46,6 @@ struct PolicySummaryJSON: Encodable {
     init(_ p: Policy) {
         origin = p.origin
         repository = p.repository.path
-        sources = p.sources.map { s in
-            switch s.settings {
-            case .redis(let r): return Source(name: s.name, kind: s.kind.rawValue, endpoint: r.endpoint.description)
-            }
-        }
+        sources = p.sources.map { Source(name: $0.name, kind: $0.kind.rawValue, endpoint: $0.location) }
     }
 }

@@ -23,6 +23,8 @@ public enum Defaults {
     public static let retentionDaily = 7
     public static let retentionKeepLast = 3
     public static let retentionFailedGraceHours = 48
+    /// The longest a mongodump or mongorestore may run.
+    public static let mongoTimeoutSeconds = 4 * 3600.0
     /// Lines of a child's stderr kept for an error message.
     public static let stderrTailLines = 20
 }

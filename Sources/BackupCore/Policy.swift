@@ -58,6 +58,19 @@ public struct SourcePolicy: Sendable, Equatable {
     public var kind: SourceKind {
         switch settings {
         case .redis: return .redis
+        case .mongodb: return .mongodb
+        }
+    }
+
+    /// Where the source is, with secrets hidden, for messages and `policy check`.
+    public var location: String {
+        switch settings {
+        case .redis(let r): return r.endpoint.description
+        case .mongodb(let m):
+            switch m.uri {
+            case .inline(let uri): return Redaction.url(uri.value)
+            case .file(let path): return "uri from \(path)"
+            }
         }
     }
 }
@@ -65,6 +78,36 @@ public struct SourcePolicy: Sendable, Equatable {
 /// The settings of each kind of source.
 public enum SourceSettings: Sendable, Equatable {
     case redis(RedisSourcePolicy)
+    case mongodb(MongoSourcePolicy)
+}
+
+/// A MongoDB source, backed up with the official tools.
+public struct MongoSourcePolicy: Sendable, Equatable {
+    /// The connection string (it may hold a password): inline (after `${VAR}` expansion) or `uri_file`.
+    public var uri: SecretReference
+    /// The mongodump command: a path or name, or a wrapper such as `[docker, run, --rm, -i, mongo:7, mongodump]`.
+    public var mongodump: [String]
+    public var mongorestore: [String]
+    /// At most one database (mongodump dumps one database or all of them); empty means all.
+    public var databases: [String]
+    /// Collections of that database to leave out.
+    public var exclude: [String]
+    /// `--oplog`, for a point-in-time dump of a whole replica set.
+    public var oplog: Bool
+    /// The longest a dump or restore may run, in seconds.
+    public var timeoutSeconds: Double
+
+    public init(uri: SecretReference, mongodump: [String] = ["mongodump"], mongorestore: [String] = ["mongorestore"],
+                databases: [String] = [], exclude: [String] = [], oplog: Bool = false,
+                timeoutSeconds: Double = Defaults.mongoTimeoutSeconds) {
+        self.uri = uri
+        self.mongodump = mongodump
+        self.mongorestore = mongorestore
+        self.databases = databases
+        self.exclude = exclude
+        self.oplog = oplog
+        self.timeoutSeconds = timeoutSeconds
+    }
 }
 
 public struct RedisSourcePolicy: Sendable, Equatable {

@@ -73,7 +73,7 @@ public enum PolicyParser {
 
     private static func parseSource(name: String, node: PolicyNode) throws(PolicyError) -> SourcePolicy {
         let kindNode = try node.mapping(allowed: nil)["kind"]
-        guard let kindNode else { throw node.error("missing key \"kind\" (one of: redis)") }
+        guard let kindNode else { throw node.error("missing key \"kind\" (one of: redis, mongodb)") }
         let kindText = try kindNode.string()
         switch kindText {
         case SourceKind.redis.rawValue:
@@ -106,11 +106,50 @@ public enum PolicyParser {
             if let t = map["start_timeout"] { startTimeout = try t.duration() }
             return SourcePolicy(name: name, settings: .redis(RedisSourcePolicy(
                 endpoint: endpoint, password: password, timeoutSeconds: timeout, startTimeoutSeconds: startTimeout)))
-        case SourceKind.mongodb.rawValue, SourceKind.s3.rawValue:
-            throw kindNode.error("source kind \"\(kindText)\" is not supported by this version yet (supported: redis)")
+        case SourceKind.mongodb.rawValue:
+            return SourcePolicy(name: name, settings: .mongodb(try parseMongo(node)))
+        case SourceKind.s3.rawValue:
+            throw kindNode.error("source kind \"\(kindText)\" is not supported by this version yet (supported: redis, mongodb)")
         default:
-            throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis")
+            throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis, mongodb")
         }
+    }
+
+    private static func parseMongo(_ node: PolicyNode) throws(PolicyError) -> MongoSourcePolicy {
+        let map = try node.mapping(allowed: ["kind", "uri", "uri_file", "mongodump", "mongorestore", "databases", "exclude", "oplog", "timeout"])
+        let uri: SecretReference
+        switch (map["uri"], map["uri_file"]) {
+        case (let u?, nil):
+            let text = try u.string(secret: true)
+            guard text.hasPrefix("mongodb://") || text.hasPrefix("mongodb+srv://") else {
+                throw u.error("expected a connection string mongodb://… or mongodb+srv://…, found \"\(Redaction.url(text))\"")
+            }
+            uri = .inline(Secret(text))
+        case (nil, let f?): uri = .file(try f.nonEmptyString())
+        case (_?, let f?): throw f.error("give either uri or uri_file, not both")
+        case (nil, nil): throw node.error("missing key \"uri\" (or uri_file), e.g. uri: \"${MONGODB_URI:?set MONGODB_URI}\"")
+        }
+        var policy = MongoSourcePolicy(uri: uri)
+        if let c = map["mongodump"] { policy.mongodump = try c.command() }
+        if let c = map["mongorestore"] { policy.mongorestore = try c.command() }
+        if let d = map["databases"] {
+            policy.databases = try d.stringList()
+            if policy.databases.count > 1 {
+                throw d.error("mongodump dumps one database or all of them: list at most one (use one source per database)")
+            }
+        }
+        if let e = map["exclude"] {
+            policy.exclude = try e.stringList()
+            if !policy.exclude.isEmpty && policy.databases.isEmpty {
+                throw e.error("exclude needs databases: mongodump leaves out collections of one database only")
+            }
+        }
+        if let o = map["oplog"] { policy.oplog = try o.bool() }
+        if policy.oplog && !policy.databases.isEmpty {
+            throw map["oplog"]!.error("oplog: true needs a dump of the whole replica set (no databases)")
+        }
+        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
+        return policy
     }
 
     private static func syntaxError(_ error: YamlError, origin: String) -> PolicyError {
@@ -192,6 +231,35 @@ struct PolicyNode {
         let s = try string()
         if s.isEmpty { throw error("expected a non-empty value") }
         return s
+    }
+
+    func bool() throws(PolicyError) -> Bool {
+        switch try string().lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other: throw error("expected true or false, found \"\(other)\"")
+        }
+    }
+
+    /// A list of text values (a one-item list may be written as a plain value).
+    func stringList() throws(PolicyError) -> [String] {
+        switch node {
+        case .scalar: return [try nonEmptyString()]
+        case .sequence(let seq):
+            var out: [String] = []
+            for (i, item) in seq.enumerated() {
+                out.append(try PolicyNode(node: item, path: path + "[\(i)]", origin: origin, environment: environment).nonEmptyString())
+            }
+            return out
+        default: throw error("expected a list, found \(kindName)")
+        }
+    }
+
+    /// A command: a program name or path, or a list (program and its arguments, e.g. a `docker run` wrapper).
+    func command() throws(PolicyError) -> [String] {
+        let parts = try stringList()
+        if parts.isEmpty { throw error("expected a command (a program, or a list: program and arguments)") }
+        return parts
     }
 
     func int(in range: ClosedRange<Int>) throws(PolicyError) -> Int {

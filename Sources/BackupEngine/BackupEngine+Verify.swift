@@ -1,6 +1,7 @@
 import ArtifactStore
 import BackupCore
 import Foundation
+import MongoBackup
 import RedisBackup
 
 extension BackupEngine {
@@ -44,7 +45,14 @@ extension BackupEngine {
                     throw IntegrityError(object: path, problem: "RDB holds \(report.keys) keys, the catalog recorded \(recorded)")
                 }
                 detail = "sha256 ok, gzip ok, RDB v\(report.version) checksum \(report.checksum.rawValue), \(report.keys) keys"
-            case .mongodb, .s3:
+            case .mongodb:
+                let (report, _) = try MongoArchiveCheck.verify(source)
+                source.drain()
+                if let recorded = artifact.stats["documents"]?.intValue, recorded != report.documents {
+                    throw IntegrityError(object: path, problem: "archive holds \(report.documents) documents, the catalog recorded \(recorded)")
+                }
+                detail = "sha256 ok, gzip ok, archive ok: \(report.namespaces.count) namespaces, \(report.documents) documents, CRCs ok"
+            case .s3:
                 source.drain()
                 detail = "sha256 ok, gzip ok"
             }

@@ -13,6 +13,7 @@ import BackupCatalog
 import BackupCore
 import Foundation
 import Logging
+import MongoBackup
 import RedisBackup
 
 /// What `backup` did: the run and one artifact per source.
@@ -159,6 +160,7 @@ public final class BackupEngine {
         let ext: String
         switch source.settings {
         case .redis: ext = "rdb"
+        case .mongodb: ext = "archive"
         }
         let path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: ext)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: path,
@@ -173,6 +175,9 @@ public final class BackupEngine {
                 switch source.settings {
                 case .redis(let redis):
                     stats = try RedisSourceBackup(policy: redis, secrets: secretResolver(for: source.name))
+                        .run(into: writer)
+                case .mongodb(let mongo):
+                    stats = try MongoSourceBackup(policy: mongo, secrets: secretResolver(for: source.name))
                         .run(into: writer)
                 }
             } catch {
@@ -199,7 +204,9 @@ public final class BackupEngine {
         } catch {
             artifact.status = .failed
             artifact.detail = describe(error)
-            if error is RDBError || error is IntegrityError { artifact.stats["failure"] = .string("integrity") }
+            if error is RDBError || error is IntegrityError || error is MongoArchiveError {
+                artifact.stats["failure"] = .string("integrity")
+            }
             unlink(repository.manifestPath(forArtifact: path, id: id))
             try catalog.updateArtifact(artifact)
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])

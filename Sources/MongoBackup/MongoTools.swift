@@ -1,0 +1,239 @@
+import BackupCore
+import Dispatch
+import Foundation
+import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A mongodump or mongorestore run that went wrong: names the tool, says what happened, keeps the last
+/// lines of its stderr (secrets scrubbed).
+public struct MongoToolError: UserFacingError, Equatable {
+    public var tool: String
+    public var problem: String
+    public var stderrTail: [String]
+    public var hintText: String?
+
+    public init(tool: String, problem: String, stderrTail: [String], hintText: String? = nil) {
+        self.tool = tool
+        self.problem = problem
+        self.stderrTail = stderrTail
+        self.hintText = hintText
+    }
+
+    public var exitStatus: ExitStatus { .failed }
+    public var description: String {
+        var text = "\(tool): \(problem)"
+        if !stderrTail.isEmpty { text += "; last output: " + stderrTail.suffix(5).joined(separator: " | ") }
+        return text
+    }
+    public var hint: String? { hintText }
+}
+
+/// What a tool run produced.
+public struct MongoToolOutcome: Sendable {
+    public var bytes: Int64
+    public var stderrTail: [String]
+}
+
+/// Runs mongodump and mongorestore with `--archive` on stdout/stdin.
+///
+/// Credentials reach the child only through a `--config` YAML file (`uri: …`), mode 0600 in a 0700 temporary
+/// directory, removed afterwards: never argv (visible in `ps`) nor the environment. Every message is scrubbed
+/// of the connection string's password.
+public struct MongoTools: Sendable {
+    public var uri: Secret
+    public var timeoutSeconds: Double
+    /// The source's name, so that messages can name the policy key to set.
+    public var source: String
+
+    public init(uri: Secret, timeoutSeconds: Double, source: String = "NAME") {
+        self.uri = uri
+        self.timeoutSeconds = timeoutSeconds
+        self.source = source
+    }
+
+    /// Secrets that must never appear in a message: the whole URI and its password.
+    var secrets: [Secret] {
+        var out = [uri]
+        if let schemeEnd = uri.value.range(of: "://"),
+           let at = uri.value[schemeEnd.upperBound...].firstIndex(of: "@") {
+            let userInfo = uri.value[schemeEnd.upperBound..<at]
+            if let colon = userInfo.firstIndex(of: ":") {
+                let password = String(userInfo[userInfo.index(after: colon)...])
+                out.append(Secret(password))
+                if let decoded = password.removingPercentEncoding, decoded != password { out.append(Secret(decoded)) }
+            }
+        }
+        return out
+    }
+
+    func scrub(_ text: String) -> String { Redaction.scrub(text, secrets: secrets) }
+
+    /// `mongodump --archive --config=FILE [--db=D] [--excludeCollection=C]… [--oplog]`, stdout streamed to `chunk`.
+    public func dump(command: [String], databases: [String], exclude: [String], oplog: Bool,
+                     chunk: @escaping ([UInt8]) throws -> Void) throws -> MongoToolOutcome {
+        var args = ["--archive"]
+        if let db = databases.first { args.append("--db=\(db)") }
+        args += exclude.map { "--excludeCollection=\($0)" }
+        if oplog { args.append("--oplog") }
+        let outcome = try run(command: command, toolKey: "mongodump", arguments: args, stdin: nil, stdout: chunk)
+        if outcome.bytes == 0 {
+            throw MongoToolError(tool: "mongodump", problem: "wrote no archive (0 bytes) although it exited 0",
+                                 stderrTail: outcome.stderrTail, hintText: "check the connection string and the user's backup role")
+        }
+        return outcome
+    }
+
+    /// `mongorestore --archive --config=FILE …`, fed from `input` (each call returns the next chunk, nil at the end).
+    public func restore(command: [String], arguments: [String], input: @escaping () throws -> [UInt8]?) throws -> MongoToolOutcome {
+        try run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil)
+    }
+
+    /// Runs one tool; `stdout` receives its standard output when given, `stdin` feeds its standard input.
+    func run(command: [String], toolKey: String, arguments: [String], stdin: (() throws -> [UInt8]?)?,
+             stdout: (([UInt8]) throws -> Void)?) throws -> MongoToolOutcome {
+        guard let program = command.first else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
+        let configDir = try Self.privateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: configDir) }
+        let configPath = configDir + "/config.yml"
+        try Self.writePrivateFile(configPath, "uri: \(Self.yamlQuoted(uri.value))\n")
+
+        let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
+        let configuration = Configuration(executable: executable,
+                                          arguments: Arguments(Array(command.dropFirst()) + arguments + ["--config=\(configPath)"]))
+        let timeout = timeoutSeconds
+        let box = RunBox(stdin: stdin, stdout: stdout)
+        let semaphore = DispatchSemaphore(value: 0)
+        let task = Task {
+            do {
+                box.result = .success(try await Self.execute(configuration, box: box, timeout: timeout))
+            } catch {
+                box.result = .failure(error)
+            }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        _ = task
+        let (status, tail, bytes): (TerminationStatus, [String], Int64)
+        do {
+            (status, tail, bytes) = try box.result!.get()
+        } catch let error as SubprocessError where error.code == .executableNotFound {
+            throw MongoToolError(tool: toolKey, problem: "\(program) is not installed or not on PATH (set sources.\(source).\(toolKey) in the policy)", stderrTail: [],
+                                 hintText: "install the MongoDB Database Tools, or set sources.\(source).\(toolKey) to its path or to a wrapper such as [docker, run, --rm, -i, --network, host, mongo:7, \(toolKey)]")
+        } catch let error as UserFacingError {
+            throw error
+        } catch {
+            throw MongoToolError(tool: toolKey, problem: scrub("cannot run \(program): \(error)"), stderrTail: [])
+        }
+        let cleanTail = tail.map(scrub)
+        if box.timedOut {
+            throw MongoToolError(tool: toolKey, problem: "did not finish within \(Int(timeout)) s and was stopped", stderrTail: cleanTail,
+                                 hintText: "raise the source's timeout if the database is just large, or check that the server answers")
+        }
+        guard case .exited(0) = status else {
+            throw MongoToolError(tool: toolKey, problem: "failed (\(status))", stderrTail: cleanTail,
+                                 hintText: "read its last output above; check the connection string, the user's roles and the tool's version")
+        }
+        return MongoToolOutcome(bytes: bytes, stderrTail: cleanTail)
+    }
+
+    private static func execute(_ configuration: Configuration, box: RunBox, timeout: Double) async throws
+        -> (TerminationStatus, [String], Int64) {
+        let result = try await Subprocess.run(configuration, input: .inputWriter, output: .sequence, error: .sequence) { execution in
+            let watchdog = Task {
+                try await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+                box.timedOut = true
+                try? execution.send(signal: .terminate)
+                try await Task.sleep(nanoseconds: 5_000_000_000)
+                try? execution.send(signal: .kill)
+            }
+            defer { watchdog.cancel() }
+            async let tail: [String] = Self.tail(of: execution.standardError)
+            async let fed: Void = {
+                let writer = execution.standardInputWriter
+                if let stdin = box.stdin {
+                    do {
+                        while let chunk = try stdin() { _ = try await writer.write(chunk) }
+                    } catch {
+                        box.feedError = error
+                    }
+                }
+                try? await writer.finish()
+            }()
+            var bytes: Int64 = 0
+            do {
+                for try await buffer in execution.standardOutput {
+                    let chunk = buffer.withUnsafeBytes { Array($0) }
+                    bytes += Int64(chunk.count)
+                    try box.stdout?(chunk)
+                }
+            } catch {
+                // The consumer failed (disk full, invalid archive): stop the tool, then report the consumer's error.
+                try? execution.send(signal: .kill)
+                _ = await tail
+                await fed
+                throw error
+            }
+            await fed
+            return (await tail, bytes)
+        }
+        if let feedError = box.feedError { throw feedError }
+        return (result.terminationStatus, result.closureResult.0, result.closureResult.1)
+    }
+
+    /// The last lines of a stream (bounded memory).
+    private static func tail(of stream: SubprocessOutputSequence) async -> [String] {
+        var lines: [String] = []
+        var partial = ""
+        do {
+            for try await buffer in stream {
+                partial += buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+                var parts = partial.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                partial = parts.removeLast()
+                lines += parts.filter { !$0.isEmpty }
+                if lines.count > Defaults.stderrTailLines * 4 { lines.removeFirst(lines.count - Defaults.stderrTailLines * 4) }
+            }
+        } catch {}
+        if !partial.isEmpty { lines.append(partial) }
+        return Array(lines.suffix(Defaults.stderrTailLines * 4))
+    }
+
+    static func yamlQuoted(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    static func privateDirectory() throws -> String {
+        var template = Array((NSTemporaryDirectory() + "/kaleem-mongo-XXXXXX").utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw BackupFailure("cannot create a private temporary directory: \(String(cString: strerror(errno)))")
+        }
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func writePrivateFile(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BackupFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw BackupFailure("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// State shared between the blocking caller and the async run (set before the semaphore is signalled).
+private final class RunBox: @unchecked Sendable {
+    let stdin: (() throws -> [UInt8]?)?
+    let stdout: (([UInt8]) throws -> Void)?
+    var result: Result<(TerminationStatus, [String], Int64), Error>?
+    var timedOut = false
+    var feedError: Error?
+
+    init(stdin: (() throws -> [UInt8]?)?, stdout: (([UInt8]) throws -> Void)?) {
+        self.stdin = stdin
+        self.stdout = stdout
+    }
+}

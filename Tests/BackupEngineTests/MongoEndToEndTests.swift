@@ -1,0 +1,183 @@
+import BackupCore
+import Foundation
+import TestSupport
+import Testing
+
+/// MongoDB through stand-in mongodump/mongorestore (Tests/StandIns): they honour the real tools' flags and
+/// stream the real archives of ../shared/fixtures/mongo. What only a real server can show is checked by
+/// scripts/check-mongo.sh.
+struct MongoEndToEndTests {
+    static let standIns = packageRoot + "/Tests/StandIns"
+    static let password = "Pw-\(UUID().uuidString.prefix(8))"
+
+    struct Setup {
+        let dir = TemporaryDirectory()
+        var policy: String { dir.file("policy.yml") }
+        var log: String { dir.file("standin.jsonl") }
+        var tmp: String { dir.file("tmp") }
+
+        init(extra: String = "", mongodump: String = "mongodump") {
+            try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: policy, contents: Data("""
+            repository: { path: \(dir.file("repo")) }
+            sources:
+              mongo:
+                kind: mongodb
+                uri: "mongodb://backup:\(MongoEndToEndTests.password)@db.internal:27017/?authSource=admin"
+                mongodump: \(mongodump)
+                timeout: 3s
+            \(extra)
+            """.utf8))
+        }
+
+        func env(_ extra: [String: String] = [:]) -> [String: String] {
+            var e = ["PATH": MongoEndToEndTests.standIns + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                     "STANDIN_LOG": log, "TMPDIR": tmp]
+            e.merge(extra) { $1 }
+            return e
+        }
+
+        func run(_ args: [String], _ extra: [String: String] = [:]) throws -> ProcessResult {
+            try runCLI(args + ["--policy", policy], environment: env(extra))
+        }
+
+        func logEntries() throws -> [[String: Any]] {
+            guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { return [] }
+            return try text.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        }
+    }
+
+    @Test func backupVerifyAndRestoreThroughTheTools() throws {
+        let s = Setup(extra: "    oplog: true")
+        let r = try s.run(["backup", "--json"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let a = try #require((try object(r.stdout)["artifacts"] as? [[String: Any]])?.first)
+        let stats = try #require(a["stats"] as? [String: Any])
+        #expect(stats["documents"] as? Int == 44)
+        #expect(stats["namespaces"] as? Int == 3)
+        #expect((stats["per_namespace"] as? [String: Int]) == ["test.foo": 25, "admin.system.version": 1, "oplog": 18])
+        #expect(stats["server_version"] as? String == "4.0.2")
+        #expect((a["path"] as? String)?.hasSuffix(".archive.gz") == true)
+
+        // mongodump got --archive and --oplog, and the credentials only through --config.
+        let dump = try #require(try s.logEntries().first)
+        let argv = try #require(dump["argv"] as? [String])
+        #expect(argv.contains("--archive") && argv.contains("--oplog"))
+        #expect(argv.contains { $0.hasPrefix("--config=") })
+        #expect(dump["config_uri"] as? Bool == true)
+        #expect(!argv.joined(separator: " ").contains(Self.password))
+        #expect(!argv.joined(separator: " ").contains("mongodb://"))
+        // The config file is gone, and the password is nowhere in the output or the repository.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.tmp).isEmpty)
+        #expect(!(r.stdout + r.stderr).contains(Self.password))
+        #expect(!anyFileContains(s.dir.file("repo"), Self.password))
+
+        let verify = try s.run(["verify", "--all", "--json"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect((try array(verify.stdout).first?["detail"] as? String)?.contains("44 documents") == true)
+
+        // Without --yes nothing is written; with it, the exact archive bytes reach mongorestore, renamed.
+        let refused = try s.run(["restore", "mongo", "--latest"])
+        #expect(refused.status == 2)
+        #expect(refused.stdout.contains("into mongodb://backup:***@db.internal"))
+        #expect(try s.logEntries().count == 1)
+        let restore = try s.run(["restore", "mongo", "--backup", a["id"] as! String, "--ns-from", "test.*", "--ns-to", "drill_test.*",
+                                 "--drop", "--yes", "--json"])
+        #expect(restore.status == 0, "\(restore.stdout) \(restore.stderr)")
+        let result = try object(restore.stdout)
+        #expect(result["restored"] as? Int == 26)
+        #expect(result["expected"] as? Int == 26)
+        let fed = try #require(try s.logEntries().last)
+        #expect(fed["tool"] as? String == "mongorestore")
+        #expect(fed["sha256"] as? String == (try sha256sum(fixturesDirectory + "/mongo/dump-w-oplog.archive")))
+        #expect((fed["restored"] as? [String: Int]) == ["drill_test.foo": 25, "admin.system.version": 1])
+        let restoreArgv = try #require(fed["argv"] as? [String])
+        #expect(restoreArgv.contains("--nsFrom=test.*") && restoreArgv.contains("--nsTo=drill_test.*") && restoreArgv.contains("--drop"))
+        #expect(!restoreArgv.joined(separator: " ").contains(Self.password))
+
+        // A summary with failed documents fails the restore; a dry run passes --dryRun and writes nothing.
+        let failed = try s.run(["restore", "mongo", "--latest", "--yes"], ["STANDIN_FAILED_DOCS": "3"])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("3 document(s) failed to restore"))
+        let dry = try s.run(["restore", "mongo", "--latest", "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect((try s.logEntries().last?["argv"] as? [String])?.contains("--dryRun") == true)
+    }
+
+    @Test(arguments: [
+        ("fail", "mongodump: failed"),
+        ("hang", "did not finish within 3 s"),
+        ("garbage", "no mongodump archive magic"),
+        ("empty", "wrote no archive"),
+    ])
+    func badDumpsFail(mode: String, message: String) throws {
+        let s = Setup()
+        let r = try s.run(["backup", "--json"], ["STANDIN_MODE": mode])
+        #expect(r.status == (mode == "garbage" ? 4 : 1), "\(r.stderr)")
+        let a = try #require((try object(r.stdout)["artifacts"] as? [[String: Any]])?.first)
+        #expect(a["status"] as? String == "failed")
+        #expect((a["detail"] as? String)?.contains(message) == true, "\(a["detail"] ?? "")")
+        #expect(!(r.stdout + r.stderr).contains(Self.password))
+        #expect(filesUnder(s.dir.file("repo")).allSatisfy { !$0.hasSuffix(".gz") && !$0.hasSuffix(".partial") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.tmp).isEmpty)
+    }
+
+    @Test func gzippedArchivesFromAWrapperCommand() throws {
+        let s = Setup(mongodump: "[mongodump, --gzip]")
+        let r = try s.run(["backup", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let stats = try #require((try object(r.stdout)["artifacts"] as? [[String: Any]])?.first?["stats"] as? [String: Any])
+        #expect(stats["gzip_inside"] as? Bool == true)
+        #expect(stats["documents"] as? Int == 44)
+        #expect(try s.run(["verify", "--all"]).status == 0)
+        let restore = try s.run(["restore", "mongo", "--latest", "--yes"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect((try s.logEntries().last?["argv"] as? [String])?.contains("--gzip") == true)
+    }
+
+    @Test func missingToolNamesThePolicyKey() throws {
+        let s = Setup(mongodump: "/nonexistent/bin/mongodump")
+        let r = try s.run(["backup", "--json"])
+        #expect(r.status == 1)
+        let detail = try #require((try object(r.stdout)["artifacts"] as? [[String: Any]])?.first?["detail"] as? String)
+        #expect(detail.contains("not installed"))
+        #expect(detail.contains("sources.mongo.mongodump"))
+    }
+
+    @Test func corruptedArtifactIsNotRestored() throws {
+        let s = Setup()
+        let r = try s.run(["backup", "--json"])
+        let a = try #require((try object(r.stdout)["artifacts"] as? [[String: Any]])?.first)
+        let file = s.dir.file("repo/" + (a["path"] as! String))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: file))
+        let restore = try s.run(["restore", "mongo", "--latest", "--yes"])
+        #expect(restore.status == 4)
+        #expect(restore.stderr.contains("refusing to restore"))
+        #expect(try s.logEntries().filter { $0["tool"] as? String == "mongorestore" }.isEmpty)
+    }
+
+    @Test func policyRulesForMongo() throws {
+        let dir = TemporaryDirectory()
+        for (extra, expected) in [
+            ("    databases: [a, b]", "list at most one"),
+            ("    exclude: [sessions]", "exclude needs databases"),
+            ("    databases: [app]\n    oplog: true", "whole replica set"),
+        ] {
+            let path = dir.file("p.yml")
+            _ = FileManager.default.createFile(atPath: path, contents: Data("""
+            repository: { path: /tmp/x }
+            sources:
+              mongo:
+                kind: mongodb
+                uri: "mongodb://u:hunter2@h/"
+            \(extra)
+            """.utf8))
+            let r = try runCLI(["policy", "check", "--policy", path])
+            #expect(r.status == 2)
+            #expect(r.stderr.contains(expected), "\(r.stderr)")
+            #expect(!r.stderr.contains("hunter2"))
+        }
+    }
+}
