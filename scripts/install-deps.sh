@@ -4,7 +4,7 @@
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools)
+packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,17 +13,21 @@ struct DefaultsTests {
 
     @Test(arguments: ["local.yml", "production.yml"])
     func shippedPoliciesAreValid(name: String) throws {
-        let env = ["REDIS_URL": "redis://127.0.0.1:6379"]
+        let env = ["REDIS_URL": "redis://127.0.0.1:6379", "MONGODB_URI": "mongodb://backup:pw@127.0.0.1:27017/?authSource=admin"]
         let policy = try PolicyLoader.load(path: packageRoot + "/policies/" + name, environment: env)
         #expect(!policy.sources.isEmpty)
         let r = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/" + name], environment: env)
         #expect(r.status == 0, "\(r.stderr)")
     }
 
-    @Test func productionPolicyNeedsRedisURL() throws {
+    @Test func productionPolicyNeedsItsVariables() throws {
         let r = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/production.yml"])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("REDIS_URL"))
+        #expect(r.stderr.contains("MONGODB_URI"))
+        let redis = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/production.yml"],
+                               environment: ["MONGODB_URI": "mongodb://h/"])
+        #expect(redis.status == 2)
+        #expect(redis.stderr.contains("REDIS_URL"))
     }
 
     /// The README's first command: the demo on the embedded defaults, in an empty directory.
