@@ -7,14 +7,17 @@ public struct Policy: Sendable, Equatable {
     public var sources: [SourcePolicy]
     public var compression: CompressionPolicy
     public var retention: RetentionPolicy
+    public var schedules: [ScheduleEntry]
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
-                compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy()) {
+                compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),
+                schedules: [ScheduleEntry] = []) {
         self.origin = origin
         self.repository = repository
         self.sources = sources
         self.compression = compression
         self.retention = retention
+        self.schedules = schedules
     }
 
     public func source(named name: String) -> SourcePolicy? {

@@ -21,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -63,7 +63,18 @@ public enum PolicyParser {
             }
             sources.append(try parseSource(name: name, node: node))
         }
-        return Policy(origin: origin, repository: repository, sources: sources, compression: compression, retention: retention)
+        var schedules: [ScheduleEntry] = []
+        if let list = top["schedules"] {
+            for item in try list.sequence() {
+                let entry = try parseSchedule(item, sources: sources)
+                if schedules.contains(where: { $0.name == entry.name }) {
+                    throw item.error("two schedules are named \"\(entry.name)\"")
+                }
+                schedules.append(entry)
+            }
+        }
+        return Policy(origin: origin, repository: repository, sources: sources, compression: compression, retention: retention,
+                      schedules: schedules)
     }
 
     static func isValidSourceName(_ name: String) -> Bool {
@@ -113,6 +124,52 @@ public enum PolicyParser {
         default:
             throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis, mongodb")
         }
+    }
+
+    private static func parseSchedule(_ node: PolicyNode, sources: [SourcePolicy]) throws(PolicyError) -> ScheduleEntry {
+        let map = try node.mapping(allowed: ["name", "cron", "timezone", "run", "sources", "tag"])
+        guard let nameNode = map["name"] else { throw node.error("missing key \"name\"") }
+        guard let cronNode = map["cron"] else { throw node.error("missing key \"cron\" (e.g. \"30 2 * * *\")") }
+        let name = try nameNode.nonEmptyString()
+        let cron: CronSchedule
+        do {
+            cron = try CronSchedule(try cronNode.nonEmptyString())
+        } catch let error as CronSchedule.ParseError {
+            throw cronNode.error("not a valid cron expression: \(error.problem)")
+        } catch let error as PolicyError {
+            throw error
+        } catch {
+            throw cronNode.error("not a valid cron expression")
+        }
+        var entry = ScheduleEntry(name: name, cron: cron)
+        if let t = map["timezone"] {
+            let zone = try t.nonEmptyString()
+            guard TimeZone(identifier: zone) != nil else {
+                throw t.error("unknown time zone \"\(zone)\"; expected an IANA name such as Asia/Riyadh or UTC")
+            }
+            entry.timeZone = zone
+        }
+        if let r = map["run"] {
+            let text = try r.string()
+            guard let job = ScheduledJob(rawValue: text) else {
+                throw r.error("expected one of: \(ScheduledJob.allCases.map(\.rawValue).joined(separator: ", ")), found \"\(text)\"")
+            }
+            entry.run = job
+        }
+        if let s = map["sources"] {
+            entry.sources = try s.stringList()
+            for name in entry.sources where !sources.contains(where: { $0.name == name }) {
+                throw s.error("no source named \"\(name)\" (the sources are: \(sources.map(\.name).joined(separator: ", ")))")
+            }
+        }
+        if let t = map["tag"] {
+            let text = try t.string()
+            guard let tag = RunTag(rawValue: text) else {
+                throw t.error("expected one of: \(RunTag.allCases.map(\.rawValue).joined(separator: ", ")), found \"\(text)\"")
+            }
+            entry.tag = tag
+        }
+        return entry
     }
 
     private static func parseMongo(_ node: PolicyNode) throws(PolicyError) -> MongoSourcePolicy {
@@ -239,6 +296,12 @@ struct PolicyNode {
         case "false", "no", "off": return false
         case let other: throw error("expected true or false, found \"\(other)\"")
         }
+    }
+
+    /// The items of a list.
+    func sequence() throws(PolicyError) -> [PolicyNode] {
+        guard case .sequence(let seq) = node else { throw error("expected a list (- item lines), found \(kindName)") }
+        return seq.enumerated().map { PolicyNode(node: $1, path: path + "[\($0)]", origin: origin, environment: environment) }
     }
 
     /// A list of text values (a one-item list may be written as a plain value).

@@ -145,3 +145,40 @@ struct RetentionPolicyParsingTests {
         }
     }
 }
+
+struct SchedulePolicyParsingTests {
+    let base = "repository: { path: /r }\nsources: { redis: { kind: redis, url: \"redis://h\" } }\n"
+
+    @Test func parsesSchedules() throws {
+        let p = try PolicyParser.parse(base + """
+        schedules:
+          - { name: nightly, cron: "30 2 * * *", timezone: Asia/Riyadh, run: backup, tag: nightly }
+          - { name: weekly-drill, cron: "0 4 * * SUN", run: drill, sources: [redis] }
+        """, origin: "t.yml", environment: [:])
+        #expect(p.schedules.map(\.name) == ["nightly", "weekly-drill"])
+        #expect(p.schedules[0].timeZone == "Asia/Riyadh")
+        #expect(p.schedules[0].tag == .nightly)
+        #expect(p.schedules[1].run == .drill)
+        #expect(p.schedules[1].sources == ["redis"])
+        #expect(p.schedules[1].timeZone == "UTC")
+    }
+
+    @Test(arguments: [
+        ("schedules:\n  - { name: a, cron: \"61 * * * *\" }\n", "schedules[0].cron", "minute 61 is out of range"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", run: dance }\n", "schedules[0].run", "expected one of: backup, drill, rotate"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", sources: [mongo] }\n", "schedules[0].sources", "no source named \"mongo\""),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", timezone: Nowhere/Land }\n", "schedules[0].timezone", "unknown time zone"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\" }\n  - { name: a, cron: \"* * * * *\" }\n", "schedules[1]", "two schedules are named"),
+        ("schedules: { name: a }\n", "schedules", "expected a list"),
+        ("schedules:\n  - { cron: \"* * * * *\" }\n", "schedules[0]", "missing key \"name\""),
+    ])
+    func rejects(extra: String, keyPath: String, problem: String) {
+        do {
+            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.keyPath == keyPath)
+            #expect(error.problem.contains(problem), "\(error.problem)")
+        }
+    }
+}
