@@ -22,9 +22,7 @@ struct MongoSourceBackup {
         do {
             outcome = try tools.dump(command: policy.mongodump, databases: policy.databases, exclude: policy.exclude,
                                      oplog: policy.oplog) { chunk in
-                if let failure = verification.earlyFailure { throw failure }
-                try chunk.withUnsafeBytes { try writer.write($0) }
-                verification.channel.send(chunk)
+                try verification.feed(chunk, alongside: writer)
             }
         } catch {
             verification.channel.fail(error)

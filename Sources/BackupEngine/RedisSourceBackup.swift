@@ -16,9 +16,7 @@ struct RedisSourceBackup {
         do {
             taken = try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
                                           startTimeout: policy.startTimeoutSeconds) { chunk in
-                if let failure = verification.earlyFailure { throw failure }
-                try chunk.withUnsafeBytes { try writer.write($0) }
-                verification.channel.send(chunk)
+                try verification.feed(chunk, alongside: writer)
             }
         } catch {
             verification.channel.fail(error)
@@ -50,6 +48,14 @@ final class VerifierThread<Report: Sendable>: @unchecked Sendable {
         }
         thread.stackSize = 1 << 20
         thread.start()
+    }
+
+    /// Hands a chunk of the source to the artifact writer and to the verifier; throws the verifier's error as
+    /// soon as it has one, so that the source stops early.
+    func feed(_ chunk: [UInt8], alongside writer: ArtifactWriter) throws {
+        if let failure = earlyFailure { throw failure }
+        try chunk.withUnsafeBytes { try writer.write($0) }
+        channel.send(chunk)
     }
 
     /// The verifier's error, if it has already failed (the producer can stop early).

@@ -5,17 +5,6 @@ import MongoBackup
 import TestSupport
 import Testing
 
-struct ChunkSource: ByteSource {
-    var bytes: [UInt8]
-    var size: Int
-    var at = 0
-    mutating func nextChunk() throws -> [UInt8]? {
-        guard at < bytes.count else { return nil }
-        defer { at = min(bytes.count, at + size) }
-        return Array(bytes[at..<min(bytes.count, at + size)])
-    }
-}
-
 func mongoFixture(_ name: String) throws -> [UInt8] {
     let path = fixturesDirectory + "/mongo/" + name
     guard let data = FileManager.default.contents(atPath: path) else { throw BackupFailure("fixture missing: \(path)") }
@@ -31,7 +20,7 @@ struct ArchiveVerifierTests {
     func readsRealArchives(name: String, expected: [String: Int]) throws {
         let bytes = try mongoFixture(name)
         for size in [1, 5, 100, 1 << 20] {
-            let report = try MongoArchiveVerifier.verify(ChunkSource(bytes: bytes, size: size))
+            let report = try MongoArchiveVerifier.verify(ChunkedBytes(bytes, chunkSize: size))
             #expect(report.namespaces == expected)
             #expect(report.formatVersion == "0.1")
             #expect(report.serverVersion != nil)
@@ -41,7 +30,7 @@ struct ArchiveVerifierTests {
 
     @Test func rejectsBadFormatWithAUsefulMessage() throws {
         do {
-            let r = try MongoArchiveVerifier.verify(ChunkSource(bytes: try mongoFixture("bad-format.archive"), size: 64))
+            let r = try MongoArchiveVerifier.verify(ChunkedBytes(try mongoFixture("bad-format.archive"), chunkSize: 64))
             Issue.record("bad-format.archive accepted: \(r)")
         } catch let error as MongoArchiveError {
             #expect(error.exitStatus == .integrity)
@@ -55,7 +44,7 @@ struct ArchiveVerifierTests {
         let bytes = try mongoFixture(name)
         for n in 0..<bytes.count {
             #expect(throws: MongoArchiveError.self, "truncated at \(n)") {
-                try MongoArchiveVerifier.verify(ChunkSource(bytes: Array(bytes.prefix(n)), size: 7))
+                try MongoArchiveVerifier.verify(ChunkedBytes(Array(bytes.prefix(n)), chunkSize: 7))
             }
         }
     }
@@ -69,7 +58,7 @@ struct ArchiveVerifierTests {
         let at = try #require((prelude..<bytes.count - 3).first { Array(bytes[$0..<$0 + 3]) == needle })
         bytes[at + 5] ^= 0x01
         do {
-            _ = try MongoArchiveVerifier.verify(ChunkSource(bytes: bytes, size: 64))
+            _ = try MongoArchiveVerifier.verify(ChunkedBytes(bytes, chunkSize: 64))
             Issue.record("flipped byte accepted")
         } catch let error as MongoArchiveError {
             #expect(error.problem.contains("CRC mismatch") || error.problem.contains("malformed"), "\(error)")
@@ -83,16 +72,16 @@ struct ArchiveVerifierTests {
         #expect(try runProcess("gzip", ["-k", plain]).status == 0)
         let gz = Array(try Data(contentsOf: URL(fileURLWithPath: plain + ".gz")))
         #expect(MongoArchiveVerifier.isGzip(gz))
-        #expect(throws: MongoArchiveError.self) { try MongoArchiveVerifier.verify(ChunkSource(bytes: gz, size: 100)) }
-        let report = try MongoArchiveVerifier.verify(try InflatingSource(ChunkSource(bytes: gz, size: 100)))
+        #expect(throws: MongoArchiveError.self) { try MongoArchiveVerifier.verify(ChunkedBytes(gz, chunkSize: 100)) }
+        let report = try MongoArchiveVerifier.verify(try InflatingSource(ChunkedBytes(gz, chunkSize: 100)))
         #expect(report.documents == 44)
         #expect(report.restorableDocuments == 26)
     }
 
     @Test func emptyAndGarbage() {
-        #expect(throws: MongoArchiveError.self) { try MongoArchiveVerifier.verify(ChunkSource(bytes: [], size: 10)) }
+        #expect(throws: MongoArchiveError.self) { try MongoArchiveVerifier.verify(ChunkedBytes([], chunkSize: 10)) }
         #expect(throws: MongoArchiveError.self) {
-            try MongoArchiveVerifier.verify(ChunkSource(bytes: Array("this is not an archive at all".utf8), size: 10))
+            try MongoArchiveVerifier.verify(ChunkedBytes(Array("this is not an archive at all".utf8), chunkSize: 10))
         }
     }
 }

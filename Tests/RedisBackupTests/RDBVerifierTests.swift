@@ -4,19 +4,6 @@ import RedisBackup
 import TestSupport
 import Testing
 
-/// Feeds bytes in chunks of a given size, to exercise every chunk boundary.
-struct ArraySource: ByteSource {
-    var bytes: [UInt8]
-    var chunkSize: Int
-    var offset = 0
-    mutating func nextChunk() throws -> [UInt8]? {
-        guard offset < bytes.count else { return nil }
-        let end = min(bytes.count, offset + chunkSize)
-        defer { offset = end }
-        return Array(bytes[offset..<end])
-    }
-}
-
 func fixture(_ name: String) throws -> [UInt8] {
     let path = fixturesDirectory + "/redis/" + name
     guard let data = FileManager.default.contents(atPath: path) else { throw BackupFailure("fixture missing: \(path)") }
@@ -35,7 +22,7 @@ struct RDBVerifierTests {
     func readsRealFixtures(name: String, version: Int, keys: Int, checksum: RDBReport.Checksum) throws {
         let bytes = try fixture(name)
         for chunk in [1, 3, 64, 1 << 20] {
-            let report = try RDBVerifier.verify(ArraySource(bytes: bytes, chunkSize: chunk))
+            let report = try RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: chunk))
             #expect(report.version == version)
             #expect(report.keys == keys)
             #expect(report.checksum == checksum)
@@ -45,7 +32,7 @@ struct RDBVerifierTests {
 
     @Test func rejectsTheCorruptFixture() throws {
         do {
-            _ = try RDBVerifier.verify(ArraySource(bytes: try fixture("corrupt_empty_keys.rdb"), chunkSize: 7))
+            _ = try RDBVerifier.verify(ChunkedBytes(try fixture("corrupt_empty_keys.rdb"), chunkSize: 7))
             Issue.record("corrupt_empty_keys.rdb accepted")
         } catch let error as RDBError {
             #expect(error.problem.contains("no elements"))
@@ -60,7 +47,7 @@ struct RDBVerifierTests {
         for i in 0..<bytes.count {
             var copy = bytes
             copy[i] ^= 0x01
-            #expect(throws: RDBError.self, "flip at \(i)") { try RDBVerifier.verify(ArraySource(bytes: copy, chunkSize: 16)) }
+            #expect(throws: RDBError.self, "flip at \(i)") { try RDBVerifier.verify(ChunkedBytes(copy, chunkSize: 16)) }
         }
     }
 
@@ -69,19 +56,19 @@ struct RDBVerifierTests {
         let bytes = try fixture(name)
         for n in 0..<bytes.count - (name == "encodings.rdb" ? 1 : 8) {
             #expect(throws: RDBError.self, "truncated at \(n)") {
-                try RDBVerifier.verify(ArraySource(bytes: Array(bytes.prefix(n)), chunkSize: 5))
+                try RDBVerifier.verify(ChunkedBytes(Array(bytes.prefix(n)), chunkSize: 5))
             }
         }
     }
 
     @Test func rejectsWhatIsNotAnRDB() {
-        #expect(throws: RDBError.self) { try RDBVerifier.verify(ArraySource(bytes: Array("HELLO WORLD".utf8), chunkSize: 4)) }
-        #expect(throws: RDBError.self) { try RDBVerifier.verify(ArraySource(bytes: Array("REDIS0099".utf8) + [0xFF], chunkSize: 4)) }
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Array("HELLO WORLD".utf8), chunkSize: 4)) }
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Array("REDIS0099".utf8) + [0xFF], chunkSize: 4)) }
     }
 
     @Test func zeroChecksumMeansDisabled() throws {
         var bytes = try fixture("zset-ziplist.rdb")
         for i in (bytes.count - 8)..<bytes.count { bytes[i] = 0 }
-        #expect(try RDBVerifier.verify(ArraySource(bytes: bytes, chunkSize: 100)).checksum == .disabled)
+        #expect(try RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: 100)).checksum == .disabled)
     }
 }

@@ -16,7 +16,7 @@ struct RedisSnapshotTests {
         let taken = try RedisSnapshot.take(endpoint: redis.server.endpoint, password: nil, timeout: 20) { bytes += $0 }
         #expect(taken.framing == framing)
         #expect(taken.bytes == Int64(bytes.count))
-        let report = try RDBVerifier.verify(ArraySource(bytes: bytes, chunkSize: 4096))
+        let report = try RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: 4096))
         #expect(report.checksum == .verified)
         #expect(report.keys == counts.values.reduce(0, +))
         #expect(report.databases[2]?.keys == counts[2])

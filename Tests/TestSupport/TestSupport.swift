@@ -184,3 +184,22 @@ public func sha256sum(_ path: String) throws -> String {
     guard r.status == 0, let digest = r.stdout.split(separator: " ").first else { throw BackupFailure("sha256sum failed: \(r.stderr)") }
     return String(digest)
 }
+
+/// Bytes handed out in chunks of a fixed size, to exercise every chunk boundary of a streaming reader.
+public struct ChunkedBytes: ByteSource {
+    public var bytes: [UInt8]
+    public var chunkSize: Int
+    private var offset = 0
+
+    public init(_ bytes: [UInt8], chunkSize: Int) {
+        self.bytes = bytes
+        self.chunkSize = chunkSize
+    }
+
+    public mutating func nextChunk() throws -> [UInt8]? {
+        guard offset < bytes.count else { return nil }
+        let end = min(bytes.count, offset + chunkSize)
+        defer { offset = end }
+        return Array(bytes[offset..<end])
+    }
+}
