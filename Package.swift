@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // The system zlib (Debian: zlib1g-dev).
@@ -60,6 +61,7 @@ let package = Package(
             dependencies: [
                 "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // Commands, one file each, thin over the engine.

@@ -179,6 +179,32 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// What the metrics of one source are made of, read from the catalog so that a command that touched one
+    /// source still reports every source's last values.
+    public func sourceSummaries() throws -> [SourceSummary] {
+        try read("summarize sources for metrics") { db in
+            let sources = try String.fetchAll(db, sql: "SELECT DISTINCT source FROM artifacts ORDER BY source")
+            return try sources.map { source in
+                var s = SourceSummary(source: source)
+                let last = "SELECT created_at, bytes_stored, json_extract(stats, '$.duration_seconds') FROM artifacts WHERE source = ? AND status = ? ORDER BY created_at DESC LIMIT 1"
+                if let row = try Row.fetchOne(db, sql: last, arguments: [source, "ok"]) {
+                    s.lastSuccess = row[0]
+                    s.lastSuccessBytes = row[1]
+                    s.lastSuccessDuration = row[2]
+                }
+                if let row = try Row.fetchOne(db, sql: "SELECT created_at, status, bytes_stored, json_extract(stats, '$.duration_seconds') FROM artifacts WHERE source = ? AND status != 'running' ORDER BY created_at DESC LIMIT 1", arguments: [source]) {
+                    s.lastRun = row[0]
+                    s.lastRunOK = (row[1] as String) == "ok"
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM artifacts WHERE source = ? GROUP BY status", arguments: [source]) {
+                    s.runsByStatus[row[0]] = row[1]
+                }
+                s.removedByRotation = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM artifacts WHERE source = ? AND deleted_at IS NOT NULL", arguments: [source]) ?? 0
+                return s
+            }
+        }
+    }
+
     /// Marks artifacts deleted (their files are gone); the rows stay, as history.
     public func markDeleted(ids: [String], at date: Date) throws {
         guard !ids.isEmpty else { return }
@@ -248,4 +274,18 @@ public struct CatalogError: UserFacingError {
     public var hint: String? {
         "check that the catalog's directory exists, is writable and has free space; a lost catalog can be rebuilt from the repository's manifests"
     }
+}
+
+/// The catalog's view of one source, for metrics.
+public struct SourceSummary: Sendable, Equatable {
+    public var source: String
+    public var lastSuccess: Date?
+    public var lastSuccessBytes: Int64?
+    public var lastSuccessDuration: Double?
+    public var lastRun: Date?
+    public var lastRunOK: Bool?
+    public var runsByStatus: [String: Int] = [:]
+    public var removedByRotation = 0
+
+    public init(source: String) { self.source = source }
 }

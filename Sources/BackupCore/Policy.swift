@@ -8,6 +8,8 @@ public struct Policy: Sendable, Equatable {
     public var compression: CompressionPolicy
     public var retention: RetentionPolicy
     public var schedules: [ScheduleEntry]
+    /// Where to write Prometheus metrics after every command (node_exporter's textfile collector), or nil.
+    public var metricsTextfile: String?
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),

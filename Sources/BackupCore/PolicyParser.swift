@@ -21,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -73,8 +73,19 @@ public enum PolicyParser {
                 schedules.append(entry)
             }
         }
-        return Policy(origin: origin, repository: repository, sources: sources, compression: compression, retention: retention,
-                      schedules: schedules)
+        var policy = Policy(origin: origin, repository: repository, sources: sources, compression: compression,
+                            retention: retention, schedules: schedules)
+        if let m = top["metrics"] {
+            let map = try m.mapping(allowed: ["textfile"])
+            if let t = map["textfile"] {
+                let path = try t.nonEmptyString()
+                guard path.hasSuffix(".prom") else {
+                    throw t.error("node_exporter's textfile collector reads only *.prom files; found \"\(path)\"")
+                }
+                policy.metricsTextfile = path
+            }
+        }
+        return policy
     }
 
     static func isValidSourceName(_ name: String) -> Bool {

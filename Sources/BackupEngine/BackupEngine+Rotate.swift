@@ -33,7 +33,9 @@ extension BackupEngine {
         defer { lock?.release() }
         let catalog = try catalog()
         if !dryRun { try recoverFromCrash(catalog) }
-        return try rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
+        let results = try rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
+        if !dryRun { writeMetricsTextfile() }
+        return results
     }
 
     func checkRetentionPolicy(allowEmpty: Bool) throws {

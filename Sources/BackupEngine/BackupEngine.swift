@@ -125,6 +125,7 @@ public final class BackupEngine {
             result.rotationSkipped = describe(error)
             logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
         }
+        writeMetricsTextfile()
         return result
     }
 

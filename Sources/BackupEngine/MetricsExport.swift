@@ -1,0 +1,71 @@
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import Foundation
+import Prometheus
+
+/// Prometheus metrics of kaleem-backup, built from the catalog (so values of sources a command did not touch
+/// are never lost) and written for node_exporter's textfile collector (atomically: temp file + rename; no
+/// client timestamps, which would make the collector skip the file).
+///
+/// Per source (label `source`): `kaleem_backup_last_success_timestamp_seconds`,
+/// `kaleem_backup_last_run_timestamp_seconds`, `kaleem_backup_last_run_success`,
+/// `kaleem_backup_last_duration_seconds`, `kaleem_backup_last_size_bytes`, `kaleem_backup_runs_total{status}`,
+/// `kaleem_backup_rotation_removed_total`. Timestamps are Unix seconds: alert on `time() - x`.
+public enum MetricsExport {
+    public static let prefix = "kaleem_backup_"
+
+    public static func render(_ summaries: [SourceSummary]) -> String {
+        let registry = PrometheusCollectorRegistry()
+        /// `kaleem_backup_<name>_<unit>`
+        func descriptor(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "kaleem_backup", metricName: name, unitName: unit, helpText: help)
+        }
+        func gauge(_ name: String, _ unit: String, _ help: String, _ source: String) -> Gauge {
+            registry.makeGauge(descriptor: descriptor(name, unit, help), labels: [("source", source)])
+        }
+        for s in summaries {
+            if let t = s.lastSuccess {
+                gauge("last_success_timestamp", "seconds", "Unix time of the newest good backup", s.source).set(t.timeIntervalSince1970)
+            }
+            if let t = s.lastRun {
+                gauge("last_run_timestamp", "seconds", "Unix time of the newest finished backup, good or not", s.source).set(t.timeIntervalSince1970)
+            }
+            if let ok = s.lastRunOK {
+                gauge("last_run", "success", "1 when the newest finished backup is good, else 0", s.source).set(ok ? 1.0 : 0.0)
+            }
+            if let d = s.lastSuccessDuration {
+                gauge("last_duration", "seconds", "How long the newest good backup took", s.source).set(d)
+            }
+            if let b = s.lastSuccessBytes {
+                gauge("last_size", "bytes", "Stored size of the newest good backup", s.source).set(Double(b))
+            }
+            for status in ["ok", "failed"] {
+                registry.makeCounter(descriptor: descriptor("runs", "total", "Backups taken, by outcome"),
+                                     labels: [("source", s.source), ("status", status)]).increment(by: Int64(s.runsByStatus[status] ?? 0))
+            }
+            registry.makeCounter(descriptor: descriptor("rotation_removed", "total", "Backups removed by rotation"),
+                                 labels: [("source", s.source)]).increment(by: Int64(s.removedByRotation))
+        }
+        return registry.emitToString()
+    }
+}
+
+extension BackupEngine {
+    /// Writes the metrics textfile when the policy names one. Never fails the command: a problem is logged.
+    @discardableResult
+    public func writeMetricsTextfile() -> String? {
+        guard let path = policy.metricsTextfile else { return nil }
+        do {
+            let text = MetricsExport.render(try catalog().sourceSummaries())
+            try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
+            try FileIO.writeAtomically(Data(text.utf8), to: path)
+            // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable.
+            chmod(path, 0o644)
+            return text
+        } catch {
+            logger.warning("cannot write the metrics textfile", metadata: ["path": "\(path)", "error": "\(describe(error))"])
+            return nil
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import BackupCore
+import Foundation
+import RedisBackup
+import TestSupport
+import Testing
+
+struct MetricsTests {
+    /// Every command writes the textfile; values of sources it did not touch come back from the catalog.
+    @Test func textfileAfterEachCommandKeepsOtherSources() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let textfile = dir.file("textfile/kaleem_backup.prom")
+        let policy = dir.file("p.yml")
+        _ = FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          cache: { kind: redis, url: "\(redis.url)" }
+          down: { kind: redis, url: "redis://127.0.0.1:\(try FreePort.pick())" }
+        metrics: { textfile: \(textfile) }
+        """.utf8))
+        #expect(try runCLI(["backup", "--policy", policy]).status == 3) // one good, one failed: partial
+        #expect(try runCLI(["backup", "--policy", policy, "--source", "down"]).status == 1)
+        let text = try String(contentsOfFile: textfile, encoding: .utf8)
+        #expect(text.contains("kaleem_backup_last_run_success{source=\"cache\"} 1"))
+        #expect(text.contains("kaleem_backup_last_run_success{source=\"down\"} 0"))
+        #expect(text.contains("kaleem_backup_last_success_timestamp_seconds{source=\"cache\"}"))
+        #expect(!text.contains("kaleem_backup_last_success_timestamp_seconds{source=\"down\"}"))
+        #expect(text.contains("kaleem_backup_runs_total{source=\"down\",status=\"failed\"} 2"))
+        #expect(text.contains("kaleem_backup_runs_total{source=\"cache\",status=\"ok\"} 1"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("textfile")) == ["kaleem_backup.prom"])
+        let check = try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", textfile])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        // No timestamps on samples (node_exporter would skip the whole file).
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            #expect(line.split(separator: " ").count == 2, "\(line)")
+        }
+    }
+
+    @Test func alertRulesPassPromtool() throws {
+        let dir = packageRoot + "/policies/alerts"
+        let check = try runProcess("promtool", ["check", "rules", dir + "/backup.rules.yml"])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let test = try runProcess("promtool", ["test", "rules", dir + "/backup.rules.test.yml"])
+        #expect(test.status == 0, "\(test.stdout) \(test.stderr)")
+        let rules = try String(contentsOfFile: dir + "/backup.rules.yml", encoding: .utf8)
+        for alert in ["BackupTooOld", "BackupLastRunFailed", "BackupDrillFailing", "BackupDrillTooOld", "BackupMetricsFileStale",
+                      "DeploymentFailed", "LongDeploymentTime"] {
+            #expect(rules.contains("alert: \(alert)"))
+        }
+    }
+
+    @Test func textfileMustBeAProm() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://h", extra: "metrics: { textfile: /tmp/x.txt }")
+        let r = try runCLI(["policy", "check", "--policy", policy])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("metrics.textfile"))
+    }
+}
