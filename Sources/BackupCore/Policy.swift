@@ -10,6 +10,8 @@ public struct Policy: Sendable, Equatable {
     public var schedules: [ScheduleEntry]
     /// Where to write Prometheus metrics after every command (node_exporter's textfile collector), or nil.
     public var metricsTextfile: String?
+    /// Where to send outcome events, or nil.
+    public var notify: NotifyPolicy?
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),

@@ -21,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -84,6 +84,25 @@ public enum PolicyParser {
                 }
                 policy.metricsTextfile = path
             }
+        }
+        if let n = top["notify"] {
+            let map = try n.mapping(allowed: ["webhook", "on", "attempts", "timeout"])
+            guard let w = map["webhook"] else { throw n.error("missing key \"webhook\" (the URL events are POSTed to)") }
+            let url = try w.nonEmptyString()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw w.error("expected an http:// or https:// URL, found \"\(Redaction.url(url))\"")
+            }
+            var notify = NotifyPolicy(webhook: url)
+            if let on = map["on"] {
+                let events = try on.stringList()
+                for e in events where NotifyEvent(rawValue: e) == nil {
+                    throw on.error("unknown event \"\(e)\"; expected: \(NotifyEvent.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                notify.on = Set(events)
+            }
+            if let a = map["attempts"] { notify.attempts = try a.int(in: 1...20) }
+            if let t = map["timeout"] { notify.timeoutSeconds = try t.duration() }
+            policy.notify = notify
         }
         return policy
     }

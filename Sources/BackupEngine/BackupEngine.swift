@@ -68,6 +68,11 @@ public final class BackupEngine {
     let environment: EngineEnvironment
     var logger: Logger { environment.logger }
     private var catalogStore: Catalog?
+    /// Pause before webhook retry n; `KALEEM_BACKUP_NOTIFY_BACKOFF` (seconds) shortens it in tests.
+    var notifyBackoff: @Sendable (Int) -> Double {
+        if let fixed = environment.variables["KALEEM_BACKUP_NOTIFY_BACKOFF"].flatMap(Double.init) { return { _ in fixed } }
+        return { attempt in min(30, pow(2, Double(attempt - 1))) }
+    }
     private var generator = SystemRandomNumberGenerator()
 
     public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment()) {
@@ -126,6 +131,7 @@ public final class BackupEngine {
             logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
         }
         writeMetricsTextfile()
+        notify(result)
         return result
     }
 

@@ -1,0 +1,98 @@
+import BackupCore
+import Foundation
+import Logging
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One outcome sent to the webhook.
+public struct NotificationEvent: Sendable, Codable, Equatable {
+    public var event: String          // "backup"
+    public var status: String         // "ok" | "failed"
+    public var source: String
+    public var kind: String
+    public var run_id: String
+    public var artifact_id: String
+    public var host: String
+    public var time: String
+    /// The failure, secrets scrubbed; nil on success.
+    public var error: String?
+    public var bytes_stored: Int64?
+}
+
+/// POSTs events as JSON to the policy's webhook (the stack's n8n), with retries and backoff.
+/// A notification problem is logged and never fails the backup it reports on.
+struct WebhookNotifier {
+    var policy: NotifyPolicy
+    var logger: Logger
+    /// Pause before retry n (1-based); injected so tests need not wait.
+    var backoff: @Sendable (Int) -> Double = { attempt in min(30, pow(2, Double(attempt - 1))) }
+
+    /// Sends each event; returns how many were delivered.
+    @discardableResult
+    func send(_ events: [NotificationEvent]) -> Int {
+        events.reduce(0) { $0 + (deliver($1) ? 1 : 0) }
+    }
+
+    private func deliver(_ event: NotificationEvent) -> Bool {
+        guard let url = URL(string: policy.webhook) else { return false }
+        let body = (try? JSONEncoder().encode(event)) ?? Data()
+        var lastProblem = ""
+        for attempt in 1...policy.attempts {
+            if attempt > 1 { Thread.sleep(forTimeInterval: backoff(attempt - 1)) }
+            var request = URLRequest(url: url, timeoutInterval: policy.timeoutSeconds)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.setValue("kaleem-backup", forHTTPHeaderField: "User-Agent")
+            request.httpBody = body
+            let (status, problem) = Self.post(request, timeout: policy.timeoutSeconds)
+            if let status, (200..<300).contains(status) { return true }
+            lastProblem = problem ?? "HTTP \(status ?? 0)"
+            // A 4xx other than 408/429 will not get better by retrying.
+            if let status, (400..<500).contains(status), status != 408, status != 429 { break }
+        }
+        logger.warning("webhook notification not delivered", metadata: [
+            "webhook": "\(Redaction.url(policy.webhook))", "source": "\(event.source)", "problem": "\(lastProblem)",
+        ])
+        return false
+    }
+
+    private static func post(_ request: URLRequest, timeout: Double) -> (Int?, String?) {
+        final class Box: @unchecked Sendable { var status: Int?; var problem: String? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let task = URLSession.shared.dataTask(with: request) { _, response, error in
+            box.status = (response as? HTTPURLResponse)?.statusCode
+            box.problem = error.map { "\($0.localizedDescription)" }
+            done.signal()
+        }
+        task.resume()
+        if done.wait(timeout: .now() + timeout + 5) == .timedOut {
+            task.cancel()
+            return (nil, "no answer within \(Int(timeout)) s")
+        }
+        return (box.status, box.problem)
+    }
+}
+
+extension BackupEngine {
+    /// The events a backup run produces for the webhook (failures, and successes when asked for).
+    func notificationEvents(for result: BackupResult) -> [NotificationEvent] {
+        guard let notify = policy.notify else { return [] }
+        return result.artifacts.compactMap { a in
+            let failed = a.status != .ok
+            guard failed ? notify.wants(.failure) : notify.wants(.success) else { return nil }
+            return NotificationEvent(event: "backup", status: failed ? "failed" : "ok", source: a.source, kind: a.kind.rawValue,
+                                     run_id: result.run.id, artifact_id: a.id, host: environment.host,
+                                     time: Timestamps.iso8601(a.createdAt), error: failed ? a.detail : nil,
+                                     bytes_stored: failed ? nil : a.bytesStored)
+        }
+    }
+
+    func notify(_ result: BackupResult) {
+        guard let notify = policy.notify else { return }
+        let events = notificationEvents(for: result)
+        guard !events.isEmpty else { return }
+        WebhookNotifier(policy: notify, logger: logger, backoff: notifyBackoff).send(events)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tiny HTTP server on 127.0.0.1 that records the requests it receives (method, path, body) and answers
+/// with the statuses it is given, in order (then 200). For webhook tests.
+public final class HTTPRecorder: @unchecked Sendable {
+    public struct Request: Sendable {
+        public var method: String
+        public var path: String
+        public var body: Data
+    }
+
+    public let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var received: [Request] = []
+    private var statuses: [Int]
+    private var stopped = false
+
+    public init(statuses: [Int] = []) throws {
+        self.statuses = statuses
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard bound == 0, listen(fd, 16) == 0 else { throw NSError(domain: "HTTPRecorder", code: Int(errno)) }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    public var requests: [Request] { lock.withLock { received } }
+
+    public func stop() {
+        lock.withLock { stopped = true }
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+
+    deinit { stop() }
+
+    private func serve() {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 { if lock.withLock({ stopped }) { return } else { continue } }
+            handle(client)
+            close(client)
+        }
+    }
+
+    private func handle(_ client: Int32) {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var headerEnd: Range<Data.Index>?
+        var contentLength = 0
+        while true {
+            let n = recv(client, &buffer, buffer.count, 0)
+            if n <= 0 { return }
+            data.append(contentsOf: buffer[0..<n])
+            if headerEnd == nil, let r = data.range(of: Data("\r\n\r\n".utf8)) {
+                headerEnd = r
+                let head = String(decoding: data[..<r.lowerBound], as: UTF8.self)
+                for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                    contentLength = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+            }
+            if let r = headerEnd, data.count - r.upperBound >= contentLength { break }
+        }
+        guard let r = headerEnd else { return }
+        let requestLine = String(decoding: data[..<r.lowerBound], as: UTF8.self).split(separator: "\r\n").first ?? ""
+        let parts = requestLine.split(separator: " ")
+        let request = Request(method: parts.count > 0 ? String(parts[0]) : "", path: parts.count > 1 ? String(parts[1]) : "",
+                              body: Data(data[r.upperBound..<(r.upperBound + contentLength)]))
+        let status: Int = lock.withLock {
+            received.append(request)
+            return statuses.isEmpty ? 200 : statuses.removeFirst()
+        }
+        let response = "HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        _ = response.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    }
+}
