@@ -18,7 +18,7 @@ public struct KaleemBackup: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, VerifyCommand.self,
-                      RestoreCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, ScheduleCommand.self, PolicyCommand.self, DemoCommand.self]
+                      RestoreCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, DemoCommand.self]
     )
 
     public init() {}
@@ -26,6 +26,11 @@ public struct KaleemBackup: ParsableCommand {
     /// The program: parse, run, map errors to exit codes. Never returns.
     public static func runMain(arguments: [String]? = nil) -> Never {
         umask(0o077) // every file this process creates (catalog, journal, artifacts) is 0600, directories 0700
+        // A parent may have started us with signals blocked (a thread of a test runner or a supervisor):
+        // unblock them so SIGTERM and SIGINT stop the daemon gracefully. Threads started later inherit this.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_UNBLOCK, &all, nil)
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
@@ -57,10 +62,10 @@ struct GlobalOptions: ParsableArguments {
         return BackupEngine(policy: policy, environment: EngineEnvironment(logger: makeLogger()))
     }
 
-    func makeLogger() -> Logger {
+    func makeLogger(minimum: Logger.Level = .warning) -> Logger {
         var logger = Logger(label: "kaleem-backup") { StreamLogHandler.standardError(label: $0) }
         let env = ProcessInfo.processInfo.environment["KALEEM_BACKUP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-        logger.logLevel = env ?? (verbose ? .info : .warning)
+        logger.logLevel = env ?? (verbose ? .info : minimum)
         return logger
     }
 }

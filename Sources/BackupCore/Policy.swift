@@ -12,6 +12,8 @@ public struct Policy: Sendable, Equatable {
     public var metricsTextfile: String?
     /// Where to send outcome events, or nil.
     public var notify: NotifyPolicy?
+    /// Where the daemon serves /metrics and /healthz.
+    public var daemonListen = DaemonListen()
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),
@@ -133,5 +135,23 @@ public struct RedisSourcePolicy: Sendable, Equatable {
         self.password = password
         self.timeoutSeconds = timeoutSeconds
         self.startTimeoutSeconds = startTimeoutSeconds
+    }
+}
+
+/// `daemon: { listen: "127.0.0.1:9464" }`
+public struct DaemonListen: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 9464
+
+    public init(host: String = "127.0.0.1", port: Int = 9464) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port`; nil when it is not one.
+    public static func parse(_ text: String) -> DaemonListen? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        let host = String(text[..<colon])
+        return host.isEmpty ? nil : DaemonListen(host: host, port: port)
     }
 }

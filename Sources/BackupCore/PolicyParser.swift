@@ -21,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -83,6 +83,14 @@ public enum PolicyParser {
                     throw t.error("node_exporter's textfile collector reads only *.prom files; found \"\(path)\"")
                 }
                 policy.metricsTextfile = path
+            }
+        }
+        if let d = top["daemon"] {
+            let map = try d.mapping(allowed: ["listen"])
+            if let l = map["listen"] {
+                let text = try l.nonEmptyString()
+                guard let listen = DaemonListen.parse(text) else { throw l.error("expected host:port such as 127.0.0.1:9464, found \"\(text)\"") }
+                policy.daemonListen = listen
             }
         }
         if let n = top["notify"] {

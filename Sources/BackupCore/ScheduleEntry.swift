@@ -17,6 +17,8 @@ public struct ScheduleEntry: Sendable, Equatable {
     /// Sources to run it for; empty means all.
     public var sources: [String]
     public var tag: RunTag?
+    /// Test only: fire every this many seconds instead of by `cron` (the daemon's hidden `--test-interval`).
+    public var testInterval: Double?
 
     public init(name: String, cron: CronSchedule, timeZone: String = "UTC", run: ScheduledJob = .backup,
                 sources: [String] = [], tag: RunTag? = nil) {
@@ -31,7 +33,19 @@ public struct ScheduleEntry: Sendable, Equatable {
     public var zone: TimeZone { TimeZone(identifier: timeZone) ?? TimeZone(identifier: "UTC")! }
 
     public func upcoming(after instant: Date, count: Int) -> [Date] {
-        cron.upcoming(after: instant, in: zone, count: count)
+        if testInterval != nil {
+            var out: [Date] = []
+            var cursor = instant
+            while out.count < count, let n = nextFire(after: cursor) { out.append(n); cursor = n }
+            return out
+        }
+        return cron.upcoming(after: instant, in: zone, count: count)
+    }
+
+    /// The first fire time strictly after `instant`.
+    public func nextFire(after instant: Date) -> Date? {
+        if let testInterval { return instant.addingTimeInterval(testInterval) }
+        return cron.next(after: instant, in: zone)
     }
 }
 

@@ -31,10 +31,10 @@ public struct Scheduler: Sendable {
     public init(entries: [ScheduleEntry], lastRuns: [String: Date], now: Date) {
         self.entries = entries
         for e in entries {
-            if let last = lastRuns[e.name], let missed = e.cron.next(after: last, in: e.zone), missed <= now {
+            if let last = lastRuns[e.name], let missed = e.nextFire(after: last), missed <= now {
                 queue.append(e.name)
             }
-            nextFire[e.name] = e.cron.next(after: now, in: e.zone)
+            nextFire[e.name] = e.nextFire(after: now)
         }
     }
 
@@ -43,7 +43,7 @@ public struct Scheduler: Sendable {
         var actions: [SchedulerAction] = []
         for e in entries {
             guard let due = nextFire[e.name], due <= now else { continue }
-            nextFire[e.name] = e.cron.next(after: now, in: e.zone)
+            nextFire[e.name] = e.nextFire(after: now)
             if running == e.name {
                 actions.append(.skip(schedule: e.name, reason: "its previous run is still going"))
             } else if !queue.contains(e.name) {

@@ -91,3 +91,24 @@ public final class HTTPRecorder: @unchecked Sendable {
         _ = response.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 }
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A GET on 127.0.0.1: (status, body), or nil when nothing answers.
+public func httpGet(_ url: String, timeout: Double = 5) -> (Int, String)? {
+    final class Box: @unchecked Sendable { var value: (Int, String)? }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    var request = URLRequest(url: URL(string: url)!, timeoutInterval: timeout)
+    request.httpMethod = "GET"
+    URLSession.shared.dataTask(with: request) { data, response, _ in
+        if let http = response as? HTTPURLResponse {
+            box.value = (http.statusCode, String(decoding: data ?? Data(), as: UTF8.self))
+        }
+        done.signal()
+    }.resume()
+    _ = done.wait(timeout: .now() + timeout + 2)
+    return box.value
+}

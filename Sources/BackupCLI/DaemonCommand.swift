@@ -1,0 +1,48 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+import Foundation
+
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run the policy's schedules, and serve /metrics and /healthz, until SIGTERM or SIGINT.",
+        discussion: """
+        One job at a time (the repository lock); a schedule missed while the daemon was down runs once at start; \
+        on SIGTERM the running job finishes before the daemon exits. The address is --listen, else \
+        daemon.listen of the policy, else 127.0.0.1:9464.
+        """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "host:port for /metrics and /healthz (default: the policy's daemon.listen, else 127.0.0.1:9464).")
+    var listen: String?
+
+    @Option(help: .hidden)
+    var testInterval: Double?
+
+    func validate() throws {
+        if let listen, DaemonListen.parse(listen) == nil { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:9464") }
+        if let testInterval, testInterval <= 0 { throw ValidationError("--test-interval must be positive") }
+    }
+
+    func run() throws {
+        let policy = try options.loadPolicy()
+        let environment = EngineEnvironment(logger: options.makeLogger(minimum: .info))
+        var daemonOptions = DaemonOptions(listen: listen.flatMap(DaemonListen.parse) ?? policy.daemonListen)
+        daemonOptions.testInterval = testInterval
+        final class Outcome: @unchecked Sendable { var error: Error? }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let options = daemonOptions
+        Task {
+            do { try await Daemon.run(policy: policy, environment: environment, options: options) } catch { outcome.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error {
+            throw BackupFailure("the daemon stopped: \(error)", hint: "check that \(options.listen.host):\(options.listen.port) is free")
+        }
+    }
+}

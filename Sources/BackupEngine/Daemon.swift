@@ -1,0 +1,202 @@
+import BackupCatalog
+import BackupCore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// How the daemon is started.
+public struct DaemonOptions: Sendable {
+    public var listen: DaemonListen
+    /// Test only: every schedule fires every this many seconds.
+    public var testInterval: Double?
+    /// How often the scheduler loop wakes up at most.
+    public var tick: Double = 0.5
+
+    public init(listen: DaemonListen, testInterval: Double? = nil) {
+        self.listen = listen
+        self.testInterval = testInterval
+    }
+}
+
+/// The daemon: the scheduler loop and the HTTP endpoints (`/metrics`, `/healthz`) as services of one
+/// swift-service-lifecycle group, stopped gracefully by SIGTERM or SIGINT.
+///
+/// daemon:
+///   scheduler = Scheduler(schedules, last runs from <repo>/daemon-state.json, now)   // catch-up once
+///   loop until SIGTERM: actions = scheduler.tick(now)
+///     .run → the job (backup | rotate) on a thread of its own; when it ends: scheduler.finished, save state
+///     .skip → logged
+///   on SIGTERM: stop scheduling, wait for the running job to finish (its artifacts end ok or failed, never
+///   half-marked), then stop the HTTP server
+public enum Daemon {
+    public static func run(policy: Policy, environment: EngineEnvironment, options: DaemonOptions) async throws {
+        var entries = policy.schedules
+        if let interval = options.testInterval { for i in entries.indices { entries[i].testInterval = interval } }
+        let state = DaemonState(policy: policy, entries: entries, environment: environment)
+        let logger = environment.logger
+
+        let router = Router()
+        router.get("healthz") { _, _ -> Response in
+            let (healthy, body) = state.health(now: environment.clock(), tick: options.tick)
+            return Response(status: healthy ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("metrics") { _, _ -> Response in
+            let text = state.metrics()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(options.listen.host, port: options.listen.port),
+                                                   serverName: "kaleem-backup"),
+                              logger: logger)
+        let scheduler = SchedulerService(state: state, tick: options.tick, clock: environment.clock, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        logger.notice("daemon started", metadata: ["listen": "\(options.listen.host):\(options.listen.port)",
+                                                   "schedules": "\(entries.map(\.name))"])
+        try await group.run()
+        logger.notice("daemon stopped")
+    }
+}
+
+/// Everything the loop and the endpoints share, behind one lock.
+final class DaemonState: @unchecked Sendable {
+    let policy: Policy
+    let environment: EngineEnvironment
+    private let lock = NSLock()
+    private var scheduler: Scheduler
+    private var lastRuns: [String: Date]
+    private var lastTick: Date?
+    private let statePath: String
+
+    init(policy: Policy, entries: [ScheduleEntry], environment: EngineEnvironment) {
+        self.policy = policy
+        self.environment = environment
+        statePath = BackupEngine(policy: policy, environment: environment).repository.root + "/daemon-state.json"
+        lastRuns = Self.load(statePath)
+        scheduler = Scheduler(entries: entries, lastRuns: lastRuns, now: environment.clock())
+    }
+
+    func tick(now: Date) -> [SchedulerAction] {
+        lock.withLock {
+            lastTick = now
+            return scheduler.tick(now: now)
+        }
+    }
+
+    func finished(_ name: String, at date: Date) {
+        lock.withLock {
+            scheduler.finished(schedule: name)
+            lastRuns[name] = date
+            Self.save(lastRuns, to: statePath)
+        }
+    }
+
+    func entry(_ name: String) -> ScheduleEntry? { lock.withLock { scheduler.entry(named: name) } }
+
+    /// 200 while the loop ticks (within 10 ticks, at least 5 s); the body lists the next run times.
+    func health(now: Date, tick: Double) -> (Bool, String) {
+        lock.withLock {
+            let alive = lastTick.map { now.timeIntervalSince($0) < max(5, tick * 10) } ?? false
+            var schedules: [[String: String]] = []
+            for e in scheduler.entries {
+                var row = ["name": e.name, "run": e.run.rawValue]
+                if let next = scheduler.nextFire[e.name] { row["next"] = Timestamps.iso8601(next, in: e.zone) }
+                if let last = lastRuns[e.name] { row["last_run"] = Timestamps.iso8601(last, in: e.zone) }
+                schedules.append(row)
+            }
+            let body: [String: Any] = [
+                "status": alive ? "ok" : "stalled",
+                "running": scheduler.running ?? NSNull(),
+                "queued": scheduler.queue,
+                "schedules": schedules,
+                "last_tick": lastTick.map(Timestamps.iso8601) ?? NSNull(),
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
+            return (alive, String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// The catalog's metrics, read fresh for every scrape.
+    func metrics() -> String {
+        let engine = BackupEngine(policy: policy, environment: environment)
+        guard let summaries = try? engine.catalog().sourceSummaries() else { return "" }
+        return MetricsExport.render(summaries)
+    }
+
+    private static func load(_ path: String) -> [String: Date] {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let runs = object["last_runs"] as? [String: String] else { return [:] }
+        return runs.compactMapValues(Timestamps.parseISO8601)
+    }
+
+    private static func save(_ runs: [String: Date], to path: String) {
+        let object = ["last_runs": runs.mapValues(Timestamps.iso8601)]
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]) {
+            try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+    }
+}
+
+/// The scheduler loop as a service. Jobs run on threads of their own (the engine blocks); the loop keeps
+/// ticking meanwhile, so an occurrence that comes due during its own job is reported as skipped.
+struct SchedulerService: Service {
+    let state: DaemonState
+    let tick: Double
+    let clock: @Sendable () -> Date
+    let logger: Logger
+
+    func run() async throws {
+        var jobs: [Task<Void, Never>] = []
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            for action in state.tick(now: clock()) {
+                switch action {
+                case .run(let name):
+                    jobs.append(Task { await runJob(name) })
+                case .skip(let name, let reason):
+                    logger.warning("scheduled run skipped", metadata: ["schedule": "\(name)", "reason": "\(reason)"])
+                case .sleep:
+                    break
+                }
+            }
+            try? await Task.sleep(nanoseconds: UInt64(tick * 1e9))
+        }
+        logger.notice("stopping: waiting for the running job to finish")
+        for job in jobs { await job.value }
+    }
+
+    private func runJob(_ name: String) async {
+        guard let entry = state.entry(name) else { return }
+        let policy = state.policy
+        let environment = state.environment
+        let logger = self.logger
+        logger.info("scheduled run started", metadata: ["schedule": "\(name)", "run": "\(entry.run.rawValue)"])
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread {
+                let engine = BackupEngine(policy: policy, environment: environment)
+                do {
+                    switch entry.run {
+                    case .backup:
+                        let result = try engine.backup(sources: entry.sources, tag: entry.tag ?? .nightly)
+                        logger.info("scheduled backup finished", metadata: ["schedule": "\(name)", "status": "\(result.run.status.rawValue)"])
+                    case .rotate:
+                        _ = try engine.rotate(sources: entry.sources, dryRun: false)
+                    case .drill:
+                        logger.warning("scheduled drill skipped: restore drills are not available in this version", metadata: ["schedule": "\(name)"])
+                    }
+                } catch {
+                    logger.error("scheduled run failed", metadata: ["schedule": "\(name)", "error": "\(engine.describe(error))"])
+                }
+                done.resume()
+            }
+            thread.start()
+        }
+        state.finished(name, at: clock())
+    }
+}

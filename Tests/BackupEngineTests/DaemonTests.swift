@@ -1,0 +1,117 @@
+import BackupCatalog
+import BackupCore
+import Foundation
+import RedisBackup
+import TestSupport
+import Testing
+
+struct DaemonTests {
+    /// The daemon end to end: a schedule (every second, through the test-only interval) backs up a real Redis;
+    /// /healthz and /metrics answer over HTTP; the metrics parse with promtool; SIGTERM stops it cleanly.
+    @Test func schedulesServesAndStopsGracefully() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        try SampleData.fill(c, databases: [0], keysPerType: 3)
+        c.close()
+        let dir = TemporaryDirectory()
+        let port = try FreePort.pick()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
+        schedules:
+          - { name: nightly, cron: "30 2 * * *", timezone: Asia/Riyadh, run: backup, tag: nightly }
+        daemon: { listen: "127.0.0.1:\(port)" }
+        """)
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "1"],
+                                               environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        // /healthz answers 200 with the schedule and its next run.
+        var health: (Int, String)?
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            health = httpGet("http://127.0.0.1:\(port)/healthz")
+            if health?.0 == 200 { break }
+            usleep(100_000)
+        }
+        #expect(health?.0 == 200, "\(health.map { "\($0)" } ?? "no answer")")
+        let healthJSON = try #require(try JSONSerialization.jsonObject(with: Data((health?.1 ?? "{}").utf8)) as? [String: Any])
+        #expect(healthJSON["status"] as? String == "ok")
+        #expect((healthJSON["schedules"] as? [[String: Any]])?.first?["name"] as? String == "nightly")
+
+        // A scheduled backup lands in the catalog (which the daemon creates with its first job).
+        var good: [ArtifactInfo] = []
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: dir.file("repo/catalog.sqlite")),
+               let found = try? Catalog(path: dir.file("repo/catalog.sqlite")).artifacts(status: .ok), !found.isEmpty {
+                good = found
+                break
+            }
+            usleep(200_000)
+        }
+        let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
+        #expect(!good.isEmpty)
+        #expect(good.first?.tag == .nightly)
+
+        // /metrics: Prometheus text that promtool accepts.
+        let metrics = try #require(httpGet("http://127.0.0.1:\(port)/metrics"))
+        #expect(metrics.0 == 200)
+        #expect(metrics.1.contains("kaleem_backup_last_success_timestamp_seconds{source=\"redis\"}"))
+        let file = dir.file("scraped.prom")
+        try metrics.1.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", file]).status == 0)
+
+        // SIGTERM: it stops by itself, exit 0, nothing left half-done.
+        kill(process.processIdentifier, SIGTERM)
+        let stopDeadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < stopDeadline { usleep(100_000) }
+        #expect(!process.isRunning, "the daemon did not stop on SIGTERM")
+        let result = wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("daemon stopped"))
+        #expect(try catalog.artifacts().allSatisfy { $0.status != .running })
+        #expect(!filesUnder(dir.file("repo")).contains { $0.hasSuffix(".partial") })
+        // The last run is remembered for catch-up after a restart.
+        #expect(FileManager.default.fileExists(atPath: dir.file("repo/daemon-state.json")))
+    }
+}
+
+struct DaemonShutdownTests {
+    /// SIGTERM while a scheduled backup is being written: the daemon lets the job finish (the artifact ends
+    /// `ok`, nothing is left half-marked) and then exits 0.
+    @Test func sigtermMidJobFinishesTheJob() throws {
+        let redis = try RedisTestServer(settings: ["enable-debug-command yes"])
+        let c = try redis.connect()
+        guard case .simple("OK") = try c.command("DEBUG", "POPULATE", "600000", "key", "64") else { Issue.record("populate"); return }
+        c.close()
+        let dir = TemporaryDirectory()
+        let port = try FreePort.pick()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
+        schedules:
+          - { name: nightly, cron: "30 2 * * *", run: backup }
+        daemon: { listen: "127.0.0.1:\(port)" }
+        """)
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "1"],
+                                               environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        var midJob = false
+        while Date() < deadline && process.isRunning {
+            if let partial = filesUnder(dir.file("repo")).first(where: { $0.hasSuffix(".rdb.gz.partial") }),
+               (FileManager.default.fileExists(atPath: dir.file("repo/" + partial))) {
+                midJob = true
+                kill(process.processIdentifier, SIGTERM)
+                break
+            }
+            usleep(2_000)
+        }
+        #expect(midJob, "no backup was in progress to interrupt")
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        let result = wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("waiting for the running job to finish"))
+        let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
+        let artifacts = try catalog.artifacts()
+        #expect(!artifacts.isEmpty)
+        #expect(artifacts.allSatisfy { $0.status == .ok }, "\(artifacts.map { ($0.status, $0.detail ?? "") })")
+        #expect(!filesUnder(dir.file("repo")).contains { $0.hasSuffix(".partial") })
+    }
+}
