@@ -22,6 +22,8 @@ struct ArtifactJSON: Encodable {
     var deleted_at: String?
     var detail: String?
     var stats: [String: JSONValue]
+    /// Set by `show`: the artifact's newest drill.
+    var last_drill: DrillJSON?
 
     init(_ a: ArtifactInfo) {
         id = a.id
@@ -47,7 +49,7 @@ struct ArtifactJSON: Encodable {
     // Encode `release` and `detail` as null rather than omitting them: readers can rely on every key.
     enum CodingKeys: String, CodingKey {
         case id, run_id, source, kind, status, path, sha256, bytes_raw, bytes_stored, compression, created_at, tag,
-             release, pinned, pin_reason, deleted_at, detail, stats
+             release, pinned, pin_reason, deleted_at, detail, stats, last_drill
     }
 
     func encode(to encoder: Encoder) throws {
@@ -70,6 +72,7 @@ struct ArtifactJSON: Encodable {
         try c.encode(deleted_at, forKey: .deleted_at)
         try c.encode(detail, forKey: .detail)
         try c.encode(stats, forKey: .stats)
+        if let last_drill { try c.encode(last_drill, forKey: .last_drill) }
     }
 }
 

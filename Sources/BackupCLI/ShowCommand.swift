@@ -13,8 +13,11 @@ struct ShowCommand: ParsableCommand {
     func run() throws {
         let engine = try options.makeEngine()
         let a = try engine.show(id: id)
+        let drill = try engine.lastDrill(of: a.id)
         if options.json {
-            try Output.json(ArtifactJSON(a))
+            var json = ArtifactJSON(a)
+            json.last_drill = drill.map(DrillJSON.init)
+            try Output.json(json)
             return
         }
         let rows: [(String, String)] = [
@@ -25,6 +28,7 @@ struct ShowCommand: ParsableCommand {
             ("path", engine.repository.absolute(a.path)),
             ("size", "\(Output.bytes(a.bytesRaw)) raw, \(Output.bytes(a.bytesStored)) stored (\(a.compression))"),
             ("sha256", a.sha256.isEmpty ? "-" : a.sha256),
+            ("last drill", drill.map { "\($0.result.rawValue) on \(Timestamps.iso8601($0.startedAt)) in \(String(format: "%.2f", $0.durationSeconds)) s: \($0.detail)" } ?? "never"),
         ] + (a.detail.map { [("detail", $0)] } ?? []) + a.stats.keys.sorted().map { ("stats.\($0)", a.stats[$0]!.description) }
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }

@@ -75,6 +75,20 @@ public final class Catalog: Sendable {
             try db.create(index: "artifacts_by_time", on: "artifacts", columns: ["created_at"])
             try db.create(index: "artifacts_by_run", on: "artifacts", columns: ["run_id"])
         }
+        migrator.registerMigration("v2-drills-restores") { db in
+            try db.create(table: "drills") { t in
+                t.column("id", .text).primaryKey()
+                t.column("artifact_id", .text).notNull().references("artifacts", onDelete: .restrict)
+                t.column("source", .text).notNull()
+                t.column("started_at", .datetime).notNull()
+                t.column("duration_seconds", .double).notNull()
+                t.column("result", .text).notNull().check(sql: "result IN ('passed', 'failed', 'archive-only', 'error')")
+                t.column("detail", .text).notNull()
+                t.column("host", .text).notNull()
+            }
+            try db.create(index: "drills_by_artifact", on: "drills", columns: ["artifact_id", "started_at"])
+            try db.create(index: "drills_by_source", on: "drills", columns: ["source", "started_at"])
+        }
         return migrator
     }
 
@@ -200,6 +214,15 @@ public final class Catalog: Sendable {
                     s.runsByStatus[row[0]] = row[1]
                 }
                 s.removedByRotation = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM artifacts WHERE source = ? AND deleted_at IS NOT NULL", arguments: [source]) ?? 0
+                if let row = try Row.fetchOne(db, sql: "SELECT started_at, duration_seconds, result FROM drills WHERE source = ? ORDER BY started_at DESC LIMIT 1", arguments: [source]) {
+                    s.lastDrill = row[0]
+                    s.lastDrillPassed = ["passed", "archive-only"].contains(row[2] as String)
+                    s.lastDrillDuration = row[1]
+                }
+                if let row = try Row.fetchOne(db, sql: "SELECT started_at, duration_seconds FROM drills WHERE source = ? AND result IN ('passed', 'archive-only') ORDER BY started_at DESC LIMIT 1", arguments: [source]) {
+                    s.lastDrillSuccess = row[0]
+                    s.lastDrillSuccessDuration = row[1]
+                }
                 return s
             }
         }
@@ -232,6 +255,32 @@ public final class Catalog: Sendable {
                            arguments: ["interrupted: the backup process stopped before it finished"])
             try db.execute(sql: "UPDATE runs SET status = 'failed', finished_at = ? WHERE status = 'running'", arguments: [date])
             return stale
+        }
+    }
+
+    // MARK: Drills
+
+    public func insertDrill(_ drill: DrillRecord) throws {
+        try write("record drill \(drill.id)") { db in
+            try db.execute(sql: "INSERT INTO drills (id, artifact_id, source, started_at, duration_seconds, result, detail, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [drill.id, drill.artifactID, drill.source, drill.startedAt, drill.durationSeconds,
+                                       drill.result.rawValue, drill.detail, drill.host])
+        }
+    }
+
+    /// Drills newest first (of one source, or one artifact).
+    public func drills(source: String? = nil, artifactID: String? = nil, limit: Int? = nil) throws -> [DrillRecord] {
+        try read("list drills") { db in
+            var sql = "SELECT id, artifact_id, source, started_at, duration_seconds, result, detail, host FROM drills WHERE 1=1"
+            var args: StatementArguments = []
+            if let source { sql += " AND source = ?"; args += [source] }
+            if let artifactID { sql += " AND artifact_id = ?"; args += [artifactID] }
+            sql += " ORDER BY started_at DESC"
+            if let limit { sql += " LIMIT ?"; args += [limit] }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { row in
+                DrillRecord(id: row[0], artifactID: row[1], source: row[2], startedAt: row[3], durationSeconds: row[4],
+                            result: DrillResult(rawValue: row[5]) ?? .error, detail: row[6], host: row[7])
+            }
         }
     }
 
@@ -286,6 +335,11 @@ public struct SourceSummary: Sendable, Equatable {
     public var lastRunOK: Bool?
     public var runsByStatus: [String: Int] = [:]
     public var removedByRotation = 0
+    public var lastDrill: Date?
+    public var lastDrillPassed: Bool?
+    public var lastDrillDuration: Double?
+    public var lastDrillSuccess: Date?
+    public var lastDrillSuccessDuration: Double?
 
     public init(source: String) { self.source = source }
 }

@@ -188,7 +188,8 @@ struct SchedulerService: Service {
                     case .rotate:
                         _ = try engine.rotate(sources: entry.sources, dryRun: false)
                     case .drill:
-                        logger.warning("scheduled drill skipped: restore drills are not available in this version", metadata: ["schedule": "\(name)"])
+                        let drills = try engine.drill(sources: entry.sources, selector: .latest)
+                        logger.info("scheduled drill finished", metadata: ["schedule": "\(name)", "results": "\(drills.map(\.result.rawValue))"])
                     }
                 } catch {
                     logger.error("scheduled run failed", metadata: ["schedule": "\(name)", "error": "\(engine.describe(error))"])

@@ -11,7 +11,8 @@ import Prometheus
 /// Per source (label `source`): `kaleem_backup_last_success_timestamp_seconds`,
 /// `kaleem_backup_last_run_timestamp_seconds`, `kaleem_backup_last_run_success`,
 /// `kaleem_backup_last_duration_seconds`, `kaleem_backup_last_size_bytes`, `kaleem_backup_runs_total{status}`,
-/// `kaleem_backup_rotation_removed_total`. Timestamps are Unix seconds: alert on `time() - x`.
+/// `kaleem_backup_rotation_removed_total`, `kaleem_backup_drill_last_success_timestamp_seconds`,
+/// `kaleem_backup_drill_last_duration_seconds`, `kaleem_backup_drill_last_run_success`. Timestamps are Unix seconds: alert on `time() - x`.
 public enum MetricsExport {
     public static let prefix = "kaleem_backup_"
 
@@ -46,6 +47,15 @@ public enum MetricsExport {
             }
             registry.makeCounter(descriptor: descriptor("rotation_removed", "total", "Backups removed by rotation"),
                                  labels: [("source", s.source)]).increment(by: Int64(s.removedByRotation))
+            if let t = s.lastDrillSuccess {
+                gauge("drill_last_success_timestamp", "seconds", "Unix time of the newest passed restore drill", s.source).set(t.timeIntervalSince1970)
+            }
+            if let d = s.lastDrillDuration {
+                gauge("drill_last_duration", "seconds", "How long the newest restore drill took (the measured RTO)", s.source).set(d)
+            }
+            if let ok = s.lastDrillPassed {
+                gauge("drill_last_run", "success", "1 when the newest restore drill passed, else 0", s.source).set(ok ? 1.0 : 0.0)
+            }
         }
         return registry.emitToString()
     }

@@ -89,6 +89,17 @@ extension BackupEngine {
         }
     }
 
+    func notify(drills: [DrillRecord]) {
+        guard let notify = policy.notify, notify.wants(.drill), !drills.isEmpty else { return }
+        let events = drills.map { d in
+            NotificationEvent(event: "drill", status: d.result.rawValue, source: d.source,
+                              kind: policy.source(named: d.source)?.kind.rawValue ?? "", run_id: d.id, artifact_id: d.artifactID,
+                              host: d.host, time: Timestamps.iso8601(d.startedAt),
+                              error: d.result == .passed || d.result == .archiveOnly ? nil : d.detail, bytes_stored: nil)
+        }
+        WebhookNotifier(policy: notify, logger: logger, backoff: notifyBackoff).send(events)
+    }
+
     func notify(_ result: BackupResult) {
         guard let notify = policy.notify else { return }
         let events = notificationEvents(for: result)

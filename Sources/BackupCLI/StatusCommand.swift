@@ -1,0 +1,70 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Per source: the newest good backup and its age (the current RPO), the last drill and its duration (RTO)."
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let rows = try options.makeEngine().status()
+        if options.json {
+            try Output.json(rows.map(StatusJSON.init))
+            return
+        }
+        var table = [["SOURCE", "NEWEST GOOD", "AGE (RPO)", "LAST RUN", "LAST DRILL", "DRILL TIME (RTO)"]]
+        for r in rows {
+            table.append([r.source, r.newestGood?.id ?? "none",
+                          r.rpoSeconds.map(Self.age) ?? "-",
+                          r.lastRunOK.map { $0 ? "ok" : "FAILED" } ?? "-",
+                          r.lastDrill.map { "\($0.result.rawValue) \(Timestamps.iso8601($0.startedAt).prefix(10))" } ?? "never",
+                          r.lastDrill.map { String(format: "%.1f s", $0.durationSeconds) } ?? "-"])
+        }
+        Output.table(table)
+    }
+
+    static func age(_ seconds: Double) -> String {
+        if seconds < 3600 { return "\(Int(seconds / 60)) min" }
+        if seconds < 172_800 { return String(format: "%.1f h", seconds / 3600) }
+        return String(format: "%.1f days", seconds / 86400)
+    }
+}
+
+struct StatusJSON: Encodable {
+    struct Drill: Encodable { var id: String; var artifact: String; var result: String; var duration_seconds: Double; var started_at: String }
+    var source: String
+    var kind: String
+    var newest_good: String?
+    var newest_good_at: String?
+    var rpo_seconds: Double?
+    var last_run_ok: Bool?
+    var last_drill: Drill?
+
+    init(_ s: SourceStatus) {
+        source = s.source
+        kind = s.kind.rawValue
+        newest_good = s.newestGood?.id
+        newest_good_at = s.newestGood.map { Timestamps.iso8601($0.createdAt) }
+        rpo_seconds = s.rpoSeconds.map { ($0 * 10).rounded() / 10 }
+        last_run_ok = s.lastRunOK
+        last_drill = s.lastDrill.map { Drill(id: $0.id, artifact: $0.artifactID, result: $0.result.rawValue,
+                                             duration_seconds: $0.durationSeconds, started_at: Timestamps.iso8601($0.startedAt)) }
+    }
+
+    enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(source, forKey: .source)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(newest_good, forKey: .newest_good)
+        try c.encode(newest_good_at, forKey: .newest_good_at)
+        try c.encode(rpo_seconds, forKey: .rpo_seconds)
+        try c.encode(last_run_ok, forKey: .last_run_ok)
+        try c.encode(last_drill, forKey: .last_drill)
+    }
+}

@@ -1,0 +1,84 @@
+import BackupCatalog
+import BackupCore
+import Foundation
+import RedisBackup
+import TestSupport
+import Testing
+
+struct DrillTests {
+    @Test func redisDrillPassesThenCatchesACorruptedBackup() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        try SampleData.fill(c, databases: [0, 2, 7], keysPerType: 6)
+        c.close()
+        let dir = TemporaryDirectory()
+        let textfile = dir.file("metrics/kaleem_backup.prom")
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "metrics: { textfile: \(textfile) }")
+        let backup = try runCLI(["backup", "--policy", policy, "--json"])
+        #expect(backup.status == 0)
+        let artifact = try #require((try object(backup.stdout)["artifacts"] as? [[String: Any]])?.first)
+
+        let drill = try runCLI(["drill", "--policy", policy, "--json", "--latest"])
+        #expect(drill.status == 0, "\(drill.stdout) \(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "passed")
+        #expect(result["artifact"] as? String == artifact["id"] as? String)
+        #expect((result["duration_seconds"] as? Double ?? 0) > 0)
+        #expect((result["detail"] as? String)?.contains("db7=") == true)
+
+        // show reports the artifact's last drill.
+        let show = try object(try runCLI(["show", "--policy", policy, "--json", artifact["id"] as! String]).stdout)
+        #expect((show["last_drill"] as? [String: Any])?["result"] as? String == "passed")
+
+        // RPO and RTO in status; the drill gauges in the textfile.
+        let status = try #require(try array(try runCLI(["status", "--policy", policy, "--json"]).stdout).first)
+        #expect(status["newest_good"] as? String == artifact["id"] as? String)
+        #expect((status["rpo_seconds"] as? Double).map { $0 >= 0 && $0 < 600 } == true)
+        #expect((status["last_drill"] as? [String: Any])?["result"] as? String == "passed")
+        let metrics = try String(contentsOfFile: textfile, encoding: .utf8)
+        #expect(metrics.contains("kaleem_backup_drill_last_run_success{source=\"redis\"} 1"))
+        #expect(metrics.contains("kaleem_backup_drill_last_success_timestamp_seconds{source=\"redis\"}"))
+
+        // A corrupted artifact: the drill fails with exit 4 and says why.
+        let file = dir.file("repo/" + (artifact["path"] as! String))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        bytes[bytes.count / 3] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: file))
+        let failed = try runCLI(["drill", "--policy", policy, "--json", "--backup", artifact["id"] as! String])
+        #expect(failed.status == 4)
+        let bad = try #require(try array(failed.stdout).first)
+        #expect(bad["result"] as? String == "failed")
+        #expect((bad["detail"] as? String)?.contains("does not verify") == true)
+
+        // One catalog row per drill, each with a duration.
+        let drills = try Catalog(path: dir.file("repo/catalog.sqlite")).drills(source: "redis")
+        #expect(drills.count == 2)
+        #expect(drills.allSatisfy { $0.durationSeconds > 0 })
+        #expect(try String(contentsOfFile: textfile, encoding: .utf8).contains("kaleem_backup_drill_last_run_success{source=\"redis\"} 0"))
+    }
+
+    @Test func mongoDrillIsArchiveOnlyWithoutAScratchServer() throws {
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        _ = FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          mongo: { kind: mongodb, uri: "mongodb://u:pw@db:27017/" }
+        """.utf8))
+        let env = ["PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        #expect(try runCLI(["backup", "--policy", policy], environment: env).status == 0)
+        let drill = try runCLI(["drill", "--policy", policy, "--json"], environment: env)
+        #expect(drill.status == 0, "\(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "archive-only")
+        #expect((result["detail"] as? String)?.contains("44 documents") == true)
+    }
+
+    @Test func nothingToDrill() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1")
+        let r = try runCLI(["drill", "--policy", policy])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no good backup"))
+    }
+}
