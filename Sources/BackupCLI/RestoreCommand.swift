@@ -6,10 +6,11 @@ import Foundation
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore a backup into its source or another target (MongoDB: through mongorestore).",
+        abstract: "Restore a backup: MongoDB through mongorestore; Redis as a file (--to-dir) or into a live server (--to-url).",
         discussion: """
-        The backup is verified first (sha256, gzip, archive CRCs); a backup that does not verify is refused \
-        (exit 4). The plan is printed; writing into a live database needs --yes; --dry-run changes nothing.
+        The backup is verified first (sha256, gzip, format); a backup that does not verify is refused (exit 4). \
+        The plan is printed; writing over a live target needs --yes; --dry-run changes nothing. Every restore \
+        is recorded in the catalog.
         """
     )
 
@@ -23,6 +24,24 @@ struct RestoreCommand: ParsableCommand {
 
     @Flag(help: "Restore the newest good backup of the source.")
     var latest = false
+
+    @Option(help: "Restore the newest good backup taken before this time (ISO 8601).")
+    var before: String?
+
+    @Option(help: "Redis, file mode: install the RDB into this directory (the server's `dir`).")
+    var toDir: String?
+
+    @Option(help: "Redis, file mode: the file name (the server's `dbfilename`).")
+    var dbfilename = "dump.rdb"
+
+    @Option(help: "Redis, file mode: check this server's dir, dbfilename and appendonly first (redis://…).")
+    var serverURL: String?
+
+    @Option(help: "Redis, online mode: replace all the data of this live server (redis://…).")
+    var toURL: String?
+
+    @Option(help: "Redis, online mode: the address the target uses to reach the scratch server.")
+    var listen = "127.0.0.1"
 
     @Option(help: "Restore into this MongoDB instead of the source's own (mongodb://…).")
     var toURI: String?
@@ -43,16 +62,30 @@ struct RestoreCommand: ParsableCommand {
     var yes = false
 
     func validate() throws {
-        if (backup == nil) == !latest { throw ValidationError("name the backup with --backup ID, or give --latest") }
+        if [backup != nil, latest, before != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("name the backup with one of --backup ID, --latest, --before TIME")
+        }
+        if let before, Timestamps.parseISO8601(before) == nil { throw ValidationError("--before \(before) is not an ISO 8601 time") }
+        if toDir != nil && toURL != nil { throw ValidationError("--to-dir (file mode) and --to-url (online mode) exclude each other") }
         if nsFrom.count != nsTo.count { throw ValidationError("--ns-from and --ns-to come in pairs") }
         if let toURI, !(toURI.hasPrefix("mongodb://") || toURI.hasPrefix("mongodb+srv://")) {
             throw ValidationError("--to-uri must be a mongodb:// connection string")
         }
     }
 
+    var selector: BackupSelector {
+        if let backup { return .id(backup) }
+        if let before, let date = Timestamps.parseISO8601(before) { return .before(date) }
+        return .latest
+    }
+
     func run() throws {
         let engine = try options.makeEngine()
-        let plan = try engine.planMongoRestore(source: source, backup: backup.map { .id($0) } ?? .latest, toURI: toURI,
+        if engine.policy.source(named: source)?.kind == .redis {
+            try runRedis(engine)
+            return
+        }
+        let plan = try engine.planMongoRestore(source: source, backup: selector, toURI: toURI,
                                                renames: Array(zip(nsFrom, nsTo)), drop: drop, dryRun: dryRun)
         if !options.json { for line in plan.description { print(line) } }
         if !dryRun && !yes {
@@ -68,6 +101,40 @@ struct RestoreCommand: ParsableCommand {
             print("restored \(result.restored) documents in \(String(format: "%.1f", result.durationSeconds)) s")
         }
     }
+}
+
+extension RestoreCommand {
+    func runRedis(_ engine: BackupEngine) throws {
+        let target: RedisRestoreTarget
+        if let toDir {
+            target = .directory(path: toDir, dbfilename: dbfilename, serverURL: serverURL)
+        } else if let toURL {
+            target = .online(url: toURL)
+        } else {
+            throw BackupFailure("a Redis restore needs --to-dir DIR (file mode) or --to-url redis://… (online mode)", exitStatus: .usage,
+                                hint: "file mode for a server whose data directory you can reach; online mode for one in a container")
+        }
+        let json = options.json
+        let result = try engine.restoreRedis(source: source, backup: selector, target: target, dryRun: dryRun, confirmed: yes,
+                                             listen: listen) { lines in if !json { for l in lines { print(l) } } }
+        if json {
+            try Output.json(RedisRestoreJSON(source: source, artifact: result.artifact.id, target: result.target, dry_run: dryRun,
+                                             steps: result.steps, warnings: result.warnings,
+                                             duration_seconds: (result.durationSeconds * 1000).rounded() / 1000))
+        } else {
+            for (i, step) in result.steps.enumerated() { print("\(i + 1). \(step)") }
+        }
+    }
+}
+
+struct RedisRestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var target: String
+    var dry_run: Bool
+    var steps: [String]
+    var warnings: [String]
+    var duration_seconds: Double
 }
 
 struct RestoreJSON: Encodable {

@@ -88,6 +88,19 @@ public final class Catalog: Sendable {
             }
             try db.create(index: "drills_by_artifact", on: "drills", columns: ["artifact_id", "started_at"])
             try db.create(index: "drills_by_source", on: "drills", columns: ["source", "started_at"])
+            try db.create(table: "restores") { t in
+                t.column("id", .text).primaryKey()
+                t.column("artifact_id", .text).notNull().references("artifacts", onDelete: .restrict)
+                t.column("source", .text).notNull()
+                t.column("started_at", .datetime).notNull()
+                t.column("duration_seconds", .double).notNull()
+                t.column("mode", .text).notNull()
+                t.column("target", .text).notNull()
+                t.column("outcome", .text).notNull().check(sql: "outcome IN ('ok', 'failed', 'dry-run')")
+                t.column("user", .text).notNull()
+                t.column("host", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
         }
         return migrator
     }
@@ -281,6 +294,25 @@ public final class Catalog: Sendable {
                 DrillRecord(id: row[0], artifactID: row[1], source: row[2], startedAt: row[3], durationSeconds: row[4],
                             result: DrillResult(rawValue: row[5]) ?? .error, detail: row[6], host: row[7])
             }
+        }
+    }
+
+    // MARK: Restores
+
+    /// Records a restore: who, when, what, into what (secrets hidden by the caller), outcome, duration.
+    public func insertRestore(id: String, artifactID: String, source: String, startedAt: Date, durationSeconds: Double,
+                              mode: String, target: String, outcome: String, user: String, host: String, detail: String) throws {
+        try write("record restore \(id)") { db in
+            try db.execute(sql: "INSERT INTO restores (id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [id, artifactID, source, startedAt, durationSeconds, mode, target, outcome, user, host, detail])
+        }
+    }
+
+    /// Restores newest first: (id, artifact, mode, target, outcome, detail).
+    public func restores(source: String) throws -> [(id: String, artifactID: String, mode: String, target: String, outcome: String, detail: String)] {
+        try read("list restores") { db in
+            try Row.fetchAll(db, sql: "SELECT id, artifact_id, mode, target, outcome, detail FROM restores WHERE source = ? ORDER BY started_at DESC",
+                             arguments: [source]).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5]) }
         }
     }
 

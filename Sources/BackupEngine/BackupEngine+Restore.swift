@@ -7,6 +7,8 @@ import MongoBackup
 public enum BackupSelector: Sendable, Equatable {
     case id(String)
     case latest
+    /// The newest good backup taken before this moment.
+    case before(Date)
 }
 
 /// A MongoDB restore, as planned and then as done.
@@ -112,6 +114,8 @@ extension BackupEngine {
                                  stderrTail: outcome.stderrTail, hintText: "check the namespace filters and the target; the restore is incomplete")
         }
         logger.info("restore ok", metadata: ["source": "\(plan.source)", "artifact": "\(plan.artifact.id)", "documents": "\(summary.restored)"])
+        try recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "ok", started: Date(timeIntervalSinceNow: -seconds),
+                          seconds: seconds, detail: "\(summary.restored) documents restored")
         return result
     }
 
@@ -136,6 +140,12 @@ extension BackupEngine {
             guard a.deletedAt == nil else {
                 throw BackupFailure("backup \(a.id) was removed by rotation on \(Timestamps.iso8601(a.deletedAt!))", exitStatus: .usage,
                                     hint: "pick another one: kaleem-backup list --source \(source)")
+            }
+            return a
+        case .before(let date):
+            guard let a = try catalog().artifacts(source: source, status: .ok).first(where: { $0.createdAt < date }) else {
+                throw BackupFailure("source \"\(source)\" has no good backup taken before \(Timestamps.iso8601(date))", exitStatus: .failed,
+                                    hint: "see what exists: kaleem-backup list --source \(source)")
             }
             return a
         case .latest:

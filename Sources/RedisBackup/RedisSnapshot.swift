@@ -80,7 +80,7 @@ public enum RedisSnapshot {
         return (.length, length)
     }
 
-    static func authenticate(_ connection: RESPConnection, endpoint: RedisEndpoint, password: Secret?) throws {
+    public static func authenticate(_ connection: RESPConnection, endpoint: RedisEndpoint, password: Secret?) throws {
         guard let password else { return }
         var args = ["AUTH"]
         if let user = endpoint.username { args.append(user) }

@@ -18,7 +18,7 @@ public final class ScratchRedisServer: @unchecked Sendable {
     /// - Parameters:
     ///   - settings: extra `redis.conf` lines, e.g. `["repl-diskless-sync no"]`.
     public static func start(executable: String = "redis-server", directory: String, password: Secret? = nil,
-                             settings: [String] = [], startTimeout: Double = 20) throws -> ScratchRedisServer {
+                             settings: [String] = [], startTimeout: Double = 20, bind: String = "127.0.0.1") throws -> ScratchRedisServer {
         guard let path = ExecutableLookup.find(executable) else {
             throw BackupFailure("\(executable) is not installed or not on PATH",
                                 hint: "install it (Debian: apt-get install redis-server), or set the path to redis-server")
@@ -28,7 +28,7 @@ public final class ScratchRedisServer: @unchecked Sendable {
             let port = try FreePort.pick()
             do {
                 return try ScratchRedisServer(executable: path, directory: directory, port: port, password: password,
-                                              settings: settings, startTimeout: startTimeout)
+                                              settings: settings, startTimeout: startTimeout, bind: bind)
             } catch {
                 lastError = error // most likely the port was taken in between: try another one
             }
@@ -36,15 +36,18 @@ public final class ScratchRedisServer: @unchecked Sendable {
         throw lastError!
     }
 
+    public let bindAddress: String
+
     private init(executable: String, directory: String, port: Int, password: Secret?, settings: [String],
-                 startTimeout: Double) throws {
+                 startTimeout: Double, bind: String) throws {
         self.port = port
         self.directory = directory
         self.password = password
+        bindAddress = bind
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         var conf = [
-            "bind 127.0.0.1",
+            bind == "127.0.0.1" ? "bind 127.0.0.1" : "bind \(bind) 127.0.0.1",
             "port \(port)",
             "dir \(directory)",
             "logfile \(directory)/redis.log",

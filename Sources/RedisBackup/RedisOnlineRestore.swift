@@ -1,0 +1,99 @@
+import BackupCore
+import Foundation
+
+/// Brings a live Redis server to the exact content of an RDB file without touching its files: a scratch
+/// `redis-server` loads the RDB, the target replicates from it (a full sync replaces all its data, keys,
+/// values and TTLs), then is made a master again. For servers in containers whose files cannot be reached.
+///
+/// online restore:
+///   check the target is a master (a replica would lose its own replication)
+///   start a scratch redis-server on `listen` with a random password, loaded with the RDB
+///   target: CONFIG SET masterauth <random>; REPLICAOF <listen> <port>
+///   wait for master_link_status:up and master_sync_in_progress:0
+///   target: REPLICAOF NO ONE; masterauth back to what it was
+///   stop the scratch server
+/// Whatever fails midway, the target is made a master again (and that is said).
+public enum RedisOnlineRestore {
+    public struct Outcome: Sendable {
+        public var keys: [Int: Int]
+        public var seconds: Double
+    }
+
+    public static func run(target: RedisEndpoint, password: Secret?, rdbDirectory: String, listen: String,
+                           timeout: Double, redisServer: String = "redis-server") throws -> Outcome {
+        let started = Date()
+        let connection = try RESPConnection(endpoint: target, ioTimeout: 30)
+        defer { connection.close() }
+        try RedisSnapshot.authenticate(connection, endpoint: target, password: password)
+        let role = try info(connection, "replication")["role"]
+        guard role == "master" else {
+            throw RedisError(endpoint: target.description, problem: "the target is a \(role ?? "server of unknown role"), not a master",
+                             hint: "restore into the master of the set; its replicas follow it")
+        }
+        let previousAuth = try configGet(connection, "masterauth")
+        let scratchPassword = Secret(randomToken())
+        let scratch = try ScratchRedisServer.start(executable: redisServer, directory: rdbDirectory, password: scratchPassword,
+                                                   startTimeout: timeout, bind: listen)
+        defer { scratch.stop() }
+
+        func backToMaster() {
+            _ = try? connection.command("REPLICAOF", "NO", "ONE")
+            _ = try? connection.command("CONFIG", "SET", "masterauth", previousAuth ?? "")
+        }
+        do {
+            try expectOK(connection.command("CONFIG", "SET", "masterauth", scratchPassword.value), target, "CONFIG SET masterauth")
+            try expectOK(connection.command("REPLICAOF", listen, String(scratch.port)), target, "REPLICAOF")
+            let deadline = Date().addingTimeInterval(timeout)
+            while true {
+                let replication = try info(connection, "replication")
+                if replication["master_link_status"] == "up" && replication["master_sync_in_progress"] == "0" { break }
+                if Date() > deadline {
+                    throw RedisError(endpoint: target.description, problem: "the sync from the scratch server did not finish within \(Int(timeout)) s")
+                }
+                usleep(50_000)
+            }
+            backToMaster()
+        } catch {
+            backToMaster()
+            let role = (try? info(connection, "replication")["role"]) ?? "unknown"
+            throw RedisError(endpoint: target.description,
+                             problem: "online restore failed midway (\(error)); the target is \(role == "master" ? "a master again" : "in role \(role)"), its data may be partial",
+                             hint: "check the target's log; run the restore again, or restore in file mode")
+        }
+        var keys: [Int: Int] = [:]
+        for (k, v) in try info(connection, "keyspace") where k.hasPrefix("db") {
+            if let db = Int(k.dropFirst(2)), let n = v.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) {
+                keys[db] = n
+            }
+        }
+        return Outcome(keys: keys, seconds: Date().timeIntervalSince(started))
+    }
+
+    public static func info(_ c: RESPConnection, _ section: String) throws -> [String: String] {
+        guard case .bulk(let data?) = try c.command("INFO", section) else { return [:] }
+        var out: [String: String] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            out[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
+
+    /// `CONFIG GET name` → value (nil when the server does not know it).
+    public static func configGet(_ c: RESPConnection, _ name: String) throws -> String? {
+        guard case .array(let items?) = try c.command("CONFIG", "GET", name), items.count >= 2 else { return nil }
+        return items[1].text
+    }
+
+    static func expectOK(_ reply: RESPValue, _ target: RedisEndpoint, _ what: String) throws {
+        if case .error(let message) = reply {
+            throw RedisError(endpoint: target.description, problem: "\(what) refused: \(message)",
+                             hint: "the user needs REPLICAOF and CONFIG (ACL @admin) for an online restore; use file mode otherwise")
+        }
+    }
+
+    static func randomToken() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+}
