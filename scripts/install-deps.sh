@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what kaleem-backup and its tests need on Debian 12, when it is missing:
 # zlib and SQLite headers, redis-server and redis-tools (the tests start real Redis servers), python3 (the
-# MongoDB tool stand-ins) and prometheus (promtool checks the alert rules and the metrics file).
+# MongoDB tool stand-ins), prometheus (promtool checks the alert rules and the metrics file) and shellcheck
+# (the deploy script).
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools python3 prometheus)
+packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools python3 prometheus shellcheck)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -101,6 +101,18 @@ public final class Catalog: Sendable {
                 t.column("host", .text).notNull()
                 t.column("detail", .text).notNull()
             }
+            try db.create(table: "deployments") { t in
+                t.column("id", .text).primaryKey()
+                t.column("release", .text).notNull()
+                t.column("environment", .text).notNull()
+                t.column("service", .text).notNull()
+                t.column("event", .text).notNull().check(sql: "event IN ('success', 'failed', 'rollback')")
+                t.column("duration_seconds", .double)
+                t.column("reason", .text)
+                t.column("recorded_at", .datetime).notNull()
+                t.column("host", .text).notNull()
+            }
+            try db.create(index: "deployments_by_release", on: "deployments", columns: ["release", "recorded_at"])
         }
         return migrator
     }
@@ -316,6 +328,32 @@ public final class Catalog: Sendable {
         }
     }
 
+    // MARK: Deployments
+
+    public func insertDeployment(_ d: DeploymentEvent) throws {
+        try write("record deployment of \(d.release)") { db in
+            try db.execute(sql: "INSERT INTO deployments (id, release, environment, service, event, duration_seconds, reason, recorded_at, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [d.id, d.release, d.environment, d.service, d.event, d.durationSeconds, d.reason, d.recordedAt, d.host])
+        }
+    }
+
+    public func deployments() throws -> [DeploymentEvent] {
+        try read("list deployments") { db in
+            try Row.fetchAll(db, sql: "SELECT id, release, environment, service, event, duration_seconds, reason, recorded_at, host FROM deployments ORDER BY recorded_at").map {
+                DeploymentEvent(id: $0[0], release: $0[1], environment: $0[2], service: $0[3], event: $0[4], durationSeconds: $0[5],
+                                reason: $0[6], recordedAt: $0[7], host: $0[8])
+            }
+        }
+    }
+
+    /// Runs tagged pre-deploy for a release, newest first.
+    public func preDeployRuns(release: String) throws -> [RunInfo] {
+        try read("find pre-deploy runs of \(release)") { db in
+            try RunRecord.fetchAll(db, sql: "SELECT * FROM runs WHERE tag = 'pre-deploy' AND release = ? ORDER BY started_at DESC",
+                                   arguments: [release]).map(\.model)
+        }
+    }
+
     // MARK: Plumbing
 
     static func likePrefix(_ s: String) -> String {
@@ -374,4 +412,31 @@ public struct SourceSummary: Sendable, Equatable {
     public var lastDrillSuccessDuration: Double?
 
     public init(source: String) { self.source = source }
+}
+
+/// One deployment event of the deploy script: a release went out (success or failed) or was rolled back.
+public struct DeploymentEvent: Sendable, Equatable {
+    public var id: String
+    public var release: String
+    public var environment: String
+    public var service: String
+    /// success | failed | rollback
+    public var event: String
+    public var durationSeconds: Double?
+    public var reason: String?
+    public var recordedAt: Date
+    public var host: String
+
+    public init(id: String, release: String, environment: String, service: String, event: String, durationSeconds: Double?,
+                reason: String?, recordedAt: Date, host: String) {
+        self.id = id
+        self.release = release
+        self.environment = environment
+        self.service = service
+        self.event = event
+        self.durationSeconds = durationSeconds
+        self.reason = reason
+        self.recordedAt = recordedAt
+        self.host = host
+    }
 }

@@ -124,8 +124,8 @@ final class DaemonState: @unchecked Sendable {
     /// The catalog's metrics, read fresh for every scrape.
     func metrics() -> String {
         let engine = BackupEngine(policy: policy, environment: environment)
-        guard let summaries = try? engine.catalog().sourceSummaries() else { return "" }
-        return MetricsExport.render(summaries)
+        guard let catalog = try? engine.catalog(), let summaries = try? catalog.sourceSummaries() else { return "" }
+        return MetricsExport.render(summaries, deployments: (try? catalog.deployments()) ?? [])
     }
 
     private static func load(_ path: String) -> [String: Date] {

@@ -16,8 +16,32 @@ import Prometheus
 public enum MetricsExport {
     public static let prefix = "kaleem_backup_"
 
-    public static func render(_ summaries: [SourceSummary]) -> String {
+    /// Buckets of `deployment_duration_seconds` (a deploy takes minutes).
+    public static let deploymentBuckets: [Double] = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600]
+
+    public static func render(_ summaries: [SourceSummary], deployments: [DeploymentEvent] = []) -> String {
         let registry = PrometheusCollectorRegistry()
+        // The stack's deployment metrics, from the deploy hooks' records.
+        for d in deployments {
+            switch d.event {
+            case "success", "failed":
+                if let seconds = d.durationSeconds {
+                    registry.makeValueHistogram(
+                        descriptor: MetricNameDescriptor(metricName: "deployment_duration", unitName: "seconds", helpText: "How long deployments took"),
+                        labels: [("environment", d.environment), ("service", d.service), ("status", d.event)],
+                        buckets: deploymentBuckets).record(seconds)
+                }
+                if d.event == "success" {
+                    registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "deployment_success", unitName: "total", helpText: "Successful deployments"),
+                                         labels: [("environment", d.environment), ("service", d.service)]).increment()
+                }
+            case "rollback":
+                registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "rollback", unitName: "total", helpText: "Rollbacks, by reason"),
+                                     labels: [("environment", d.environment), ("service", d.service), ("reason", d.reason ?? "unknown")]).increment()
+            default:
+                break
+            }
+        }
         /// `kaleem_backup_<name>_<unit>`
         func descriptor(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
             MetricNameDescriptor(namespace: "kaleem_backup", metricName: name, unitName: unit, helpText: help)
@@ -67,7 +91,7 @@ extension BackupEngine {
     public func writeMetricsTextfile() -> String? {
         guard let path = policy.metricsTextfile else { return nil }
         do {
-            let text = MetricsExport.render(try catalog().sourceSummaries())
+            let text = MetricsExport.render(try catalog().sourceSummaries(), deployments: try catalog().deployments())
             try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
             try FileIO.writeAtomically(Data(text.utf8), to: path)
             // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable.

@@ -1,0 +1,127 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+import Foundation
+
+struct HookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hook",
+        abstract: "Deploy integration: a pinned restore point before a release, the outcome after it, rollback.",
+        subcommands: [PreDeployHook.self, PostDeployHook.self, RollbackHook.self]
+    )
+}
+
+/// Labels of the deployment metrics.
+struct DeployLabels: ParsableArguments {
+    @Option(help: "Deployment environment label (default: $KALEEM_ENVIRONMENT, else production).")
+    var environment = ProcessInfo.processInfo.environment["KALEEM_ENVIRONMENT"] ?? "production"
+
+    @Option(help: "Service label (default: $KALEEM_SERVICE, else api).")
+    var service = ProcessInfo.processInfo.environment["KALEEM_SERVICE"] ?? "api"
+}
+
+struct PreDeployHook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pre-deploy",
+        abstract: "Back up all (or the named) sources as one pinned set for the release; print the set id. Non-zero exit: do not deploy."
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "The release (image) about to go out, e.g. kaleem-api:1.4.2.")
+    var release: String
+
+    @Option(name: .customLong("source"), help: "Only this source (repeatable).")
+    var sources: [String] = []
+
+    func run() throws {
+        let (result, previous) = try options.makeEngine().preDeploy(release: release, sources: sources)
+        if let last = previous.first {
+            FileHandle.standardError.write(Data("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n".utf8))
+        }
+        if options.json {
+            try Output.json(BackupResultJSON(result))
+        } else {
+            print(result.run.id) // only the id, for $(...)
+        }
+        if result.exitStatus != .ok {
+            for a in result.artifacts where a.status != .ok {
+                FileHandle.standardError.write(Data("error: pre-deploy backup of \(a.source) failed: \(a.detail ?? "")\n".utf8))
+            }
+            throw CommandExit(status: result.exitStatus == .partial ? .partial : result.exitStatus)
+        }
+    }
+}
+
+struct PostDeployHook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "post-deploy",
+        abstract: "Record how the release went; on success confirm it and unpin restore points beyond retention.pre_deploy."
+    )
+
+    enum Outcome: String, ExpressibleByArgument { case success, failed }
+
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var labels: DeployLabels
+
+    @Option(help: "The release (image).")
+    var release: String
+
+    @Option(help: "success or failed.")
+    var outcome: Outcome
+
+    @Option(help: "How long the deployment took, in seconds.")
+    var duration: Double?
+
+    func run() throws {
+        let unpinned = try options.makeEngine().postDeploy(release: release, success: outcome == .success, durationSeconds: duration,
+                                                           environmentName: labels.environment, service: labels.service)
+        if options.json {
+            try Output.json(["release": release, "outcome": outcome.rawValue, "unpinned": unpinned.joined(separator: ",")])
+        } else {
+            print("recorded: \(release) \(outcome.rawValue)" + (unpinned.isEmpty ? "" : "; unpinned older restore points: \(unpinned.joined(separator: ", "))"))
+        }
+    }
+}
+
+struct RollbackHook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Record a rollback; with --restore-data --yes restore the release's pre-deploy set into the live sources."
+    )
+
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var labels: DeployLabels
+
+    @Option(help: "The release being rolled back.")
+    var release: String
+
+    @Option(help: "Why (a metric label: keep it short, e.g. health-check-failed).")
+    var reason: String
+
+    @Flag(help: "Restore the data of the release's pre-deploy set (MongoDB with --drop, Redis online).")
+    var restoreData = false
+
+    @Flag(help: "Also restore bucket snapshots (MinIO).")
+    var includeBuckets = false
+
+    @Flag(help: "Confirm --restore-data (it replaces live data).")
+    var yes = false
+
+    func validate() throws {
+        if restoreData && !yes { throw ValidationError("--restore-data replaces live data: add --yes") }
+    }
+
+    func run() throws {
+        let result = try options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
+                                                       includeBuckets: includeBuckets, environmentName: labels.environment,
+                                                       service: labels.service)
+        if options.json {
+            try Output.json(["release": result.release, "set": result.set?.id ?? "", "lines": result.lines.joined(separator: "\n")])
+        } else {
+            print("rollback of \(release) recorded (\(reason))")
+            if let set = result.set { print(restoreData ? "restored the pre-deploy set \(set.id):" : "to restore the data of pre-deploy set \(set.id), run:") }
+            for line in result.lines { print("  \(line)") }
+        }
+    }
+}

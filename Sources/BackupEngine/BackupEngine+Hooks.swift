@@ -1,0 +1,109 @@
+import BackupCatalog
+import BackupCore
+import Foundation
+
+/// What the deploy script's rollback asked for.
+public struct RollbackResult: Sendable {
+    public var release: String
+    public var set: RunInfo?
+    /// Restores done (`--restore-data`), or the exact commands to run (without it).
+    public var lines: [String]
+}
+
+extension BackupEngine {
+    /// `hook pre-deploy`: one backup set of all (or the named) sources, tagged pre-deploy with the release and
+    /// pinned. Says so when the release already had a set (a new one is taken anyway).
+    public func preDeploy(release: String, sources: [String]) throws -> (result: BackupResult, previous: [RunInfo]) {
+        let previous = try catalog().preDeployRuns(release: release)
+        if let last = previous.first {
+            logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])
+        }
+        var result = try backup(sources: sources, tag: .preDeploy, release: release)
+        for i in result.artifacts.indices where result.artifacts[i].status == .ok {
+            try catalog().setPinned(id: result.artifacts[i].id, pinned: true, reason: "release \(release)")
+            result.artifacts[i].pinned = true
+            result.artifacts[i].pinReason = "release \(release)"
+        }
+        writeMetricsTextfile()
+        return (result, previous)
+    }
+
+    /// `hook post-deploy`: records the deployment; on success the release is confirmed, and the pre-deploy sets
+    /// of releases older than the last `retention.pre_deploy` confirmed ones are unpinned (rotation may then
+    /// remove them). Returns the ids unpinned.
+    @discardableResult
+    public func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
+        let catalog = try catalog()
+        try catalog.insertDeployment(deploymentEvent(release: release, event: success ? "success" : "failed",
+                                                     duration: durationSeconds, reason: nil, environmentName: environmentName, service: service))
+        var unpinned: [String] = []
+        if success {
+            let confirmed = try catalog.deployments().filter { $0.event == "success" }.reversed().map(\.release)
+            var keep: [String] = []
+            for r in confirmed where !keep.contains(r) { keep.append(r) }
+            keep = Array(keep.prefix(max(policy.retention.preDeploy, 1)))
+            for a in try catalog.artifacts() where a.pinned && a.tag == .preDeploy && a.pinReason == "release \(a.release ?? "")" {
+                guard let r = a.release, confirmed.contains(r), !keep.contains(r) else { continue }
+                try catalog.setPinned(id: a.id, pinned: false, reason: nil)
+                unpinned.append(a.id)
+            }
+        }
+        writeMetricsTextfile()
+        return unpinned
+    }
+
+    /// `hook rollback`: records it; with `restoreData` restores the release's pre-deploy set into the live sources
+    /// (MongoDB with --drop, Redis online), verifying each backup first; without it, prints the commands.
+    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, environmentName: String,
+                         service: String) throws -> RollbackResult {
+        let catalog = try catalog()
+        try catalog.insertDeployment(deploymentEvent(release: release, event: "rollback", duration: nil, reason: reason,
+                                                     environmentName: environmentName, service: service))
+        writeMetricsTextfile()
+        guard let set = try catalog.preDeployRuns(release: release).first else {
+            return RollbackResult(release: release, set: nil, lines: ["release \(release) has no pre-deploy set: there is no data to restore"])
+        }
+        let artifacts = try catalog.artifacts(runID: set.id).filter { $0.status == .ok && $0.deletedAt == nil }
+        var lines: [String] = []
+        for a in artifacts {
+            guard let source = policy.source(named: a.source) else { continue }
+            switch source.settings {
+            case .redis(let r):
+                if restoreData {
+                    let url = try redisURL(for: source.name, r)
+                    let done = try restoreRedis(source: a.source, backup: .id(a.id), target: .online(url: url), dryRun: false, confirmed: true) { _ in }
+                    lines.append("restored \(a.source) from \(a.id): \(done.steps.first ?? "")")
+                } else {
+                    lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --to-url \"$REDIS_URL\" --yes")
+                }
+            case .mongodb:
+                if restoreData {
+                    let plan = try planMongoRestore(source: a.source, backup: .id(a.id), toURI: nil, renames: [], drop: true, dryRun: false)
+                    let done = try executeMongoRestore(plan, toURI: nil)
+                    lines.append("restored \(a.source) from \(a.id): \(done.restored) documents")
+                } else {
+                    lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --drop --yes")
+                }
+            }
+        }
+        _ = includeBuckets // MinIO sources are restored only when asked; none exist in this version.
+        return RollbackResult(release: release, set: set, lines: lines)
+    }
+
+    private func redisURL(for source: String, _ policy: RedisSourcePolicy) throws -> String {
+        var endpoint = policy.endpoint
+        if let secret = try secretResolver(for: source).resolve(policy.password, key: "password") { endpoint.password = secret }
+        let auth = endpoint.password.map { ":\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")@" } ?? ""
+        let user = endpoint.username.map { $0 + (endpoint.password == nil ? "@" : "") } ?? ""
+        return "redis://\(user)\(auth)\(endpoint.host):\(endpoint.port)"
+    }
+
+    private func deploymentEvent(release: String, event: String, duration: Double?, reason: String?, environmentName: String,
+                                 service: String) -> DeploymentEvent {
+        var rng = SystemRandomNumberGenerator()
+        let now = environment.clock()
+        return DeploymentEvent(id: "deploy-" + Identifier.make(at: now, using: &rng), release: release, environment: environmentName,
+                               service: service, event: event, durationSeconds: duration, reason: reason, recordedAt: now,
+                               host: environment.host)
+    }
+}
