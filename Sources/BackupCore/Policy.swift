@@ -14,6 +14,8 @@ public struct Policy: Sendable, Equatable {
     public var notify: NotifyPolicy?
     /// Where the daemon serves /metrics and /healthz.
     public var daemonListen = DaemonListen()
+    /// Scratch targets for restore drills.
+    public var drill = DrillPolicy()
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),
@@ -153,5 +155,18 @@ public struct DaemonListen: Sendable, Equatable {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         let host = String(text[..<colon])
         return host.isEmpty ? nil : DaemonListen(host: host, port: port)
+    }
+}
+
+/// `drill:` in the policy: scratch targets for restore drills.
+public struct DrillPolicy: Sendable, Equatable {
+    /// A MongoDB to restore drills into (databases `kb_drill_<id>_<db>`, dropped afterwards); none: archive-only.
+    public var mongoURI: SecretReference?
+    /// The shell used to drop the scratch databases (its script, connection string included, goes through stdin).
+    public var mongosh: [String] = ["mongosh"]
+
+    public init(mongoURI: SecretReference? = nil, mongosh: [String] = ["mongosh"]) {
+        self.mongoURI = mongoURI
+        self.mongosh = mongosh
     }
 }

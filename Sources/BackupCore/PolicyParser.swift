@@ -21,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -84,6 +84,12 @@ public enum PolicyParser {
                 }
                 policy.metricsTextfile = path
             }
+        }
+        if let d = top["drill"] {
+            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh"])
+            if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
+            if let f = map["mongo_uri_file"] { policy.drill.mongoURI = .file(try f.nonEmptyString()) }
+            if let c = map["mongosh"] { policy.drill.mongosh = try c.command() }
         }
         if let d = top["daemon"] {
             let map = try d.mapping(allowed: ["listen"])

@@ -78,7 +78,14 @@ extension BackupEngine {
             } catch {
                 return (.error, "the drill could not run: \(describe(error))")
             }
-        case .mongodb:
+        case .mongodb(let mongo):
+            if let scratch = policy.drill.mongoURI {
+                do {
+                    return try drillMongo(artifact, mongo, scratch: scratch)
+                } catch {
+                    return (.error, "the drill could not run: \(describe(error))")
+                }
+            }
             let docs = artifact.stats["documents"]?.intValue ?? 0
             let ns = artifact.stats["namespaces"]?.intValue ?? 0
             return (.archiveOnly, "archive verified (\(docs) documents in \(ns) namespaces, every CRC); no scratch MongoDB configured, nothing restored")
@@ -86,6 +93,74 @@ extension BackupEngine {
     }
 
     private struct ScratchStartError: Error { var message: String }
+
+    /// MongoDB into the scratch server of `drill.mongo_uri`: each database `db` of the archive is restored as
+    /// `kb_drill_<id>_db` (never under its own name, so even a scratch URI pointing at production writes
+    /// nothing of production), per-namespace counts compared with the archive's, then the scratch databases
+    /// are dropped.
+    private func drillMongo(_ artifact: ArtifactInfo, _ mongo: MongoSourcePolicy, scratch: SecretReference) throws -> (DrillResult, String) {
+        guard let uri = try secretResolver(for: artifact.source).resolve(scratch, key: "drill.mongo_uri") else {
+            return (.error, "no drill.mongo_uri")
+        }
+        guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return (.error, "the backup recorded no namespaces") }
+        let system: Set<String> = ["admin", "config", "local"]
+        var databases = Set<String>()
+        for ns in perNamespace.keys where ns != MongoArchiveVerifier.oplogNamespace {
+            if let dot = ns.firstIndex(of: "."), !system.contains(String(ns[..<dot])) { databases.insert(String(ns[..<dot])) }
+        }
+        guard !databases.isEmpty else { return (.archiveOnly, "the archive holds no application database to restore") }
+        let prefix = "kb_drill_\(artifact.id.suffix(6))_"
+        var args: [String] = []
+        for db in databases.sorted() { args += ["--nsInclude=\(db).*", "--nsFrom=\(db).*", "--nsTo=\(prefix)\(db).*"] }
+        if artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
+        let tools = MongoTools(uri: uri, timeoutSeconds: mongo.timeoutSeconds, source: artifact.source)
+        let reader = try GzipReader(path: repository.absolute(artifact.path))
+        /// Drops the scratch databases; says whether it could.
+        func dropScratch() -> String {
+            let script = databases.sorted().map { "kb.getSiblingDB(\"\(prefix)\($0)\").dropDatabase();" }.joined(separator: "\n")
+            do {
+                _ = try tools.shell(command: policy.drill.mongosh, script: script)
+                return "scratch databases dropped"
+            } catch {
+                logger.warning("scratch databases not dropped", metadata: ["prefix": "\(prefix)", "error": "\(describe(error))"])
+                return "scratch databases \(prefix)* NOT dropped (\(describe(error))): drop them by hand"
+            }
+        }
+        let outcome: MongoToolOutcome
+        do {
+            outcome = try tools.restore(command: mongo.mongorestore, arguments: args) {
+                var chunk: [UInt8]?
+                _ = try reader.read { chunk = Array($0) }
+                return chunk
+            }
+        } catch {
+            _ = dropScratch()
+            throw error
+        }
+        let dropped = dropScratch()
+        var restored: [String: Int] = [:]
+        for line in outcome.stderrTail {
+            guard let r = line.range(of: #"finished restoring (\S+) \((\d+) documents?, (\d+) failures?\)"#, options: .regularExpression) else { continue }
+            let parts = line[r].split(separator: " ")
+            if parts.count >= 4, let n = Int(parts[3].dropFirst()) { restored[String(parts[2])] = n }
+        }
+        var mismatches: [String] = []
+        var compared = 0
+        for (ns, value) in perNamespace {
+            guard let dot = ns.firstIndex(of: "."), databases.contains(String(ns[..<dot])), let expected = value.intValue else { continue }
+            let renamed = prefix + ns
+            compared += 1
+            if restored[renamed] != expected { mismatches.append("\(renamed): \(restored[renamed].map(String.init) ?? "none") of \(expected)") }
+        }
+        if let summary = Self.restoreSummary(outcome.stderrTail), summary.failed > 0 {
+            mismatches.append("\(summary.failed) document(s) failed to restore")
+        }
+        let into = " into \(Redaction.url(uri.value)) as \(prefix)*"
+        if mismatches.isEmpty {
+            return (.passed, "restored \(compared) namespaces\(into); every document count matches the archive; \(dropped)")
+        }
+        return (.failed, "restored\(into), counts differ: " + mismatches.sorted().joined(separator: "; ") + "; \(dropped)")
+    }
 
     private func drillRedis(_ artifact: ArtifactInfo) throws -> (DrillResult, String) {
         let dir = try Self.privateTemporaryDirectory(prefix: "kaleem-drill")

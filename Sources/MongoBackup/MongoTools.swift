@@ -92,9 +92,25 @@ public struct MongoTools: Sendable {
         try run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil)
     }
 
+    /// Runs a script in the mongo shell (`mongosh --nodb --quiet`), connection string and all fed through stdin.
+    public func shell(command: [String], script: String) throws -> MongoToolOutcome {
+        var fed = false
+        let program = "const kb = connect(\(Self.jsonQuoted(uri.value)));\n" + script + "\n"
+        return try run(command: command, toolKey: "mongosh", arguments: ["--nodb", "--quiet"], stdin: {
+            if fed { return nil }
+            fed = true
+            return Array(program.utf8)
+        }, stdout: { _ in }, withConfig: false)
+    }
+
+    static func jsonQuoted(_ s: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [s])) ?? Data("[\"\"]".utf8)
+        return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+    }
+
     /// Runs one tool; `stdout` receives its standard output when given, `stdin` feeds its standard input.
     func run(command: [String], toolKey: String, arguments: [String], stdin: (() throws -> [UInt8]?)?,
-             stdout: (([UInt8]) throws -> Void)?) throws -> MongoToolOutcome {
+             stdout: (([UInt8]) throws -> Void)?, withConfig: Bool = true) throws -> MongoToolOutcome {
         guard let program = command.first else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
         let configDir = try Self.privateDirectory()
         defer { try? FileManager.default.removeItem(atPath: configDir) }
@@ -103,7 +119,7 @@ public struct MongoTools: Sendable {
 
         let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
         let configuration = Configuration(executable: executable,
-                                          arguments: Arguments(Array(command.dropFirst()) + arguments + ["--config=\(configPath)"]))
+                                          arguments: Arguments(Array(command.dropFirst()) + arguments + (withConfig ? ["--config=\(configPath)"] : [])))
         let timeout = timeoutSeconds
         let box = RunBox(stdin: stdin, stdout: stdout)
         let semaphore = DispatchSemaphore(value: 0)

@@ -74,6 +74,44 @@ struct DrillTests {
         #expect((result["detail"] as? String)?.contains("44 documents") == true)
     }
 
+    /// With `drill.mongo_uri`, the archive is restored under scratch names, counts compared, scratch databases dropped.
+    @Test func mongoDrillIntoAScratchServer() throws {
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        _ = FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          mongo: { kind: mongodb, uri: "mongodb://u:prod-pw@db:27017/", oplog: true }
+        drill: { mongo_uri: "mongodb://drill:scratch-pw@scratch:27017/" }
+        """.utf8))
+        let log = dir.file("standin.jsonl")
+        let env = ["PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                   "STANDIN_LOG": log]
+        #expect(try runCLI(["backup", "--policy", policy], environment: env).status == 0)
+        let drill = try runCLI(["drill", "--policy", policy, "--json"], environment: env)
+        #expect(drill.status == 0, "\(drill.stdout) \(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "passed")
+        #expect((result["detail"] as? String)?.contains("scratch databases dropped") == true)
+        #expect(!(drill.stdout + drill.stderr).contains("scratch-pw"))
+        let entries = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let restore = try #require(entries.first { $0["tool"] as? String == "mongorestore" })
+        let restored = try #require(restore["restored"] as? [String: Int])
+        #expect(restored.count == 1)
+        #expect(restored.keys.first?.hasPrefix("kb_drill_") == true && restored.values.first == 25)
+        #expect(!(restore["argv"] as? [String] ?? []).joined().contains("scratch-pw"))
+        let shell = try #require(entries.first { $0["tool"] as? String == "mongosh" })
+        #expect((shell["drops"] as? [String])?.count == 1)
+        #expect((shell["drops"] as? [String])?.first?.hasPrefix("kb_drill_") == true)
+        #expect(!(shell["argv"] as? [String] ?? []).joined().contains("scratch"))
+
+        let failing = try runCLI(["drill", "--policy", policy, "--json"], environment: env.merging(["STANDIN_FAILED_DOCS": "2"]) { $1 })
+        #expect(failing.status == 4)
+        #expect((try array(failing.stdout).first?["detail"] as? String)?.contains("failed to restore") == true)
+    }
+
     @Test func nothingToDrill() throws {
         let dir = TemporaryDirectory()
         let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stand-ins for mongodump and mongorestore (no MongoDB server can be installed on the build machines).
+"""Stand-ins for mongodump, mongorestore and mongosh (no MongoDB server can be installed on the build machines).
 
 They honour the real tools' command-line contract: --archive only in its `=` form or bare (stdout/stdin),
 --config=FILE with `uri:` in YAML, unknown options rejected the way go-flags rejects them (exit 1), logs on
@@ -207,7 +207,11 @@ def mongorestore(argv):
         log("Failed: %s" % e)
         sys.exit(1)
     pairs = list(zip(opts.get("--nsFrom", []), opts.get("--nsTo", [])))
-    restored = {rename(ns, pairs): n for ns, n in counts.items() if ns != "oplog" or opts.get("--oplogReplay")}
+    includes = opts.get("--nsInclude", [])
+    def included(ns):
+        return not includes or any(ns.startswith(p.split("*")[0]) if "*" in p else ns == p for p in includes)
+    restored = {rename(ns, pairs): n for ns, n in counts.items()
+                if (ns != "oplog" or opts.get("--oplogReplay")) and included(ns)}
     entry["restored"] = restored
     record(entry)
     if opts.get("--dryRun"):
@@ -222,6 +226,19 @@ def mongorestore(argv):
     log("%d document(s) restored successfully. %d document(s) failed to restore." % (total - failed, failed))
 
 
+def mongosh(argv):
+    """Runs nothing: records the databases a script would drop (the script arrives on stdin)."""
+    for a in argv:
+        if a not in ("--nodb", "--quiet"):
+            die("MongoshInvalidInputError: unknown option %s" % a)
+    script = sys.stdin.read()
+    import re
+    record({"tool": "mongosh", "argv": argv, "connects": "connect(" in script,
+            "drops": re.findall(r'getSiblingDB\("([^"]+)"\)\.dropDatabase\(\)', script)})
+    if os.environ.get("STANDIN_MONGOSH_MODE") == "fail":
+        die("MongoServerError: not authorized")
+
+
 if __name__ == "__main__":
     tool = os.path.basename(sys.argv[0])
-    {"mongodump": mongodump, "mongorestore": mongorestore}[tool](sys.argv[1:])
+    {"mongodump": mongodump, "mongorestore": mongorestore, "mongosh": mongosh}[tool](sys.argv[1:])
