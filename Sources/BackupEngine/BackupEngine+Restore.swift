@@ -74,6 +74,18 @@ extension BackupEngine {
     }
 
     public func executeMongoRestore(_ plan: MongoRestorePlan, toURI: String?) throws -> MongoRestoreResult {
+        let started = environment.clock()
+        let clock = DispatchTime.now()
+        do {
+            return try runMongoRestore(plan, toURI: toURI)
+        } catch {
+            try? recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "failed", started: started,
+                               seconds: Self.seconds(since: clock), detail: describe(error))
+            throw error
+        }
+    }
+
+    private func runMongoRestore(_ plan: MongoRestorePlan, toURI: String?) throws -> MongoRestoreResult {
         guard case .mongodb(let mongo)? = policy.source(named: plan.source)?.settings else {
             throw BackupFailure("source \(plan.source) is not a MongoDB source", exitStatus: .usage)
         }
@@ -98,7 +110,11 @@ extension BackupEngine {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         var result = MongoRestoreResult(plan: plan, restored: 0, failed: 0, durationSeconds: seconds)
-        if plan.dryRun { return result }
+        if plan.dryRun {
+            try recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "dry-run", started: Date(timeIntervalSinceNow: -seconds),
+                              seconds: seconds, detail: "mongorestore --dryRun")
+            return result
+        }
         guard let summary = Self.restoreSummary(outcome.stderrTail) else {
             throw MongoToolError(tool: "mongorestore", problem: "exited 0 but printed no summary line", stderrTail: outcome.stderrTail,
                                  hintText: "check the mongorestore version; the data may be partly restored")

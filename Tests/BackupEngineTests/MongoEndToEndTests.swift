@@ -1,3 +1,4 @@
+import BackupCatalog
 import BackupCore
 import Foundation
 import TestSupport
@@ -102,6 +103,11 @@ struct MongoEndToEndTests {
         let dry = try s.run(["restore", "mongo", "--latest", "--dry-run"])
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect((try s.logEntries().last?["argv"] as? [String])?.contains("--dryRun") == true)
+
+        // Every restore is in the catalog, failures too, the password hidden.
+        let restores = try Catalog(path: s.dir.file("repo/catalog.sqlite")).restores(source: "mongo")
+        #expect(restores.map(\.outcome).sorted() == ["dry-run", "failed", "ok"])
+        #expect(restores.allSatisfy { !$0.target.contains(Self.password) && !$0.detail.contains(Self.password) })
     }
 
     @Test(arguments: [
