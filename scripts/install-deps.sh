@@ -6,7 +6,11 @@
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools python3 prometheus shellcheck)
+# --runtime: only what building and running kaleem-backup (and its demo) needs.
+packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools)
+if [ "${1:-}" != "--runtime" ]; then
+  packages+=(python3 prometheus shellcheck)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,6 @@
 # REDIS_URL is not set), verifies the backup and lists the catalog.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --runtime
 swift build --package-path "$root"
 exec "$root/.build/debug/kaleem-backup" demo "$@"
