@@ -3,6 +3,8 @@ import BackupCore
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// How the daemon is started.
@@ -72,6 +74,10 @@ final class DaemonState: @unchecked Sendable {
     private var lastRuns: [String: Date]
     private var lastTick: Date?
     private let statePath: String
+    /// The daemon's own live metrics (jobs run, last tick), recorded through swift-metrics into a Prometheus
+    /// registry; `/metrics` serves them after the catalog's.
+    let live = PrometheusCollectorRegistry()
+    var metricsFactory: PrometheusMetricsFactory { PrometheusMetricsFactory(registry: live) }
 
     init(policy: Policy, entries: [ScheduleEntry], environment: EngineEnvironment) {
         self.policy = policy
@@ -82,10 +88,17 @@ final class DaemonState: @unchecked Sendable {
     }
 
     func tick(now: Date) -> [SchedulerAction] {
-        lock.withLock {
+        Metrics.Gauge(label: "kaleem_backup_daemon_last_tick_timestamp_seconds", factory: metricsFactory).record(now.timeIntervalSince1970)
+        return lock.withLock {
             lastTick = now
             return scheduler.tick(now: now)
         }
+    }
+
+    /// Counts a finished scheduled job by outcome (`ok`, `failed`, `skipped`).
+    func countJob(_ schedule: String, outcome: String) {
+        Metrics.Counter(label: "kaleem_backup_daemon_jobs_total", dimensions: [("schedule", schedule), ("outcome", outcome)],
+                factory: metricsFactory).increment()
     }
 
     func finished(_ name: String, at date: Date) {
@@ -124,8 +137,26 @@ final class DaemonState: @unchecked Sendable {
     /// The catalog's metrics, read fresh for every scrape.
     func metrics() -> String {
         let engine = BackupEngine(policy: policy, environment: environment)
-        guard let catalog = try? engine.catalog(), let summaries = try? catalog.sourceSummaries() else { return "" }
-        return MetricsExport.render(summaries, deployments: (try? catalog.deployments()) ?? [])
+        let daemon = Self.withHelp(live.emitToString())
+        guard let catalog = try? engine.catalog(), let summaries = try? catalog.sourceSummaries() else { return daemon }
+        return MetricsExport.render(summaries, deployments: (try? catalog.deployments()) ?? []) + daemon
+    }
+
+    /// HELP lines for the metrics recorded through swift-metrics (its API has no help text; promtool wants one).
+    static let help = [
+        "kaleem_backup_daemon_jobs_total": "Scheduled jobs the daemon ran, by schedule and outcome (ok, failed, skipped)",
+        "kaleem_backup_daemon_last_tick_timestamp_seconds": "Unix time of the scheduler loop's last tick",
+    ]
+
+    static func withHelp(_ text: String) -> String {
+        var out: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE "), let name = line.split(separator: " ").dropFirst(2).first, let help = help[String(name)] {
+                out.append(Substring("# HELP \(name) \(help)"))
+            }
+            out.append(line)
+        }
+        return out.joined(separator: "\n")
     }
 
     private static func load(_ path: String) -> [String: Date] {
@@ -161,6 +192,7 @@ struct SchedulerService: Service {
                     jobs.append(Task { await runJob(name) })
                 case .skip(let name, let reason):
                     logger.warning("scheduled run skipped", metadata: ["schedule": "\(name)", "reason": "\(reason)"])
+                    state.countJob(name, outcome: "skipped")
                 case .sleep:
                     break
                 }
@@ -178,20 +210,26 @@ struct SchedulerService: Service {
         let logger = self.logger
         logger.info("scheduled run started", metadata: ["schedule": "\(name)", "run": "\(entry.run.rawValue)"])
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let state = self.state
             let thread = Thread {
                 let engine = BackupEngine(policy: policy, environment: environment)
+                var outcome = "ok"
+                defer { state.countJob(name, outcome: outcome) }
                 do {
                     switch entry.run {
                     case .backup:
                         let result = try engine.backup(sources: entry.sources, tag: entry.tag ?? .nightly)
+                        if result.run.status != .ok { outcome = "failed" }
                         logger.info("scheduled backup finished", metadata: ["schedule": "\(name)", "status": "\(result.run.status.rawValue)"])
                     case .rotate:
                         _ = try engine.rotate(sources: entry.sources, dryRun: false)
                     case .drill:
                         let drills = try engine.drill(sources: entry.sources, selector: .latest)
+                        if drills.contains(where: { $0.result == .failed || $0.result == .error }) { outcome = "failed" }
                         logger.info("scheduled drill finished", metadata: ["schedule": "\(name)", "results": "\(drills.map(\.result.rawValue))"])
                     }
                 } catch {
+                    outcome = "failed"
                     logger.error("scheduled run failed", metadata: ["schedule": "\(name)", "error": "\(engine.describe(error))"])
                 }
                 done.resume()

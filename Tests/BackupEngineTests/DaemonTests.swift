@@ -55,6 +55,8 @@ struct DaemonTests {
         let metrics = try #require(httpGet("http://127.0.0.1:\(port)/metrics"))
         #expect(metrics.0 == 200)
         #expect(metrics.1.contains("kaleem_backup_last_success_timestamp_seconds{source=\"redis\"}"))
+        #expect(metrics.1.contains("kaleem_backup_daemon_jobs_total{schedule=\"nightly\",outcome=\"ok\"}"))
+        #expect(metrics.1.contains("kaleem_backup_daemon_last_tick_timestamp_seconds"))
         let file = dir.file("scraped.prom")
         try metrics.1.write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", file]).status == 0)
