@@ -44,19 +44,24 @@ YML
 # redis-server's own load time of the same RDB.
 mkdir -p "$work/load"
 gzip -dc "$(ls "$work"/repo/redis/*/*.rdb.gz | head -1)" > "$work/load/dump.rdb"
-lport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$lport" --bind 127.0.0.1 --dir "$work/load" --save '' --appendonly no --daemonize yes --logfile "$work/load/redis.log"
-for _ in $(seq 600); do
-  grep -q "DB loaded from disk" "$work/load/redis.log" 2>/dev/null && break
-  sleep 0.1
+load=""
+for _ in 1 2 3; do
+  lport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  rm -f "$work/load/redis.log"
+  redis-server --port "$lport" --bind 127.0.0.1 --dir "$work/load" --save '' --appendonly no --daemonize yes --logfile "$work/load/redis.log"
+  for _ in $(seq 600); do
+    grep -q "DB loaded from disk" "$work/load/redis.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  redis-cli -p "$lport" shutdown nosave >/dev/null 2>&1 || true
+  t=$(sed -n 's/.*DB loaded from disk: \([0-9.]*\) seconds.*/\1/p' "$work/load/redis.log" | tail -1)
+  if [ -z "$load" ] || awk "BEGIN { exit !($t < $load) }"; then load=$t; fi
 done
-redis-cli -p "$lport" shutdown nosave >/dev/null 2>&1 || true
-load=$(sed -n 's/.*DB loaded from disk: \([0-9.]*\) seconds.*/\1/p' "$work/load/redis.log" | tail -1)
 
 best=""
 for _ in 1 2 3; do
   d=$("$bin" drill --policy "$work/policy.yml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["duration_seconds"])')
   if [ -z "$best" ] || awk "BEGIN { exit !($d < $best) }"; then best=$d; fi
 done
-printf 'keys: %s\nredis-server load ("DB loaded from disk"): %s s\nkaleem-backup drill (best of 3):          %s s\n' "$KEYS" "$load" "$best"
+printf 'keys: %s\nredis-server load ("DB loaded from disk", best of 3): %s s\nkaleem-backup drill (best of 3):          %s s\n' "$KEYS" "$load" "$best"
 awk "BEGIN { printf \"ratio drill / load: %.2f (goal <= 1.5)\n\", $best / $load }"

@@ -67,14 +67,21 @@ extension BackupEngine {
     }
 
     private func drillOne(_ artifact: ArtifactInfo, source: SourcePolicy) -> (DrillResult, String) {
-        let check = verifyOne(artifact)
-        guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
+        // Redis verifies while it decompresses (one pass over the file); the others verify first.
+        if case .redis = source.settings {} else {
+            let check = verifyOne(artifact)
+            guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
+        }
         switch source.settings {
         case .redis:
             do {
                 return try drillRedis(artifact)
             } catch let error as ScratchStartError {
                 return (.failed, error.message)
+            } catch let error as FileSystemError where error.code == ENOENT {
+                return (.failed, "the backup does not verify: stored file \(error.path) is missing")
+            } catch let error where error is RDBError || error is IntegrityError {
+                return (.failed, "the backup does not verify: \(describe(error))")
             } catch {
                 return (.error, "the drill could not run: \(describe(error))")
             }
@@ -165,14 +172,34 @@ extension BackupEngine {
     private func drillRedis(_ artifact: ArtifactInfo) throws -> (DrillResult, String) {
         let dir = try Self.privateTemporaryDirectory(prefix: "kaleem-drill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // Decompress the artifact as the scratch server's dump.rdb.
-        let reader = try GzipReader(path: repository.absolute(artifact.path))
+        // One pass: decompress the artifact as the scratch server's dump.rdb while the RDB verifier walks the
+        // same bytes on its own thread and the stored bytes are hashed.
+        let path = repository.absolute(artifact.path)
+        let reader = try GzipReader(path: path)
         let rdb = try AtomicFileWriter(path: dir + "/dump.rdb")
+        let verification = VerifierThread { source in try RDBVerifier.verify(source) }
         do {
-            while try reader.read({ try rdb.write($0) }) {}
+            while try reader.read({ chunk in
+                if let failure = verification.earlyFailure { throw failure }
+                try rdb.write(chunk)
+                verification.channel.send(Array(chunk))
+            }) {}
+            verification.channel.finish()
+            let report = try verification.wait()
+            guard reader.storedSHA256 == artifact.sha256 else {
+                throw IntegrityError(object: path, problem: "sha256 is \(reader.storedSHA256), the catalog recorded \(artifact.sha256)")
+            }
+            if let recordedKeys = artifact.stats["keys"]?.intValue, recordedKeys != report.keys {
+                throw IntegrityError(object: path, problem: "RDB holds \(report.keys) keys, the catalog recorded \(recordedKeys)")
+            }
             try rdb.commit()
         } catch {
+            verification.channel.fail(error)
+            _ = try? verification.wait()
             rdb.abort()
+            if let digest = try? sha256OfFile(path), digest != artifact.sha256, !(error is FileSystemError) {
+                throw IntegrityError(object: path, problem: "sha256 is \(digest), the catalog recorded \(artifact.sha256): the file changed after the backup (\(describe(error)))")
+            }
             throw error
         }
         let server: ScratchRedisServer
