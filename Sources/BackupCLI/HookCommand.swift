@@ -48,7 +48,7 @@ struct PreDeployHook: ParsableCommand {
             for a in result.artifacts where a.status != .ok {
                 FileHandle.standardError.write(Data("error: pre-deploy backup of \(a.source) failed: \(a.detail ?? "")\n".utf8))
             }
-            throw CommandExit(status: result.exitStatus == .partial ? .partial : result.exitStatus)
+            throw CommandExit(status: result.exitStatus)
         }
     }
 }

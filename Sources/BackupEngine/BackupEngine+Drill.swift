@@ -67,7 +67,7 @@ extension BackupEngine {
     }
 
     private func drillOne(_ artifact: ArtifactInfo, source: SourcePolicy) -> (DrillResult, String) {
-        // Redis verifies while it decompresses (one pass over the file); the others verify first.
+        // Redis verifies while it decompresses (one pass over the file, in drillRedis); the others verify first.
         if case .redis = source.settings {} else {
             let check = verifyOne(artifact)
             guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
@@ -78,10 +78,6 @@ extension BackupEngine {
                 return try drillRedis(artifact)
             } catch let error as ScratchStartError {
                 return (.failed, error.message)
-            } catch let error as FileSystemError where error.code == ENOENT {
-                return (.failed, "the backup does not verify: stored file \(error.path) is missing")
-            } catch let error where error is RDBError || error is IntegrityError {
-                return (.failed, "the backup does not verify: \(describe(error))")
             } catch {
                 return (.error, "the drill could not run: \(describe(error))")
             }
@@ -172,36 +168,19 @@ extension BackupEngine {
     private func drillRedis(_ artifact: ArtifactInfo) throws -> (DrillResult, String) {
         let dir = try Self.privateTemporaryDirectory(prefix: "kaleem-drill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // One pass: decompress the artifact as the scratch server's dump.rdb while the RDB verifier walks the
-        // same bytes on its own thread and the stored bytes are hashed.
-        let path = repository.absolute(artifact.path)
-        let reader = try GzipReader(path: path)
+        // One pass: the full verification (sha256, size, gzip, RDB, key count) decompresses the artifact, and
+        // every byte it reads is written as the scratch server's dump.rdb.
         let rdb = try AtomicFileWriter(path: dir + "/dump.rdb")
-        let verification = VerifierThread { source in try RDBVerifier.verify(source) }
-        do {
-            while try reader.read({ chunk in
-                if let failure = verification.earlyFailure { throw failure }
-                try rdb.write(chunk)
-                verification.channel.send(Array(chunk))
-            }) {}
-            verification.channel.finish()
-            let report = try verification.wait()
-            guard reader.storedSHA256 == artifact.sha256 else {
-                throw IntegrityError(object: path, problem: "sha256 is \(reader.storedSHA256), the catalog recorded \(artifact.sha256)")
-            }
-            if let recordedKeys = artifact.stats["keys"]?.intValue, recordedKeys != report.keys {
-                throw IntegrityError(object: path, problem: "RDB holds \(report.keys) keys, the catalog recorded \(recordedKeys)")
-            }
-            try rdb.commit()
-        } catch {
-            verification.channel.fail(error)
-            _ = try? verification.wait()
+        var writeError: Error?
+        let check = verifyOne(artifact, copy: { bytes in
+            do { try rdb.write(bytes) } catch { writeError = error; throw error }
+        })
+        guard check.ok else {
             rdb.abort()
-            if let digest = try? sha256OfFile(path), digest != artifact.sha256, !(error is FileSystemError) {
-                throw IntegrityError(object: path, problem: "sha256 is \(digest), the catalog recorded \(artifact.sha256): the file changed after the backup (\(describe(error)))")
-            }
-            throw error
+            if let writeError { throw writeError } // the scratch disk, not the backup: the drill could not run
+            return (.failed, "the backup does not verify: \(check.detail)")
         }
+        try rdb.commit()
         let server: ScratchRedisServer
         do {
             server = try ScratchRedisServer.start(directory: dir, startTimeout: 600)
@@ -211,19 +190,8 @@ extension BackupEngine {
         defer { server.stop() }
         let connection = try server.connect()
         defer { connection.close() }
-        guard case .bulk(let keyspaceInfo?) = try connection.command("INFO", "keyspace"),
-              case .bulk(let persistenceInfo?) = try connection.command("INFO", "persistence") else {
-            return (.error, "the scratch server did not answer INFO")
-        }
-        var loadedPerDB: [Int: Int] = [:]
-        for line in String(decoding: keyspaceInfo, as: UTF8.self).split(whereSeparator: \.isNewline) where line.hasPrefix("db") {
-            let parts = line.split(separator: ":")
-            if parts.count == 2, let db = Int(parts[0].dropFirst(2)),
-               let keys = parts[1].split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) {
-                loadedPerDB[db] = keys
-            }
-        }
-        let persistence = Self.infoFields(persistenceInfo)
+        let loadedPerDB = try connection.keyspace()
+        let persistence = try connection.info("persistence")
         let expiredAtLoad = persistence["rdb_last_load_keys_expired"].flatMap { Int($0) } ?? 0
         let loaded = loadedPerDB.values.reduce(0, +)
         let recorded = artifact.stats["keys"]?.intValue ?? 0
@@ -235,15 +203,6 @@ extension BackupEngine {
     /// The newest drill of an artifact, if it was ever drilled.
     public func lastDrill(of artifactID: String) throws -> DrillRecord? {
         try catalog().drills(artifactID: artifactID, limit: 1).first
-    }
-
-    static func infoFields(_ info: [UInt8]) -> [String: String] {
-        var out: [String: String] = [:]
-        for line in String(decoding: info, as: UTF8.self).split(whereSeparator: \.isNewline) {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            out[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-        }
-        return out
     }
 
     static func privateTemporaryDirectory(prefix: String) throws -> String {

@@ -66,10 +66,15 @@ extension BackupEngine {
                 break
             }
         }
+        let mode: String
+        switch target {
+        case .directory: mode = "file"
+        case .online: mode = "online"
+        }
         let started = environment.clock()
         let clock = DispatchTime.now()
         if dryRun {
-            try recordRestore(artifact, mode: "\(target)", target: targetText, outcome: "dry-run", started: started, seconds: 0, detail: "plan only")
+            try recordRestore(artifact, mode: mode, target: targetText, outcome: "dry-run", started: started, seconds: 0, detail: "plan only")
             return RedisRestoreResult(artifact: artifact, target: targetText, steps: ["dry run: nothing was changed"], warnings: warnings, durationSeconds: 0)
         }
         var steps: [String] = []
@@ -96,12 +101,12 @@ extension BackupEngine {
                 if total > recorded { throw BackupFailure("the target holds \(total) keys after the restore, more than the \(recorded) backed up") }
             }
         } catch {
-            try? recordRestore(artifact, mode: "\(target)", target: targetText, outcome: "failed", started: started,
+            try? recordRestore(artifact, mode: mode, target: targetText, outcome: "failed", started: started,
                                seconds: Self.seconds(since: clock), detail: describe(error))
             throw error
         }
         let seconds = Self.seconds(since: clock)
-        try recordRestore(artifact, mode: "\(target)", target: targetText, outcome: "ok", started: started, seconds: seconds,
+        try recordRestore(artifact, mode: mode, target: targetText, outcome: "ok", started: started, seconds: seconds,
                           detail: steps.first ?? "")
         return RedisRestoreResult(artifact: artifact, target: targetText, steps: steps, warnings: warnings, durationSeconds: seconds)
     }
@@ -159,9 +164,8 @@ extension BackupEngine {
                        detail: String) throws {
         var rng = SystemRandomNumberGenerator()
         let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? String(getuid())
-        let modeName = mode.hasPrefix("directory") ? "file" : (mode.hasPrefix("online") ? "online" : mode)
         try catalog().insertRestore(id: "restore-" + Identifier.make(at: started, using: &rng), artifactID: artifact.id,
-                                    source: artifact.source, startedAt: started, durationSeconds: seconds, mode: modeName,
+                                    source: artifact.source, startedAt: started, durationSeconds: seconds, mode: mode,
                                     target: target, outcome: outcome, user: user, host: environment.host, detail: detail)
     }
 }

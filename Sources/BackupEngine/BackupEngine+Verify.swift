@@ -28,14 +28,16 @@ extension BackupEngine {
                       hint: "list the artifacts with: kaleem-backup list")
     }
 
-    func verifyOne(_ artifact: ArtifactInfo) -> VerifyResult {
+    /// - Parameter copy: receives every decompressed byte as it is verified (a drill writes them to its scratch
+    ///   file, so one pass both checks and restores).
+    func verifyOne(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) -> VerifyResult {
         guard artifact.status == .ok else {
             return VerifyResult(id: artifact.id, ok: false, detail: "artifact is \(artifact.status.rawValue), not a good backup: \(artifact.detail ?? "no detail")")
         }
         let path = repository.absolute(artifact.path)
         do {
             let reader = try GzipReader(path: path)
-            var source = GzipChunkSource(reader: reader)
+            var source = GzipChunkSource(reader: reader, copy: copy)
             var detail: String
             switch artifact.kind {
             case .redis:
@@ -91,19 +93,27 @@ extension BackupEngine {
 /// Decompressed chunks of a gzip file as a `ByteSource`; remembers a read error so `drain` can be total.
 struct GzipChunkSource: ByteSource {
     let reader: GzipReader
+    let copy: ((UnsafeRawBufferPointer) throws -> Void)?
     private var error: Error?
 
-    init(reader: GzipReader) { self.reader = reader }
+    init(reader: GzipReader, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) {
+        self.reader = reader
+        self.copy = copy
+    }
 
     mutating func nextChunk() throws -> [UInt8]? {
         var chunk: [UInt8]?
-        _ = try reader.read { chunk = Array($0) }
+        _ = try reader.read { bytes in
+            try copy?(bytes)
+            chunk = Array(bytes)
+        }
         return chunk
     }
 
-    /// Reads (and hashes) the rest of the file.
+    /// Reads (and hashes, and copies) the rest of the file.
     mutating func drain() {
-        do { while try reader.read({ _ in }) {} } catch { self.error = error }
+        let copy = self.copy
+        do { while try reader.read({ try copy?($0) }) {} } catch { self.error = error }
     }
 
     func finishError() throws {

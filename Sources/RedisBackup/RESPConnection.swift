@@ -283,3 +283,27 @@ public final class RESPConnection {
         }
     }
 }
+
+extension RESPConnection {
+    /// `INFO section` as `field → value`.
+    public func info(_ section: String) throws -> [String: String] {
+        guard case .bulk(let data?) = try command("INFO", section) else { return [:] }
+        var out: [String: String] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            out[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
+
+    /// Keys per database, from `INFO keyspace` (`db0:keys=5,expires=1,...`).
+    public func keyspace() throws -> [Int: Int] {
+        var out: [Int: Int] = [:]
+        for (field, value) in try info("keyspace") where field.hasPrefix("db") {
+            if let db = Int(field.dropFirst(2)), let keys = value.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) {
+                out[db] = keys
+            }
+        }
+        return out
+    }
+}

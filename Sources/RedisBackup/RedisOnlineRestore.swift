@@ -25,7 +25,7 @@ public enum RedisOnlineRestore {
         let connection = try RESPConnection(endpoint: target, ioTimeout: 30)
         defer { connection.close() }
         try RedisSnapshot.authenticate(connection, endpoint: target, password: password)
-        let role = try info(connection, "replication")["role"]
+        let role = try connection.info("replication")["role"]
         guard role == "master" else {
             throw RedisError(endpoint: target.description, problem: "the target is a \(role ?? "server of unknown role"), not a master",
                              hint: "restore into the master of the set; its replicas follow it")
@@ -45,7 +45,7 @@ public enum RedisOnlineRestore {
             try expectOK(connection.command("REPLICAOF", listen, String(scratch.port)), target, "REPLICAOF")
             let deadline = Date().addingTimeInterval(timeout)
             while true {
-                let replication = try info(connection, "replication")
+                let replication = try connection.info("replication")
                 if replication["master_link_status"] == "up" && replication["master_sync_in_progress"] == "0" { break }
                 if Date() > deadline {
                     throw RedisError(endpoint: target.description, problem: "the sync from the scratch server did not finish within \(Int(timeout)) s")
@@ -55,28 +55,12 @@ public enum RedisOnlineRestore {
             backToMaster()
         } catch {
             backToMaster()
-            let role = (try? info(connection, "replication")["role"]) ?? "unknown"
+            let role = (try? connection.info("replication")["role"]) ?? "unknown"
             throw RedisError(endpoint: target.description,
                              problem: "online restore failed midway (\(error)); the target is \(role == "master" ? "a master again" : "in role \(role)"), its data may be partial",
                              hint: "check the target's log; run the restore again, or restore in file mode")
         }
-        var keys: [Int: Int] = [:]
-        for (k, v) in try info(connection, "keyspace") where k.hasPrefix("db") {
-            if let db = Int(k.dropFirst(2)), let n = v.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) {
-                keys[db] = n
-            }
-        }
-        return Outcome(keys: keys, seconds: Date().timeIntervalSince(started))
-    }
-
-    public static func info(_ c: RESPConnection, _ section: String) throws -> [String: String] {
-        guard case .bulk(let data?) = try c.command("INFO", section) else { return [:] }
-        var out: [String: String] = [:]
-        for line in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            out[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-        }
-        return out
+        return Outcome(keys: try connection.keyspace(), seconds: Date().timeIntervalSince(started))
     }
 
     /// `CONFIG GET name` → value (nil when the server does not know it).

@@ -59,15 +59,7 @@ public final class RedisTestServer: @unchecked Sendable {
     public func keyspace() throws -> [Int: Int] {
         let c = try connect()
         defer { c.close() }
-        guard case .bulk(let info?) = try c.command("INFO", "keyspace") else { return [:] }
-        var out: [Int: Int] = [:]
-        for line in String(decoding: info, as: UTF8.self).split(whereSeparator: \.isNewline) where line.hasPrefix("db") {
-            let parts = line.split(separator: ":")
-            guard let db = Int(parts[0].dropFirst(2)),
-                  let keys = parts[1].split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) else { continue }
-            out[db] = keys
-        }
-        return out
+        return try c.keyspace()
     }
 
     deinit { server.stop() }
