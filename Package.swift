@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: [
         // The system zlib (Debian: zlib1g-dev).
@@ -58,11 +60,31 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // A small S3 client: SigV4, ListObjectsV2, Get/Put, multipart, on async-http-client.
+        .target(
+            name: "S3Client",
+            dependencies: [
+                "BackupCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // MinIO/S3 bucket snapshots into a content-addressed blob store, restore to a bucket.
+        .target(
+            name: "BucketMirror",
+            dependencies: [
+                "BackupCore", "S3Client", "ArtifactStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Orchestration: backup, list, show, verify, rotate.
         .target(
             name: "BackupEngine",
             dependencies: [
-                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup",
+                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -84,7 +106,7 @@ let package = Package(
         // Test helpers: real servers on 127.0.0.1, temp directories, the built binary.
         .target(
             name: "TestSupport",
-            dependencies: ["BackupCore", "RedisBackup"],
+            dependencies: ["BackupCore", "RedisBackup", "S3Client"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], exclude: ["Golden"]),
@@ -92,9 +114,11 @@ let package = Package(
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(name: "MongoBackupTests", dependencies: ["MongoBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
+        .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "BackupCore", "TestSupport"]),
+        .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "BackupCore", "TestSupport"]),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "TestSupport"]
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TestSupport"]
         ),
     ]
 )

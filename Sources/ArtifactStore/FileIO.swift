@@ -125,13 +125,16 @@ public final class AtomicFileWriter {
         try FileIO.writeAll(fd, buffer, path: partialPath)
     }
 
-    public func commit() throws {
+    /// - Parameter finalPath: where the file goes, when its name was only known at the end (a blob named by
+    ///   its hash); default `path`.
+    public func commit(as finalPath: String? = nil) throws {
         guard fd >= 0 else { return }
+        let target = finalPath ?? path
         if fsync(fd) != 0 { throw FileSystemError("sync", path: partialPath) }
         if close(fd) != 0 { fd = -1; throw FileSystemError("close", path: partialPath) }
         fd = -1
-        if rename(partialPath, path) != 0 { throw FileSystemError("rename into place", path: path) }
-        try FileIO.syncDirectory((path as NSString).deletingLastPathComponent)
+        if rename(partialPath, target) != 0 { throw FileSystemError("rename into place", path: target) }
+        try FileIO.syncDirectory((target as NSString).deletingLastPathComponent)
     }
 
     /// Removes the partial file; safe to call after a failed commit or twice.

@@ -1,0 +1,317 @@
+// The S3 operations kaleem-backup needs (REFERENCE.md §5.1), each one request (or one paged series).
+import AsyncHTTPClient
+import BackupCore
+import Crypto
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOHTTP1
+
+/// One object of a listing.
+public struct S3Object: Sendable, Equatable {
+    public var key: String
+    public var size: Int64
+    /// Without quotes.
+    public var etag: String
+    /// As the server wrote it (`2009-10-12T17:50:30.000Z`); compared as text between listings of one server.
+    public var lastModified: String
+
+    public init(key: String, size: Int64, etag: String, lastModified: String) {
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+}
+
+/// What a GET returned besides the bytes.
+public struct S3ObjectHead: Sendable {
+    public var size: Int64
+    public var etag: String
+    public var lastModified: String?
+}
+
+/// A multipart upload whose bytes did not hash to what the caller expected; it was aborted.
+public struct S3ContentMismatch: Error, CustomStringConvertible {
+    public var key: String
+    public var expected: String
+    public var actual: String
+    public var description: String { "content of \(key) hashed to \(actual) while uploading, expected \(expected)" }
+}
+
+extension S3Client {
+    // MARK: buckets
+
+    public func listBuckets() async throws -> [String] {
+        let reply = try await send(.GET, "ListBuckets")
+        guard let xml = XMLNode.parse(Data(reply.body.readableBytesView)) else {
+            throw malformed("ListBuckets")
+        }
+        return (xml["Buckets"]?.all("Bucket") ?? []).compactMap { $0.value("Name") }
+    }
+
+    /// True when the bucket exists and these credentials may use it; false when it does not exist.
+    public func bucketExists(_ bucket: String) async throws -> Bool {
+        let reply = try await send(.HEAD, "HeadBucket \"\(bucket)\"", bucket: bucket, accept: { $0 == 200 || $0 == 404 })
+        return reply.status == 200
+    }
+
+    /// Creates the bucket; one that already exists and is ours is fine.
+    public func createBucket(_ bucket: String) async throws {
+        var body = Body.empty
+        if signer.region != "us-east-1" {
+            let xml = "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(signer.region)</LocationConstraint></CreateBucketConfiguration>"
+            let buffer = ByteBuffer(string: xml)
+            body = .bytes(buffer, sha256: buffer.sha256Hex)
+        }
+        do {
+            _ = try await send(.PUT, "CreateBucket \"\(bucket)\"", bucket: bucket, body: body)
+        } catch let error as S3Error where error.code == "BucketAlreadyOwnedByYou" {
+            return
+        }
+    }
+
+    /// Deletes an empty bucket.
+    public func deleteBucket(_ bucket: String) async throws {
+        _ = try await send(.DELETE, "DeleteBucket \"\(bucket)\"", bucket: bucket)
+    }
+
+    // MARK: listing
+
+    /// Every object of a bucket (under `prefix`), in key order, one ListObjectsV2 request per 1,000 keys.
+    public func listObjects(bucket: String, prefix: String = "") async throws -> [S3Object] {
+        var objects: [S3Object] = []
+        var token: String?
+        repeat {
+            var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", "1000")]
+            if !prefix.isEmpty { query.append(("prefix", prefix)) }
+            if let token { query.append(("continuation-token", token)) }
+            let operation = "ListObjectsV2 bucket \"\(bucket)\""
+            let reply = try await send(.GET, operation, bucket: bucket, query: query)
+            guard let xml = XMLNode.parse(Data(reply.body.readableBytesView)), xml.name == "ListBucketResult" else {
+                throw malformed(operation)
+            }
+            let urlEncoded = xml.value("EncodingType") == "url"
+            for entry in xml.all("Contents") {
+                guard let rawKey = entry.value("Key"), let size = entry.value("Size").flatMap({ Int64($0) }) else {
+                    throw malformed(operation)
+                }
+                objects.append(S3Object(key: urlEncoded ? S3Encoding.decode(rawKey) : rawKey, size: size,
+                                        etag: Self.unquote(entry.value("ETag") ?? ""),
+                                        lastModified: entry.value("LastModified") ?? ""))
+            }
+            token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
+            if xml.value("IsTruncated") == "true" && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
+        } while token != nil
+        return objects
+    }
+
+    // MARK: objects
+
+    /// Streams an object to `write` (called with each chunk as it arrives). A retry after a broken transfer
+    /// calls `restart` first, so the sink starts over.
+    public func getObject(bucket: String, key: String, restart: () throws -> Void,
+                          write: (ByteBuffer) throws -> Void) async throws -> S3ObjectHead {
+        let operation = "GetObject \(bucket)/\(key)"
+        return try await withRetries(operation) { attempt in
+            if attempt > 1 { try restart() }
+            let request = makeRequest(.GET, bucket: bucket, key: key, query: [], headers: [], body: .empty)
+            let response = try await execute(request, operation)
+            guard response.status == .ok else {
+                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                throw replyError(status: Int(response.status.code), body: body, operation: operation,
+                                 requestID: response.headers.first(name: "x-amz-request-id"))
+            }
+            var received: Int64 = 0
+            var iterator = response.body.makeAsyncIterator()
+            while true {
+                let chunk: ByteBuffer?
+                do { chunk = try await iterator.next() } catch { throw transportError(error, operation) }
+                guard let chunk else { break }
+                received += Int64(chunk.readableBytes)
+                try write(chunk)
+            }
+            if let length = response.headers.first(name: "content-length").flatMap({ Int64($0) }), length != received {
+                throw S3Error(endpoint: endpoint, operation: operation, status: nil, code: nil,
+                              message: "the transfer stopped after \(received) of \(length) bytes")
+            }
+            return S3ObjectHead(size: received, etag: Self.unquote(response.headers.first(name: "etag") ?? ""),
+                                lastModified: response.headers.first(name: "last-modified"))
+        }
+    }
+
+    /// Uploads bytes in one PutObject; returns the ETag.
+    @discardableResult
+    public func putObject(bucket: String, key: String, bytes: ByteBuffer, sha256: String? = nil,
+                          metadata: [String: String] = [:]) async throws -> String {
+        let hash = sha256 ?? bytes.sha256Hex
+        let headers = metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-" + $0.key, $0.value) }
+        let reply = try await send(.PUT, "PutObject \(bucket)/\(key)", bucket: bucket, key: key, headers: headers,
+                                   body: .bytes(bytes, sha256: hash))
+        return Self.unquote(reply.headers.first(name: "etag") ?? "")
+    }
+
+    /// Uploads a file: one PutObject up to the multipart threshold, else a multipart upload in `partSize`
+    /// parts (aborted on any failure). The bytes are hashed as they are read; when `expectedSHA256` is given
+    /// and they differ, nothing is left in the bucket and `S3ContentMismatch` is thrown. Memory: one part.
+    @discardableResult
+    public func putFile(bucket: String, key: String, path: String, expectedSHA256: String? = nil,
+                        metadata: [String: String] = [:]) async throws -> String {
+        let file = try ReadOnlyFile(path: path)
+        defer { file.close() }
+        let size = try file.size()
+        if size <= options.multipartThreshold {
+            let bytes = try file.read(Int(size))
+            let actual = bytes.sha256Hex
+            if let expectedSHA256, actual != expectedSHA256 {
+                throw S3ContentMismatch(key: key, expected: expectedSHA256, actual: actual)
+            }
+            return try await putObject(bucket: bucket, key: key, bytes: bytes, sha256: actual, metadata: metadata)
+        }
+        return try await multipartUpload(bucket: bucket, key: key, file: file, size: size, expectedSHA256: expectedSHA256,
+                                         metadata: metadata)
+    }
+
+    private func multipartUpload(bucket: String, key: String, file: ReadOnlyFile, size: Int64, expectedSHA256: String?,
+                                 metadata: [String: String]) async throws -> String {
+        let headers = metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-" + $0.key, $0.value) }
+        let start = try await send(.POST, "CreateMultipartUpload \(bucket)/\(key)", bucket: bucket, key: key,
+                                   query: [("uploads", "")], headers: headers)
+        guard let xml = XMLNode.parse(Data(start.body.readableBytesView)), let uploadID = xml.value("UploadId") else {
+            throw malformed("CreateMultipartUpload \(bucket)/\(key)")
+        }
+        do {
+            var whole = SHA256()
+            var parts: [(Int, String)] = []
+            var offset: Int64 = 0
+            var number = 1
+            while offset < size {
+                let length = Int(min(Int64(options.partSize), size - offset))
+                let bytes = try file.read(length)
+                bytes.withUnsafeReadableBytes { whole.update(bufferPointer: $0) }
+                let reply = try await send(.PUT, "UploadPart \(number) of \(bucket)/\(key)", bucket: bucket, key: key,
+                                           query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                                           body: .bytes(bytes, sha256: bytes.sha256Hex))
+                parts.append((number, reply.headers.first(name: "etag") ?? ""))
+                offset += Int64(length)
+                number += 1
+            }
+            let actual = whole.finalize().hex
+            if let expectedSHA256, actual != expectedSHA256 {
+                throw S3ContentMismatch(key: key, expected: expectedSHA256, actual: actual)
+            }
+            var body = "<CompleteMultipartUpload>"
+            for (n, etag) in parts { body += "<Part><PartNumber>\(n)</PartNumber><ETag>\(Self.xmlEscape(etag))</ETag></Part>" }
+            body += "</CompleteMultipartUpload>"
+            let buffer = ByteBuffer(string: body)
+            let operation = "CompleteMultipartUpload \(bucket)/\(key)"
+            let reply = try await send(.POST, operation, bucket: bucket, key: key, query: [("uploadId", uploadID)],
+                                       body: .bytes(buffer, sha256: buffer.sha256Hex))
+            // A 200 reply can still carry an <Error> body.
+            guard let done = XMLNode.parse(Data(reply.body.readableBytesView)) else { throw malformed(operation) }
+            if done.name == "Error" {
+                throw replyError(status: reply.status, body: reply.body, operation: operation, requestID: nil)
+            }
+            return Self.unquote(done.value("ETag") ?? "")
+        } catch {
+            _ = try? await send(.DELETE, "AbortMultipartUpload \(bucket)/\(key)", bucket: bucket, key: key,
+                                query: [("uploadId", uploadID)])
+            throw error
+        }
+    }
+
+    public func deleteObject(bucket: String, key: String) async throws {
+        _ = try await send(.DELETE, "DeleteObject \(bucket)/\(key)", bucket: bucket, key: key)
+    }
+
+    /// Deletes keys 1,000 per request (DeleteObjects); throws when the server reports any key it could not delete.
+    public func deleteObjects(bucket: String, keys: [String]) async throws {
+        var start = 0
+        while start < keys.count {
+            let batch = keys[start..<min(keys.count, start + 1000)]
+            var body = "<Delete><Quiet>true</Quiet>"
+            for key in batch { body += "<Object><Key>\(Self.xmlEscape(key))</Key></Object>" }
+            body += "</Delete>"
+            let buffer = ByteBuffer(string: body)
+            let md5 = buffer.withUnsafeReadableBytes { Data(Insecure.MD5.hash(data: $0)).base64EncodedString() }
+            let operation = "DeleteObjects bucket \"\(bucket)\""
+            let reply = try await send(.POST, operation, bucket: bucket, query: [("delete", "")],
+                                       headers: [("content-md5", md5)], body: .bytes(buffer, sha256: buffer.sha256Hex))
+            if let xml = XMLNode.parse(Data(reply.body.readableBytesView)), let failed = xml.all("Error").first {
+                throw S3Error(endpoint: endpoint, operation: operation, status: reply.status, code: failed.value("Code"),
+                              message: "could not delete \(failed.value("Key") ?? "a key"): \(failed.value("Message") ?? "")")
+            }
+            start += batch.count
+        }
+    }
+
+    // MARK: helpers
+
+    func malformed(_ operation: String) -> S3Error {
+        S3Error(endpoint: endpoint, operation: operation, status: nil, code: nil, message: "the reply is not the XML S3 sends")
+    }
+
+    static func unquote(_ etag: String) -> String {
+        var e = etag
+        for quote in ["&quot;", "&#34;", "\""] {
+            if e.hasPrefix(quote) { e.removeFirst(quote.count) }
+            if e.hasSuffix(quote) { e.removeLast(quote.count) }
+        }
+        return e
+    }
+
+    static func xmlEscape(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default:
+                // Control characters cannot appear in XML 1.0 text, even escaped; S3 accepts the numeric form.
+                if c.value < 0x20 && c != "\t" && c != "\n" { out += "&#\(c.value);" } else { out.unicodeScalars.append(c) }
+            }
+        }
+        return out
+    }
+}
+
+/// A file read in pieces into ByteBuffers.
+final class ReadOnlyFile {
+    let fd: Int32
+    let path: String
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BackupFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    func size() throws -> Int64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw BackupFailure("cannot stat \(path): \(String(cString: strerror(errno)))") }
+        return Int64(st.st_size)
+    }
+
+    /// The next `count` bytes (fewer only at the end of the file).
+    func read(_ count: Int) throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        var left = count
+        while left > 0 {
+            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: left) { ptr -> Int in
+                let r = Glibc.read(fd, ptr.baseAddress, left)
+                if r < 0 { throw BackupFailure("cannot read \(path): \(String(cString: strerror(errno)))") }
+                return r
+            }
+            if n == 0 { break }
+            left -= n
+        }
+        return buffer
+    }
+
+    func close() { Glibc.close(fd) }
+}

@@ -1,0 +1,158 @@
+import BackupCore
+import Foundation
+import NIOCore
+import S3Client
+import Testing
+import TestSupport
+
+/// The client against a real S3 server (moto) on 127.0.0.1.
+@Suite struct S3ClientTests {
+    func fastRetries(attempts: Int = 3) -> S3ClientOptions {
+        var o = S3ClientOptions()
+        o.attempts = attempts
+        o.backoff = { _ in 0.05 }
+        o.timeoutSeconds = 5
+        return o
+    }
+
+    @Test func operationsWithAuthentication() async throws {
+        let server = try S3TestServer(authentication: true)
+        var options = fastRetries()
+        options.multipartThreshold = 6 << 20
+        options.partSize = 5 << 20
+        let client = try server.client(options: options)
+        defer { client.shutdown() }
+
+        #expect(try await client.bucketExists("photos") == false)
+        try await client.createBucket("photos")
+        try await client.createBucket("photos") // already ours: fine
+        #expect(try await client.bucketExists("photos"))
+        #expect(try await client.listBuckets() == ["photos"])
+
+        try await client.putObject(bucket: "photos", key: "a/b.txt", bytes: ByteBuffer(string: "hello"))
+        try await client.putObject(bucket: "photos", key: "empty", bytes: ByteBuffer())
+        // 11 MiB: three parts of 5, 5 and 1 MiB.
+        let dir = TemporaryDirectory()
+        let big = dir.file("big")
+        var bytes = [UInt8](repeating: 0, count: 11 << 20)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 9) }
+        _ = FileManager.default.createFile(atPath: big, contents: Data(bytes))
+        let etag = try await client.putFile(bucket: "photos", key: "big.bin", path: big)
+        #expect(etag.hasSuffix("-3"))
+
+        let listed = try await client.listObjects(bucket: "photos")
+        #expect(listed.map(\.key) == ["a/b.txt", "big.bin", "empty"])
+        #expect(listed.map(\.size) == [5, 11 << 20, 0])
+        #expect(listed[0].etag == "5d41402abc4b2a76b9719d911017c592") // md5("hello"), quotes stripped
+
+        var received = [UInt8]()
+        let head = try await client.getObject(bucket: "photos", key: "big.bin", restart: { received = [] }) { chunk in
+            received += chunk.readableBytesView
+        }
+        #expect(head.size == Int64(bytes.count))
+        #expect(received == bytes)
+
+        try await client.deleteObjects(bucket: "photos", keys: ["a/b.txt", "empty"])
+        try await client.deleteObject(bucket: "photos", key: "big.bin")
+        #expect(try await client.listObjects(bucket: "photos").isEmpty)
+        try await client.deleteBucket("photos")
+        #expect(client.requestCount > 10)
+    }
+
+    @Test func pagingAndAwkwardKeys() async throws {
+        let server = try S3TestServer()
+        let client = try server.client(options: fastRetries())
+        defer { client.shutdown() }
+        try await client.createBucket("keys")
+        let awkward = ["../../etc/passwd", "/leading/slash", "dir//double", "ü/日本/🎉.txt", "sp ace+plus?q=1&x#h%25",
+                       String(repeating: "long/", count: 180) + "end", "trailing/", "tab\there"]
+        var keys = awkward
+        for i in 0..<1_050 { keys.append(String(format: "n/%05d", i)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, key) in keys.enumerated() {
+                group.addTask { try await client.putObject(bucket: "keys", key: key, bytes: ByteBuffer(string: "\(i)")) }
+                if i % 8 == 7 { try await group.waitForAll() }
+            }
+            try await group.waitForAll()
+        }
+        let before = client.requestCount
+        let listed = try await client.listObjects(bucket: "keys")
+        #expect(client.requestCount - before == 2) // 1,058 keys: two pages
+        #expect(Set(listed.map(\.key)) == Set(keys))
+        for key in awkward {
+            var body = ""
+            _ = try await client.getObject(bucket: "keys", key: key, restart: {}) { body += String(buffer: $0) }
+            #expect(body == "\(keys.firstIndex(of: key)!)", "round trip of \(key)")
+        }
+        #expect(try await client.listObjects(bucket: "keys", prefix: "n/0001").count == 10) // 00010 … 00019
+    }
+
+    @Test func wrongCredentialsNameTheEndpointAndCode() async throws {
+        let server = try S3TestServer(authentication: true)
+        let secret = "not-the-secret-\(UUID().uuidString)"
+        let client = try S3Client(endpoint: server.endpoint, credentials: S3Credentials(accessKey: server.accessKey, secretKey: Secret(secret)),
+                                  options: fastRetries())
+        defer { client.shutdown() }
+        let error = try await #require(throws: S3Error.self) { try await client.listBuckets() }
+        #expect(error.code == "SignatureDoesNotMatch")
+        #expect(error.description.contains(server.endpoint))
+        #expect(error.attempts == 1) // not retried
+        #expect(!error.description.contains(secret))
+        #expect(error.hint?.contains("secret_key") == true)
+
+        let unknown = try S3Client(endpoint: server.endpoint, credentials: S3Credentials(accessKey: "AKIANOSUCHKEY", secretKey: Secret(secret)),
+                                   options: fastRetries())
+        defer { unknown.shutdown() }
+        let e2 = try await #require(throws: S3Error.self) { try await unknown.listObjects(bucket: "x") }
+        #expect(e2.code == "InvalidAccessKeyId")
+    }
+
+    @Test func missingBucket() async throws {
+        let server = try S3TestServer()
+        let client = try server.client(options: fastRetries())
+        defer { client.shutdown() }
+        let error = try await #require(throws: S3Error.self) { try await client.listObjects(bucket: "nope") }
+        #expect(error.code == "NoSuchBucket")
+        #expect(error.description.contains("\"nope\""))
+    }
+
+    @Test func endpointDown() async throws {
+        let port = try S3TestServer.unusedPort()
+        let client = try S3Client(endpoint: "http://127.0.0.1:\(port)", credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")),
+                                  options: fastRetries())
+        defer { client.shutdown() }
+        let error = try await #require(throws: S3Error.self) { try await client.listBuckets() }
+        #expect(error.status == nil)
+        #expect(error.attempts == 3)
+        #expect(client.requestCount == 3)
+        #expect(error.description.contains("127.0.0.1:\(port)"))
+        #expect(error.hint?.contains("reachable") == true)
+    }
+
+    @Test func serverErrorsAreRetried() async throws {
+        // Two 500s, then a 200: the request succeeds on the third try.
+        let flaky = try HTTPRecorder(statuses: [500, 503])
+        let client = try S3Client(endpoint: flaky.url, credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")), options: fastRetries())
+        defer { client.shutdown() }
+        #expect(try await client.bucketExists("b"))
+        #expect(flaky.requests.count == 3)
+
+        // Always 500: a clear failure after the last attempt.
+        let broken = try HTTPRecorder(statuses: Array(repeating: 500, count: 10))
+        let c2 = try S3Client(endpoint: broken.url, credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")), options: fastRetries(attempts: 4))
+        defer { c2.shutdown() }
+        let error = try await #require(throws: S3Error.self) { try await c2.listObjects(bucket: "b") }
+        #expect(error.status == 500)
+        #expect(error.attempts == 4)
+        #expect(broken.requests.count == 4)
+        #expect(error.description.contains("HTTP 500"))
+    }
+
+    @Test func endpointValidation() {
+        #expect(throws: BackupFailure.self) { try S3Client(endpoint: "minio:9000", credentials: S3Credentials(accessKey: "a", secretKey: Secret("b"))) }
+        let error = #expect(throws: BackupFailure.self) {
+            try S3Client(endpoint: "http://user:hunter2@minio:9000", credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")))
+        }
+        #expect(error?.description.contains("hunter2") == false)
+    }
+}
