@@ -9,6 +9,13 @@ public struct StoredFile: Sendable, Equatable {
     public var bytesStored: Int64
     /// Hex sha256 of the stored (compressed) file.
     public var sha256: String
+
+    public init(path: String, bytesRaw: Int64, bytesStored: Int64, sha256: String) {
+        self.path = path
+        self.bytesRaw = bytesRaw
+        self.bytesStored = bytesStored
+        self.sha256 = sha256
+    }
 }
 
 /// The artifact pipeline: source bytes → gzip → sha256 → `<path>.partial`, then `commit()` renames it into

@@ -141,3 +141,8 @@ public func sha256OfFile(_ path: String) throws -> String {
     }
     return hasher.finalize().hexString
 }
+
+/// The hex sha256 of bytes in memory.
+public func sha256Hex(_ data: Data) -> String {
+    SHA256.hash(data: data).hexString
+}

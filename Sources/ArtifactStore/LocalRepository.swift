@@ -7,6 +7,8 @@ import Foundation
 ///     <repo>/.lock
 ///     <repo>/<source>/<YYYY-MM-DD>/<artifact-id>.<ext>.gz
 ///     <repo>/<source>/<YYYY-MM-DD>/<artifact-id>.manifest.json
+///     <repo>/<source>/<YYYY-MM-DD>/<artifact-id>.snapshot.json   (bucket sources)
+///     <repo>/<source>/blobs/<aa>/<sha256>                       (bucket sources: objects by content)
 ///
 /// Paths recorded in the catalog are relative to the root, so a repository can be moved.
 public struct LocalRepository: Sendable {
@@ -37,6 +39,12 @@ public struct LocalRepository: Sendable {
         "\(source)/\(Timestamps.day(createdAt))/\(id).\(ext).gz"
     }
 
+    /// Relative path of a bucket snapshot's manifest: `<source>/<day>/<id>.snapshot.json` (its objects are
+    /// blobs under `<source>/blobs/`).
+    public func relativeSnapshotPath(source: String, id: String, createdAt: Date) -> String {
+        "\(source)/\(Timestamps.day(createdAt))/\(id).snapshot.json"
+    }
+
     public func absolute(_ relative: String) -> String { root + "/" + relative }
 
     /// The manifest beside an artifact: `<dir>/<id>.manifest.json`.
@@ -56,6 +64,12 @@ public struct LocalRepository: Sendable {
         guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
         var removed: [String] = []
         while let relative = walker.nextObject() as? String {
+            // A blob store holds many files and its partial downloads only in blobs/tmp: skip the rest.
+            let components = relative.split(separator: "/")
+            if components.count == 3, components[1] == "blobs", components[2] != "tmp" {
+                walker.skipDescendants()
+                continue
+            }
             if relative.hasSuffix(AtomicFileWriter.partialSuffix) {
                 let path = absolute(relative)
                 if unlink(path) == 0 { removed.append(path) }

@@ -6,7 +6,7 @@ import Foundation
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore a backup: MongoDB through mongorestore; Redis as a file (--to-dir) or into a live server (--to-url).",
+        abstract: "Restore a backup: MongoDB through mongorestore; Redis as a file (--to-dir) or into a live server (--to-url); a bucket snapshot into a bucket.",
         discussion: """
         The backup is verified first (sha256, gzip, format); a backup that does not verify is refused (exit 4). \
         The plan is printed; writing over a live target needs --yes; --dry-run changes nothing. Every restore \
@@ -55,6 +55,18 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Drop each collection before restoring it.")
     var drop = false
 
+    @Option(help: "Bucket snapshot: the bucket of the snapshot to restore (required when it holds several).")
+    var bucket: String?
+
+    @Option(help: "Bucket snapshot: restore into this bucket (default: the same name; created if missing).")
+    var toBucket: String?
+
+    @Option(help: "Bucket snapshot: restore to this S3 endpoint instead of the source's (http://host:port).")
+    var endpoint: String?
+
+    @Flag(help: "Bucket snapshot: delete objects of the target that the snapshot does not hold.")
+    var deleteExtra = false
+
     @Flag(help: "Show what would happen; write nothing.")
     var dryRun = false
 
@@ -81,9 +93,15 @@ struct RestoreCommand: ParsableCommand {
 
     func run() throws {
         let engine = try options.makeEngine()
-        if engine.policy.source(named: source)?.kind == .redis {
+        switch engine.policy.source(named: source)?.kind {
+        case .redis?:
             try runRedis(engine)
             return
+        case .s3?:
+            try runBucket(engine)
+            return
+        default:
+            break
         }
         let plan = try engine.planMongoRestore(source: source, backup: selector, toURI: toURI,
                                                renames: Array(zip(nsFrom, nsTo)), drop: drop, dryRun: dryRun)
@@ -125,6 +143,44 @@ extension RestoreCommand {
             for (i, step) in result.steps.enumerated() { print("\(i + 1). \(step)") }
         }
     }
+}
+
+extension RestoreCommand {
+    func runBucket(_ engine: BackupEngine) throws {
+        let json = options.json
+        let request = BucketRestoreRequest(source: source, backup: selector, bucket: bucket, toBucket: toBucket, endpoint: endpoint,
+                                           deleteExtra: deleteExtra, dryRun: dryRun, confirmed: yes)
+        let outcome = try engine.restoreBucket(request) { lines in if !json { for l in lines { print(l) } } }
+        if json {
+            try Output.json(BucketRestoreJSON(source: source, artifact: outcome.artifact.id, bucket: outcome.plan.sourceBucket,
+                                              target: outcome.plan.targetBucket, endpoint: outcome.endpoint, dry_run: dryRun,
+                                              uploaded: outcome.result?.uploaded ?? 0, unchanged: outcome.plan.unchanged,
+                                              deleted: outcome.result?.deleted ?? 0, planned_uploads: outcome.plan.upload.count,
+                                              planned_deletes: deleteExtra ? outcome.plan.extra.count : 0,
+                                              requests: outcome.result?.requests ?? 0,
+                                              duration_seconds: (outcome.durationSeconds * 1000).rounded() / 1000))
+        } else if dryRun {
+            print("dry run completed: nothing was written")
+        } else if let r = outcome.result {
+            print("restored bucket \(outcome.plan.targetBucket): \(r.uploaded) uploaded, \(outcome.plan.unchanged) unchanged, \(r.deleted) deleted in \(String(format: "%.1f", outcome.durationSeconds)) s")
+        }
+    }
+}
+
+struct BucketRestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var bucket: String
+    var target: String
+    var endpoint: String
+    var dry_run: Bool
+    var uploaded: Int
+    var unchanged: Int
+    var deleted: Int
+    var planned_uploads: Int
+    var planned_deletes: Int
+    var requests: Int
+    var duration_seconds: Double
 }
 
 struct RedisRestoreJSON: Encodable {

@@ -70,6 +70,7 @@ public struct SourcePolicy: Sendable, Equatable {
         switch settings {
         case .redis: return .redis
         case .mongodb: return .mongodb
+        case .s3: return .s3
         }
     }
 
@@ -82,6 +83,9 @@ public struct SourcePolicy: Sendable, Equatable {
             case .inline(let uri): return Redaction.url(uri.value)
             case .file(let path): return "uri from \(path)"
             }
+        case .s3(let s):
+            let buckets = s.buckets.isEmpty ? "all buckets" : s.buckets.joined(separator: ", ")
+            return "\(s.endpoint) (\(buckets)\(s.prefix.isEmpty ? "" : ", prefix \(s.prefix)"))"
         }
     }
 }
@@ -90,6 +94,36 @@ public struct SourcePolicy: Sendable, Equatable {
 public enum SourceSettings: Sendable, Equatable {
     case redis(RedisSourcePolicy)
     case mongodb(MongoSourcePolicy)
+    case s3(S3SourcePolicy)
+}
+
+/// A MinIO (or any S3) source: point-in-time snapshots of buckets into a content-addressed blob store.
+public struct S3SourcePolicy: Sendable, Equatable {
+    /// `http://host:port`, path-style.
+    public var endpoint: String
+    public var region = "us-east-1"
+    /// Buckets to snapshot; empty means every bucket the credentials can list.
+    public var buckets: [String] = []
+    /// Only keys under this prefix.
+    public var prefix = ""
+    public var accessKey: String
+    public var secretKey: SecretReference
+    /// Downloads (and restore uploads) at a time.
+    public var concurrency = 8
+    /// Per-request timeout, in seconds.
+    public var timeoutSeconds: Double = 60
+
+    public init(endpoint: String, accessKey: String, secretKey: SecretReference) {
+        self.endpoint = endpoint
+        self.accessKey = accessKey
+        self.secretKey = secretKey
+    }
+
+    /// S3 bucket naming: 3–63 of lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit.
+    public static func isValidBucketName(_ name: String) -> Bool {
+        let ok = name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 46 || $0 == 45 }
+        return ok && (3...63).contains(name.utf8.count) && name.first != "-" && name.first != "." && name.last != "-" && name.last != "."
+    }
 }
 
 /// A MongoDB source, backed up with the official tools.
@@ -164,6 +198,8 @@ public struct DrillPolicy: Sendable, Equatable {
     public var mongoURI: SecretReference?
     /// The shell used to drop the scratch databases (its script, connection string included, goes through stdin).
     public var mongosh: [String] = ["mongosh"]
+    /// Where MinIO drills create their scratch bucket `kb-drill-<id>`; nil: the source's own endpoint.
+    public var s3Endpoint: String?
 
     public init(mongoURI: SecretReference? = nil, mongosh: [String] = ["mongosh"]) {
         self.mongoURI = mongoURI

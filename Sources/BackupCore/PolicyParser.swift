@@ -86,7 +86,8 @@ public enum PolicyParser {
             }
         }
         if let d = top["drill"] {
-            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh"])
+            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh", "endpoint"])
+            if let e = map["endpoint"] { policy.drill.s3Endpoint = try parseS3Endpoint(e) }
             if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
             if let f = map["mongo_uri_file"] { policy.drill.mongoURI = .file(try f.nonEmptyString()) }
             if let c = map["mongosh"] { policy.drill.mongosh = try c.command() }
@@ -128,7 +129,7 @@ public enum PolicyParser {
 
     private static func parseSource(name: String, node: PolicyNode) throws(PolicyError) -> SourcePolicy {
         let kindNode = try node.mapping(allowed: nil)["kind"]
-        guard let kindNode else { throw node.error("missing key \"kind\" (one of: redis, mongodb)") }
+        guard let kindNode else { throw node.error("missing key \"kind\" (one of: redis, mongodb, s3)") }
         let kindText = try kindNode.string()
         switch kindText {
         case SourceKind.redis.rawValue:
@@ -164,9 +165,9 @@ public enum PolicyParser {
         case SourceKind.mongodb.rawValue:
             return SourcePolicy(name: name, settings: .mongodb(try parseMongo(node)))
         case SourceKind.s3.rawValue:
-            throw kindNode.error("source kind \"\(kindText)\" is not supported by this version yet (supported: redis, mongodb)")
+            return SourcePolicy(name: name, settings: .s3(try parseS3(node)))
         default:
-            throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis, mongodb")
+            throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis, mongodb, s3")
         }
     }
 
@@ -214,6 +215,44 @@ public enum PolicyParser {
             entry.tag = tag
         }
         return entry
+    }
+
+    private static func parseS3(_ node: PolicyNode) throws(PolicyError) -> S3SourcePolicy {
+        let map = try node.mapping(allowed: ["kind", "endpoint", "region", "buckets", "prefix", "access_key", "secret_key",
+                                             "secret_key_file", "concurrency", "timeout"])
+        guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. http://minio:9000)") }
+        let endpoint = try parseS3Endpoint(e)
+        guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }
+        let secret: SecretReference
+        switch (map["secret_key"], map["secret_key_file"]) {
+        case (let k?, nil): secret = .inline(Secret(try k.string(secret: true)))
+        case (nil, let f?): secret = .file(try f.nonEmptyString())
+        case (_?, let f?): throw f.error("give either secret_key or secret_key_file, not both")
+        case (nil, nil): throw node.error("missing key \"secret_key_file\" (or secret_key)")
+        }
+        var policy = S3SourcePolicy(endpoint: endpoint, accessKey: try a.nonEmptyString(), secretKey: secret)
+        if let r = map["region"] { policy.region = try r.nonEmptyString() }
+        if let b = map["buckets"] {
+            policy.buckets = try b.stringList()
+            for bucket in policy.buckets where !S3SourcePolicy.isValidBucketName(bucket) {
+                throw b.error("\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
+            }
+        }
+        if let p = map["prefix"] { policy.prefix = try p.string() }
+        if let c = map["concurrency"] { policy.concurrency = try c.int(in: 1...64) }
+        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
+        return policy
+    }
+
+    static func parseS3Endpoint(_ e: PolicyNode) throws(PolicyError) -> String {
+        let endpoint = try e.nonEmptyString()
+        guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+            throw e.error("expected an http:// or https:// URL, found \"\(Redaction.url(endpoint))\"")
+        }
+        guard Redaction.url(endpoint) == endpoint else {
+            throw e.error("the endpoint must not hold credentials; give access_key and secret_key_file")
+        }
+        return endpoint
     }
 
     private static func parseMongo(_ node: PolicyNode) throws(PolicyError) -> MongoSourcePolicy {

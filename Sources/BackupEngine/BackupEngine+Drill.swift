@@ -21,7 +21,9 @@ extension BackupEngine {
     ///   Redis: decompress into a private temp dir, start a scratch redis-server on it (127.0.0.1, free port,
     ///          no persistence), wait for loading:0, compare the keys loaded (+ those expired at load) with
     ///          the keys recorded at backup time, SHUTDOWN NOSAVE, remove the dir
-    ///   MongoDB: the archive verification (every CRC and count) — `archive-only`
+    ///   MongoDB: the archive verification (every CRC and count) — `archive-only` — or, with drill.mongo_uri,
+    ///            a mongorestore into scratch databases
+    ///   MinIO: the snapshot restored into a scratch bucket kb-drill-<id>, read back, compared, deleted
     ///   record the drill (result, duration, what was compared) in the catalog
     /// Drills never touch a production target: the scratch server is started here, on 127.0.0.1.
     public func drill(sources names: [String] = [], selector: DrillSelector = .latest) throws -> [DrillRecord] {
@@ -92,6 +94,12 @@ extension BackupEngine {
             let docs = artifact.stats["documents"]?.intValue ?? 0
             let ns = artifact.stats["namespaces"]?.intValue ?? 0
             return (.archiveOnly, "archive verified (\(docs) documents in \(ns) namespaces, every CRC); no scratch MongoDB configured, nothing restored")
+        case .s3(let s3):
+            do {
+                return try drillBuckets(artifact, s3)
+            } catch {
+                return (.error, "the drill could not run: \(describe(error))")
+            }
         }
     }
 

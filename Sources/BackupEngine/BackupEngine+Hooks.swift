@@ -84,9 +84,20 @@ extension BackupEngine {
                 } else {
                     lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --drop --yes")
                 }
+            case .s3:
+                // Buckets only when asked: uploads written after the deploy are user data, not the release's.
+                let snapshot = try loadSnapshot(a)
+                for bucket in snapshot.buckets {
+                    if restoreData && includeBuckets {
+                        let done = try restoreBucket(BucketRestoreRequest(source: a.source, backup: .id(a.id), bucket: bucket.name,
+                                                                          deleteExtra: true, confirmed: true)) { _ in }
+                        lines.append("restored \(a.source) bucket \(bucket.name) from \(a.id): \(done.result?.uploaded ?? 0) uploaded, \(done.result?.deleted ?? 0) deleted")
+                    } else {
+                        lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --bucket \(bucket.name) --delete-extra --yes")
+                    }
+                }
             }
         }
-        _ = includeBuckets // MinIO sources are restored only when asked; none exist in this version.
         return RollbackResult(release: release, set: set, lines: lines)
     }
 

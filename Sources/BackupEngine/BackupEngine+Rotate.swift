@@ -75,6 +75,7 @@ extension BackupEngine {
         if !removed.isEmpty {
             try FileIO.syncDirectory(repository.root)
             try catalog.markDeleted(ids: removed, at: now)
+            if policy.source(named: source)?.kind == .s3 { collectBlobGarbage(source: source, catalog: catalog) }
         }
         result.removed = removed
         logger.info("rotation", metadata: ["source": "\(source)", "kept": "\(plan.keep.count)", "removed": "\(removed.count)",

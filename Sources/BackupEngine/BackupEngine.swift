@@ -164,34 +164,42 @@ public final class BackupEngine {
     private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) throws -> ArtifactInfo {
         let created = environment.clock()
         let id = Identifier.make(at: created, using: &generator)
-        let ext: String
+        let path: String
         switch source.settings {
-        case .redis: ext = "rdb"
-        case .mongodb: ext = "archive"
+        case .redis: path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: "rdb")
+        case .mongodb: path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: "archive")
+        case .s3: path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: created)
         }
-        let path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: ext)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: path,
                                     status: .running, createdAt: created, tag: run.tag, release: run.release)
+        if source.kind == .s3 { artifact.compression = "none" } // blobs are stored as they are, named by content
         try catalog.insertArtifact(artifact)
         let startTime = DispatchTime.now()
         do {
             try repository.prepareDirectory(forArtifact: path)
-            let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression)
             var stats: [String: JSONValue]
-            do {
-                switch source.settings {
-                case .redis(let redis):
-                    stats = try RedisSourceBackup(policy: redis, secrets: secretResolver(for: source.name))
-                        .run(into: writer)
-                case .mongodb(let mongo):
-                    stats = try MongoSourceBackup(policy: mongo, secrets: secretResolver(for: source.name))
-                        .run(into: writer)
+            let stored: StoredFile
+            if case .s3(let s3) = source.settings {
+                (stats, stored) = try snapshotBuckets(s3, source: source.name, artifact: artifact, catalog: catalog)
+            } else {
+                let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression)
+                do {
+                    switch source.settings {
+                    case .redis(let redis):
+                        stats = try RedisSourceBackup(policy: redis, secrets: secretResolver(for: source.name))
+                            .run(into: writer)
+                    case .mongodb(let mongo):
+                        stats = try MongoSourceBackup(policy: mongo, secrets: secretResolver(for: source.name))
+                            .run(into: writer)
+                    case .s3:
+                        preconditionFailure("bucket sources are snapshotted above")
+                    }
+                } catch {
+                    writer.abort()
+                    throw error
                 }
-            } catch {
-                writer.abort()
-                throw error
+                stored = try writer.commit()
             }
-            let stored = try writer.commit()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
             stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
             artifact.bytesRaw = stored.bytesRaw

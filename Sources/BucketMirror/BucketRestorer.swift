@@ -159,3 +159,50 @@ public struct BucketRestorer: Sendable {
         }
     }
 }
+
+extension BucketRestorer {
+    /// Reads every object of `target` back and compares it with the snapshot's entries: the same keys, and
+    /// for each its size and the sha256 of its bytes. Returns the differences (empty: identical).
+    public func compare(_ bucket: BucketSnapshot.Bucket, with target: String, concurrency: Int) async throws -> [String] {
+        let listed = try await client.listObjects(bucket: target, prefix: bucket.prefix)
+        var problems: [String] = []
+        var there: [String: S3Object] = [:]
+        for object in listed { there[object.key] = object }
+        var toRead: [BucketSnapshot.Entry] = []
+        for entry in bucket.objects {
+            guard let object = there.removeValue(forKey: entry.key) else { problems.append("\(entry.key): missing"); continue }
+            if object.size != entry.size { problems.append("\(entry.key): \(object.size) bytes, expected \(entry.size)"); continue }
+            toRead.append(entry)
+        }
+        for key in there.keys.sorted() { problems.append("\(key): not in the snapshot") }
+        let client = self.client
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            var next = toRead.makeIterator()
+            func addNext() -> Bool {
+                guard let entry = next.next() else { return false }
+                group.addTask {
+                    var hasher = SHA256()
+                    _ = try await client.getObject(bucket: target, key: entry.key, restart: { hasher = SHA256() }) { chunk in
+                        chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                    }
+                    let digest = hasher.finalize().hexString
+                    return digest == entry.sha256 ? nil : "\(entry.key): sha256 \(digest), expected \(entry.sha256)"
+                }
+                return true
+            }
+            for _ in 0..<max(1, concurrency) where !addNext() { break }
+            while let result = try await group.next() {
+                if let result { problems.append(result) }
+                _ = addNext()
+            }
+        }
+        return problems.sorted()
+    }
+
+    /// Deletes every object of a bucket, then the bucket (a drill's scratch bucket).
+    public func removeBucket(_ bucket: String) async throws {
+        let keys = try await client.listObjects(bucket: bucket).map(\.key)
+        try await client.deleteObjects(bucket: bucket, keys: keys)
+        try await client.deleteBucket(bucket)
+    }
+}

@@ -1,0 +1,265 @@
+// MinIO / S3 sources: snapshots into the blob store, their verification, restore into a bucket, drills, and
+// the collection of blobs no snapshot references any more.
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import BucketMirror
+import Foundation
+import S3Client
+
+extension BackupEngine {
+    func s3Client(_ s3: S3SourcePolicy, source: String, endpoint: String? = nil) throws -> S3Client {
+        guard let secret = try secretResolver(for: source).resolve(s3.secretKey, key: "secret_key") else {
+            throw BackupFailure("source \"\(source)\" has no secret key", exitStatus: .usage)
+        }
+        var options = S3ClientOptions()
+        options.timeoutSeconds = s3.timeoutSeconds
+        options.maxConnections = s3.concurrency
+        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
+        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
+        return try S3Client(endpoint: endpoint ?? s3.endpoint, region: s3.region,
+                            credentials: S3Credentials(accessKey: s3.accessKey, secretKey: secret), options: options)
+    }
+
+    func blobStore(source: String) -> BlobStore {
+        BlobStore(root: repository.absolute("\(source)/blobs"))
+    }
+
+    /// Takes a snapshot of a bucket source and writes its manifest (`<id>.snapshot.json`) atomically.
+    func snapshotBuckets(_ s3: S3SourcePolicy, source: String, artifact: ArtifactInfo,
+                         catalog: Catalog) throws -> (stats: [String: JSONValue], stored: StoredFile) {
+        let previous = previousSnapshot(source: source, catalog: catalog)
+        let client = try s3Client(s3, source: source)
+        defer { client.shutdown() }
+        let snapshotter = BucketSnapshotter(client: client, blobs: blobStore(source: source))
+        let options = SnapshotOptions(buckets: s3.buckets, prefix: s3.prefix, concurrency: s3.concurrency)
+        let created = Timestamps.iso8601(artifact.createdAt)
+        let (snapshot, stats) = try Blocking.run {
+            try await snapshotter.take(source: source, artifact: artifact.id, createdAt: created, options: options, previous: previous)
+        }
+        let data = try snapshot.encoded()
+        let path = repository.absolute(artifact.path)
+        try FileIO.writeAtomically(data, to: path)
+        var json = stats.json
+        json["previous"] = previous.map { .string($0.artifact) } ?? .null
+        logger.info("bucket snapshot", metadata: ["source": "\(source)", "objects": "\(stats.objects)", "new": "\(stats.new)",
+                                                  "changed": "\(stats.changed)", "deleted": "\(stats.deleted)", "requests": "\(stats.requests)"])
+        return (json, StoredFile(path: path, bytesRaw: stats.bytes, bytesStored: Int64(data.count), sha256: sha256Hex(data)))
+    }
+
+    /// The newest good snapshot of the source, if its manifest reads back intact; otherwise nil (every object
+    /// is then downloaded again, which costs time but loses nothing).
+    func previousSnapshot(source: String, catalog: Catalog) -> BucketSnapshot? {
+        guard let last = try? catalog.artifacts(source: source, status: .ok, limit: 1).first else { return nil }
+        do {
+            return try loadSnapshot(last)
+        } catch {
+            logger.warning("previous snapshot unreadable; downloading every object", metadata: ["artifact": "\(last.id)", "error": "\(describe(error))"])
+            return nil
+        }
+    }
+
+    /// Reads a snapshot manifest, checking it against the sha256 the catalog recorded.
+    func loadSnapshot(_ artifact: ArtifactInfo) throws -> BucketSnapshot {
+        let path = repository.absolute(artifact.path)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IntegrityError(object: path, problem: "the snapshot manifest is missing")
+        }
+        guard sha256Hex(data) == artifact.sha256 else {
+            throw IntegrityError(object: path, problem: "sha256 is \(sha256Hex(data)), the catalog recorded \(artifact.sha256)")
+        }
+        return try BucketSnapshot.decode(data, file: path)
+    }
+
+    /// sha256 of the manifest, then every blob it references, re-hashed.
+    func verifySnapshot(_ artifact: ArtifactInfo) throws -> String {
+        let snapshot = try loadSnapshot(artifact)
+        let blobs = blobStore(source: artifact.source)
+        var checked = 0
+        for digest in snapshot.blobDigests.sorted() {
+            guard let actual = try blobs.rehash(digest) else {
+                throw IntegrityError(object: blobs.path(for: digest), problem: "blob is missing")
+            }
+            guard actual == digest else {
+                throw IntegrityError(object: blobs.path(for: digest), problem: "blob content hashes to \(actual)")
+            }
+            checked += 1
+        }
+        if let recorded = artifact.stats["objects"]?.intValue, recorded != snapshot.objectCount {
+            throw IntegrityError(object: repository.absolute(artifact.path), problem: "snapshot lists \(snapshot.objectCount) objects, the catalog recorded \(recorded)")
+        }
+        return "sha256 ok, \(snapshot.buckets.count) bucket(s), \(snapshot.objectCount) objects, \(checked) blobs re-hashed"
+    }
+
+    /// After rotation removed snapshots of a bucket source: deletes the blobs no remaining snapshot references.
+    /// Skipped (never guessed) when a remaining manifest cannot be read.
+    func collectBlobGarbage(source: String, catalog: Catalog) {
+        do {
+            var keep = Set<String>()
+            for artifact in try catalog.artifacts(source: source, status: .ok) where artifact.deletedAt == nil {
+                keep.formUnion(try loadSnapshot(artifact).blobDigests)
+            }
+            let (blobs, bytes) = try blobStore(source: source).collectGarbage(keeping: keep)
+            logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)"])
+        } catch {
+            logger.warning("blob garbage collection skipped", metadata: ["source": "\(source)", "error": "\(describe(error))"])
+        }
+    }
+}
+
+/// `restore SOURCE` of a bucket source, as asked.
+public struct BucketRestoreRequest: Sendable {
+    public var source: String
+    public var backup: BackupSelector
+    /// The snapshot's bucket to restore; required when it holds several.
+    public var bucket: String?
+    /// Default: the same name.
+    public var toBucket: String?
+    /// Default: the source's endpoint.
+    public var endpoint: String?
+    public var deleteExtra = false
+    public var dryRun = false
+    public var confirmed = false
+
+    public init(source: String, backup: BackupSelector, bucket: String? = nil, toBucket: String? = nil, endpoint: String? = nil,
+                deleteExtra: Bool = false, dryRun: Bool = false, confirmed: Bool = false) {
+        self.source = source
+        self.backup = backup
+        self.bucket = bucket
+        self.toBucket = toBucket
+        self.endpoint = endpoint
+        self.deleteExtra = deleteExtra
+        self.dryRun = dryRun
+        self.confirmed = confirmed
+    }
+}
+
+public struct BucketRestoreOutcome: Sendable {
+    public var artifact: ArtifactInfo
+    public var plan: BucketRestorePlan
+    public var endpoint: String
+    /// nil in a dry run.
+    public var result: BucketRestoreResult?
+    public var durationSeconds: Double
+}
+
+extension BackupEngine {
+    /// restore (bucket):
+    ///   artifact = the named / latest / before-TIME good snapshot; verify it (manifest sha256, every blob)
+    ///   pick the bucket; plan against the target bucket (created if missing)
+    ///   print the plan; --dry-run stops here; a non-empty target needs --yes
+    ///   upload what differs (each blob checked against its sha256 first), delete extras only if asked
+    ///   record the restore in the catalog
+    public func restoreBucket(_ request: BucketRestoreRequest, plan printPlan: ([String]) -> Void) throws -> BucketRestoreOutcome {
+        let source = try selectSources([request.source])[0]
+        guard case .s3(let s3) = source.settings else {
+            throw BackupFailure("source \"\(request.source)\" is not a bucket (s3) source", exitStatus: .usage)
+        }
+        let artifact = try selectArtifact(source: source.name, request.backup)
+        let check = verifyOne(artifact)
+        guard check.ok else {
+            throw IntegrityError(object: "backup \(artifact.id) of \(source.name)", problem: "refusing to restore: \(check.detail)")
+        }
+        let snapshot = try loadSnapshot(artifact)
+        let bucket: BucketSnapshot.Bucket
+        if let name = request.bucket {
+            guard let b = snapshot.bucket(named: name) else {
+                throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
+                                    hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+            }
+            bucket = b
+        } else if snapshot.buckets.count == 1 {
+            bucket = snapshot.buckets[0]
+        } else {
+            throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
+                                hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+        }
+        let target = request.toBucket ?? bucket.name
+        guard S3SourcePolicy.isValidBucketName(target) else {
+            throw BackupFailure("\"\(target)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)", exitStatus: .usage)
+        }
+        let client = try s3Client(s3, source: source.name, endpoint: request.endpoint)
+        defer { client.shutdown() }
+        let restorer = BucketRestorer(client: client, blobs: blobStore(source: source.name))
+        let started = environment.clock()
+        let clock = DispatchTime.now()
+        let deleteExtra = request.deleteExtra
+        let plan = try Blocking.run { try await restorer.plan(bucket, into: target, deleteExtra: deleteExtra) }
+        let targetText = "\(client.endpoint)/\(target)"
+        printPlan(["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(bucket.objects.count) objects in bucket \(bucket.name))",
+                   "into \(targetText)"] + plan.description)
+        if request.dryRun {
+            try recordRestore(artifact, mode: "bucket", target: targetText, outcome: "dry-run", started: started,
+                              seconds: Self.seconds(since: clock), detail: "\(plan.upload.count) objects would be uploaded")
+            return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: nil, durationSeconds: Self.seconds(since: clock))
+        }
+        if plan.targetObjects > 0 && !request.confirmed {
+            throw BackupFailure("bucket \(target) at \(client.endpoint) holds \(plan.targetObjects) objects; refusing to write into it without --yes",
+                                exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
+        }
+        do {
+            let concurrency = s3.concurrency
+            let result = try Blocking.run { try await restorer.execute(plan, concurrency: concurrency) }
+            let seconds = Self.seconds(since: clock)
+            try recordRestore(artifact, mode: "bucket", target: targetText, outcome: "ok", started: started, seconds: seconds,
+                              detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted")
+            logger.info("restore ok", metadata: ["source": "\(source.name)", "artifact": "\(artifact.id)", "uploaded": "\(result.uploaded)"])
+            return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: result, durationSeconds: seconds)
+        } catch {
+            try? recordRestore(artifact, mode: "bucket", target: targetText, outcome: "failed", started: started,
+                               seconds: Self.seconds(since: clock), detail: describe(error))
+            throw error
+        }
+    }
+
+    /// A bucket drill: each bucket of the snapshot is restored into a scratch bucket `kb-drill-<id>` (on
+    /// `drill.endpoint`, else the source's endpoint), read back and compared object by object (size and
+    /// sha256) with the snapshot, then the scratch bucket is deleted.
+    func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy) throws -> (DrillResult, String) {
+        let snapshot = try loadSnapshot(artifact)
+        let client = try s3Client(s3, source: artifact.source, endpoint: policy.drill.s3Endpoint)
+        defer { client.shutdown() }
+        let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source))
+        let concurrency = s3.concurrency
+        var details: [String] = []
+        var failed = false
+        for (index, bucket) in snapshot.buckets.enumerated() {
+            let scratch = "kb-drill-\(artifact.id.lowercased())" + (snapshot.buckets.count > 1 ? "-\(index)" : "")
+            // Never a bucket of the source: only a fresh scratch bucket.
+            if snapshot.buckets.contains(where: { $0.name == scratch }) || s3.buckets.contains(scratch) {
+                return (.error, "scratch bucket \(scratch) is a bucket of the source; refusing to drill into it")
+            }
+            if try Blocking.run({ try await client.bucketExists(scratch) }) {
+                return (.error, "scratch bucket \(scratch) already exists at \(client.endpoint) (a drill that was interrupted?); delete it and run the drill again")
+            }
+            let problems: [String]
+            do {
+                problems = try Blocking.run {
+                    let plan = try await restorer.plan(bucket, into: scratch, deleteExtra: false)
+                    _ = try await restorer.execute(plan, concurrency: concurrency)
+                    return try await restorer.compare(bucket, with: scratch, concurrency: concurrency)
+                }
+            } catch {
+                removeScratchBucket(scratch, restorer)
+                if error is BlobMismatch { return (.failed, describe(error)) }
+                throw error
+            }
+            removeScratchBucket(scratch, restorer)
+            if problems.isEmpty {
+                details.append("\(bucket.name): \(bucket.objects.count) objects restored into \(scratch), sizes and sha256 equal")
+            } else {
+                failed = true
+                details.append("\(bucket.name): \(problems.count) object(s) differ: " + problems.prefix(5).joined(separator: "; "))
+            }
+        }
+        return (failed ? .failed : .passed, details.joined(separator: "; ") + "; scratch buckets deleted")
+    }
+
+    private func removeScratchBucket(_ name: String, _ restorer: BucketRestorer) {
+        do {
+            try Blocking.run { try await restorer.removeBucket(name) }
+        } catch {
+            logger.warning("scratch bucket not removed", metadata: ["bucket": "\(name)", "error": "\(describe(error))"])
+        }
+    }
+}
