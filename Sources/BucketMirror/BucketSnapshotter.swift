@@ -136,9 +136,23 @@ public struct BucketSnapshotter: Sendable {
             let lastModified = etag == object.etag ? object.lastModified : ""
             return BucketSnapshot.Entry(key: object.key, size: writer.size, etag: etag, lastModified: lastModified,
                                         sha256: digests.sha256, md5: digests.md5)
-        } catch {
+        } catch let error as S3Error {
             writer.abort()
             throw error
+        } catch {
+            writer.abort()
+            throw ObjectDownloadError(bucket: bucket, key: object.key, underlying: error)
         }
     }
+}
+
+/// A download that failed on our side (writing the blob), with the object it was for.
+public struct ObjectDownloadError: UserFacingError {
+    public var bucket: String
+    public var key: String
+    public var underlying: Error
+
+    public var exitStatus: ExitStatus { (underlying as? UserFacingError)?.exitStatus ?? .failed }
+    public var description: String { "downloading \(bucket)/\(key): \(underlying)" }
+    public var hint: String? { (underlying as? UserFacingError)?.hint }
 }

@@ -64,6 +64,9 @@ public final class S3Client: @unchecked Sendable {
             timeout: .init(connect: .seconds(Int64(min(options.timeoutSeconds, 30))), read: .milliseconds(Int64(options.timeoutSeconds * 1000))),
             decompression: .disabled)
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: options.maxConnections)
+        // Our own retries (with backoff, counted, reported) cover a refused connection; the pool's would wait
+        // silently until the request's deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
