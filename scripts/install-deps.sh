@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
 # Installs what kaleem-backup and its tests need on Debian 12, when it is missing:
-# zlib and SQLite headers, redis-server and redis-tools (the tests start real Redis servers), python3 (the
-# MongoDB tool stand-ins), prometheus (promtool checks the alert rules and the metrics file) and shellcheck
-# (the deploy script).
+# zlib and SQLite headers, libxml2 (Foundation's XML parser, for S3 replies), redis-server and redis-tools
+# (the tests start real Redis servers), python3 (the MongoDB tool stand-ins), prometheus (promtool checks
+# the alert rules and the metrics file), shellcheck (the deploy script), and the S3 test server (moto, from
+# PyPI: python3 -m moto.server).
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 # --runtime: only what building and running kaleem-backup (and its demo) needs.
-packages=(zlib1g-dev libsqlite3-dev redis-server redis-tools)
+packages=(zlib1g-dev libsqlite3-dev libxml2 redis-server redis-tools)
 if [ "${1:-}" != "--runtime" ]; then
-  packages+=(python3 prometheus shellcheck)
+  packages+=(python3 python3-pip prometheus shellcheck)
 fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-echo "installing: ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The S3 test server: moto with its server extras, from PyPI (Debian has no package of it).
+if [ "${1:-}" != "--runtime" ] && ! python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
+  echo "installing: moto[server] (PyPI)" >&2
+  python3 -m pip install --quiet 'moto[server]>=5' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5'
+fi
 # Debian's package may start a system redis-server where an init system runs; the tests start their own
 # servers on free ports and never use it.

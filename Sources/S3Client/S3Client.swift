@@ -187,7 +187,16 @@ public final class S3Client: @unchecked Sendable {
         case let e as HTTPClientError where e == .remoteConnectionClosed:
             text = "the server closed the connection"
         default:
-            text = "\(error)"
+            let raw = "\(error)"
+            if raw.contains("Connection refused") {
+                text = "connection refused"
+            } else if raw.contains("Connection reset") {
+                text = "connection reset by the server"
+            } else if raw.contains("Name or service not known") || raw.contains("nodename nor servname") || raw.contains("NXDOMAIN") {
+                text = "cannot resolve the host name"
+            } else {
+                text = raw
+            }
         }
         return S3Error(endpoint: endpoint, operation: operation, status: nil, code: nil, message: text)
     }

@@ -67,6 +67,48 @@ struct DeployHookTests {
         #expect(try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", textfile]).status == 0)
     }
 
+    /// With a bucket source too (the real local S3 server): the pre-deploy set holds a snapshot; a rollback
+    /// restores buckets only with --include-buckets, and then the bucket is back at the restore point.
+    @Test func rollbackRestoresBucketsOnlyWhenAsked() async throws {
+        let redis = try RedisTestServer()
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("uploads")
+        try await putAll(client, ["uploads": ["avatars/1.png": Array("one".utf8), "avatars/2.png": Array("two".utf8)]])
+        let dir = TemporaryDirectory()
+        writeS3Policy(in: dir, server: s3, buckets: ["uploads"])
+        let policy = dir.file("both.yml")
+        let text = try String(contentsOfFile: dir.file("policy.yml"), encoding: .utf8)
+            + "  redis:\n    kind: redis\n    url: \"\(redis.url)\"\n"
+        FileManager.default.createFile(atPath: policy, contents: Data(text.utf8))
+
+        let pre = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:3.0.0", "--policy", policy, "--json"])
+        #expect(pre.status == 0, "\(pre.stderr)")
+        let artifacts = try #require(try object(pre.stdout)["artifacts"] as? [[String: Any]])
+        #expect(Set(artifacts.compactMap { $0["source"] as? String }) == ["minio", "redis"])
+        #expect(artifacts.allSatisfy { $0["pinned"] as? Bool == true && $0["status"] as? String == "ok" })
+
+        // After the deploy: one upload added, one deleted.
+        try await putAll(client, ["uploads": ["avatars/3.png": Array("three".utf8)]])
+        try await client.deleteObject(bucket: "uploads", key: "avatars/1.png")
+
+        let printed = try runCLI(["hook", "rollback", "--release", "kaleem-api:3.0.0", "--reason", "manual", "--policy", policy])
+        #expect(printed.stdout.contains("kaleem-backup restore minio --backup"))
+        #expect(printed.stdout.contains("--bucket uploads --delete-extra --yes"))
+
+        let dataOnly = try runCLI(["hook", "rollback", "--release", "kaleem-api:3.0.0", "--reason", "health-check-failed",
+                                   "--restore-data", "--yes", "--policy", policy])
+        #expect(dataOnly.status == 0, "\(dataOnly.stdout) \(dataOnly.stderr)")
+        #expect(try await client.listObjects(bucket: "uploads").map(\.key) == ["avatars/2.png", "avatars/3.png"])
+
+        let withBuckets = try runCLI(["hook", "rollback", "--release", "kaleem-api:3.0.0", "--reason", "health-check-failed",
+                                      "--restore-data", "--include-buckets", "--yes", "--policy", policy])
+        #expect(withBuckets.status == 0, "\(withBuckets.stdout) \(withBuckets.stderr)")
+        #expect(withBuckets.stdout.contains("restored minio bucket uploads"))
+        #expect(try await readAll(client, bucket: "uploads") == ["avatars/1.png": Array("one".utf8), "avatars/2.png": Array("two".utf8)])
+    }
+
     @Test func preDeployFailureExitsNonZero() throws {
         let dir = TemporaryDirectory()
         let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
