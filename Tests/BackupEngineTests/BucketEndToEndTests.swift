@@ -151,7 +151,8 @@ struct BucketEndToEndTests {
         // The first snapshot, restored into new buckets, is what the buckets held then.
         let id1 = a1["id"] as! String
         for bucket in ["alpha", "beta"] {
-            let r = try runCLI(["restore", "minio", "--policy", policy, "--backup", id1, "--bucket", bucket, "--to-bucket", "\(bucket)-then", "--json"])
+            let r = try runCLI(["restore", "minio", "--policy", policy, "--backup", id1, "--bucket", bucket, "--to-bucket", "\(bucket)-then",
+                                "--endpoint", server.endpoint, "--json"])
             #expect(r.status == 0, "\(r.stderr)")
             let out = try object(r.stdout)
             #expect(out["uploaded"] as? Int == then[bucket]!.count)
@@ -169,12 +170,15 @@ struct BucketEndToEndTests {
         let refused = try runCLI(["restore", "minio", "--policy", policy, "--backup", id1, "--bucket", "alpha"])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("--yes"))
-        let dry = try runCLI(["restore", "minio", "--policy", policy, "--backup", id1, "--bucket", "alpha", "--delete-extra", "--dry-run", "--json"])
+        // (--before the second snapshot's time picks the first.)
+        let secondTaken = try #require(a2["created_at"] as? String)
+        let dry = try runCLI(["restore", "minio", "--policy", policy, "--before", secondTaken, "--bucket", "alpha", "--delete-extra", "--dry-run", "--json"])
         #expect(dry.status == 0, "\(dry.stderr)")
         let plan = try object(dry.stdout)
         #expect(plan["planned_uploads"] as? Int == 5 + 4) // the changed ones and the deleted ones
         #expect(plan["planned_deletes"] as? Int == 7)
         #expect(plan["uploaded"] as? Int == 0)
+        #expect(plan["artifact"] as? String == id1)
         let back = try runCLI(["restore", "minio", "--policy", policy, "--backup", id1, "--bucket", "alpha", "--delete-extra", "--yes", "--json"])
         #expect(back.status == 0, "\(back.stderr)")
         #expect(try object(back.stdout)["uploaded"] as? Int == 9)
