@@ -81,6 +81,18 @@ struct PolicyParserTests {
          "sources.r.password_file", "either password or password_file"),
         ("repository: { path: /r }\nrepository: { path: /s }\nsources: { r: { kind: redis, url: \"redis://h\" } }\n",
          "repository", "duplicate key"),
+        ("repository: { path: /r }\nsources:\n  m: { kind: s3, endpoint: \"minio:9000\", access_key: a, secret_key: b }\n",
+         "sources.m.endpoint", "expected an http:// or https:// URL"),
+        ("repository: { path: /r }\nsources:\n  m: { kind: s3, endpoint: \"http://u:hunter2@minio:9000\", access_key: a, secret_key: b }\n",
+         "sources.m.endpoint", "must not hold credentials"),
+        ("repository: { path: /r }\nsources:\n  m: { kind: s3, endpoint: \"http://minio:9000\", access_key: a }\n",
+         "sources.m", "missing key \"secret_key_file\""),
+        ("repository: { path: /r }\nsources:\n  m: { kind: s3, endpoint: \"http://minio:9000\", access_key: a, secret_key: b, secret_key_file: c }\n",
+         "sources.m.secret_key_file", "either secret_key or secret_key_file"),
+        ("repository: { path: /r }\nsources:\n  m: { kind: s3, endpoint: \"http://minio:9000\", access_key: a, secret_key: b, buckets: [Uploads] }\n",
+         "sources.m.buckets", "\"Uploads\" is not a bucket name"),
+        ("repository: { path: /r }\nsources:\n  m: { kind: s3, endpoint: \"http://minio:9000\", access_key: a, secret_key: b, concurrency: 0 }\n",
+         "sources.m.concurrency", "expected a whole number from 1 to 64"),
     ])
     func rejects(yaml: String, keyPath: String, problem: String) {
         do {
@@ -92,6 +104,34 @@ struct PolicyParserTests {
             #expect(error.description.hasPrefix("policy test.yml"))
             #expect(error.exitStatus == .usage)
         }
+    }
+
+    @Test func parsesBucketSources() throws {
+        let p = try parse("""
+        repository: { path: /r }
+        sources:
+          minio:
+            kind: s3
+            endpoint: ${MINIO:-http://minio:9000}
+            buckets: [uploads, avatars.v2]
+            prefix: public/
+            access_key: kaleem-backup
+            secret_key_file: /run/secrets/minio
+            region: eu-central-1
+            concurrency: 4
+            timeout: 30s
+          all: { kind: s3, endpoint: "https://s3.example.com", access_key: a, secret_key: "${SECRET}" }
+        drill: { endpoint: "http://127.0.0.1:9100" }
+        """, env: ["SECRET": "s3cr3t"])
+        guard case .s3(let m) = p.sources[0].settings, case .s3(let all) = p.sources[1].settings else {
+            Issue.record("not s3 sources"); return
+        }
+        #expect(m.endpoint == "http://minio:9000" && m.buckets == ["uploads", "avatars.v2"] && m.prefix == "public/")
+        #expect(m.secretKey == .file("/run/secrets/minio") && m.region == "eu-central-1" && m.concurrency == 4 && m.timeoutSeconds == 30)
+        #expect(all.buckets.isEmpty && all.region == "us-east-1" && all.concurrency == 8 && all.secretKey == .inline(Secret("s3cr3t")))
+        #expect(p.sources[0].kind == .s3)
+        #expect(p.sources[1].location == "https://s3.example.com (all buckets)")
+        #expect(p.drill.s3Endpoint == "http://127.0.0.1:9100")
     }
 
     @Test func syntaxErrorNamesTheLine() {
