@@ -18,7 +18,7 @@ public struct StoredFile: Sendable, Equatable {
     }
 }
 
-/// The artifact pipeline: source bytes → gzip → sha256 → `<path>.partial`, then `commit()` renames it into
+/// The artifact pipeline: source bytes → gzip → [age encryption] → sha256 → `<path>.partial`, then `commit()` renames it into
 /// place. Memory stays bounded whatever the size of the source. Not thread-safe: one producer thread.
 public final class ArtifactWriter {
     private let file: AtomicFileWriter
@@ -27,13 +27,24 @@ public final class ArtifactWriter {
     private var stored: Int64 = 0
     private var raw: Int64 = 0
 
-    public init(path: String, compression: CompressionPolicy) throws {
+    private var encryptor: AgeEncryptor?
+
+    /// - Parameter recipients: when not empty, the gzip stream is encrypted to them (age format) before it is
+    ///   hashed and written; the sha256 is then that of the encrypted file.
+    public init(path: String, compression: CompressionPolicy, recipients: [AgeRecipient] = []) throws {
         file = try AtomicFileWriter(path: path)
-        gzip = ParallelGzipWriter(level: compression.level, workers: compression.workers) { [unowned self] chunk in
-            self.hasher.update(bufferPointer: chunk)
-            self.stored += Int64(chunk.count)
-            try self.file.write(chunk)
+        if !recipients.isEmpty {
+            encryptor = try AgeEncryptor(recipients: recipients) { [unowned self] chunk in try self.store(chunk) }
         }
+        gzip = ParallelGzipWriter(level: compression.level, workers: compression.workers) { [unowned self] chunk in
+            if let encryptor = self.encryptor { try encryptor.write(chunk) } else { try self.store(chunk) }
+        }
+    }
+
+    private func store(_ chunk: UnsafeRawBufferPointer) throws {
+        hasher.update(bufferPointer: chunk)
+        stored += Int64(chunk.count)
+        try file.write(chunk)
     }
 
     public var partialPath: String { file.partialPath }
@@ -47,6 +58,7 @@ public final class ArtifactWriter {
     /// Ends the gzip stream and makes the file durable under its final name.
     public func commit() throws -> StoredFile {
         try gzip.finish()
+        try encryptor?.finish()
         let digest = hasher.finalize().hexString
         try file.commit()
         return StoredFile(path: file.path, bytesRaw: raw, bytesStored: stored, sha256: digest)

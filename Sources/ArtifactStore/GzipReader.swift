@@ -23,9 +23,14 @@ public final class GzipReader {
     private var started = false
     public private(set) var bytesStored: Int64 = 0
     public private(set) var bytesRaw: Int64 = 0
+    /// Set for an encrypted artifact: the stored bytes are hashed as they are, then decrypted, then inflated.
+    private let decryptor: AgeDecryptor?
+    private var chunkSize: Int
 
-    public init(path: String, chunkSize: Int = Defaults.readChunkSize) throws {
+    public init(path: String, chunkSize: Int = Defaults.readChunkSize, decryptor: AgeDecryptor? = nil) throws {
         self.path = path
+        self.decryptor = decryptor
+        self.chunkSize = chunkSize
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError("open", path: path) }
         inBuffer = [UInt8](repeating: 0, count: chunkSize)
@@ -94,13 +99,44 @@ public final class GzipReader {
     }
 
     private func fill() throws {
-        let n = inBuffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard let decryptor else {
+            let n = try readStored(into: &inBuffer)
+            if n == 0 { inputEOF = true; inStart = 0; inEnd = 0; return }
+            inStart = 0
+            inEnd = n
+            return
+        }
+        // Encrypted: read until the decryptor hands back plaintext (it releases a chunk at a time).
+        if decryptorDone { inputEOF = true; inStart = 0; inEnd = 0; return }
+        var raw = [UInt8](repeating: 0, count: chunkSize)
+        while true {
+            let n = try readStored(into: &raw)
+            let plain: [UInt8]
+            if n == 0 {
+                plain = try decryptor.finish()
+                decryptorDone = true
+            } else {
+                plain = try raw.withUnsafeBytes { try decryptor.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+            if !plain.isEmpty {
+                inBuffer = plain
+                inStart = 0
+                inEnd = plain.count
+                return
+            }
+            if n == 0 { inputEOF = true; inStart = 0; inEnd = 0; return }
+        }
+    }
+
+    private var decryptorDone = false
+
+    /// Reads stored bytes (hashing them); 0 at the end of the file.
+    private func readStored(into buffer: inout [UInt8]) throws -> Int {
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         if n < 0 { throw FileSystemError("read", path: path) }
-        if n == 0 { inputEOF = true; inStart = 0; inEnd = 0; return }
-        inStart = 0
-        inEnd = n
         bytesStored += Int64(n)
-        inBuffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        return n
     }
 }
 

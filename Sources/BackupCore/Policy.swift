@@ -16,6 +16,8 @@ public struct Policy: Sendable, Equatable {
     public var daemonListen = DaemonListen()
     /// Scratch targets for restore drills.
     public var drill = DrillPolicy()
+    /// Encryption at rest (age); nil: artifacts are stored unencrypted.
+    public var encryption: EncryptionPolicy?
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),
@@ -204,5 +206,19 @@ public struct DrillPolicy: Sendable, Equatable {
     public init(mongoURI: SecretReference? = nil, mongosh: [String] = ["mongosh"]) {
         self.mongoURI = mongoURI
         self.mongosh = mongosh
+    }
+}
+
+/// `encryption:` in the policy: artifacts are encrypted (age format) to the recipients before they are
+/// written; restore, verify and drill decrypt with the identity file.
+public struct EncryptionPolicy: Sendable, Equatable {
+    /// `age1…` public keys.
+    public var recipients: [String]
+    /// A file of `AGE-SECRET-KEY-1…` lines (age-keygen's output); needed to read encrypted artifacts.
+    public var identityFile: String?
+
+    public init(recipients: [String], identityFile: String? = nil) {
+        self.recipients = recipients
+        self.identityFile = identityFile
     }
 }

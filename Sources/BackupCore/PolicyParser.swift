@@ -21,7 +21,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "encryption"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
@@ -91,6 +91,16 @@ public enum PolicyParser {
             if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
             if let f = map["mongo_uri_file"] { policy.drill.mongoURI = .file(try f.nonEmptyString()) }
             if let c = map["mongosh"] { policy.drill.mongosh = try c.command() }
+        }
+        if let e = top["encryption"] {
+            let map = try e.mapping(allowed: ["recipients", "identity_file"])
+            guard let r = map["recipients"] else { throw e.error("missing key \"recipients\" (age public keys, age1…)") }
+            let recipients = try r.stringList()
+            guard !recipients.isEmpty else { throw r.error("expected at least one recipient (age1…)") }
+            for recipient in recipients where !recipient.hasPrefix("age1") {
+                throw r.error("\"\(recipient)\" is not an age recipient (age1…, as age-keygen prints it)")
+            }
+            policy.encryption = EncryptionPolicy(recipients: recipients, identityFile: try map["identity_file"]?.nonEmptyString())
         }
         if let d = top["daemon"] {
             let map = try d.mapping(allowed: ["listen"])

@@ -125,7 +125,7 @@ extension BackupEngine {
         for db in databases.sorted() { args += ["--nsInclude=\(db).*", "--nsFrom=\(db).*", "--nsTo=\(prefix)\(db).*"] }
         if artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
         let tools = MongoTools(uri: uri, timeoutSeconds: mongo.timeoutSeconds, source: artifact.source)
-        let reader = try GzipReader(path: repository.absolute(artifact.path))
+        let reader = try artifactReader(artifact)
         /// Drops the scratch databases; says whether it could.
         func dropScratch() -> String {
             let script = databases.sorted().map { "kb.getSiblingDB(\"\(prefix)\($0)\").dropDatabase();" }.joined(separator: "\n")

@@ -119,7 +119,7 @@ extension BackupEngine {
     /// Returns the name the previous file was kept under.
     private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String) throws -> String? {
         let destination = directory + "/" + dbfilename
-        let reader = try GzipReader(path: repository.absolute(artifact.path))
+        let reader = try artifactReader(artifact)
         let writer = try AtomicFileWriter(path: destination + ".incoming")
         do {
             while try reader.read({ try writer.write($0) }) {}

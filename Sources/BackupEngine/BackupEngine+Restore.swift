@@ -97,7 +97,7 @@ extension BackupEngine {
         if plan.drop { args.append("--drop") }
         if plan.dryRun { args.append("--dryRun") }
         if plan.artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
-        let reader = try GzipReader(path: repository.absolute(plan.artifact.path))
+        let reader = try artifactReader(plan.artifact)
         let started = DispatchTime.now()
         let outcome = try tools.restore(command: mongo.mongorestore, arguments: args) {
             var chunk: [UInt8]?

@@ -43,7 +43,7 @@ extension BackupEngine {
             }
         }
         do {
-            let reader = try GzipReader(path: path)
+            let reader = try artifactReader(artifact)
             var source = GzipChunkSource(reader: reader, copy: copy)
             var detail: String
             switch artifact.kind {

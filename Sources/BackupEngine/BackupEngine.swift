@@ -182,7 +182,9 @@ public final class BackupEngine {
             if case .s3(let s3) = source.settings {
                 (stats, stored) = try snapshotBuckets(s3, source: source.name, artifact: artifact, catalog: catalog)
             } else {
-                let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression)
+                let recipients = try encryptionRecipients()
+                if !recipients.isEmpty { artifact.compression = Self.encryptedCompression }
+                let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
                 do {
                     switch source.settings {
                     case .redis(let redis):

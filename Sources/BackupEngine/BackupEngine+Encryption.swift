@@ -1,0 +1,43 @@
+// Encryption at rest: artifacts are written encrypted to `encryption.recipients` (age format) and read back
+// through `artifactReader`, which decrypts with `encryption.identity_file` on the fly.
+import ArtifactStore
+import BackupCore
+import Foundation
+
+extension BackupEngine {
+    static let encryptedCompression = "gzip+age"
+
+    /// The recipients new artifacts are encrypted to (none: stored unencrypted).
+    func encryptionRecipients() throws -> [AgeRecipient] {
+        guard let encryption = policy.encryption else { return [] }
+        return try encryption.recipients.map(AgeRecipient.init)
+    }
+
+    /// The identities that decrypt artifacts, read from `encryption.identity_file` when needed.
+    func encryptionIdentities(for artifact: ArtifactInfo) throws -> [AgeIdentity] {
+        guard let file = policy.encryption?.identityFile else {
+            throw BackupFailure("backup \(artifact.id) is encrypted and the policy sets no encryption.identity_file to decrypt it", exitStatus: .usage,
+                                hint: "set encryption.identity_file in \(policy.origin) to the age key file (AGE-SECRET-KEY-1…)")
+        }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw BackupFailure("cannot read encryption.identity_file \(file)", exitStatus: .usage,
+                                hint: "check that the file exists and is readable by this user")
+        }
+        return try AgeIdentity.parseFile(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Opens a stored artifact for reading: hashed as stored, decrypted if it is encrypted, inflated.
+    func artifactReader(_ artifact: ArtifactInfo) throws -> GzipReader {
+        let path = try localArtifactPath(artifact)
+        var decryptor: AgeDecryptor?
+        if artifact.compression == Self.encryptedCompression {
+            decryptor = AgeDecryptor(identities: try encryptionIdentities(for: artifact), object: path)
+        }
+        return try GzipReader(path: path, decryptor: decryptor)
+    }
+
+    /// Where the artifact's file is on this host.
+    func localArtifactPath(_ artifact: ArtifactInfo) throws -> String {
+        repository.absolute(artifact.path)
+    }
+}
