@@ -182,3 +182,11 @@ public func sha256OfFile(_ path: String) throws -> String {
 public func sha256Hex(_ data: Data) -> String {
     SHA256.hash(data: data).hexString
 }
+
+/// SHA-256 fed in pieces; `finalize()` gives the hex digest.
+public struct StreamingSHA256 {
+    private var hasher = SHA256()
+    public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+    public func finalize() -> String { hasher.finalize().hexString }
+}

@@ -18,7 +18,7 @@ public struct KaleemBackup: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, VerifyCommand.self,
-                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, DemoCommand.self]
+                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, DemoCommand.self]
     )
 
     public init() {}

@@ -24,6 +24,9 @@ struct ArtifactJSON: Encodable {
     var stats: [String: JSONValue]
     /// Set by `show`: the artifact's newest drill.
     var last_drill: DrillJSON?
+    /// The off-site copy: null (none configured or not tried), "ok" or "failed".
+    var offsite: String?
+    var offsite_detail: String?
 
     init(_ a: ArtifactInfo) {
         id = a.id
@@ -44,12 +47,14 @@ struct ArtifactJSON: Encodable {
         deleted_at = a.deletedAt.map(Timestamps.iso8601)
         detail = a.detail
         stats = a.stats
+        offsite = a.offsite
+        offsite_detail = a.offsiteDetail
     }
 
     // Encode `release` and `detail` as null rather than omitting them: readers can rely on every key.
     enum CodingKeys: String, CodingKey {
         case id, run_id, source, kind, status, path, sha256, bytes_raw, bytes_stored, compression, created_at, tag,
-             release, pinned, pin_reason, deleted_at, detail, stats, last_drill
+             release, pinned, pin_reason, deleted_at, detail, stats, last_drill, offsite, offsite_detail
     }
 
     func encode(to encoder: Encoder) throws {
@@ -73,6 +78,8 @@ struct ArtifactJSON: Encodable {
         try c.encode(detail, forKey: .detail)
         try c.encode(stats, forKey: .stats)
         if let last_drill { try c.encode(last_drill, forKey: .last_drill) }
+        try c.encode(offsite, forKey: .offsite)
+        try c.encode(offsite_detail, forKey: .offsite_detail)
     }
 }
 

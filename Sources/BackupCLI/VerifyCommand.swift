@@ -17,13 +17,17 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Verify every good artifact of the catalog.")
     var all = false
 
+    @Flag(help: "Re-check the off-site copies instead (each file re-read and re-hashed; blobs by size and sha256).")
+    var offsite = false
+
     func validate() throws {
         if ids.isEmpty && !all { throw ValidationError("name artifact ids, or give --all") }
         if !ids.isEmpty && all { throw ValidationError("give artifact ids or --all, not both") }
     }
 
     func run() throws {
-        let results = try options.makeEngine().verify(ids: ids, all: all)
+        let engine = try options.makeEngine()
+        let results = offsite ? try engine.verifyOffsite(ids: ids, all: all) : try engine.verify(ids: ids, all: all)
         if options.json {
             try Output.json(results)
         } else if results.isEmpty {

@@ -114,7 +114,47 @@ public final class Catalog: Sendable {
             }
             try db.create(index: "deployments_by_release", on: "deployments", columns: ["release", "recorded_at"])
         }
+        migrator.registerMigration("v3-offsite") { db in
+            // The off-site copy of each artifact: ok, or failed with why (retried by the next run).
+            try db.create(table: "offsite") { t in
+                t.column("artifact_id", .text).primaryKey().references("artifacts", onDelete: .cascade)
+                t.column("status", .text).notNull().check(sql: "status IN ('ok', 'failed')")
+                t.column("detail", .text)
+                t.column("updated_at", .datetime).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Off-site copies
+
+    public func setOffsite(id: String, ok: Bool, detail: String?, at date: Date) throws {
+        try write("record the off-site copy of \(id)") { db in
+            try db.execute(sql: """
+                INSERT INTO offsite (artifact_id, status, detail, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(artifact_id) DO UPDATE SET status = excluded.status, detail = excluded.detail, updated_at = excluded.updated_at
+                """, arguments: [id, ok ? "ok" : "failed", detail, date])
+        }
+    }
+
+    /// Good artifacts still on this host whose off-site copy is missing or failed, oldest first.
+    public func artifactsNeedingOffsite() throws -> [ArtifactInfo] {
+        try read("list artifacts to copy off-site") { db in
+            try ArtifactRecord.fetchAll(db, sql: ArtifactRecord.selectWithRun
+                + " WHERE a.status = 'ok' AND a.deleted_at IS NULL AND (o.status IS NULL OR o.status != 'ok') ORDER BY a.created_at")
+                .map(\.model)
+        }
+    }
+
+    /// Copies the whole catalog, consistently, into a new SQLite file (the online backup API).
+    public func backup(to path: String) throws {
+        do {
+            let target = try DatabaseQueue(path: path)
+            try dbQueue.backup(to: target)
+            try target.close()
+        } catch {
+            throw CatalogError(path: path, operation: "copy the catalog to", underlying: error)
+        }
     }
 
     // MARK: Runs
@@ -248,6 +288,7 @@ public final class Catalog: Sendable {
                     s.lastDrillSuccess = row[0]
                     s.lastDrillSuccessDuration = row[1]
                 }
+                s.offsiteFailed = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM artifacts a JOIN offsite o ON o.artifact_id = a.id WHERE a.source = ? AND a.status = 'ok' AND a.deleted_at IS NULL AND o.status = 'failed'", arguments: [source]) ?? 0
                 return s
             }
         }
@@ -410,6 +451,8 @@ public struct SourceSummary: Sendable, Equatable {
     public var lastDrillDuration: Double?
     public var lastDrillSuccess: Date?
     public var lastDrillSuccessDuration: Double?
+    /// Good artifacts (not removed) whose off-site copy failed.
+    public var offsiteFailed = 0
 
     public init(source: String) { self.source = source }
 }

@@ -38,7 +38,10 @@ struct RunRecord: Codable, FetchableRecord, PersistableRecord {
 /// One row of `artifacts`; `tag` and `release` are read from the run (they are not columns of this table).
 struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "artifacts"
-    static let selectWithRun = "SELECT a.*, r.tag AS tag, r.release AS release FROM artifacts a JOIN runs r ON r.id = a.run_id"
+    static let selectWithRun = """
+        SELECT a.*, r.tag AS tag, r.release AS release, o.status AS offsite_status, o.detail AS offsite_detail
+        FROM artifacts a JOIN runs r ON r.id = a.run_id LEFT JOIN offsite o ON o.artifact_id = a.id
+        """
 
     var id: String
     var runID: String
@@ -58,9 +61,13 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
     var detail: String?
     var tag: String?
     var release: String?
+    var offsiteStatus: String?
+    var offsiteDetail: String?
 
     enum CodingKeys: String, CodingKey {
         case id, source, kind, path, sha256, compression, status, pinned, stats, detail, tag, release
+        case offsiteStatus = "offsite_status"
+        case offsiteDetail = "offsite_detail"
         case runID = "run_id"
         case bytesRaw = "bytes_raw"
         case bytesStored = "bytes_stored"
@@ -90,6 +97,8 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
         detail = a.detail
         tag = a.tag.rawValue
         release = a.release
+        offsiteStatus = a.offsite
+        offsiteDetail = a.offsiteDetail
     }
 
     /// `tag` and `release` belong to `runs`; never write them here.
@@ -114,10 +123,13 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
 
     var model: ArtifactInfo {
         let decoded = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(stats.utf8))) ?? [:]
-        return ArtifactInfo(id: id, runID: runID, source: source, kind: SourceKind(rawValue: kind) ?? .redis, path: path,
+        var a = ArtifactInfo(id: id, runID: runID, source: source, kind: SourceKind(rawValue: kind) ?? .redis, path: path,
                             bytesRaw: bytesRaw, bytesStored: bytesStored, sha256: sha256, compression: compression,
                             status: ArtifactStatus(rawValue: status) ?? .failed, createdAt: createdAt, pinned: pinned,
                             pinReason: pinReason, deletedAt: deletedAt, stats: decoded, detail: detail,
                             tag: tag.flatMap(RunTag.init(rawValue:)) ?? .manual, release: release)
+        a.offsite = offsiteStatus
+        a.offsiteDetail = offsiteDetail
+        return a
     }
 }

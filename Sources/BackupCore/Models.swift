@@ -141,6 +141,10 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
     public var detail: String?
     public var tag: RunTag
     public var release: String?
+    /// The off-site copy: nil (none configured or not tried yet), `ok` or `failed` (see `offsiteDetail`).
+    /// Kept in the catalog only, not in the manifest.
+    public var offsite: String? = nil
+    public var offsiteDetail: String? = nil
 
     /// Field names of the manifest format (snake_case, stable).
     enum CodingKeys: String, CodingKey {

@@ -40,6 +40,8 @@ public struct RepositoryPolicy: Sendable, Equatable {
     public var path: String
     /// The catalog's SQLite file; nil means `<path>/catalog.sqlite`.
     public var catalog: String?
+    /// The off-site copy (an S3 / MinIO bucket, same layout), or nil.
+    public var offsite: OffsitePolicy?
 
     public init(path: String, catalog: String? = nil) {
         self.path = path
@@ -97,6 +99,28 @@ public enum SourceSettings: Sendable, Equatable {
     case redis(RedisSourcePolicy)
     case mongodb(MongoSourcePolicy)
     case s3(S3SourcePolicy)
+}
+
+/// `repository.offsite`: where the off-site copy of the repository goes.
+public struct OffsitePolicy: Sendable, Equatable {
+    public var endpoint: String
+    public var bucket: String
+    /// `""` or ending with `/`.
+    public var prefix = ""
+    public var region = "us-east-1"
+    public var accessKey: String
+    public var secretKey: SecretReference
+    public var timeoutSeconds: Double = 120
+
+    public init(endpoint: String, bucket: String, accessKey: String, secretKey: SecretReference) {
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.accessKey = accessKey
+        self.secretKey = secretKey
+    }
+
+    /// `endpoint/bucket/prefix`, for messages.
+    public var location: String { "\(endpoint)/\(bucket)/\(prefix)" }
 }
 
 /// A MinIO (or any S3) source: point-in-time snapshots of buckets into a content-addressed blob store.

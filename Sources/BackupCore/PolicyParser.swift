@@ -24,9 +24,10 @@ public enum PolicyParser {
         let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "encryption"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
-        let repoMap = try repoNode.mapping(allowed: ["path", "catalog"])
+        let repoMap = try repoNode.mapping(allowed: ["path", "catalog", "offsite"])
         guard let pathNode = repoMap["path"] else { throw repoNode.error("missing key \"path\" (the backup directory)") }
-        let repository = RepositoryPolicy(path: try pathNode.nonEmptyString(), catalog: try repoMap["catalog"]?.nonEmptyString())
+        var repository = RepositoryPolicy(path: try pathNode.nonEmptyString(), catalog: try repoMap["catalog"]?.nonEmptyString())
+        if let o = repoMap["offsite"] { repository.offsite = try parseOffsite(o) }
 
         var compression = CompressionPolicy()
         if let c = top["compression"] {
@@ -250,6 +251,34 @@ public enum PolicyParser {
         }
         if let p = map["prefix"] { policy.prefix = try p.string() }
         if let c = map["concurrency"] { policy.concurrency = try c.int(in: 1...64) }
+        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
+        return policy
+    }
+
+    private static func parseOffsite(_ node: PolicyNode) throws(PolicyError) -> OffsitePolicy {
+        let map = try node.mapping(allowed: ["endpoint", "bucket", "prefix", "region", "access_key", "secret_key", "secret_key_file", "timeout"])
+        guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. https://s3.eu-central-1.amazonaws.com)") }
+        guard let b = map["bucket"] else { throw node.error("missing key \"bucket\"") }
+        guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }
+        let bucket = try b.nonEmptyString()
+        guard S3SourcePolicy.isValidBucketName(bucket) else {
+            throw b.error("\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
+        }
+        let secret: SecretReference
+        switch (map["secret_key"], map["secret_key_file"]) {
+        case (let k?, nil): secret = .inline(Secret(try k.string(secret: true)))
+        case (nil, let f?): secret = .file(try f.nonEmptyString())
+        case (_?, let f?): throw f.error("give either secret_key or secret_key_file, not both")
+        case (nil, nil): throw node.error("missing key \"secret_key_file\" (or secret_key)")
+        }
+        var policy = OffsitePolicy(endpoint: try parseS3Endpoint(e), bucket: bucket, accessKey: try a.nonEmptyString(), secretKey: secret)
+        if let p = map["prefix"] {
+            var prefix = try p.string()
+            while prefix.hasPrefix("/") { prefix.removeFirst() }
+            if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
+            policy.prefix = prefix
+        }
+        if let r = map["region"] { policy.region = try r.nonEmptyString() }
         if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
         return policy
     }

@@ -61,7 +61,7 @@ extension BackupEngine {
 
     /// Reads a snapshot manifest, checking it against the sha256 the catalog recorded.
     func loadSnapshot(_ artifact: ArtifactInfo) throws -> BucketSnapshot {
-        let path = repository.absolute(artifact.path)
+        let path = try localArtifactPath(artifact)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IntegrityError(object: path, problem: "the snapshot manifest is missing")
         }
@@ -74,6 +74,7 @@ extension BackupEngine {
     /// sha256 of the manifest, then every blob it references, re-hashed.
     func verifySnapshot(_ artifact: ArtifactInfo) throws -> String {
         let snapshot = try loadSnapshot(artifact)
+        try fetchMissingBlobs(snapshot, source: artifact.source)
         let blobs = blobStore(source: artifact.source)
         var checked = 0
         for digest in snapshot.blobDigests.sorted() {

@@ -36,8 +36,13 @@ extension BackupEngine {
         return try GzipReader(path: path, decryptor: decryptor)
     }
 
-    /// Where the artifact's file is on this host.
+    /// Where the artifact's file is on this host; fetched from the off-site copy (sha256 checked) when it is
+    /// missing here and one is configured.
     func localArtifactPath(_ artifact: ArtifactInfo) throws -> String {
-        repository.absolute(artifact.path)
+        let path = repository.absolute(artifact.path)
+        if access(path, F_OK) != 0 && policy.repository.offsite != nil {
+            try fetchFromOffsite(artifact.path, sha256: artifact.sha256)
+        }
+        return path
     }
 }

@@ -76,6 +76,7 @@ extension BackupEngine {
             try FileIO.syncDirectory(repository.root)
             try catalog.markDeleted(ids: removed, at: now)
             if policy.source(named: source)?.kind == .s3 { collectBlobGarbage(source: source, catalog: catalog) }
+            removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
         }
         result.removed = removed
         logger.info("rotation", metadata: ["source": "\(source)", "kept": "\(plan.keep.count)", "removed": "\(removed.count)",

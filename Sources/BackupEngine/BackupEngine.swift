@@ -24,6 +24,8 @@ public struct BackupResult: Sendable {
     public var rotations: [RotationResult] = []
     /// Why rotation did not run, when it did not (an empty retention policy, an error).
     public var rotationSkipped: String?
+    /// Artifacts (of this run or earlier ones) whose off-site copy failed in this run: id → why.
+    public var offsiteFailures: [String: String] = [:]
 
     public var exitStatus: ExitStatus {
         switch run.status {
@@ -130,6 +132,19 @@ public final class BackupEngine {
             result.rotationSkipped = describe(error)
             logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
         }
+        // Off-site: this run's good artifacts and any earlier copy that failed; then the catalog itself.
+        // A failure here never fails the backup: the artifact is `ok, offsite failed` and retried next run.
+        result.offsiteFailures = syncOffsite(catalog: catalog)
+        for (id, detail) in result.offsiteFailures {
+            if let i = result.artifacts.firstIndex(where: { $0.id == id }) {
+                result.artifacts[i].offsite = "failed"
+                result.artifacts[i].offsiteDetail = detail
+            }
+        }
+        for i in result.artifacts.indices where result.artifacts[i].status == .ok && result.artifacts[i].offsite == nil && policy.repository.offsite != nil {
+            result.artifacts[i].offsite = "ok"
+        }
+        copyCatalog()
         writeMetricsTextfile()
         notify(result)
         return result

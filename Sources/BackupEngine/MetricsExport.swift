@@ -71,6 +71,8 @@ public enum MetricsExport {
             }
             registry.makeCounter(descriptor: descriptor("rotation_removed", "total", "Backups removed by rotation"),
                                  labels: [("source", s.source)]).increment(by: Int64(s.removedByRotation))
+            registry.makeGauge(descriptor: descriptor("offsite_failed", "artifacts", "Good backups whose off-site copy failed (retried by the next run)"),
+                               labels: [("source", s.source)]).set(Double(s.offsiteFailed))
             if let t = s.lastDrillSuccess {
                 gauge("drill_last_success_timestamp", "seconds", "Unix time of the newest passed restore drill", s.source).set(t.timeIntervalSince1970)
             }

@@ -79,7 +79,13 @@ extension BackupEngine {
     /// The events a backup run produces for the webhook (failures, and successes when asked for).
     func notificationEvents(for result: BackupResult) -> [NotificationEvent] {
         guard let notify = policy.notify else { return [] }
-        return result.artifacts.compactMap { a in
+        let offsite: [NotificationEvent] = notify.wants(.failure) ? result.offsiteFailures.sorted { $0.key < $1.key }.map { id, detail in
+            let a = result.artifacts.first { $0.id == id }
+            return NotificationEvent(event: "offsite", status: "failed", source: a?.source ?? "", kind: a?.kind.rawValue ?? "",
+                                     run_id: result.run.id, artifact_id: id, host: environment.host,
+                                     time: Timestamps.iso8601(environment.clock()), error: detail, bytes_stored: nil)
+        } : []
+        return offsite + result.artifacts.compactMap { a in
             let failed = a.status != .ok
             guard failed ? notify.wants(.failure) : notify.wants(.success) else { return nil }
             return NotificationEvent(event: "backup", status: failed ? "failed" : "ok", source: a.source, kind: a.kind.rawValue,

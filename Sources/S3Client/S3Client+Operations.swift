@@ -222,6 +222,18 @@ extension S3Client {
         }
     }
 
+    /// Size, ETag and `x-amz-meta-*` of an object; nil when it does not exist.
+    public func headObject(bucket: String, key: String) async throws -> (size: Int64, etag: String, metadata: [String: String])? {
+        let reply = try await send(.HEAD, "HeadObject \(bucket)/\(key)", bucket: bucket, key: key, accept: { $0 == 200 || $0 == 404 })
+        guard reply.status == 200 else { return nil }
+        var metadata: [String: String] = [:]
+        for header in reply.headers where header.name.lowercased().hasPrefix("x-amz-meta-") {
+            metadata[String(header.name.lowercased().dropFirst("x-amz-meta-".count))] = header.value
+        }
+        let size = reply.headers.first(name: "content-length").flatMap { Int64($0) } ?? -1
+        return (size, Self.unquote(reply.headers.first(name: "etag") ?? ""), metadata)
+    }
+
     public func deleteObject(bucket: String, key: String) async throws {
         _ = try await send(.DELETE, "DeleteObject \(bucket)/\(key)", bucket: bucket, key: key)
     }

@@ -1,0 +1,46 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+
+struct CatalogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "catalog",
+        abstract: "Work with the catalog itself.",
+        subcommands: [CatalogRebuildCommand.self]
+    )
+}
+
+struct CatalogRebuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Recreate the catalog from the manifests in the repository (or, with --from-offsite, in the off-site copy).",
+        discussion: "An existing catalog is moved aside (<catalog>.pre-rebuild-<time>), never deleted. Pre-deploy restore points are pinned again."
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Flag(help: "Download the manifests from repository.offsite first (a new host with only the off-site copy).")
+    var fromOffsite = false
+
+    func run() throws {
+        let result = try options.makeEngine().rebuildCatalog(fromOffsite: fromOffsite)
+        if options.json {
+            try Output.json(CatalogRebuildJSON(catalog: result.catalogPath, previous_catalog: result.previousCatalog, runs: result.runs,
+                                               artifacts: result.artifacts, fetched: result.fetched, skipped: result.skipped))
+        } else {
+            print("catalog \(result.catalogPath) rebuilt: \(result.artifacts) artifacts in \(result.runs) runs"
+                  + (fromOffsite ? " (\(result.fetched) manifests fetched off-site)" : ""))
+            if let previous = result.previousCatalog { print("the previous catalog was moved to \(previous)") }
+            for s in result.skipped { print("skipped \(s)") }
+        }
+    }
+}
+
+struct CatalogRebuildJSON: Encodable {
+    var catalog: String
+    var previous_catalog: String?
+    var runs: Int
+    var artifacts: Int
+    var fetched: Int
+    var skipped: [String]
+}

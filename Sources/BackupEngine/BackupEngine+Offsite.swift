@@ -1,0 +1,272 @@
+// The off-site copy: the repository's files in an S3 / MinIO bucket, same layout under `prefix`. After each
+// run: every good artifact not yet copied (artifact file, manifest; a bucket snapshot's blobs), each
+// uploaded with its sha256 as metadata and checked (size and sha256) after upload; then the catalog itself.
+// A failed copy leaves the local backup good (`ok, offsite failed`) and is retried by the next run.
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import BucketMirror
+import Foundation
+import S3Client
+
+/// The remote side: keys are `prefix + relative path`.
+struct OffsiteRepository: Sendable {
+    let client: S3Client
+    let policy: OffsitePolicy
+
+    func key(_ relative: String) -> String { policy.prefix + relative }
+
+    /// Uploads a file and checks the remote copy's size and recorded sha256.
+    func upload(_ path: String, as relative: String, sha256: String) async throws {
+        try await client.putFile(bucket: policy.bucket, key: key(relative), path: path, expectedSHA256: sha256,
+                                 metadata: ["sha256": sha256])
+        try await check(relative, size: FileIO.fileSize(path) ?? -1, sha256: sha256)
+    }
+
+    /// HEAD: the object exists with this size and sha256 metadata.
+    func check(_ relative: String, size: Int64, sha256: String) async throws {
+        guard let head = try await client.headObject(bucket: policy.bucket, key: key(relative)) else {
+            throw IntegrityError(object: "\(policy.location)\(relative)", problem: "the off-site copy is missing")
+        }
+        guard head.size == size, head.metadata["sha256"] == sha256 else {
+            throw IntegrityError(object: "\(policy.location)\(relative)",
+                                 problem: "the off-site copy has \(head.size) bytes and sha256 \(head.metadata["sha256"] ?? "none"), expected \(size) and \(sha256)")
+        }
+    }
+
+    /// Downloads an object to `path` (atomically), checking its sha256 on the way when one is expected.
+    func download(_ relative: String, to path: String, sha256 expected: String?) async throws {
+        try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
+        let file = try AtomicFileWriter(path: path)
+        var hasher = SHA256Stream()
+        do {
+            _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: {
+                file.abort()
+                throw S3Error(endpoint: client.endpoint, operation: "GetObject \(relative)", status: nil, code: nil, message: "transfer broken")
+            }) { chunk in
+                try chunk.withUnsafeReadableBytes { bytes in
+                    hasher.update(bytes)
+                    try file.write(bytes)
+                }
+            }
+            let digest = hasher.finalize()
+            if let expected, digest != expected {
+                throw IntegrityError(object: "\(policy.location)\(relative)", problem: "sha256 is \(digest), expected \(expected)")
+            }
+            try file.commit()
+        } catch {
+            file.abort()
+            throw error
+        }
+    }
+
+    /// Re-reads an object and returns its sha256.
+    func rehash(_ relative: String) async throws -> String {
+        var hasher = SHA256Stream()
+        _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: { hasher = SHA256Stream() }) { chunk in
+            chunk.withUnsafeReadableBytes { hasher.update($0) }
+        }
+        return hasher.finalize()
+    }
+
+    func delete(_ relatives: [String]) async throws {
+        try await client.deleteObjects(bucket: policy.bucket, keys: relatives.map(key))
+    }
+
+    /// Every key under `relative` (as relative paths).
+    func list(_ relative: String) async throws -> [S3Object] {
+        try await client.listObjects(bucket: policy.bucket, prefix: key(relative)).map {
+            var o = $0
+            o.key = String(o.key.dropFirst(policy.prefix.count))
+            return o
+        }
+    }
+}
+
+extension BackupEngine {
+    /// A client of the off-site bucket (shut it down when done), or nil when none is configured.
+    func offsiteRepository() throws -> OffsiteRepository? {
+        guard let offsite = policy.repository.offsite else { return nil }
+        guard let secret = try SecretResolver(source: "repository.offsite", policyOrigin: policy.origin)
+            .resolve(offsite.secretKey, key: "secret_key") else { return nil }
+        var options = S3ClientOptions()
+        options.timeoutSeconds = offsite.timeoutSeconds
+        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
+        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
+        let client = try S3Client(endpoint: offsite.endpoint, region: offsite.region,
+                                  credentials: S3Credentials(accessKey: offsite.accessKey, secretKey: secret), options: options)
+        return OffsiteRepository(client: client, policy: offsite)
+    }
+
+    /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload).
+    func offsiteFiles(_ artifact: ArtifactInfo) throws -> [(relative: String, sha256: String?)] {
+        let manifest = String(repository.manifestPath(forArtifact: artifact.path, id: artifact.id).dropFirst(repository.root.count + 1))
+        var files: [(String, String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
+        if artifact.kind == .s3 {
+            for digest in try loadSnapshot(artifact).blobDigests.sorted() {
+                files.append(("\(artifact.source)/blobs/\(digest.prefix(2))/\(digest)", digest))
+            }
+        }
+        return files
+    }
+
+    /// Copies every good artifact that has no good off-site copy yet; returns the failures (id → why).
+    func syncOffsite(catalog: Catalog) -> [String: String] {
+        guard policy.repository.offsite != nil else { return [:] }
+        var failures: [String: String] = [:]
+        let pending: [ArtifactInfo]
+        let remote: OffsiteRepository
+        do {
+            pending = try catalog.artifactsNeedingOffsite()
+            guard !pending.isEmpty else { return [:] }
+            guard let r = try offsiteRepository() else { return [:] }
+            remote = r
+        } catch {
+            logger.error("off-site copy not started", metadata: ["error": "\(describe(error))"])
+            return [:]
+        }
+        defer { remote.client.shutdown() }
+        // Blobs already there are not sent again (one listing per source, 1 request per 1,000 blobs).
+        var remoteBlobs: [String: Set<String>] = [:]
+        for artifact in pending {
+            do {
+                if artifact.kind == .s3, remoteBlobs[artifact.source] == nil {
+                    let source = artifact.source
+                    remoteBlobs[source] = Set(try Blocking.run { try await remote.list("\(source)/blobs/") }.map(\.key))
+                }
+                let files = try offsiteFiles(artifact).filter { remoteBlobs[artifact.source]?.contains($0.relative) != true }
+                for (relative, known) in files {
+                    let path = repository.absolute(relative)
+                    let sha = try known ?? sha256OfFile(path)
+                    try Blocking.run { try await remote.upload(path, as: relative, sha256: sha) }
+                    if relative.contains("/blobs/") { remoteBlobs[artifact.source, default: []].insert(relative) }
+                }
+                try catalog.setOffsite(id: artifact.id, ok: true, detail: "\(files.count) files at \(remote.policy.location)", at: environment.clock())
+                logger.info("off-site copy ok", metadata: ["artifact": "\(artifact.id)", "files": "\(files.count)"])
+            } catch {
+                let detail = describe(error)
+                failures[artifact.id] = detail
+                try? catalog.setOffsite(id: artifact.id, ok: false, detail: detail, at: environment.clock())
+                logger.error("off-site copy failed", metadata: ["artifact": "\(artifact.id)", "error": "\(detail)"])
+            }
+        }
+        return failures
+    }
+
+    /// The catalog, copied consistently (SQLite's online backup API) into `<repo>/catalog-copy/catalog.sqlite`
+    /// and, when configured, off-site as `catalog/catalog.sqlite`. A failure is logged, never fatal.
+    func copyCatalog() {
+        do {
+            let dir = repository.absolute("catalog-copy")
+            try FileIO.makeDirectories(dir)
+            let temp = dir + "/catalog.sqlite.partial"
+            unlink(temp)
+            try catalog().backup(to: temp)
+            let fd = open(temp, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            guard rename(temp, dir + "/catalog.sqlite") == 0 else { throw FileSystemError("rename into place", path: dir + "/catalog.sqlite") }
+            try FileIO.syncDirectory(dir)
+            if let remote = try offsiteRepository() {
+                defer { remote.client.shutdown() }
+                let path = dir + "/catalog.sqlite"
+                let sha = try sha256OfFile(path)
+                try Blocking.run { try await remote.upload(path, as: "catalog/catalog.sqlite", sha256: sha) }
+            }
+        } catch {
+            logger.warning("catalog copy failed", metadata: ["error": "\(describe(error))"])
+        }
+    }
+
+    /// `verify --offsite`: each artifact's remote files re-read and re-hashed (blobs: size and sha256 metadata).
+    public func verifyOffsite(ids: [String], all: Bool) throws -> [VerifyResult] {
+        guard let remote = try offsiteRepository() else {
+            throw BackupFailure("the policy has no repository.offsite to verify", exitStatus: .usage)
+        }
+        defer { remote.client.shutdown() }
+        let catalog = try catalog()
+        let artifacts: [ArtifactInfo] = all
+            ? try catalog.artifacts(status: .ok).reversed()
+            : try ids.map { id in guard let a = try catalog.artifact(matching: id) else { throw Self.unknownArtifact(id) }; return a }
+        return artifacts.filter { $0.deletedAt == nil && $0.status == .ok }.map { artifact in
+            do {
+                var checked = 0
+                for (relative, known) in try offsiteFiles(artifact) {
+                    if relative.contains("/blobs/"), let digest = known {
+                        let size = FileIO.fileSize(blobStore(source: artifact.source).path(for: digest))
+                        if let size {
+                            try Blocking.run { try await remote.check(relative, size: size, sha256: digest) }
+                        } else {
+                            let actual = try Blocking.run { try await remote.rehash(relative) }
+                            if actual != digest { throw IntegrityError(object: remote.policy.location + relative, problem: "sha256 is \(actual)") }
+                        }
+                    } else {
+                        let actual = try Blocking.run { try await remote.rehash(relative) }
+                        let expected = try known ?? sha256OfFile(repository.absolute(relative))
+                        if actual != expected {
+                            throw IntegrityError(object: remote.policy.location + relative, problem: "sha256 is \(actual), expected \(expected)")
+                        }
+                    }
+                    checked += 1
+                }
+                return VerifyResult(id: artifact.id, ok: true, detail: "off-site copy ok: \(checked) files at \(remote.policy.location)")
+            } catch {
+                return VerifyResult(id: artifact.id, ok: false, detail: "off-site: \(describe(error))")
+            }
+        }
+    }
+
+    /// After rotation removed artifacts: their remote files go too (blobs: those no remaining snapshot uses).
+    func removeOffsite(_ removed: [(id: String, path: String)], source: String, catalog: Catalog) {
+        guard !removed.isEmpty, let remote = try? offsiteRepository() else { return }
+        defer { remote.client.shutdown() }
+        var keys: [String] = []
+        for r in removed {
+            keys.append(r.path)
+            keys.append(String(repository.manifestPath(forArtifact: r.path, id: r.id).dropFirst(repository.root.count + 1)))
+        }
+        do {
+            if policy.source(named: source)?.kind == .s3 {
+                var keep = Set<String>()
+                for a in try catalog.artifacts(source: source, status: .ok) where a.deletedAt == nil {
+                    keep.formUnion(try loadSnapshot(a).blobDigests)
+                }
+                let blobs = try Blocking.run { try await remote.list("\(source)/blobs/") }.map(\.key)
+                keys += blobs.filter { !keep.contains(($0 as NSString).lastPathComponent) }
+            }
+            let all = keys
+            try Blocking.run { try await remote.delete(all) }
+            logger.info("off-site copies removed", metadata: ["source": "\(source)", "objects": "\(all.count)"])
+        } catch {
+            logger.warning("off-site copies not removed", metadata: ["source": "\(source)", "error": "\(describe(error))"])
+        }
+    }
+
+    /// A file of the repository that is missing here, fetched from the off-site copy (sha256 checked when known).
+    /// Returns false when there is no off-site copy to fetch from.
+    @discardableResult
+    func fetchFromOffsite(_ relative: String, sha256: String?) throws -> Bool {
+        guard let remote = try offsiteRepository() else { return false }
+        defer { remote.client.shutdown() }
+        let path = repository.absolute(relative)
+        logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.policy.location)"])
+        try Blocking.run { try await remote.download(relative, to: path, sha256: sha256) }
+        return true
+    }
+
+    /// Fetches the blobs of a snapshot that are missing here from the off-site copy.
+    func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String) throws {
+        let blobs = blobStore(source: source)
+        let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
+        guard !missing.isEmpty, policy.repository.offsite != nil else { return }
+        for digest in missing {
+            try fetchFromOffsite("\(source)/blobs/\(digest.prefix(2))/\(digest)", sha256: digest)
+        }
+    }
+}
+
+/// SHA-256 over pieces, as hex (the engine does not import Crypto itself).
+struct SHA256Stream {
+    private var hasher = StreamingSHA256()
+    mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
+    func finalize() -> String { hasher.finalize() }
+}

@@ -1,0 +1,151 @@
+import ArtifactStore
+import BackupCore
+import BucketMirror
+import Foundation
+import RedisBackup
+import S3Client
+import TestSupport
+import Testing
+
+/// The off-site copy against real S3 servers (moto) on 127.0.0.1: upload and check, verify --offsite,
+/// rotation removing remote copies, a failed upload retried by the next run, reading from off-site when
+/// the local file is gone, and a whole new host rebuilt from the off-site copy and a key.
+struct OffsiteTests {
+    /// A policy with a Redis source, a bucket source and an off-site bucket.
+    func writePolicy(_ dir: TemporaryDirectory, repo: String, redis: String, minio: S3TestServer, offsite: String,
+                     extra: String = "", name: String = "policy.yml") -> String {
+        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(minio.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        let text = """
+        repository:
+          path: \(repo)
+          offsite: { endpoint: "\(offsite)", bucket: offsite-copy, prefix: kaleem/prod, access_key: \(minio.accessKey), secret_key_file: \(dir.file("secret")) }
+        sources:
+          redis: { kind: redis, url: "\(redis)" }
+          minio: { kind: s3, endpoint: "\(minio.endpoint)", buckets: [uploads], access_key: \(minio.accessKey), secret_key_file: \(dir.file("secret")) }
+        \(extra)
+        """
+        FileManager.default.createFile(atPath: dir.file(name), contents: Data(text.utf8))
+        return dir.file(name)
+    }
+
+    func remoteKeys(_ client: S3Client) async throws -> [String] {
+        try await client.listObjects(bucket: "offsite-copy").map(\.key)
+    }
+
+    @Test func copyVerifyRotateAndRetry() async throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        try SampleData.fill(c, databases: [0], keysPerType: 5)
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("uploads")
+        try await client.createBucket("offsite-copy")
+        try await putAll(client, ["uploads": ["a.txt": Array("a".utf8), "b/c.txt": Array("c".utf8)]])
+        let dir = TemporaryDirectory()
+        let textfile = dir.file("metrics.prom")
+        let policy = writePolicy(dir, repo: dir.file("repo"), redis: redis.url, minio: s3, offsite: s3.endpoint,
+                                 extra: "retention: { daily: 1, keep_last: 1 }\nmetrics: { textfile: \(textfile) }")
+
+        let first = try runCLI(["backup", "--policy", policy, "--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let a1 = try #require(try object(first.stdout)["artifacts"] as? [[String: Any]])
+        #expect(a1.allSatisfy { $0["offsite"] as? String == "ok" })
+        var keys = try await remoteKeys(client)
+        for a in a1 {
+            let path = a["path"] as! String
+            #expect(keys.contains("kaleem/prod/" + path))
+            #expect(keys.contains("kaleem/prod/" + (path as NSString).deletingLastPathComponent + "/\(a["id"] as! String).manifest.json"))
+        }
+        #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2)
+        #expect(keys.contains("kaleem/prod/catalog/catalog.sqlite"))
+        #expect(FileManager.default.fileExists(atPath: dir.file("repo/catalog-copy/catalog.sqlite")))
+        // The remote copy carries its sha256; the copy's bytes are the local file's.
+        let redisArtifact = a1.first { $0["source"] as? String == "redis" }!
+        let head = try await client.headObject(bucket: "offsite-copy", key: "kaleem/prod/" + (redisArtifact["path"] as! String))
+        #expect(head?.metadata["sha256"] == redisArtifact["sha256"] as? String)
+
+        let verify = try runCLI(["verify", "--offsite", "--all", "--policy", policy, "--json"])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+        #expect(try array(verify.stdout).count == 2)
+
+        // A second run rotates the first away, here and off-site (its unique blob too).
+        _ = try c.command("SET", "later", "1")
+        try await putAll(client, ["uploads": ["a.txt": Array("A2".utf8)]])
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        keys = try await remoteKeys(client)
+        for a in a1 { #expect(!keys.contains("kaleem/prod/" + (a["path"] as! String)), "removed off-site: \(a["id"]!)") }
+        #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2)
+
+        // The off-site server goes away: the backup is still good, marked offsite failed, metric and all.
+        let down = try S3TestServer()
+        down.stop()
+        let downPolicy = writePolicy(dir, repo: dir.file("repo"), redis: redis.url, minio: s3, offsite: down.endpoint,
+                                     extra: "retention: { daily: 1, keep_last: 1 }\nmetrics: { textfile: \(textfile) }", name: "down.yml")
+        let failed = try runCLI(["backup", "--policy", downPolicy, "--json", "--source", "redis"], environment: BucketBadInputTests.fastS3)
+        #expect(failed.status == 0, "\(failed.stderr)")
+        let a3 = try #require((try object(failed.stdout)["artifacts"] as? [[String: Any]])?.first)
+        #expect(a3["status"] as? String == "ok")
+        #expect(a3["offsite"] as? String == "failed")
+        #expect((a3["offsite_detail"] as? String ?? "").contains(down.endpoint))
+        #expect(try String(contentsOfFile: textfile, encoding: .utf8).contains("kaleem_backup_offsite_failed_artifacts{source=\"redis\"} 1"))
+        // The next run (server back) completes it.
+        #expect(try runCLI(["backup", "--policy", policy, "--source", "minio"]).status == 0)
+        let listed = try array(try runCLI(["list", "--policy", policy, "--json"]).stdout)
+        #expect(listed.first { $0["id"] as? String == a3["id"] as? String }?["offsite"] as? String == "ok")
+        #expect(try await remoteKeys(client).contains("kaleem/prod/" + (a3["path"] as! String)))
+        #expect(try String(contentsOfFile: textfile, encoding: .utf8).contains("kaleem_backup_offsite_failed_artifacts{source=\"redis\"} 0"))
+        c.close()
+    }
+
+    /// A new host with nothing but the off-site bucket and the age key: rebuild the catalog, restore Redis
+    /// and MinIO, verify. (runbooks/full-disaster-recovery.md follows these steps.)
+    @Test func newHostFromTheOffsiteCopy() async throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        try SampleData.fill(c, databases: [0, 3], keysPerType: 6)
+        let original = try redis.keyspace()
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("uploads")
+        try await client.createBucket("offsite-copy")
+        let objects: [String: [UInt8]] = ["avatars/1.png": Array("one".utf8), "docs/readme.md": Array("# hi".utf8), "empty": []]
+        try await putAll(client, ["uploads": objects])
+        let dir = TemporaryDirectory()
+        #expect(try runProcess("age-keygen", ["-o", dir.file("key.txt")]).status == 0)
+        let recipient = try #require(try AgeIdentity.parseFile(try String(contentsOfFile: dir.file("key.txt"), encoding: .utf8)).first?.recipient)
+        let encryption = "encryption: { recipients: [\(recipient.description)], identity_file: \(dir.file("key.txt")) }"
+        let policy = writePolicy(dir, repo: dir.file("old-host"), redis: redis.url, minio: s3, offsite: s3.endpoint, extra: encryption)
+        let pre = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:9.9.9", "--policy", policy])
+        #expect(pre.status == 0, "\(pre.stderr)")
+
+        // The old host is gone.
+        try FileManager.default.removeItem(atPath: dir.file("old-host"))
+        let newPolicy = writePolicy(dir, repo: dir.file("new-host"), redis: redis.url, minio: s3, offsite: s3.endpoint, extra: encryption,
+                                    name: "new.yml")
+        let rebuild = try runCLI(["catalog", "rebuild", "--from-offsite", "--policy", newPolicy, "--json"])
+        #expect(rebuild.status == 0, "\(rebuild.stdout) \(rebuild.stderr)")
+        #expect(try object(rebuild.stdout)["artifacts"] as? Int == 2)
+        let listed = try array(try runCLI(["list", "--policy", newPolicy, "--json"]).stdout)
+        #expect(listed.count == 2)
+        #expect(listed.allSatisfy { $0["pinned"] as? Bool == true && $0["release"] as? String == "kaleem-api:9.9.9" && $0["offsite"] as? String == "ok" })
+
+        // Redis: restored from the off-site copy (fetched, sha256 checked, decrypted) into a fresh server.
+        let target = try RedisTestServer()
+        let r = try runCLI(["restore", "redis", "--latest", "--to-url", target.url, "--yes", "--policy", newPolicy])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(try target.keyspace() == original)
+        // MinIO: the snapshot and its blobs come from off-site too.
+        let m = try runCLI(["restore", "minio", "--latest", "--bucket", "uploads", "--to-bucket", "uploads-new-host", "--policy", newPolicy])
+        #expect(m.status == 0, "\(m.stdout) \(m.stderr)")
+        #expect(try await readAll(client, bucket: "uploads-new-host") == objects)
+        // Everything verifies, here and off-site.
+        #expect(try runCLI(["verify", "--all", "--policy", newPolicy]).status == 0)
+        #expect(try runCLI(["verify", "--offsite", "--all", "--policy", newPolicy]).status == 0)
+        // A second rebuild keeps the catalog it replaces.
+        let again = try runCLI(["catalog", "rebuild", "--policy", newPolicy, "--json"])
+        #expect((try object(again.stdout)["previous_catalog"] as? String)?.contains("pre-rebuild") == true)
+        c.close()
+    }
+}
