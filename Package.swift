@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(name: "MongoBackupTests", dependencies: ["MongoBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "BackupCore", "TestSupport"]),
-        .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "BackupCore", "TestSupport"]),
+        .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(
             name: "BackupEngineTests",
             dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TestSupport"]

@@ -21,13 +21,21 @@ extension BackupEngine {
                             credentials: S3Credentials(accessKey: s3.accessKey, secretKey: secret), options: options)
     }
 
+    /// The source's blob store; with `encryption:` new blobs are encrypted and encrypted ones readable.
     func blobStore(source: String) -> BlobStore {
-        BlobStore(root: repository.absolute("\(source)/blobs"))
+        guard let encryption = policy.encryption else { return BlobStore(root: repository.absolute("\(source)/blobs")) }
+        let recipients = (try? encryption.recipients.map(AgeRecipient.init)) ?? []
+        let file = encryption.identityFile
+        let origin = policy.origin
+        return BlobStore(root: repository.absolute("\(source)/blobs"), encryption: BlobEncryption(recipients: recipients) {
+            try Self.loadIdentities(file: file, origin: origin, what: "blobs of source \(source)")
+        })
     }
 
     /// Takes a snapshot of a bucket source and writes its manifest (`<id>.snapshot.json`) atomically.
     func snapshotBuckets(_ s3: S3SourcePolicy, source: String, artifact: ArtifactInfo,
                          catalog: Catalog) throws -> (stats: [String: JSONValue], stored: StoredFile) {
+        _ = try encryptionRecipients() // a malformed recipient fails the backup here, not silently
         let previous = previousSnapshot(source: source, catalog: catalog)
         let client = try s3Client(s3, source: source)
         defer { client.shutdown() }
@@ -162,6 +170,7 @@ extension BackupEngine {
             throw IntegrityError(object: "backup \(artifact.id) of \(source.name)", problem: "refusing to restore: \(check.detail)")
         }
         let snapshot = try loadSnapshot(artifact)
+        try fetchMissingBlobs(snapshot, source: source.name)
         let bucket: BucketSnapshot.Bucket
         if let name = request.bucket {
             guard let b = snapshot.bucket(named: name) else {
@@ -218,6 +227,7 @@ extension BackupEngine {
     /// sha256) with the snapshot, then the scratch bucket is deleted.
     func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy) throws -> (DrillResult, String) {
         let snapshot = try loadSnapshot(artifact)
+        try fetchMissingBlobs(snapshot, source: artifact.source)
         let client = try s3Client(s3, source: artifact.source, endpoint: policy.drill.s3Endpoint)
         defer { client.shutdown() }
         let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source))

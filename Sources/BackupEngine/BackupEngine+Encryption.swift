@@ -15,9 +15,13 @@ extension BackupEngine {
 
     /// The identities that decrypt artifacts, read from `encryption.identity_file` when needed.
     func encryptionIdentities(for artifact: ArtifactInfo) throws -> [AgeIdentity] {
-        guard let file = policy.encryption?.identityFile else {
-            throw BackupFailure("backup \(artifact.id) is encrypted and the policy sets no encryption.identity_file to decrypt it", exitStatus: .usage,
-                                hint: "set encryption.identity_file in \(policy.origin) to the age key file (AGE-SECRET-KEY-1…)")
+        try Self.loadIdentities(file: policy.encryption?.identityFile, origin: policy.origin, what: "backup \(artifact.id)")
+    }
+
+    static func loadIdentities(file: String?, origin: String, what: String) throws -> [AgeIdentity] {
+        guard let file else {
+            throw BackupFailure("\(what) is encrypted and the policy sets no encryption.identity_file to decrypt it", exitStatus: .usage,
+                                hint: "set encryption.identity_file in \(origin) to the age key file (AGE-SECRET-KEY-1…)")
         }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw BackupFailure("cannot read encryption.identity_file \(file)", exitStatus: .usage,

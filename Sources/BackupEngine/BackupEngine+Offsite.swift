@@ -103,8 +103,10 @@ extension BackupEngine {
         let manifest = String(repository.manifestPath(forArtifact: artifact.path, id: artifact.id).dropFirst(repository.root.count + 1))
         var files: [(String, String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
         if artifact.kind == .s3 {
+            let blobs = blobStore(source: artifact.source)
             for digest in try loadSnapshot(artifact).blobDigests.sorted() {
-                files.append(("\(artifact.source)/blobs/\(digest.prefix(2))/\(digest)", digest))
+                // An encrypted blob's stored bytes do not hash to its name: its sha256 is computed on upload.
+                files.append(("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest))
             }
         }
         return files
@@ -191,13 +193,16 @@ extension BackupEngine {
             do {
                 var checked = 0
                 for (relative, known) in try offsiteFiles(artifact) {
-                    if relative.contains("/blobs/"), let digest = known {
-                        let size = FileIO.fileSize(blobStore(source: artifact.source).path(for: digest))
-                        if let size {
-                            try Blocking.run { try await remote.check(relative, size: size, sha256: digest) }
+                    if relative.contains("/blobs/") {
+                        // Blobs: size and recorded sha256 (HEAD) when the local file is here to compare; else re-read.
+                        let local = repository.absolute(relative)
+                        if let size = FileIO.fileSize(local) {
+                            let sha = try known ?? sha256OfFile(local)
+                            try Blocking.run { try await remote.check(relative, size: size, sha256: sha) }
                         } else {
+                            let recorded = try Blocking.run { try await remote.client.headObject(bucket: remote.policy.bucket, key: remote.key(relative)) }?.metadata["sha256"]
                             let actual = try Blocking.run { try await remote.rehash(relative) }
-                            if actual != digest { throw IntegrityError(object: remote.policy.location + relative, problem: "sha256 is \(actual)") }
+                            if actual != (known ?? recorded) { throw IntegrityError(object: remote.policy.location + relative, problem: "sha256 is \(actual)") }
                         }
                     } else {
                         let actual = try Blocking.run { try await remote.rehash(relative) }
@@ -231,7 +236,9 @@ extension BackupEngine {
                     keep.formUnion(try loadSnapshot(a).blobDigests)
                 }
                 let blobs = try Blocking.run { try await remote.list("\(source)/blobs/") }.map(\.key)
-                keys += blobs.filter { !keep.contains(($0 as NSString).lastPathComponent) }
+                keys += blobs.filter { key in
+                    BlobStore.digest(ofFileName: (key as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
+                }
             }
             let all = keys
             try Blocking.run { try await remote.delete(all) }
@@ -257,9 +264,22 @@ extension BackupEngine {
     func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String) throws {
         let blobs = blobStore(source: source)
         let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
-        guard !missing.isEmpty, policy.repository.offsite != nil else { return }
+        guard !missing.isEmpty, let remote = try offsiteRepository() else { return }
+        defer { remote.client.shutdown() }
+        // The remote names say which blobs are encrypted (`.age`); one listing for all.
+        var remoteNames: [String: String] = [:]
+        for key in try Blocking.run({ try await remote.list("\(source)/blobs/") }).map(\.key) {
+            if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
+        }
+        logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
         for digest in missing {
-            try fetchFromOffsite("\(source)/blobs/\(digest.prefix(2))/\(digest)", sha256: digest)
+            guard let relative = remoteNames[digest] else {
+                throw IntegrityError(object: "\(remote.policy.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
+            }
+            // A plain blob is checked by its name; an encrypted one when it is decrypted (its content hashes to its name).
+            let expected = relative.hasSuffix(BlobStore.encryptedSuffix) ? nil : digest
+            let path = repository.absolute(relative)
+            try Blocking.run { try await remote.download(relative, to: path, sha256: expected) }
         }
     }
 }

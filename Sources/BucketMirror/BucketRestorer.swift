@@ -85,7 +85,7 @@ public struct BucketRestorer: Sendable {
     func matches(_ etag: String, _ entry: BucketSnapshot.Entry) throws -> Bool {
         if etag == entry.etag || etag == entry.md5 { return true }
         // A multipart ETag: the one our own upload of this blob would produce.
-        if etag.contains("-"), entry.size > client.options.multipartThreshold, blobs.contains(entry.sha256) {
+        if etag.contains("-"), entry.size > client.options.multipartThreshold, blobs.contains(entry.sha256), !blobs.isEncrypted(entry.sha256) {
             return try multipartETag(of: blobs.path(for: entry.sha256), partSize: client.options.partSize) == etag
         }
         return false
@@ -152,8 +152,9 @@ public struct BucketRestorer: Sendable {
 
     private func upload(_ entry: BucketSnapshot.Entry, to bucket: String) async throws {
         do {
-            try await client.putFile(bucket: bucket, key: entry.key, path: blobs.path(for: entry.sha256),
-                                     expectedSHA256: entry.sha256)
+            let (path, release) = try blobs.plaintextFile(entry.sha256)
+            defer { release() }
+            try await client.putFile(bucket: bucket, key: entry.key, path: path, expectedSHA256: entry.sha256)
         } catch let mismatch as S3ContentMismatch {
             throw BlobMismatch(key: entry.key, sha256: entry.sha256, problem: "hashes to \(mismatch.actual): it changed on disk")
         }

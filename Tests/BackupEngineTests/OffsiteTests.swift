@@ -120,6 +120,10 @@ struct OffsiteTests {
         let pre = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:9.9.9", "--policy", policy])
         #expect(pre.status == 0, "\(pre.stderr)")
 
+        // Blobs left the host encrypted too.
+        let remoteBlobs = try await remoteKeys(client).filter { $0.contains("/blobs/") }
+        #expect(remoteBlobs.count == 3 && remoteBlobs.allSatisfy { $0.hasSuffix(".age") })
+
         // The old host is gone.
         try FileManager.default.removeItem(atPath: dir.file("old-host"))
         let newPolicy = writePolicy(dir, repo: dir.file("new-host"), redis: redis.url, minio: s3, offsite: s3.endpoint, extra: encryption,
