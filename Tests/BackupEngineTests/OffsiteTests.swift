@@ -80,8 +80,10 @@ struct OffsiteTests {
         // The off-site server goes away: the backup is still good, marked offsite failed, metric and all.
         let down = try S3TestServer()
         down.stop()
+        let webhook = try HTTPRecorder()
         let downPolicy = writePolicy(dir, repo: dir.file("repo"), redis: redis.url, minio: s3, offsite: down.endpoint,
-                                     extra: "retention: { daily: 1, keep_last: 1 }\nmetrics: { textfile: \(textfile) }", name: "down.yml")
+                                     extra: "retention: { daily: 1, keep_last: 1 }\nmetrics: { textfile: \(textfile) }\nnotify: { webhook: \"\(webhook.url)\" }",
+                                     name: "down.yml")
         let failed = try runCLI(["backup", "--policy", downPolicy, "--json", "--source", "redis"], environment: BucketBadInputTests.fastS3)
         #expect(failed.status == 0, "\(failed.stderr)")
         let a3 = try #require((try object(failed.stdout)["artifacts"] as? [[String: Any]])?.first)
@@ -89,6 +91,11 @@ struct OffsiteTests {
         #expect(a3["offsite"] as? String == "failed")
         #expect((a3["offsite_detail"] as? String ?? "").contains(down.endpoint))
         #expect(try String(contentsOfFile: textfile, encoding: .utf8).contains("kaleem_backup_offsite_failed_artifacts{source=\"redis\"} 1"))
+        // One notification: the off-site failure of that artifact (the backup itself was fine).
+        let events = webhook.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }
+        #expect(events.count == 1)
+        #expect(events.first?["event"] as? String == "offsite" && events.first?["status"] as? String == "failed")
+        #expect(events.first?["artifact_id"] as? String == a3["id"] as? String)
         // The next run (server back) completes it.
         #expect(try runCLI(["backup", "--policy", policy, "--source", "minio"]).status == 0)
         let listed = try array(try runCLI(["list", "--policy", policy, "--json"]).stdout)

@@ -148,6 +148,34 @@ import TestSupport
         #expect(error.description.contains("HTTP 500"))
     }
 
+    /// CompleteMultipartUpload can answer 200 with an <Error> body: that is a failure, and the upload is aborted.
+    @Test func completeMultipartWith200ErrorIsAFailure() async throws {
+        let server = try HTTPRecorder { request in
+            if request.method == "POST" && request.path.contains("uploads") {
+                return (200, [:], "<InitiateMultipartUploadResult><UploadId>U1</UploadId></InitiateMultipartUploadResult>")
+            }
+            if request.method == "PUT" { return (200, ["ETag": "\"e\(request.body.count)\""], "") }
+            if request.method == "POST" {
+                return (200, [:], "<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>")
+            }
+            return (204, [:], "")
+        }
+        var options = fastRetries()
+        options.multipartThreshold = (5 << 20) + 1
+        options.partSize = 5 << 20
+        let client = try S3Client(endpoint: server.url, credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")), options: options)
+        defer { client.shutdown() }
+        let dir = TemporaryDirectory()
+        _ = FileManager.default.createFile(atPath: dir.file("f"), contents: Data(count: 6 << 20))
+        let error = try await #require(throws: S3Error.self) { try await client.putFile(bucket: "b", key: "k", path: dir.file("f")) }
+        #expect(error.code == "InternalError")
+        #expect(error.status == 200)
+        #expect(error.description.contains("CompleteMultipartUpload"))
+        let methods = server.requests.map(\.method)
+        #expect(methods == ["POST", "PUT", "PUT", "POST", "DELETE"]) // create, 2 parts, complete, abort
+        #expect(server.requests.last?.path.contains("uploadId=U1") == true)
+    }
+
     @Test func endpointValidation() {
         #expect(throws: BackupFailure.self) { try S3Client(endpoint: "minio:9000", credentials: S3Credentials(accessKey: "a", secretKey: Secret("b"))) }
         let error = #expect(throws: BackupFailure.self) {

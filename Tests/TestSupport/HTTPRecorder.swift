@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// A tiny HTTP server on 127.0.0.1 that records the requests it receives (method, path, body) and answers
-/// with the statuses it is given, in order (then 200). For webhook tests.
+/// with the statuses it is given, in order (then 200), or with what `responder` says. For webhook tests and
+/// scripted S3 replies.
 public final class HTTPRecorder: @unchecked Sendable {
     public struct Request: Sendable {
         public var method: String
@@ -19,9 +20,11 @@ public final class HTTPRecorder: @unchecked Sendable {
     private var received: [Request] = []
     private var statuses: [Int]
     private var stopped = false
+    private let responder: (@Sendable (Request) -> (status: Int, headers: [String: String], body: String))?
 
-    public init(statuses: [Int] = []) throws {
+    public init(statuses: [Int] = [], responder: (@Sendable (Request) -> (status: Int, headers: [String: String], body: String))? = nil) throws {
         self.statuses = statuses
+        self.responder = responder
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -87,7 +90,12 @@ public final class HTTPRecorder: @unchecked Sendable {
             received.append(request)
             return statuses.isEmpty ? 200 : statuses.removeFirst()
         }
-        let response = "HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        var response = "HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        if let responder {
+            let (code, headers, body) = responder(request)
+            response = "HTTP/1.1 \(code) X\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+                + headers.map { "\($0.key): \($0.value)\r\n" }.joined() + "\r\n" + body
+        }
         _ = response.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 }
