@@ -234,13 +234,7 @@ public enum PolicyParser {
         guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. http://minio:9000)") }
         let endpoint = try parseS3Endpoint(e)
         guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }
-        let secret: SecretReference
-        switch (map["secret_key"], map["secret_key_file"]) {
-        case (let k?, nil): secret = .inline(Secret(try k.string(secret: true)))
-        case (nil, let f?): secret = .file(try f.nonEmptyString())
-        case (_?, let f?): throw f.error("give either secret_key or secret_key_file, not both")
-        case (nil, nil): throw node.error("missing key \"secret_key_file\" (or secret_key)")
-        }
+        let secret = try secretKey(map, in: node)
         var policy = S3SourcePolicy(endpoint: endpoint, accessKey: try a.nonEmptyString(), secretKey: secret)
         if let r = map["region"] { policy.region = try r.nonEmptyString() }
         if let b = map["buckets"] {
@@ -264,13 +258,7 @@ public enum PolicyParser {
         guard S3SourcePolicy.isValidBucketName(bucket) else {
             throw b.error("\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
         }
-        let secret: SecretReference
-        switch (map["secret_key"], map["secret_key_file"]) {
-        case (let k?, nil): secret = .inline(Secret(try k.string(secret: true)))
-        case (nil, let f?): secret = .file(try f.nonEmptyString())
-        case (_?, let f?): throw f.error("give either secret_key or secret_key_file, not both")
-        case (nil, nil): throw node.error("missing key \"secret_key_file\" (or secret_key)")
-        }
+        let secret = try secretKey(map, in: node)
         var policy = OffsitePolicy(endpoint: try parseS3Endpoint(e), bucket: bucket, accessKey: try a.nonEmptyString(), secretKey: secret)
         if let p = map["prefix"] {
             var prefix = try p.string()
@@ -281,6 +269,16 @@ public enum PolicyParser {
         if let r = map["region"] { policy.region = try r.nonEmptyString() }
         if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
         return policy
+    }
+
+    /// `secret_key` (inline, after `${VAR}` expansion) or `secret_key_file`: exactly one of them.
+    private static func secretKey(_ map: [String: PolicyNode], in node: PolicyNode) throws(PolicyError) -> SecretReference {
+        switch (map["secret_key"], map["secret_key_file"]) {
+        case (let k?, nil): return .inline(Secret(try k.string(secret: true)))
+        case (nil, let f?): return .file(try f.nonEmptyString())
+        case (_?, let f?): throw f.error("give either secret_key or secret_key_file, not both")
+        case (nil, nil): throw node.error("missing key \"secret_key_file\" (or secret_key)")
+        }
     }
 
     static func parseS3Endpoint(_ e: PolicyNode) throws(PolicyError) -> String {

@@ -12,16 +12,22 @@ extension BackupEngine {
         guard let secret = try secretResolver(for: source).resolve(s3.secretKey, key: "secret_key") else {
             throw BackupFailure("source \"\(source)\" has no secret key", exitStatus: .usage)
         }
-        var options = S3ClientOptions()
-        options.timeoutSeconds = s3.timeoutSeconds
+        var options = s3Options(timeout: s3.timeoutSeconds)
         options.maxConnections = s3.concurrency
-        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
-        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
         return try S3Client(endpoint: endpoint ?? s3.endpoint, region: s3.region,
                             credentials: S3Credentials(accessKey: s3.accessKey, secretKey: secret), options: options)
     }
 
     /// The source's blob store; with `encryption:` new blobs are encrypted and encrypted ones readable.
+    /// Client options; `KALEEM_BACKUP_S3_ATTEMPTS` and `KALEEM_BACKUP_S3_BACKOFF` (seconds) shorten the retries in tests.
+    func s3Options(timeout: Double) -> S3ClientOptions {
+        var options = S3ClientOptions()
+        options.timeoutSeconds = timeout
+        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
+        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
+        return options
+    }
+
     func blobStore(source: String) -> BlobStore {
         guard let encryption = policy.encryption else { return BlobStore(root: repository.absolute("\(source)/blobs")) }
         let recipients = (try? encryption.recipients.map(AgeRecipient.init)) ?? []

@@ -89,12 +89,9 @@ extension BackupEngine {
         guard let offsite = policy.repository.offsite else { return nil }
         guard let secret = try SecretResolver(source: "repository.offsite", policyOrigin: policy.origin)
             .resolve(offsite.secretKey, key: "secret_key") else { return nil }
-        var options = S3ClientOptions()
-        options.timeoutSeconds = offsite.timeoutSeconds
-        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
-        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
         let client = try S3Client(endpoint: offsite.endpoint, region: offsite.region,
-                                  credentials: S3Credentials(accessKey: offsite.accessKey, secretKey: secret), options: options)
+                                  credentials: S3Credentials(accessKey: offsite.accessKey, secretKey: secret),
+                                  options: s3Options(timeout: offsite.timeoutSeconds))
         return OffsiteRepository(client: client, policy: offsite)
     }
 

@@ -133,16 +133,8 @@ public struct BucketRestorer: Sendable {
         for entry in plan.upload where !blobs.contains(entry.sha256) {
             throw BlobMismatch(key: entry.key, sha256: entry.sha256, problem: "is missing from the blob store")
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = plan.upload.makeIterator()
-            func addNext() -> Bool {
-                guard let entry = next.next() else { return false }
-                group.addTask { try await upload(entry, to: plan.targetBucket) }
-                return true
-            }
-            for _ in 0..<max(1, concurrency) where !addNext() { break }
-            while try await group.next() != nil { _ = addNext() }
-        }
+        let target = plan.targetBucket
+        _ = try await concurrentMap(plan.upload, limit: concurrency) { entry in try await upload(entry, to: target) }
         if plan.deleteExtra, !plan.extra.isEmpty {
             try await client.deleteObjects(bucket: plan.targetBucket, keys: plan.extra)
         }
@@ -177,26 +169,14 @@ extension BucketRestorer {
         }
         for key in there.keys.sorted() { problems.append("\(key): not in the snapshot") }
         let client = self.client
-        try await withThrowingTaskGroup(of: String?.self) { group in
-            var next = toRead.makeIterator()
-            func addNext() -> Bool {
-                guard let entry = next.next() else { return false }
-                group.addTask {
-                    var hasher = SHA256()
-                    _ = try await client.getObject(bucket: target, key: entry.key, restart: { hasher = SHA256() }) { chunk in
-                        chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                    }
-                    let digest = hasher.finalize().hexString
-                    return digest == entry.sha256 ? nil : "\(entry.key): sha256 \(digest), expected \(entry.sha256)"
-                }
-                return true
+        problems += try await concurrentMap(toRead, limit: concurrency) { entry -> String? in
+            var hasher = SHA256()
+            _ = try await client.getObject(bucket: target, key: entry.key, restart: { hasher = SHA256() }) { chunk in
+                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             }
-            for _ in 0..<max(1, concurrency) where !addNext() { break }
-            while let result = try await group.next() {
-                if let result { problems.append(result) }
-                _ = addNext()
-            }
-        }
+            let digest = hasher.finalize().hexString
+            return digest == entry.sha256 ? nil : "\(entry.key): sha256 \(digest), expected \(entry.sha256)"
+        }.compactMap { $0 }
         return problems.sorted()
     }
 

@@ -104,23 +104,7 @@ public struct BucketSnapshotter: Sendable {
     /// Downloads the objects at `indices`, `concurrency` at a time; the first failure stops the rest.
     private func download(bucket: String, objects: [S3Object], indices: [Int],
                           concurrency: Int) async throws -> [(Int, BucketSnapshot.Entry)] {
-        try await withThrowingTaskGroup(of: (Int, BucketSnapshot.Entry).self) { group in
-            var results: [(Int, BucketSnapshot.Entry)] = []
-            results.reserveCapacity(indices.count)
-            var next = indices.makeIterator()
-            func addNext() -> Bool {
-                guard let i = next.next() else { return false }
-                let object = objects[i]
-                group.addTask { (i, try await fetch(bucket: bucket, object: object)) }
-                return true
-            }
-            for _ in 0..<concurrency where !addNext() { break }
-            while let done = try await group.next() {
-                results.append(done)
-                _ = addNext()
-            }
-            return results
-        }
+        try await concurrentMap(indices, limit: concurrency) { i in (i, try await fetch(bucket: bucket, object: objects[i])) }
     }
 
     /// GETs one object into the blob store. The entry takes the size and ETag the GET returned (the object
