@@ -26,6 +26,10 @@ struct PolicyCheckCommand: ParsableCommand {
         }
         print("policy \(policy.origin): ok")
         print("repository: \(policy.repository.path)")
+        if let offsite = policy.repository.offsite { print("off-site copy: \(offsite.location)") }
+        if let encryption = policy.encryption {
+            print("encryption: age, \(encryption.recipients.count) recipient(s)\(encryption.identityFile == nil ? ", no identity_file (backups cannot be read back here)" : "")")
+        }
         for source in policy.sources {
             print("source \(source.name): \(source.kind.rawValue) \(source.location)")
         }
@@ -41,11 +45,15 @@ struct PolicySummaryJSON: Encodable {
     var origin: String
     var valid = true
     var repository: String
+    var offsite: String?
+    var encrypted: Bool
     var sources: [Source]
 
     init(_ p: Policy) {
         origin = p.origin
         repository = p.repository.path
+        offsite = p.repository.offsite?.location
+        encrypted = p.encryption != nil
         sources = p.sources.map { Source(name: $0.name, kind: $0.kind.rawValue, endpoint: $0.location) }
     }
 }
