@@ -23,11 +23,13 @@ public enum Timestamps {
     }
 
     /// ISO 8601 with fractional seconds, UTC: `2026-11-29T02:30:00.123Z`.
+    /// Milliseconds, truncated (not rounded) as the catalog stores them, so that a time printed for an artifact
+    /// and given back (`--before`) compares as the artifact's own time.
     public static func iso8601(_ date: Date) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
+        return f.string(from: Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000))
     }
 
     public static func parseISO8601(_ text: String) -> Date? {

@@ -170,9 +170,10 @@ struct BucketEndToEndTests {
         let refused = try runCLI(["restore", "minio", "--policy", policy, "--backup", id1, "--bucket", "alpha"])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("--yes"))
-        // (--before the second snapshot's time picks the first.)
-        let secondTaken = try #require(a2["created_at"] as? String)
-        let dry = try runCLI(["restore", "minio", "--policy", policy, "--before", secondTaken, "--bucket", "alpha", "--delete-extra", "--dry-run", "--json"])
+        // (--before a second after the first snapshot, well before the second, picks the first; created_at is
+        // printed to the second, so the second's own time would be ambiguous.)
+        let firstTaken = try #require((a1["created_at"] as? String).flatMap(Timestamps.parseISO8601))
+        let dry = try runCLI(["restore", "minio", "--policy", policy, "--before", Timestamps.iso8601(firstTaken.addingTimeInterval(1)), "--bucket", "alpha", "--delete-extra", "--dry-run", "--json"])
         #expect(dry.status == 0, "\(dry.stderr)")
         let plan = try object(dry.stdout)
         #expect(plan["planned_uploads"] as? Int == 5 + 4) // the changed ones and the deleted ones
