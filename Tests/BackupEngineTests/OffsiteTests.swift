@@ -142,6 +142,11 @@ struct OffsiteTests {
         #expect(listed.count == 2)
         #expect(listed.allSatisfy { $0["pinned"] as? Bool == true && $0["release"] as? String == "kaleem-api:9.9.9" && $0["offsite"] as? String == "ok" })
 
+        // A drill of the bucket source works from the off-site copy too (snapshot and encrypted blobs fetched).
+        let drill = try runCLI(["drill", "--source", "minio", "--policy", newPolicy, "--json"])
+        #expect(drill.status == 0, "\(drill.stdout) \(drill.stderr)")
+        #expect(try array(drill.stdout).first?["result"] as? String == "passed")
+
         // Redis: restored from the off-site copy (fetched, sha256 checked, decrypted) into a fresh server.
         let target = try RedisTestServer()
         let r = try runCLI(["restore", "redis", "--latest", "--to-url", target.url, "--yes", "--policy", newPolicy])
