@@ -5,6 +5,12 @@ import S3Client
 import Testing
 import TestSupport
 
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() -> Int { lock.withLock { n += 1; return n } }
+}
+
 /// The client against a real S3 server (moto) on 127.0.0.1.
 @Suite struct S3ClientTests {
     func fastRetries(attempts: Int = 3) -> S3ClientOptions {
@@ -174,6 +180,25 @@ import TestSupport
         let methods = server.requests.map(\.method)
         #expect(methods == ["POST", "PUT", "PUT", "POST", "DELETE"]) // create, 2 parts, complete, abort
         #expect(server.requests.last?.path.contains("uploadId=U1") == true)
+    }
+
+    /// A GET whose transfer breaks midway is retried from the start: the sink is told to restart and ends with
+    /// exactly the object.
+    @Test func brokenTransferIsRetriedFromTheStart() async throws {
+        let body = String(repeating: "0123456789", count: 1000)
+        let attempts = Counter()
+        let server = try HTTPRecorder { _ in
+            attempts.increment() == 1 ? (200, ["X-Truncate-To": "4000", "ETag": "\"e\""], body) : (200, ["ETag": "\"e\""], body)
+        }
+        let client = try S3Client(endpoint: server.url, credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")), options: fastRetries())
+        defer { client.shutdown() }
+        var received = ""
+        var restarts = 0
+        let head = try await client.getObject(bucket: "b", key: "k", restart: { restarts += 1; received = "" }) { received += String(buffer: $0) }
+        #expect(restarts == 1)
+        #expect(received == body)
+        #expect(head.size == Int64(body.utf8.count))
+        #expect(server.requests.count == 2)
     }
 
     @Test func endpointValidation() {

@@ -92,9 +92,12 @@ public final class HTTPRecorder: @unchecked Sendable {
         }
         var response = "HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         if let responder {
-            let (code, headers, body) = responder(request)
+            var (code, headers, body) = responder(request)
+            // `X-Truncate-To: N`: announce the whole body but send only N bytes of it, then close (a broken transfer).
+            let truncate = headers.removeValue(forKey: "X-Truncate-To").flatMap { Int($0) }
             response = "HTTP/1.1 \(code) X\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
-                + headers.map { "\($0.key): \($0.value)\r\n" }.joined() + "\r\n" + body
+                + headers.map { "\($0.key): \($0.value)\r\n" }.joined() + "\r\n"
+                + (truncate.map { String(decoding: Array(body.utf8).prefix($0), as: UTF8.self) } ?? body)
         }
         _ = response.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
