@@ -176,40 +176,22 @@ extension BackupEngine {
     private func drillRedis(_ artifact: ArtifactInfo) throws -> (DrillResult, String) {
         let dir = try Self.privateTemporaryDirectory(prefix: "kaleem-drill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // One pass, and redis loads while it happens: the full verification (sha256, size, gzip, RDB, key count)
-        // decompresses the artifact, and every byte it reads goes into a FIFO that is the scratch server's
-        // dump.rdb. A backup that does not verify fails the drill whatever redis made of the bytes.
-        let fifo = dir + "/dump.rdb"
-        // A server that stops reading (it found the data bad) must give us EPIPE, not kill us.
-        signal(SIGPIPE, SIG_IGN)
-        guard mkfifo(fifo, 0o600) == 0 else { throw FileSystemError("create a FIFO", path: fifo) }
-        struct VerifyFailed: Error { var detail: String }
+        // One pass: the full verification (sha256, size, gzip, RDB, key count) decompresses the artifact, and
+        // every byte it reads is written as the scratch server's dump.rdb.
+        let rdb = try AtomicFileWriter(path: dir + "/dump.rdb")
+        var writeError: Error?
+        let check = verifyOne(artifact, copy: { bytes in
+            do { try rdb.write(bytes) } catch { writeError = error; throw error }
+        })
+        guard check.ok else {
+            rdb.abort()
+            if let writeError { throw writeError } // the scratch disk, not the backup: the drill could not run
+            return (.failed, "the backup does not verify: \(check.detail)")
+        }
+        try rdb.commit()
         let server: ScratchRedisServer
         do {
-            server = try ScratchRedisServer.start(directory: dir, startTimeout: 600) { isRunning in
-                // The server opens the FIFO when it starts loading; until then a non-blocking open finds no reader.
-                var fd: Int32 = -1
-                while fd < 0 {
-                    fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
-                    if fd >= 0 { break }
-                    guard errno == ENXIO, isRunning() else { throw ScratchRedisServer.ExitedBeforeLoading() }
-                    usleep(2_000)
-                }
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-                defer { close(fd) }
-                var writeError: Error?
-                let check = self.verifyOne(artifact, copy: { bytes in
-                    do { try FileIO.writeAll(fd, bytes, path: fifo) } catch { writeError = error; throw error }
-                })
-                guard check.ok else {
-                    if let writeError, !check.detail.contains("sha256") {
-                        throw ScratchStartError(message: "redis-server stopped reading the backup: \(self.describe(writeError))")
-                    }
-                    throw VerifyFailed(detail: check.detail)
-                }
-            }
-        } catch let failed as VerifyFailed {
-            return (.failed, "the backup does not verify: \(failed.detail)")
+            server = try ScratchRedisServer.start(directory: dir, startTimeout: 600)
         } catch let error as BackupFailure where error.message.contains("exited at start") {
             throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
         }

@@ -17,12 +17,8 @@ public final class ScratchRedisServer: @unchecked Sendable {
     /// Starts the server and waits until it answers PING (and has finished loading any RDB).
     /// - Parameters:
     ///   - settings: extra `redis.conf` lines, e.g. `["repl-diskless-sync no"]`.
-    ///   - whileStarting: runs once the process is started, before waiting for it to answer (a drill feeds the RDB
-    ///     through a FIFO here, so that redis loads while the backup is decompressed and verified). It gets the
-    ///     process's liveness; what it throws stops the server and is thrown.
     public static func start(executable: String = "redis-server", directory: String, password: Secret? = nil,
-                             settings: [String] = [], startTimeout: Double = 20, bind: String = "127.0.0.1",
-                             whileStarting: ((_ isRunning: () -> Bool) throws -> Void)? = nil) throws -> ScratchRedisServer {
+                             settings: [String] = [], startTimeout: Double = 20, bind: String = "127.0.0.1") throws -> ScratchRedisServer {
         guard let path = ExecutableLookup.find(executable) else {
             throw BackupFailure("\(executable) is not installed or not on PATH",
                                 hint: "install it (Debian: apt-get install redis-server), or set the path to redis-server")
@@ -32,9 +28,7 @@ public final class ScratchRedisServer: @unchecked Sendable {
             let port = try FreePort.pick()
             do {
                 return try ScratchRedisServer(executable: path, directory: directory, port: port, password: password,
-                                              settings: settings, startTimeout: startTimeout, bind: bind, whileStarting: whileStarting)
-            } catch let error as FedError {
-                throw error.underlying // the feeding failed, not the port: do not try again
+                                              settings: settings, startTimeout: startTimeout, bind: bind)
             } catch {
                 lastError = error // most likely the port was taken in between: try another one
             }
@@ -44,17 +38,8 @@ public final class ScratchRedisServer: @unchecked Sendable {
 
     public let bindAddress: String
 
-    /// What `whileStarting` threw.
-    struct FedError: Error { var underlying: Error }
-
-    /// `whileStarting` throws this when the server went away before it could be fed (a port taken in
-    /// between, most likely): the start is tried again on another port.
-    public struct ExitedBeforeLoading: Error {
-        public init() {}
-    }
-
     private init(executable: String, directory: String, port: Int, password: Secret?, settings: [String],
-                 startTimeout: Double, bind: String, whileStarting: ((_ isRunning: () -> Bool) throws -> Void)?) throws {
+                 startTimeout: Double, bind: String) throws {
         self.port = port
         self.directory = directory
         self.password = password
@@ -77,19 +62,6 @@ public final class ScratchRedisServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: confPath, contents: Data((conf.joined(separator: "\n") + "\n").utf8),
                                        attributes: [.posixPermissions: 0o600])
         process = try ChildProcess(executable: executable, arguments: [confPath])
-        if let whileStarting {
-            let process = self.process
-            do {
-                try whileStarting { process.isRunning }
-            } catch is ExitedBeforeLoading {
-                process.wait()
-                throw BackupFailure("redis-server exited at start (port \(port)): \(logTail())")
-            } catch {
-                process.signal(SIGKILL)
-                process.wait()
-                throw FedError(underlying: error)
-            }
-        }
         let deadline = Date().addingTimeInterval(startTimeout)
         while true {
             if !process.isRunning {
