@@ -49,7 +49,12 @@ public struct LocalRepository: Sendable {
 
     /// The manifest beside an artifact: `<dir>/<id>.manifest.json`.
     public func manifestPath(forArtifact relative: String, id: String) -> String {
-        absolute((relative as NSString).deletingLastPathComponent + "/\(id).manifest.json")
+        absolute(relativeManifestPath(forArtifact: relative, id: id))
+    }
+
+    /// The same, relative to the root (the manifest's key in the off-site copy).
+    public func relativeManifestPath(forArtifact relative: String, id: String) -> String {
+        (relative as NSString).deletingLastPathComponent + "/\(id).manifest.json"
     }
 
     /// Makes the directory that will hold an artifact.

@@ -68,7 +68,8 @@ extension BackupEngine {
         // The catalog that is there (if any) is kept aside, never deleted.
         var previous: String?
         if access(catalogPath, F_OK) == 0 {
-            let aside = catalogPath + ".pre-rebuild-" + Identifier.make(at: environment.clock(), using: &rebuildRandom)
+            var rng = SystemRandomNumberGenerator()
+            let aside = catalogPath + ".pre-rebuild-" + Identifier.make(at: environment.clock(), using: &rng)
             guard rename(catalogPath, aside) == 0 else { throw FileSystemError("move the old catalog aside to", path: aside) }
             for suffix in ["-wal", "-shm"] { _ = rename(catalogPath + suffix, aside + suffix) }
             previous = aside
@@ -101,5 +102,3 @@ extension BackupEngine {
                                     fetched: fetched, skipped: skipped)
     }
 }
-
-nonisolated(unsafe) private var rebuildRandom = SystemRandomNumberGenerator()

@@ -38,7 +38,7 @@ struct OffsiteRepository: Sendable {
     func download(_ relative: String, to path: String, sha256 expected: String?) async throws {
         try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
         let file = try AtomicFileWriter(path: path)
-        var hasher = SHA256Stream()
+        var hasher = StreamingSHA256()
         do {
             _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: {
                 file.abort()
@@ -62,8 +62,8 @@ struct OffsiteRepository: Sendable {
 
     /// Re-reads an object and returns its sha256.
     func rehash(_ relative: String) async throws -> String {
-        var hasher = SHA256Stream()
-        _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: { hasher = SHA256Stream() }) { chunk in
+        var hasher = StreamingSHA256()
+        _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: { hasher = StreamingSHA256() }) { chunk in
             chunk.withUnsafeReadableBytes { hasher.update($0) }
         }
         return hasher.finalize()
@@ -97,7 +97,7 @@ extension BackupEngine {
 
     /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload).
     func offsiteFiles(_ artifact: ArtifactInfo) throws -> [(relative: String, sha256: String?)] {
-        let manifest = String(repository.manifestPath(forArtifact: artifact.path, id: artifact.id).dropFirst(repository.root.count + 1))
+        let manifest = repository.relativeManifestPath(forArtifact: artifact.path, id: artifact.id)
         var files: [(String, String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
         if artifact.kind == .s3 {
             let blobs = blobStore(source: artifact.source)
@@ -158,13 +158,15 @@ extension BackupEngine {
         do {
             let dir = repository.absolute("catalog-copy")
             try FileIO.makeDirectories(dir)
-            let temp = dir + "/catalog.sqlite.partial"
-            unlink(temp)
-            try catalog().backup(to: temp)
-            let fd = open(temp, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            guard rename(temp, dir + "/catalog.sqlite") == 0 else { throw FileSystemError("rename into place", path: dir + "/catalog.sqlite") }
-            try FileIO.syncDirectory(dir)
+            // SQLite writes the copy into the partial file; the writer makes it durable and renames it.
+            let copy = try AtomicFileWriter(path: dir + "/catalog.sqlite")
+            do {
+                try catalog().backup(to: copy.partialPath)
+                try copy.commit()
+            } catch {
+                copy.abort()
+                throw error
+            }
             if let remote = try offsiteRepository() {
                 defer { remote.client.shutdown() }
                 let path = dir + "/catalog.sqlite"
@@ -224,7 +226,7 @@ extension BackupEngine {
         var keys: [String] = []
         for r in removed {
             keys.append(r.path)
-            keys.append(String(repository.manifestPath(forArtifact: r.path, id: r.id).dropFirst(repository.root.count + 1)))
+            keys.append(repository.relativeManifestPath(forArtifact: r.path, id: r.id))
         }
         do {
             if policy.source(named: source)?.kind == .s3 {
@@ -279,11 +281,4 @@ extension BackupEngine {
             try Blocking.run { try await remote.download(relative, to: path, sha256: expected) }
         }
     }
-}
-
-/// SHA-256 over pieces, as hex (the engine does not import Crypto itself).
-struct SHA256Stream {
-    private var hasher = StreamingSHA256()
-    mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
-    func finalize() -> String { hasher.finalize() }
 }
