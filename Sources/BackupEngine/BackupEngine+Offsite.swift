@@ -37,12 +37,14 @@ struct OffsiteRepository: Sendable {
     /// Downloads an object to `path` (atomically), checking its sha256 on the way when one is expected.
     func download(_ relative: String, to path: String, sha256 expected: String?) async throws {
         try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
-        let file = try AtomicFileWriter(path: path)
+        var file = try AtomicFileWriter(path: path)
         var hasher = StreamingSHA256()
         do {
+            // A transfer broken midway is retried from the start, into a fresh partial file.
             _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: {
                 file.abort()
-                throw S3Error(endpoint: client.endpoint, operation: "GetObject \(relative)", status: nil, code: nil, message: "transfer broken")
+                file = try AtomicFileWriter(path: path)
+                hasher = StreamingSHA256()
             }) { chunk in
                 try chunk.withUnsafeReadableBytes { bytes in
                     hasher.update(bytes)
