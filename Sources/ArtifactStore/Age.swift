@@ -185,12 +185,15 @@ public final class AgeDecryptor {
         }
         var out: [UInt8] = []
         let sealed = Age.chunkSize + Age.tagSize
-        // Keep one whole chunk back until we know whether it is the last.
-        while pending.count > sealed {
+        // Keep one whole chunk back until we know whether it is the last. The opened chunks are dropped from
+        // `pending` once, at the end (not one shift of the buffer per chunk).
+        var start = 0
+        while pending.count - start > sealed {
             if sawLast { throw fail("data follows the last age chunk") }
-            out += try open(Array(pending[0..<sealed]), last: false)
-            pending.removeFirst(sealed)
+            out += try open(Array(pending[start..<start + sealed]), last: false)
+            start += sealed
         }
+        pending.removeFirst(start)
         return out
     }
 
