@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // kaleem-backup: backup and disaster recovery for the Kaleem stack.
-// Targets and who may import whom: ../shared/DESIGN.md (dependencies point inward, to BackupCore).
+// Targets and who may import whom, the two seams, adding a source: docs/ARCHITECTURE.md.
 import PackageDescription
 
 let package = Package(

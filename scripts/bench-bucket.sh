@@ -24,7 +24,7 @@ for tool in rclone s3cmd; do
   command -v "$tool" >/dev/null || apt-get install -y -qq --no-install-recommends "$tool" >/dev/null
 done
 echo "building kaleem-backup (release)..." >&2
-swift build --package-path "$root" -c release >/dev/null
+swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
 bin="$root/.build/release/kaleem-backup"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -11,7 +11,7 @@ work="$(mktemp -d /tmp/kb-bench-catalog-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$root/scripts/install-deps.sh"
 echo "building kaleem-backup (release)..." >&2
-swift build --package-path "$root" -c release >/dev/null
+swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
 bin="$root/.build/release/kaleem-backup"
 
 make_catalog() { # N DIR

@@ -14,7 +14,7 @@ work="$(mktemp -d /tmp/kb-bench-drill-XXXXXX)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 "$root/scripts/install-deps.sh"
-swift build --package-path "$root" -c release >/dev/null
+swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
 bin="$root/.build/release/kaleem-backup"
 
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no --repl-diskless-sync-delay 0 \

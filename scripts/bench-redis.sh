@@ -21,7 +21,7 @@ trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$wor
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
 command -v pigz >/dev/null || { apt-get install -y -qq pigz >/dev/null || true; }
 echo "building kaleem-backup (release)..." >&2
-swift build --package-path "$root" -c release >/dev/null
+swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
 bin="$root/.build/release/kaleem-backup"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -18,7 +18,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/kb-check-mongo-XXXXXX)"
 chmod 700 "$work"
 trap 'rm -rf "$work"' EXIT
-swift build --package-path "$root" >/dev/null
+swift build --force-resolved-versions --package-path "$root" >/dev/null
 bin="$root/.build/debug/kaleem-backup"
 suffix="kb_check_$(date +%s)"
 

@@ -5,5 +5,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh" --runtime
-swift build --package-path "$root"
+swift build --force-resolved-versions --package-path "$root"
 exec "$root/.build/debug/kaleem-backup" demo "$@"

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Build the binary and the tests together: the CLI tests run the built kaleem-backup.
-swift build --build-tests "$@"
-swift test --skip-build "$@"
+swift build --build-tests --force-resolved-versions "$@"
+swift test --skip-build --force-resolved-versions "$@"

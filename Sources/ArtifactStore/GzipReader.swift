@@ -141,7 +141,7 @@ public final class GzipReader {
 }
 
 /// The stored bytes do not match what was recorded, or are not what their format says. Exit 4.
-public struct IntegrityError: UserFacingError, Equatable {
+public struct IntegrityError: UserFacingError, Equatable, IntegrityFailure {
     public var object: String
     public var problem: String
     public init(object: String, problem: String) {

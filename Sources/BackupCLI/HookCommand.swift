@@ -102,8 +102,11 @@ struct RollbackHook: ParsableCommand {
     @Flag(help: "Restore the data of the release's pre-deploy set (MongoDB with --drop, Redis online).")
     var restoreData = false
 
-    @Flag(help: "Also restore bucket snapshots (MinIO).")
+    @Flag(help: "Also restore the sources not restored by default (bucket snapshots: uploads after a deploy are users' data).")
     var includeBuckets = false
+
+    @Option(name: .customLong("include"), help: "With --restore-data: also restore this source, whatever its kind (repeatable).")
+    var include: [String] = []
 
     @Flag(help: "Confirm --restore-data (it replaces live data).")
     var yes = false
@@ -114,7 +117,7 @@ struct RollbackHook: ParsableCommand {
 
     func run() throws {
         let result = try options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
-                                                       includeBuckets: includeBuckets, environmentName: labels.environment,
+                                                       includeBuckets: includeBuckets, include: include, environmentName: labels.environment,
                                                        service: labels.service)
         if options.json {
             try Output.json(["release": result.release, "set": result.set?.id ?? "", "lines": result.lines.joined(separator: "\n")])

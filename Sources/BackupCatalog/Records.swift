@@ -123,7 +123,7 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
 
     var model: ArtifactInfo {
         let decoded = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(stats.utf8))) ?? [:]
-        var a = ArtifactInfo(id: id, runID: runID, source: source, kind: SourceKind(rawValue: kind) ?? .redis, path: path,
+        var a = ArtifactInfo(id: id, runID: runID, source: source, kind: SourceKind(kind), path: path,
                             bytesRaw: bytesRaw, bytesStored: bytesStored, sha256: sha256, compression: compression,
                             status: ArtifactStatus(rawValue: status) ?? .failed, createdAt: createdAt, pinned: pinned,
                             pinReason: pinReason, deletedAt: deletedAt, stats: decoded, detail: detail,

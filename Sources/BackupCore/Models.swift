@@ -1,11 +1,38 @@
 import Foundation
 
-/// Kinds of data source kaleem-backup knows.
-public enum SourceKind: String, Sendable, Codable, CaseIterable {
-    case redis
-    case mongodb
-    case s3
+/// The `kind:` of a source (`redis`, `mongodb`, `s3`, …). An open set: each kind is defined by its adapter,
+/// and the engine's source registry is the only place that lists them. A kind read from the catalog or a
+/// manifest that this build does not know is an error naming it (the registry says so), never a default.
+public struct SourceKind: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    public init(from decoder: Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
+    public static func < (a: SourceKind, b: SourceKind) -> Bool { a.rawValue < b.rawValue }
 }
+
+/// Why an artifact failed, as a type: the exit code of a run comes from it (integrity → 4).
+public enum FailureKind: String, Sendable, Codable {
+    /// The data read does not check out (a snapshot, an archive, a stored file): exit 4.
+    case integrity
+    /// Anything else: the source, the disk, the tools.
+    case failed
+}
+
+/// An error that means "the data does not check out" (exit 4 when nothing else succeeded). Verifier errors
+/// of every format conform; the engine classifies a failure by this type, never by its text.
+public protocol IntegrityFailure: Error {}
 
 /// Why a run was started.
 public enum RunTag: String, Sendable, Codable, CaseIterable {

@@ -61,44 +61,63 @@ public struct CompressionPolicy: Sendable, Equatable {
     }
 }
 
+/// One entry of `sources:`: its name, its kind and the settings its kind's adapter parsed.
 public struct SourcePolicy: Sendable, Equatable {
     public var name: String
-    public var settings: SourceSettings
+    public var kind: SourceKind
+    public var settings: any SourceSettings
 
-    public init(name: String, settings: SourceSettings) {
+    public init(name: String, kind: SourceKind, settings: any SourceSettings) {
         self.name = name
+        self.kind = kind
         self.settings = settings
     }
 
-    public var kind: SourceKind {
-        switch settings {
-        case .redis: return .redis
-        case .mongodb: return .mongodb
-        case .s3: return .s3
-        }
-    }
-
     /// Where the source is, with secrets hidden, for messages and `policy check`.
-    public var location: String {
-        switch settings {
-        case .redis(let r): return r.endpoint.description
-        case .mongodb(let m):
-            switch m.uri {
-            case .inline(let uri): return Redaction.url(uri.value)
-            case .file(let path): return "uri from \(path)"
-            }
-        case .s3(let s):
-            let buckets = s.buckets.isEmpty ? "all buckets" : s.buckets.joined(separator: ", ")
-            return "\(s.endpoint) (\(buckets)\(s.prefix.isEmpty ? "" : ", prefix \(s.prefix)"))"
-        }
+    public var location: String { settings.location }
+
+    public static func == (a: SourcePolicy, b: SourcePolicy) -> Bool {
+        a.name == b.name && a.kind == b.kind && a.settings.isEqual(to: b.settings)
     }
 }
 
-/// The settings of each kind of source.
-public enum SourceSettings: Sendable, Equatable {
-    case redis(RedisSourcePolicy)
-    case mongodb(MongoSourcePolicy)
-    case s3(S3SourcePolicy)
+/// The settings of one kind of source, as its adapter parsed them from the policy.
+public protocol SourceSettings: Sendable {
+    /// Where the source is, with secrets hidden, for messages and `policy check`.
+    var location: String { get }
+    func isEqual(to other: any SourceSettings) -> Bool
+}
+
+extension SourceSettings where Self: Equatable {
+    public func isEqual(to other: any SourceSettings) -> Bool {
+        (other as? Self) == self
+    }
+}
+
+/// Reads the `sources.<name>` mapping of one kind (the key `kind` included). Each adapter is one.
+public protocol SourceSettingsParser: Sendable {
+    var kind: SourceKind { get }
+    func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings
+}
+
+/// The kinds a policy may use, each with its parser (the engine's registry provides them).
+public struct SourceKindTable: Sendable {
+    public let parsers: [SourceKind: any SourceSettingsParser]
+
+    public init(_ parsers: [any SourceSettingsParser]) {
+        self.parsers = Dictionary(parsers.map { ($0.kind, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// `redis, mongodb, s3`, for messages.
+    public var names: String { parsers.keys.map(\.rawValue).sorted().joined(separator: ", ") }
+}
+
+/// S3 bucket naming: 3–63 of lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit.
+public enum BucketName {
+    public static func isValid(_ name: String) -> Bool {
+        let ok = name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 46 || $0 == 45 }
+        return ok && (3...63).contains(name.utf8.count) && name.first != "-" && name.first != "." && name.last != "-" && name.last != "."
+    }
 }
 
 /// `repository.offsite`: where the off-site copy of the repository goes.
@@ -121,83 +140,6 @@ public struct OffsitePolicy: Sendable, Equatable {
 
     /// `endpoint/bucket/prefix`, for messages.
     public var location: String { "\(endpoint)/\(bucket)/\(prefix)" }
-}
-
-/// A MinIO (or any S3) source: point-in-time snapshots of buckets into a content-addressed blob store.
-public struct S3SourcePolicy: Sendable, Equatable {
-    /// `http://host:port`, path-style.
-    public var endpoint: String
-    public var region = "us-east-1"
-    /// Buckets to snapshot; empty means every bucket the credentials can list.
-    public var buckets: [String] = []
-    /// Only keys under this prefix.
-    public var prefix = ""
-    public var accessKey: String
-    public var secretKey: SecretReference
-    /// Downloads (and restore uploads) at a time.
-    public var concurrency = 8
-    /// Per-request timeout, in seconds.
-    public var timeoutSeconds: Double = 60
-
-    public init(endpoint: String, accessKey: String, secretKey: SecretReference) {
-        self.endpoint = endpoint
-        self.accessKey = accessKey
-        self.secretKey = secretKey
-    }
-
-    /// S3 bucket naming: 3–63 of lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit.
-    public static func isValidBucketName(_ name: String) -> Bool {
-        let ok = name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 46 || $0 == 45 }
-        return ok && (3...63).contains(name.utf8.count) && name.first != "-" && name.first != "." && name.last != "-" && name.last != "."
-    }
-}
-
-/// A MongoDB source, backed up with the official tools.
-public struct MongoSourcePolicy: Sendable, Equatable {
-    /// The connection string (it may hold a password): inline (after `${VAR}` expansion) or `uri_file`.
-    public var uri: SecretReference
-    /// The mongodump command: a path or name, or a wrapper such as `[docker, run, --rm, -i, mongo:7, mongodump]`.
-    public var mongodump: [String]
-    public var mongorestore: [String]
-    /// At most one database (mongodump dumps one database or all of them); empty means all.
-    public var databases: [String]
-    /// Collections of that database to leave out.
-    public var exclude: [String]
-    /// `--oplog`, for a point-in-time dump of a whole replica set.
-    public var oplog: Bool
-    /// The longest a dump or restore may run, in seconds.
-    public var timeoutSeconds: Double
-
-    public init(uri: SecretReference, mongodump: [String] = ["mongodump"], mongorestore: [String] = ["mongorestore"],
-                databases: [String] = [], exclude: [String] = [], oplog: Bool = false,
-                timeoutSeconds: Double = Defaults.mongoTimeoutSeconds) {
-        self.uri = uri
-        self.mongodump = mongodump
-        self.mongorestore = mongorestore
-        self.databases = databases
-        self.exclude = exclude
-        self.oplog = oplog
-        self.timeoutSeconds = timeoutSeconds
-    }
-}
-
-public struct RedisSourcePolicy: Sendable, Equatable {
-    public var endpoint: RedisEndpoint
-    /// A password given apart from the URL (`password_file:`, or `password:`); it wins over the URL's.
-    public var password: SecretReference?
-    /// Idle timeout of the snapshot connection, in seconds.
-    public var timeoutSeconds: Double
-    /// How long the server may take to start sending the snapshot, in seconds.
-    public var startTimeoutSeconds: Double
-
-    public init(endpoint: RedisEndpoint, password: SecretReference? = nil,
-                timeoutSeconds: Double = Defaults.sourceIdleTimeoutSeconds,
-                startTimeoutSeconds: Double = Defaults.snapshotStartTimeoutSeconds) {
-        self.endpoint = endpoint
-        self.password = password
-        self.timeoutSeconds = timeoutSeconds
-        self.startTimeoutSeconds = startTimeoutSeconds
-    }
 }
 
 /// `daemon: { listen: "127.0.0.1:9464" }`

@@ -6,7 +6,8 @@ import Yams
 /// Unknown keys are errors (a typo must not silently disable a backup); `${VAR}` forms are expanded in every
 /// string value; `*_file` keys name files holding secrets, read later by the engine.
 public enum PolicyParser {
-    public static func parse(_ text: String, origin: String, environment: [String: String]) throws(PolicyError) -> Policy {
+    public static func parse(_ text: String, origin: String, environment: [String: String],
+                             sourceKinds: SourceKindTable) throws(PolicyError) -> Policy {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -62,7 +63,7 @@ public enum PolicyParser {
             guard isValidSourceName(name) else {
                 throw node.error("source name \"\(name)\" must be 1-64 letters, digits, '-' or '_' (it becomes a directory name)")
             }
-            sources.append(try parseSource(name: name, node: node))
+            sources.append(try parseSource(name: name, node: node, kinds: sourceKinds))
         }
         var schedules: [ScheduleEntry] = []
         if let list = top["schedules"] {
@@ -138,48 +139,14 @@ public enum PolicyParser {
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
     }
 
-    private static func parseSource(name: String, node: PolicyNode) throws(PolicyError) -> SourcePolicy {
+    private static func parseSource(name: String, node: PolicyNode, kinds: SourceKindTable) throws(PolicyError) -> SourcePolicy {
         let kindNode = try node.mapping(allowed: nil)["kind"]
-        guard let kindNode else { throw node.error("missing key \"kind\" (one of: redis, mongodb, s3)") }
-        let kindText = try kindNode.string()
-        switch kindText {
-        case SourceKind.redis.rawValue:
-            let map = try node.mapping(allowed: ["kind", "url", "password", "password_file", "timeout", "start_timeout"])
-            guard let urlNode = map["url"] else { throw node.error("missing key \"url\" (e.g. redis://127.0.0.1:6379)") }
-            let urlText = try urlNode.nonEmptyString()
-            let endpoint: RedisEndpoint
-            do {
-                endpoint = try RedisEndpoint.parse(urlText)
-            } catch {
-                let shown = Redaction.url(urlText)
-                switch error {
-                case .tlsUnsupported: throw urlNode.error("TLS (rediss://) is not supported yet; found \"\(shown)\"")
-                case .badPort: throw urlNode.error("expected a port from 1 to 65535 in \"\(shown)\"")
-                case .badDatabase: throw urlNode.error("expected a database number after the / in \"\(shown)\"")
-                case .missingHost: throw urlNode.error("expected a host in \"\(shown)\"")
-                case .notRedisURL: throw urlNode.error("expected a URL redis://[user:password@]host[:port][/db], found \"\(shown)\"")
-                }
-            }
-            var password: SecretReference?
-            if let p = map["password"], let f = map["password_file"] {
-                _ = p
-                throw f.error("give either password or password_file, not both")
-            }
-            if let p = map["password"] { password = .inline(Secret(try p.string(secret: true))) }
-            if let f = map["password_file"] { password = .file(try f.nonEmptyString()) }
-            var timeout = Defaults.sourceIdleTimeoutSeconds
-            if let t = map["timeout"] { timeout = try t.duration() }
-            var startTimeout = Defaults.snapshotStartTimeoutSeconds
-            if let t = map["start_timeout"] { startTimeout = try t.duration() }
-            return SourcePolicy(name: name, settings: .redis(RedisSourcePolicy(
-                endpoint: endpoint, password: password, timeoutSeconds: timeout, startTimeoutSeconds: startTimeout)))
-        case SourceKind.mongodb.rawValue:
-            return SourcePolicy(name: name, settings: .mongodb(try parseMongo(node)))
-        case SourceKind.s3.rawValue:
-            return SourcePolicy(name: name, settings: .s3(try parseS3(node)))
-        default:
-            throw kindNode.error("unknown source kind \"\(kindText)\"; expected one of: redis, mongodb, s3")
+        guard let kindNode else { throw node.error("missing key \"kind\" (one of: \(kinds.names))") }
+        let kind = SourceKind(try kindNode.string())
+        guard let parser = kinds.parsers[kind] else {
+            throw kindNode.error("unknown source kind \"\(kind.rawValue)\"; expected one of: \(kinds.names)")
         }
+        return SourcePolicy(name: name, kind: kind, settings: try parser.parseSettings(node))
     }
 
     private static func parseSchedule(_ node: PolicyNode, sources: [SourcePolicy]) throws(PolicyError) -> ScheduleEntry {
@@ -228,34 +195,13 @@ public enum PolicyParser {
         return entry
     }
 
-    private static func parseS3(_ node: PolicyNode) throws(PolicyError) -> S3SourcePolicy {
-        let map = try node.mapping(allowed: ["kind", "endpoint", "region", "buckets", "prefix", "access_key", "secret_key",
-                                             "secret_key_file", "concurrency", "timeout"])
-        guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. http://minio:9000)") }
-        let endpoint = try parseS3Endpoint(e)
-        guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }
-        let secret = try secretKey(map, in: node)
-        var policy = S3SourcePolicy(endpoint: endpoint, accessKey: try a.nonEmptyString(), secretKey: secret)
-        if let r = map["region"] { policy.region = try r.nonEmptyString() }
-        if let b = map["buckets"] {
-            policy.buckets = try b.stringList()
-            for bucket in policy.buckets where !S3SourcePolicy.isValidBucketName(bucket) {
-                throw b.error("\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
-            }
-        }
-        if let p = map["prefix"] { policy.prefix = try p.string() }
-        if let c = map["concurrency"] { policy.concurrency = try c.int(in: 1...64) }
-        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
-        return policy
-    }
-
     private static func parseOffsite(_ node: PolicyNode) throws(PolicyError) -> OffsitePolicy {
         let map = try node.mapping(allowed: ["endpoint", "bucket", "prefix", "region", "access_key", "secret_key", "secret_key_file", "timeout"])
         guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. https://s3.eu-central-1.amazonaws.com)") }
         guard let b = map["bucket"] else { throw node.error("missing key \"bucket\"") }
         guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }
         let bucket = try b.nonEmptyString()
-        guard S3SourcePolicy.isValidBucketName(bucket) else {
+        guard BucketName.isValid(bucket) else {
             throw b.error("\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
         }
         let secret = try secretKey(map, in: node)
@@ -272,7 +218,7 @@ public enum PolicyParser {
     }
 
     /// `secret_key` (inline, after `${VAR}` expansion) or `secret_key_file`: exactly one of them.
-    private static func secretKey(_ map: [String: PolicyNode], in node: PolicyNode) throws(PolicyError) -> SecretReference {
+    public static func secretKey(_ map: [String: PolicyNode], in node: PolicyNode) throws(PolicyError) -> SecretReference {
         switch (map["secret_key"], map["secret_key_file"]) {
         case (let k?, nil): return .inline(Secret(try k.string(secret: true)))
         case (nil, let f?): return .file(try f.nonEmptyString())
@@ -281,7 +227,7 @@ public enum PolicyParser {
         }
     }
 
-    static func parseS3Endpoint(_ e: PolicyNode) throws(PolicyError) -> String {
+    public static func parseS3Endpoint(_ e: PolicyNode) throws(PolicyError) -> String {
         let endpoint = try e.nonEmptyString()
         guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
             throw e.error("expected an http:// or https:// URL, found \"\(Redaction.url(endpoint))\"")
@@ -290,43 +236,6 @@ public enum PolicyParser {
             throw e.error("the endpoint must not hold credentials; give access_key and secret_key_file")
         }
         return endpoint
-    }
-
-    private static func parseMongo(_ node: PolicyNode) throws(PolicyError) -> MongoSourcePolicy {
-        let map = try node.mapping(allowed: ["kind", "uri", "uri_file", "mongodump", "mongorestore", "databases", "exclude", "oplog", "timeout"])
-        let uri: SecretReference
-        switch (map["uri"], map["uri_file"]) {
-        case (let u?, nil):
-            let text = try u.string(secret: true)
-            guard text.hasPrefix("mongodb://") || text.hasPrefix("mongodb+srv://") else {
-                throw u.error("expected a connection string mongodb://… or mongodb+srv://…, found \"\(Redaction.url(text))\"")
-            }
-            uri = .inline(Secret(text))
-        case (nil, let f?): uri = .file(try f.nonEmptyString())
-        case (_?, let f?): throw f.error("give either uri or uri_file, not both")
-        case (nil, nil): throw node.error("missing key \"uri\" (or uri_file), e.g. uri: \"${MONGODB_URI:?set MONGODB_URI}\"")
-        }
-        var policy = MongoSourcePolicy(uri: uri)
-        if let c = map["mongodump"] { policy.mongodump = try c.command() }
-        if let c = map["mongorestore"] { policy.mongorestore = try c.command() }
-        if let d = map["databases"] {
-            policy.databases = try d.stringList()
-            if policy.databases.count > 1 {
-                throw d.error("mongodump dumps one database or all of them: list at most one (use one source per database)")
-            }
-        }
-        if let e = map["exclude"] {
-            policy.exclude = try e.stringList()
-            if !policy.exclude.isEmpty && policy.databases.isEmpty {
-                throw e.error("exclude needs databases: mongodump leaves out collections of one database only")
-            }
-        }
-        if let o = map["oplog"] { policy.oplog = try o.bool() }
-        if policy.oplog && !policy.databases.isEmpty {
-            throw map["oplog"]!.error("oplog: true needs a dump of the whole replica set (no databases)")
-        }
-        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
-        return policy
     }
 
     private static func syntaxError(_ error: YamlError, origin: String) -> PolicyError {
@@ -340,13 +249,13 @@ public enum PolicyParser {
 }
 
 /// A node of the policy document with its key path, for typed reads that fail with a precise `PolicyError`.
-struct PolicyNode {
+public struct PolicyNode {
     let node: Node
-    let path: String
+    public let path: String
     let origin: String
     let environment: [String: String]
 
-    func error(_ problem: String) -> PolicyError {
+    public func error(_ problem: String) -> PolicyError {
         PolicyError(origin: origin, keyPath: path, line: node.mark?.line, problem: problem)
     }
 
@@ -355,7 +264,7 @@ struct PolicyNode {
     }
 
     /// The mapping's entries in file order; keys must be strings and unique.
-    func orderedMapping() throws(PolicyError) -> [(String, PolicyNode)] {
+    public func orderedMapping() throws(PolicyError) -> [(String, PolicyNode)] {
         guard case .mapping(let mapping) = node else { throw error("expected a mapping (key: value lines), found \(kindName)") }
         var seen = Set<String>()
         var out: [(String, PolicyNode)] = []
@@ -368,7 +277,7 @@ struct PolicyNode {
     }
 
     /// The mapping as a dictionary; a key outside `allowed` (when given) is an error naming the allowed keys.
-    func mapping(allowed: Set<String>?) throws(PolicyError) -> [String: PolicyNode] {
+    public func mapping(allowed: Set<String>?) throws(PolicyError) -> [String: PolicyNode] {
         var out: [String: PolicyNode] = [:]
         for (key, value) in try orderedMapping() {
             if let allowed, !allowed.contains(key) {
@@ -388,7 +297,7 @@ struct PolicyNode {
     }
 
     /// The scalar's text with `${VAR}` forms expanded. `secret` keeps the value out of any message.
-    func string(secret: Bool = false) throws(PolicyError) -> String {
+    public func string(secret: Bool = false) throws(PolicyError) -> String {
         guard case .scalar(let s) = node else { throw error("expected a text value, found \(secret ? "a non-text value" : kindName)") }
         do {
             return try EnvironmentExpansion.expand(s.string, environment: environment)
@@ -404,13 +313,13 @@ struct PolicyNode {
         }
     }
 
-    func nonEmptyString() throws(PolicyError) -> String {
+    public func nonEmptyString() throws(PolicyError) -> String {
         let s = try string()
         if s.isEmpty { throw error("expected a non-empty value") }
         return s
     }
 
-    func bool() throws(PolicyError) -> Bool {
+    public func bool() throws(PolicyError) -> Bool {
         switch try string().lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
@@ -419,13 +328,13 @@ struct PolicyNode {
     }
 
     /// The items of a list.
-    func sequence() throws(PolicyError) -> [PolicyNode] {
+    public func sequence() throws(PolicyError) -> [PolicyNode] {
         guard case .sequence(let seq) = node else { throw error("expected a list (- item lines), found \(kindName)") }
         return seq.enumerated().map { PolicyNode(node: $1, path: path + "[\($0)]", origin: origin, environment: environment) }
     }
 
     /// A list of text values (a one-item list may be written as a plain value).
-    func stringList() throws(PolicyError) -> [String] {
+    public func stringList() throws(PolicyError) -> [String] {
         switch node {
         case .scalar: return [try nonEmptyString()]
         case .sequence(let seq):
@@ -439,13 +348,13 @@ struct PolicyNode {
     }
 
     /// A command: a program name or path, or a list (program and its arguments, e.g. a `docker run` wrapper).
-    func command() throws(PolicyError) -> [String] {
+    public func command() throws(PolicyError) -> [String] {
         let parts = try stringList()
         if parts.isEmpty { throw error("expected a command (a program, or a list: program and arguments)") }
         return parts
     }
 
-    func int(in range: ClosedRange<Int>) throws(PolicyError) -> Int {
+    public func int(in range: ClosedRange<Int>) throws(PolicyError) -> Int {
         let s = try string()
         guard let v = Int(s), range.contains(v) else {
             throw error("expected a whole number from \(range.lowerBound) to \(range.upperBound), found \"\(s)\"")
@@ -454,7 +363,7 @@ struct PolicyNode {
     }
 
     /// Seconds, as a number (`30`, `2.5`) or with a unit (`30s`, `5m`, `1h`).
-    func duration() throws(PolicyError) -> Double {
+    public func duration() throws(PolicyError) -> Double {
         let s = try string()
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         var number = Substring(s)

@@ -53,10 +53,13 @@ extension BackupEngine {
     }
 
     /// `hook rollback`: records it; with `restoreData` restores the release's pre-deploy set into the live sources
-    /// (MongoDB with --drop, Redis online), verifying each backup first; without it, prints the commands.
-    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, environmentName: String,
-                         service: String) throws -> RollbackResult {
+    /// (each kind its own way: MongoDB with --drop, Redis online, …), verifying each backup first; without it,
+    /// prints the commands. Kinds that are not restored by default (buckets) only with `includeBuckets` or when
+    /// named in `include`.
+    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
+                         environmentName: String, service: String) throws -> RollbackResult {
         let catalog = try catalog()
+        _ = try selectSources(include)
         try catalog.insertDeployment(deploymentEvent(release: release, event: "rollback", duration: nil, reason: reason,
                                                      environmentName: environmentName, service: service))
         writeMetricsTextfile()
@@ -67,46 +70,11 @@ extension BackupEngine {
         var lines: [String] = []
         for a in artifacts {
             guard let source = policy.source(named: a.source) else { continue }
-            switch source.settings {
-            case .redis(let r):
-                if restoreData {
-                    let url = try redisURL(for: source.name, r)
-                    let done = try restoreRedis(source: a.source, backup: .id(a.id), target: .online(url: url), dryRun: false, confirmed: true) { _ in }
-                    lines.append("restored \(a.source) from \(a.id): \(done.steps.first ?? "")")
-                } else {
-                    lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --to-url \"$REDIS_URL\" --yes")
-                }
-            case .mongodb:
-                if restoreData {
-                    let plan = try planMongoRestore(source: a.source, backup: .id(a.id), toURI: nil, renames: [], drop: true, dryRun: false)
-                    let done = try executeMongoRestore(plan, toURI: nil)
-                    lines.append("restored \(a.source) from \(a.id): \(done.restored) documents")
-                } else {
-                    lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --drop --yes")
-                }
-            case .s3:
-                // Buckets only when asked: uploads written after the deploy are user data, not the release's.
-                let snapshot = try loadSnapshot(a)
-                for bucket in snapshot.buckets {
-                    if restoreData && includeBuckets {
-                        let done = try restoreBucket(BucketRestoreRequest(source: a.source, backup: .id(a.id), bucket: bucket.name,
-                                                                          deleteExtra: true, confirmed: true)) { _ in }
-                        lines.append("restored \(a.source) bucket \(bucket.name) from \(a.id): \(done.result?.uploaded ?? 0) uploaded, \(done.result?.deleted ?? 0) deleted")
-                    } else {
-                        lines.append("kaleem-backup restore \(a.source) --backup \(a.id) --bucket \(bucket.name) --delete-extra --yes")
-                    }
-                }
-            }
+            let adapter = try registry.adapter(for: source.kind)
+            let chosen = adapter.restoresOnRollbackByDefault || includeBuckets || include.contains(source.name)
+            lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
         }
         return RollbackResult(release: release, set: set, lines: lines)
-    }
-
-    private func redisURL(for source: String, _ policy: RedisSourcePolicy) throws -> String {
-        var endpoint = policy.endpoint
-        if let secret = try secretResolver(for: source).resolve(policy.password, key: "password") { endpoint.password = secret }
-        let auth = endpoint.password.map { ":\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")@" } ?? ""
-        let user = endpoint.username.map { $0 + (endpoint.password == nil ? "@" : "") } ?? ""
-        return "redis://\(user)\(auth)\(endpoint.host):\(endpoint.port)"
     }
 
     private func deploymentEvent(release: String, event: String, duration: Double?, reason: String?, environmentName: String,

@@ -97,18 +97,21 @@ extension BackupEngine {
         return OffsiteRepository(client: client, policy: offsite)
     }
 
-    /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload).
+    /// Client options; `KALEEM_BACKUP_S3_ATTEMPTS` and `KALEEM_BACKUP_S3_BACKOFF` (seconds) shorten the retries in tests.
+    func s3Options(timeout: Double) -> S3ClientOptions {
+        var options = S3ClientOptions()
+        options.timeoutSeconds = timeout
+        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
+        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
+        return options
+    }
+
+    /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload): the
+    /// artifact, its manifest and whatever files its kind says belong to it.
     func offsiteFiles(_ artifact: ArtifactInfo) throws -> [(relative: String, sha256: String?)] {
         let manifest = repository.relativeManifestPath(forArtifact: artifact.path, id: artifact.id)
-        var files: [(String, String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
-        if artifact.kind == .s3 {
-            let blobs = blobStore(source: artifact.source)
-            for digest in try loadSnapshot(artifact).blobDigests.sorted() {
-                // An encrypted blob's stored bytes do not hash to its name: its sha256 is computed on upload.
-                files.append(("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest))
-            }
-        }
-        return files
+        let files: [(relative: String, sha256: String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
+        return files + (try registry.adapter(for: artifact.kind).extraFiles(of: artifact, context: context))
     }
 
     /// Copies every good artifact that has no good off-site copy yet; returns the failures (id → why).
@@ -127,20 +130,20 @@ extension BackupEngine {
             return [:]
         }
         defer { remote.client.shutdown() }
-        // Blobs already there are not sent again (one listing per source, 1 request per 1,000 blobs).
-        var remoteBlobs: [String: Set<String>] = [:]
+        // Shared files (blobs) already there are not sent again (one listing per source, 1 request per 1,000 files).
+        var remoteShared: [String: Set<String>] = [:]
         for artifact in pending {
             do {
-                if artifact.kind == .s3, remoteBlobs[artifact.source] == nil {
-                    let source = artifact.source
-                    remoteBlobs[source] = Set(try Blocking.run { try await remote.list("\(source)/blobs/") }.map(\.key))
+                let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
+                if let shared, remoteShared[artifact.source] == nil {
+                    remoteShared[artifact.source] = Set(try Blocking.run { try await remote.list(shared) }.map(\.key))
                 }
-                let files = try offsiteFiles(artifact).filter { remoteBlobs[artifact.source]?.contains($0.relative) != true }
+                let files = try offsiteFiles(artifact).filter { remoteShared[artifact.source]?.contains($0.relative) != true }
                 for (relative, known) in files {
                     let path = repository.absolute(relative)
                     let sha = try known ?? sha256OfFile(path)
                     try Blocking.run { try await remote.upload(path, as: relative, sha256: sha) }
-                    if relative.contains("/blobs/") { remoteBlobs[artifact.source, default: []].insert(relative) }
+                    if let shared, relative.hasPrefix(shared) { remoteShared[artifact.source, default: []].insert(relative) }
                 }
                 try catalog.setOffsite(id: artifact.id, ok: true, detail: "\(files.count) files at \(remote.policy.location)", at: environment.clock())
                 logger.info("off-site copy ok", metadata: ["artifact": "\(artifact.id)", "files": "\(files.count)"])
@@ -193,9 +196,10 @@ extension BackupEngine {
         return artifacts.filter { $0.deletedAt == nil && $0.status == .ok }.map { artifact in
             do {
                 var checked = 0
+                let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
                 for (relative, known) in try offsiteFiles(artifact) {
-                    if relative.contains("/blobs/") {
-                        // Blobs: size and recorded sha256 (HEAD) when the local file is here to compare; else re-read.
+                    if let shared, relative.hasPrefix(shared) {
+                        // Shared files (blobs): size and recorded sha256 (HEAD) when the local file is here to compare; else re-read.
                         let local = repository.absolute(relative)
                         if let size = FileIO.fileSize(local) {
                             let sha = try known ?? sha256OfFile(local)
@@ -221,7 +225,7 @@ extension BackupEngine {
         }
     }
 
-    /// After rotation removed artifacts: their remote files go too (blobs: those no remaining snapshot uses).
+    /// After rotation removed artifacts: their remote files go too (shared files: those no remaining artifact uses).
     func removeOffsite(_ removed: [(id: String, path: String)], source: String, catalog: Catalog) {
         guard !removed.isEmpty, let remote = try? offsiteRepository() else { return }
         defer { remote.client.shutdown() }
@@ -231,14 +235,11 @@ extension BackupEngine {
             keys.append(repository.relativeManifestPath(forArtifact: r.path, id: r.id))
         }
         do {
-            if policy.source(named: source)?.kind == .s3 {
-                var keep = Set<String>()
-                for a in try catalog.artifacts(source: source, status: .ok) where a.deletedAt == nil {
-                    keep.formUnion(try loadSnapshot(a).blobDigests)
-                }
-                let blobs = try Blocking.run { try await remote.list("\(source)/blobs/") }.map(\.key)
-                keys += blobs.filter { key in
-                    BlobStore.digest(ofFileName: (key as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
+            if let kind = policy.source(named: source)?.kind {
+                let adapter = try registry.adapter(for: kind)
+                if let shared = adapter.sharedDirectory(source: source) {
+                    let remoteFiles = try Blocking.run { try await remote.list(shared) }.map(\.key)
+                    keys += try adapter.unusedRemoteFiles(source: source, remote: remoteFiles, context: context)
                 }
             }
             let all = keys
@@ -259,28 +260,5 @@ extension BackupEngine {
         logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.policy.location)"])
         try Blocking.run { try await remote.download(relative, to: path, sha256: sha256) }
         return true
-    }
-
-    /// Fetches the blobs of a snapshot that are missing here from the off-site copy.
-    func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String) throws {
-        let blobs = blobStore(source: source)
-        let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
-        guard !missing.isEmpty, let remote = try offsiteRepository() else { return }
-        defer { remote.client.shutdown() }
-        // The remote names say which blobs are encrypted (`.age`); one listing for all.
-        var remoteNames: [String: String] = [:]
-        for key in try Blocking.run({ try await remote.list("\(source)/blobs/") }).map(\.key) {
-            if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
-        }
-        logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
-        for digest in missing {
-            guard let relative = remoteNames[digest] else {
-                throw IntegrityError(object: "\(remote.policy.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
-            }
-            // A plain blob is checked by its name; an encrypted one when it is decrypted (its content hashes to its name).
-            let expected = relative.hasSuffix(BlobStore.encryptedSuffix) ? nil : digest
-            let path = repository.absolute(relative)
-            try Blocking.run { try await remote.download(relative, to: path, sha256: expected) }
-        }
     }
 }

@@ -75,7 +75,9 @@ extension BackupEngine {
         if !removed.isEmpty {
             try FileIO.syncDirectory(repository.root)
             try catalog.markDeleted(ids: removed, at: now)
-            if policy.source(named: source)?.kind == .s3 { collectBlobGarbage(source: source, catalog: catalog) }
+            if let kind = policy.source(named: source)?.kind, let adapter = try? registry.adapter(for: kind) {
+                adapter.collectGarbage(source: source, context: context)
+            }
             removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
         }
         result.removed = removed

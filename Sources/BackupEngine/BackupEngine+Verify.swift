@@ -1,8 +1,6 @@
 import ArtifactStore
 import BackupCore
 import Foundation
-import MongoBackup
-import RedisBackup
 
 extension BackupEngine {
     /// Re-reads stored artifacts: the file's sha256 and size against the catalog, the gzip stream, and the
@@ -35,36 +33,23 @@ extension BackupEngine {
             return VerifyResult(id: artifact.id, ok: false, detail: "artifact is \(artifact.status.rawValue), not a good backup: \(artifact.detail ?? "no detail")")
         }
         let path = repository.absolute(artifact.path)
-        if artifact.kind == .s3 {
+        let adapter: any SourceAdapter
+        do {
+            adapter = try registry.adapter(for: artifact.kind)
+        } catch {
+            return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
+        }
+        if adapter.layout == .snapshot {
             do {
-                return VerifyResult(id: artifact.id, ok: true, detail: try verifySnapshot(artifact))
+                return VerifyResult(id: artifact.id, ok: true, detail: try adapter.verifySnapshot(artifact, context: context))
             } catch {
                 return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
             }
         }
         do {
             let reader = try artifactReader(artifact)
-            var source = GzipChunkSource(reader: reader, copy: copy)
-            var detail: String
-            switch artifact.kind {
-            case .redis:
-                let report = try RDBVerifier.verify(source)
-                source.drain()
-                if let recorded = artifact.stats["keys"]?.intValue, recorded != report.keys {
-                    throw IntegrityError(object: path, problem: "RDB holds \(report.keys) keys, the catalog recorded \(recorded)")
-                }
-                detail = "sha256 ok, gzip ok, RDB v\(report.version) checksum \(report.checksum.rawValue), \(report.keys) keys"
-            case .mongodb:
-                let (report, _) = try MongoArchiveCheck.verify(source)
-                source.drain()
-                if let recorded = artifact.stats["documents"]?.intValue, recorded != report.documents {
-                    throw IntegrityError(object: path, problem: "archive holds \(report.documents) documents, the catalog recorded \(recorded)")
-                }
-                detail = "sha256 ok, gzip ok, archive ok: \(report.namespaces.count) namespaces, \(report.documents) documents, CRCs ok"
-            case .s3:
-                preconditionFailure("bucket snapshots are verified above")
-            }
-            try source.finishError()
+            let source = GzipChunkSource(reader: reader, copy: copy)
+            let detail = try adapter.verifyContents(artifact, source, path: path)
             let digest = reader.storedSHA256
             guard digest == artifact.sha256 else {
                 throw IntegrityError(object: path, problem: "sha256 is \(digest), the catalog recorded \(artifact.sha256)")
@@ -96,33 +81,3 @@ extension BackupEngine {
     }
 }
 
-/// Decompressed chunks of a gzip file as a `ByteSource`; remembers a read error so `drain` can be total.
-struct GzipChunkSource: ByteSource {
-    let reader: GzipReader
-    let copy: ((UnsafeRawBufferPointer) throws -> Void)?
-    private var error: Error?
-
-    init(reader: GzipReader, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) {
-        self.reader = reader
-        self.copy = copy
-    }
-
-    mutating func nextChunk() throws -> [UInt8]? {
-        var chunk: [UInt8]?
-        _ = try reader.read { bytes in
-            try copy?(bytes)
-            chunk = Array(bytes)
-        }
-        return chunk
-    }
-
-    /// Reads (and hashes, and copies) the rest of the file.
-    mutating func drain() {
-        let copy = self.copy
-        do { while try reader.read({ try copy?($0) }) {} } catch { self.error = error }
-    }
-
-    func finishError() throws {
-        if let error { throw error }
-    }
-}

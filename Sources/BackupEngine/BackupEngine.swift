@@ -13,8 +13,6 @@ import BackupCatalog
 import BackupCore
 import Foundation
 import Logging
-import MongoBackup
-import RedisBackup
 
 /// What `backup` did: the run and one artifact per source.
 public struct BackupResult: Sendable {
@@ -26,6 +24,8 @@ public struct BackupResult: Sendable {
     public var rotationSkipped: String?
     /// Artifacts (of this run or earlier ones) whose off-site copy failed in this run: id → why.
     public var offsiteFailures: [String: String] = [:]
+    /// Why the failed artifacts of this run failed, by type (the exit code comes from it).
+    public var failures: [String: FailureKind] = [:]
 
     public var exitStatus: ExitStatus {
         switch run.status {
@@ -33,7 +33,7 @@ public struct BackupResult: Sendable {
         case .partial: return .partial
         default:
             // A run that failed because a snapshot did not verify is an integrity failure.
-            let integrity = artifacts.contains { $0.stats["failure"] == .string("integrity") }
+            let integrity = artifacts.contains { failures[$0.id] == .integrity }
             return integrity && artifacts.allSatisfy({ $0.status != .ok }) ? .integrity : .failed
         }
     }
@@ -76,6 +76,10 @@ public final class BackupEngine {
         return { attempt in min(30, pow(2, Double(attempt - 1))) }
     }
     private var generator = SystemRandomNumberGenerator()
+    /// The kinds of source this engine knows.
+    let registry = SourceRegistry.standard
+    /// What adapters may use of the engine.
+    var context: SourceContext { SourceContext(engine: self) }
 
     public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment()) {
         self.policy = policy
@@ -112,8 +116,11 @@ public final class BackupEngine {
         logger.info("backup run started", metadata: ["run": "\(run.id)", "tag": "\(tag.rawValue)", "sources": "\(selected.map(\.name))"])
 
         var artifacts: [ArtifactInfo] = []
+        var failures: [String: FailureKind] = [:]
         for source in selected {
-            artifacts.append(try backupOne(source, run: run, catalog: catalog))
+            let (artifact, failure) = try backupOne(source, run: run, catalog: catalog)
+            artifacts.append(artifact)
+            if let failure { failures[artifact.id] = failure }
         }
         let good = artifacts.filter { $0.status == .ok }.count
         run.status = good == artifacts.count ? .ok : (good == 0 ? .failed : .partial)
@@ -121,6 +128,7 @@ public final class BackupEngine {
         try catalog.finishRun(id: run.id, status: run.status, at: run.finishedAt!)
         logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
         var result = BackupResult(run: run, artifacts: artifacts)
+        result.failures = failures
         // Rotation only after a good new backup of the same source, and never a reason to fail the backup.
         do {
             try checkRetentionPolicy(allowEmpty: false)
@@ -176,41 +184,34 @@ public final class BackupEngine {
         }
     }
 
-    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) throws -> ArtifactInfo {
+    /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type).
+    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) throws -> (ArtifactInfo, FailureKind?) {
         let created = environment.clock()
         let id = Identifier.make(at: created, using: &generator)
+        let adapter = try registry.adapter(for: source.kind)
         let path: String
-        switch source.settings {
-        case .redis: path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: "rdb")
-        case .mongodb: path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: "archive")
-        case .s3: path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: created)
+        switch adapter.layout {
+        case .stream(let ext): path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: ext)
+        case .snapshot: path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: created)
         }
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: path,
                                     status: .running, createdAt: created, tag: run.tag, release: run.release)
-        if source.kind == .s3 { artifact.compression = "none" } // blobs are stored as they are, named by content
+        if adapter.layout == .snapshot { artifact.compression = "none" } // the adapter stores its files as they are
         try catalog.insertArtifact(artifact)
         let startTime = DispatchTime.now()
         do {
             try repository.prepareDirectory(forArtifact: path)
             var stats: [String: JSONValue]
             let stored: StoredFile
-            if case .s3(let s3) = source.settings {
-                (stats, stored) = try snapshotBuckets(s3, source: source.name, artifact: artifact, catalog: catalog)
-            } else {
+            switch adapter.layout {
+            case .snapshot:
+                (stats, stored) = try adapter.backupSnapshot(source, artifact: artifact, context: context)
+            case .stream:
                 let recipients = try encryptionRecipients()
                 if !recipients.isEmpty { artifact.compression = Self.encryptedCompression }
                 let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
                 do {
-                    switch source.settings {
-                    case .redis(let redis):
-                        stats = try RedisSourceBackup(policy: redis, secrets: secretResolver(for: source.name))
-                            .run(into: writer)
-                    case .mongodb(let mongo):
-                        stats = try MongoSourceBackup(policy: mongo, secrets: secretResolver(for: source.name))
-                            .run(into: writer)
-                    case .s3:
-                        preconditionFailure("bucket sources are snapshotted above")
-                    }
+                    stats = try adapter.backupStream(source, into: writer, context: context)
                 } catch {
                     writer.abort()
                     throw error
@@ -232,17 +233,17 @@ public final class BackupEngine {
                 "source": "\(source.name)", "artifact": "\(id)", "bytes_raw": "\(stored.bytesRaw)",
                 "bytes_stored": "\(stored.bytesStored)", "seconds": "\(String(format: "%.2f", seconds))",
             ])
-            return artifact
+            return (artifact, nil)
         } catch {
             artifact.status = .failed
             artifact.detail = describe(error)
-            if error is RDBError || error is IntegrityError || error is MongoArchiveError {
-                artifact.stats["failure"] = .string("integrity")
-            }
+            let failure: FailureKind = error is IntegrityFailure ? .integrity : .failed
+            // Kept in the catalog row for history (the exit code uses the type above, not this text).
+            if failure == .integrity { artifact.stats["failure"] = .string(FailureKind.integrity.rawValue) }
             unlink(repository.manifestPath(forArtifact: path, id: id))
             try catalog.updateArtifact(artifact)
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
-            return artifact
+            return (artifact, failure)
         }
     }
 

@@ -15,11 +15,11 @@ public enum PolicyLoader {
                 let reason = FileManager.default.fileExists(atPath: chosen) ? "cannot be read (permissions?)" : "does not exist"
                 throw PolicyError(origin: chosen, keyPath: "", problem: "the policy file \(reason)")
             }
-            return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: chosen, environment: environment)
+            return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: chosen, environment: environment, sourceKinds: SourceKinds.policyTable)
         }
         if let data = FileManager.default.contents(atPath: defaultPath) {
-            return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: defaultPath, environment: environment)
+            return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: defaultPath, environment: environment, sourceKinds: SourceKinds.policyTable)
         }
-        return try PolicyParser.parse(EmbeddedPolicy.localYAML, origin: embeddedOrigin, environment: environment)
+        return try PolicyParser.parse(EmbeddedPolicy.localYAML, origin: embeddedOrigin, environment: environment, sourceKinds: SourceKinds.policyTable)
     }
 }

@@ -63,7 +63,7 @@ struct RepositoryTests {
     @Test func manifestRoundTrips() throws {
         let created = Date(timeIntervalSince1970: 1_764_383_400.25)
         let run = RunInfo(id: "run-1", tag: .preDeploy, release: "api:1", startedAt: created, status: .ok, host: "h")
-        let artifact = ArtifactInfo(id: "a", runID: "run-1", source: "redis", kind: .redis, path: "redis/d/a.rdb.gz",
+        let artifact = ArtifactInfo(id: "a", runID: "run-1", source: "redis", kind: SourceKind("redis"), path: "redis/d/a.rdb.gz",
                                     bytesRaw: 10, bytesStored: 5, sha256: "ab", status: .ok, createdAt: created,
                                     stats: ["keys": .int(3)], tag: .preDeploy, release: "api:1")
         let m = Manifest(artifact: artifact, run: run)

@@ -11,7 +11,7 @@ struct CatalogTests {
     }
 
     func artifact(_ id: String, run: String, source: String = "redis", at date: Date, status: ArtifactStatus = .ok) -> ArtifactInfo {
-        ArtifactInfo(id: id, runID: run, source: source, kind: .redis, path: "\(source)/d/\(id).rdb.gz", bytesRaw: 100,
+        ArtifactInfo(id: id, runID: run, source: source, kind: SourceKind("redis"), path: "\(source)/d/\(id).rdb.gz", bytesRaw: 100,
                      bytesStored: 40, sha256: String(repeating: "a", count: 64), status: status, createdAt: date,
                      stats: ["keys": .int(5), "databases": .object(["0": .object(["keys": .int(5)])])], tag: .nightly)
     }

@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// MongoDB through stand-in mongodump/mongorestore (Tests/StandIns): they honour the real tools' flags and
-/// stream the real archives of ../shared/fixtures/mongo. What only a real server can show is checked by
+/// stream the real archives of Tests/Fixtures/mongo. What only a real server can show is checked by
 /// scripts/check-mongo.sh.
 struct MongoEndToEndTests {
     static let standIns = packageRoot + "/Tests/StandIns"

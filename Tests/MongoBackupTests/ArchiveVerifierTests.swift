@@ -12,7 +12,7 @@ func mongoFixture(_ name: String) throws -> [UInt8] {
 }
 
 struct ArchiveVerifierTests {
-    /// Expected counts from ../shared/fixtures/README.md (read with the real tools).
+    /// Expected counts from Tests/Fixtures/PROVENANCE.md (read with the real tools).
     @Test(arguments: [
         ("test.bar.archive", ["admin.system.version": 1, "test.bar": 1]),
         ("dump-w-oplog.archive", ["test.foo": 25, "admin.system.version": 1, "oplog": 18]),

@@ -11,7 +11,7 @@ func fixture(_ name: String) throws -> [UInt8] {
 }
 
 struct RDBVerifierTests {
-    /// Expected values read with the real redis-check-rdb (../shared/fixtures/README.md).
+    /// Expected values read with the real redis-check-rdb (Tests/Fixtures/PROVENANCE.md).
     @Test(arguments: [
         ("encodings.rdb", 4, 13, RDBReport.Checksum.absent),
         ("hash-zipmap.rdb", 3, 1, .absent),

@@ -3,7 +3,7 @@
 
 They honour the real tools' command-line contract: --archive only in its `=` form or bare (stdout/stdin),
 --config=FILE with `uri:` in YAML, unknown options rejected the way go-flags rejects them (exit 1), logs on
-stderr, mongorestore's summary line. Data comes from the real mongodump archives in ../shared/fixtures/mongo.
+stderr, mongorestore's summary line. Data comes from the real mongodump archives in Tests/Fixtures/mongo.
 
 Environment knobs (for tests):
   STANDIN_ARCHIVE        archive mongodump streams (default: dump-w-oplog.archive of the fixtures)
@@ -15,7 +15,7 @@ Environment knobs (for tests):
 import gzip, hashlib, json, os, struct, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "fixtures", "mongo"))
+FIXTURES = os.path.normpath(os.path.join(HERE, "..", "Fixtures", "mongo"))
 
 COMMON = {"--archive", "--config", "--uri", "--host", "--port", "--username", "--password", "--authenticationDatabase",
           "--gzip", "--quiet", "--verbose", "-v", "--numParallelCollections", "-j", "--db", "-d", "--collection", "-c"}

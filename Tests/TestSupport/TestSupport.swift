@@ -35,9 +35,8 @@ public let packageRoot: String = {
     fatalError("Package.swift not found above \(#filePath)")
 }()
 
-/// `../shared/fixtures` beside the package.
-public let fixturesDirectory = URL(fileURLWithPath: packageRoot).deletingLastPathComponent()
-    .appendingPathComponent("shared/fixtures").path
+/// `Tests/Fixtures` of the package: real files made by real tools (see `Tests/Fixtures/PROVENANCE.md`).
+public let fixturesDirectory = URL(fileURLWithPath: packageRoot).appendingPathComponent("Tests/Fixtures").path
 
 /// A real `redis-server` on a free 127.0.0.1 port (`--save '' --appendonly no --repl-diskless-sync-delay 0`),
 /// in its own temp directory, stopped when released.

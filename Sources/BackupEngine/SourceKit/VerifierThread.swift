@@ -1,35 +1,9 @@
+// The pipeline's verification side: a verifier walks the bytes of a source on its own thread while the
+// same bytes are compressed and written (one pass, bounded memory); and decompressed chunks of a stored
+// artifact as a ByteSource for the verifiers.
 import ArtifactStore
 import BackupCore
 import Foundation
-import RedisBackup
-
-/// Wires the Redis snapshot to the artifact pipeline: the snapshot's bytes go to the writer and, through a
-/// bounded channel, to the RDB verifier running on its own thread. A snapshot that does not verify fails.
-struct RedisSourceBackup {
-    var policy: RedisSourcePolicy
-    var secrets: SecretResolver
-
-    func run(into writer: ArtifactWriter) throws -> [String: JSONValue] {
-        let password = try secrets.resolve(policy.password, key: "password") ?? policy.endpoint.password
-        let verification = VerifierThread { source in try RDBVerifier.verify(source) }
-        let taken: (framing: SnapshotFraming, bytes: Int64)
-        do {
-            taken = try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
-                                          startTimeout: policy.startTimeoutSeconds) { chunk in
-                try verification.feed(chunk, alongside: writer)
-            }
-        } catch {
-            verification.channel.fail(error)
-            _ = try? verification.wait()
-            throw error
-        }
-        verification.channel.finish()
-        let report = try verification.wait()
-        var stats = report.stats
-        stats["framing"] = .string(taken.framing.rawValue)
-        return stats
-    }
-}
 
 /// Runs a verifier over a `ByteChannel` on a thread of its own and hands back its result.
 final class VerifierThread<Report: Sendable>: @unchecked Sendable {
@@ -70,5 +44,36 @@ final class VerifierThread<Report: Sendable>: @unchecked Sendable {
         done.wait()
         done.signal()
         return try lock.withLock { result! }.get()
+    }
+}
+
+/// Decompressed chunks of a gzip file as a `ByteSource`; remembers a read error so `drain` can be total.
+struct GzipChunkSource: ByteSource {
+    let reader: GzipReader
+    let copy: ((UnsafeRawBufferPointer) throws -> Void)?
+    private var error: Error?
+
+    init(reader: GzipReader, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) {
+        self.reader = reader
+        self.copy = copy
+    }
+
+    mutating func nextChunk() throws -> [UInt8]? {
+        var chunk: [UInt8]?
+        _ = try reader.read { bytes in
+            try copy?(bytes)
+            chunk = Array(bytes)
+        }
+        return chunk
+    }
+
+    /// Reads (and hashes, and copies) the rest of the file.
+    mutating func drain() {
+        let copy = self.copy
+        do { while try reader.read({ try copy?($0) }) {} } catch { self.error = error }
+    }
+
+    func finishError() throws {
+        if let error { throw error }
     }
 }

@@ -1,3 +1,5 @@
+// Redis restores: file mode (install the RDB for a stopped server) and online mode (replication from a
+// scratch server loaded with the backup).
 import ArtifactStore
 import BackupCatalog
 import BackupCore
@@ -21,24 +23,50 @@ public struct RedisRestoreResult: Sendable {
     public var durationSeconds: Double
 }
 
-extension BackupEngine {
+extension RedisAdapter {
+    var restoreOptions: [RestoreOptionSpec] {
+        [
+            RestoreOptionSpec("to-dir", value: "DIR", help: "file mode: install the RDB into this directory (the server's `dir`)"),
+            RestoreOptionSpec("dbfilename", value: "NAME", help: "file mode: the file name (the server's `dbfilename`)", default: "dump.rdb"),
+            RestoreOptionSpec("server-url", value: "URL", help: "file mode: check this server's dir, dbfilename and appendonly first (redis://…)"),
+            RestoreOptionSpec("to-url", value: "URL", help: "online mode: replace all the data of this live server (redis://…)"),
+            RestoreOptionSpec("listen", value: "ADDR", help: "online mode: the address the target uses to reach the scratch server", default: "127.0.0.1"),
+        ]
+    }
+
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
+        let o = request.options
+        if o.given("to-dir") && o.given("to-url") {
+            throw BackupFailure("--to-dir (file mode) and --to-url (online mode) exclude each other", exitStatus: .usage)
+        }
+        let target: RedisRestoreTarget
+        if let dir = o.value("to-dir") {
+            target = .directory(path: dir, dbfilename: o.value("dbfilename") ?? "dump.rdb", serverURL: o.value("server-url"))
+        } else if let url = o.value("to-url") {
+            target = .online(url: url)
+        } else {
+            throw BackupFailure("a Redis restore needs --to-dir DIR (file mode) or --to-url redis://… (online mode)", exitStatus: .usage,
+                                hint: "file mode for a server whose data directory you can reach; online mode for one in a container")
+        }
+        let result = try restoreRedis(source, backup: request.backup, target: target, dryRun: request.dryRun, confirmed: request.confirmed,
+                                      listen: o.value("listen") ?? "127.0.0.1", context: context, plan: plan)
+        let json = RedisRestoreJSON(source: source.name, artifact: result.artifact.id, target: result.target, dry_run: request.dryRun,
+                                    steps: result.steps, warnings: result.warnings,
+                                    duration_seconds: (result.durationSeconds * 1000).rounded() / 1000)
+        return RestoreOutcome(lines: result.steps.enumerated().map { "\($0.offset + 1). \($0.element)" }, json: json)
+    }
+
     /// Restores a Redis backup (verified first: sha256, gzip, RDB; exit 4 on a mismatch).
     ///
     /// file mode: write <dbfilename>.partial, fsync, keep the current file as <dbfilename>.pre-restore-<time>,
     ///            rename into place, fsync the directory; print the steps left (SHUTDOWN NOSAVE, AOF off, start,
     ///            AOF back on); with a server URL, check its dir/dbfilename/appendonly first
     /// online mode: RedisOnlineRestore (scratch server + REPLICAOF), then compare the key counts
-    public func restoreRedis(source name: String, backup: BackupSelector, target: RedisRestoreTarget, dryRun: Bool,
-                             confirmed: Bool, listen: String = "127.0.0.1", plan: ([String]) -> Void) throws -> RedisRestoreResult {
-        let source = try selectSources([name])[0]
-        guard case .redis(let redisPolicy) = source.settings else {
-            throw BackupFailure("source \"\(name)\" is not a Redis source", exitStatus: .usage)
-        }
-        let artifact = try selectArtifact(source: name, backup)
-        let check = verifyOne(artifact)
-        guard check.ok else {
-            throw IntegrityError(object: "backup \(artifact.id) of \(name)", problem: "refusing to restore: \(check.detail)")
-        }
+    func restoreRedis(_ source: SourcePolicy, backup: BackupSelector, target: RedisRestoreTarget, dryRun: Bool,
+                      confirmed: Bool, listen: String, context: SourceContext, plan: ([String]) -> Void) throws -> RedisRestoreResult {
+        let name = source.name
+        let redisPolicy = try settings(source, as: RedisSourcePolicy.self)
+        let artifact = try context.verifiedForRestore(source: name, backup)
         let recorded = artifact.stats["keys"]?.intValue ?? 0
         var lines = ["restore \(name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(recorded) keys, RDB v\(artifact.stats["rdb_version"]?.intValue ?? 0))"]
         var warnings: [String] = []
@@ -71,17 +99,17 @@ extension BackupEngine {
         case .directory: mode = "file"
         case .online: mode = "online"
         }
-        let started = environment.clock()
+        let started = context.now()
         let clock = DispatchTime.now()
         if dryRun {
-            try recordRestore(artifact, mode: mode, target: targetText, outcome: "dry-run", started: started, seconds: 0, detail: "plan only")
+            try context.recordRestore(artifact, mode: mode, target: targetText, outcome: "dry-run", started: started, seconds: 0, detail: "plan only")
             return RedisRestoreResult(artifact: artifact, target: targetText, steps: ["dry run: nothing was changed"], warnings: warnings, durationSeconds: 0)
         }
         var steps: [String] = []
         do {
             switch target {
             case .directory(let path, let dbfilename, _):
-                let kept = try installRDB(artifact, directory: path, dbfilename: dbfilename)
+                let kept = try installRDB(artifact, directory: path, dbfilename: dbfilename, context: context)
                 steps = [
                     kept.map { "the previous file was kept as \($0)" } ?? "there was no previous file",
                     "now, on the Redis host: redis-cli SHUTDOWN NOSAVE   (a plain SHUTDOWN would overwrite the restored file)",
@@ -91,9 +119,9 @@ extension BackupEngine {
                 ]
             case .online(let url):
                 let endpoint = try RedisEndpoint.parse(url)
-                let dir = try Self.privateTemporaryDirectory(prefix: "kaleem-restore")
+                let dir = try context.temporaryDirectory(prefix: "kaleem-restore")
                 defer { try? FileManager.default.removeItem(atPath: dir) }
-                _ = try installRDB(artifact, directory: dir, dbfilename: "dump.rdb")
+                _ = try installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
                 let outcome = try RedisOnlineRestore.run(target: endpoint, password: endpoint.password, rdbDirectory: dir, listen: listen,
                                                          timeout: max(redisPolicy.timeoutSeconds, 120))
                 let total = outcome.keys.values.reduce(0, +)
@@ -101,30 +129,26 @@ extension BackupEngine {
                 if total > recorded { throw BackupFailure("the target holds \(total) keys after the restore, more than the \(recorded) backed up") }
             }
         } catch {
-            try? recordRestore(artifact, mode: mode, target: targetText, outcome: "failed", started: started,
-                               seconds: Self.seconds(since: clock), detail: describe(error))
+            try? context.recordRestore(artifact, mode: mode, target: targetText, outcome: "failed", started: started,
+                               seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
             throw error
         }
-        let seconds = Self.seconds(since: clock)
-        try recordRestore(artifact, mode: mode, target: targetText, outcome: "ok", started: started, seconds: seconds,
+        let seconds = SourceContext.seconds(since: clock)
+        try context.recordRestore(artifact, mode: mode, target: targetText, outcome: "ok", started: started, seconds: seconds,
                           detail: steps.first ?? "")
         return RedisRestoreResult(artifact: artifact, target: targetText, steps: steps, warnings: warnings, durationSeconds: seconds)
     }
 
-    static func seconds(since start: DispatchTime) -> Double {
-        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-    }
-
     /// Decompresses the artifact to `<dir>/<name>.partial`, fsyncs, keeps an existing file aside, renames into place.
     /// Returns the name the previous file was kept under.
-    private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String) throws -> String? {
+    private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String, context: SourceContext) throws -> String? {
         let destination = directory + "/" + dbfilename
-        let reader = try artifactReader(artifact)
+        let reader = try context.reader(artifact)
         let writer = try AtomicFileWriter(path: destination + ".incoming")
         do {
             while try reader.read({ try writer.write($0) }) {}
             guard reader.storedSHA256 == artifact.sha256 else {
-                throw IntegrityError(object: repository.absolute(artifact.path), problem: "the file changed while it was being restored")
+                throw IntegrityError(object: context.absolute(artifact.path), problem: "the file changed while it was being restored")
             }
             try writer.commit()
         } catch {
@@ -133,7 +157,7 @@ extension BackupEngine {
         }
         var kept: String?
         if FileManager.default.fileExists(atPath: destination) {
-            let name = "\(dbfilename).pre-restore-\(Timestamps.compact(environment.clock()))"
+            let name = "\(dbfilename).pre-restore-\(Timestamps.compact(context.now()))"
             guard rename(destination, directory + "/" + name) == 0 else { throw FileSystemError("keep the previous file", path: destination) }
             kept = name
         }
@@ -159,13 +183,14 @@ extension BackupEngine {
         if aof == "yes" { warnings.append("appendonly is yes: at start the server loads ONLY the AOF and ignores the restored RDB; follow the AOF steps") }
         return warnings
     }
+}
 
-    func recordRestore(_ artifact: ArtifactInfo, mode: String, target: String, outcome: String, started: Date, seconds: Double,
-                       detail: String) throws {
-        var rng = SystemRandomNumberGenerator()
-        let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? String(getuid())
-        try catalog().insertRestore(id: "restore-" + Identifier.make(at: started, using: &rng), artifactID: artifact.id,
-                                    source: artifact.source, startedAt: started, durationSeconds: seconds, mode: mode,
-                                    target: target, outcome: outcome, user: user, host: environment.host, detail: detail)
-    }
+struct RedisRestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var target: String
+    var dry_run: Bool
+    var steps: [String]
+    var warnings: [String]
+    var duration_seconds: Double
 }

@@ -1,10 +1,11 @@
 import BackupCore
+import BackupEngine
 import Foundation
 import Testing
 
 struct PolicyParserTests {
     func parse(_ yaml: String, env: [String: String] = [:]) throws(PolicyError) -> Policy {
-        try PolicyParser.parse(yaml, origin: "test.yml", environment: env)
+        try PolicyParser.parse(yaml, origin: "test.yml", environment: env, sourceKinds: SourceKinds.policyTable)
     }
 
     static let minimal = """
@@ -19,7 +20,7 @@ struct PolicyParserTests {
         #expect(p.repository.catalog == nil)
         #expect(p.sources.map(\.name) == ["cache"])
         #expect(p.compression == CompressionPolicy(level: 6, workers: nil))
-        guard case .redis(let r) = p.sources[0].settings else { Issue.record("not redis"); return }
+        guard let r = p.sources[0].settings as? RedisSourcePolicy else { Issue.record("not redis"); return }
         #expect(r.endpoint.port == 6379)
         #expect(r.timeoutSeconds == Defaults.sourceIdleTimeoutSeconds)
     }
@@ -35,7 +36,7 @@ struct PolicyParserTests {
         """)
         #expect(p.sources.map(\.name) == ["zeta", "alpha", "mid"])
         #expect(p.compression == CompressionPolicy(level: 9, workers: 2))
-        guard case .redis(let r) = p.sources[2].settings else { return }
+        guard let r = p.sources[2].settings as? RedisSourcePolicy else { return }
         #expect(r.password == .file("/run/secrets/x"))
         #expect(r.timeoutSeconds == 300)
     }
@@ -47,7 +48,7 @@ struct PolicyParserTests {
           redis: { kind: redis, url: "${REDIS_URL:?set REDIS_URL}" }
         """, env: ["REDIS_URL": "redis://:pw@cache:6380"])
         #expect(p.repository.path == "/default")
-        guard case .redis(let r) = p.sources[0].settings else { return }
+        guard let r = p.sources[0].settings as? RedisSourcePolicy else { return }
         #expect(r.endpoint.host == "cache")
         #expect(r.endpoint.password == Secret("pw"))
     }
@@ -123,13 +124,13 @@ struct PolicyParserTests {
           all: { kind: s3, endpoint: "https://s3.example.com", access_key: a, secret_key: "${SECRET}" }
         drill: { endpoint: "http://127.0.0.1:9100" }
         """, env: ["SECRET": "s3cr3t"])
-        guard case .s3(let m) = p.sources[0].settings, case .s3(let all) = p.sources[1].settings else {
+        guard let m = p.sources[0].settings as? S3SourcePolicy, let all = p.sources[1].settings as? S3SourcePolicy else {
             Issue.record("not s3 sources"); return
         }
         #expect(m.endpoint == "http://minio:9000" && m.buckets == ["uploads", "avatars.v2"] && m.prefix == "public/")
         #expect(m.secretKey == .file("/run/secrets/minio") && m.region == "eu-central-1" && m.concurrency == 4 && m.timeoutSeconds == 30)
         #expect(all.buckets.isEmpty && all.region == "us-east-1" && all.concurrency == 8 && all.secretKey == .inline(Secret("s3cr3t")))
-        #expect(p.sources[0].kind == .s3)
+        #expect(p.sources[0].kind == SourceKind("s3"))
         #expect(p.sources[1].location == "https://s3.example.com (all buckets)")
         #expect(p.drill.s3Endpoint == "http://127.0.0.1:9100")
     }
@@ -165,9 +166,9 @@ struct RetentionPolicyParsingTests {
 
     @Test func parsesRetention() throws {
         let p = try PolicyParser.parse(base + "retention: { daily: 10, weekly: 4, monthly: 6, keep_last: 2, pre_deploy: 5, failed_grace_hours: 24, timezone: Asia/Riyadh }\n",
-                                       origin: "t.yml", environment: [:])
+                                       origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
         #expect(p.retention == RetentionPolicy(daily: 10, weekly: 4, monthly: 6, keepLast: 2, preDeploy: 5, failedGraceHours: 24, timeZone: "Asia/Riyadh"))
-        #expect(try PolicyParser.parse(base, origin: "t.yml", environment: [:]).retention == RetentionPolicy())
+        #expect(try PolicyParser.parse(base, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable).retention == RetentionPolicy())
     }
 
     @Test(arguments: [
@@ -177,7 +178,7 @@ struct RetentionPolicyParsingTests {
     ])
     func rejects(extra: String, keyPath: String, problem: String) {
         do {
-            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:])
+            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
             Issue.record("accepted")
         } catch {
             #expect(error.keyPath == keyPath)
@@ -194,7 +195,7 @@ struct SchedulePolicyParsingTests {
         schedules:
           - { name: nightly, cron: "30 2 * * *", timezone: Asia/Riyadh, run: backup, tag: nightly }
           - { name: weekly-drill, cron: "0 4 * * SUN", run: drill, sources: [redis] }
-        """, origin: "t.yml", environment: [:])
+        """, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
         #expect(p.schedules.map(\.name) == ["nightly", "weekly-drill"])
         #expect(p.schedules[0].timeZone == "Asia/Riyadh")
         #expect(p.schedules[0].tag == .nightly)
@@ -214,7 +215,7 @@ struct SchedulePolicyParsingTests {
     ])
     func rejects(extra: String, keyPath: String, problem: String) {
         do {
-            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:])
+            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
             Issue.record("accepted")
         } catch {
             #expect(error.keyPath == keyPath)

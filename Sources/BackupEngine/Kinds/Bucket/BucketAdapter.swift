@@ -1,0 +1,337 @@
+// MinIO / S3 sources: snapshots into the blob store, their verification, restore into a bucket, drills, and
+// the collection of blobs no snapshot references any more.
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import BucketMirror
+import Foundation
+import S3Client
+
+struct BucketAdapter: SourceAdapter {
+    let kind = SourceKind("s3")
+    let layout = ArtifactLayout.snapshot
+    let summary = "point-in-time snapshots of buckets (content-addressed blobs), restored into a bucket"
+    var restoresOnRollbackByDefault: Bool { false }
+
+    func s3Client(_ s3: S3SourcePolicy, source: String, endpoint: String? = nil, context: SourceContext) throws -> S3Client {
+        guard let secret = try context.secrets(for: source).resolve(s3.secretKey, key: "secret_key") else {
+            throw BackupFailure("source \"\(source)\" has no secret key", exitStatus: .usage)
+        }
+        var options = context.s3Options(timeout: s3.timeoutSeconds)
+        options.maxConnections = s3.concurrency
+        return try S3Client(endpoint: endpoint ?? s3.endpoint, region: s3.region,
+                            credentials: S3Credentials(accessKey: s3.accessKey, secretKey: secret), options: options)
+    }
+
+    /// The source's blob store; with `encryption:` new blobs are encrypted and encrypted ones readable.
+    func blobStore(source: String, context: SourceContext) -> BlobStore {
+        let root = context.absolute("\(source)/blobs")
+        guard let encryption = context.policy.encryption else { return BlobStore(root: root) }
+        let recipients = (try? encryption.recipients.map(AgeRecipient.init)) ?? []
+        let file = encryption.identityFile
+        let origin = context.policy.origin
+        return BlobStore(root: root, encryption: BlobEncryption(recipients: recipients) {
+            try BackupEngine.loadIdentities(file: file, origin: origin, what: "blobs of source \(source)")
+        })
+    }
+
+    /// Takes a snapshot of a bucket source and writes its manifest (`<id>.snapshot.json`) atomically.
+    func backupSnapshot(_ policy: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) throws -> (stats: [String: JSONValue], stored: StoredFile) {
+        let s3 = try settings(policy, as: S3SourcePolicy.self)
+        let source = policy.name
+        _ = try context.encryptionRecipients() // a malformed recipient fails the backup here, not silently
+        let previous = previousSnapshot(source: source, context: context)
+        let client = try s3Client(s3, source: source, context: context)
+        defer { client.shutdown() }
+        let snapshotter = BucketSnapshotter(client: client, blobs: blobStore(source: source, context: context))
+        let options = SnapshotOptions(buckets: s3.buckets, prefix: s3.prefix, concurrency: s3.concurrency)
+        let created = Timestamps.iso8601(artifact.createdAt)
+        let (snapshot, stats) = try Blocking.run {
+            try await snapshotter.take(source: source, artifact: artifact.id, createdAt: created, options: options, previous: previous)
+        }
+        let data = try snapshot.encoded()
+        let path = context.absolute(artifact.path)
+        try FileIO.writeAtomically(data, to: path)
+        var json = stats.json
+        json["previous"] = previous.map { .string($0.artifact) } ?? .null
+        context.logger.info("bucket snapshot", metadata: ["source": "\(source)", "objects": "\(stats.objects)", "new": "\(stats.new)",
+                                                  "changed": "\(stats.changed)", "deleted": "\(stats.deleted)", "requests": "\(stats.requests)"])
+        return (json, StoredFile(path: path, bytesRaw: stats.bytes, bytesStored: Int64(data.count), sha256: sha256Hex(data)))
+    }
+
+    /// The newest good snapshot of the source, if its manifest reads back intact; otherwise nil (every object
+    /// is then downloaded again, which costs time but loses nothing).
+    func previousSnapshot(source: String, context: SourceContext) -> BucketSnapshot? {
+        guard let last = try? context.catalog().artifacts(source: source, status: .ok, limit: 1).first else { return nil }
+        do {
+            return try loadSnapshot(last, context: context)
+        } catch {
+            context.logger.warning("previous snapshot unreadable; downloading every object", metadata: ["artifact": "\(last.id)", "error": "\(context.describe(error))"])
+            return nil
+        }
+    }
+
+    /// Reads a snapshot manifest, checking it against the sha256 the catalog recorded.
+    func loadSnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> BucketSnapshot {
+        let path = try context.localPath(artifact)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IntegrityError(object: path, problem: "the snapshot manifest is missing")
+        }
+        guard sha256Hex(data) == artifact.sha256 else {
+            throw IntegrityError(object: path, problem: "sha256 is \(sha256Hex(data)), the catalog recorded \(artifact.sha256)")
+        }
+        return try BucketSnapshot.decode(data, file: path)
+    }
+
+    /// sha256 of the manifest, then every blob it references, re-hashed.
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> String {
+        let snapshot = try loadSnapshot(artifact, context: context)
+        try fetchMissingBlobs(snapshot, source: artifact.source, context: context)
+        let blobs = blobStore(source: artifact.source, context: context)
+        var checked = 0
+        for digest in snapshot.blobDigests.sorted() {
+            guard let actual = try blobs.rehash(digest) else {
+                throw IntegrityError(object: blobs.path(for: digest), problem: "blob is missing")
+            }
+            guard actual == digest else {
+                throw IntegrityError(object: blobs.path(for: digest), problem: "blob content hashes to \(actual)")
+            }
+            checked += 1
+        }
+        if let recorded = artifact.stats["objects"]?.intValue, recorded != snapshot.objectCount {
+            throw IntegrityError(object: context.absolute(artifact.path), problem: "snapshot lists \(snapshot.objectCount) objects, the catalog recorded \(recorded)")
+        }
+        return "sha256 ok, \(snapshot.buckets.count) bucket(s), \(snapshot.objectCount) objects, \(checked) blobs re-hashed"
+    }
+
+    /// After rotation removed snapshots of a bucket source: deletes the blobs no remaining snapshot references.
+    /// Skipped (never guessed) when a remaining manifest cannot be read.
+    func collectGarbage(source: String, context: SourceContext) {
+        do {
+            let keep = try referencedBlobs(source: source, context: context)
+            let (blobs, bytes) = try blobStore(source: source, context: context).collectGarbage(keeping: keep)
+            context.logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)"])
+        } catch {
+            context.logger.warning("blob garbage collection skipped", metadata: ["source": "\(source)", "error": "\(context.describe(error))"])
+        }
+    }
+
+    /// Every blob a remaining good snapshot of the source references (throws, never guesses, when one cannot be read).
+    func referencedBlobs(source: String, context: SourceContext) throws -> Set<String> {
+        var keep = Set<String>()
+        for artifact in try context.catalog().artifacts(source: source, status: .ok) where artifact.deletedAt == nil {
+            keep.formUnion(try loadSnapshot(artifact, context: context).blobDigests)
+        }
+        return keep
+    }
+}
+
+/// `restore SOURCE` of a bucket source, as asked.
+public struct BucketRestoreRequest: Sendable {
+    public var source: String
+    public var backup: BackupSelector
+    /// The snapshot's bucket to restore; required when it holds several.
+    public var bucket: String?
+    /// Default: the same name.
+    public var toBucket: String?
+    /// Default: the source's endpoint.
+    public var endpoint: String?
+    public var deleteExtra = false
+    public var dryRun = false
+    public var confirmed = false
+
+    public init(source: String, backup: BackupSelector, bucket: String? = nil, toBucket: String? = nil, endpoint: String? = nil,
+                deleteExtra: Bool = false, dryRun: Bool = false, confirmed: Bool = false) {
+        self.source = source
+        self.backup = backup
+        self.bucket = bucket
+        self.toBucket = toBucket
+        self.endpoint = endpoint
+        self.deleteExtra = deleteExtra
+        self.dryRun = dryRun
+        self.confirmed = confirmed
+    }
+}
+
+public struct BucketRestoreOutcome: Sendable {
+    public var artifact: ArtifactInfo
+    public var plan: BucketRestorePlan
+    public var endpoint: String
+    /// nil in a dry run.
+    public var result: BucketRestoreResult?
+    public var durationSeconds: Double
+}
+
+extension BucketAdapter {
+    var restoreOptions: [RestoreOptionSpec] {
+        [
+            RestoreOptionSpec("bucket", value: "NAME", help: "the bucket of the snapshot to restore (required when it holds several)"),
+            RestoreOptionSpec("to-bucket", value: "NAME", help: "restore into this bucket (default: the same name; created if missing)"),
+            RestoreOptionSpec("endpoint", value: "URL", help: "restore to this S3 endpoint instead of the source's (http://host:port)"),
+            RestoreOptionSpec("delete-extra", help: "delete objects of the target that the snapshot does not hold"),
+        ]
+    }
+
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
+        let o = request.options
+        let bucketRequest = BucketRestoreRequest(source: source.name, backup: request.backup, bucket: o.value("bucket"), toBucket: o.value("to-bucket"),
+                                                 endpoint: o.value("endpoint"), deleteExtra: o.flag("delete-extra"), dryRun: request.dryRun,
+                                                 confirmed: request.confirmed)
+        let outcome = try restoreBucket(bucketRequest, source: source, context: context, plan: plan)
+        let json = BucketRestoreJSON(source: source.name, artifact: outcome.artifact.id, bucket: outcome.plan.sourceBucket,
+                                     target: outcome.plan.targetBucket, endpoint: outcome.endpoint, dry_run: request.dryRun,
+                                     uploaded: outcome.result?.uploaded ?? 0, unchanged: outcome.plan.unchanged,
+                                     deleted: outcome.result?.deleted ?? 0, planned_uploads: outcome.plan.upload.count,
+                                     planned_deletes: bucketRequest.deleteExtra ? outcome.plan.extra.count : 0,
+                                     requests: outcome.result?.requests ?? 0,
+                                     duration_seconds: (outcome.durationSeconds * 1000).rounded() / 1000)
+        var lines: [String] = []
+        if request.dryRun {
+            lines = ["dry run completed: nothing was written"]
+        } else if let r = outcome.result {
+            lines = ["restored bucket \(outcome.plan.targetBucket): \(r.uploaded) uploaded, \(outcome.plan.unchanged) unchanged, \(r.deleted) deleted in \(String(format: "%.1f", outcome.durationSeconds)) s"]
+        }
+        return RestoreOutcome(lines: lines, json: json)
+    }
+
+    /// restore (bucket):
+    ///   artifact = the named / latest / before-TIME good snapshot; verify it (manifest sha256, every blob)
+    ///   pick the bucket; plan against the target bucket (created if missing)
+    ///   print the plan; --dry-run stops here; a non-empty target needs --yes
+    ///   upload what differs (each blob checked against its sha256 first), delete extras only if asked
+    ///   record the restore in the catalog
+    func restoreBucket(_ request: BucketRestoreRequest, source: SourcePolicy, context: SourceContext,
+                       plan printPlan: ([String]) -> Void) throws -> BucketRestoreOutcome {
+        let s3 = try settings(source, as: S3SourcePolicy.self)
+        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+        let snapshot = try loadSnapshot(artifact, context: context)
+        try fetchMissingBlobs(snapshot, source: source.name, context: context)
+        let bucket: BucketSnapshot.Bucket
+        if let name = request.bucket {
+            guard let b = snapshot.bucket(named: name) else {
+                throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
+                                    hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+            }
+            bucket = b
+        } else if snapshot.buckets.count == 1 {
+            bucket = snapshot.buckets[0]
+        } else {
+            throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
+                                hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+        }
+        let target = request.toBucket ?? bucket.name
+        guard BucketName.isValid(target) else {
+            throw BackupFailure("\"\(target)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)", exitStatus: .usage)
+        }
+        let client = try s3Client(s3, source: source.name, endpoint: request.endpoint, context: context)
+        defer { client.shutdown() }
+        let restorer = BucketRestorer(client: client, blobs: blobStore(source: source.name, context: context))
+        let started = context.now()
+        let clock = DispatchTime.now()
+        let deleteExtra = request.deleteExtra
+        let plan = try Blocking.run { try await restorer.plan(bucket, into: target, deleteExtra: deleteExtra) }
+        let targetText = "\(client.endpoint)/\(target)"
+        printPlan(["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(bucket.objects.count) objects in bucket \(bucket.name))",
+                   "into \(targetText)"] + plan.description)
+        if request.dryRun {
+            try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "dry-run", started: started,
+                              seconds: SourceContext.seconds(since: clock), detail: "\(plan.upload.count) objects would be uploaded")
+            return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: nil, durationSeconds: SourceContext.seconds(since: clock))
+        }
+        if plan.targetObjects > 0 && !request.confirmed {
+            throw BackupFailure("bucket \(target) at \(client.endpoint) holds \(plan.targetObjects) objects; refusing to write into it without --yes",
+                                exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
+        }
+        do {
+            let concurrency = s3.concurrency
+            let result = try Blocking.run { try await restorer.execute(plan, concurrency: concurrency) }
+            let seconds = SourceContext.seconds(since: clock)
+            try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "ok", started: started, seconds: seconds,
+                              detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted")
+            context.logger.info("restore ok", metadata: ["source": "\(source.name)", "artifact": "\(artifact.id)", "uploaded": "\(result.uploaded)"])
+            return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: result, durationSeconds: seconds)
+        } catch {
+            try? context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "failed", started: started,
+                               seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
+            throw error
+        }
+    }
+
+    /// A bucket drill: each bucket of the snapshot is restored into a scratch bucket `kb-drill-<id>` (on
+    /// `drill.endpoint`, else the source's endpoint), read back and compared object by object (size and
+    /// sha256) with the snapshot, then the scratch bucket is deleted.
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
+        let check = context.verify(artifact, copy: nil)
+        guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
+        do {
+            return try drillBuckets(artifact, try settings(source, as: S3SourcePolicy.self), context: context)
+        } catch {
+            return (.error, "the drill could not run: \(context.describe(error))")
+        }
+    }
+
+    func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy, context: SourceContext) throws -> (DrillResult, String) {
+        let snapshot = try loadSnapshot(artifact, context: context)
+        try fetchMissingBlobs(snapshot, source: artifact.source, context: context)
+        let client = try s3Client(s3, source: artifact.source, endpoint: context.policy.drill.s3Endpoint, context: context)
+        defer { client.shutdown() }
+        let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source, context: context))
+        let concurrency = s3.concurrency
+        var details: [String] = []
+        var failed = false
+        for (index, bucket) in snapshot.buckets.enumerated() {
+            let scratch = "kb-drill-\(artifact.id.lowercased())" + (snapshot.buckets.count > 1 ? "-\(index)" : "")
+            // Never a bucket of the source: only a fresh scratch bucket.
+            if snapshot.buckets.contains(where: { $0.name == scratch }) || s3.buckets.contains(scratch) {
+                return (.error, "scratch bucket \(scratch) is a bucket of the source; refusing to drill into it")
+            }
+            if try Blocking.run({ try await client.bucketExists(scratch) }) {
+                return (.error, "scratch bucket \(scratch) already exists at \(client.endpoint) (a drill that was interrupted?); delete it and run the drill again")
+            }
+            let problems: [String]
+            do {
+                problems = try Blocking.run {
+                    let plan = try await restorer.plan(bucket, into: scratch, deleteExtra: false)
+                    _ = try await restorer.execute(plan, concurrency: concurrency)
+                    return try await restorer.compare(bucket, with: scratch, concurrency: concurrency)
+                }
+            } catch {
+                removeScratchBucket(scratch, restorer, context: context)
+                if error is BlobMismatch { return (.failed, context.describe(error)) }
+                throw error
+            }
+            removeScratchBucket(scratch, restorer, context: context)
+            if problems.isEmpty {
+                details.append("\(bucket.name): \(bucket.objects.count) objects restored into \(scratch), sizes and sha256 equal")
+            } else {
+                failed = true
+                details.append("\(bucket.name): \(problems.count) object(s) differ: " + problems.prefix(5).joined(separator: "; "))
+            }
+        }
+        return (failed ? .failed : .passed, details.joined(separator: "; ") + "; scratch buckets deleted")
+    }
+
+    private func removeScratchBucket(_ name: String, _ restorer: BucketRestorer, context: SourceContext) {
+        do {
+            try Blocking.run { try await restorer.removeBucket(name) }
+        } catch {
+            context.logger.warning("scratch bucket not removed", metadata: ["bucket": "\(name)", "error": "\(context.describe(error))"])
+        }
+    }
+}
+
+struct BucketRestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var bucket: String
+    var target: String
+    var endpoint: String
+    var dry_run: Bool
+    var uploaded: Int
+    var unchanged: Int
+    var deleted: Int
+    var planned_uploads: Int
+    var planned_deletes: Int
+    var requests: Int
+    var duration_seconds: Double
+}

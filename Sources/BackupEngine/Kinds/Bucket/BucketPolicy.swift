@@ -1,0 +1,54 @@
+// The `kind: s3` entry of a policy (MinIO or any S3 endpoint).
+import BackupCore
+import Foundation
+
+/// A MinIO (or any S3) source: point-in-time snapshots of buckets into a content-addressed blob store.
+public struct S3SourcePolicy: SourceSettings, Equatable {
+    /// `http://host:port`, path-style.
+    public var endpoint: String
+    public var region = "us-east-1"
+    /// Buckets to snapshot; empty means every bucket the credentials can list.
+    public var buckets: [String] = []
+    /// Only keys under this prefix.
+    public var prefix = ""
+    public var accessKey: String
+    public var secretKey: SecretReference
+    /// Downloads (and restore uploads) at a time.
+    public var concurrency = 8
+    /// Per-request timeout, in seconds.
+    public var timeoutSeconds: Double = 60
+
+    public init(endpoint: String, accessKey: String, secretKey: SecretReference) {
+        self.endpoint = endpoint
+        self.accessKey = accessKey
+        self.secretKey = secretKey
+    }
+
+    public var location: String {
+        let list = buckets.isEmpty ? "all buckets" : buckets.joined(separator: ", ")
+        return "\(endpoint) (\(list)\(prefix.isEmpty ? "" : ", prefix \(prefix)"))"
+    }
+}
+
+extension BucketAdapter {
+    func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings {
+        let map = try node.mapping(allowed: ["kind", "endpoint", "region", "buckets", "prefix", "access_key", "secret_key",
+                                             "secret_key_file", "concurrency", "timeout"])
+        guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. http://minio:9000)") }
+        let endpoint = try PolicyParser.parseS3Endpoint(e)
+        guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }
+        let secret = try PolicyParser.secretKey(map, in: node)
+        var policy = S3SourcePolicy(endpoint: endpoint, accessKey: try a.nonEmptyString(), secretKey: secret)
+        if let r = map["region"] { policy.region = try r.nonEmptyString() }
+        if let b = map["buckets"] {
+            policy.buckets = try b.stringList()
+            for bucket in policy.buckets where !BucketName.isValid(bucket) {
+                throw b.error("\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
+            }
+        }
+        if let p = map["prefix"] { policy.prefix = try p.string() }
+        if let c = map["concurrency"] { policy.concurrency = try c.int(in: 1...64) }
+        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
+        return policy
+    }
+}

@@ -1,0 +1,78 @@
+// The blobs of bucket snapshots in the repository: which files an artifact owns (for the off-site copy),
+// fetching missing ones from the off-site copy, and the remote blobs no snapshot references any more.
+import ArtifactStore
+import BackupCore
+import BucketMirror
+import Foundation
+
+extension BucketAdapter {
+    func sharedDirectory(source: String) -> String? { "\(source)/blobs/" }
+
+    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)] {
+        let blobs = blobStore(source: artifact.source, context: context)
+        return try loadSnapshot(artifact, context: context).blobDigests.sorted().map { digest in
+            // An encrypted blob's stored bytes do not hash to its name: its sha256 is computed on upload.
+            ("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest)
+        }
+    }
+
+    func fetchMissing(_ artifact: ArtifactInfo, context: SourceContext) throws {
+        try fetchMissingBlobs(try loadSnapshot(artifact, context: context), source: artifact.source, context: context)
+    }
+
+    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String] {
+        let keep = try referencedBlobs(source: source, context: context)
+        return remote.filter { key in
+            BlobStore.digest(ofFileName: (key as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
+        }
+    }
+
+    /// Fetches the blobs of a snapshot that are missing here from the off-site copy.
+    func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String, context: SourceContext) throws {
+        let blobs = blobStore(source: source, context: context)
+        let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
+        guard !missing.isEmpty, let remote = try context.offsite() else { return }
+        defer { remote.client.shutdown() }
+        // The remote names say which blobs are encrypted (`.age`); one listing for all.
+        var remoteNames: [String: String] = [:]
+        for key in try Blocking.run({ try await remote.list("\(source)/blobs/") }).map(\.key) {
+            if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
+        }
+        context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
+        for digest in missing {
+            guard let relative = remoteNames[digest] else {
+                throw IntegrityError(object: "\(remote.policy.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
+            }
+            // A plain blob is checked by its name; an encrypted one when it is decrypted (its content hashes to its name).
+            let expected = relative.hasSuffix(BlobStore.encryptedSuffix) ? nil : digest
+            let path = context.absolute(relative)
+            try Blocking.run { try await remote.download(relative, to: path, sha256: expected) }
+        }
+    }
+
+    // MARK: rollback
+
+    /// Buckets only when asked: uploads written after the deploy are user data, not the release's.
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
+        let snapshot = try loadSnapshot(artifact, context: context)
+        var lines: [String] = []
+        for bucket in snapshot.buckets {
+            if restoreData {
+                let done = try restoreBucket(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id), bucket: bucket.name,
+                                                                  deleteExtra: true, confirmed: true), source: source, context: context) { _ in }
+                lines.append("restored \(artifact.source) bucket \(bucket.name) from \(artifact.id): \(done.result?.uploaded ?? 0) uploaded, \(done.result?.deleted ?? 0) deleted")
+            } else {
+                lines.append("kaleem-backup restore \(artifact.source) --backup \(artifact.id) --bucket \(bucket.name) --delete-extra --yes")
+            }
+        }
+        return lines
+    }
+
+    // MARK: look
+
+    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
+        guard let objects = artifact.stats["objects"]?.intValue else { return [] }
+        let buckets = artifact.stats["buckets"].map { "\($0)" } ?? ""
+        return ["\(objects) objects" + (buckets.isEmpty ? "" : " in \(buckets)")]
+    }
+}

@@ -1,0 +1,187 @@
+// `kind: mongodb`: mongodump --archive streamed into the pipeline while the archive verifier walks it; restores
+// through mongorestore; drills into scratch databases of drill.mongo_uri (or archive-only).
+import ArtifactStore
+import BackupCore
+import Foundation
+import MongoBackup
+
+extension MongoArchiveError: IntegrityFailure {}
+
+struct MongoAdapter: SourceAdapter {
+    let kind = SourceKind("mongodb")
+    let layout = ArtifactLayout.stream(extension: "archive")
+    let summary = "mongodump --archive, restored through mongorestore (into the source, or --to-uri)"
+
+    func tools(_ policy: MongoSourcePolicy, source: String, context: SourceContext) throws -> MongoTools {
+        guard let uri = try context.secrets(for: source).resolve(policy.uri, key: "uri") else { throw BackupFailure("no MongoDB uri") }
+        return MongoTools(uri: uri, timeoutSeconds: policy.timeoutSeconds, source: source)
+    }
+
+    // MARK: backup
+
+    /// The archive goes to the writer and, through a bounded channel, to the archive verifier on its own
+    /// thread. A dump that fails, hangs past its timeout, writes nothing or writes an archive that does not
+    /// verify is a failed backup.
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+        let policy = try settings(source, as: MongoSourcePolicy.self)
+        let tools = try tools(policy, source: source.name, context: context)
+        let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
+        let outcome: MongoToolOutcome
+        do {
+            outcome = try tools.dump(command: policy.mongodump, databases: policy.databases, exclude: policy.exclude,
+                                     oplog: policy.oplog) { chunk in
+                try verification.feed(chunk, alongside: writer)
+            }
+        } catch {
+            verification.channel.fail(error)
+            // The verifier's own finding explains garbage better than "killed".
+            if case .failure(let found) = Result(catching: { try verification.wait() }), found is MongoArchiveError {
+                throw found
+            }
+            throw error
+        }
+        verification.channel.finish()
+        let (report, gzipped) = try verification.wait()
+        var stats = report.stats
+        stats["gzip_inside"] = .bool(gzipped)
+        if let last = outcome.stderrTail.last { stats["mongodump_last_line"] = .string(last) }
+        return stats
+    }
+
+    // MARK: verify
+
+    func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String {
+        let (report, _) = try MongoArchiveCheck.verify(contents)
+        var rest = contents
+        rest.drain()
+        try rest.finishError()
+        if let recorded = artifact.stats["documents"]?.intValue, recorded != report.documents {
+            throw IntegrityError(object: path, problem: "archive holds \(report.documents) documents, the catalog recorded \(recorded)")
+        }
+        return "sha256 ok, gzip ok, archive ok: \(report.namespaces.count) namespaces, \(report.documents) documents, CRCs ok"
+    }
+
+    // MARK: drill
+
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
+        let check = context.verify(artifact, copy: nil)
+        guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
+        if let scratch = context.policy.drill.mongoURI {
+            do {
+                let mongo = try settings(source, as: MongoSourcePolicy.self)
+                return try drillMongo(artifact, mongo, scratch: scratch, context: context)
+            } catch {
+                return (.error, "the drill could not run: \(context.describe(error))")
+            }
+        }
+        let docs = artifact.stats["documents"]?.intValue ?? 0
+        let ns = artifact.stats["namespaces"]?.intValue ?? 0
+        return (.archiveOnly, "archive verified (\(docs) documents in \(ns) namespaces, every CRC); no scratch MongoDB configured, nothing restored")
+    }
+
+    /// MongoDB into the scratch server of `drill.mongo_uri`: each database `db` of the archive is restored as
+    /// `kb_drill_<id>_db` (never under its own name, so even a scratch URI pointing at production writes
+    /// nothing of production), per-namespace counts compared with the archive's, then the scratch databases
+    /// are dropped.
+    private func drillMongo(_ artifact: ArtifactInfo, _ mongo: MongoSourcePolicy, scratch: SecretReference,
+                            context: SourceContext) throws -> (DrillResult, String) {
+        guard let uri = try context.secrets(for: artifact.source).resolve(scratch, key: "drill.mongo_uri") else {
+            return (.error, "no drill.mongo_uri")
+        }
+        guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return (.error, "the backup recorded no namespaces") }
+        let system: Set<String> = ["admin", "config", "local"]
+        var databases = Set<String>()
+        for ns in perNamespace.keys where ns != MongoArchiveVerifier.oplogNamespace {
+            if let dot = ns.firstIndex(of: "."), !system.contains(String(ns[..<dot])) { databases.insert(String(ns[..<dot])) }
+        }
+        guard !databases.isEmpty else { return (.archiveOnly, "the archive holds no application database to restore") }
+        let prefix = "kb_drill_\(artifact.id.suffix(6))_"
+        var args: [String] = []
+        for db in databases.sorted() { args += ["--nsInclude=\(db).*", "--nsFrom=\(db).*", "--nsTo=\(prefix)\(db).*"] }
+        if artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
+        let tools = MongoTools(uri: uri, timeoutSeconds: mongo.timeoutSeconds, source: artifact.source)
+        let reader = try context.reader(artifact)
+        let mongosh = context.policy.drill.mongosh
+        /// Drops the scratch databases; says whether it could.
+        func dropScratch() -> String {
+            let script = databases.sorted().map { "kb.getSiblingDB(\"\(prefix)\($0)\").dropDatabase();" }.joined(separator: "\n")
+            do {
+                _ = try tools.shell(command: mongosh, script: script)
+                return "scratch databases dropped"
+            } catch {
+                context.logger.warning("scratch databases not dropped", metadata: ["prefix": "\(prefix)", "error": "\(context.describe(error))"])
+                return "scratch databases \(prefix)* NOT dropped (\(context.describe(error))): drop them by hand"
+            }
+        }
+        let outcome: MongoToolOutcome
+        do {
+            outcome = try tools.restore(command: mongo.mongorestore, arguments: args) {
+                var chunk: [UInt8]?
+                _ = try reader.read { chunk = Array($0) }
+                return chunk
+            }
+        } catch {
+            _ = dropScratch()
+            throw error
+        }
+        let dropped = dropScratch()
+        var restored: [String: Int] = [:]
+        for line in outcome.stderrTail {
+            guard let r = line.range(of: #"finished restoring (\S+) \((\d+) documents?, (\d+) failures?\)"#, options: .regularExpression) else { continue }
+            let parts = line[r].split(separator: " ")
+            if parts.count >= 4, let n = Int(parts[3].dropFirst()) { restored[String(parts[2])] = n }
+        }
+        var mismatches: [String] = []
+        var compared = 0
+        for (ns, value) in perNamespace {
+            guard let dot = ns.firstIndex(of: "."), databases.contains(String(ns[..<dot])), let expected = value.intValue else { continue }
+            let renamed = prefix + ns
+            compared += 1
+            if restored[renamed] != expected { mismatches.append("\(renamed): \(restored[renamed].map(String.init) ?? "none") of \(expected)") }
+        }
+        if let summary = Self.restoreSummary(outcome.stderrTail), summary.failed > 0 {
+            mismatches.append("\(summary.failed) document(s) failed to restore")
+        }
+        let into = " into \(Redaction.url(uri.value)) as \(prefix)*"
+        if mismatches.isEmpty {
+            return (.passed, "restored \(compared) namespaces\(into); every document count matches the archive; \(dropped)")
+        }
+        return (.failed, "restored\(into), counts differ: " + mismatches.sorted().joined(separator: "; ") + "; \(dropped)")
+    }
+
+    // MARK: rollback
+
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
+        guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --drop --yes"] }
+        let plan = try planRestore(source, backup: .id(artifact.id), toURI: nil, renames: [], drop: true, dryRun: false, context: context)
+        let done = try executeRestore(plan, source: source, toURI: nil, context: context)
+        return ["restored \(artifact.source) from \(artifact.id): \(done.restored) documents"]
+    }
+
+    // MARK: look
+
+    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
+        guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return [] }
+        return perNamespace.keys.sorted().map { ns in
+            ns == MongoArchiveVerifier.oplogNamespace
+                ? "oplog: \(perNamespace[ns]?.intValue ?? 0) entries"
+                : "\(ns): \(perNamespace[ns]?.intValue ?? 0) documents"
+        }
+    }
+}
+
+/// Verifies an archive stream, inflating it first when it is gzipped (`mongodump --gzip`).
+enum MongoArchiveCheck {
+    static func verify<S: ByteSource>(_ source: S) throws -> (MongoArchiveReport, gzipped: Bool) {
+        var upstream = source
+        guard let first = try upstream.nextChunk() else { return (try MongoArchiveVerifier.verify(upstream), false) }
+        var prefix = [first]
+        if first.count < 2, let second = try upstream.nextChunk() { prefix.append(second) }
+        let head = Array(prefix.joined().prefix(2))
+        let replay = PrefixedSource(prefix: prefix, then: upstream)
+        if MongoArchiveVerifier.isGzip(head) {
+            return (try MongoArchiveVerifier.verify(try InflatingSource(replay)), true)
+        }
+        return (try MongoArchiveVerifier.verify(replay), false)
+    }
+}

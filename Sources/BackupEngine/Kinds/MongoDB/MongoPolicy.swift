@@ -1,0 +1,78 @@
+// The `kind: mongodb` entry of a policy.
+import BackupCore
+import Foundation
+
+/// A MongoDB source, backed up with the official tools.
+public struct MongoSourcePolicy: SourceSettings, Equatable {
+    /// The connection string (it may hold a password): inline (after `${VAR}` expansion) or `uri_file`.
+    public var uri: SecretReference
+    /// The mongodump command: a path or name, or a wrapper such as `[docker, run, --rm, -i, mongo:7, mongodump]`.
+    public var mongodump: [String]
+    public var mongorestore: [String]
+    /// At most one database (mongodump dumps one database or all of them); empty means all.
+    public var databases: [String]
+    /// Collections of that database to leave out.
+    public var exclude: [String]
+    /// `--oplog`, for a point-in-time dump of a whole replica set.
+    public var oplog: Bool
+    /// The longest a dump or restore may run, in seconds.
+    public var timeoutSeconds: Double
+
+    public init(uri: SecretReference, mongodump: [String] = ["mongodump"], mongorestore: [String] = ["mongorestore"],
+                databases: [String] = [], exclude: [String] = [], oplog: Bool = false,
+                timeoutSeconds: Double = Defaults.mongoTimeoutSeconds) {
+        self.uri = uri
+        self.mongodump = mongodump
+        self.mongorestore = mongorestore
+        self.databases = databases
+        self.exclude = exclude
+        self.oplog = oplog
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    public var location: String {
+        switch uri {
+        case .inline(let uri): return Redaction.url(uri.value)
+        case .file(let path): return "uri from \(path)"
+        }
+    }
+}
+
+extension MongoAdapter {
+    func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings {
+        let map = try node.mapping(allowed: ["kind", "uri", "uri_file", "mongodump", "mongorestore", "databases", "exclude", "oplog", "timeout"])
+        let uri: SecretReference
+        switch (map["uri"], map["uri_file"]) {
+        case (let u?, nil):
+            let text = try u.string(secret: true)
+            guard text.hasPrefix("mongodb://") || text.hasPrefix("mongodb+srv://") else {
+                throw u.error("expected a connection string mongodb://… or mongodb+srv://…, found \"\(Redaction.url(text))\"")
+            }
+            uri = .inline(Secret(text))
+        case (nil, let f?): uri = .file(try f.nonEmptyString())
+        case (_?, let f?): throw f.error("give either uri or uri_file, not both")
+        case (nil, nil): throw node.error("missing key \"uri\" (or uri_file), e.g. uri: \"${MONGODB_URI:?set MONGODB_URI}\"")
+        }
+        var policy = MongoSourcePolicy(uri: uri)
+        if let c = map["mongodump"] { policy.mongodump = try c.command() }
+        if let c = map["mongorestore"] { policy.mongorestore = try c.command() }
+        if let d = map["databases"] {
+            policy.databases = try d.stringList()
+            if policy.databases.count > 1 {
+                throw d.error("mongodump dumps one database or all of them: list at most one (use one source per database)")
+            }
+        }
+        if let e = map["exclude"] {
+            policy.exclude = try e.stringList()
+            if !policy.exclude.isEmpty && policy.databases.isEmpty {
+                throw e.error("exclude needs databases: mongodump leaves out collections of one database only")
+            }
+        }
+        if let o = map["oplog"] { policy.oplog = try o.bool() }
+        if policy.oplog && !policy.databases.isEmpty {
+            throw map["oplog"]!.error("oplog: true needs a dump of the whole replica set (no databases)")
+        }
+        if let t = map["timeout"] { policy.timeoutSeconds = try t.duration() }
+        return policy
+    }
+}

@@ -1,0 +1,182 @@
+// MongoDB restores through mongorestore: the archive is verified, the plan printed, the decompressed archive
+// streamed into `mongorestore --archive` and its summary checked against the archive's counts.
+import ArtifactStore
+import BackupCore
+import Foundation
+import MongoBackup
+
+/// A MongoDB restore, as planned and then as done.
+public struct MongoRestorePlan: Sendable {
+    public var source: String
+    public var artifact: ArtifactInfo
+    /// Where it goes, password hidden.
+    public var target: String
+    public var renames: [(from: String, to: String)]
+    public var drop: Bool
+    public var dryRun: Bool
+    /// Documents mongorestore must report restored (the archive's, without the oplog).
+    public var expectedDocuments: Int
+
+    public var description: [String] {
+        var lines = ["restore \(source) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(expectedDocuments) documents)",
+                     "into \(target)"]
+        for r in renames { lines.append("renaming namespaces \(r.from) -> \(r.to)") }
+        if drop { lines.append("dropping each collection before restoring it (--drop)") }
+        if dryRun { lines.append("dry run: mongorestore --dryRun reads the archive's prelude and writes nothing") }
+        return lines
+    }
+}
+
+public struct MongoRestoreResult: Sendable {
+    public var plan: MongoRestorePlan
+    public var restored: Int
+    public var failed: Int
+    public var durationSeconds: Double
+}
+
+extension MongoAdapter {
+    var restoreOptions: [RestoreOptionSpec] {
+        [
+            RestoreOptionSpec("to-uri", value: "URI", help: "restore into this MongoDB instead of the source's own (mongodb://…)"),
+            RestoreOptionSpec("ns-from", value: "PATTERN", help: "rename namespaces from this pattern (e.g. 'app.*'); pairs with --ns-to", repeatable: true),
+            RestoreOptionSpec("ns-to", value: "PATTERN", help: "…to this pattern (e.g. 'drill_app.*')", repeatable: true),
+            RestoreOptionSpec("drop", help: "drop each collection before restoring it"),
+        ]
+    }
+
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan printPlan: ([String]) -> Void) throws -> RestoreOutcome {
+        let o = request.options
+        let from = o.values("ns-from"), to = o.values("ns-to")
+        if from.count != to.count { throw BackupFailure("--ns-from and --ns-to come in pairs", exitStatus: .usage) }
+        let toURI = o.value("to-uri")
+        if let toURI, !(toURI.hasPrefix("mongodb://") || toURI.hasPrefix("mongodb+srv://")) {
+            throw BackupFailure("--to-uri must be a mongodb:// connection string", exitStatus: .usage)
+        }
+        let plan = try planRestore(source, backup: request.backup, toURI: toURI, renames: Array(zip(from, to)), drop: o.flag("drop"),
+                                   dryRun: request.dryRun, context: context)
+        printPlan(plan.description)
+        if !request.dryRun && !request.confirmed {
+            throw BackupFailure("restoring writes into \(plan.target); refusing without --yes", exitStatus: .usage,
+                                hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
+        }
+        let result = try executeRestore(plan, source: source, toURI: toURI, context: context)
+        let line = request.dryRun ? "dry run completed: nothing was written"
+            : "restored \(result.restored) documents in \(String(format: "%.1f", result.durationSeconds)) s"
+        return RestoreOutcome(lines: [line], json: RestoreJSON(result))
+    }
+
+    /// Chooses and verifies the artifact (sha256, gzip, archive CRCs) and says what a restore would do.
+    /// Refuses an artifact that does not verify (exit 4).
+    ///
+    /// restore (MongoDB):
+    ///   artifact = the named or latest good backup of the source
+    ///   verify it fully; refuse on any mismatch
+    ///   stream the decompressed archive into `mongorestore --archive` (stdin), credentials via --config
+    ///   parse "N document(s) restored successfully. M document(s) failed to restore."
+    ///   fail when M > 0 or N differs from the archive's count
+    func planRestore(_ source: SourcePolicy, backup: BackupSelector, toURI: String?, renames: [(String, String)],
+                     drop: Bool, dryRun: Bool, context: SourceContext) throws -> MongoRestorePlan {
+        let name = source.name
+        let artifact = try context.verifiedForRestore(source: name, backup)
+        var expected = 0
+        if case .object(let perNamespace)? = artifact.stats["per_namespace"] {
+            expected = perNamespace.filter { $0.key != MongoArchiveVerifier.oplogNamespace }.values.compactMap(\.intValue).reduce(0, +)
+        }
+        let target: String
+        if let toURI { target = Redaction.url(toURI) } else { target = source.location + " (the source itself)" }
+        return MongoRestorePlan(source: name, artifact: artifact, target: target, renames: renames, drop: drop, dryRun: dryRun,
+                                expectedDocuments: expected)
+    }
+
+    func executeRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) throws -> MongoRestoreResult {
+        let started = context.now()
+        let clock = DispatchTime.now()
+        do {
+            return try runRestore(plan, source: source, toURI: toURI, context: context)
+        } catch {
+            try? context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "failed", started: started,
+                                       seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
+            throw error
+        }
+    }
+
+    private func runRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) throws -> MongoRestoreResult {
+        let mongo = try settings(source, as: MongoSourcePolicy.self)
+        var tools = try tools(mongo, source: plan.source, context: context)
+        if let toURI { tools = MongoTools(uri: Secret(toURI), timeoutSeconds: mongo.timeoutSeconds, source: plan.source) }
+        var args: [String] = []
+        for r in plan.renames { args += ["--nsFrom=\(r.from)", "--nsTo=\(r.to)"] }
+        if plan.drop { args.append("--drop") }
+        if plan.dryRun { args.append("--dryRun") }
+        if plan.artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
+        let reader = try context.reader(plan.artifact)
+        let started = DispatchTime.now()
+        let outcome = try tools.restore(command: mongo.mongorestore, arguments: args) {
+            var chunk: [UInt8]?
+            _ = try reader.read { chunk = Array($0) }
+            return chunk
+        }
+        // What was streamed must be exactly what was verified.
+        if reader.storedSHA256 != plan.artifact.sha256 {
+            throw IntegrityError(object: context.absolute(plan.artifact.path), problem: "the file changed while it was being restored")
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        var result = MongoRestoreResult(plan: plan, restored: 0, failed: 0, durationSeconds: seconds)
+        if plan.dryRun {
+            try context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "dry-run", started: Date(timeIntervalSinceNow: -seconds),
+                              seconds: seconds, detail: "mongorestore --dryRun")
+            return result
+        }
+        guard let summary = Self.restoreSummary(outcome.stderrTail) else {
+            throw MongoToolError(tool: "mongorestore", problem: "exited 0 but printed no summary line", stderrTail: outcome.stderrTail,
+                                 hintText: "check the mongorestore version; the data may be partly restored")
+        }
+        result.restored = summary.restored
+        result.failed = summary.failed
+        if summary.failed > 0 {
+            throw MongoToolError(tool: "mongorestore", problem: "\(summary.failed) document(s) failed to restore (\(summary.restored) restored)",
+                                 stderrTail: outcome.stderrTail, hintText: "duplicate keys or validation rules: restore with --drop into an empty target, or read the log above")
+        }
+        if summary.restored != plan.expectedDocuments {
+            throw MongoToolError(tool: "mongorestore", problem: "restored \(summary.restored) documents, the archive holds \(plan.expectedDocuments)",
+                                 stderrTail: outcome.stderrTail, hintText: "check the namespace filters and the target; the restore is incomplete")
+        }
+        context.logger.info("restore ok", metadata: ["source": "\(plan.source)", "artifact": "\(plan.artifact.id)", "documents": "\(summary.restored)"])
+        try context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "ok", started: Date(timeIntervalSinceNow: -seconds),
+                          seconds: seconds, detail: "\(summary.restored) documents restored")
+        return result
+    }
+
+    /// `N document(s) restored successfully. M document(s) failed to restore.` (the last such line).
+    static func restoreSummary(_ lines: [String]) -> (restored: Int, failed: Int)? {
+        for line in lines.reversed() {
+            guard let range = line.range(of: #"(\d+) document\(s\) restored successfully\. (\d+) document\(s\) failed to restore\."#,
+                                         options: .regularExpression) else { continue }
+            let numbers = line[range].split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            if numbers.count == 2 { return (numbers[0], numbers[1]) }
+        }
+        return nil
+    }
+}
+
+struct RestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var target: String
+    var dry_run: Bool
+    var restored: Int
+    var failed: Int
+    var expected: Int
+    var duration_seconds: Double
+
+    init(_ r: MongoRestoreResult) {
+        source = r.plan.source
+        artifact = r.plan.artifact.id
+        target = r.plan.target
+        dry_run = r.plan.dryRun
+        restored = r.restored
+        failed = r.failed
+        expected = r.plan.expectedDocuments
+        duration_seconds = (r.durationSeconds * 1000).rounded() / 1000
+    }
+}

@@ -1,0 +1,110 @@
+// The source seam: one protocol that every kind of source implements. The engine's services (backup runner,
+// verifier, restorer, drill runner, rotator, off-site replicator, deploy hooks) never ask "which kind is
+// this?": they ask the kind's adapter, found in the registry (SourceRegistry.swift, the only list of kinds).
+// Adding a kind = one folder under Kinds/ with a type conforming to SourceAdapter + one registration line.
+import ArtifactStore
+import BackupCore
+import Foundation
+
+/// How a kind stores one backup.
+public enum ArtifactLayout: Sendable, Equatable {
+    /// One stream of bytes, stored as `<id>.<extension>.gz` (gzip, then age when encryption is on): the adapter
+    /// writes the bytes, the pipeline compresses, hashes and makes them durable.
+    case stream(extension: String)
+    /// A manifest `<id>.snapshot.json` naming content-addressed files the adapter stores itself (bucket blobs).
+    case snapshot
+}
+
+/// One kind of source. Adapters are stateless values; everything they need from the engine comes through the
+/// `SourceContext` they are given (catalog, repository, secrets, clock, logger, verification, off-site fetch).
+protocol SourceAdapter: SourceSettingsParser {
+    /// `kind:` in the policy.
+    var kind: SourceKind { get }
+    var layout: ArtifactLayout { get }
+    /// One line for `restore --help` and `policy check`.
+    var summary: String { get }
+
+    // MARK: backup
+    /// `.stream` layouts: reads the source, writing its bytes to `writer`; returns the stats recorded with the artifact.
+    /// Throws (and the engine aborts the writer) when the source fails or what it sent does not verify.
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
+    /// `.snapshot` layouts: takes the snapshot and writes its manifest at `artifact.path`.
+    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) throws -> (stats: [String: JSONValue], stored: StoredFile)
+
+    // MARK: verify
+    /// `.stream` layouts: walks the decompressed contents natively and compares them with the recorded stats.
+    /// The engine checks the stored file's sha256 and size around it. Returns the detail line.
+    func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String
+    /// `.snapshot` layouts: the whole verification (manifest, every referenced file). Returns the detail line.
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> String
+
+    // MARK: restore, drill, rollback
+    /// The kind's own `restore` options (beside the common --backup/--latest/--before/--dry-run/--yes).
+    var restoreOptions: [RestoreOptionSpec] { get }
+    /// Restores as asked: verifies first, prints the plan through `plan`, refuses to overwrite without `confirmed`,
+    /// records the restore in the catalog (ok, failed or dry-run).
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext,
+                 plan: ([String]) -> Void) throws -> RestoreOutcome
+    /// Restores into a scratch target the adapter creates (never the source), checks it, removes it.
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String)
+    /// Whether `hook rollback --restore-data` restores this kind without being named (Redis, MongoDB: yes;
+    /// buckets: only with --include-buckets or --include SOURCE, uploads after a deploy are users' data).
+    var restoresOnRollbackByDefault: Bool { get }
+    /// `hook rollback`: restores the pre-deploy artifact into the live source (`restoreData`), or returns the
+    /// exact commands that would.
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String]
+
+    // MARK: repository
+    /// Files beside the artifact and its manifest that belong to it (relative paths, sha256 when known), for
+    /// the off-site copy.
+    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)]
+    /// A directory of files shared by several artifacts of a source (relative, ending in `/`), or nil.
+    func sharedDirectory(source: String) -> String?
+    /// Brings back files of the artifact missing here from the off-site copy (the artifact file itself is
+    /// fetched by the engine).
+    func fetchMissing(_ artifact: ArtifactInfo, context: SourceContext) throws
+    /// After rotation removed artifacts of the source: removes shared files no remaining artifact references.
+    func collectGarbage(source: String, context: SourceContext)
+    /// Of the remote shared files of the source (relative paths), those no remaining artifact references.
+    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String]
+
+    // MARK: look
+    /// What the backup holds, one line each, from what was recorded (`show`).
+    func contentsSummary(_ artifact: ArtifactInfo) -> [String]
+}
+
+extension SourceAdapter {
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+        throw BackupFailure("source kind \(kind.rawValue) does not write a stream")
+    }
+    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) throws -> (stats: [String: JSONValue], stored: StoredFile) {
+        throw BackupFailure("source kind \(kind.rawValue) does not take snapshots")
+    }
+    func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String {
+        throw BackupFailure("source kind \(kind.rawValue) does not store a stream")
+    }
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> String {
+        throw BackupFailure("source kind \(kind.rawValue) does not store snapshots")
+    }
+    var restoresOnRollbackByDefault: Bool { true }
+    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)] { [] }
+    func sharedDirectory(source: String) -> String? { nil }
+    func fetchMissing(_ artifact: ArtifactInfo, context: SourceContext) throws {}
+    func collectGarbage(source: String, context: SourceContext) {}
+    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String] { [] }
+    func contentsSummary(_ artifact: ArtifactInfo) -> [String] { [] }
+
+    /// The source's settings as this adapter's type (the registry only hands an adapter its own sources).
+    func settings<T: SourceSettings>(_ source: SourcePolicy, as type: T.Type) throws -> T {
+        guard let s = source.settings as? T else {
+            throw BackupFailure("source \"\(source.name)\" is of kind \(source.kind.rawValue), not \(kind.rawValue)", exitStatus: .usage)
+        }
+        return s
+    }
+}
+
+/// What a restore did: lines for a person (printed after the plan) and the JSON document for `--json`.
+struct RestoreOutcome {
+    var lines: [String]
+    var json: any Encodable
+}

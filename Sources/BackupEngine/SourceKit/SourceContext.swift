@@ -1,0 +1,66 @@
+// What an adapter may use of the engine: the run's policy, clock and logger, the catalog, the repository,
+// secrets, verification, the restore record, the off-site copy. Adapters reach the engine only through this.
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import Foundation
+import Logging
+import S3Client
+
+struct SourceContext {
+    fileprivate let engine: BackupEngine
+
+    init(engine: BackupEngine) { self.engine = engine }
+
+    var policy: Policy { engine.policy }
+    var logger: Logger { engine.logger }
+    var host: String { engine.environment.host }
+    func now() -> Date { engine.environment.clock() }
+
+    func catalog() throws -> Catalog { try engine.catalog() }
+    func secrets(for source: String) -> SecretResolver { engine.secretResolver(for: source) }
+    /// A repository-relative path made absolute.
+    func absolute(_ relative: String) -> String { engine.repository.absolute(relative) }
+    /// One sentence for a catalog row or a log line.
+    func describe(_ error: Error) -> String { engine.describe(error) }
+
+    // MARK: artifacts
+
+    /// The stored artifact, hashed as stored, decrypted when encrypted, inflated (fetched from off-site if missing).
+    func reader(_ artifact: ArtifactInfo) throws -> GzipReader { try engine.artifactReader(artifact) }
+    /// Where the artifact's file is on this host (fetched from the off-site copy when missing here).
+    func localPath(_ artifact: ArtifactInfo) throws -> String { try engine.localArtifactPath(artifact) }
+    /// The full verification; `copy` receives every decompressed byte (stream layouts).
+    func verify(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)?) -> VerifyResult {
+        engine.verifyOne(artifact, copy: copy)
+    }
+    /// The artifact a restore asked for, verified; one that does not verify is refused (exit 4).
+    func verifiedForRestore(source: String, _ selector: BackupSelector) throws -> ArtifactInfo {
+        let artifact = try engine.selectArtifact(source: source, selector)
+        let check = engine.verifyOne(artifact)
+        guard check.ok else {
+            throw IntegrityError(object: "backup \(artifact.id) of \(source)", problem: "refusing to restore: \(check.detail)")
+        }
+        return artifact
+    }
+    func recordRestore(_ artifact: ArtifactInfo, mode: String, target: String, outcome: String, started: Date, seconds: Double,
+                       detail: String) throws {
+        try engine.recordRestore(artifact, mode: mode, target: target, outcome: outcome, started: started, seconds: seconds, detail: detail)
+    }
+
+    // MARK: encryption, S3, off-site
+
+    func encryptionRecipients() throws -> [AgeRecipient] { try engine.encryptionRecipients() }
+    func s3Options(timeout: Double) -> S3ClientOptions { engine.s3Options(timeout: timeout) }
+    /// A client of the off-site bucket (shut it down when done), or nil when none is configured.
+    func offsite() throws -> OffsiteRepository? { try engine.offsiteRepository() }
+
+    // MARK: helpers
+
+    /// A fresh 0700 directory under the temp directory (remove it when done).
+    func temporaryDirectory(prefix: String) throws -> String { try BackupEngine.privateTemporaryDirectory(prefix: prefix) }
+
+    static func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+}

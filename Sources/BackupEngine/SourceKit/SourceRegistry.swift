@@ -1,0 +1,53 @@
+// The registry: `kind:` → adapter. The only place in Sources that lists the kinds of source.
+import BackupCore
+import Foundation
+
+struct SourceRegistry: Sendable {
+    let adapters: [SourceKind: any SourceAdapter]
+
+    init(_ adapters: [any SourceAdapter]) {
+        self.adapters = Dictionary(adapters.map { ($0.kind, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Every kind this build knows. Register a new kind here (one line).
+    static let standard = SourceRegistry([
+        RedisAdapter(),
+        MongoAdapter(),
+        BucketAdapter(),
+    ])
+
+    /// The adapter of a kind; a kind this build does not know (an artifact written by a newer version, a
+    /// damaged catalog row) is an error that names it.
+    func adapter(for kind: SourceKind) throws -> any SourceAdapter {
+        guard let adapter = adapters[kind] else {
+            throw BackupFailure("unknown source kind \"\(kind.rawValue)\" (this build knows: \(kinds.map(\.rawValue).joined(separator: ", ")))",
+                                exitStatus: .usage,
+                                hint: "was this backup written by a newer kaleem-backup? use that version, or check the catalog row")
+        }
+        return adapter
+    }
+
+    var kinds: [SourceKind] { adapters.keys.sorted() }
+
+    /// The policy parsers of every kind.
+    var policyKinds: SourceKindTable { SourceKindTable(Array(adapters.values)) }
+}
+
+/// What the CLI needs to know of the kinds without importing them: help text and the policy parsers.
+public enum SourceKinds {
+    /// Every registered kind's `restore` options, for `restore --help`.
+    public static var restoreHelp: String {
+        SourceRegistry.standard.kinds.map { kind in
+            let a = SourceRegistry.standard.adapters[kind]!
+            let options = a.restoreOptions.map { spec in
+                "  \(spec.usage)\n      \(spec.help)" + (spec.defaultValue.map { " (default: \($0))" } ?? "")
+            }
+            return "\(kind.rawValue) sources: \(a.summary)\n" + (options.isEmpty ? "  (no options of their own)" : options.joined(separator: "\n"))
+        }.joined(separator: "\n\n")
+    }
+
+    /// The kinds a policy may use.
+    public static var policyTable: SourceKindTable { SourceRegistry.standard.policyKinds }
+
+    public static var names: [String] { SourceRegistry.standard.kinds.map(\.rawValue) }
+}
