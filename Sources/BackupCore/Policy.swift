@@ -16,6 +16,8 @@ public struct Policy: Sendable, Equatable {
     public var daemonListen = DaemonListen()
     /// Scratch targets for restore drills.
     public var drill = DrillPolicy()
+    /// Tools for restores (`restore:`).
+    public var restore = RestorePolicy()
     /// Encryption at rest (age); nil: artifacts are stored unencrypted.
     public var encryption: EncryptionPolicy?
 
@@ -160,6 +162,15 @@ public struct DaemonListen: Sendable, Equatable {
     }
 }
 
+/// `restore:` in the policy: tools restores use.
+public struct RestorePolicy: Sendable, Equatable {
+    /// `redis-server` binaries an online Redis restore may start its scratch server with: one whose RDB the
+    /// target can load (a Redis 6.2 target needs a 6.2 scratch server); `redis-server` on PATH is always a candidate.
+    public var redisServers: [String] = []
+
+    public init(redisServers: [String] = []) { self.redisServers = redisServers }
+}
+
 /// `drill:` in the policy: scratch targets for restore drills.
 public struct DrillPolicy: Sendable, Equatable {
     /// A MongoDB to restore drills into (databases `kb_drill_<id>_<db>`, dropped afterwards); none: archive-only.
@@ -168,6 +179,9 @@ public struct DrillPolicy: Sendable, Equatable {
     public var mongosh: [String] = ["mongosh"]
     /// Where MinIO drills create their scratch bucket `kb-drill-<id>`; nil: the source's own endpoint.
     public var s3Endpoint: String?
+    /// `redis-server` binaries a Redis drill may load a backup with (paths or names); the one of the backup's
+    /// own version is preferred, then the newest that can load it; `redis-server` on PATH is always a candidate.
+    public var redisServers: [String] = []
 
     public init(mongoURI: SecretReference? = nil, mongosh: [String] = ["mongosh"]) {
         self.mongoURI = mongoURI

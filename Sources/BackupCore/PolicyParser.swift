@@ -22,7 +22,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "encryption"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog", "offsite"])
@@ -88,11 +88,16 @@ public enum PolicyParser {
             }
         }
         if let d = top["drill"] {
-            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh", "endpoint"])
+            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh", "endpoint", "redis_server"])
+            if let r = map["redis_server"] { policy.drill.redisServers = try r.stringList() }
             if let e = map["endpoint"] { policy.drill.s3Endpoint = try parseS3Endpoint(e) }
             if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
             if let f = map["mongo_uri_file"] { policy.drill.mongoURI = .file(try f.nonEmptyString()) }
             if let c = map["mongosh"] { policy.drill.mongosh = try c.command() }
+        }
+        if let r = top["restore"] {
+            let map = try r.mapping(allowed: ["redis_server"])
+            if let s = map["redis_server"] { policy.restore.redisServers = try s.stringList() }
         }
         if let e = top["encryption"] {
             let map = try e.mapping(allowed: ["recipients", "identity_file"])

@@ -17,8 +17,9 @@ public final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var exitStatus: Int32?
 
-    /// Starts `executable` (an absolute path) with stdin, stdout and stderr on /dev/null.
-    public init(executable: String, arguments: [String]) throws {
+    /// Starts `executable` (an absolute path) with stdin, stdout and stderr on /dev/null (stdout into
+    /// `stdoutPath` when given, created 0600).
+    public init(executable: String, arguments: [String], stdoutPath: String? = nil) throws {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -35,7 +36,11 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         for fd: Int32 in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+            if fd == 1, let stdoutPath {
+                posix_spawn_file_actions_addopen(&actions, fd, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+            }
         }
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]

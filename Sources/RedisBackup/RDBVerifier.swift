@@ -189,7 +189,7 @@ public enum RDBVerifier {
         case 4: // hash
             let n = try input.length()
             if n == 0 { throw empty() }
-            for _ in 0..<2 * n { try input.skipString() }
+            for _ in 0..<n { try input.skipString(); try input.skipString() } // field, value (never 2*n: it could overflow)
         case 6:
             throw RDBError(offset: offset, problem: "pre-release module value (type 6) is not supported")
         case 7: // module 2
@@ -237,29 +237,46 @@ public enum RDBVerifier {
         }
     }
 
+    /// A stream, field by field as `rdbLoadObject` reads it (redis src/rdb.c, RDB 9–12): listpacks keyed by
+    /// 16-byte node ids, the length and last id, (LISTPACKS_2+) first id, max deleted id and entries added, then
+    /// the consumer groups: name, last id, (LISTPACKS_2+) entries read, the PEL (16-byte id, 8-byte delivery time,
+    /// delivery count), the consumers (name, seen time, (LISTPACKS_3) active time, owned 16-byte ids).
+    /// Ids, counters and `entries_read` are unsigned 64-bit values (an unknown `entries_read` is saved as -1,
+    /// i.e. 2^64-1), read with `uint64()`; counts of things that follow are read with `length()` and each thing
+    /// consumes bytes, so a lying count runs into the end of the stream instead of into arithmetic.
     private static func skipStream<S>(type: UInt8, offset: Int64, _ input: inout RDBInput<S>) throws {
         let listpacks = try input.length()
         for _ in 0..<listpacks {
             let nodeKey = try input.string(limit: 64)
             guard nodeKey?.count == 16 else { throw RDBError(offset: offset, problem: "stream node key is not 16 bytes") }
             let blob = try input.encodedBlob(offset: offset)
-            _ = try ListpackHeader.count(blob, offset: offset)
+            if try ListpackHeader.count(blob, offset: offset) == 0 {
+                throw RDBError(offset: offset, problem: "stream listpack is empty")
+            }
         }
-        _ = try input.length(); _ = try input.length(); _ = try input.length() // length, last id
-        if type >= 19 { for _ in 0..<5 { _ = try input.length() } } // first id, max deleted id, entries added
+        _ = try input.uint64() // length
+        _ = try input.uint64(); _ = try input.uint64() // last id
+        if type >= 19 {
+            _ = try input.uint64(); _ = try input.uint64() // first id
+            _ = try input.uint64(); _ = try input.uint64() // max deleted entry id
+            _ = try input.uint64() // entries added
+        }
         let groups = try input.length()
         for _ in 0..<groups {
             try input.skipString()
-            _ = try input.length(); _ = try input.length() // last id
-            if type >= 19 { _ = try input.length() } // entries read
+            _ = try input.uint64(); _ = try input.uint64() // last delivered id
+            if type >= 19 { _ = try input.uint64() } // entries read (-1 when unknown)
             let pel = try input.length()
-            for _ in 0..<pel { try input.skip(16 + 8); _ = try input.length() }
+            for _ in 0..<pel {
+                try input.skip(16 + 8) // id, delivery time
+                _ = try input.uint64() // delivery count
+            }
             let consumers = try input.length()
             for _ in 0..<consumers {
                 try input.skipString()
-                try input.skip(type >= 21 ? 16 : 8)
+                try input.skip(type >= 21 ? 16 : 8) // seen time (+ active time)
                 let owned = try input.length()
-                try input.skip(16 * owned)
+                for _ in 0..<owned { try input.skip(16) }
             }
         }
     }
@@ -402,6 +419,23 @@ struct RDBInput<S: ByteSource> {
             throw RDBError(offset: offset - 1, problem: String(format: "unknown length encoding 0x%02x", first))
         default:
             return .encoded(first & 0x3F)
+        }
+    }
+
+    /// A length-encoded unsigned 64-bit value that is not a count (stream ids, counters): the whole range is valid.
+    mutating func uint64() throws -> UInt64 {
+        let first = try byte()
+        switch first >> 6 {
+        case 0: return UInt64(first & 0x3F)
+        case 1: return UInt64(first & 0x3F) << 8 | UInt64(try byte())
+        case 2:
+            let width = first == 0x80 ? 4 : (first == 0x81 ? 8 : 0)
+            guard width > 0 else { throw RDBError(offset: offset - 1, problem: String(format: "unknown length encoding 0x%02x", first)) }
+            var v: UInt64 = 0
+            for _ in 0..<width { v = v << 8 | UInt64(try byte()) }
+            return v
+        default:
+            throw RDBError(offset: offset - 1, problem: "expected a number, found an encoded string")
         }
     }
 

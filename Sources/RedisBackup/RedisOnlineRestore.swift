@@ -25,6 +25,16 @@ public enum RedisOnlineRestore {
         let connection = try RESPConnection(endpoint: target, ioTimeout: 30)
         defer { connection.close() }
         try RedisSnapshot.authenticate(connection, endpoint: target, password: password)
+        // Before anything is touched: the target must be able to load what the scratch server will send
+        // (a full sync makes the replica flush its data first; one that cannot load the RDB stays empty).
+        let targetVersion = try connection.info("server")["redis_version"] ?? "unknown"
+        let scratchVersion = RedisVersions.serverVersion(executable: redisServer)
+        if let targetRDB = RedisVersions.rdbVersion(forRedis: targetVersion), let scratchVersion,
+           let scratchRDB = RedisVersions.rdbVersion(forRedis: scratchVersion), scratchRDB > targetRDB {
+            throw RedisError(endpoint: target.description,
+                             problem: "the target runs Redis \(targetVersion), which loads RDB up to version \(targetRDB); the scratch redis-server (\(redisServer), \(scratchVersion)) would send RDB \(scratchRDB). Refused before anything was touched: the target keeps all its data",
+                             hint: "give a redis-server \(RedisVersions.series(targetVersion)) as restore.redis_server in the policy, or restore in file mode (--to-dir)")
+        }
         let role = try connection.info("replication")["role"]
         guard role == "master" else {
             throw RedisError(endpoint: target.description, problem: "the target is a \(role ?? "server of unknown role"), not a master",

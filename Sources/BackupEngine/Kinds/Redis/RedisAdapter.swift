@@ -82,9 +82,17 @@ struct RedisAdapter: SourceAdapter {
             return (.failed, "the backup does not verify: \(check.detail)")
         }
         try rdb.commit()
+        // The server of the backup's own version when one is configured, else the newest that loads it.
+        let backupVersion = artifact.stats["redis_version"].flatMap { if case .string(let v) = $0 { return v } else { return nil } }
+        let (chosen, found) = RedisVersions.chooseScratch(context.policy.drill.redisServers + ["redis-server"],
+                                                         loads: artifact.stats["rdb_version"]?.intValue, mustNotExceed: nil, prefer: backupVersion)
+        guard let chosen else {
+            let there = found.isEmpty ? "no redis-server could be run" : found.map { "\($0.executable) (\($0.version))" }.joined(separator: ", ")
+            return (.error, "no redis-server here can load RDB v\(artifact.stats["rdb_version"]?.intValue ?? 0): \(there); set drill.redis_server in the policy")
+        }
         let server: ScratchRedisServer
         do {
-            server = try ScratchRedisServer.start(directory: dir, startTimeout: 600)
+            server = try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600)
         } catch let error as BackupFailure where error.message.contains("exited at start") {
             throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
         }
@@ -97,7 +105,7 @@ struct RedisAdapter: SourceAdapter {
         let loaded = loadedPerDB.values.reduce(0, +)
         let recorded = artifact.stats["keys"]?.intValue ?? 0
         let perDB = loadedPerDB.keys.sorted().map { "db\($0)=\(loadedPerDB[$0]!)" }.joined(separator: " ")
-        let detail = "scratch redis-server loaded \(loaded) keys (+\(expiredAtLoad) expired at load) of \(recorded) recorded at backup time\(perDB.isEmpty ? "" : ": " + perDB)"
+        let detail = "scratch redis-server \(chosen.version) loaded \(loaded) keys (+\(expiredAtLoad) expired at load) of \(recorded) recorded at backup time\(perDB.isEmpty ? "" : ": " + perDB)"
         return (loaded + expiredAtLoad == recorded ? .passed : .failed, detail)
     }
 

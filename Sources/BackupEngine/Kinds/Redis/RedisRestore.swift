@@ -71,15 +71,18 @@ extension RedisAdapter {
         var lines = ["restore \(name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(recorded) keys, RDB v\(artifact.stats["rdb_version"]?.intValue ?? 0))"]
         var warnings: [String] = []
         let targetText: String
+        var scratch: RedisVersions.Candidate?
         switch target {
         case .directory(let path, let dbfilename, let serverURL):
             targetText = path + "/" + dbfilename
             lines.append("into \(targetText) (file mode; the current file, if any, is kept as \(dbfilename).pre-restore-<time>)")
-            if let serverURL { warnings += try checkServerForFileRestore(serverURL, directory: path, dbfilename: dbfilename) }
+            if let serverURL { warnings += try checkServerForFileRestore(serverURL, directory: path, dbfilename: dbfilename, artifact: artifact) }
         case .online(let url):
             let endpoint = try RedisEndpoint.parse(url)
             targetText = endpoint.description
+            scratch = try onlineScratchServer(for: artifact, target: endpoint, context: context)
             lines.append("into the live server \(targetText) (online mode: it replicates from a scratch server on \(listen), then becomes a master again; ALL its current data is replaced)")
+            lines.append("scratch server: \(scratch!.executable) (Redis \(scratch!.version), RDB \(scratch!.rdbVersion))")
         }
         plan(lines + warnings.map { "warning: \($0)" })
         if !dryRun && !confirmed {
@@ -123,7 +126,8 @@ extension RedisAdapter {
                 defer { try? FileManager.default.removeItem(atPath: dir) }
                 _ = try installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
                 let outcome = try RedisOnlineRestore.run(target: endpoint, password: endpoint.password, rdbDirectory: dir, listen: listen,
-                                                         timeout: max(redisPolicy.timeoutSeconds, 120))
+                                                         timeout: max(redisPolicy.timeoutSeconds, 120),
+                                                         redisServer: scratch?.executable ?? "redis-server")
                 let total = outcome.keys.values.reduce(0, +)
                 steps = ["the target holds \(total) keys (\(recorded) recorded at backup time, minus those expired since); it is a master again"]
                 if total > recorded { throw BackupFailure("the target holds \(total) keys after the restore, more than the \(recorded) backed up") }
@@ -137,6 +141,33 @@ extension RedisAdapter {
         try context.recordRestore(artifact, mode: mode, target: targetText, outcome: "ok", started: started, seconds: seconds,
                           detail: steps.first ?? "")
         return RedisRestoreResult(artifact: artifact, target: targetText, steps: steps, warnings: warnings, durationSeconds: seconds)
+    }
+
+    /// The scratch server for an online restore, chosen before anything is touched: it must load the backup's
+    /// RDB and send one the target can load (Redis 6.2 loads RDB ≤ 9, 7.0 ≤ 10, …); the one of the backup's own
+    /// version is preferred. None fits: refused, with the ways that work.
+    private func onlineScratchServer(for artifact: ArtifactInfo, target: RedisEndpoint, context: SourceContext) throws -> RedisVersions.Candidate {
+        let connection = try RESPConnection(endpoint: target, ioTimeout: 10)
+        defer { connection.close() }
+        try RedisSnapshot.authenticate(connection, endpoint: target, password: target.password)
+        let targetVersion = try connection.info("server")["redis_version"] ?? "unknown"
+        let targetRDB = RedisVersions.rdbVersion(forRedis: targetVersion)
+        let backupRDB = artifact.stats["rdb_version"]?.intValue
+        let backupVersion = artifact.stats["redis_version"].flatMap { if case .string(let v) = $0 { return v } else { return nil } }
+        if let targetRDB, let backupRDB, backupRDB > targetRDB {
+            throw RedisError(endpoint: target.description,
+                             problem: "the backup is RDB \(backupRDB) (written by Redis \(backupVersion ?? "unknown")); the target runs Redis \(targetVersion), which loads RDB up to \(targetRDB). Refused before anything was touched",
+                             hint: "restore into a server of version \(backupVersion.map(RedisVersions.series) ?? "the backup's") or newer")
+        }
+        let candidates = context.policy.restore.redisServers + ["redis-server"]
+        let (chosen, found) = RedisVersions.chooseScratch(candidates, loads: backupRDB, mustNotExceed: targetRDB, prefer: backupVersion)
+        guard let chosen else {
+            let there = found.isEmpty ? "no redis-server could be run" : found.map { "\($0.executable) (\($0.version), RDB \($0.rdbVersion))" }.joined(separator: ", ")
+            throw RedisError(endpoint: target.description,
+                             problem: "the target runs Redis \(targetVersion) (loads RDB ≤ \(targetRDB.map(String.init) ?? "?")); no scratch redis-server here sends an RDB it can load: \(there). Refused before anything was touched: the target keeps all its data",
+                             hint: "set restore.redis_server in the policy to a redis-server \(RedisVersions.series(targetVersion)) binary, or restore in file mode (--to-dir) and start the target on the file")
+        }
+        return chosen
     }
 
     /// Decompresses the artifact to `<dir>/<name>.partial`, fsyncs, keeps an existing file aside, renames into place.
@@ -167,11 +198,17 @@ extension RedisAdapter {
     }
 
     /// CONFIG GET dir, dbfilename, appendonly of the server the file is meant for; warnings when they disagree.
-    private func checkServerForFileRestore(_ url: String, directory: String, dbfilename: String) throws -> [String] {
+    private func checkServerForFileRestore(_ url: String, directory: String, dbfilename: String, artifact: ArtifactInfo) throws -> [String] {
         let endpoint = try RedisEndpoint.parse(url)
         let c = try RESPConnection(endpoint: endpoint, ioTimeout: 10)
         defer { c.close() }
         try RedisSnapshot.authenticate(c, endpoint: endpoint, password: endpoint.password)
+        let version = try c.info("server")["redis_version"] ?? "unknown"
+        if let loads = RedisVersions.rdbVersion(forRedis: version), let rdb = artifact.stats["rdb_version"]?.intValue, rdb > loads {
+            throw RedisError(endpoint: endpoint.description,
+                             problem: "the server runs Redis \(version), which loads RDB up to \(loads); the backup is RDB \(rdb). Refused: nothing was written",
+                             hint: "restore into a server of the backup's version or newer")
+        }
         var warnings: [String] = []
         let dir = try RedisOnlineRestore.configGet(c, "dir")
         let file = try RedisOnlineRestore.configGet(c, "dbfilename")
