@@ -230,8 +230,24 @@ public enum RDBVerifier {
             if total == 0 { throw empty() }
         case 15, 19, 21: // streams
             try skipStream(type: type, offset: offset, &input)
-        case 22...25:
-            throw RDBError(offset: offset, problem: "hash with field expirations (type \(type), Redis 7.4) is not supported by this verifier yet")
+        case 22, 24: // hash with field expirations (Redis 7.4, RDB 12): [min expire, 8 bytes (24)] n × (ttl, field, value)
+            if type == 24 { try input.skip(8) }
+            let n = try input.length()
+            if n == 0 { throw empty() }
+            for _ in 0..<n {
+                _ = try input.uint64() // the field's TTL (0: none; 24: relative to the min expire)
+                try input.skipString()
+                try input.skipString()
+            }
+        case 23, 25: // listpack hash with field expirations (Redis 7.4): [min expire (25)] listpack of (field, value, ttl)
+            if type == 25 { try input.skip(8) }
+            let blob = try input.encodedBlob(offset: offset)
+            let count = try ListpackHeader.count(blob, offset: offset)
+            if count == 0 { throw empty() }
+            let announced = Int(blob[4]) | Int(blob[5]) << 8 // 0xFFFF: too many to count in the header
+            if announced != 0xFFFF && announced % 3 != 0 {
+                throw RDBError(offset: offset, problem: "hash listpack with field expirations holds \(count) entries, not (field, value, ttl) triples")
+            }
         default:
             throw RDBError(offset: offset, problem: "unknown value type or opcode \(type)")
         }

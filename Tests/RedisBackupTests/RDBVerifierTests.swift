@@ -72,3 +72,69 @@ struct RDBVerifierTests {
         #expect(try RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: 100)).checksum == .disabled)
     }
 }
+
+/// Crafted RDBs: the types no server here writes (Redis 7.4's hash field expirations), and lengths chosen to
+/// make arithmetic overflow. A verifier may reject; it never traps.
+struct RDBCraftedTests {
+    /// `REDIS00<v>`, one key of `type` with `value`, EOF and a zero (disabled) checksum.
+    static func rdb(version: String = "12", type: UInt8, key: String = "k", value: [UInt8]) -> [UInt8] {
+        Array("REDIS00\(version)".utf8) + [0xFE, 0x00, type, UInt8(key.utf8.count)] + Array(key.utf8) + value + [0xFF] + [UInt8](repeating: 0, count: 8)
+    }
+
+    static func str(_ s: String) -> [UInt8] { [UInt8(s.utf8.count)] + Array(s.utf8) }
+
+    /// A listpack of short strings (6-bit length encoding, one-byte back-lengths).
+    static func listpack(_ items: [String]) -> [UInt8] {
+        var body: [UInt8] = []
+        for item in items {
+            let entry = [0x80 | UInt8(item.utf8.count)] + Array(item.utf8)
+            body += entry + [UInt8(entry.count)]
+        }
+        let total = 4 + 2 + body.count + 1
+        return [UInt8(total & 0xFF), UInt8(total >> 8 & 0xFF), 0, 0, UInt8(items.count & 0xFF), UInt8(items.count >> 8)] + body + [0xFF]
+    }
+
+    @Test func hashWithFieldExpirationsMetadata() throws {
+        // type 24: min expire (8 bytes), 2 fields: (ttl 0, f1, v1), (ttl 5, f2, v2)
+        let value: [UInt8] = [UInt8](repeating: 1, count: 8) + [2] + [0] + Self.str("f1") + Self.str("v1") + [5] + Self.str("f2") + Self.str("v2")
+        let report = try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 24, value: value), chunkSize: 3))
+        #expect(report.keys == 1)
+        // type 22 (7.4 release candidates): no min expire.
+        let pre: [UInt8] = [1] + [0] + Self.str("f") + Self.str("v")
+        #expect(try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 22, value: pre), chunkSize: 2)).keys == 1)
+        // No fields: an empty key is corrupt.
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 24, value: [UInt8](repeating: 0, count: 8) + [0]), chunkSize: 4)) }
+    }
+
+    @Test func hashListpackWithFieldExpirations() throws {
+        let lp = Self.listpack(["f1", "v1", "0", "f2", "v2", "9"])
+        let value = [UInt8](repeating: 0, count: 8) + [UInt8(lp.count)] + lp
+        #expect(try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 25, value: value), chunkSize: 5)).keys == 1)
+        #expect(try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 23, value: [UInt8(lp.count)] + lp), chunkSize: 5)).keys == 1)
+        // Not triples: rejected.
+        let two = Self.listpack(["f1", "v1"])
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 23, value: [UInt8(two.count)] + two), chunkSize: 5)) }
+    }
+
+    /// The fault campaign's reproduction: a hash announcing 2^62 fields (`0..<2*n` trapped).
+    @Test func hugeHashLengthIsRejectedNotTrapped() {
+        var value: [UInt8] = [0x81]
+        value += withUnsafeBytes(of: (UInt64(1) << 62).bigEndian) { Array($0) }
+        value += Self.str("a") + Self.str("b")
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Self.rdb(version: "09", type: 4, value: value), chunkSize: 7)) }
+    }
+
+    /// A stream consumer owning 2^60 entries (`skip(16 * owned)` trapped), and an entries_read of -1 (valid).
+    @Test func hugeStreamConsumerCountIsRejectedNotTrapped() {
+        let lp = Self.listpack(["1", "0", "1", "a", "0", "0", "0", "x", "0", "2"])
+        var value: [UInt8] = [1, 16] + [UInt8](repeating: 0, count: 16) + [UInt8(lp.count)] + lp
+        value += [1, 1, 0] // length, last id
+        value += [0, 0, 0, 0, 1] // first id, max deleted id, entries added
+        value += [1] + Self.str("g") + [1, 0] // one group, last id
+        value += [0x81] + [UInt8](repeating: 0xFF, count: 8) // entries_read -1
+        value += [0] // PEL
+        value += [1] + Self.str("c") + [UInt8](repeating: 0, count: 16) // consumer, seen + active time
+        value += [0x81] + withUnsafeBytes(of: (UInt64(1) << 60).bigEndian) { Array($0) } // owned
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Self.rdb(version: "11", type: 21, value: value), chunkSize: 9)) }
+    }
+}
