@@ -123,7 +123,46 @@ public final class Catalog: Sendable {
                 t.column("updated_at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v4-removals") { db in
+            // Rotation's intent: an artifact is listed here (and marked deleted) in one transaction before any
+            // of its files is touched; the row goes when its files are gone. A crash in between leaves the row,
+            // and the next locked command finishes the removal.
+            try db.create(table: "removals") { t in
+                t.column("artifact_id", .text).primaryKey().references("artifacts", onDelete: .cascade)
+                t.column("started_at", .datetime).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Removals (rotation)
+
+    /// Step 1 of a removal: the artifacts are marked deleted and their removal recorded, in one transaction,
+    /// before any file is touched. From here on nothing lists them as good backups.
+    public func beginRemoval(ids: [String], at date: Date) throws {
+        guard !ids.isEmpty else { return }
+        try write("record the removal of \(ids.count) artifacts") { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE artifacts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", arguments: [date, id])
+                try db.execute(sql: "INSERT OR IGNORE INTO removals (artifact_id, started_at) VALUES (?, ?)", arguments: [id, date])
+            }
+        }
+    }
+
+    /// Step 3: the files are gone.
+    public func finishRemoval(ids: [String]) throws {
+        guard !ids.isEmpty else { return }
+        try write("finish the removal of \(ids.count) artifacts") { db in
+            for id in ids { try db.execute(sql: "DELETE FROM removals WHERE artifact_id = ?", arguments: [id]) }
+        }
+    }
+
+    /// Removals a crashed process began and did not finish: (id, source, path).
+    public func pendingRemovals() throws -> [(id: String, source: String, path: String)] {
+        try read("read pending removals") { db in
+            try Row.fetchAll(db, sql: "SELECT a.id, a.source, a.path FROM removals r JOIN artifacts a ON a.id = r.artifact_id ORDER BY a.id")
+                .map { ($0[0], $0[1], $0[2]) }
+        }
     }
 
     // MARK: Off-site copies

@@ -8,6 +8,7 @@ import Yams
 public enum PolicyParser {
     public static func parse(_ text: String, origin: String, environment: [String: String],
                              sourceKinds: SourceKindTable) throws(PolicyError) -> Policy {
+        try checkShape(text, origin: origin)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -137,6 +138,51 @@ public enum PolicyParser {
             policy.notify = notify
         }
         return policy
+    }
+
+    /// The largest policy file read, and the deepest nesting: Yams parses recursively, and 10,000 nested `[`
+    /// overflow the stack (SIGSEGV). Both are refused before parsing.
+    public static let maxPolicyBytes = 1 << 20
+    public static let maxNesting = 64
+
+    static func checkShape(_ text: String, origin: String) throws(PolicyError) {
+        if text.utf8.count > maxPolicyBytes {
+            throw PolicyError(origin: origin, keyPath: "", problem: "the file is \(text.utf8.count) bytes; a policy is at most \(maxPolicyBytes) bytes")
+        }
+        var line = 1
+        var flow = 0
+        var quote: UInt8?
+        var atLineStart = true
+        var indent = 0
+        var dashes = 0
+        var comment = false
+        for b in text.utf8 {
+            if b == 10 { line += 1; atLineStart = true; indent = 0; dashes = 0; comment = false; quote = nil; continue }
+            if comment { continue }
+            if let q = quote {
+                if b == q { quote = nil }
+                continue
+            }
+            if atLineStart {
+                if b == 32 { indent += 1; continue }
+                if b == 45 { dashes += 1; continue } // "- - - x": each dash opens a sequence
+                atLineStart = false
+                if indent / 2 + dashes > maxNesting * 4 {
+                    throw PolicyError(origin: origin, keyPath: "", line: line, problem: "nested too deeply (more than \(maxNesting * 4) levels of indentation)")
+                }
+            }
+            switch b {
+            case 34, 39: quote = b
+            case 35: comment = true
+            case 91, 123:
+                flow += 1
+                if flow > maxNesting {
+                    throw PolicyError(origin: origin, keyPath: "", line: line, problem: "nested too deeply (more than \(maxNesting) levels of [ or {)")
+                }
+            case 93, 125: flow = max(0, flow - 1)
+            default: break
+            }
+        }
     }
 
     static func isValidSourceName(_ name: String) -> Bool {
@@ -367,10 +413,14 @@ public struct PolicyNode {
         return v
     }
 
-    /// Seconds, as a number (`30`, `2.5`) or with a unit (`30s`, `5m`, `1h`).
-    public func duration() throws(PolicyError) -> Double {
+    /// The range of every duration in a policy: a timeout of 0 would mean "none" to a socket, and a huge one
+    /// overflows the conversions to nanoseconds.
+    public static let durationRange: ClosedRange<Double> = 1...(7 * 86_400)
+
+    /// Seconds, as a number (`30`, `2.5`) or with a unit (`30s`, `5m`, `1h`, `2d`), from 1 s to 7 days.
+    public func duration(in range: ClosedRange<Double> = PolicyNode.durationRange) throws(PolicyError) -> Double {
         let s = try string()
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         var number = Substring(s)
         var factor = 1.0
         for (suffix, f) in units where s.hasSuffix(suffix) && Double(s.dropLast(suffix.count)) != nil {
@@ -381,6 +431,10 @@ public struct PolicyNode {
         guard let v = Double(number), v > 0, v.isFinite else {
             throw error("expected a duration such as 30, 30s, 5m or 1h, found \"\(s)\"")
         }
-        return v * factor
+        let seconds = v * factor
+        guard range.contains(seconds) else {
+            throw error("\"\(s)\" is out of range: a duration here is from \(Int(range.lowerBound)) s to \(Int(range.upperBound / 86_400)) days")
+        }
+        return seconds
     }
 }

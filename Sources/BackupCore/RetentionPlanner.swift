@@ -27,6 +27,11 @@ public struct RetentionPlan: Sendable, Equatable {
     public struct Kept: Sendable, Equatable {
         public var id: String
         public var reasons: [String]
+
+        public init(id: String, reasons: [String]) {
+            self.id = id
+            self.reasons = reasons
+        }
     }
 
     /// Newest first.

@@ -20,9 +20,7 @@ extension BackupEngine {
         }
         var result = try backup(sources: sources, tag: .preDeploy, release: release)
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
-            try catalog().setPinned(id: result.artifacts[i].id, pinned: true, reason: "release \(release)")
-            result.artifacts[i].pinned = true
-            result.artifacts[i].pinReason = "release \(release)"
+            try setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
         }
         writeMetricsTextfile()
         return (result, previous)
@@ -44,7 +42,8 @@ extension BackupEngine {
             keep = Array(keep.prefix(max(policy.retention.preDeploy, 1)))
             for a in try catalog.artifacts() where a.pinned && a.tag == .preDeploy && a.pinReason == "release \(a.release ?? "")" {
                 guard let r = a.release, confirmed.contains(r), !keep.contains(r) else { continue }
-                try catalog.setPinned(id: a.id, pinned: false, reason: nil)
+                var unpinning = a
+                try setPinned(&unpinning, pinned: false, reason: nil)
                 unpinned.append(a.id)
             }
         }

@@ -18,9 +18,13 @@ extension BackupEngine {
     /// Plans (and unless `dryRun`, carries out) retention for the named sources (all when empty).
     ///
     /// rotate, per source:
-    ///   plan = RetentionPlanner(artifacts not deleted, policy, now)
-    ///   for each removed artifact: delete its file and manifest, THEN mark its row deleted
-    ///   (a crash in between leaves a row whose files are gone; the next rotation removes it again)
+    ///   plan = RetentionPlanner(artifacts not deleted, policy, now); never the artifacts the calling run just took
+    ///   1. intent: the rows are marked deleted and listed in `removals`, in one transaction
+    ///   2. their files (artifact, manifest) are deleted, each directory fsynced
+    ///   3. the `removals` rows go
+    ///   a crash anywhere leaves either nothing done or rows that no longer count as backups, with their removal
+    ///   pending: every locked command finishes pending removals first (recoverFromCrash)
+    ///   then the kind's garbage collection (unreferenced blobs), on every rotation
     public func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil,
                        allowEmptyPolicy: Bool = false) throws -> [RotationResult] {
         try checkRetentionPolicy(allowEmpty: allowEmptyPolicy)
@@ -47,37 +51,47 @@ extension BackupEngine {
     }
 
     /// Rotation of the named sources; the caller holds the run lock unless `dryRun`.
-    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool) throws -> [RotationResult] {
+    /// - Parameter protect: artifacts never removed here whatever the plan says (the run's own new backups: a
+    ///   clock set back must not make a run delete what it just took).
+    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool, protect: Set<String> = []) throws -> [RotationResult] {
         let candidates = try catalog.retentionCandidates(sources: sources, withPaths: !dryRun)
-        return try sources.map { try rotateOne($0, rows: candidates[$0] ?? [], catalog: catalog, now: now, dryRun: dryRun) }
+        return try sources.map { try rotateOne($0, rows: candidates[$0] ?? [], catalog: catalog, now: now, dryRun: dryRun, protect: protect) }
     }
 
     private func rotateOne(_ source: String, rows: [(candidate: RetentionCandidate, path: String)], catalog: Catalog,
-                           now: Date, dryRun: Bool) throws -> RotationResult {
-        let plan = RetentionPlanner.plan(rows.map(\.candidate), policy: policy.retention, now: now)
+                           now: Date, dryRun: Bool, protect: Set<String>) throws -> RotationResult {
+        var plan = RetentionPlanner.plan(rows.map(\.candidate), policy: policy.retention, now: now)
+        let protectedHere = plan.remove.filter { protect.contains($0) }
+        if !protectedHere.isEmpty {
+            plan.remove.removeAll { protect.contains($0) }
+            for id in protectedHere { plan.keep.append(RetentionPlan.Kept(id: id, reasons: ["taken by this run"])) }
+            logger.warning("rotation would have removed the backup this run just took: the clock may have been set back; kept",
+                           metadata: ["source": "\(source)", "artifacts": "\(protectedHere)"])
+        }
         var result = RotationResult(source: source, plan: plan, dryRun: dryRun, removed: [])
-        guard !dryRun, !plan.remove.isEmpty else { return result }
+        guard !dryRun else { return result }
+        let adapter = policy.source(named: source).flatMap { try? registry.adapter(for: $0.kind) }
+        guard !plan.remove.isEmpty else {
+            adapter?.collectGarbage(source: source, context: context)
+            return result
+        }
         let paths = Dictionary(rows.map { ($0.candidate.id, $0.path) }, uniquingKeysWith: { a, _ in a })
+        let ids = plan.remove.filter { paths[$0] != nil }
+        try catalog.beginRemoval(ids: ids, at: now)
         var removed: [String] = []
-        for id in plan.remove {
-            guard let path = paths[id] else { continue }
+        for id in ids {
             do {
-                for file in [repository.absolute(path), repository.manifestPath(forArtifact: path, id: id)] {
-                    if unlink(file) != 0 && errno != ENOENT { throw FileSystemError("delete", path: file) }
-                }
+                try removeFiles(of: id, path: paths[id]!)
                 removed.append(id)
             } catch {
-                result.error = describe(error)
+                result.error = describe(error) + " (the removal stays pending: the next run finishes it)"
                 logger.error("rotation stopped", metadata: ["source": "\(source)", "error": "\(result.error!)"])
                 break
             }
         }
+        try catalog.finishRemoval(ids: removed)
+        adapter?.collectGarbage(source: source, context: context)
         if !removed.isEmpty {
-            try FileIO.syncDirectory(repository.root)
-            try catalog.markDeleted(ids: removed, at: now)
-            if let kind = policy.source(named: source)?.kind, let adapter = try? registry.adapter(for: kind) {
-                adapter.collectGarbage(source: source, context: context)
-            }
             removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
         }
         result.removed = removed
@@ -86,26 +100,80 @@ extension BackupEngine {
         return result
     }
 
-    /// Pins a good artifact: rotation never removes it.
+    /// Deletes an artifact's file and manifest (gone already is fine) and fsyncs the directory they were in.
+    func removeFiles(of id: String, path: String) throws {
+        let file = repository.absolute(path)
+        for f in [file, repository.manifestPath(forArtifact: path, id: id)] {
+            if unlink(f) != 0 && errno != ENOENT { throw FileSystemError("delete", path: f) }
+        }
+        let directory = (file as NSString).deletingLastPathComponent
+        if access(directory, F_OK) == 0 { try FileIO.syncDirectory(directory) }
+    }
+
+    /// Finishes removals a crashed process began (their rows already say deleted). Called with the lock held.
+    func finishPendingRemovals(_ catalog: Catalog) throws {
+        let pending = try catalog.pendingRemovals()
+        guard !pending.isEmpty else { return }
+        var done: [String] = []
+        for p in pending {
+            do {
+                try removeFiles(of: p.id, path: p.path)
+                done.append(p.id)
+            } catch {
+                logger.error("an interrupted removal could not be finished", metadata: ["artifact": "\(p.id)", "error": "\(describe(error))"])
+            }
+        }
+        try catalog.finishRemoval(ids: done)
+        for source in Set(pending.map(\.source)) {
+            if let kind = policy.source(named: source)?.kind, let adapter = try? registry.adapter(for: kind) {
+                adapter.collectGarbage(source: source, context: context)
+            }
+        }
+        logger.warning("finished removals an interrupted rotation began", metadata: ["artifacts": "\(done)"])
+    }
+
+    /// Pins a good artifact: rotation never removes it. Takes the repository lock (exit 11 while a backup or a
+    /// rotation runs: a pin given during a rotation must not be lost), and writes the pin into the artifact's
+    /// manifest too, so that `catalog rebuild` keeps it.
     public func pin(id: String, reason: String) throws -> ArtifactInfo {
-        let catalog = try catalog()
+        try repository.prepare()
+        let lock = try RunLock(path: repository.lockPath, purpose: "pin")
+        defer { lock.release() }
         var a = try show(id: id)
         guard a.status == .ok, a.deletedAt == nil else {
             throw BackupFailure("artifact \(a.id) is \(a.deletedAt != nil ? "deleted" : a.status.rawValue); only good backups can be pinned",
                                 exitStatus: .usage, hint: "pick a good one with: kaleem-backup list --source \(a.source)")
         }
-        try catalog.setPinned(id: a.id, pinned: true, reason: reason)
-        a.pinned = true
-        a.pinReason = reason
+        try setPinned(&a, pinned: true, reason: reason)
         return a
     }
 
     public func unpin(id: String) throws -> ArtifactInfo {
-        let catalog = try catalog()
+        try repository.prepare()
+        let lock = try RunLock(path: repository.lockPath, purpose: "unpin")
+        defer { lock.release() }
         var a = try show(id: id)
-        try catalog.setPinned(id: a.id, pinned: false, reason: nil)
-        a.pinned = false
-        a.pinReason = nil
+        try setPinned(&a, pinned: false, reason: nil)
         return a
+    }
+
+    /// The one way to pin or unpin: the catalog row and the manifest (what `catalog rebuild` reads).
+    func setPinned(_ a: inout ArtifactInfo, pinned: Bool, reason: String?) throws {
+        try catalog().setPinned(id: a.id, pinned: pinned, reason: reason)
+        a.pinned = pinned
+        a.pinReason = pinned ? reason : nil
+        guard a.deletedAt == nil, a.status == .ok else { return }
+        let path = repository.manifestPath(forArtifact: a.path, id: a.id)
+        var manifest: Manifest
+        if let data = FileManager.default.contents(atPath: path), let m = try? Manifest.decode(data) {
+            manifest = m
+        } else if let run = try catalog().run(id: a.runID) {
+            manifest = Manifest(artifact: a, run: run)
+        } else {
+            return
+        }
+        manifest.artifact.pinned = a.pinned
+        manifest.artifact.pinReason = a.pinReason
+        try repository.writeManifest(manifest)
     }
 }

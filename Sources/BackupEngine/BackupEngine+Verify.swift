@@ -18,7 +18,15 @@ extension BackupEngine {
             }
         }
         artifacts = artifacts.filter { $0.deletedAt == nil }
-        return artifacts.map { verifyOne($0) }
+        return artifacts.compactMap { artifact in
+            let result = verifyOne(artifact)
+            // Removed by a rotation while we were verifying: not a failure, and no longer a backup to check.
+            if !result.ok, let now = try? catalog.artifact(matching: artifact.id), now.deletedAt != nil {
+                logger.info("skipped: removed by rotation during verify", metadata: ["artifact": "\(artifact.id)"])
+                return nil
+            }
+            return result
+        }
     }
 
     static func unknownArtifact(_ id: String) -> BackupFailure {

@@ -93,6 +93,12 @@ public final class BackupEngine {
     public func catalog() throws -> Catalog {
         if let catalogStore { return catalogStore }
         if policy.repository.catalog == nil { try repository.prepare() }
+        // An empty file is a catalog that was truncated, not a new one: opening it would start an empty catalog
+        // and every backup would look gone.
+        if FileIO.fileSize(catalogPath) == 0 {
+            throw BackupFailure("the catalog \(catalogPath) is an empty file (0 bytes): it was truncated or never written", exitStatus: .usage,
+                                hint: "move it aside, then run `kaleem-backup catalog rebuild` (from the manifests), or copy \(repository.absolute("catalog-copy/catalog.sqlite")) in its place")
+        }
         let c = try Catalog(path: catalogPath)
         catalogStore = c
         return c
@@ -134,7 +140,8 @@ public final class BackupEngine {
             try checkRetentionPolicy(allowEmpty: false)
             let succeeded = Set(artifacts.filter { $0.status == .ok }.map(\.source)).sorted()
             if !succeeded.isEmpty {
-                result.rotations = try rotate(succeeded, catalog: catalog, now: environment.clock(), dryRun: false)
+                result.rotations = try rotate(succeeded, catalog: catalog, now: environment.clock(), dryRun: false,
+                                              protect: Set(artifacts.map(\.id)))
             }
         } catch {
             result.rotationSkipped = describe(error)
@@ -172,6 +179,7 @@ public final class BackupEngine {
     /// Marks artifacts left `running` by a dead process as failed, removes their files and every `.partial`.
     /// Called with the run lock held, so nothing found here belongs to a live run.
     func recoverFromCrash(_ catalog: Catalog) throws {
+        try finishPendingRemovals(catalog)
         let partials = repository.removePartialFiles()
         let stale = try catalog.markInterrupted(at: environment.clock())
         for artifact in stale {
@@ -242,6 +250,8 @@ public final class BackupEngine {
             if failure == .integrity { artifact.stats["failure"] = .string(FailureKind.integrity.rawValue) }
             unlink(repository.manifestPath(forArtifact: path, id: id))
             try catalog.updateArtifact(artifact)
+            // What a failed snapshot stored (blobs no good snapshot references) must not stay and fill the disk.
+            if adapter.layout == .snapshot { adapter.collectGarbage(source: source.name, context: context) }
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
             return (artifact, failure)
         }

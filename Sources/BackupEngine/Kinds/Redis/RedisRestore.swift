@@ -41,6 +41,11 @@ extension RedisAdapter {
         }
         let target: RedisRestoreTarget
         if let dir = o.value("to-dir") {
+            let name = o.value("dbfilename") ?? "dump.rdb"
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                throw BackupFailure("--dbfilename \(name) is not a file name (a name, not a path: no /)", exitStatus: .usage,
+                                    hint: "give the server's dbfilename, e.g. dump.rdb; the directory is --to-dir")
+            }
             target = .directory(path: dir, dbfilename: o.value("dbfilename") ?? "dump.rdb", serverURL: o.value("server-url"))
         } else if let url = o.value("to-url") {
             target = .online(url: url)

@@ -1,0 +1,171 @@
+import BackupCatalog
+import BackupCore
+import BackupEngine
+import Foundation
+import Logging
+import TestSupport
+import Testing
+
+/// The fault campaign's findings, each reproduced: a SIGKILL at every unlink of a rotation, a pin given while
+/// a rotation holds the lock, pins across a catalog rebuild, a clock set back, a truncated catalog, a file name
+/// that is a path, durations and nesting that trapped or crashed.
+@Suite(.serialized) struct FaultTests {
+    /// Four backups kept by `keep_last: 10`, then a rotation to `keep_last: 1` killed at its n-th unlink.
+    static func killedRotation(at n: Int) throws -> (dir: TemporaryDirectory, policy: String, server: RedisTestServer) {
+        let server = try RedisTestServer()
+        let c = try server.connect()
+        for i in 0..<50 { _ = try c.command(["SET", "k\(i)", "v"]) }
+        c.close()
+        let dir = TemporaryDirectory()
+        let keepMany = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 10, daily: 0 }", name: "many.yml")
+        for _ in 0..<4 { #expect(try runCLI(["backup", "--policy", keepMany]).status == 0) }
+        let keepOne = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 1, daily: 0 }", name: "one.yml")
+        let r = try runProcess("/usr/bin/strace", ["-f", "-qq", "-o", "/dev/null", "-e", "trace=unlink,unlinkat",
+                                                   "-e", "inject=unlink,unlinkat:signal=KILL:when=\(n)", try kaleemBinary(),
+                                                   "rotate", "--policy", keepOne], environment: cliEnvironment())
+        _ = r
+        return (dir, keepOne, server)
+    }
+
+    /// Every artifact `list` shows as good has its file and manifest on disk.
+    static func everyListedBackupHasItsFiles(_ dir: TemporaryDirectory, _ policy: String) throws -> [String] {
+        let list = try runCLI(["list", "--json", "--policy", policy])
+        #expect(list.status == 0, "\(list.stderr)")
+        var missing: [String] = []
+        for a in try array(list.stdout) where a["status"] as? String == "ok" {
+            let path = dir.file("repo/" + (a["path"] as? String ?? ""))
+            if access(path, F_OK) != 0 { missing.append(a["id"] as? String ?? "?") }
+        }
+        return missing
+    }
+
+    @Test(arguments: 1...8)
+    func rotationKilledAtAnyUnlinkLeavesNoGoodRowWithoutItsFile(n: Int) throws {
+        let (dir, policy, server) = try Self.killedRotation(at: n)
+        #expect(try Self.everyListedBackupHasItsFiles(dir, policy).isEmpty, "kill at unlink \(n)")
+        // The source goes down: the next command (a failing backup) still finishes the interrupted removal.
+        server.server.stop()
+        let failing = try runCLI(["backup", "--policy", policy])
+        #expect(failing.status == 1)
+        #expect(try Self.everyListedBackupHasItsFiles(dir, policy).isEmpty)
+        let good = try array(try runCLI(["list", "--json", "--policy", policy]).stdout).filter { $0["status"] as? String == "ok" }
+        #expect(good.count >= 1, "the newest good backup is never lost")
+        // Nothing of a removed backup is left on disk: only the kept ones' files.
+        let files = filesUnder(dir.file("repo/redis")).filter { $0.hasSuffix(".rdb.gz") }
+        #expect(files.count == good.count, "\(files) vs \(good.map { $0["id"] ?? "" })")
+    }
+
+    /// `pin` while a rotation (or a backup) holds the repository lock: refused with exit 11, never "pinned"
+    /// and then deleted.
+    @Test func pinWhileTheLockIsHeldIsRefused() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        let backup = try runCLI(["backup", "--json", "--policy", policy])
+        let id = try #require((try object(backup.stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        let fd = open(dir.file("repo/.lock"), O_RDWR)
+        #expect(fd >= 0)
+        #expect(flock(fd, LOCK_EX) == 0)
+        let pin = try runCLI(["pin", id, "--reason", "keep", "--policy", policy])
+        #expect(pin.status == 11, "\(pin.stderr)")
+        flock(fd, LOCK_UN)
+        close(fd)
+        #expect(try runCLI(["pin", id, "--reason", "keep", "--policy", policy]).status == 0)
+    }
+
+    /// A pin reaches the manifest: a rebuilt catalog keeps it, and the next rotation keeps the backup.
+    @Test func pinsSurviveACatalogRebuild() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 1, daily: 0 }")
+        let first = try runCLI(["backup", "--json", "--policy", policy])
+        let id = try #require((try object(first.stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        #expect(try runCLI(["pin", id, "--reason", "before the migration", "--policy", policy]).status == 0)
+        try FileManager.default.removeItem(atPath: dir.file("repo/catalog.sqlite"))
+        let rebuild = try runCLI(["catalog", "rebuild", "--policy", policy])
+        #expect(rebuild.status == 0, "\(rebuild.stderr)")
+        let shown = try object(try runCLI(["show", id, "--json", "--policy", policy]).stdout)
+        #expect(shown["pinned"] as? Bool == true)
+        #expect(shown["pin_reason"] as? String == "before the migration")
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0) // rotation with keep_last: 1
+        #expect(try runCLI(["show", id, "--json", "--policy", policy]).stdout.contains("\"deleted_at\" : null"))
+    }
+
+    /// A clock set back ten days: the run's own new backup is older than the existing ones, and `keep_last: 1`
+    /// would remove it. It is kept (the older one goes), and a warning says why.
+    @Test func aClockSetBackNeverDeletesTheBackupJustTaken() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let path = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 1, daily: 0 }")
+        let policy = try PolicyLoader.load(path: path, environment: [:])
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let clock = ManualClock(Timestamps.parseISO8601("2026-11-30T02:00:00Z")!)
+        func engine() -> BackupEngine {
+            BackupEngine(policy: policy, environment: EngineEnvironment(variables: [:], clock: { clock.now }, host: "test", logger: logger))
+        }
+        let first = try engine().backup(tag: .nightly)
+        clock.set(Timestamps.parseISO8601("2026-11-20T02:00:00Z")!)
+        let second = try engine().backup(tag: .nightly)
+        let newID = second.artifacts[0].id
+        #expect(second.artifacts[0].status == .ok)
+        #expect(!second.rotations.flatMap(\.removed).contains(newID))
+        let listed = try engine().list(source: nil, limit: nil).map(\.id)
+        #expect(listed.contains(newID), "the backup this run took was removed by its own rotation")
+        _ = first
+    }
+
+    @Test func anEmptyCatalogFileIsAnErrorNotANewCatalog() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        #expect(truncate(dir.file("repo/catalog.sqlite"), 0) == 0)
+        for args in [["list"], ["verify", "--all"], ["backup"]] {
+            let r = try runCLI(args + ["--policy", policy])
+            #expect(r.status == 2, "\(args): \(r.stdout) \(r.stderr)")
+            #expect(r.stderr.contains("catalog rebuild") && r.stderr.contains("catalog-copy"), "\(r.stderr)")
+        }
+    }
+
+    @Test func aDbfilenameIsANameNotAPath() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        let target = TemporaryDirectory()
+        let r = try runCLI(["restore", "redis", "--latest", "--to-dir", target.path + "/inside", "--dbfilename", "../escape.rdb", "--yes", "--policy", policy])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(access(target.path + "/escape.rdb", F_OK) != 0)
+    }
+
+    /// `timeout: 1e19` trapped at backup; `0.0000001` became "no timeout"; 10,000 nested `[` crashed Yams.
+    @Test(arguments: ["timeout: 1e19", "timeout: 0.0000001", "timeout: 8d", "timeout: 0.5"])
+    func durationsOutOfRangeAreRefused(setting: String) throws {
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          redis: { kind: redis, url: "redis://127.0.0.1:1", \(setting) }
+        """.utf8))
+        let r = try runCLI(["policy", "check", "--policy", policy])
+        #expect(r.status == 2, "\(setting): \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("sources.redis.timeout") && r.stderr.contains("out of range") || r.stderr.contains("expected a duration"), "\(r.stderr)")
+    }
+
+    @Test func deeplyNestedPolicyIsRefusedNotCrashed() throws {
+        let dir = TemporaryDirectory()
+        for (name, text) in [("flow.yml", "repository: { path: /r }\nsources: " + String(repeating: "[", count: 10_000)),
+                             ("dashes.yml", "repository: { path: /r }\nsources:\n" + String(repeating: "- ", count: 10_000) + "x\n")] {
+            let policy = dir.file(name)
+            FileManager.default.createFile(atPath: policy, contents: Data(text.utf8))
+            let r = try runCLI(["policy", "check", "--policy", policy])
+            #expect(r.status == 2, "\(name): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains("nested too deeply"), "\(r.stderr)")
+        }
+        let big = dir.file("big.yml")
+        FileManager.default.createFile(atPath: big, contents: Data(("# " + String(repeating: "x", count: 2 << 20)).utf8))
+        #expect(try runCLI(["policy", "check", "--policy", big]).status == 2)
+    }
+}
