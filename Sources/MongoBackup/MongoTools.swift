@@ -38,11 +38,29 @@ public struct MongoToolOutcome: Sendable {
     public var stderrTail: [String]
 }
 
-/// Runs mongodump and mongorestore with `--archive` on stdout/stdin.
+/// How the connection string reaches a tool. Never argv (visible in `ps`), never the environment, never a
+/// file: the tool may run in another mount namespace (`docker run -i`, `docker compose exec -T`) that sees
+/// nothing of this host's files, and a file would outlive a SIGKILL.
+enum CredentialChannel {
+    /// mongodump: its stdin is free (`--archive` writes to stdout), so the `--config` YAML is written to its
+    /// stdin and stdin closed; it reads `--config=/dev/stdin` to the end (mongo-tools' ParseConfigFile is an
+    /// os.ReadFile of the path).
+    case stdinConfig
+    /// mongorestore: its stdin carries the archive. A POSIX `sh` in the tool's own namespace reads the first
+    /// line of stdin (the YAML, one line), hands it to the tool as fd 3 through a here-document (a pipe, in
+    /// the shell's memory: no file, not exported), and execs the tool with `--config=/dev/fd/3`; the archive
+    /// follows on the same stdin, untouched (`read` takes one byte at a time from a pipe).
+    case shellShim
+    /// mongosh: the script, connection string included, is its stdin.
+    case inScript
+}
+
+/// Runs mongodump and mongorestore with `--archive` on stdout/stdin, and mongosh with a script on stdin.
 ///
-/// Credentials reach the child only through a `--config` YAML file (`uri: …`), mode 0600 in a 0700 temporary
-/// directory, removed afterwards: never argv (visible in `ps`) nor the environment. Every message is scrubbed
-/// of the connection string's password.
+/// A command is a program or a wrapper whose last word that is not an option is the tool, e.g.
+/// `[docker, compose, exec, -T, mongo, mongorestore]` or `[docker, run, --rm, -i, --network, host, mongo:7,
+/// mongodump]`; the wrapper is kept as it is and the tool's arguments appended. Every message is scrubbed of
+/// the connection string's password.
 public struct MongoTools: Sendable {
     public var uri: Secret
     public var timeoutSeconds: Double
@@ -72,14 +90,14 @@ public struct MongoTools: Sendable {
 
     func scrub(_ text: String) -> String { Redaction.scrub(text, secrets: secrets) }
 
-    /// `mongodump --archive --config=FILE [--db=D] [--excludeCollection=C]… [--oplog]`, stdout streamed to `chunk`.
+    /// `mongodump --archive --config=/dev/stdin [--db=D] [--excludeCollection=C]… [--oplog]`, stdout streamed to `chunk`.
     public func dump(command: [String], databases: [String], exclude: [String], oplog: Bool,
                      chunk: @escaping ([UInt8]) throws -> Void) throws -> MongoToolOutcome {
         var args = ["--archive"]
         if let db = databases.first { args.append("--db=\(db)") }
         args += exclude.map { "--excludeCollection=\($0)" }
         if oplog { args.append("--oplog") }
-        let outcome = try run(command: command, toolKey: "mongodump", arguments: args, stdin: nil, stdout: chunk)
+        let outcome = try run(command: command, toolKey: "mongodump", arguments: args, stdin: nil, stdout: chunk, credentials: .stdinConfig)
         if outcome.bytes == 0 {
             throw MongoToolError(tool: "mongodump", problem: "wrote no archive (0 bytes) although it exited 0",
                                  stderrTail: outcome.stderrTail, hintText: "check the connection string and the user's backup role")
@@ -87,10 +105,36 @@ public struct MongoTools: Sendable {
         return outcome
     }
 
-    /// `mongorestore --archive --config=FILE …`, fed from `input` (each call returns the next chunk, nil at the end).
+    /// `sh -c SHIM mongorestore --archive … --config=/dev/fd/3`, fed the config line, then `input` (each call returns
+    /// the next chunk, nil at the end).
     public func restore(command: [String], arguments: [String], input: @escaping () throws -> [UInt8]?) throws -> MongoToolOutcome {
-        try run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil)
+        try run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil, credentials: .shellShim)
     }
+
+    /// The shell that turns the first line of stdin into the tool's fd 3 (see `CredentialChannel.shellShim`).
+    static let shim = """
+        IFS= read -r kb_config || { echo "kaleem-backup: no configuration on stdin" >&2; exit 97; }
+        exec 3<<KB_CONFIG_END
+        $kb_config
+        KB_CONFIG_END
+        kb_config=
+        exec "$@"
+        """
+
+    /// The command as run: the wrapper, then (shim) `sh -c SHIM kaleem-backup`, then the tool and its arguments.
+    static func commandLine(_ command: [String], arguments: [String], credentials: CredentialChannel) -> [String] {
+        let toolIndex = command.lastIndex { !$0.hasPrefix("-") } ?? 0
+        let wrapper = Array(command[..<toolIndex])
+        let tool = Array(command[toolIndex...])
+        switch credentials {
+        case .stdinConfig: return wrapper + tool + arguments + ["--config=/dev/stdin"]
+        case .shellShim: return wrapper + ["sh", "-c", shim, "kaleem-backup"] + tool + arguments + ["--config=/dev/fd/3"]
+        case .inScript: return wrapper + tool + arguments
+        }
+    }
+
+    /// `uri: "…"` on one line (a JSON string is a YAML double-quoted scalar; newlines escaped).
+    var configLine: [UInt8] { Array("uri: \(Self.jsonQuoted(uri.value))\n".utf8) }
 
     /// Runs a script in the mongo shell (`mongosh --nodb --quiet`), connection string and all fed through stdin.
     public func shell(command: [String], script: String) throws -> MongoToolOutcome {
@@ -100,7 +144,7 @@ public struct MongoTools: Sendable {
             if fed { return nil }
             fed = true
             return Array(program.utf8)
-        }, stdout: { _ in }, withConfig: false)
+        }, stdout: { _ in }, credentials: .inScript)
     }
 
     static func jsonQuoted(_ s: String) -> String {
@@ -110,18 +154,24 @@ public struct MongoTools: Sendable {
 
     /// Runs one tool; `stdout` receives its standard output when given, `stdin` feeds its standard input.
     func run(command: [String], toolKey: String, arguments: [String], stdin: (() throws -> [UInt8]?)?,
-             stdout: (([UInt8]) throws -> Void)?, withConfig: Bool = true) throws -> MongoToolOutcome {
-        guard let program = command.first else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
-        let configDir = try Self.privateDirectory()
-        defer { try? FileManager.default.removeItem(atPath: configDir) }
-        let configPath = configDir + "/config.yml"
-        try Self.writePrivateFile(configPath, "uri: \(Self.yamlQuoted(uri.value))\n")
-
+             stdout: (([UInt8]) throws -> Void)?, credentials: CredentialChannel) throws -> MongoToolOutcome {
+        guard !command.isEmpty else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
+        let line = Self.commandLine(command, arguments: arguments, credentials: credentials)
+        let program = line[0]
+        // The configuration goes first on stdin; then whatever the tool reads (the archive, for mongorestore).
+        var input = stdin
+        if credentials != .inScript {
+            var sent = false
+            let config = configLine
+            input = {
+                if !sent { sent = true; return config }
+                return try stdin?()
+            }
+        }
         let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
-        let configuration = Configuration(executable: executable,
-                                          arguments: Arguments(Array(command.dropFirst()) + arguments + (withConfig ? ["--config=\(configPath)"] : [])))
+        let configuration = Configuration(executable: executable, arguments: Arguments(Array(line.dropFirst())))
         let timeout = timeoutSeconds
-        let box = RunBox(stdin: stdin, stdout: stdout)
+        let box = RunBox(stdin: input, stdout: stdout)
         let semaphore = DispatchSemaphore(value: 0)
         let task = Task {
             do {
@@ -148,6 +198,10 @@ public struct MongoTools: Sendable {
         if box.timedOut {
             throw MongoToolError(tool: toolKey, problem: "did not finish within \(Int(timeout)) s and was stopped", stderrTail: cleanTail,
                                  hintText: "raise the source's timeout if the database is just large, or check that the server answers")
+        }
+        if case .exited(127) = status, cleanTail.contains(where: { $0.contains("not found") }) {
+            throw MongoToolError(tool: toolKey, problem: "\(toolKey) is not installed where the command runs (exit 127)", stderrTail: cleanTail,
+                                 hintText: "install the MongoDB Database Tools there, or set sources.\(source).\(toolKey) to a wrapper such as [docker, compose, exec, -T, mongo, \(toolKey)]")
         }
         guard case .exited(0) = status else {
             throw MongoToolError(tool: toolKey, problem: "failed (\(status))", stderrTail: cleanTail,
@@ -215,28 +269,6 @@ public struct MongoTools: Sendable {
         } catch {}
         if !partial.isEmpty { lines.append(partial) }
         return Array(lines.suffix(Defaults.stderrTailLines * 4))
-    }
-
-    static func yamlQuoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
-
-    static func privateDirectory() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/kaleem-mongo-XXXXXX").utf8CString)
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw BackupFailure("cannot create a private temporary directory: \(String(cString: strerror(errno)))")
-        }
-        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    static func writePrivateFile(_ path: String, _ text: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw BackupFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
-            throw BackupFailure("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
     }
 }
 

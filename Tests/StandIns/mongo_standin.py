@@ -11,6 +11,8 @@ Environment knobs (for tests):
   STANDIN_LOG            append one JSON line per run: argv, whether a config with a uri was read, and for
                          mongorestore the sha256 of the archive bytes it received and the namespaces it restored
   STANDIN_FAILED_DOCS    mongorestore: report this many documents as failed (default 0)
+  STANDIN_MARKER         a path; the log says whether the tool could see it (a host /tmp file is invisible when
+                         the tool runs through the docker stand-in)
 """
 import gzip, hashlib, json, os, struct, sys, time
 
@@ -78,6 +80,9 @@ def read_config(opts):
 
 
 def record(entry):
+    marker = os.environ.get("STANDIN_MARKER")
+    if marker:
+        entry["marker_visible"] = os.path.exists(marker)  # a host file: invisible inside the docker stand-in
     path = os.environ.get("STANDIN_LOG")
     if path:
         with open(path, "a") as f:
