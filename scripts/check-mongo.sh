@@ -4,7 +4,8 @@
 #   KALEEM_MONGO_URI='mongodb://user:pass@host:27017/?authSource=admin' scripts/check-mongo.sh [DATABASE]
 #
 # With the real mongodump/mongorestore on PATH (or KALEEM_MONGODUMP / KALEEM_MONGORESTORE set to a command,
-# e.g. "docker run --rm -i --network host mongo:7 mongodump"), it:
+# e.g. "docker run --rm -i --network host mongo:7 mongodump" or "docker compose exec -T mongo mongodump": the
+# same wrapper forms as the policy; the credentials reach the tools through their stdin), it:
 #   1. dumps DATABASE (default: all) through kaleem-backup into a scratch repository, verified as it streams;
 #   2. verifies the stored artifact again;
 #   3. restores it into scratch databases kb_check_<time>_<db> (--nsFrom/--nsTo), never over the originals;
