@@ -152,7 +152,9 @@ enum Output {
         var parts: [String] = []
         if let keys = a.stats["keys"]?.intValue { parts.append("\(keys) keys") }
         if let docs = a.stats["documents"]?.intValue, let ns = a.stats["namespaces"]?.intValue {
-            parts.append("\(docs) documents in \(ns) namespaces")
+            // Documents and oplog entries apart: mongorestore restores the first, replays the second only on request.
+            let oplog = a.stats["oplog_entries"]?.intValue ?? a.stats["per_namespace"]?["oplog"]?.intValue ?? 0
+            parts.append(oplog > 0 ? "\(docs - oplog) documents + \(oplog) oplog entries in \(ns) namespaces" : "\(docs) documents in \(ns) namespaces")
         }
         if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
         return parts.joined(separator: ", ")

@@ -22,7 +22,7 @@ struct StatusCommand: ParsableCommand {
                           r.rpoSeconds.map(Self.age) ?? "-",
                           r.lastRunOK.map { $0 ? "ok" : "FAILED" } ?? "-",
                           r.lastDrill.map { "\($0.result.rawValue) \(Timestamps.iso8601($0.startedAt).prefix(10))" } ?? "never",
-                          r.lastDrill.map { String(format: "%.1f s", $0.durationSeconds) } ?? "-"])
+                          r.lastDrill.map { $0.result == .archiveOnly ? "archive verified (no RTO)" : String(format: "%.1f s", $0.durationSeconds) } ?? "-"])
         }
         Output.table(table)
     }
@@ -35,7 +35,9 @@ struct StatusCommand: ParsableCommand {
 }
 
 struct StatusJSON: Encodable {
-    struct Drill: Encodable { var id: String; var artifact: String; var result: String; var duration_seconds: Double; var started_at: String }
+    /// `rto_seconds`: only a drill that restored into a server measures an RTO (null for an archive-only drill).
+    struct Drill: Encodable { var id: String; var artifact: String; var result: String; var duration_seconds: Double; var started_at: String
+                              var rto_seconds: Double? }
     var source: String
     var kind: String
     var newest_good: String?
@@ -52,7 +54,8 @@ struct StatusJSON: Encodable {
         rpo_seconds = s.rpoSeconds.map { ($0 * 10).rounded() / 10 }
         last_run_ok = s.lastRunOK
         last_drill = s.lastDrill.map { Drill(id: $0.id, artifact: $0.artifactID, result: $0.result.rawValue,
-                                             duration_seconds: $0.durationSeconds, started_at: Timestamps.iso8601($0.startedAt)) }
+                                             duration_seconds: $0.durationSeconds, started_at: Timestamps.iso8601($0.startedAt),
+                                             rto_seconds: $0.result == .archiveOnly ? nil : $0.durationSeconds) }
     }
 
     enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill }

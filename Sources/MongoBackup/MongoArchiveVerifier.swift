@@ -13,9 +13,17 @@ public struct MongoArchiveReport: Sendable, Equatable {
     public var namespaces: [String: Int]
     /// Namespaces announced in the prelude (collections and views).
     public var collections: [String]
+    /// Views announced in the prelude (no documents of their own: the definition is in `<db>.system.views`).
+    public var views: [String] = []
+    /// Time-series collections → the namespace their documents (buckets) are dumped under
+    /// (`<db>.system.buckets.<name>` before MongoDB 8.3). Their counts are reported under the collection's name.
+    public var timeseries: [String: String] = [:]
     public var bytes: Int64
 
     public var documents: Int { namespaces.values.reduce(0, +) }
+
+    /// Entries of the oplog (`--oplog`), which mongorestore replays only with `--oplogReplay`.
+    public var oplogEntries: Int { namespaces[MongoArchiveVerifier.oplogNamespace] ?? 0 }
 
     /// Documents mongorestore would restore without `--oplogReplay` (the oplog is not a collection).
     public var restorableDocuments: Int { namespaces.filter { $0.key != MongoArchiveVerifier.oplogNamespace }.values.reduce(0, +) }
@@ -28,6 +36,10 @@ public struct MongoArchiveReport: Sendable, Equatable {
             "per_namespace": .object(namespaces.mapValues { .int($0) }),
             "archive_bytes": .int(Int(bytes)),
         ]
+        out["oplog_entries"] = .int(oplogEntries)
+        out["restorable_documents"] = .int(restorableDocuments)
+        if !views.isEmpty { out["views"] = .array(views.sorted().map { .string($0) }) }
+        if !timeseries.isEmpty { out["timeseries"] = .object(timeseries.mapValues { .string($0) }) }
         if let serverVersion { out["server_version"] = .string(serverVersion) }
         if let toolVersion { out["tool_version"] = .string(toolVersion) }
         return out
@@ -113,7 +125,20 @@ public enum MongoArchiveVerifier {
                 throw MongoArchiveError(offset: at, problem: "the metadata of collection \(ns) is not valid JSON (indexes and options cannot be restored)")
             }
             report.collections.append(ns)
-            if meta["type"]?.string != "view" { expectedEnds.insert(ns) }
+            // mongorestore's rules (common/archive/prelude.go): a view has no documents; a time-series
+            // collection's documents are its buckets, under system.buckets.<name> before MongoDB 8.3; every
+            // other type (collections, capped, clustered, empty ones) has an end block of its own.
+            switch meta["type"]?.string {
+            case "view":
+                report.views.append(ns)
+            case "timeseries":
+                let dataNS = Self.bucketsBefore83(report.serverVersion)
+                    ? "\(meta["db"]!.string!).system.buckets.\(meta["collection"]!.string!)" : ns
+                report.timeseries[ns] = dataNS
+                expectedEnds.insert(dataNS)
+            default:
+                expectedEnds.insert(ns)
+            }
         }
 
         // Body: namespace blocks.
@@ -169,7 +194,19 @@ public enum MongoArchiveVerifier {
             throw MongoArchiveError(offset: r.offset, problem: "the archive ends before the end of namespace \(unfinished) (truncated)")
         }
         report.bytes = r.offset
+        // A time-series collection's documents (buckets) are counted under its own name.
+        for (collection, dataNS) in report.timeseries where dataNS != collection {
+            report.namespaces[collection] = report.namespaces.removeValue(forKey: dataNS) ?? 0
+        }
         return report
+    }
+
+    /// True when a server of this version dumps time-series data under `system.buckets.<name>` (before 8.3).
+    static func bucketsBefore83(_ serverVersion: String?) -> Bool {
+        guard let serverVersion else { return true }
+        let parts = serverVersion.split(separator: ".").compactMap { Int($0.prefix { $0.isNumber }) }
+        guard parts.count >= 2 else { return true }
+        return parts[0] < 8 || (parts[0] == 8 && parts[1] < 3)
     }
 
     /// Reads one BSON document whose int32 length was not read yet.

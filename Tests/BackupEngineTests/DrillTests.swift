@@ -71,7 +71,7 @@ struct DrillTests {
         #expect(drill.status == 0, "\(drill.stderr)")
         let result = try #require(try array(drill.stdout).first)
         #expect(result["result"] as? String == "archive-only")
-        #expect((result["detail"] as? String)?.contains("44 documents") == true)
+        #expect((result["detail"] as? String)?.contains("26 documents + 18 oplog entries") == true)
     }
 
     /// With `drill.mongo_uri`, the archive is restored under scratch names, counts compared, scratch databases dropped.

@@ -85,3 +85,59 @@ struct ArchiveVerifierTests {
         }
     }
 }
+
+/// Archives of MongoDB 5+ deployments, written in mongodump 100.x's layout by `TestArchiveWriter`: views,
+/// time-series collections, capped, clustered and empty collections, interleaved blocks, the oplog.
+struct ModernArchiveTests {
+    @Test func viewsTimeseriesAndEmptyCollectionsVerify() throws {
+        let bytes = TestArchiveWriter.mongo7Archive()
+        for chunk in [7, 4096] {
+            let report = try MongoArchiveVerifier.verify(ChunkedBytes(bytes, chunkSize: chunk))
+            #expect(report.namespaces == ["app.users": 250, "app.events": 120, "app.capped": 7, "app.clustered": 3, "app.empty": 0,
+                                          "app.weather": 12, "app.system.views": 1, "oplog": 5])
+            #expect(report.views == ["app.active_users"])
+            #expect(report.timeseries == ["app.weather": "app.system.buckets.weather"])
+            #expect(report.oplogEntries == 5)
+            #expect(report.restorableDocuments == 250 + 120 + 7 + 3 + 12 + 1)
+        }
+    }
+
+    /// From MongoDB 8.3 a time-series collection's documents are dumped under its own name.
+    @Test func timeseriesUnderItsOwnNameFrom83() throws {
+        var w = TestArchiveWriter(serverVersion: "8.3.0")
+        w.metadata(db: "app", collection: "weather", type: "timeseries", indexes: [])
+        w.endPrelude()
+        w.block(db: "app", collection: "weather", documents: TestArchiveWriter.documents(4))
+        w.end(db: "app", collection: "weather")
+        let report = try MongoArchiveVerifier.verify(ChunkedBytes(w.bytes, chunkSize: 64))
+        #expect(report.namespaces == ["app.weather": 4])
+    }
+
+    /// The buckets of a time-series collection must end like any collection's: a truncated archive is caught.
+    @Test func missingEndOfTheBucketsIsCaught() throws {
+        var w = TestArchiveWriter()
+        w.metadata(db: "app", collection: "weather", type: "timeseries", indexes: [])
+        w.endPrelude()
+        w.block(db: "app", collection: "system.buckets.weather", documents: TestArchiveWriter.documents(4))
+        #expect(throws: MongoArchiveError.self) { try MongoArchiveVerifier.verify(ChunkedBytes(w.bytes, chunkSize: 64)) }
+        // A collection announced in the prelude with no end at all (not a view) is caught too.
+        var v = TestArchiveWriter()
+        v.metadata(db: "app", collection: "users")
+        v.endPrelude()
+        #expect(throws: MongoArchiveError.self) { try MongoArchiveVerifier.verify(ChunkedBytes(v.bytes, chunkSize: 64)) }
+    }
+
+    /// Every flipped byte of the body (documents, headers, CRCs) is caught or leaves the counts intact.
+    @Test func flippedBytesInTheBodyAreCaught() throws {
+        let bytes = TestArchiveWriter.mongo7Archive()
+        let good = try MongoArchiveVerifier.verify(ChunkedBytes(bytes, chunkSize: 512))
+        var undetected = 0
+        for i in stride(from: 4, to: bytes.count, by: 97) {
+            var copy = bytes
+            copy[i] ^= 0x20
+            if let r = try? MongoArchiveVerifier.verify(ChunkedBytes(copy, chunkSize: 512)), r.namespaces == good.namespaces { undetected += 1 }
+        }
+        // Bytes of the prelude's Extended JSON (names, options) change no count and carry no CRC.
+        #expect(undetected < bytes.count / 97 / 4, "\(undetected) flips undetected")
+    }
+}

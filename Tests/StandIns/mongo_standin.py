@@ -213,8 +213,11 @@ def mongorestore(argv):
         sys.exit(1)
     pairs = list(zip(opts.get("--nsFrom", []), opts.get("--nsTo", [])))
     includes = opts.get("--nsInclude", [])
+    excludes = opts.get("--nsExclude", [])
+    def match(p, ns):
+        return ns.startswith(p.split("*")[0]) if "*" in p else ns == p
     def included(ns):
-        return not includes or any(ns.startswith(p.split("*")[0]) if "*" in p else ns == p for p in includes)
+        return (not includes or any(match(p, ns) for p in includes)) and not any(match(p, ns) for p in excludes)
     restored = {rename(ns, pairs): n for ns, n in counts.items()
                 if (ns != "oplog" or opts.get("--oplogReplay")) and included(ns)}
     entry["restored"] = restored

@@ -58,7 +58,8 @@ struct MongoAdapter: SourceAdapter {
         if let recorded = artifact.stats["documents"]?.intValue, recorded != report.documents {
             throw IntegrityError(object: path, problem: "archive holds \(report.documents) documents, the catalog recorded \(recorded)")
         }
-        return "sha256 ok, gzip ok, archive ok: \(report.namespaces.count) namespaces, \(report.documents) documents, CRCs ok"
+        let oplog = report.oplogEntries > 0 ? " + \(report.oplogEntries) oplog entries" : ""
+        return "sha256 ok, gzip ok, archive ok: \(report.namespaces.count) namespaces, \(report.restorableDocuments) documents\(oplog), CRCs ok"
     }
 
     // MARK: drill
@@ -75,8 +76,10 @@ struct MongoAdapter: SourceAdapter {
             }
         }
         let docs = artifact.stats["documents"]?.intValue ?? 0
+        let oplog = artifact.stats["oplog_entries"]?.intValue ?? artifact.stats["per_namespace"]?[MongoArchiveVerifier.oplogNamespace]?.intValue ?? 0
         let ns = artifact.stats["namespaces"]?.intValue ?? 0
-        return (.archiveOnly, "archive verified (\(docs) documents in \(ns) namespaces, every CRC); no scratch MongoDB configured, nothing restored")
+        let entries = oplog > 0 ? " + \(oplog) oplog entries" : ""
+        return (.archiveOnly, "archive verified (\(docs - oplog) documents\(entries) in \(ns) namespaces, every CRC); no scratch MongoDB configured, nothing restored")
     }
 
     /// MongoDB into the scratch server of `drill.mongo_uri`: each database `db` of the archive is restored as
@@ -135,7 +138,11 @@ struct MongoAdapter: SourceAdapter {
         var compared = 0
         for (ns, value) in perNamespace {
             guard let dot = ns.firstIndex(of: "."), databases.contains(String(ns[..<dot])), let expected = value.intValue else { continue }
-            let renamed = prefix + ns
+            var renamed = prefix + ns
+            // A time-series collection is restored through its buckets namespace: either name may be reported.
+            if restored[renamed] == nil, let buckets = artifact.stats["timeseries"]?[ns], case .string(let dataNS) = buckets {
+                renamed = prefix + dataNS
+            }
             compared += 1
             if restored[renamed] != expected { mismatches.append("\(renamed): \(restored[renamed].map(String.init) ?? "none") of \(expected)") }
         }

@@ -14,12 +14,23 @@ public struct MongoRestorePlan: Sendable {
     public var renames: [(from: String, to: String)]
     public var drop: Bool
     public var dryRun: Bool
-    /// Documents mongorestore must report restored (the archive's, without the oplog).
+    /// `--ns-include` / `--ns-exclude` patterns (mongorestore's `--nsInclude` / `--nsExclude`).
+    public var include: [String] = []
+    public var exclude: [String] = []
+    /// The namespaces that will be restored, with their document counts (oplog never: it is not replayed).
+    public var namespaces: [(name: String, documents: Int)] = []
+    /// Oplog entries in the archive (not restored).
+    public var oplogEntries = 0
+    /// Documents mongorestore must report restored (those of `namespaces`).
     public var expectedDocuments: Int
 
     public var description: [String] {
-        var lines = ["restore \(source) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(expectedDocuments) documents)",
+        let oplog = oplogEntries > 0 ? ", and \(oplogEntries) oplog entries that are not replayed" : ""
+        var lines = ["restore \(source) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): \(expectedDocuments) documents in \(namespaces.count) namespaces\(oplog)",
                      "into \(target)"]
+        for ns in namespaces { lines.append("  \(ns.name): \(ns.documents) documents") }
+        if !include.isEmpty { lines.append("only namespaces matching \(include.joined(separator: ", ")) (--ns-include)") }
+        if !exclude.isEmpty { lines.append("leaving out namespaces matching \(exclude.joined(separator: ", ")) (--ns-exclude)") }
         for r in renames { lines.append("renaming namespaces \(r.from) -> \(r.to)") }
         if drop { lines.append("dropping each collection before restoring it (--drop)") }
         if dryRun { lines.append("dry run: mongorestore --dryRun reads the archive's prelude and writes nothing") }
@@ -40,6 +51,8 @@ extension MongoAdapter {
             RestoreOptionSpec("to-uri", value: "URI", help: "restore into this MongoDB instead of the source's own (mongodb://…)"),
             RestoreOptionSpec("ns-from", value: "PATTERN", help: "rename namespaces from this pattern (e.g. 'app.*'); pairs with --ns-to", repeatable: true),
             RestoreOptionSpec("ns-to", value: "PATTERN", help: "…to this pattern (e.g. 'drill_app.*')", repeatable: true),
+            RestoreOptionSpec("ns-include", value: "PATTERN", help: "restore only the namespaces matching (e.g. 'kaleem.users', 'kaleem.*'); mongorestore --nsInclude", repeatable: true),
+            RestoreOptionSpec("ns-exclude", value: "PATTERN", help: "leave out the namespaces matching; mongorestore --nsExclude", repeatable: true),
             RestoreOptionSpec("drop", help: "drop each collection before restoring it"),
         ]
     }
@@ -52,8 +65,13 @@ extension MongoAdapter {
         if let toURI, !(toURI.hasPrefix("mongodb://") || toURI.hasPrefix("mongodb+srv://")) {
             throw BackupFailure("--to-uri must be a mongodb:// connection string", exitStatus: .usage)
         }
-        let plan = try planRestore(source, backup: request.backup, toURI: toURI, renames: Array(zip(from, to)), drop: o.flag("drop"),
-                                   dryRun: request.dryRun, context: context)
+        var plan = try planRestore(source, backup: request.backup, toURI: toURI, renames: Array(zip(from, to)), drop: o.flag("drop"),
+                                   dryRun: request.dryRun, context: context, include: o.values("ns-include"), exclude: o.values("ns-exclude"))
+        if plan.namespaces.isEmpty {
+            throw BackupFailure("no namespace of backup \(plan.artifact.id) matches the --ns-include/--ns-exclude patterns", exitStatus: .usage,
+                                hint: "its namespaces are: \(Self.namespaces(of: plan.artifact).map(\.name).joined(separator: ", "))")
+        }
+        plan.dryRun = request.dryRun
         printPlan(plan.description)
         if !request.dryRun && !request.confirmed {
             throw BackupFailure("restoring writes into \(plan.target); refusing without --yes", exitStatus: .usage,
@@ -75,17 +93,48 @@ extension MongoAdapter {
     ///   parse "N document(s) restored successfully. M document(s) failed to restore."
     ///   fail when M > 0 or N differs from the archive's count
     func planRestore(_ source: SourcePolicy, backup: BackupSelector, toURI: String?, renames: [(String, String)],
-                     drop: Bool, dryRun: Bool, context: SourceContext) throws -> MongoRestorePlan {
+                     drop: Bool, dryRun: Bool, context: SourceContext, include: [String] = [], exclude: [String] = []) throws -> MongoRestorePlan {
         let name = source.name
         let artifact = try context.verifiedForRestore(source: name, backup)
-        var expected = 0
-        if case .object(let perNamespace)? = artifact.stats["per_namespace"] {
-            expected = perNamespace.filter { $0.key != MongoArchiveVerifier.oplogNamespace }.values.compactMap(\.intValue).reduce(0, +)
+        let selected = Self.namespaces(of: artifact).filter { ns in
+            (include.isEmpty || include.contains { Self.matches($0, ns.name) }) && !exclude.contains { Self.matches($0, ns.name) }
         }
         let target: String
         if let toURI { target = Redaction.url(toURI) } else { target = source.location + " (the source itself)" }
-        return MongoRestorePlan(source: name, artifact: artifact, target: target, renames: renames, drop: drop, dryRun: dryRun,
-                                expectedDocuments: expected)
+        var plan = MongoRestorePlan(source: name, artifact: artifact, target: target, renames: renames, drop: drop, dryRun: dryRun,
+                                    expectedDocuments: selected.map(\.documents).reduce(0, +))
+        plan.include = include
+        plan.exclude = exclude
+        plan.namespaces = selected
+        plan.oplogEntries = artifact.stats["per_namespace"]?[MongoArchiveVerifier.oplogNamespace]?.intValue ?? 0
+        return plan
+    }
+
+    /// The archive's namespaces (the oplog left out) with their document counts, as recorded at backup time.
+    static func namespaces(of artifact: ArtifactInfo) -> [(name: String, documents: Int)] {
+        guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return [] }
+        return perNamespace.filter { $0.key != MongoArchiveVerifier.oplogNamespace }
+            .map { ($0.key, $0.value.intValue ?? 0) }.sorted { $0.0 < $1.0 }
+    }
+
+    /// mongorestore's namespace patterns: `*` matches any run of characters, `\*` a literal `*`.
+    static func matches(_ pattern: String, _ namespace: String) -> Bool {
+        var parts: [String] = [""]
+        var escaped = false
+        for ch in pattern {
+            if escaped { parts[parts.count - 1].append(ch); escaped = false; continue }
+            if ch == "\\" { escaped = true; continue }
+            if ch == "*" { parts.append("") } else { parts[parts.count - 1].append(ch) }
+        }
+        if parts.count == 1 { return namespace == parts[0] }
+        guard namespace.hasPrefix(parts[0]), namespace.hasSuffix(parts.last!),
+              namespace.count >= parts[0].count + parts.last!.count else { return false }
+        var rest = Substring(namespace.dropFirst(parts[0].count).dropLast(parts.last!.count))
+        for middle in parts.dropFirst().dropLast() where !middle.isEmpty {
+            guard let r = rest.range(of: middle) else { return false }
+            rest = rest[r.upperBound...]
+        }
+        return true
     }
 
     func executeRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) throws -> MongoRestoreResult {
@@ -105,6 +154,8 @@ extension MongoAdapter {
         var tools = try tools(mongo, source: plan.source, context: context)
         if let toURI { tools = MongoTools(uri: Secret(toURI), timeoutSeconds: mongo.timeoutSeconds, source: plan.source) }
         var args: [String] = []
+        args += plan.include.map { "--nsInclude=\($0)" }
+        args += plan.exclude.map { "--nsExclude=\($0)" }
         for r in plan.renames { args += ["--nsFrom=\(r.from)", "--nsTo=\(r.to)"] }
         if plan.drop { args.append("--drop") }
         if plan.dryRun { args.append("--dryRun") }
@@ -167,6 +218,9 @@ struct RestoreJSON: Encodable {
     var restored: Int
     var failed: Int
     var expected: Int
+    /// The namespaces restored, with the documents the archive holds for each.
+    var namespaces: [String: Int]
+    var oplog_entries: Int
     var duration_seconds: Double
 
     init(_ r: MongoRestoreResult) {
@@ -177,6 +231,8 @@ struct RestoreJSON: Encodable {
         restored = r.restored
         failed = r.failed
         expected = r.plan.expectedDocuments
+        namespaces = Dictionary(r.plan.namespaces.map { ($0.name, $0.documents) }, uniquingKeysWith: { a, _ in a })
+        oplog_entries = r.plan.oplogEntries
         duration_seconds = (r.durationSeconds * 1000).rounded() / 1000
     }
 }
