@@ -471,7 +471,18 @@ public struct CatalogError: UserFacingError {
         return "catalog \(path): cannot \(operation): \(detail)"
     }
     public var hint: String? {
-        "check that the catalog's directory exists, is writable and has free space; a lost catalog can be rebuilt from the repository's manifests"
+        if let db = underlying as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_FULL:
+                return "the disk holding the catalog is full: free space (kaleem-backup rotate removes what retention no longer keeps, as soon as the catalog can be written)"
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                let dir = (path as NSString).deletingLastPathComponent
+                return "the catalog is damaged: move it aside, then either copy \(dir)/catalog-copy/catalog.sqlite (the copy made after every run) in its place, or run `kaleem-backup catalog rebuild` (from the manifests)"
+            default:
+                break
+            }
+        }
+        return "check that the catalog's directory exists, is writable and has free space; a lost catalog can be rebuilt from the repository's manifests (kaleem-backup catalog rebuild) or copied back from catalog-copy/"
     }
 }
 

@@ -1,5 +1,8 @@
 /// Named defaults, in one place.
 public enum Defaults {
+    /// Free space kept for the catalog and manifests when checking, before a backup, that the previous backup's
+    /// size still fits on the repository's disk.
+    public static let freeSpaceReserve: Int64 = 8 * 1024 * 1024
     /// gzip level of the artifact pipeline (what `gzip -6` uses).
     public static let compressionLevel = 6
     /// Size of one independently compressed block of the parallel gzip writer.

@@ -118,20 +118,40 @@ public final class BackupEngine {
         let started = environment.clock()
         var run = RunInfo(id: "run-" + Identifier.make(at: started, using: &generator), tag: tag, release: release,
                           startedAt: started, status: .running, host: environment.host)
-        try catalog.insertRun(run)
+        do {
+            try catalog.insertRun(run)
+        } catch {
+            // Not even the run can be recorded (a full disk): still tell the people and the metrics, then fail.
+            let detail = "the run could not be recorded in the catalog: \(describe(error))"
+            run.status = .failed
+            run.finishedAt = environment.clock()
+            let failed = selected.map { source in
+                ArtifactInfo(id: Identifier.make(at: started, using: &generator), runID: run.id, source: source.name, kind: source.kind,
+                             path: "", status: .failed, createdAt: started, detail: detail, tag: tag, release: release)
+            }
+            writeMetricsTextfile()
+            notify(BackupResult(run: run, artifacts: failed))
+            throw error
+        }
         logger.info("backup run started", metadata: ["run": "\(run.id)", "tag": "\(tag.rawValue)", "sources": "\(selected.map(\.name))"])
 
         var artifacts: [ArtifactInfo] = []
         var failures: [String: FailureKind] = [:]
         for source in selected {
-            let (artifact, failure) = try backupOne(source, run: run, catalog: catalog)
+            let (artifact, failure) = backupOne(source, run: run, catalog: catalog)
             artifacts.append(artifact)
             if let failure { failures[artifact.id] = failure }
         }
         let good = artifacts.filter { $0.status == .ok }.count
         run.status = good == artifacts.count ? .ok : (good == 0 ? .failed : .partial)
         run.finishedAt = environment.clock()
-        try catalog.finishRun(id: run.id, status: run.status, at: run.finishedAt!)
+        do {
+            try catalog.finishRun(id: run.id, status: run.status, at: run.finishedAt!)
+        } catch {
+            // A full disk can refuse even this: the run is still reported (metrics, webhook) below, and the next
+            // run's recovery marks the row interrupted.
+            logger.error("the run could not be recorded as finished", metadata: ["run": "\(run.id)", "error": "\(describe(error))"])
+        }
         logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
         var result = BackupResult(run: run, artifacts: artifacts)
         result.failures = failures
@@ -193,19 +213,39 @@ public final class BackupEngine {
     }
 
     /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type).
-    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) throws -> (ArtifactInfo, FailureKind?) {
+    /// Never throws: whatever fails is the artifact's failure (a full disk, an unknown kind, a catalog that
+    /// cannot be written), so the run goes on to the other sources and to its metrics and notifications.
+    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) -> (ArtifactInfo, FailureKind?) {
         let created = environment.clock()
         let id = Identifier.make(at: created, using: &generator)
+        var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
+                                    status: .running, createdAt: created, tag: run.tag, release: run.release)
+        do {
+            return try backupOne(source, artifact: &artifact, catalog: catalog)
+        } catch {
+            artifact.status = .failed
+            artifact.detail = describe(error)
+            logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
+            try? catalog.updateArtifact(artifact)
+            return (artifact, error is IntegrityFailure ? .integrity : .failed)
+        }
+    }
+
+    private func backupOne(_ source: SourcePolicy, artifact: inout ArtifactInfo, catalog: Catalog) throws -> (ArtifactInfo, FailureKind?) {
+        let created = artifact.createdAt
+        let id = artifact.id
+        let run = RunInfo(id: artifact.runID, tag: artifact.tag, release: artifact.release, startedAt: created, status: .running,
+                          host: environment.host)
         let adapter = try registry.adapter(for: source.kind)
         let path: String
         switch adapter.layout {
         case .stream(let ext): path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: ext)
         case .snapshot: path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: created)
         }
-        var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: path,
-                                    status: .running, createdAt: created, tag: run.tag, release: run.release)
+        artifact.path = path
         if adapter.layout == .snapshot { artifact.compression = "none" } // the adapter stores its files as they are
         try catalog.insertArtifact(artifact)
+        try checkFreeSpace(for: source, adapter: adapter, catalog: catalog)
         let startTime = DispatchTime.now()
         do {
             try repository.prepareDirectory(forArtifact: path)
@@ -220,11 +260,12 @@ public final class BackupEngine {
                 let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
                 do {
                     stats = try adapter.backupStream(source, into: writer, context: context)
+                    stored = try writer.commit()
                 } catch {
+                    // The partial file goes first: on a full disk that is what frees the space to record the failure.
                     writer.abort()
                     throw error
                 }
-                stored = try writer.commit()
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
             stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
@@ -249,13 +290,33 @@ public final class BackupEngine {
             // Kept in the catalog row for history (the exit code uses the type above, not this text).
             if failure == .integrity { artifact.stats["failure"] = .string(FailureKind.integrity.rawValue) }
             unlink(repository.manifestPath(forArtifact: path, id: id))
-            try catalog.updateArtifact(artifact)
+            do {
+                try catalog.updateArtifact(artifact)
+            } catch let catalogError {
+                // The row stays `running`; the next run's recovery marks it failed. The run still reports it.
+                logger.error("the failure could not be recorded in the catalog", metadata: ["artifact": "\(id)", "error": "\(describe(catalogError))"])
+            }
             // What a failed snapshot stored (blobs no good snapshot references) must not stay and fill the disk.
             if adapter.layout == .snapshot { adapter.collectGarbage(source: source.name, context: context) }
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
             return (artifact, failure)
         }
     }
+
+    /// Fails early, with a clear message, when the repository's file system has less free space than the
+    /// source's previous backup took (plus a margin for the catalog): better than filling the disk halfway.
+    func checkFreeSpace(for source: SourcePolicy, adapter: any SourceAdapter, catalog: Catalog) throws {
+        guard let free = FileIO.freeSpace(repository.root),
+              let previous = try catalog.artifacts(source: source.name, status: .ok, limit: 1).first else { return }
+        // A snapshot adds only its new blobs; a stream is written whole.
+        let needed = (adapter.layout == .snapshot ? 0 : previous.bytesStored) + Defaults.freeSpaceReserve
+        if free < needed {
+            throw BackupFailure("not enough free space in \(repository.root) for a backup of \(source.name): \(Self.mebibytes(free)) free, the previous backup took \(Self.mebibytes(previous.bytesStored)) (and \(Self.mebibytes(Defaults.freeSpaceReserve)) are kept for the catalog)",
+                                hint: "free space (kaleem-backup rotate removes what retention no longer keeps), or move the repository to a larger disk")
+        }
+    }
+
+    static func mebibytes(_ n: Int64) -> String { String(format: "%.1f MiB", Double(n) / 1_048_576) }
 
     func secretResolver(for source: String) -> SecretResolver {
         SecretResolver(source: source, policyOrigin: policy.origin)

@@ -169,3 +169,69 @@ import Testing
         #expect(try runCLI(["policy", "check", "--policy", big]).status == 2)
     }
 }
+
+/// A disk that fills while the artifact is written or finished (tmpfs of sizes around the artifact's, in a
+/// private mount namespace): the partial file is removed, the failure recorded (never a row left `running`),
+/// the webhook tried, the metrics written; a second run fails early with a clear message.
+@Suite(.serialized) struct DiskFullTests {
+    @Test func aFullDiskIsRecordedAndReported() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<48 {
+            let value = String(decoding: (0..<65_536).map { _ in UInt8.random(in: 97...122, using: &rng) }, as: UTF8.self)
+            _ = try c.command(["SET", "blob:\(i)", value])
+        }
+        c.close()
+        let hook = try HTTPRecorder()
+        let dir = TemporaryDirectory()
+        let repo = dir.file("repo")
+        let policy = writeRedisPolicy(in: dir, url: redis.url, repository: repo, extra: """
+        notify: { webhook: "\(hook.url)/hook", on: [failure], attempts: 1 }
+        metrics: { textfile: \(dir.file("metrics.prom")) }
+        """)
+        // The size of one artifact, measured on a real disk first.
+        let probe = try runCLI(["backup", "--json", "--policy", writeRedisPolicy(in: dir, url: redis.url, repository: dir.file("probe"), name: "probe.yml")])
+        let stored = try #require((try object(probe.stdout)["artifacts"] as? [[String: Any]])?.first?["bytes_stored"] as? Int)
+        var failedRuns = 0
+        for size in [stored / 1024 - 300, stored / 1024 - 40, stored / 1024 + 60, stored / 1024 + 200, stored / 1024 + 700] {
+            try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+            let out = dir.file("out-\(size)")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let script = """
+            mount -t tmpfs -o size=\(size)k kb-full "$1" || exit 90
+            "$2" backup --json --policy "$3" > "$4/b1.json" 2> "$4/b1.err"; echo $? > "$4/b1.rc"
+            "$2" backup --json --policy "$3" > "$4/b2.json" 2> "$4/b2.err"; echo $? > "$4/b2.rc"
+            "$2" list --json --policy "$3" > "$4/list.json" 2> "$4/list.err"
+            find "$1" -name '*.partial' > "$4/partials"
+            """
+            let r = try runProcess("/usr/bin/unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "kb",
+                                                        repo, try kaleemBinary(), policy, out], environment: cliEnvironment())
+            #expect(r.status == 0, "tmpfs of \(size) KiB: \(r.stderr)")
+            func read(_ name: String) -> String { (try? String(contentsOfFile: out + "/" + name, encoding: .utf8)) ?? "" }
+            let rc1 = Int(read("b1.rc").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            let rc2 = Int(read("b2.rc").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            #expect([0, 1].contains(rc1) && [0, 1].contains(rc2), "tmpfs of \(size) KiB: exits \(rc1) \(rc2): \(read("b1.err")) \(read("b2.err"))")
+            if rc1 == 1 {
+                let detail = (try? object(read("b1.json")))?["artifacts"].flatMap { ($0 as? [[String: Any]])?.first?["detail"] as? String } ?? read("b1.err")
+                #expect(detail.contains("No space left") || detail.contains("not enough free space") || detail.contains("disk"), "\(size) KiB: \(detail)")
+                failedRuns += 1
+            }
+            if rc1 == 0 {
+                // The second backup does not fit: it says so before filling the disk.
+                #expect(rc2 == 1, "\(size) KiB")
+                let said = read("b2.json") + read("b2.err")
+                #expect(said.contains("not enough free space") || said.contains("No space left") || said.contains("disk is full"), "\(size) KiB: \(said)")
+            }
+            if rc2 == 1 { failedRuns += 1 }
+            #expect(read("partials").isEmpty, "tmpfs of \(size) KiB: partial files left: \(read("partials"))")
+            let rows = (try? array(read("list.json"))) ?? []
+            #expect(!rows.contains { $0["status"] as? String == "running" }, "tmpfs of \(size) KiB: a row left running: \(read("list.json")) \(read("list.err"))")
+        }
+        #expect(failedRuns > 0)
+        // Every failed run was reported to the webhook, and the metrics file was written.
+        let events = hook.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }.filter { $0["status"] as? String == "failed" }
+        #expect(events.count == failedRuns, "\(events.count) failure events for \(failedRuns) failed runs")
+        #expect(FileManager.default.fileExists(atPath: dir.file("metrics.prom")))
+    }
+}
