@@ -47,10 +47,15 @@ public final class ArtifactWriter {
         try file.write(chunk)
     }
 
+    /// When set, a write after this moment throws `deadlineError` (the source's `deadline:`).
+    public var deadline: Date?
+    public var deadlineError: Error = BackupFailure("the deadline passed")
+
     public var partialPath: String { file.partialPath }
     public var bytesRaw: Int64 { raw }
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
+        if let deadline, Date() > deadline { throw deadlineError }
         raw += Int64(buffer.count)
         try gzip.write(buffer)
     }

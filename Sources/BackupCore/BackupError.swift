@@ -37,3 +37,22 @@ public struct BackupFailure: UserFacingError, Equatable {
 
     public var description: String { message }
 }
+
+/// A backup that ran past its source's `deadline:`. Exit 1.
+public struct DeadlineExceeded: UserFacingError, Equatable {
+    public var source: String
+    public var seconds: Double
+
+    public init(source: String, seconds: Double) {
+        self.source = source
+        self.seconds = seconds
+    }
+
+    public var exitStatus: ExitStatus { .failed }
+    public var description: String {
+        "the backup of source \"\(source)\" did not finish within its deadline of \(Int(seconds)) s and was stopped"
+    }
+    public var hint: String? {
+        "a source that sends slowly keeps each silence under its timeout; check the server and the network, or raise sources.\(source).deadline"
+    }
+}

@@ -1,5 +1,7 @@
 /// Named defaults, in one place.
 public enum Defaults {
+    /// The longest one backup of a source may take unless its `deadline:` says otherwise.
+    public static let sourceDeadlineSeconds: Double = 6 * 3600
     /// Free space kept for the catalog and manifests when checking, before a backup, that the previous backup's
     /// size still fits on the repository's disk.
     public static let freeSpaceReserve: Int64 = 8 * 1024 * 1024

@@ -68,6 +68,12 @@ public struct SourcePolicy: Sendable, Equatable {
     public var name: String
     public var kind: SourceKind
     public var settings: any SourceSettings
+    /// The longest one backup of this source may take, whatever its kind (`deadline:`; default 6 h). A source
+    /// that keeps sending slowly (each silence shorter than its `timeout`) is stopped here.
+    public var deadlineSeconds: Double = Defaults.sourceDeadlineSeconds
+
+    /// Keys every source entry may have, whatever its kind; each adapter allows these beside its own.
+    public static let commonKeys: Set<String> = ["kind", "deadline"]
 
     public init(name: String, kind: SourceKind, settings: any SourceSettings) {
         self.name = name
@@ -79,7 +85,7 @@ public struct SourcePolicy: Sendable, Equatable {
     public var location: String { settings.location }
 
     public static func == (a: SourcePolicy, b: SourcePolicy) -> Bool {
-        a.name == b.name && a.kind == b.kind && a.settings.isEqual(to: b.settings)
+        a.name == b.name && a.kind == b.kind && a.deadlineSeconds == b.deadlineSeconds && a.settings.isEqual(to: b.settings)
     }
 }
 

@@ -197,7 +197,9 @@ public enum PolicyParser {
         guard let parser = kinds.parsers[kind] else {
             throw kindNode.error("unknown source kind \"\(kind.rawValue)\"; expected one of: \(kinds.names)")
         }
-        return SourcePolicy(name: name, kind: kind, settings: try parser.parseSettings(node))
+        var source = SourcePolicy(name: name, kind: kind, settings: try parser.parseSettings(node))
+        if let d = try node.mapping(allowed: nil)["deadline"] { source.deadlineSeconds = try d.duration() }
+        return source
     }
 
     private static func parseSchedule(_ node: PolicyNode, sources: [SourcePolicy]) throws(PolicyError) -> ScheduleEntry {

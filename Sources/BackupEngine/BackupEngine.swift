@@ -258,6 +258,8 @@ public final class BackupEngine {
                 let recipients = try encryptionRecipients()
                 if !recipients.isEmpty { artifact.compression = Self.encryptedCompression }
                 let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
+                writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
+                writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
                 do {
                     stats = try adapter.backupStream(source, into: writer, context: context)
                     stored = try writer.commit()

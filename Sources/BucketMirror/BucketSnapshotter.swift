@@ -48,6 +48,14 @@ public struct SnapshotStats: Sendable, Equatable {
 public struct BucketSnapshotter: Sendable {
     public let client: S3Client
     public let blobs: BlobStore
+    /// When set, the snapshot stops with `deadlineError` once it has passed (checked before each object and as
+    /// its bytes arrive).
+    public var deadline: Date?
+    public var deadlineError: (any Error & Sendable) = CancellationError()
+
+    func checkDeadline() throws {
+        if let deadline, Date() > deadline { throw deadlineError }
+    }
 
     public init(client: S3Client, blobs: BlobStore) {
         self.client = client
@@ -104,7 +112,10 @@ public struct BucketSnapshotter: Sendable {
     /// Downloads the objects at `indices`, `concurrency` at a time; the first failure stops the rest.
     private func download(bucket: String, objects: [S3Object], indices: [Int],
                           concurrency: Int) async throws -> [(Int, BucketSnapshot.Entry)] {
-        try await concurrentMap(indices, limit: concurrency) { i in (i, try await fetch(bucket: bucket, object: objects[i])) }
+        try await concurrentMap(indices, limit: concurrency) { i in
+            try checkDeadline()
+            return (i, try await fetch(bucket: bucket, object: objects[i]))
+        }
     }
 
     /// GETs one object into the blob store. The entry takes the size and ETag the GET returned (the object
@@ -113,6 +124,7 @@ public struct BucketSnapshotter: Sendable {
         let writer = try blobs.writer()
         do {
             let head = try await client.getObject(bucket: bucket, key: object.key, restart: { try writer.reset() }) { chunk in
+                try checkDeadline()
                 try chunk.withUnsafeReadableBytes { try writer.write($0) }
             }
             let digests = try writer.commit()

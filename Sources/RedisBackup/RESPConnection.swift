@@ -46,6 +46,10 @@ public struct RedisError: UserFacingError, Equatable {
 /// thrown); network failures and timeouts throw `RedisError` naming the endpoint (never the password).
 public final class RESPConnection {
     public let endpointDescription: String
+    /// When set, reading after this moment throws `deadlineError`: the whole exchange is bounded, not only each
+    /// silence (a server that trickles a byte every few seconds never trips the idle timeout).
+    public var deadline: Date?
+    public var deadlineError: Error?
     private var fd: Int32 = -1
     private var buffer = [UInt8](repeating: 0, count: Defaults.readChunkSize)
     private var start = 0
@@ -176,6 +180,9 @@ public final class RESPConnection {
 
     /// Reads more bytes from the socket into the buffer; false at end of stream.
     private func fill() throws -> Bool {
+        if let deadline, Date() > deadline {
+            throw deadlineError ?? failure("the exchange did not finish in time")
+        }
         if start == end { start = 0; end = 0 }
         if end == buffer.count {
             if start > 0 {

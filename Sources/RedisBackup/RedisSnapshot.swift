@@ -25,8 +25,11 @@ public enum RedisSnapshot {
     ///     its BGSAVE runs or waits for an earlier one, which can hang in the server).
     public static func take(endpoint: RedisEndpoint, password: Secret?, timeout: Double,
                             startTimeout: Double = Defaults.snapshotStartTimeoutSeconds,
+                            deadline: Date? = nil, deadlineError: Error? = nil,
                             chunk: ([UInt8]) throws -> Void) throws -> (framing: SnapshotFraming, bytes: Int64) {
         let connection = try RESPConnection(endpoint: endpoint, ioTimeout: timeout)
+        connection.deadline = deadline
+        connection.deadlineError = deadlineError
         defer { connection.close() }
         try authenticate(connection, endpoint: endpoint, password: password)
         _ = try connection.command("REPLCONF", "capa", "eof")

@@ -3,6 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 import Logging
+import RedisBackup
 import TestSupport
 import Testing
 
@@ -233,5 +234,53 @@ import Testing
         let events = hook.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }.filter { $0["status"] as? String == "failed" }
         #expect(events.count == failedRuns, "\(events.count) failure events for \(failedRuns) failed runs")
         #expect(FileManager.default.fileExists(atPath: dir.file("metrics.prom")))
+    }
+}
+
+/// A Redis that sends one byte every half second never trips the idle `timeout`; the source's `deadline`
+/// stops it (every kind gets one; default 6 h).
+@Suite struct DeadlineTests {
+    @Test func aTricklingServerIsStoppedByTheDeadline() throws {
+        let port = try FreePort.pick()
+        let server = try ChildProcess(executable: "/usr/bin/env", arguments: ["python3", packageRoot + "/Tests/StandIns/redis_trickle.py", String(port)])
+        defer { server.signal(SIGKILL); _ = server.wait() }
+        let started = Date()
+        while Date().timeIntervalSince(started) < 10 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+            close(fd)
+            if ok { break }
+            usleep(50_000)
+        }
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          redis: { kind: redis, url: "redis://127.0.0.1:\(port)", timeout: 5s, deadline: 2s }
+        """.utf8))
+        let t0 = Date()
+        let r = try runCLI(["backup", "--json", "--policy", policy])
+        let took = Date().timeIntervalSince(t0)
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("did not finish within its deadline of 2 s"), "\(r.stdout)")
+        #expect(took < 20, "took \(took) s")
+        #expect(filesUnder(dir.file("repo")).allSatisfy { !$0.hasSuffix(".partial") })
+    }
+
+    @Test func theDeadlineIsValidated() throws {
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          redis: { kind: redis, url: "redis://127.0.0.1:1", deadline: 30d }
+        """.utf8))
+        let r = try runCLI(["policy", "check", "--policy", policy])
+        #expect(r.status == 2 && r.stderr.contains("sources.redis.deadline"), "\(r.stderr)")
     }
 }

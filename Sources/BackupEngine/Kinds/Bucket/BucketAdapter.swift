@@ -43,7 +43,10 @@ struct BucketAdapter: SourceAdapter {
         let previous = previousSnapshot(source: source, context: context)
         let client = try s3Client(s3, source: source, context: context)
         defer { client.shutdown() }
-        let snapshotter = BucketSnapshotter(client: client, blobs: blobStore(source: source, context: context))
+        var configured = BucketSnapshotter(client: client, blobs: blobStore(source: source, context: context))
+        configured.deadline = Date(timeIntervalSinceNow: policy.deadlineSeconds)
+        configured.deadlineError = DeadlineExceeded(source: source, seconds: policy.deadlineSeconds)
+        let snapshotter = configured
         let options = SnapshotOptions(buckets: s3.buckets, prefix: s3.prefix, concurrency: s3.concurrency)
         let created = Timestamps.iso8601(artifact.createdAt)
         let (snapshot, stats) = try Blocking.run {

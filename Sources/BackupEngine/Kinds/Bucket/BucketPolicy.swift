@@ -32,8 +32,8 @@ public struct S3SourcePolicy: SourceSettings, Equatable {
 
 extension BucketAdapter {
     func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings {
-        let map = try node.mapping(allowed: ["kind", "endpoint", "region", "buckets", "prefix", "access_key", "secret_key",
-                                             "secret_key_file", "concurrency", "timeout"])
+        let map = try node.mapping(allowed: SourcePolicy.commonKeys.union(["endpoint", "region", "buckets", "prefix", "access_key", "secret_key",
+                                                                         "secret_key_file", "concurrency", "timeout"]))
         guard let e = map["endpoint"] else { throw node.error("missing key \"endpoint\" (e.g. http://minio:9000)") }
         let endpoint = try PolicyParser.parseS3Endpoint(e)
         guard let a = map["access_key"] else { throw node.error("missing key \"access_key\"") }

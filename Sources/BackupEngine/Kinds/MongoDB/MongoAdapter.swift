@@ -24,7 +24,8 @@ struct MongoAdapter: SourceAdapter {
     /// verify is a failed backup.
     func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         let policy = try settings(source, as: MongoSourcePolicy.self)
-        let tools = try tools(policy, source: source.name, context: context)
+        var tools = try tools(policy, source: source.name, context: context)
+        tools.timeoutSeconds = min(policy.timeoutSeconds, source.deadlineSeconds) // the tool's own timeout is the deadline too
         let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
         let outcome: MongoToolOutcome
         do {

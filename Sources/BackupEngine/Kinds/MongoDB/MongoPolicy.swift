@@ -40,7 +40,7 @@ public struct MongoSourcePolicy: SourceSettings, Equatable {
 
 extension MongoAdapter {
     func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings {
-        let map = try node.mapping(allowed: ["kind", "uri", "uri_file", "mongodump", "mongorestore", "databases", "exclude", "oplog", "timeout"])
+        let map = try node.mapping(allowed: SourcePolicy.commonKeys.union(["uri", "uri_file", "mongodump", "mongorestore", "databases", "exclude", "oplog", "timeout"]))
         let uri: SecretReference
         switch (map["uri"], map["uri_file"]) {
         case (let u?, nil):

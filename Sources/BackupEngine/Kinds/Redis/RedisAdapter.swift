@@ -23,7 +23,9 @@ struct RedisAdapter: SourceAdapter {
         let taken: (framing: SnapshotFraming, bytes: Int64)
         do {
             taken = try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
-                                          startTimeout: policy.startTimeoutSeconds) { chunk in
+                                          startTimeout: policy.startTimeoutSeconds,
+                                          deadline: Date(timeIntervalSinceNow: source.deadlineSeconds),
+                                          deadlineError: DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)) { chunk in
                 try verification.feed(chunk, alongside: writer)
             }
         } catch {

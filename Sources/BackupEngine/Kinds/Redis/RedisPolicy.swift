@@ -25,7 +25,7 @@ public struct RedisSourcePolicy: SourceSettings, Equatable {
 
 extension RedisAdapter {
     func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings {
-        let map = try node.mapping(allowed: ["kind", "url", "password", "password_file", "timeout", "start_timeout"])
+        let map = try node.mapping(allowed: SourcePolicy.commonKeys.union(["url", "password", "password_file", "timeout", "start_timeout"]))
         guard let urlNode = map["url"] else { throw node.error("missing key \"url\" (e.g. redis://127.0.0.1:6379)") }
         let urlText = try urlNode.nonEmptyString()
         let endpoint: RedisEndpoint
