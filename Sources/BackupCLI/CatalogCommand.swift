@@ -33,6 +33,12 @@ struct CatalogRebuildCommand: ParsableCommand {
             if let previous = result.previousCatalog { print("the previous catalog was moved to \(previous)") }
             for s in result.skipped { print("skipped \(s)") }
         }
+        // A manifest that could not be read orphans its backup: the rebuild is not complete (exit 4).
+        if !result.skipped.isEmpty {
+            ExitCodeMapping.printError("error: \(result.skipped.count) manifest(s) could not be read; their backups are not in the rebuilt catalog")
+            ExitCodeMapping.printError("Try: restore those manifests (from the off-site copy: catalog rebuild --from-offsite), or copy catalog-copy/catalog.sqlite back if it is newer")
+            throw CommandExit(status: .integrity)
+        }
     }
 }
 

@@ -2,6 +2,7 @@ import ArtifactStore
 import BackupCatalog
 import BackupCore
 import Foundation
+import Logging
 
 /// Which backup a drill restores.
 public enum DrillSelector: Sendable, Equatable {
@@ -75,12 +76,36 @@ extension BackupEngine {
         try catalog().drills(artifactID: artifactID, limit: 1).first
     }
 
+    /// A fresh 0700 directory `<tmp>/<prefix>-<pid>-XXXXXX`: the pid lets a later run remove what a killed
+    /// process left (decompressed backups are data: they must not stay in /tmp).
     static func privateTemporaryDirectory(prefix: String) throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/\(prefix)-XXXXXX").utf8CString)
+        var template = Array((NSTemporaryDirectory() + "/\(prefix)-\(getpid())-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw FileSystemError("create a temporary directory in", path: NSTemporaryDirectory())
         }
         return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Removes temporary directories of ours whose process is gone (a drill or restore killed midway leaves a
+    /// decompressed backup; versions before 2026-12 left `kaleem-mongo-*` with a connection string in it).
+    static func removeStaleTemporaryDirectories(logger: Logger) {
+        let tmp = NSTemporaryDirectory()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] {
+            var stale = false
+            if name.hasPrefix("kaleem-mongo-") {
+                stale = true
+            } else if let prefix = ["kaleem-drill-", "kaleem-restore-"].first(where: { name.hasPrefix($0) }) {
+                let parts = name.dropFirst(prefix.count).split(separator: "-")
+                if parts.count == 2, let pid = pid_t(parts[0]), pid != getpid(), kill(pid, 0) != 0 && errno == ESRCH { stale = true }
+            }
+            guard stale else { continue }
+            let path = (tmp as NSString).appendingPathComponent(name)
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_uid == getuid(), (info.st_mode & S_IFMT) == S_IFDIR else { continue }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil {
+                logger.warning("removed a temporary directory a killed run left", metadata: ["path": "\(path)"])
+            }
+        }
     }
 
     /// Per source: the newest good backup and its age (the current RPO), the last drill and its duration (RTO).

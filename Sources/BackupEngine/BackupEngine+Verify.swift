@@ -49,7 +49,9 @@ extension BackupEngine {
         }
         if adapter.layout == .snapshot {
             do {
-                return VerifyResult(id: artifact.id, ok: true, detail: try adapter.verifySnapshot(artifact, context: context))
+                let detail = try adapter.verifySnapshot(artifact, context: context)
+                try checkManifest(artifact)
+                return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
             } catch {
                 return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
             }
@@ -65,7 +67,8 @@ extension BackupEngine {
             guard reader.bytesStored == artifact.bytesStored else {
                 throw IntegrityError(object: path, problem: "size is \(reader.bytesStored) bytes, the catalog recorded \(artifact.bytesStored)")
             }
-            return VerifyResult(id: artifact.id, ok: true, detail: detail)
+            try checkManifest(artifact)
+            return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
         } catch let error as FileSystemError where error.code == ENOENT {
             return VerifyResult(id: artifact.id, ok: false, detail: "stored file \(path) is missing")
         } catch {
@@ -75,6 +78,30 @@ extension BackupEngine {
                                     detail: "sha256 of \(path) is \(digest), the catalog recorded \(artifact.sha256): the file changed after the backup (\(describe(error)))")
             }
             return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
+        }
+    }
+
+    /// The manifest beside the artifact (what `catalog rebuild` reads) must say what the catalog says.
+    func checkManifest(_ artifact: ArtifactInfo) throws {
+        let path = repository.manifestPath(forArtifact: artifact.path, id: artifact.id)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IntegrityError(object: path, problem: "the manifest is missing: a catalog rebuild would lose this backup")
+        }
+        let manifest: Manifest
+        do {
+            manifest = try Manifest.decode(data)
+        } catch {
+            throw IntegrityError(object: path, problem: "the manifest cannot be read (\(error)): a catalog rebuild would lose this backup")
+        }
+        let m = manifest.artifact
+        var differences: [String] = []
+        if m.id != artifact.id { differences.append("id \(m.id)") }
+        if m.sha256 != artifact.sha256 { differences.append("sha256 \(m.sha256)") }
+        if m.bytesStored != artifact.bytesStored { differences.append("size \(m.bytesStored)") }
+        if m.path != artifact.path { differences.append("path \(m.path)") }
+        if m.source != artifact.source || m.kind != artifact.kind { differences.append("source \(m.source) (\(m.kind))") }
+        if !differences.isEmpty {
+            throw IntegrityError(object: path, problem: "the manifest disagrees with the catalog: " + differences.joined(separator: ", "))
         }
     }
 

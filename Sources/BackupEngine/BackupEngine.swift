@@ -92,6 +92,7 @@ public final class BackupEngine {
     /// The catalog, opened on first use (creating the repository when it is the catalog's home).
     public func catalog() throws -> Catalog {
         if let catalogStore { return catalogStore }
+        Self.removeStaleTemporaryDirectories(logger: logger)
         if policy.repository.catalog == nil { try repository.prepare() }
         // An empty file is a catalog that was truncated, not a new one: opening it would start an empty catalog
         // and every backup would look gone.

@@ -284,3 +284,49 @@ import Testing
         #expect(r.status == 2 && r.stderr.contains("sources.redis.deadline"), "\(r.stderr)")
     }
 }
+
+/// A corrupt manifest (what `catalog rebuild` reads) fails `verify`, and a rebuild that has to skip it says so
+/// with a non-zero exit instead of silently orphaning the backup.
+@Suite struct ManifestTests {
+    @Test func aCorruptManifestFailsVerifyAndRebuild() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        let backup = try runCLI(["backup", "--json", "--policy", policy])
+        let a = try #require((try object(backup.stdout)["artifacts"] as? [[String: Any]])?.first)
+        let id = try #require(a["id"] as? String)
+        let manifest = dir.file("repo/" + (try #require(a["path"] as? String)).replacingOccurrences(of: ".rdb.gz", with: ".manifest.json"))
+        #expect(FileManager.default.fileExists(atPath: manifest))
+        #expect(try runCLI(["verify", "--all", "--policy", policy]).status == 0)
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: manifest))
+        let verify = try runCLI(["verify", "--all", "--json", "--policy", policy])
+        #expect(verify.status == 4, "\(verify.stdout)")
+        #expect(verify.stdout.contains("manifest cannot be read"), "\(verify.stdout)")
+        let rebuild = try runCLI(["catalog", "rebuild", "--policy", policy])
+        #expect(rebuild.status == 4, "\(rebuild.stdout) \(rebuild.stderr)")
+        #expect(rebuild.stdout.contains("skipped") && rebuild.stderr.contains("could not be read"), "\(rebuild.stdout) \(rebuild.stderr)")
+        _ = id
+    }
+}
+
+/// What a killed run left in the temp directory (a decompressed backup, an old connection-string file) is
+/// removed by the next command; a live process's directory is not.
+@Suite struct StaleTemporaryTests {
+    @Test func staleDirectoriesOfDeadRunsAreRemoved() throws {
+        let tmp = TemporaryDirectory()
+        let dead = tmp.file("kaleem-drill-999999-AbCdEf")
+        let legacy = tmp.file("kaleem-mongo-Xy12Zq")
+        let alive = tmp.file("kaleem-restore-\(getpid())-QwErTy")
+        for d in [dead, legacy, alive] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        FileManager.default.createFile(atPath: legacy + "/config.yml", contents: Data("uri: secret".utf8))
+        FileManager.default.createFile(atPath: dead + "/dump.rdb", contents: Data("REDIS".utf8))
+        #expect(kill(999_999, 0) != 0)
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1")
+        let r = try runCLI(["list", "--policy", policy], environment: ["TMPDIR": tmp.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(!FileManager.default.fileExists(atPath: legacy))
+        #expect(FileManager.default.fileExists(atPath: alive))
+    }
+}
