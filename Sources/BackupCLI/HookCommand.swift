@@ -73,6 +73,12 @@ struct PostDeployHook: ParsableCommand {
     @Option(help: "How long the deployment took, in seconds.")
     var duration: Double?
 
+    func validate() throws {
+        if let duration, !(duration.isFinite && duration >= 0 && duration <= 7 * 86_400) {
+            throw ValidationError("--duration must be a number of seconds from 0 to 604800, found \(duration)")
+        }
+    }
+
     func run() throws {
         let unpinned = try options.makeEngine().postDeploy(release: release, success: outcome == .success, durationSeconds: duration,
                                                            environmentName: labels.environment, service: labels.service)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import BackupCore
 import BackupEngine
 
@@ -20,6 +21,23 @@ struct PolicyCheckCommand: ParsableCommand {
 
     func run() throws {
         let policy = try options.loadPolicy()
+        // Every secret file the policy names must be readable now, not at 3 a.m.
+        var unreadable: [String] = []
+        for source in policy.sources {
+            for (key, path) in source.settings.secretFiles where !FileManager.default.isReadableFile(atPath: path) {
+                unreadable.append("sources.\(source.name).\(key): \(path) is missing or not readable by this user")
+            }
+        }
+        if let offsite = policy.repository.offsite, let path = offsite.secretKey.filePath, !FileManager.default.isReadableFile(atPath: path) {
+            unreadable.append("repository.offsite.secret_key_file: \(path) is missing or not readable by this user")
+        }
+        if let path = policy.encryption?.identityFile, !FileManager.default.isReadableFile(atPath: path) {
+            unreadable.append("encryption.identity_file: \(path) is missing or not readable by this user")
+        }
+        if !unreadable.isEmpty {
+            throw BackupFailure("policy \(policy.origin): " + unreadable.joined(separator: "; "), exitStatus: .usage,
+                                hint: "create the files (mode 0600, owned by the user that runs the backups), or fix the paths")
+        }
         if options.json {
             try Output.json(PolicySummaryJSON(policy))
             return

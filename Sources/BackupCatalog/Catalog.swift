@@ -248,6 +248,8 @@ public final class Catalog: Sendable {
 
     /// The artifact whose id is `idOrPrefix`, or the only one whose id starts with it.
     public func artifact(matching idOrPrefix: String) throws -> ArtifactInfo? {
+        // Ids are short; anything longer is no id (and would make a LIKE pattern too complex for SQLite).
+        guard !idOrPrefix.isEmpty, idOrPrefix.utf8.count <= 80 else { return nil }
         let rows = try read("find artifact \(idOrPrefix)") { db in
             try ArtifactRecord.fetchAll(db, sql: ArtifactRecord.selectWithRun + " WHERE a.id = ? OR a.id LIKE ? ESCAPE '\\' ORDER BY a.id LIMIT 3",
                                         arguments: [idOrPrefix, Self.likePrefix(idOrPrefix)]).map(\.model)

@@ -93,7 +93,21 @@ public struct SourcePolicy: Sendable, Equatable {
 public protocol SourceSettings: Sendable {
     /// Where the source is, with secrets hidden, for messages and `policy check`.
     var location: String { get }
+    /// The `*_file` secrets the source reads (key, path), which `policy check` makes sure are readable.
+    var secretFiles: [(key: String, path: String)] { get }
     func isEqual(to other: any SourceSettings) -> Bool
+}
+
+extension SecretReference {
+    /// The path of a `*_file` secret, or nil for an inline one.
+    public var filePath: String? {
+        if case .file(let path) = self { return path }
+        return nil
+    }
+}
+
+extension SourceSettings {
+    public var secretFiles: [(key: String, path: String)] { [] }
 }
 
 extension SourceSettings where Self: Equatable {

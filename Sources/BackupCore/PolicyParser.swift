@@ -18,7 +18,7 @@ public enum PolicyParser {
         } catch let error as PolicyError {
             throw error
         } catch let error as YamlError {
-            throw syntaxError(error, origin: origin)
+            throw syntaxError(error, origin: origin, text: text)
         } catch {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
@@ -291,10 +291,19 @@ public enum PolicyParser {
         return endpoint
     }
 
-    private static func syntaxError(_ error: YamlError, origin: String) -> PolicyError {
+    private static func syntaxError(_ error: YamlError, origin: String, text: String) -> PolicyError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return PolicyError(origin: origin, keyPath: "", line: mark.line, problem: "YAML syntax error at column \(mark.column): \(problem)")
+            // `{ url: ${REDIS_URL} }`: in a flow mapping the braces of an unquoted ${VAR} end the mapping.
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let nearby = lines[max(0, mark.line - 2)..<min(lines.count, mark.line + 1)]
+            let unquoted = nearby.contains { line in
+                guard let r = line.range(of: "${") else { return false }
+                let before = line[..<r.lowerBound].last
+                return before != "\"" && before != "'"
+            }
+            let hint = unquoted ? " (a ${VAR} inside { } or [ ] must be quoted: url: \"${REDIS_URL}\")" : ""
+            return PolicyError(origin: origin, keyPath: "", line: mark.line, problem: "YAML syntax error at column \(mark.column): \(problem)\(hint)")
         default:
             return PolicyError(origin: origin, keyPath: "", problem: "YAML error: \(error)")
         }

@@ -30,7 +30,7 @@ extension BackupEngine {
     }
 
     static func unknownArtifact(_ id: String) -> BackupFailure {
-        BackupFailure("no artifact with id \"\(id)\" in the catalog", exitStatus: .usage,
+        BackupFailure("no artifact with id \"\(id.count > 48 ? id.prefix(40) + "…" : Substring(id))\" in the catalog", exitStatus: .usage,
                       hint: "list the artifacts with: kaleem-backup list")
     }
 

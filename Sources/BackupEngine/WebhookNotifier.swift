@@ -91,7 +91,7 @@ extension BackupEngine {
             return NotificationEvent(event: "backup", status: failed ? "failed" : "ok", source: a.source, kind: a.kind.rawValue,
                                      run_id: result.run.id, artifact_id: a.id, host: environment.host,
                                      time: Timestamps.iso8601(a.createdAt), error: failed ? a.detail : nil,
-                                     bytes_stored: failed ? nil : a.bytesStored)
+                                     bytes_stored: a.bytesStored)
         }
     }
 

@@ -330,3 +330,40 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: alive))
     }
 }
+
+/// The campaign's message findings.
+@Suite struct MessageTests {
+    @Test func anUnquotedVariableInAFlowMappingSaysToQuoteIt() throws {
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        FileManager.default.createFile(atPath: policy, contents: Data("repository: { path: /tmp/x }\nsources:\n  redis: { kind: redis, url: ${REDIS_URL} }\n".utf8))
+        let r = try runCLI(["policy", "check", "--policy", policy], environment: ["REDIS_URL": "redis://h"])
+        #expect(r.status == 2 && r.stderr.contains("must be quoted"), "\(r.stderr)")
+    }
+
+    @Test func aHugeIdIsNoId() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1")
+        let r = try runCLI(["show", String(repeating: "2", count: 100_000), "--policy", policy])
+        #expect(r.status == 2, "\(r.stderr.prefix(300))")
+        #expect(r.stderr.contains("no artifact with id") && !r.stderr.contains("too complex") && r.stderr.count < 1000)
+    }
+
+    @Test(arguments: ["inf", "nan", "-5", "1e12"])
+    func postDeployDurationIsValidated(value: String) throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1")
+        let r = try runCLI(["hook", "post-deploy", "--release", "r1", "--outcome", "success", "--duration", value, "--policy", policy])
+        #expect(r.status == 2, "\(value): \(r.stderr)")
+    }
+
+    /// The failure webhook carries bytes_stored, as the README lists.
+    @Test func theFailureWebhookCarriesBytesStored() throws {
+        let hook = try HTTPRecorder()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())", extra: "notify: { webhook: \"\(hook.url)/x\", attempts: 1 }")
+        #expect(try runCLI(["backup", "--policy", policy]).status == 1)
+        let event = try #require(hook.requests.first.flatMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] })
+        #expect(event["bytes_stored"] as? Int == 0, "\(event)")
+    }
+}

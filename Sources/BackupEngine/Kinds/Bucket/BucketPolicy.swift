@@ -24,6 +24,8 @@ public struct S3SourcePolicy: SourceSettings, Equatable {
         self.secretKey = secretKey
     }
 
+    public var secretFiles: [(key: String, path: String)] { secretKey.filePath.map { [("secret_key_file", $0)] } ?? [] }
+
     public var location: String {
         let list = buckets.isEmpty ? "all buckets" : buckets.joined(separator: ", ")
         return "\(endpoint) (\(list)\(prefix.isEmpty ? "" : ", prefix \(prefix)"))"

@@ -30,6 +30,8 @@ public struct MongoSourcePolicy: SourceSettings, Equatable {
         self.timeoutSeconds = timeoutSeconds
     }
 
+    public var secretFiles: [(key: String, path: String)] { uri.filePath.map { [("uri_file", $0)] } ?? [] }
+
     public var location: String {
         switch uri {
         case .inline(let uri): return Redaction.url(uri.value)

@@ -20,6 +20,8 @@ public struct RedisSourcePolicy: SourceSettings, Equatable {
         self.startTimeoutSeconds = startTimeoutSeconds
     }
 
+    public var secretFiles: [(key: String, path: String)] { password?.filePath.map { [("password_file", $0)] } ?? [] }
+
     public var location: String { endpoint.description }
 }
 
