@@ -52,6 +52,7 @@ enum BSON {
                 let n = Int(int32(i))
                 guard n >= 1 else { throw Malformed(problem: "string field \(name) has length \(n)") }
                 try need(4 + n)
+                guard bytes[i + 4 + n - 1] == 0 else { throw Malformed(problem: "string field \(name) does not end with a 0 byte") }
                 if type == 0x02 { out[name] = .string(String(decoding: bytes[(i + 4)..<(i + 4 + n - 1)], as: UTF8.self)) }
                 else { out[name] = .other(type) }
                 i += 4 + n
