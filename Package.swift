@@ -71,6 +71,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // POSIX pax tar archives: a streaming writer and a strict reader. Pure.
+        .target(
+            name: "TarFormat",
+            dependencies: ["BackupCore"]
+        ),
         // MinIO/S3 bucket snapshots into a content-addressed blob store, restore to a bucket.
         .target(
             name: "BucketMirror",
@@ -84,7 +89,7 @@ let package = Package(
         .target(
             name: "BackupEngine",
             dependencies: [
-                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror",
+                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -118,7 +123,7 @@ let package = Package(
         .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TestSupport"]
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "TestSupport"]
         ),
     ]
 )

@@ -34,9 +34,11 @@ struct PolicyCheckCommand: ParsableCommand {
         if let path = policy.encryption?.identityFile, !FileManager.default.isReadableFile(atPath: path) {
             unreadable.append("encryption.identity_file: \(path) is missing or not readable by this user")
         }
+        // What each kind checks (a files source: secrets that would be stored in clear, paths that are missing).
+        unreadable += try options.makeEngine(policy: policy).checkSources()
         if !unreadable.isEmpty {
             throw BackupFailure("policy \(policy.origin): " + unreadable.joined(separator: "; "), exitStatus: .usage,
-                                hint: "create the files (mode 0600, owned by the user that runs the backups), or fix the paths")
+                                hint: "fix what is listed (secret files: create them 0600 for the backup user; secrets in a files source: set encryption or exclude them), then run policy check again")
         }
         if options.json {
             try Output.json(PolicySummaryJSON(policy))

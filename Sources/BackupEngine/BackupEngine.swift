@@ -110,6 +110,14 @@ public final class BackupEngine {
     /// Backs up the named sources (all when empty) as one run.
     public func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) throws -> BackupResult {
         let selected = try selectSources(names)
+        // Refused before anything runs: a source that would store a secret in clear, or the key in its backup.
+        let refused = try selected.flatMap { source in
+            try registry.adapter(for: source.kind).check(source, policy: policy).map { "source \(source.name): \($0)" }
+        }
+        if !refused.isEmpty {
+            throw BackupFailure(refused.joined(separator: "; "), exitStatus: .usage,
+                                hint: "fix the policy (encryption, exclude, allow_plaintext_secrets), then check it with: kaleem-backup policy check")
+        }
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "backup")
         defer { lock.release() }
@@ -184,6 +192,20 @@ public final class BackupEngine {
         writeMetricsTextfile()
         notify(result)
         return result
+    }
+
+    /// What each source's kind finds wrong before anything runs (secrets that would be stored in clear, the
+    /// age key inside a backup, a root that is missing): `policy check` prints it, `backup` refuses (exit 2).
+    public func checkSources(_ names: [String] = []) throws -> [String] {
+        var problems: [String] = []
+        for source in try selectSources(names) {
+            do {
+                problems += try registry.adapter(for: source.kind).check(source, policy: policy).map { "source \(source.name): \($0)" }
+            } catch {
+                problems.append("source \(source.name): \(describe(error))")
+            }
+        }
+        return problems
     }
 
     func selectSources(_ names: [String]) throws -> [SourcePolicy] {

@@ -24,6 +24,11 @@ protocol SourceAdapter: SourceSettingsParser {
     /// One line for `restore --help` and `policy check`.
     var summary: String { get }
 
+    // MARK: checks
+    /// Problems `policy check` reports and that refuse a backup before it starts (exit 2): files a source must
+    /// not store (secrets in clear), things that must exist. Empty when all is well.
+    func check(_ source: SourcePolicy, policy: Policy) throws -> [String]
+
     // MARK: backup
     /// `.stream` layouts: reads the source, writing its bytes to `writer`; returns the stats recorded with the artifact.
     /// Throws (and the engine aborts the writer) when the source fails or what it sent does not verify.
@@ -74,6 +79,8 @@ protocol SourceAdapter: SourceSettingsParser {
 }
 
 extension SourceAdapter {
+    func check(_ source: SourcePolicy, policy: Policy) throws -> [String] { [] }
+
     func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         throw BackupFailure("source kind \(kind.rawValue) does not write a stream")
     }

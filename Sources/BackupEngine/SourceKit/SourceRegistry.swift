@@ -14,6 +14,7 @@ struct SourceRegistry: Sendable {
         RedisAdapter(),
         MongoAdapter(),
         BucketAdapter(),
+        FilesAdapter(),
     ])
 
     /// The adapter of a kind; a kind this build does not know (an artifact written by a newer version, a

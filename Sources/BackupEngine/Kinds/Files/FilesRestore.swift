@@ -1,0 +1,269 @@
+// Restoring a files backup: into a directory (`--to-dir`) or over the source's root (`--in-place`), each file
+// written to a temporary name, fsynced, given its mode, owner (as root) and mtime, then renamed into place.
+// Nothing is ever written outside the target: absolute names, `..` and symlinked parent directories are refused.
+import ArtifactStore
+import BackupCore
+import Crypto
+import Foundation
+import TarFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FilesAdapter {
+    var restoreOptions: [RestoreOptionSpec] {
+        [
+            RestoreOptionSpec("to-dir", value: "DIR", help: "write the files under this directory (created if missing)"),
+            RestoreOptionSpec("in-place", help: "write them over the source's root; each replaced file is kept as <name>.kb-<id>"),
+            RestoreOptionSpec("file", value: "PATH", help: "only this file, or everything under this directory (repeatable)", repeatable: true),
+        ]
+    }
+
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
+        let files = try settings(source, as: FilesSourcePolicy.self)
+        let o = request.options
+        let inPlace = o.flag("in-place")
+        guard inPlace != (o.value("to-dir") != nil) else {
+            throw BackupFailure("name the target: --to-dir DIR, or --in-place (over \(files.root))", exitStatus: .usage,
+                                hint: "restore into a side directory first and compare, unless you are rebuilding the host")
+        }
+        let target = inPlace ? files.root : o.value("to-dir")!
+        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+        let started = context.now()
+        let clock = DispatchTime.now()
+        do {
+            let planned = try planExtraction(artifact, into: target, only: o.values("file"))
+            var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))) into \(target)\(inPlace ? " (in place: replaced files are kept as <name>.kb-\(artifact.id))" : "")"]
+            lines += planned.map { "  \($0.status) \($0.path)" }
+            plan(lines)
+            let existing = planned.filter { $0.status == "changed" }
+            if !request.dryRun && !request.confirmed && !existing.isEmpty {
+                throw BackupFailure("\(existing.count) file(s) exist in \(target) and differ from the backup; refusing to overwrite them without --yes",
+                                    exitStatus: .usage, hint: "read the plan above (--dry-run shows it), then run the same command with --yes")
+            }
+            var outcome = ExtractOutcome()
+            if !request.dryRun {
+                // What is already there, identical, is left alone (and so never kept aside as a replaced file).
+                let unchanged = Set(planned.filter { $0.status == "unchanged" }.map(\.path))
+                outcome = try extract(artifact, into: target, only: o.values("file"), inPlace: inPlace, confirmed: true, dryRun: false,
+                                      skip: unchanged, context: context)
+            }
+            let seconds = SourceContext.seconds(since: clock)
+            let count = { (s: String) in planned.filter { $0.status == s }.count }
+            let summary = request.dryRun
+                ? "dry run: \(count("added")) added, \(count("changed")) changed, \(count("unchanged")) unchanged; nothing was written"
+                : "\(outcome.written) entries written (\(count("added")) added, \(count("changed")) changed, \(count("unchanged")) unchanged)" + (outcome.kept.isEmpty ? "" : "; \(outcome.kept.count) replaced file(s) kept as *.kb-\(artifact.id)")
+            try context.recordRestore(artifact, mode: inPlace ? "files-in-place" : "files", target: target,
+                                      outcome: request.dryRun ? "dry-run" : "ok", started: started, seconds: seconds, detail: summary)
+            let json = FilesRestoreJSON(source: source.name, artifact: artifact.id, target: target, dry_run: request.dryRun, in_place: inPlace,
+                                        added: planned.filter { $0.status == "added" }.map(\.path),
+                                        changed: planned.filter { $0.status == "changed" }.map(\.path),
+                                        unchanged: planned.filter { $0.status == "unchanged" }.map(\.path),
+                                        kept: outcome.kept, written: outcome.written, duration_seconds: (seconds * 1000).rounded() / 1000)
+            return RestoreOutcome(lines: [summary], json: json)
+        } catch {
+            try? context.recordRestore(artifact, mode: inPlace ? "files-in-place" : "files", target: target, outcome: "failed",
+                                       started: started, seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
+            throw error
+        }
+    }
+
+    /// Per entry of the manifest (those selected): added, changed or unchanged against what the target holds.
+    func planExtraction(_ artifact: ArtifactInfo, into target: String, only: [String]) throws -> [(path: String, status: String)] {
+        var out: [(String, String)] = []
+        for (path, e) in Self.entries(of: artifact).sorted(by: { $0.key < $1.key }) where Self.selected(path, only) {
+            try Self.checkSafe(path)
+            let live = target + "/" + path
+            var info = stat()
+            guard lstat(live, &info) == 0 else { out.append((path, "added")); continue }
+            let same: Bool
+            switch e["type"] {
+            case .string("file")?: same = (info.st_mode & S_IFMT) == S_IFREG && e["sha256"] == (try? sha256OfFile(live)).map { .string($0) }
+            case .string("symlink")?: same = (info.st_mode & S_IFMT) == S_IFLNK && e["link"] == (try? Self.readLink(live)).map { .string($0) }
+            default: same = (info.st_mode & S_IFMT) == S_IFDIR
+            }
+            out.append((path, same ? "unchanged" : "changed"))
+        }
+        if out.isEmpty && !only.isEmpty {
+            throw BackupFailure("no file of backup \(artifact.id) matches \(only.joined(separator: ", "))", exitStatus: .usage,
+                                hint: "list what it holds: kaleem-backup show \(artifact.id)")
+        }
+        return out
+    }
+
+    static func selected(_ path: String, _ only: [String]) -> Bool {
+        only.isEmpty || only.contains { f in
+            let f = f.hasSuffix("/") ? String(f.dropLast()) : f
+            return path == f || path.hasPrefix(f + "/")
+        }
+    }
+
+    /// A name is a relative path: not absolute, no `..`, no empty or `.` component, no NUL.
+    static func checkSafe(_ path: String) throws {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !path.hasPrefix("/"), !path.contains("\0"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw TarError(offset: 0, problem: "unsafe name \"\(path)\" (absolute, or with .. or empty components): refusing to write it")
+        }
+    }
+
+    struct ExtractOutcome {
+        var written = 0
+        var kept: [String] = []
+    }
+
+    /// Writes the selected entries under `target`. A file's content is kept only when it hashes to what the
+    /// manifest recorded (an earlier copy of a file that changed during the backup is skipped); every
+    /// selected file must be written by the end, or the restore fails (exit 4).
+    func extract(_ artifact: ArtifactInfo, into target: String, only: [String], inPlace: Bool, confirmed: Bool, dryRun: Bool,
+                 skip: Set<String> = [], context: SourceContext) throws -> ExtractOutcome {
+        let expected = Self.entries(of: artifact)
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let isRoot = geteuid() == 0
+        var outcome = ExtractOutcome()
+        var done = Set<String>()
+        var directories: [TarEntry] = []
+        let reader = try context.reader(artifact)
+        var tar = TarReader(GzipChunkSource(reader: reader))
+        while let entry = try tar.next() {
+            guard Self.selected(entry.path, only), expected[entry.path] != nil else { continue }
+            try Self.checkSafe(entry.path)
+            if skip.contains(entry.path) && entry.type != .directory {
+                done.insert(entry.path)
+                continue
+            }
+            let destination = target + "/" + entry.path
+            try Self.ensureParents(of: entry.path, under: target)
+            switch entry.type {
+            case .directory:
+                var info = stat()
+                if lstat(destination, &info) == 0 {
+                    guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                        throw BackupFailure("\(destination) exists and is not a directory; refusing to replace it", exitStatus: .usage)
+                    }
+                } else if mkdir(destination, 0o700) != 0 {
+                    throw FileSystemError("create the directory", path: destination)
+                }
+                directories.append(entry)
+                done.insert(entry.path)
+            case .symlink:
+                let temporary = try Self.temporaryName(for: destination)
+                guard symlink(entry.linkTarget ?? "", temporary) == 0 else { throw FileSystemError("create the link", path: destination) }
+                if isRoot { _ = lchown(temporary, uid_t(entry.uid), gid_t(entry.gid)) }
+                Self.setTimes(temporary, entry.mtime, follow: false)
+                try Self.replace(destination, with: temporary, keep: inPlace ? "\(destination).kb-\(artifact.id)" : nil, outcome: &outcome)
+                done.insert(entry.path)
+            case .file:
+                let temporary = try Self.temporaryName(for: destination)
+                let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw FileSystemError("create", path: temporary) }
+                var hasher = SHA256()
+                do {
+                    try tar.content { slice in
+                        hasher.update(data: slice)
+                        try slice.withUnsafeBytes { b in
+                            var off = 0
+                            while off < b.count {
+                                let n = write(fd, b.baseAddress! + off, b.count - off)
+                                if n < 0 { if errno == EINTR { continue }; throw FileSystemError("write", path: temporary) }
+                                off += n
+                            }
+                        }
+                    }
+                    let sha = hasher.finalize().hexString
+                    guard expected[entry.path]?["sha256"] == .string(sha) else {
+                        close(fd)
+                        unlink(temporary)
+                        continue // an earlier copy of a file that changed while it was backed up; the later one follows
+                    }
+                    if isRoot { _ = fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) }
+                    _ = fchmod(fd, mode_t(entry.mode))
+                    guard fsync(fd) == 0 else { throw FileSystemError("sync", path: temporary) }
+                    close(fd)
+                } catch {
+                    close(fd)
+                    unlink(temporary)
+                    throw error
+                }
+                Self.setTimes(temporary, entry.mtime, follow: false)
+                try Self.replace(destination, with: temporary, keep: inPlace ? "\(destination).kb-\(artifact.id)" : nil, outcome: &outcome)
+                done.insert(entry.path)
+            }
+            outcome.written += 1
+        }
+        // Directories last, deepest first: their modes and times after their contents.
+        for d in directories.sorted(by: { $0.path.count > $1.path.count }) {
+            let path = target + "/" + d.path
+            _ = chmod(path, mode_t(d.mode))
+            if isRoot { _ = lchown(path, uid_t(d.uid), gid_t(d.gid)) }
+            Self.setTimes(path, d.mtime, follow: false)
+        }
+        let missing = expected.keys.filter { Self.selected($0, only) && !done.contains($0) }
+        if !missing.isEmpty {
+            throw IntegrityError(object: context.absolute(artifact.path), problem: "the archive lacks \(missing.count) entr(y/ies) of its manifest: \(missing.sorted().prefix(5).joined(separator: ", "))")
+        }
+        try FileIO.syncDirectory(target)
+        return outcome
+    }
+
+    /// Every parent of `path` under `target` is a real directory (created 0700 when missing), never a symlink.
+    static func ensureParents(of path: String, under target: String) throws {
+        var current = target
+        for part in path.split(separator: "/").dropLast() {
+            current += "/" + part
+            var info = stat()
+            if lstat(current, &info) != 0 {
+                guard mkdir(current, 0o700) == 0 || errno == EEXIST else { throw FileSystemError("create the directory", path: current) }
+                continue
+            }
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                throw TarError(offset: 0, problem: "\(current) is a symlink: refusing to write \(path) through it (it could lead outside \(target))")
+            }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw BackupFailure("\(current) exists and is not a directory; refusing to write \(path) under it", exitStatus: .usage)
+            }
+        }
+    }
+
+    static func temporaryName(for destination: String) throws -> String {
+        let dir = (destination as NSString).deletingLastPathComponent
+        var rng = SystemRandomNumberGenerator()
+        return dir + "/.kb-restore-\(UInt64.random(in: 0...UInt64.max, using: &rng))" + AtomicFileWriter.partialSuffix
+    }
+
+    /// Renames `temporary` over `destination`, keeping what was there as `keep` when asked.
+    static func replace(_ destination: String, with temporary: String, keep: String?, outcome: inout ExtractOutcome) throws {
+        var info = stat()
+        if lstat(destination, &info) == 0 {
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                unlink(temporary)
+                throw BackupFailure("\(destination) is a directory; refusing to replace it with a file", exitStatus: .usage)
+            }
+            if let keep {
+                guard rename(destination, keep) == 0 else { unlink(temporary); throw FileSystemError("keep the replaced file as", path: keep) }
+                outcome.kept.append(keep)
+            }
+        }
+        guard rename(temporary, destination) == 0 else { unlink(temporary); throw FileSystemError("rename into place", path: destination) }
+    }
+
+    static func setTimes(_ path: String, _ mtime: Double, follow: Bool) {
+        let seconds = time_t(mtime.rounded(.down))
+        let nanos = Int((mtime - Double(seconds)) * 1e9)
+        var times = [timespec(tv_sec: seconds, tv_nsec: nanos), timespec(tv_sec: seconds, tv_nsec: nanos)]
+        _ = utimensat(AT_FDCWD, path, &times, follow ? 0 : AT_SYMLINK_NOFOLLOW)
+    }
+}
+
+struct FilesRestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var target: String
+    var dry_run: Bool
+    var in_place: Bool
+    var added: [String]
+    var changed: [String]
+    var unchanged: [String]
+    var kept: [String]
+    var written: Int
+    var duration_seconds: Double
+}
