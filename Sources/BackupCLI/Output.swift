@@ -157,6 +157,14 @@ enum Output {
             parts.append(oplog > 0 ? "\(docs - oplog) documents + \(oplog) oplog entries in \(ns) namespaces" : "\(docs) documents in \(ns) namespaces")
         }
         if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
+        if let files = a.stats["files"]?.intValue, a.stats["entries"] != nil {
+            var text = "\(files) files"
+            if let added = a.stats["added"]?.intValue, let changed = a.stats["changed"]?.intValue, let removed = a.stats["removed"]?.intValue {
+                text += " (+\(added) ~\(changed) -\(removed) since the previous)"
+            }
+            if let torn = a.stats["changed_during_backup"]?.intValue, torn > 0 { text += ", \(torn) changed while read" }
+            parts.append(text)
+        }
         return parts.joined(separator: ", ")
     }
 

@@ -25,6 +25,7 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
     "redis": { try RedisHarness() },
     "mongodb": { try MongoHarness() },
     "s3": { try await BucketHarness.start() },
+    "files": { try FilesHarness() },
 ]
 
 /// One test for every registered kind: backup → verify → one flipped byte makes verify fail with exit 4 →
@@ -203,4 +204,22 @@ struct BucketHarness: SourceContractHarness {
         #expect(keys.count == 20)
     }
     func stop() { server.stop() }
+}
+
+struct FilesHarness: SourceContractHarness {
+    let root = TemporaryDirectory("kb-contract-files")
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: root.file("nginx"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: root.file("docker-compose.yml"), contents: Data(String(repeating: "services: {}\n", count: 400).utf8))
+        FileManager.default.createFile(atPath: root.file("nginx/nginx.conf"), contents: Data("events {}\n".utf8))
+    }
+
+    var sourceEntry: String { "{ kind: files, root: \(root.path), paths: [\"docker-compose*.yml\", nginx/] }" }
+    var environment: [String: String] { [:] }
+    func restoreArguments(scratch: TemporaryDirectory) -> [String] { ["--to-dir", scratch.file("restored")] }
+    func checkRestored(scratch: TemporaryDirectory) async throws {
+        #expect(FileManager.default.contents(atPath: scratch.file("restored/nginx/nginx.conf")) == Data("events {}\n".utf8))
+    }
+    func stop() {}
 }
