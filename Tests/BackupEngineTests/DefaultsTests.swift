@@ -11,12 +11,26 @@ struct DefaultsTests {
         #expect(EmbeddedPolicy.localYAML + "\n" == file || EmbeddedPolicy.localYAML == file)
     }
 
-    @Test(arguments: ["local.yml", "production.yml"])
-    func shippedPoliciesAreValid(name: String) throws {
+    /// What production.yml needs of a host: its variables, the secret files, the stack's directory, an age key.
+    static func productionHost() throws -> (TemporaryDirectory, [String: String]) {
         let secrets = TemporaryDirectory()
         for f in ["redis", "minio"] { FileManager.default.createFile(atPath: secrets.file(f), contents: Data("s".utf8), attributes: [.posixPermissions: 0o600]) }
+        for d in ["kaleem/nginx", "kaleem/ssl"] { try FileManager.default.createDirectory(atPath: secrets.file(d), withIntermediateDirectories: true) }
+        for f in ["kaleem/.env", "kaleem/docker-compose.yml", "kaleem/nginx/nginx.conf", "kaleem/redis.conf"] {
+            FileManager.default.createFile(atPath: secrets.file(f), contents: Data("x".utf8))
+        }
+        let keygen = try runProcess("/usr/bin/age-keygen", ["-o", secrets.file("age-key.txt")])
+        let recipient = keygen.stderr.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         let env = ["REDIS_URL": "redis://127.0.0.1:6379", "MONGODB_URI": "mongodb://backup:pw@127.0.0.1:27017/?authSource=admin",
-                   "REDIS_PASSWORD_FILE": secrets.file("redis"), "MINIO_BACKUP_SECRET_FILE": secrets.file("minio")]
+                   "REDIS_PASSWORD_FILE": secrets.file("redis"), "MINIO_BACKUP_SECRET_FILE": secrets.file("minio"),
+                   "KALEEM_ROOT": secrets.file("kaleem"), "KALEEM_AGE_RECIPIENT": recipient, "KALEEM_AGE_IDENTITY_FILE": secrets.file("age-key.txt")]
+        return (secrets, env)
+    }
+
+    @Test(arguments: ["local.yml", "production.yml"])
+    func shippedPoliciesAreValid(name: String) throws {
+        let (secrets, env) = try Self.productionHost()
+        _ = secrets
         let policy = try PolicyLoader.load(path: packageRoot + "/policies/" + name, environment: env)
         #expect(!policy.sources.isEmpty)
         let r = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/" + name], environment: env)
@@ -25,8 +39,10 @@ struct DefaultsTests {
 
     /// A secret file that does not exist is found by `policy check`, not by the first nightly run.
     @Test func policyCheckFindsAMissingSecretFile() throws {
-        let env = ["REDIS_URL": "redis://127.0.0.1:6379", "MONGODB_URI": "mongodb://backup:pw@127.0.0.1:27017/?authSource=admin",
-                   "REDIS_PASSWORD_FILE": "/nonexistent/redis_password", "MINIO_BACKUP_SECRET_FILE": "/nonexistent/minio"]
+        var (secrets, env) = try Self.productionHost()
+        _ = secrets
+        env["REDIS_PASSWORD_FILE"] = "/nonexistent/redis_password"
+        env["MINIO_BACKUP_SECRET_FILE"] = "/nonexistent/minio"
         let r = try runCLI(["policy", "check", "--policy", packageRoot + "/policies/production.yml"], environment: env)
         #expect(r.status == 2)
         #expect(r.stderr.contains("sources.redis.password_file: /nonexistent/redis_password is missing"), "\(r.stderr)")
