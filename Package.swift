@@ -71,6 +71,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The few Qdrant REST calls backups need (collections, aliases, snapshots), on async-http-client.
+        .target(
+            name: "QdrantClient",
+            dependencies: [
+                "BackupCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // POSIX pax tar archives: a streaming writer and a strict reader. Pure.
         .target(
             name: "TarFormat",
@@ -89,7 +99,7 @@ let package = Package(
         .target(
             name: "BackupEngine",
             dependencies: [
-                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat",
+                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "QdrantClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -123,7 +133,7 @@ let package = Package(
         .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "TestSupport"]
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "QdrantClient", "TestSupport"]
         ),
     ]
 )
