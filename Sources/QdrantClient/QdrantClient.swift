@@ -188,7 +188,7 @@ public final class QdrantClient: @unchecked Sendable {
 
     // MARK: machinery
 
-    static func segment(_ s: String) -> String {
+    public static func segment(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
     }
 

@@ -251,6 +251,12 @@ public struct TarReader<S: ByteSource> {
                 let records = try readContentBytes(Int(size), at: at)
                 pax.merge(try Self.paxRecords(records, at: at)) { $1 }
                 continue
+            case UInt8(ascii: "L"), UInt8(ascii: "K"): // GNU long name / long link (what Rust's tar crate writes)
+                guard size <= 64 * 1024 else { throw TarError(offset: at, problem: "GNU long name of \(size) bytes") }
+                let bytes = try readContentBytes(Int(size), at: at)
+                let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+                pax[type == UInt8(ascii: "L") ? "path" : "linkpath"] = text
+                continue
             case UInt8(ascii: "g"):
                 guard size <= 1 << 20 else { throw TarError(offset: at, problem: "pax global header of \(size) bytes") }
                 _ = try readContentBytes(Int(size), at: at)
@@ -259,7 +265,7 @@ public struct TarReader<S: ByteSource> {
                 break
             default:
                 let kind: String = [UInt8(ascii: "1"): "hard link", UInt8(ascii: "3"): "character device", UInt8(ascii: "4"): "block device",
-                                    UInt8(ascii: "6"): "FIFO", UInt8(ascii: "L"): "GNU long name", UInt8(ascii: "K"): "GNU long link"][type]
+                                    UInt8(ascii: "6"): "FIFO"][type]
                     ?? String(format: "type 0x%02x", type)
                 throw TarError(offset: at, problem: "unsupported entry (\(kind))")
             }

@@ -26,6 +26,7 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
     "mongodb": { try MongoHarness() },
     "s3": { try await BucketHarness.start() },
     "files": { try FilesHarness() },
+    "qdrant": { try QdrantHarness() },
 ]
 
 /// One test for every registered kind: backup → verify → one flipped byte makes verify fail with exit 4 →
@@ -220,6 +221,20 @@ struct FilesHarness: SourceContractHarness {
     func restoreArguments(scratch: TemporaryDirectory) -> [String] { ["--to-dir", scratch.file("restored")] }
     func checkRestored(scratch: TemporaryDirectory) async throws {
         #expect(FileManager.default.contents(atPath: scratch.file("restored/nginx/nginx.conf")) == Data("events {}\n".utf8))
+    }
+    func stop() {}
+}
+
+struct QdrantHarness: SourceContractHarness {
+    let server: QdrantStandIn
+
+    init() throws { server = try QdrantStandIn(collections: ["documents": (points: 40, dim: 8)]) }
+
+    var sourceEntry: String { "{ kind: qdrant, url: \"\(server.url)\", timeout: 20s }" }
+    var environment: [String: String] { [:] }
+    func restoreArguments(scratch: TemporaryDirectory) -> [String] { ["--to-collection", "documents_restored"] }
+    func checkRestored(scratch: TemporaryDirectory) async throws {
+        #expect(server.collection("documents_restored")?["points_count"] as? Int == 40)
     }
     func stop() {}
 }

@@ -15,6 +15,7 @@ struct SourceRegistry: Sendable {
         MongoAdapter(),
         BucketAdapter(),
         FilesAdapter(),
+        QdrantAdapter(),
     ])
 
     /// The adapter of a kind; a kind this build does not know (an artifact written by a newer version, a

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Stand-in for Qdrant's REST API (no Qdrant server can be installed on the build machines), with the calls
+kaleem-backup makes and Qdrant's own reply shapes (openapi: {"result": ..., "status": "ok", "time": ...};
+errors {"status": {"error": "..."}} with the real status codes):
+
+  GET    /collections                          GET /collections/{c}          DELETE /collections/{c}
+  GET    /aliases                              POST /collections/aliases
+  POST   /collections/{c}/snapshots?wait=true  -> {"name", "creation_time", "size", "checksum"}
+  GET    /collections/{c}/snapshots            GET /collections/{c}/snapshots/{name}   DELETE .../{name}
+  POST   /collections/{c}/snapshots/upload?priority=snapshot&checksum=<sha256>&wait=true (multipart "snapshot")
+
+Snapshots are tar files in a collection snapshot's layout: config.json, 0/segments/<id>/points.json and a
+vectors file. Usage: qdrant_standin.py PORT STATE_DIR
+  STATE_DIR/collections.json   initial collections {"name": {"points": N, "dim": D}}, aliases {"alias": "name"}
+  QDRANT_API_KEY   when set, every request must carry it in the api-key header (else 401)
+  QDRANT_MODE      comma list: fail_create (500), hang_download, truncate (half the bytes, then close),
+                   bad_checksum (reports a wrong sha256), fail_upload (500), extra_bytes (more than reported)
+  QDRANT_LOG       one JSON line per request: method, path, api_key: present / absent / wrong
+  GET /_standin/snapshots lists the snapshot files still on the "server" (they must all be deleted)
+"""
+import hashlib, io, json, os, random, sys, tarfile, threading, time, urllib.parse, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT, STATE = int(sys.argv[1]), sys.argv[2]
+SNAPSHOTS = os.path.join(STATE, "snapshots")
+os.makedirs(SNAPSHOTS, exist_ok=True)
+LOCK = threading.Lock()
+with open(os.path.join(STATE, "collections.json")) as f:
+    initial = json.load(f)
+COLLECTIONS = {name: {"points": c["points"], "dim": c["dim"]} for name, c in initial.get("collections", {}).items()}
+ALIASES = dict(initial.get("aliases", {}))
+MODES = set(filter(None, os.environ.get("QDRANT_MODE", "").split(",")))
+KEY = os.environ.get("QDRANT_API_KEY")
+
+
+def snapshot_tar(name, c):
+    rng = random.Random(name)
+    seg = str(uuid.UUID(int=rng.getrandbits(128)))
+    files = {
+        "config.json": json.dumps({"params": {"vectors": {"size": c["dim"], "distance": "Cosine"}, "shard_number": 1},
+                                   "hnsw_config": {"m": 16}, "optimizer_config": {}}).encode(),
+        "0/replica_state.json": b'{"is_local": true}',
+        "0/segments/%s/points.json" % seg: json.dumps(list(range(c["points"]))).encode(),
+        "0/segments/%s/vectors.bin" % seg: bytes(rng.getrandbits(8) for _ in range(c["points"] * c["dim"] * 4)),
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def read_snapshot(data):
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as t:
+        config = json.load(t.extractfile("config.json"))
+        points = [m for m in t.getmembers() if m.name.endswith("points.json")]
+        count = len(json.load(t.extractfile(points[0]))) if points else 0
+    return {"points": count, "dim": config["params"]["vectors"]["size"]}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, result=None, error=None):
+        body = json.dumps({"status": {"error": error}, "time": 0.0} if error else {"result": result, "status": "ok", "time": 0.001}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def record(self):
+        path = os.environ.get("QDRANT_LOG")
+        given = self.headers.get("api-key")
+        state = "absent" if given is None else ("ok" if given == KEY else "wrong")
+        if path:
+            with LOCK, open(path, "a") as f:
+                f.write(json.dumps({"method": self.command, "path": self.path, "api_key": state}) + "\n")
+        if KEY and given != KEY:
+            self.body()
+            self.reply(401, error="Must provide an API key or an Authorization bearer token" if given is None else "Invalid API key or JWT")
+            return False
+        return True
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def route(self):
+        url = urllib.parse.urlparse(self.path)
+        return [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")], urllib.parse.parse_qs(url.query)
+
+    def do_GET(self):
+        parts, _ = self.route()
+        if parts == ["_standin", "snapshots"]:
+            return self.reply(200, sorted(os.listdir(SNAPSHOTS)))
+        if not self.record():
+            return
+        if parts == ["collections"]:
+            return self.reply(200, {"collections": [{"name": n} for n in sorted(COLLECTIONS)]})
+        if parts == ["aliases"]:
+            return self.reply(200, {"aliases": [{"alias_name": a, "collection_name": c} for a, c in sorted(ALIASES.items())]})
+        if len(parts) == 2 and parts[0] == "collections":
+            c = COLLECTIONS.get(parts[1])
+            if c is None:
+                return self.reply(404, error="Not found: Collection `%s` doesn't exist!" % parts[1])
+            return self.reply(200, {"status": "green", "optimizer_status": "ok", "points_count": c["points"], "segments_count": 1,
+                                    "config": {"params": {"vectors": {"size": c["dim"], "distance": "Cosine"}, "shard_number": 1}},
+                                    "payload_schema": {"lang": {"data_type": "keyword", "points": c["points"]}}})
+        if len(parts) == 4 and parts[0] == "collections" and parts[2] == "snapshots":
+            path = os.path.join(SNAPSHOTS, os.path.basename(parts[3]))
+            if not os.path.exists(path):
+                return self.reply(404, error="Not found: Snapshot %s not found" % parts[3])
+            data = open(path, "rb").read()
+            if "hang_download" in MODES:
+                time.sleep(60)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if "truncate" in MODES:
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            for i in range(0, len(data), 4096):
+                self.wfile.write(data[i:i + 4096])
+            return
+        self.reply(404, error="Not found")
+
+    def do_POST(self):
+        parts, query = self.route()
+        if not self.record():
+            return
+        if parts == ["collections", "aliases"]:
+            actions = json.loads(self.body())["actions"]
+            for a in actions:
+                if "create_alias" in a:
+                    ALIASES[a["create_alias"]["alias_name"]] = a["create_alias"]["collection_name"]
+            return self.reply(200, True)
+        if len(parts) == 3 and parts[0] == "collections" and parts[2] == "snapshots":
+            self.body()
+            c = COLLECTIONS.get(parts[1])
+            if c is None:
+                return self.reply(404, error="Not found: Collection `%s` doesn't exist!" % parts[1])
+            if "fail_create" in MODES:
+                return self.reply(500, error="Service internal error: No space left on device (os error 28)")
+            name = "%s-%s.snapshot" % (parts[1], time.strftime("%Y-%m-%d-%H-%M-%S"))
+            data = snapshot_tar(parts[1], c)
+            with open(os.path.join(SNAPSHOTS, name), "wb") as f:
+                f.write(data)
+            checksum = hashlib.sha256(data).hexdigest()
+            if "bad_checksum" in MODES:
+                checksum = hashlib.sha256(b"lie").hexdigest()
+            size = len(data) - 1000 if "extra_bytes" in MODES else len(data)
+            return self.reply(200, {"name": name, "creation_time": time.strftime("%Y-%m-%dT%H:%M:%S"), "size": size, "checksum": checksum})
+        if len(parts) == 4 and parts[0] == "collections" and parts[2:] == ["snapshots", "upload"]:
+            raw = self.body()
+            if "fail_upload" in MODES:
+                return self.reply(500, error="Service internal error: failed to recover")
+            boundary = self.headers.get("Content-Type", "").split("boundary=")[-1].encode()
+            part = raw.split(b"--" + boundary)[1]
+            data = part.split(b"\r\n\r\n", 1)[1][:-2]
+            if query.get("checksum", [hashlib.sha256(data).hexdigest()])[0] != hashlib.sha256(data).hexdigest():
+                return self.reply(400, error="Bad request: Snapshot checksum mismatch")
+            try:
+                COLLECTIONS[parts[1]] = read_snapshot(data)
+            except Exception as e:  # noqa: BLE001
+                return self.reply(400, error="Bad request: invalid snapshot: %s" % e)
+            return self.reply(200, True)
+        self.reply(404, error="Not found")
+
+    def do_DELETE(self):
+        parts, _ = self.route()
+        if not self.record():
+            return
+        if len(parts) == 4 and parts[0] == "collections" and parts[2] == "snapshots":
+            path = os.path.join(SNAPSHOTS, os.path.basename(parts[3]))
+            if os.path.exists(path):
+                os.remove(path)
+                return self.reply(200, True)
+            return self.reply(404, error="Not found: Snapshot %s not found" % parts[3])
+        if len(parts) == 2 and parts[0] == "collections":
+            existed = COLLECTIONS.pop(parts[1], None) is not None
+            for a in [a for a, c in ALIASES.items() if c == parts[1]]:
+                del ALIASES[a]
+            return self.reply(200, existed)
+        self.reply(404, error="Not found")
+
+
+ThreadingHTTPServer.daemon_threads = True
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+print("ready", flush=True)
+server.serve_forever()
