@@ -135,8 +135,10 @@ public final class QdrantClient: @unchecked Sendable {
                 received += Int64(buffer.readableBytes)
                 try chunk(buffer)
             }
-        } catch let error as HTTPClientError {
-            throw QdrantError(endpoint: url, operation: operation, status: nil, message: "the transfer broke after \(received) bytes (\(error))")
+        } catch let error where !(error is UserFacingError) {
+            // The connection closed or broke mid-body (what the consumer throws passes through as it is).
+            throw QdrantError(endpoint: url, operation: operation, status: nil,
+                              message: "the transfer broke after \(received) bytes (\(Self.describe(error)))")
         }
         return received
     }
