@@ -14,7 +14,7 @@ struct DefaultsTests {
     /// What production.yml needs of a host: its variables, the secret files, the stack's directory, an age key.
     static func productionHost() throws -> (TemporaryDirectory, [String: String]) {
         let secrets = TemporaryDirectory()
-        for f in ["redis", "minio"] { FileManager.default.createFile(atPath: secrets.file(f), contents: Data("s".utf8), attributes: [.posixPermissions: 0o600]) }
+        for f in ["redis", "minio", "qdrant"] { FileManager.default.createFile(atPath: secrets.file(f), contents: Data("s".utf8), attributes: [.posixPermissions: 0o600]) }
         for d in ["kaleem/nginx", "kaleem/ssl"] { try FileManager.default.createDirectory(atPath: secrets.file(d), withIntermediateDirectories: true) }
         for f in ["kaleem/.env", "kaleem/docker-compose.yml", "kaleem/nginx/nginx.conf", "kaleem/redis.conf"] {
             FileManager.default.createFile(atPath: secrets.file(f), contents: Data("x".utf8))
@@ -23,7 +23,7 @@ struct DefaultsTests {
         let recipient = keygen.stderr.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         let env = ["REDIS_URL": "redis://127.0.0.1:6379", "MONGODB_URI": "mongodb://backup:pw@127.0.0.1:27017/?authSource=admin",
                    "REDIS_PASSWORD_FILE": secrets.file("redis"), "MINIO_BACKUP_SECRET_FILE": secrets.file("minio"),
-                   "KALEEM_ROOT": secrets.file("kaleem"), "KALEEM_AGE_RECIPIENT": recipient, "KALEEM_AGE_IDENTITY_FILE": secrets.file("age-key.txt")]
+                   "QDRANT_API_KEY_FILE": secrets.file("qdrant"), "KALEEM_ROOT": secrets.file("kaleem"), "KALEEM_AGE_RECIPIENT": recipient, "KALEEM_AGE_IDENTITY_FILE": secrets.file("age-key.txt")]
         return (secrets, env)
     }
 
