@@ -91,7 +91,7 @@ public struct BucketRestorer: Sendable {
         return false
     }
 
-    /// `hex(md5(md5(p1) ‖ … ‖ md5(pN)))-N` (REFERENCE.md §5.2).
+    /// `hex(md5(md5(p1) ‖ … ‖ md5(pN)))-N` (the multipart ETag S3 and MinIO compute).
     func multipartETag(of path: String, partSize: Int) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError("open", path: path) }

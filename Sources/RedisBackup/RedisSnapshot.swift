@@ -11,7 +11,7 @@ public enum SnapshotFraming: String, Sendable {
 
 /// Takes an RDB snapshot over the network, as `redis-cli --rdb` does, and streams it to a handler.
 ///
-/// Sequence (REFERENCE.md §1): AUTH, `REPLCONF capa eof`, `REPLCONF rdb-only 1` (errors of those two are
+/// Sequence (what redis-cli --rdb does): AUTH, `REPLCONF capa eof`, `REPLCONF rdb-only 1` (errors of those two are
 /// ignored: older servers do not know them), raw `SYNC`; skip keepalive newlines; then either read exactly
 /// `$<len>` bytes, or read until the 40-byte `$EOF:` mark, looked for at every offset and dropped with
 /// anything after it.

@@ -1,4 +1,4 @@
-// The S3 operations kaleem-backup needs (REFERENCE.md §5.1), each one request (or one paged series).
+// The S3 operations kaleem-backup needs (the S3 API reference), each one request (or one paged series).
 import AsyncHTTPClient
 import BackupCore
 import Crypto

@@ -1,4 +1,4 @@
-// AWS Signature Version 4, header form, for S3 (REFERENCE.md §5.3). Pure: the date comes in as an argument,
+// AWS Signature Version 4, header form, for S3 (as the AWS documentation specifies it). Pure: the date comes in as an argument,
 // so the AWS documentation vectors can be checked exactly.
 import BackupCore
 import Crypto

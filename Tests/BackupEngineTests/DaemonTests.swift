@@ -51,8 +51,14 @@ struct DaemonTests {
         #expect(!good.isEmpty)
         #expect(good.first?.tag == .nightly)
 
-        // /metrics: Prometheus text that promtool accepts.
-        let metrics = try #require(httpGet("http://127.0.0.1:\(port)/metrics"))
+        // /metrics: Prometheus text that promtool accepts. The job is counted after its run ends (the catalog row
+        // comes first): wait for the count itself, not only for the row.
+        var scraped = httpGet("http://127.0.0.1:\(port)/metrics")
+        while Date() < deadline, scraped?.1.contains("kaleem_backup_daemon_jobs_total{schedule=\"nightly\",outcome=\"ok\"}") != true {
+            usleep(100_000)
+            scraped = httpGet("http://127.0.0.1:\(port)/metrics")
+        }
+        let metrics = try #require(scraped)
         #expect(metrics.0 == 200)
         #expect(metrics.1.contains("kaleem_backup_last_success_timestamp_seconds{source=\"redis\"}"))
         #expect(metrics.1.contains("kaleem_backup_daemon_jobs_total{schedule=\"nightly\",outcome=\"ok\"}"))

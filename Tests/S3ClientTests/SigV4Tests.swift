@@ -3,7 +3,7 @@ import Foundation
 import S3Client
 import Testing
 
-/// The AWS documentation vectors of REFERENCE.md §5.3 (and the path-style MinIO ones computed with botocore).
+/// The examples of the AWS Signature Version 4 documentation (and the path-style MinIO ones computed with botocore).
 @Suite struct SigV4Tests {
     let signer = SigV4Signer(credentials: S3Credentials(accessKey: "AKIAIOSFODNN7EXAMPLE",
                                                         secretKey: Secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")))

@@ -8,7 +8,7 @@ import RedisBackup
 
 /// Where a Redis backup goes.
 public enum RedisRestoreTarget: Sendable {
-    /// File mode: install the RDB as `<directory>/<dbfilename>` for a server that is stopped (REFERENCE §3a).
+    /// File mode: install the RDB as `<directory>/<dbfilename>` for a server that is stopped (the procedure of runbooks/restore-redis.md).
     case directory(path: String, dbfilename: String, serverURL: String?)
     /// Online mode: a live server replicates from a scratch server loaded with the backup.
     case online(url: String)
