@@ -117,16 +117,23 @@ struct RollbackHook: ParsableCommand {
     @Flag(help: "Confirm --restore-data (it replaces live data).")
     var yes = false
 
+    @Flag(help: "Say what would be restored, and from which backups; record and change nothing.")
+    var dryRun = false
+
     func validate() throws {
-        if restoreData && !yes { throw ValidationError("--restore-data replaces live data: add --yes") }
+        if restoreData && !yes && !dryRun { throw ValidationError("--restore-data replaces live data: add --yes") }
     }
 
     func run() throws {
         let result = try options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
-                                                       includeBuckets: includeBuckets, include: include, environmentName: labels.environment,
-                                                       service: labels.service)
+                                                       includeBuckets: includeBuckets, include: include, dryRun: dryRun,
+                                                       environmentName: labels.environment, service: labels.service)
         if options.json {
             try Output.json(["release": result.release, "set": result.set?.id ?? "", "lines": result.lines.joined(separator: "\n")])
+        } else if dryRun {
+            print("rollback of \(release), dry run: nothing recorded, nothing restored")
+            if let set = result.set { print("from the pre-deploy set \(set.id):") }
+            for line in result.lines { print("  \(line)") }
         } else {
             print("rollback of \(release) recorded (\(reason))")
             if let set = result.set { print(restoreData ? "restored the pre-deploy set \(set.id):" : "to restore the data of pre-deploy set \(set.id), run:") }

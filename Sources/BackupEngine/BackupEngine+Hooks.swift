@@ -32,6 +32,17 @@ extension BackupEngine {
     @discardableResult
     public func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
         let catalog = try catalog()
+        // A release without a pre-deploy set is a typo or a deploy that skipped its restore point: confirming it
+        // would push a real release out of the kept ones and unpin its restore point.
+        guard try catalog.preDeployRuns(release: release).first != nil else {
+            throw BackupFailure("release \(release) has no pre-deploy restore point; nothing recorded, nothing unpinned", exitStatus: .usage,
+                                hint: try Self.releasesHint(catalog))
+        }
+        // Twice for the same release and outcome: recorded (and counted) once.
+        if try catalog.deployments().contains(where: { $0.release == release && $0.event == (success ? "success" : "failed") }) {
+            logger.notice("post-deploy already recorded for this release", metadata: ["release": "\(release)"])
+            return []
+        }
         try catalog.insertDeployment(deploymentEvent(release: release, event: success ? "success" : "failed",
                                                      duration: durationSeconds, reason: nil, environmentName: environmentName, service: service))
         var unpinned: [String] = []
@@ -56,13 +67,21 @@ extension BackupEngine {
     /// prints the commands. Kinds that are not restored by default (buckets) only with `includeBuckets` or when
     /// named in `include`.
     public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
-                         environmentName: String, service: String) throws -> RollbackResult {
+                         dryRun: Bool = false, environmentName: String, service: String) throws -> RollbackResult {
         let catalog = try catalog()
         _ = try selectSources(include)
-        try catalog.insertDeployment(deploymentEvent(release: release, event: "rollback", duration: nil, reason: reason,
-                                                     environmentName: environmentName, service: service))
-        writeMetricsTextfile()
-        guard let set = try catalog.preDeployRuns(release: release).first else {
+        let set = try catalog.preDeployRuns(release: release).first
+        if set == nil && (restoreData || dryRun) {
+            // Nothing can be restored: say which releases can be, record nothing, count no rollback.
+            throw BackupFailure("release \(release) has no pre-deploy restore point: nothing to restore, no rollback recorded",
+                                exitStatus: .usage, hint: try Self.releasesHint(catalog))
+        }
+        if !dryRun {
+            try catalog.insertDeployment(deploymentEvent(release: release, event: "rollback", duration: nil, reason: reason,
+                                                         environmentName: environmentName, service: service))
+            writeMetricsTextfile()
+        }
+        guard let set else {
             return RollbackResult(release: release, set: nil, lines: ["release \(release) has no pre-deploy set: there is no data to restore"])
         }
         let artifacts = try catalog.artifacts(runID: set.id).filter { $0.status == .ok && $0.deletedAt == nil }
@@ -71,9 +90,24 @@ extension BackupEngine {
             guard let source = policy.source(named: a.source) else { continue }
             let adapter = try registry.adapter(for: source.kind)
             let chosen = adapter.restoresOnRollbackByDefault || includeBuckets || include.contains(source.name)
+            if dryRun {
+                lines.append(chosen ? "would restore \(a.source) from \(a.id) (taken \(Timestamps.iso8601(a.createdAt)))"
+                                    : "would leave \(a.source) as it is (name it with --include \(a.source) to restore it from \(a.id))")
+                continue
+            }
             lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
         }
         return RollbackResult(release: release, set: set, lines: lines)
+    }
+
+    /// "the releases with a restore point are: …", newest first.
+    static func releasesHint(_ catalog: Catalog) throws -> String {
+        var releases: [String] = []
+        for a in try catalog.artifacts() where a.tag == .preDeploy {
+            if let r = a.release, !releases.contains(r) { releases.append(r) }
+        }
+        return releases.isEmpty ? "no release has a pre-deploy restore point yet (hook pre-deploy --release R takes one)"
+            : "the releases with a restore point are: " + releases.prefix(10).joined(separator: ", ")
     }
 
     private func deploymentEvent(release: String, event: String, duration: Double?, reason: String?, environmentName: String,

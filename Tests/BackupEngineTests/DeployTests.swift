@@ -196,3 +196,35 @@ struct DeployScriptTests {
         #expect(r.status == 0, "\(r.stdout)")
     }
 }
+
+/// The hooks refuse the mistakes a person on call makes: a typo in a release, a second confirmation, a rehearsal.
+struct HookMistakeTests {
+    @Test func hooksRefuseUnknownReleasesAndRehearsalsRecordNothing() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "retention: { keep_last: 1, daily: 0, pre_deploy: 1 }")
+        #expect(try runCLI(["hook", "pre-deploy", "--release", "api:1.0", "--policy", policy]).status == 0)
+        #expect(try runCLI(["hook", "post-deploy", "--release", "api:1.0", "--outcome", "success", "--policy", policy]).status == 0)
+        let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
+        #expect(try catalog.artifacts().filter { $0.release == "api:1.0" }.allSatisfy(\.pinned))
+
+        // A typo: refused, nothing recorded, the real restore point stays pinned.
+        let typo = try runCLI(["hook", "post-deploy", "--release", "api:1.O", "--outcome", "success", "--policy", policy])
+        #expect(typo.status == 2 && typo.stderr.contains("api:1.0"), "\(typo.stderr)")
+        #expect(try catalog.artifacts().filter { $0.release == "api:1.0" }.allSatisfy(\.pinned))
+        #expect(try catalog.deployments().count == 1)
+        // Twice for the same release: counted once.
+        #expect(try runCLI(["hook", "post-deploy", "--release", "api:1.0", "--outcome", "success", "--policy", policy]).status == 0)
+        #expect(try catalog.deployments().count == 1)
+
+        // A rollback with data of a release without restore point: refused, naming those that have one.
+        let rollback = try runCLI(["hook", "rollback", "--release", "api:9.9", "--reason", "health", "--restore-data", "--yes", "--policy", policy])
+        #expect(rollback.status == 2 && rollback.stderr.contains("the releases with a restore point are: api:1.0"), "\(rollback.stderr)")
+        #expect(try catalog.deployments().count == 1)
+        // A rehearsal says what it would restore and records nothing.
+        let dry = try runCLI(["hook", "rollback", "--release", "api:1.0", "--reason", "drill", "--restore-data", "--dry-run", "--policy", policy])
+        #expect(dry.status == 0 && dry.stdout.contains("would restore redis from"), "\(dry.stdout) \(dry.stderr)")
+        #expect(try catalog.deployments().count == 1)
+        #expect(try catalog.restores(source: "redis").isEmpty)
+    }
+}
