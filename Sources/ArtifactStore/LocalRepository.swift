@@ -83,6 +83,18 @@ public struct LocalRepository: Sendable {
         return removed
     }
 
+    /// Manifests of artifacts under the repository (`<source>/<day>/*.manifest.json`), counted.
+    public func countManifests() -> Int {
+        let fm = FileManager.default
+        var count = 0
+        for source in (try? fm.contentsOfDirectory(atPath: root)) ?? [] where source != "catalog-copy" {
+            for day in (try? fm.contentsOfDirectory(atPath: absolute(source))) ?? [] where day != "blobs" {
+                count += ((try? fm.contentsOfDirectory(atPath: absolute("\(source)/\(day)"))) ?? []).filter { $0.hasSuffix(".manifest.json") }.count
+            }
+        }
+        return count
+    }
+
     /// Writes the manifest of an artifact atomically.
     public func writeManifest(_ manifest: Manifest) throws {
         let path = manifestPath(forArtifact: manifest.artifact.path, id: manifest.artifact.id)

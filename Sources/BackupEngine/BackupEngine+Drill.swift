@@ -33,7 +33,13 @@ extension BackupEngine {
             do {
                 switch selector {
                 case .latest: artifact = try selectArtifact(source: source.name, .latest)
-                case .id(let id): artifact = try selectArtifact(source: source.name, .id(id))
+                case .id(let id):
+                    artifact = try selectArtifact(source: source.name, .id(id))
+                    // A typo must not fire BackupDrillFailing: only a good backup is drilled, and a refusal is not recorded.
+                    guard artifact.status == .ok else {
+                        throw BackupFailure("backup \(artifact.id) is \(artifact.status.rawValue), not a good backup: there is nothing to drill",
+                                            exitStatus: .usage, hint: "pick a good one: kaleem-backup list --source \(source.name)")
+                    }
                 case .random:
                     let good = try catalog.artifacts(source: source.name, status: .ok)
                     guard let pick = good.randomElement() else { throw BackupFailure("source \"\(source.name)\" has no good backup to drill") }

@@ -100,6 +100,15 @@ public final class BackupEngine {
             throw BackupFailure("the catalog \(catalogPath) is an empty file (0 bytes): it was truncated or never written", exitStatus: .usage,
                                 hint: "move it aside, then run `kaleem-backup catalog rebuild` (from the manifests), or copy \(repository.absolute("catalog-copy/catalog.sqlite")) in its place")
         }
+        // A missing catalog beside backups is a lost catalog, not a new repository: an empty new one would make
+        // every backup look gone (and the next rotation would not know what it keeps).
+        if access(catalogPath, F_OK) != 0 {
+            let found = repository.countManifests()
+            if found > 0 {
+                throw BackupFailure("the catalog \(catalogPath) is missing, and \(found) backup(s) are in \(repository.root)", exitStatus: .usage,
+                                    hint: "run `kaleem-backup catalog rebuild` (it reads the manifests), or copy \(repository.absolute("catalog-copy/catalog.sqlite")) back")
+            }
+        }
         let c = try Catalog(path: catalogPath)
         catalogStore = c
         return c

@@ -367,3 +367,34 @@ import Testing
         #expect(event["bytes_stored"] as? Int == 0, "\(event)")
     }
 }
+
+/// A lost catalog is noticed (never silently replaced by an empty one), and a drill of a backup that is not
+/// good is refused without being recorded (an operator's typo must not fire BackupDrillFailing).
+@Suite struct OperatorMistakeTests {
+    @Test func aMissingCatalogBesideBackupsIsRefused() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        try FileManager.default.removeItem(atPath: dir.file("repo/catalog.sqlite"))
+        for args in [["list"], ["status"], ["backup"], ["verify", "--all"]] {
+            let r = try runCLI(args + ["--policy", policy])
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("is missing, and 1 backup(s) are in") && r.stderr.contains("catalog rebuild"), "\(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("repo/catalog.sqlite")))
+        #expect(try runCLI(["catalog", "rebuild", "--policy", policy]).status == 0)
+        #expect(try array(try runCLI(["list", "--json", "--policy", policy]).stdout).count == 1)
+    }
+
+    @Test func aDrillOfAFailedBackupIsRefusedAndNotRecorded() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
+        let failed = try runCLI(["backup", "--json", "--policy", policy])
+        let id = try #require((try object(failed.stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        let drill = try runCLI(["drill", "--backup", id, "--policy", policy])
+        #expect(drill.status == 2 && drill.stderr.contains("not a good backup"), "\(drill.stderr)")
+        let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
+        #expect(try catalog.drills().isEmpty)
+    }
+}
