@@ -40,6 +40,21 @@ final class VerifierThread<Report: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Runs `produce`, which feeds the channel: when it throws, the verifier is stopped and waited for and the
+    /// error rethrown; when it returns, the stream is ended and the verifier's report returned with its result.
+    func around<T>(_ produce: () throws -> T) throws -> (T, Report) {
+        let value: T
+        do {
+            value = try produce()
+        } catch {
+            channel.fail(error)
+            _ = try? wait()
+            throw error
+        }
+        channel.finish()
+        return (value, try wait())
+    }
+
     func wait() throws -> Report {
         done.wait()
         done.signal()

@@ -74,7 +74,7 @@ struct QdrantAdapter: SourceAdapter {
         state.received = 0
         try state.tar.begin(TarEntry(path: Self.entryName(name), type: .file, size: snapshot.size, mode: 0o600, mtime: context.now().timeIntervalSince1970.rounded()))
         let object = "snapshot \(snapshot.name) of collection \(name) at \(client.url)"
-        do {
+        let (_, report) = try verification.around {
             try Blocking.run {
                 try await client.downloadSnapshot(name, name: snapshot.name) { buffer in
                     state.received += Int64(buffer.readableBytes)
@@ -92,13 +92,7 @@ struct QdrantAdapter: SourceAdapter {
             guard state.received == snapshot.size else {
                 throw IntegrityError(object: object, problem: "the download ended after \(state.received) of \(snapshot.size) bytes (truncated)")
             }
-        } catch {
-            verification.channel.fail(error)
-            _ = try? verification.wait()
-            throw error
         }
-        verification.channel.finish()
-        let report = try verification.wait()
         let sha = state.hasher.finalize().hexString
         if let expected = snapshot.checksum, expected != sha {
             throw IntegrityError(object: object, problem: "sha256 is \(sha), Qdrant reported \(expected)")
@@ -131,19 +125,13 @@ struct QdrantAdapter: SourceAdapter {
             }
             let verification = VerifierThread { source in try QdrantSnapshotCheck.verify(source) }
             var hasher = SHA256()
-            do {
+            _ = try verification.around {
                 try reader.content { slice in
                     hasher.update(data: slice)
                     if let early = verification.earlyFailure { throw early }
                     verification.channel.send(Array(slice))
                 }
-            } catch {
-                verification.channel.fail(error)
-                _ = try? verification.wait()
-                throw error
             }
-            verification.channel.finish()
-            _ = try verification.wait()
             let sha = hasher.finalize().hexString
             guard recorded[name]?["sha256"] == .string(sha) else {
                 throw IntegrityError(object: path, problem: "the snapshot of \(name) hashes to \(sha), the backup recorded \(recorded[name]?["sha256"]?.description ?? "none")")

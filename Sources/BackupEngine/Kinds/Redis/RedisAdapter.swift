@@ -20,21 +20,14 @@ struct RedisAdapter: SourceAdapter {
         let policy = try settings(source, as: RedisSourcePolicy.self)
         let password = try context.secrets(for: source.name).resolve(policy.password, key: "password") ?? policy.endpoint.password
         let verification = VerifierThread { source in try RDBVerifier.verify(source) }
-        let taken: (framing: SnapshotFraming, bytes: Int64)
-        do {
-            taken = try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
-                                          startTimeout: policy.startTimeoutSeconds,
-                                          deadline: Date(timeIntervalSinceNow: source.deadlineSeconds),
-                                          deadlineError: DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)) { chunk in
+        let (taken, report) = try verification.around {
+            try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
+                                   startTimeout: policy.startTimeoutSeconds,
+                                   deadline: Date(timeIntervalSinceNow: source.deadlineSeconds),
+                                   deadlineError: DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)) { chunk in
                 try verification.feed(chunk, alongside: writer)
             }
-        } catch {
-            verification.channel.fail(error)
-            _ = try? verification.wait()
-            throw error
         }
-        verification.channel.finish()
-        let report = try verification.wait()
         var stats = report.stats
         stats["framing"] = .string(taken.framing.rawValue)
         return stats
