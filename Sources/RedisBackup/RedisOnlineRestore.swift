@@ -43,7 +43,7 @@ public enum RedisOnlineRestore {
         let previousAuth = try configGet(connection, "masterauth")
         let scratchPassword = Secret(randomToken())
         let scratch = try ScratchRedisServer.start(executable: redisServer, directory: rdbDirectory, password: scratchPassword,
-                                                   startTimeout: timeout, bind: listen)
+                                                   startTimeout: timeout, bind: listen, dieWithParent: true)
         defer { scratch.stop() }
 
         func backToMaster() {

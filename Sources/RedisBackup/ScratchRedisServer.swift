@@ -17,8 +17,13 @@ public final class ScratchRedisServer: @unchecked Sendable {
     /// Starts the server and waits until it answers PING (and has finished loading any RDB).
     /// - Parameters:
     ///   - settings: extra `redis.conf` lines, e.g. `["repl-diskless-sync no"]`.
+    ///   - dieWithParent: the server gets SIGKILL when the thread that started it ends (Linux's parent-death
+    ///     signal, through util-linux's `setpriv --pdeathsig`), so a kaleem-backup killed mid-drill leaves no
+    ///     scratch server behind. Only for servers started and stopped by one long-lived thread (the CLI's
+    ///     main thread, a daemon job's thread).
     public static func start(executable: String = "redis-server", directory: String, password: Secret? = nil,
-                             settings: [String] = [], startTimeout: Double = 20, bind: String = "127.0.0.1") throws -> ScratchRedisServer {
+                             settings: [String] = [], startTimeout: Double = 20, bind: String = "127.0.0.1",
+                             dieWithParent: Bool = false) throws -> ScratchRedisServer {
         guard let path = ExecutableLookup.find(executable) else {
             throw BackupFailure("\(executable) is not installed or not on PATH",
                                 hint: "install it (Debian: apt-get install redis-server), or set the path to redis-server")
@@ -28,7 +33,7 @@ public final class ScratchRedisServer: @unchecked Sendable {
             let port = try FreePort.pick()
             do {
                 return try ScratchRedisServer(executable: path, directory: directory, port: port, password: password,
-                                              settings: settings, startTimeout: startTimeout, bind: bind)
+                                              settings: settings, startTimeout: startTimeout, bind: bind, dieWithParent: dieWithParent)
             } catch {
                 lastError = error // most likely the port was taken in between: try another one
             }
@@ -39,7 +44,7 @@ public final class ScratchRedisServer: @unchecked Sendable {
     public let bindAddress: String
 
     private init(executable: String, directory: String, port: Int, password: Secret?, settings: [String],
-                 startTimeout: Double, bind: String) throws {
+                 startTimeout: Double, bind: String, dieWithParent: Bool) throws {
         self.port = port
         self.directory = directory
         self.password = password
@@ -61,7 +66,11 @@ public final class ScratchRedisServer: @unchecked Sendable {
         let confPath = directory + "/redis.conf"
         _ = FileManager.default.createFile(atPath: confPath, contents: Data((conf.joined(separator: "\n") + "\n").utf8),
                                        attributes: [.posixPermissions: 0o600])
-        process = try ChildProcess(executable: executable, arguments: [confPath])
+        if dieWithParent, access("/usr/bin/setpriv", X_OK) == 0 {
+            process = try ChildProcess(executable: "/usr/bin/setpriv", arguments: ["--pdeathsig", "KILL", "--", executable, confPath])
+        } else {
+            process = try ChildProcess(executable: executable, arguments: [confPath])
+        }
         let deadline = Date().addingTimeInterval(startTimeout)
         while true {
             if !process.isRunning {

@@ -398,3 +398,52 @@ import Testing
         #expect(try catalog.drills().isEmpty)
     }
 }
+
+/// A kaleem-backup killed mid-drill leaves no scratch redis-server running (it dies with its parent), and its
+/// decompressed copy is removed by the next command.
+@Suite struct KilledDrillTests {
+    @Test func aKilledDrillLeavesNoScratchServer() throws {
+        let server = try RedisTestServer()
+        // About a million keys through redis-cli --pipe: a drill that takes long enough to be caught midway.
+        let fill = try runProcess("/bin/sh", ["-c", """
+            python3 -c 'import sys
+            w=sys.stdout.write
+            for i in range(1000000): w("*3\\r\\n$3\\r\\nSET\\r\\n$%d\\r\\nkey:%d\\r\\n$16\\r\\nvalue-0123456789\\r\\n" % (len(str(i))+4, i))' | redis-cli -p "$0" --pipe
+            """, String(server.port)])
+        #expect(fill.status == 0, "\(fill.stderr)")
+        let dir = TemporaryDirectory()
+        let tmp = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        var env = cliEnvironment()
+        env["TMPDIR"] = tmp.path
+        let (drill, _) = try startProcess(try kaleemBinary(), ["drill", "--policy", policy], environment: env)
+        let cli = drill.processIdentifier
+        var scratch: Int32?
+        let deadline = Date().addingTimeInterval(60)
+        while scratch == nil && Date() < deadline && drill.isRunning {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { continue }
+                let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+                let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                if fields.count > 2, Int32(fields[2]) == cli, cmdline.contains("redis-server") { scratch = pid }
+            }
+            usleep(5_000)
+        }
+        let found = try #require(scratch, "the drill's scratch redis-server was not seen")
+        kill(cli, SIGKILL)
+        drill.waitUntilExit()
+        var gone = false
+        let until = Date().addingTimeInterval(5)
+        while Date() < until {
+            let stat = (try? String(contentsOfFile: "/proc/\(found)/stat", encoding: .utf8)) ?? ""
+            // Gone, or a zombie waiting for init to reap it: either way it runs no more.
+            if stat.isEmpty || stat.split(separator: ")").last?.split(separator: " ").first == "Z" { gone = true; break }
+            usleep(20_000)
+        }
+        #expect(gone, "the scratch redis-server \(found) outlived the killed kaleem-backup")
+        // The next command removes the decompressed copy the killed drill left.
+        #expect(try runCLI(["list", "--policy", policy], environment: ["TMPDIR": tmp.path]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("kaleem-drill-") }.isEmpty)
+    }
+}

@@ -87,7 +87,7 @@ struct RedisAdapter: SourceAdapter {
         }
         let server: ScratchRedisServer
         do {
-            server = try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600)
+            server = try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600, dieWithParent: true)
         } catch let error as BackupFailure where error.message.contains("exited at start") {
             throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
         }
