@@ -16,7 +16,8 @@ import Testing
             // Outside /tmp: the stand-in's log must stay visible from inside the namespace.
             dir = "/var/tmp/kb-mongo-docker-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
-            marker = NSTemporaryDirectory() + "/kb-marker-\(UUID().uuidString)"
+            // In the temp directory kaleem-backup is given (its TMPDIR), which a container never sees.
+            marker = dir + "/tmp/kb-marker-\(UUID().uuidString)"
             FileManager.default.createFile(atPath: marker, contents: Data("host".utf8))
             FileManager.default.createFile(atPath: dir + "/policy.yml", contents: Data("""
             repository: { path: \(dir)/repo }
@@ -35,7 +36,8 @@ import Testing
 
         var env: [String: String] {
             ["PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
-             "STANDIN_LOG": dir + "/standin.jsonl", "STANDIN_MARKER": marker, "DOCKER_LOG": dir + "/docker.jsonl"]
+             "STANDIN_LOG": dir + "/standin.jsonl", "STANDIN_MARKER": marker, "DOCKER_LOG": dir + "/docker.jsonl",
+             "TMPDIR": dir + "/tmp"]
         }
 
         func log() throws -> [[String: Any]] {
@@ -113,7 +115,7 @@ import Testing
         let restored = try #require(log.first { $0["tool"] as? String == "mongorestore" })
         #expect(restored["sha256"] as? String == (try sha256sum(fixturesDirectory + "/mongo/dump-w-oplog.archive")))
         // Nothing was left in any temp directory, and no output carries the password.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).allSatisfy { !$0.hasPrefix("kaleem-mongo") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.dir + "/tmp").allSatisfy { !$0.hasPrefix("kaleem-") })
         #expect(!(backup.stderr + restore.stderr + drill.stderr + backup.stdout + restore.stdout + drill.stdout).contains(Self.password))
     }
 
