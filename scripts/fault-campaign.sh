@@ -84,7 +84,8 @@ campaign() { # $1 label, $2 prepare-function, $3.. the command
   tried[$label]=0; survived[$label]=0
   for n in $(seq 1 "$step" "$total"); do
     p=$("$prepare" "k$n")
-    strace -f -qq -o /dev/null -e trace="$calls" -e inject="$calls:signal=KILL:when=$n" "$bin" "$@" --policy "$p" >/dev/null 2>&1
+    # (inside its own bash, so that the "Killed" notice of the re-raised signal goes nowhere)
+    bash -c 'strace "$@"; :' strace -f -qq -o /dev/null -e trace="$calls" -e inject="$calls:signal=KILL:when=$n" "$bin" "$@" --policy "$p" >/dev/null 2>&1
     tried[$label]=$(( ${tried[$label]} + 1 ))
     if check "$p"; then survived[$label]=$(( ${survived[$label]} + 1 )); else echo "  $label: kill at call $n left the repository wrong" >&2; fi
   done
@@ -118,7 +119,7 @@ p=$(fresh sizes)
 size=$("$bin" list --json --source redis --policy "$p" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["bytes_stored"] // 1024)')
 tried[tmpfs]=0; survived[tmpfs]=0
 for delta in -60 -30 -10 0 10 30 60 120 250 500; do
-  kib=$(( size * 2 + 200 + delta * 4 ))
+  kib=$(( size * 2 + 400 + delta * 4 )); [ "$kib" -ge 64 ] || kib=64
   d="$work/full-$kib"; mkdir -p "$d"
   p=$(policy "full-$kib" "$d" "" 10)
   tried[tmpfs]=$(( ${tried[tmpfs]} + 1 ))
