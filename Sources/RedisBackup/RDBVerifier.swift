@@ -199,6 +199,7 @@ public enum RDBVerifier {
             let blob = try input.encodedBlob(offset: offset)
             guard blob.count >= 2, blob.last == 0xFF else { throw RDBError(offset: offset, problem: "zipmap is malformed") }
             if blob[0] == 0 { throw empty() }
+            try ZipmapCheck.walk(blob, offset: offset)
         case 10, 12, 13: // ziplist-encoded list, zset, hash
             if try ZiplistHeader.count(try input.encodedBlob(offset: offset), offset: offset) == 0 { throw empty() }
         case 11: // intset
@@ -209,6 +210,16 @@ public enum RDBVerifier {
                 throw RDBError(offset: offset, problem: "intset header does not match its size")
             }
             if len == 0 { throw empty() }
+            // Sorted, no duplicates (what intsetValidateIntegrity checks with deep sanitization).
+            var previous: Int64?
+            for i in 0..<len {
+                var v: Int64 = 0
+                for k in (0..<enc).reversed() { v = v << 8 | Int64(blob[8 + i * enc + k]) }
+                let shift = 64 - 8 * enc
+                v = (v << shift) >> shift // sign-extend
+                if let previous, v <= previous { throw RDBError(offset: offset, problem: "intset is not sorted or holds a duplicate") }
+                previous = v
+            }
         case 16, 17, 20: // listpack-encoded hash, zset, set
             if try ListpackHeader.count(try input.encodedBlob(offset: offset), offset: offset) == 0 { throw empty() }
         case 14: // quicklist of ziplists
@@ -317,24 +328,151 @@ func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
 }
 
 enum ZiplistHeader {
-    /// Element count of a ziplist (zlbytes, zltail, zllen, entries, 0xFF), checking its frame.
+    /// Element count of a ziplist (zlbytes, zltail, zllen, entries, 0xFF), every entry walked as Redis's
+    /// `ziplistValidateIntegrity` does: prevlen equal to the previous entry's length, a known encoding, the
+    /// entry inside the blob, zltail at the last entry, the count equal to zllen (unless zllen is 0xFFFF).
     static func count(_ blob: [UInt8], offset: Int64) throws -> Int {
-        guard blob.count >= 11, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else {
-            throw RDBError(offset: offset, problem: "ziplist header does not match its size")
+        func bad(_ what: String) -> RDBError { RDBError(offset: offset, problem: "ziplist \(what)") }
+        guard blob.count >= 11, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else { throw bad("header does not match its size") }
+        let announced = Int(blob[8]) | Int(blob[9]) << 8
+        let tail = Int(le32(blob, 4))
+        var p = 10
+        var previous = 0
+        var count = 0
+        var last = -1
+        while p < blob.count - 1 {
+            let start = p
+            // prevlen: 1 byte, or 0xFE and 4 bytes
+            var prevlen = Int(blob[p])
+            if prevlen == 0xFE {
+                guard p + 5 <= blob.count - 1 else { throw bad("entry runs past its end") }
+                prevlen = Int(le32(blob, p + 1))
+                p += 5
+            } else if prevlen == 0xFF {
+                throw bad("has an end byte inside")
+            } else {
+                p += 1
+            }
+            guard prevlen == previous else { throw bad("entry \(count) records a previous length of \(prevlen), not \(previous)") }
+            guard p < blob.count - 1 else { throw bad("entry runs past its end") }
+            let e = blob[p]
+            var header = 1
+            var payload = 0
+            switch e >> 6 {
+            case 0: payload = Int(e & 0x3F)
+            case 1:
+                guard p + 1 < blob.count else { throw bad("entry runs past its end") }
+                header = 2; payload = Int(e & 0x3F) << 8 | Int(blob[p + 1])
+            case 2:
+                guard e == 0x80, p + 4 < blob.count else { throw bad("has an unknown string encoding") }
+                header = 5; payload = Int(blob[p + 1]) << 24 | Int(blob[p + 2]) << 16 | Int(blob[p + 3]) << 8 | Int(blob[p + 4])
+            default:
+                switch e {
+                case 0xC0: payload = 2
+                case 0xD0: payload = 4
+                case 0xE0: payload = 8
+                case 0xF0: payload = 3
+                case 0xFE: payload = 1
+                case 0xF1...0xFD: payload = 0
+                default: throw bad(String(format: "has an unknown encoding 0x%02x", e))
+                }
+            }
+            guard payload <= blob.count, p + header + payload <= blob.count - 1 else { throw bad("entry runs past its end") }
+            p += header + payload
+            previous = p - start
+            last = start
+            count += 1
         }
-        let n = Int(blob[8]) | Int(blob[9]) << 8
-        return n == 0xFFFF ? 1 : n // 0xFFFF: too many to count in the header; not empty.
+        guard p == blob.count - 1 else { throw bad("entries do not end at the end byte") }
+        guard count == 0 ? tail == 10 : tail == last else { throw bad("tail offset \(tail) is not the last entry") }
+        if announced != 0xFFFF && announced != count { throw bad("announces \(announced) entries but holds \(count)") }
+        return count
     }
 }
 
 enum ListpackHeader {
-    /// Element count of a listpack (total bytes, count, entries, 0xFF), checking its frame.
+    /// Element count of a listpack (total bytes, count, entries, 0xFF), every entry walked as Redis's
+    /// `lpValidateIntegrity` does: a known encoding, the entry inside the blob, its back-length equal to its
+    /// length, the count equal to the header's (unless it is 0xFFFF).
     static func count(_ blob: [UInt8], offset: Int64) throws -> Int {
-        guard blob.count >= 7, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else {
-            throw RDBError(offset: offset, problem: "listpack header does not match its size")
+        func bad(_ what: String) -> RDBError { RDBError(offset: offset, problem: "listpack \(what)") }
+        guard blob.count >= 7, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else { throw bad("header does not match its size") }
+        let announced = Int(blob[4]) | Int(blob[5]) << 8
+        var p = 6
+        var count = 0
+        let end = blob.count - 1
+        while p < end {
+            let e = blob[p]
+            var length: Int
+            if e & 0x80 == 0 { length = 1 }
+            else if e & 0xC0 == 0x80 { length = 1 + Int(e & 0x3F) }
+            else if e & 0xE0 == 0xC0 { length = 2 }
+            else if e & 0xF0 == 0xE0 {
+                guard p + 1 < end else { throw bad("entry runs past its end") }
+                length = 2 + (Int(e & 0x0F) << 8 | Int(blob[p + 1]))
+            } else {
+                switch e {
+                case 0xF0:
+                    guard p + 4 < end else { throw bad("entry runs past its end") }
+                    length = 5 + Int(le32(blob, p + 1))
+                case 0xF1: length = 3
+                case 0xF2: length = 4
+                case 0xF3: length = 5
+                case 0xF4: length = 9
+                case 0xFF: throw bad("has an end byte inside")
+                default: throw bad(String(format: "has an unknown encoding 0x%02x", e))
+                }
+            }
+            let backlen = length <= 127 ? 1 : length < 16_383 ? 2 : length < 2_097_151 ? 3 : length < 268_435_455 ? 4 : 5 // lpEncodeBacklen
+            guard length <= end, p + length + backlen <= end else { throw bad("entry runs past its end") }
+            // The back-length: the entry's length, 7 bits a byte, the last byte first when read backwards.
+            var value = 0
+            for i in 0..<backlen {
+                let byte = Int(blob[p + length + i])
+                let more = i < backlen - 1
+                if (byte & 0x80 != 0) != (i > 0) || (more && i == 0 && byte & 0x80 != 0) { throw bad("entry \(count) has a malformed back-length") }
+                value = value << 7 | (byte & 0x7F)
+            }
+            guard value == length else { throw bad("entry \(count) has a back-length of \(value), not \(length)") }
+            p += length + backlen
+            count += 1
         }
-        let n = Int(blob[4]) | Int(blob[5]) << 8
-        return n == 0xFFFF ? 1 : n
+        guard p == end else { throw bad("entries do not end at the end byte") }
+        if announced != 0xFFFF && announced != count { throw bad("announces \(announced) entries but holds \(count)") }
+        return count
+    }
+}
+
+/// A zipmap (Redis ≤ 2.4 hashes): zmlen, then (len key, len free value+free) pairs, then 0xFF.
+enum ZipmapCheck {
+    static func walk(_ blob: [UInt8], offset: Int64) throws {
+        func bad() -> RDBError { RDBError(offset: offset, problem: "zipmap entries do not fit its size") }
+        var p = 1
+        let end = blob.count - 1
+        func length() throws -> Int {
+            guard p < end else { throw bad() }
+            let b = blob[p]
+            if b < 254 { p += 1; return Int(b) }
+            guard b == 254, p + 4 < end else { throw bad() }
+            let v = Int(le32(blob, p + 1))
+            p += 5
+            return v
+        }
+        var pairs = 0
+        while p < end {
+            let key = try length()
+            guard key <= end, p + key <= end else { throw bad() }
+            p += key
+            let value = try length()
+            guard p < end else { throw bad() }
+            let free = Int(blob[p])
+            p += 1
+            guard value <= end, free <= end, p + value + free <= end else { throw bad() }
+            p += value + free
+            pairs += 1
+        }
+        guard p == end else { throw bad() }
+        if blob[0] < 254 && Int(blob[0]) != pairs { throw RDBError(offset: offset, problem: "zipmap announces \(blob[0]) pairs but holds \(pairs)") }
     }
 }
 
@@ -470,9 +608,14 @@ struct RDBInput<S: ByteSource> {
         case .encoded(1): try skip(2)
         case .encoded(2): try skip(4)
         case .encoded(3):
+            // Decompressed to check it (what redis-check-rdb does): a damaged LZF payload is caught even when
+            // the RDB carries no checksum.
             let compressed = try length()
-            _ = try length()
-            try skip(compressed)
+            let plain = try length()
+            let at = offset
+            guard plain <= 512 << 20, LZF.decompress(try bytes(compressed), expectedLength: plain) != nil else {
+                throw RDBError(offset: at, problem: "LZF-compressed string does not decompress to its recorded length")
+            }
         case .encoded(let e): throw RDBError(offset: offset - 1, problem: "unknown string encoding \(e)")
         }
     }

@@ -118,3 +118,44 @@ struct FuzzTests {
         }
     }
 }
+
+/// With the checksum zeroed (disabled), whatever the real `redis-check-rdb` rejects, the verifier rejects too:
+/// container internals (ziplist, listpack, intset, zipmap) and LZF payloads are walked as deep as it walks them.
+struct RDBDifferentialTests {
+    @Test func whatRedisCheckRDBRejectsIsRejected() throws {
+        var seeds = try FuzzTests.fixtures("redis").filter { $0.count > 40 && String(decoding: $0[5..<9], as: UTF8.self) >= "0008" }
+        let server = try RedisTestServer()
+        let c = try server.connect()
+        _ = try SampleData.fill(c, databases: [0], keysPerType: 4)
+        c.close()
+        var rdb: [UInt8] = []
+        _ = try RedisSnapshot.take(endpoint: try RedisEndpoint.parse(server.url), password: nil, timeout: 10) { rdb += $0 }
+        seeds.append(rdb)
+        seeds = seeds.map { s in var z = s; for i in (z.count - 8)..<z.count { z[i] = 0 }; return z } // checksum disabled
+        let dir = TemporaryDirectory()
+        var rng = FuzzTests.SplitMix(state: 7)
+        var checked = 0, bothReject = 0
+        var missed: [String] = []
+        for n in 0..<Int(ProcessInfo.processInfo.environment["KALEEM_DIFF_ITERATIONS"] ?? "300")! {
+            var mutant = seeds[n % seeds.count]
+            let i = Int.random(in: 9..<(mutant.count - 9), using: &rng) // keep the magic and the trailer
+            mutant[i] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))
+            let file = dir.file("m.rdb")
+            try Data(mutant).write(to: URL(fileURLWithPath: file))
+            let tool = try runProcess("/usr/bin/redis-check-rdb", [file])
+            let ours = (try? RDBVerifier.verify(ChunkedBytes(mutant, chunkSize: 64))) != nil
+            checked += 1
+            if tool.status != 0 {
+                if ours { missed.append("seed \(n % seeds.count), byte \(i): \(tool.stdout.split(separator: "\n").last { $0.contains("--- ") || $0.contains("rror") } ?? "")") }
+                else { bothReject += 1 }
+            }
+        }
+        // Known gaps: Redis's stream listpack semantics (master entry, per-entry field counts and flags,
+        // streamValidateListpackIntegrity) and duplicate members of small hashes/sets/zsets are not checked
+        // yet; the containers' structure is. Everything else redis-check-rdb rejects must be rejected.
+        let unexplained = missed.filter { !$0.contains("Stream listpack integrity") && !$0.contains("Duplicate") }
+        #expect(unexplained.isEmpty, "redis-check-rdb rejected \(unexplained.count) mutants the verifier accepted: \(unexplained.prefix(8))")
+        #expect(missed.count <= max(2, checked / 100), "known gaps missed \(missed.count) of \(checked)")
+        #expect(checked > 0 && bothReject > 0)
+    }
+}
