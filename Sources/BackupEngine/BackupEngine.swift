@@ -253,70 +253,11 @@ public final class BackupEngine {
         let id = Identifier.make(at: created, using: &generator)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
                                     status: .running, createdAt: created, tag: run.tag, release: run.release)
+        var adapter: (any SourceAdapter)?
         do {
-            return try backupOne(source, artifact: &artifact, catalog: catalog)
-        } catch {
-            artifact.status = .failed
-            artifact.detail = describe(error)
-            logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
-            try? catalog.updateArtifact(artifact)
-            return (artifact, error is IntegrityFailure ? .integrity : .failed)
-        }
-    }
-
-    private func backupOne(_ source: SourcePolicy, artifact: inout ArtifactInfo, catalog: Catalog) throws -> (ArtifactInfo, FailureKind?) {
-        let created = artifact.createdAt
-        let id = artifact.id
-        let run = RunInfo(id: artifact.runID, tag: artifact.tag, release: artifact.release, startedAt: created, status: .running,
-                          host: environment.host)
-        let adapter = try registry.adapter(for: source.kind)
-        let path: String
-        switch adapter.layout {
-        case .stream(let ext): path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: created, extension: ext)
-        case .snapshot: path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: created)
-        }
-        artifact.path = path
-        if adapter.layout == .snapshot { artifact.compression = "none" } // the adapter stores its files as they are
-        try catalog.insertArtifact(artifact)
-        try checkFreeSpace(for: source, adapter: adapter, catalog: catalog)
-        let startTime = DispatchTime.now()
-        do {
-            try repository.prepareDirectory(forArtifact: path)
-            var stats: [String: JSONValue]
-            let stored: StoredFile
-            switch adapter.layout {
-            case .snapshot:
-                (stats, stored) = try adapter.backupSnapshot(source, artifact: artifact, context: context)
-            case .stream:
-                let recipients = try encryptionRecipients()
-                if !recipients.isEmpty { artifact.compression = Self.encryptedCompression }
-                let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
-                writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
-                writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
-                do {
-                    stats = try adapter.backupStream(source, into: writer, context: context)
-                    stored = try writer.commit()
-                } catch {
-                    // The partial file goes first: on a full disk that is what frees the space to record the failure.
-                    writer.abort()
-                    throw error
-                }
-            }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
-            stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
-            artifact.bytesRaw = stored.bytesRaw
-            artifact.bytesStored = stored.bytesStored
-            artifact.sha256 = stored.sha256
-            artifact.stats = stats
-            artifact.status = .ok
-            var finishedRun = run
-            finishedRun.status = .running
-            try repository.writeManifest(Manifest(artifact: artifact, run: finishedRun))
-            try catalog.updateArtifact(artifact)
-            logger.info("backup ok", metadata: [
-                "source": "\(source.name)", "artifact": "\(id)", "bytes_raw": "\(stored.bytesRaw)",
-                "bytes_stored": "\(stored.bytesStored)", "seconds": "\(String(format: "%.2f", seconds))",
-            ])
+            let kind = try registry.adapter(for: source.kind)
+            adapter = kind
+            try store(source, adapter: kind, run: run, into: &artifact, catalog: catalog)
             return (artifact, nil)
         } catch {
             artifact.status = .failed
@@ -324,7 +265,7 @@ public final class BackupEngine {
             let failure: FailureKind = error is IntegrityFailure ? .integrity : .failed
             // Kept in the catalog row for history (the exit code uses the type above, not this text).
             if failure == .integrity { artifact.stats["failure"] = .string(FailureKind.integrity.rawValue) }
-            unlink(repository.manifestPath(forArtifact: path, id: id))
+            if !artifact.path.isEmpty { unlink(repository.manifestPath(forArtifact: artifact.path, id: id)) }
             do {
                 try catalog.updateArtifact(artifact)
             } catch let catalogError {
@@ -332,10 +273,62 @@ public final class BackupEngine {
                 logger.error("the failure could not be recorded in the catalog", metadata: ["artifact": "\(id)", "error": "\(describe(catalogError))"])
             }
             // What a failed snapshot stored (blobs no good snapshot references) must not stay and fill the disk.
-            if adapter.layout == .snapshot { adapter.collectGarbage(source: source.name, context: context) }
+            if let adapter, adapter.layout == .snapshot { adapter.collectGarbage(source: source.name, context: context) }
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
             return (artifact, failure)
         }
+    }
+
+    /// Takes the backup into `artifact` (its row inserted first, then updated `ok` once the file and its
+    /// manifest are durable); throws whatever went wrong, the partial file already removed.
+    private func store(_ source: SourcePolicy, adapter: any SourceAdapter, run: RunInfo, into artifact: inout ArtifactInfo,
+                       catalog: Catalog) throws {
+        let id = artifact.id
+        switch adapter.layout {
+        case .stream(let ext): artifact.path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: artifact.createdAt, extension: ext)
+        case .snapshot: artifact.path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: artifact.createdAt)
+        }
+        let path = artifact.path
+        if adapter.layout == .snapshot { artifact.compression = "none" } // the adapter stores its files as they are
+        try catalog.insertArtifact(artifact)
+        try checkFreeSpace(for: source, adapter: adapter, catalog: catalog)
+        let startTime = DispatchTime.now()
+        try repository.prepareDirectory(forArtifact: path)
+        var stats: [String: JSONValue]
+        let stored: StoredFile
+        switch adapter.layout {
+        case .snapshot:
+            (stats, stored) = try adapter.backupSnapshot(source, artifact: artifact, context: context)
+        case .stream:
+            let recipients = try encryptionRecipients()
+            if !recipients.isEmpty { artifact.compression = Self.encryptedCompression }
+            let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
+            writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
+            writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
+            do {
+                stats = try adapter.backupStream(source, into: writer, context: context)
+                stored = try writer.commit()
+            } catch {
+                // The partial file goes first: on a full disk that is what frees the space to record the failure.
+                writer.abort()
+                throw error
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
+        stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
+        artifact.bytesRaw = stored.bytesRaw
+        artifact.bytesStored = stored.bytesStored
+        artifact.sha256 = stored.sha256
+        artifact.stats = stats
+        artifact.status = .ok
+        var finishedRun = run
+        finishedRun.status = .running
+        try repository.writeManifest(Manifest(artifact: artifact, run: finishedRun))
+        try catalog.updateArtifact(artifact)
+        logger.info("backup ok", metadata: [
+            "source": "\(source.name)", "artifact": "\(id)", "bytes_raw": "\(stored.bytesRaw)",
+            "bytes_stored": "\(stored.bytesStored)", "seconds": "\(String(format: "%.2f", seconds))",
+        ])
     }
 
     /// Fails early, with a clear message, when the repository's file system has less free space than the

@@ -288,6 +288,22 @@ import Testing
 /// A corrupt manifest (what `catalog rebuild` reads) fails `verify`, and a rebuild that has to skip it says so
 /// with a non-zero exit instead of silently orphaning the backup.
 @Suite struct ManifestTests {
+    /// The manifest carries the run as it was (what `catalog rebuild` restores), not one rebuilt from the artifact.
+    @Test func theManifestCarriesTheRealRun() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        let backup = try object(try runCLI(["backup", "--json", "--policy", policy]).stdout)
+        let run = try #require(backup["run"] as? [String: Any])
+        let a = try #require((backup["artifacts"] as? [[String: Any]])?.first)
+        let manifestPath = dir.file("repo/" + (try #require(a["path"] as? String)).replacingOccurrences(of: ".rdb.gz", with: ".manifest.json"))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifestPath))) as? [String: Any])
+        let recorded = try #require(manifest["run"] as? [String: Any])
+        #expect(recorded["id"] as? String == run["id"] as? String)
+        #expect(recorded["started_at"] as? String == run["started_at"] as? String)
+        #expect(recorded["host"] as? String == run["host"] as? String)
+    }
+
     @Test func aCorruptManifestFailsVerifyAndRebuild() throws {
         let server = try RedisTestServer()
         let dir = TemporaryDirectory()
