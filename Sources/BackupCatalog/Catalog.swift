@@ -335,16 +335,6 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Marks artifacts deleted (their files are gone); the rows stay, as history.
-    public func markDeleted(ids: [String], at date: Date) throws {
-        guard !ids.isEmpty else { return }
-        try write("mark \(ids.count) artifacts deleted") { db in
-            for id in ids {
-                try db.execute(sql: "UPDATE artifacts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", arguments: [date, id])
-            }
-        }
-    }
-
     public func setPinned(id: String, pinned: Bool, reason: String?) throws {
         try write("pin artifact \(id)") { db in
             try db.execute(sql: "UPDATE artifacts SET pinned = ?, pin_reason = ? WHERE id = ?",

@@ -65,17 +65,10 @@ protocol SourceAdapter: SourceSettingsParser {
     func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)]
     /// A directory of files shared by several artifacts of a source (relative, ending in `/`), or nil.
     func sharedDirectory(source: String) -> String?
-    /// Brings back files of the artifact missing here from the off-site copy (the artifact file itself is
-    /// fetched by the engine).
-    func fetchMissing(_ artifact: ArtifactInfo, context: SourceContext) throws
     /// After rotation removed artifacts of the source: removes shared files no remaining artifact references.
     func collectGarbage(source: String, context: SourceContext)
     /// Of the remote shared files of the source (relative paths), those no remaining artifact references.
     func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String]
-
-    // MARK: look
-    /// What the backup holds, one line each, from what was recorded (`show`).
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String]
 }
 
 extension SourceAdapter {
@@ -96,10 +89,8 @@ extension SourceAdapter {
     var restoresOnRollbackByDefault: Bool { true }
     func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)] { [] }
     func sharedDirectory(source: String) -> String? { nil }
-    func fetchMissing(_ artifact: ArtifactInfo, context: SourceContext) throws {}
     func collectGarbage(source: String, context: SourceContext) {}
     func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String] { [] }
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String] { [] }
 
     /// The source's settings as this adapter's type (the registry only hands an adapter its own sources).
     func settings<T: SourceSettings>(_ source: SourcePolicy, as type: T.Type) throws -> T {

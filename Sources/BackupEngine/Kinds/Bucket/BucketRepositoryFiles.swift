@@ -16,10 +16,6 @@ extension BucketAdapter {
         }
     }
 
-    func fetchMissing(_ artifact: ArtifactInfo, context: SourceContext) throws {
-        try fetchMissingBlobs(try loadSnapshot(artifact, context: context), source: artifact.source, context: context)
-    }
-
     func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String] {
         let keep = try referencedBlobs(source: source, context: context)
         return remote.filter { key in
@@ -68,11 +64,4 @@ extension BucketAdapter {
         return lines
     }
 
-    // MARK: look
-
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
-        guard let objects = artifact.stats["objects"]?.intValue else { return [] }
-        let buckets = artifact.stats["buckets"].map { "\($0)" } ?? ""
-        return ["\(objects) objects" + (buckets.isEmpty ? "" : " in \(buckets)")]
-    }
 }

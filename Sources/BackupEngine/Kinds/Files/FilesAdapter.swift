@@ -255,12 +255,6 @@ struct FilesAdapter: SourceAdapter {
         return ["restored \(artifact.source) from \(artifact.id): " + (outcome.lines.last ?? "")]
     }
 
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
-        Self.entries(of: artifact).keys.sorted().map { path in
-            let e = Self.entries(of: artifact)[path]!
-            return "\(e["mode"]?.description ?? "") \(e["user"]?.description ?? ""):\(e["group"]?.description ?? "") \(e["size"]?.description ?? "") \(path)"
-        }
-    }
 }
 
 /// uid/gid → names, looked up once each.

@@ -166,16 +166,6 @@ struct MongoAdapter: SourceAdapter {
         return ["restored \(artifact.source) from \(artifact.id): \(done.restored) documents"]
     }
 
-    // MARK: look
-
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
-        guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return [] }
-        return perNamespace.keys.sorted().map { ns in
-            ns == MongoArchiveVerifier.oplogNamespace
-                ? "oplog: \(perNamespace[ns]?.intValue ?? 0) entries"
-                : "\(ns): \(perNamespace[ns]?.intValue ?? 0) documents"
-        }
-    }
 }
 
 /// Verifies an archive stream, inflating it first when it is gzipped (`mongodump --gzip`).

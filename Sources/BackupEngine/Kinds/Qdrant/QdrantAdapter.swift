@@ -146,12 +146,6 @@ struct QdrantAdapter: SourceAdapter {
         return "sha256 ok, gzip ok, \(seen.count) collection snapshot(s): tar ok, config.json present, sha256 as Qdrant reported"
     }
 
-    // MARK: look
-
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
-        guard case .object(let c)? = artifact.stats["collections"] else { return [] }
-        return c.keys.sorted().map { "\($0): \(c[$0]?["points"]?.intValue ?? 0) points" }
-    }
 }
 
 /// Walks a collection snapshot (a tar, as Qdrant writes it): every header, size and padding, the end blocks,

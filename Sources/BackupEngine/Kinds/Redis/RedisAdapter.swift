@@ -125,12 +125,4 @@ struct RedisAdapter: SourceAdapter {
         return "redis://\(user)\(auth)\(endpoint.host):\(endpoint.port)"
     }
 
-    // MARK: look
-
-    func contentsSummary(_ artifact: ArtifactInfo) -> [String] {
-        guard case .object(let dbs)? = artifact.stats["databases"] else { return [] }
-        return dbs.keys.sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.map { db in
-            "db\(db): \(dbs[db]?["keys"]?.intValue ?? 0) keys, \(dbs[db]?["expires"]?.intValue ?? 0) with a TTL"
-        }
-    }
 }
