@@ -153,10 +153,13 @@ public final class QdrantClient: @unchecked Sendable {
     }
 
     public func createAlias(_ alias: String, collection: String) async throws {
-        let body = #"{"actions":[{"create_alias":{"collection_name":\#(jsonString(collection)),"alias_name":\#(jsonString(alias))}}]}"#
+        struct CreateAlias: Encodable { let collection_name: String; let alias_name: String }
+        struct Action: Encodable { let create_alias: CreateAlias }
+        struct Body: Encodable { let actions: [Action] }
+        let body = try JSONEncoder().encode(Body(actions: [Action(create_alias: CreateAlias(collection_name: collection, alias_name: alias))]))
         var req = request(.POST, "/collections/aliases?wait=true")
         req.headers.replaceOrAdd(name: "content-type", value: "application/json")
-        req.body = .bytes(ByteBuffer(string: body))
+        req.body = .bytes(ByteBuffer(bytes: body))
         let response = try await execute(req, "create alias \(alias)")
         let data = try await collect(response, "create alias \(alias)")
         _ = try envelope(Int(response.status.code), data, "create alias \(alias)")
@@ -192,11 +195,6 @@ public final class QdrantClient: @unchecked Sendable {
 
     public static func segment(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
-    }
-
-    private func jsonString(_ s: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [s])) ?? Data("[\"\"]".utf8)
-        return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
     }
 
     private func request(_ method: HTTPMethod, _ path: String) -> HTTPClientRequest {
