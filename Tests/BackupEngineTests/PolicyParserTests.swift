@@ -177,13 +177,7 @@ struct RetentionPolicyParsingTests {
         ("retention: { hourly: 24 }\n", "retention.hourly", "unknown key"),
     ])
     func rejects(extra: String, keyPath: String, problem: String) {
-        do {
-            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
-            Issue.record("accepted")
-        } catch {
-            #expect(error.keyPath == keyPath)
-            #expect(error.problem.contains(problem))
-        }
+        expectRejected(base + extra, keyPath: keyPath, problem: problem)
     }
 }
 
@@ -214,12 +208,17 @@ struct SchedulePolicyParsingTests {
         ("schedules:\n  - { cron: \"* * * * *\" }\n", "schedules[0]", "missing key \"name\""),
     ])
     func rejects(extra: String, keyPath: String, problem: String) {
-        do {
-            _ = try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
-            Issue.record("accepted")
-        } catch {
-            #expect(error.keyPath == keyPath)
-            #expect(error.problem.contains(problem), "\(error.problem)")
-        }
+        expectRejected(base + extra, keyPath: keyPath, problem: problem)
+    }
+}
+
+/// The policy is refused, naming the key and the problem (the retention and schedule sections' rejection tests).
+private func expectRejected(_ yaml: String, keyPath: String, problem: String) {
+    do {
+        _ = try PolicyParser.parse(yaml, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
+        Issue.record("accepted")
+    } catch {
+        #expect(error.keyPath == keyPath)
+        #expect(error.problem.contains(problem), "\(error.problem)")
     }
 }
