@@ -86,6 +86,11 @@ let package = Package(
             name: "TarFormat",
             dependencies: ["BackupCore"]
         ),
+        // The storage seam's S3 side: the repository layout in a bucket (the off-site copy). See docs/ARCHITECTURE.md.
+        .target(
+            name: "OffsiteStore",
+            dependencies: ["BackupCore", "ArtifactStore", "S3Client"]
+        ),
         // MinIO/S3 bucket snapshots into a content-addressed blob store, restore to a bucket.
         .target(
             name: "BucketMirror",
@@ -99,7 +104,7 @@ let package = Package(
         .target(
             name: "BackupEngine",
             dependencies: [
-                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "QdrantClient",
+                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "OffsiteStore", "BucketMirror", "TarFormat", "QdrantClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -126,7 +131,7 @@ let package = Package(
         ),
         .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], exclude: ["Golden"]),
         .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore"]),
-        .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "BackupCore", "TestSupport"]),
+        .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "OffsiteStore", "S3Client", "BackupCore", "TestSupport"]),
         .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(name: "MongoBackupTests", dependencies: ["MongoBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "BackupCore", "TestSupport"]),

@@ -4,7 +4,6 @@
 import ArtifactStore
 import BackupCatalog
 import BackupCore
-import BucketMirror
 import Foundation
 
 public struct CatalogRebuildResult: Sendable {
@@ -35,14 +34,13 @@ extension BackupEngine {
             guard let remote = try offsiteRepository() else {
                 throw BackupFailure("--from-offsite needs repository.offsite in \(policy.origin)", exitStatus: .usage)
             }
-            defer { remote.client.shutdown() }
-            let keys = try Blocking.run { try await remote.list("") }.map(\.key)
+            defer { remote.close() }
+            // The listing holds only valid relative paths (a key with `..` or `//` is not a repository file).
+            let keys = try Blocking.run { try await remote.list(under: "") }.map(\.relative)
             remoteFiles = Set(keys)
-            for key in keys where key.hasSuffix(".manifest.json") && !key.hasPrefix("/") && !key.contains("..") {
-                let path = repository.absolute(key)
-                if access(path, F_OK) == 0 { continue }
-                try Blocking.run { try await remote.download(key, to: path, sha256: nil) }
-                fetched += 1
+            let local = repository
+            for key in keys where key.hasSuffix(".manifest.json") {
+                if try Blocking.run({ try await local.fetchIfMissing(key, sha256: nil, from: remote) }) { fetched += 1 }
             }
         }
         var manifests: [Manifest] = []

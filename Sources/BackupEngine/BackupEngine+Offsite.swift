@@ -5,96 +5,20 @@
 import ArtifactStore
 import BackupCatalog
 import BackupCore
-import BucketMirror
 import Foundation
+import OffsiteStore
 import S3Client
 
-/// The remote side: keys are `prefix + relative path`.
-struct OffsiteRepository: Sendable {
-    let client: S3Client
-    let policy: OffsitePolicy
-
-    func key(_ relative: String) -> String { policy.prefix + relative }
-
-    /// Uploads a file and checks the remote copy's size and recorded sha256.
-    func upload(_ path: String, as relative: String, sha256: String) async throws {
-        try await client.putFile(bucket: policy.bucket, key: key(relative), path: path, expectedSHA256: sha256,
-                                 metadata: ["sha256": sha256])
-        try await check(relative, size: FileIO.fileSize(path) ?? -1, sha256: sha256)
-    }
-
-    /// HEAD: the object exists with this size and sha256 metadata.
-    func check(_ relative: String, size: Int64, sha256: String) async throws {
-        guard let head = try await client.headObject(bucket: policy.bucket, key: key(relative)) else {
-            throw IntegrityError(object: "\(policy.location)\(relative)", problem: "the off-site copy is missing")
-        }
-        guard head.size == size, head.metadata["sha256"] == sha256 else {
-            throw IntegrityError(object: "\(policy.location)\(relative)",
-                                 problem: "the off-site copy has \(head.size) bytes and sha256 \(head.metadata["sha256"] ?? "none"), expected \(size) and \(sha256)")
-        }
-    }
-
-    /// Downloads an object to `path` (atomically), checking its sha256 on the way when one is expected.
-    func download(_ relative: String, to path: String, sha256 expected: String?) async throws {
-        try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
-        var file = try AtomicFileWriter(path: path)
-        var hasher = StreamingSHA256()
-        do {
-            // A transfer broken midway is retried from the start, into a fresh partial file.
-            _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: {
-                file.abort()
-                file = try AtomicFileWriter(path: path)
-                hasher = StreamingSHA256()
-            }) { chunk in
-                try chunk.withUnsafeReadableBytes { bytes in
-                    hasher.update(bytes)
-                    try file.write(bytes)
-                }
-            }
-            let digest = hasher.finalize()
-            if let expected, digest != expected {
-                throw IntegrityError(object: "\(policy.location)\(relative)", problem: "sha256 is \(digest), expected \(expected)")
-            }
-            try file.commit()
-        } catch {
-            file.abort()
-            throw error
-        }
-    }
-
-    /// Re-reads an object and returns its sha256.
-    func rehash(_ relative: String) async throws -> String {
-        var hasher = StreamingSHA256()
-        _ = try await client.getObject(bucket: policy.bucket, key: key(relative), restart: { hasher = StreamingSHA256() }) { chunk in
-            chunk.withUnsafeReadableBytes { hasher.update($0) }
-        }
-        return hasher.finalize()
-    }
-
-    func delete(_ relatives: [String]) async throws {
-        try await client.deleteObjects(bucket: policy.bucket, keys: relatives.map(key))
-    }
-
-    /// Every key under `relative` (as relative paths).
-    func list(_ relative: String) async throws -> [S3Object] {
-        try await client.listObjects(bucket: policy.bucket, prefix: key(relative)).map {
-            var o = $0
-            o.key = String(o.key.dropFirst(policy.prefix.count))
-            return o
-        }
-    }
-}
-
 extension BackupEngine {
-    /// A client of the off-site bucket (shut it down when done), or nil when none is configured.
-    func offsiteRepository() throws -> OffsiteRepository? {
+    /// The off-site copy (close it when done), or nil when none is configured.
+    func offsiteRepository() throws -> (any Repository)? {
         guard let offsite = policy.repository.offsite else { return nil }
         guard let secret = try SecretResolver(source: "repository.offsite", policyOrigin: policy.origin)
             .resolve(offsite.secretKey, key: "secret_key") else { return nil }
         let client = try S3Client(endpoint: offsite.endpoint, region: offsite.region,
                                   credentials: S3Credentials(accessKey: offsite.accessKey, secretKey: secret),
                                   options: s3Options(timeout: offsite.timeoutSeconds))
-        return OffsiteRepository(client: client, policy: offsite)
+        return S3Repository(client: client, bucket: offsite.bucket, prefix: offsite.prefix, location: offsite.location)
     }
 
     /// Client options; `KALEEM_BACKUP_S3_ATTEMPTS` and `KALEEM_BACKUP_S3_BACKOFF` (seconds) shorten the retries in tests.
@@ -119,7 +43,7 @@ extension BackupEngine {
         guard policy.repository.offsite != nil else { return [:] }
         var failures: [String: String] = [:]
         let pending: [ArtifactInfo]
-        let remote: OffsiteRepository
+        let remote: any Repository
         do {
             pending = try catalog.artifactsNeedingOffsite()
             guard !pending.isEmpty else { return [:] }
@@ -129,23 +53,23 @@ extension BackupEngine {
             logger.error("off-site copy not started", metadata: ["error": "\(describe(error))"])
             return [:]
         }
-        defer { remote.client.shutdown() }
+        defer { remote.close() }
         // Shared files (blobs) already there are not sent again (one listing per source, 1 request per 1,000 files).
         var remoteShared: [String: Set<String>] = [:]
         for artifact in pending {
             do {
                 let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
                 if let shared, remoteShared[artifact.source] == nil {
-                    remoteShared[artifact.source] = Set(try Blocking.run { try await remote.list(shared) }.map(\.key))
+                    remoteShared[artifact.source] = Set(try Blocking.run { try await remote.list(under: shared) }.map(\.relative))
                 }
                 let files = try offsiteFiles(artifact).filter { remoteShared[artifact.source]?.contains($0.relative) != true }
                 for (relative, known) in files {
                     let path = repository.absolute(relative)
                     let sha = try known ?? sha256OfFile(path)
-                    try Blocking.run { try await remote.upload(path, as: relative, sha256: sha) }
+                    try Blocking.run { try await remote.put(path, as: relative, sha256: sha) }
                     if let shared, relative.hasPrefix(shared) { remoteShared[artifact.source, default: []].insert(relative) }
                 }
-                try catalog.setOffsite(id: artifact.id, ok: true, detail: "\(files.count) files at \(remote.policy.location)", at: environment.clock())
+                try catalog.setOffsite(id: artifact.id, ok: true, detail: "\(files.count) files at \(remote.location)", at: environment.clock())
                 logger.info("off-site copy ok", metadata: ["artifact": "\(artifact.id)", "files": "\(files.count)"])
             } catch {
                 let detail = describe(error)
@@ -173,10 +97,10 @@ extension BackupEngine {
                 throw error
             }
             if let remote = try offsiteRepository() {
-                defer { remote.client.shutdown() }
+                defer { remote.close() }
                 let path = dir + "/catalog.sqlite"
                 let sha = try sha256OfFile(path)
-                try Blocking.run { try await remote.upload(path, as: "catalog/catalog.sqlite", sha256: sha) }
+                try Blocking.run { try await remote.put(path, as: "catalog/catalog.sqlite", sha256: sha) }
             }
         } catch {
             logger.warning("catalog copy failed", metadata: ["error": "\(describe(error))"])
@@ -188,7 +112,7 @@ extension BackupEngine {
         guard let remote = try offsiteRepository() else {
             throw BackupFailure("the policy has no repository.offsite to verify", exitStatus: .usage)
         }
-        defer { remote.client.shutdown() }
+        defer { remote.close() }
         let catalog = try catalog()
         let artifacts: [ArtifactInfo] = all
             ? try catalog.artifacts(status: .ok).reversed()
@@ -205,20 +129,20 @@ extension BackupEngine {
                             let sha = try known ?? sha256OfFile(local)
                             try Blocking.run { try await remote.check(relative, size: size, sha256: sha) }
                         } else {
-                            let recorded = try Blocking.run { try await remote.client.headObject(bucket: remote.policy.bucket, key: remote.key(relative)) }?.metadata["sha256"]
-                            let actual = try Blocking.run { try await remote.rehash(relative) }
-                            if actual != (known ?? recorded) { throw IntegrityError(object: remote.policy.location + relative, problem: "sha256 is \(actual)") }
+                            let recorded = try Blocking.run { try await remote.stat(relative) }?.recordedSHA256
+                            let actual = try Blocking.run { try await remote.digest(relative) }
+                            if actual != (known ?? recorded) { throw IntegrityError(object: remote.location + relative, problem: "sha256 is \(actual)") }
                         }
                     } else {
-                        let actual = try Blocking.run { try await remote.rehash(relative) }
+                        let actual = try Blocking.run { try await remote.digest(relative) }
                         let expected = try known ?? sha256OfFile(repository.absolute(relative))
                         if actual != expected {
-                            throw IntegrityError(object: remote.policy.location + relative, problem: "sha256 is \(actual), expected \(expected)")
+                            throw IntegrityError(object: remote.location + relative, problem: "sha256 is \(actual), expected \(expected)")
                         }
                     }
                     checked += 1
                 }
-                return VerifyResult(id: artifact.id, ok: true, detail: "off-site copy ok: \(checked) files at \(remote.policy.location)")
+                return VerifyResult(id: artifact.id, ok: true, detail: "off-site copy ok: \(checked) files at \(remote.location)")
             } catch {
                 return VerifyResult(id: artifact.id, ok: false, detail: "off-site: \(describe(error))")
             }
@@ -228,7 +152,7 @@ extension BackupEngine {
     /// After rotation removed artifacts: their remote files go too (shared files: those no remaining artifact uses).
     func removeOffsite(_ removed: [(id: String, path: String)], source: String, catalog: Catalog) {
         guard !removed.isEmpty, let remote = try? offsiteRepository() else { return }
-        defer { remote.client.shutdown() }
+        defer { remote.close() }
         var keys: [String] = []
         for r in removed {
             keys.append(r.path)
@@ -238,7 +162,7 @@ extension BackupEngine {
             if let kind = policy.source(named: source)?.kind {
                 let adapter = try registry.adapter(for: kind)
                 if let shared = adapter.sharedDirectory(source: source) {
-                    let remoteFiles = try Blocking.run { try await remote.list(shared) }.map(\.key)
+                    let remoteFiles = try Blocking.run { try await remote.list(under: shared) }.map(\.relative)
                     keys += try adapter.unusedRemoteFiles(source: source, remote: remoteFiles, context: context)
                 }
             }
@@ -255,10 +179,9 @@ extension BackupEngine {
     @discardableResult
     func fetchFromOffsite(_ relative: String, sha256: String?) throws -> Bool {
         guard let remote = try offsiteRepository() else { return false }
-        defer { remote.client.shutdown() }
-        let path = repository.absolute(relative)
-        logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.policy.location)"])
-        try Blocking.run { try await remote.download(relative, to: path, sha256: sha256) }
-        return true
+        defer { remote.close() }
+        logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.location)"])
+        let local = repository
+        return try Blocking.run { try await local.fetchIfMissing(relative, sha256: sha256, from: remote) }
     }
 }

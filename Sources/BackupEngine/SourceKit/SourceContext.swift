@@ -21,6 +21,8 @@ struct SourceContext {
     func secrets(for source: String) -> SecretResolver { engine.secretResolver(for: source) }
     /// A repository-relative path made absolute.
     func absolute(_ relative: String) -> String { engine.repository.absolute(relative) }
+    /// The local repository (the storage seam's local side: `fetchIfMissing(_:sha256:from:)` with `offsite()`).
+    var repository: LocalRepository { engine.repository }
     /// One sentence for a catalog row or a log line.
     func describe(_ error: Error) -> String { engine.describe(error) }
 
@@ -53,7 +55,7 @@ struct SourceContext {
     func encryptionRecipients() throws -> [AgeRecipient] { try engine.encryptionRecipients() }
     func s3Options(timeout: Double) -> S3ClientOptions { engine.s3Options(timeout: timeout) }
     /// A client of the off-site bucket (shut it down when done), or nil when none is configured.
-    func offsite() throws -> OffsiteRepository? { try engine.offsiteRepository() }
+    func offsite() throws -> (any Repository)? { try engine.offsiteRepository() }
 
     // MARK: helpers
 

@@ -28,21 +28,21 @@ extension BucketAdapter {
         let blobs = blobStore(source: source, context: context)
         let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
         guard !missing.isEmpty, let remote = try context.offsite() else { return }
-        defer { remote.client.shutdown() }
+        defer { remote.close() }
         // The remote names say which blobs are encrypted (`.age`); one listing for all.
         var remoteNames: [String: String] = [:]
-        for key in try Blocking.run({ try await remote.list("\(source)/blobs/") }).map(\.key) {
+        for key in try Blocking.run({ try await remote.list(under: "\(source)/blobs/") }).map(\.relative) {
             if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
         }
         context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
         for digest in missing {
             guard let relative = remoteNames[digest] else {
-                throw IntegrityError(object: "\(remote.policy.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
+                throw IntegrityError(object: "\(remote.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
             }
             // A plain blob is checked by its name; an encrypted one when it is decrypted (its content hashes to its name).
             let expected = relative.hasSuffix(BlobStore.encryptedSuffix) ? nil : digest
-            let path = context.absolute(relative)
-            try Blocking.run { try await remote.download(relative, to: path, sha256: expected) }
+            let local = context.repository
+            _ = try Blocking.run { try await local.fetchIfMissing(relative, sha256: expected, from: remote) }
         }
     }
 

@@ -75,7 +75,7 @@ struct QdrantAdapter: SourceAdapter {
         try state.tar.begin(TarEntry(path: Self.entryName(name), type: .file, size: snapshot.size, mode: 0o600, mtime: context.now().timeIntervalSince1970.rounded()))
         let object = "snapshot \(snapshot.name) of collection \(name) at \(client.url)"
         let (_, report) = try verification.around {
-            try Blocking.run {
+            _ = try Blocking.run {
                 try await client.downloadSnapshot(name, name: snapshot.name) { buffer in
                     state.received += Int64(buffer.readableBytes)
                     guard state.received <= snapshot.size else {
