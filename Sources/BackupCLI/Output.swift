@@ -38,7 +38,7 @@ struct ArtifactJSON: Encodable {
         sha256 = a.sha256
         bytes_raw = a.bytesRaw
         bytes_stored = a.bytesStored
-        compression = a.compression
+        compression = a.compression.rawValue
         created_at = Timestamps.iso8601(a.createdAt)
         tag = a.tag.rawValue
         release = a.release
@@ -47,7 +47,7 @@ struct ArtifactJSON: Encodable {
         deleted_at = a.deletedAt.map(Timestamps.iso8601)
         detail = a.detail
         stats = a.stats
-        offsite = a.offsite
+        offsite = a.offsite?.rawValue
         offsite_detail = a.offsiteDetail
     }
 
@@ -120,13 +120,13 @@ struct BackupResultJSON: Encodable {
     var run: RunJSON
     var artifacts: [ArtifactJSON]
     /// Rotation after the backup: `{"keep", "remove", "held_back", ...}` as `rotate --json` prints it.
-    var rotation: RotationJSON
+    var rotation: JSONValue
     var rotation_skipped: String?
 
     init(_ r: BackupResult) {
         run = RunJSON(r.run)
         artifacts = r.artifacts.map(ArtifactJSON.init)
-        rotation = RotationJSON(r.rotations)
+        rotation = RotationJSON.value(r.rotations)
         rotation_skipped = r.rotationSkipped
     }
 }

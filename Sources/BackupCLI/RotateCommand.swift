@@ -56,74 +56,53 @@ struct RotateCommand: ParsableCommand {
     }
 }
 
-/// `{"keep": [{"id", "source", "reasons"}], "remove": [{"id", "source"}], "held_back": TEXT or null, "dry_run"}`
-struct RotationJSON: Encodable {
-    struct Keep: Encodable { var id: String; var source: String; var reasons: [String] }
-    struct Remove: Encodable { var id: String; var source: String; var removed: Bool }
-    var keep: [Keep] = []
-    var remove: [Remove] = []
-    var held_back: String?
-    var dry_run: Bool
-    var errors: [String]
+/// `{"dry_run", "errors", "held_back": TEXT or null, "keep": [{"id", "reasons", "source"}], "remove": [{"id", "removed", "source"}]}`
+///
+/// The one encoder of this document. It writes text directly (a plan can list a million artifacts, where
+/// JSONEncoder takes ~5 s: see scripts/bench-catalog.sh); `backup --json` embeds the same text, decoded.
+enum RotationJSON {
+    typealias J = JSONText
 
-    init(_ results: [RotationResult]) {
-        for r in results {
-            keep += r.plan.keep.map { Keep(id: $0.id, source: r.source, reasons: $0.reasons) }
-            let removed = Set(r.removed)
-            remove += r.plan.remove.map { Remove(id: $0, source: r.source, removed: removed.contains($0)) }
-        }
+    /// Emits the document in pieces, keys sorted as JSONEncoder's `.sortedKeys` would.
+    static func render(_ results: [RotationResult], _ emit: (String) -> Void) {
         let held = results.compactMap { r in r.plan.heldBack.map { "\(r.source): \($0)" } }
-        held_back = held.isEmpty ? nil : held.joined(separator: "; ")
-        dry_run = results.first?.dryRun ?? true
-        errors = results.compactMap { r in r.error.map { "\(r.source): \($0)" } }
-    }
-
-    /// Writes the same document as the encoder would, streamed to stdout: a plan can list a million artifacts.
-    static func write(_ results: [RotationResult]) {
-        typealias J = JSONText
-        let summary = RotationJSON(results: results)
-        var out = JSONStream()
-        out.append("{\n  \"dry_run\" : \(summary.dry_run),\n")
-        out.append("  \"errors\" : " + J.array(summary.errors.map { J.quote($0) }) + ",\n")
-        out.append("  \"held_back\" : " + J.quote(summary.held_back) + ",\n  \"keep\" : [")
+        let errors = results.compactMap { r in r.error.map { "\(r.source): \($0)" } }
+        emit("{\n  \"dry_run\" : \(results.first?.dryRun ?? true),\n")
+        emit("  \"errors\" : " + J.array(errors.map { J.quote($0) }) + ",\n")
+        emit("  \"held_back\" : " + J.quote(held.isEmpty ? nil : held.joined(separator: "; ")) + ",\n  \"keep\" : [")
         var first = true
         for r in results {
             let source = J.quote(r.source)
             for k in r.plan.keep {
-                out.append((first ? "\n" : ",\n") + "    {\"id\" : \(J.quote(k.id)), \"reasons\" : \(J.array(k.reasons.map { J.quote($0) })), \"source\" : \(source)}")
+                emit((first ? "\n" : ",\n") + "    {\"id\" : \(J.quote(k.id)), \"reasons\" : \(J.array(k.reasons.map { J.quote($0) })), \"source\" : \(source)}")
                 first = false
             }
         }
-        out.append("\n  ],\n  \"remove\" : [")
+        emit("\n  ],\n  \"remove\" : [")
         first = true
         for r in results {
             let source = J.quote(r.source)
             let removed = Set(r.removed)
             for id in r.plan.remove {
-                out.append((first ? "\n" : ",\n") + "    {\"id\" : \(J.quote(id)), \"removed\" : \(removed.contains(id)), \"source\" : \(source)}")
+                emit((first ? "\n" : ",\n") + "    {\"id\" : \(J.quote(id)), \"removed\" : \(removed.contains(id)), \"source\" : \(source)}")
                 first = false
             }
         }
-        out.append("\n  ]\n}\n")
+        emit("\n  ]\n}\n")
+    }
+
+    /// `rotate --json`: streamed to stdout.
+    static func write(_ results: [RotationResult]) {
+        var out = JSONStream()
+        render(results) { out.append($0) }
         out.flush()
     }
 
-    /// Only the small fields (for `write`).
-    private init(results: [RotationResult]) {
-        let held = results.compactMap { r in r.plan.heldBack.map { "\(r.source): \($0)" } }
-        held_back = held.isEmpty ? nil : held.joined(separator: "; ")
-        dry_run = results.first?.dryRun ?? true
-        errors = results.compactMap { r in r.error.map { "\(r.source): \($0)" } }
-    }
-
-    enum CodingKeys: String, CodingKey { case keep, remove, held_back, dry_run, errors }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(keep, forKey: .keep)
-        try c.encode(remove, forKey: .remove)
-        try c.encode(held_back, forKey: .held_back)
-        try c.encode(dry_run, forKey: .dry_run)
-        try c.encode(errors, forKey: .errors)
+    /// The same document as a value, for `backup --json`'s `rotation`.
+    static func value(_ results: [RotationResult]) -> JSONValue {
+        var text = ""
+        render(results) { text += $0 }
+        // The renderer's own output; a failure to read it back is a bug in `render`, caught by the tests.
+        return (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string("unreadable rotation document")
     }
 }

@@ -167,12 +167,12 @@ public final class Catalog: Sendable {
 
     // MARK: Off-site copies
 
-    public func setOffsite(id: String, ok: Bool, detail: String?, at date: Date) throws {
+    public func setOffsite(id: String, state: OffsiteState, detail: String?, at date: Date) throws {
         try write("record the off-site copy of \(id)") { db in
             try db.execute(sql: """
                 INSERT INTO offsite (artifact_id, status, detail, updated_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT(artifact_id) DO UPDATE SET status = excluded.status, detail = excluded.detail, updated_at = excluded.updated_at
-                """, arguments: [id, ok ? "ok" : "failed", detail, date])
+                """, arguments: [id, state.rawValue, detail, date])
         }
     }
 
@@ -405,15 +405,19 @@ public final class Catalog: Sendable {
     public func insertDeployment(_ d: DeploymentEvent) throws {
         try write("record deployment of \(d.release)") { db in
             try db.execute(sql: "INSERT INTO deployments (id, release, environment, service, event, duration_seconds, reason, recorded_at, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [d.id, d.release, d.environment, d.service, d.event, d.durationSeconds, d.reason, d.recordedAt, d.host])
+                           arguments: [d.id, d.release, d.environment, d.service, d.event.rawValue, d.durationSeconds, d.reason, d.recordedAt, d.host])
         }
     }
 
     public func deployments() throws -> [DeploymentEvent] {
         try read("list deployments") { db in
             try Row.fetchAll(db, sql: "SELECT id, release, environment, service, event, duration_seconds, reason, recorded_at, host FROM deployments ORDER BY recorded_at").map {
-                DeploymentEvent(id: $0[0], release: $0[1], environment: $0[2], service: $0[3], event: $0[4], durationSeconds: $0[5],
-                                reason: $0[6], recordedAt: $0[7], host: $0[8])
+                let raw: String = $0[4]
+                guard let event = DeploymentOutcome(rawValue: raw) else {
+                    throw UnknownCatalogValue(problem: "deployment \(String(reflecting: $0[1] as String)) has the event \(String(reflecting: raw)), not one of \(DeploymentOutcome.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return DeploymentEvent(id: $0[0], release: $0[1], environment: $0[2], service: $0[3], event: event, durationSeconds: $0[5],
+                                       reason: $0[6], recordedAt: $0[7], host: $0[8])
             }
         }
     }
@@ -444,6 +448,12 @@ public final class Catalog: Sendable {
         catch let e as UserFacingError { throw e }
         catch { throw CatalogError(path: path, operation: operation, underlying: error) }
     }
+}
+
+/// A value in the catalog this build does not know (a newer build wrote it, or the file was edited).
+struct UnknownCatalogValue: Error, CustomStringConvertible {
+    var problem: String
+    var description: String { problem }
 }
 
 /// A catalog operation that failed (unreadable file, full disk, schema from a newer version, ...).
@@ -499,20 +509,25 @@ public struct SourceSummary: Sendable, Equatable {
     public init(source: String) { self.source = source }
 }
 
+/// What happened to a release: stored as its raw value in `deployments.event` and used as the `status` label
+/// of the deployment metrics.
+public enum DeploymentOutcome: String, Sendable, Codable, CaseIterable {
+    case success, failed, rollback
+}
+
 /// One deployment event of the deploy script: a release went out (success or failed) or was rolled back.
 public struct DeploymentEvent: Sendable, Equatable {
     public var id: String
     public var release: String
     public var environment: String
     public var service: String
-    /// success | failed | rollback
-    public var event: String
+    public var event: DeploymentOutcome
     public var durationSeconds: Double?
     public var reason: String?
     public var recordedAt: Date
     public var host: String
 
-    public init(id: String, release: String, environment: String, service: String, event: String, durationSeconds: Double?,
+    public init(id: String, release: String, environment: String, service: String, event: DeploymentOutcome, durationSeconds: Double?,
                 reason: String?, recordedAt: Date, host: String) {
         self.id = id
         self.release = release

@@ -85,7 +85,7 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
         bytesRaw = a.bytesRaw
         bytesStored = a.bytesStored
         sha256 = a.sha256
-        compression = a.compression
+        compression = a.compression.rawValue
         status = a.status.rawValue
         createdAt = a.createdAt
         pinned = a.pinned
@@ -97,7 +97,7 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
         detail = a.detail
         tag = a.tag.rawValue
         release = a.release
-        offsiteStatus = a.offsite
+        offsiteStatus = a.offsite?.rawValue
         offsiteDetail = a.offsiteDetail
     }
 
@@ -124,12 +124,14 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
     var model: ArtifactInfo {
         let decoded = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(stats.utf8))) ?? [:]
         var a = ArtifactInfo(id: id, runID: runID, source: source, kind: SourceKind(kind), path: path,
-                            bytesRaw: bytesRaw, bytesStored: bytesStored, sha256: sha256, compression: compression,
+                            bytesRaw: bytesRaw, bytesStored: bytesStored, sha256: sha256, compression: ArtifactCompression(compression),
                             status: ArtifactStatus(rawValue: status) ?? .failed, createdAt: createdAt, pinned: pinned,
                             pinReason: pinReason, deletedAt: deletedAt, stats: decoded, detail: detail,
                             tag: tag.flatMap(RunTag.init(rawValue:)) ?? .manual, release: release)
-        a.offsite = offsiteStatus
-        a.offsiteDetail = offsiteDetail
+        // Only `setOffsite` writes this column ("ok" / "failed"); anything else reads as failed, which the next
+        // run retries, and says what it found.
+        a.offsite = offsiteStatus.map { OffsiteState(rawValue: $0) ?? .failed }
+        a.offsiteDetail = offsiteStatus.flatMap { OffsiteState(rawValue: $0) == nil ? "unknown off-site state \(String(reflecting: $0)) in the catalog" : nil } ?? offsiteDetail
         return a
     }
 }

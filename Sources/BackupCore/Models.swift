@@ -22,6 +22,51 @@ public struct SourceKind: RawRepresentable, Hashable, Sendable, Codable, CustomS
     public static func < (a: SourceKind, b: SourceKind) -> Bool { a.rawValue < b.rawValue }
 }
 
+/// How an artifact's file is stored. Written as its raw string in manifests, the catalog and JSON output
+/// (`gzip`, `gzip+age`, `none`); a value this build does not know stays `.unknown` (a newer build wrote it) and
+/// the reader refuses it by name instead of guessing.
+public enum ArtifactCompression: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// One gzip stream.
+    case gzip
+    /// gzip, then encrypted in the age format.
+    case gzipAge
+    /// Files stored as they are (snapshot layouts: the manifest names content-addressed files).
+    case none
+    case unknown(String)
+
+    public init(_ raw: String) {
+        switch raw {
+        case "gzip": self = .gzip
+        case "gzip+age": self = .gzipAge
+        case "none": self = .none
+        default: self = .unknown(raw)
+        }
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .gzip: "gzip"
+        case .gzipAge: "gzip+age"
+        case .none: "none"
+        case .unknown(let raw): raw
+        }
+    }
+
+    public var description: String { rawValue }
+    public init(from decoder: Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
+/// The state of an artifact's off-site copy (none configured or not tried yet: nil).
+public enum OffsiteState: String, Sendable, Codable {
+    case ok
+    /// See `ArtifactInfo.offsiteDetail`; the next run retries it.
+    case failed
+}
+
 /// Why an artifact failed, as a type: the exit code of a run comes from it (integrity → 4).
 public enum FailureKind: String, Sendable, Codable {
     /// The data read does not check out (a snapshot, an archive, a stored file): exit 4.
@@ -157,7 +202,7 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
     public var bytesStored: Int64
     /// Hex sha256 of the stored (compressed) file, what `sha256sum` prints.
     public var sha256: String
-    public var compression: String
+    public var compression: ArtifactCompression
     public var status: ArtifactStatus
     public var createdAt: Date
     public var pinned: Bool
@@ -170,7 +215,7 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
     public var release: String?
     /// The off-site copy: nil (none configured or not tried yet), `ok` or `failed` (see `offsiteDetail`).
     /// Kept in the catalog only, not in the manifest.
-    public var offsite: String? = nil
+    public var offsite: OffsiteState? = nil
     public var offsiteDetail: String? = nil
 
     /// Field names of the manifest format (snake_case, stable).
@@ -185,7 +230,7 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
     }
 
     public init(id: String, runID: String, source: String, kind: SourceKind, path: String,
-                bytesRaw: Int64 = 0, bytesStored: Int64 = 0, sha256: String = "", compression: String = "gzip",
+                bytesRaw: Int64 = 0, bytesStored: Int64 = 0, sha256: String = "", compression: ArtifactCompression = .gzip,
                 status: ArtifactStatus, createdAt: Date, pinned: Bool = false, pinReason: String? = nil,
                 deletedAt: Date? = nil, stats: [String: JSONValue] = [:], detail: String? = nil,
                 tag: RunTag, release: String? = nil) {

@@ -91,7 +91,7 @@ extension BackupEngine {
             }
             try catalog.insertArtifact(a)
             if fromOffsite && remoteFiles.contains(a.path) {
-                try catalog.setOffsite(id: a.id, ok: true, detail: "found off-site by catalog rebuild", at: environment.clock())
+                try catalog.setOffsite(id: a.id, state: .ok, detail: "found off-site by catalog rebuild", at: environment.clock())
             }
             count += 1
         }

@@ -5,7 +5,6 @@ import BackupCore
 import Foundation
 
 extension BackupEngine {
-    static let encryptedCompression = "gzip+age"
 
     /// The recipients new artifacts are encrypted to (none: stored unencrypted).
     func encryptionRecipients() throws -> [AgeRecipient] {
@@ -32,12 +31,18 @@ extension BackupEngine {
 
     /// Opens a stored artifact for reading: hashed as stored, decrypted if it is encrypted, inflated.
     func artifactReader(_ artifact: ArtifactInfo) throws -> GzipReader {
-        let path = try localArtifactPath(artifact)
-        var decryptor: AgeDecryptor?
-        if artifact.compression == Self.encryptedCompression {
-            decryptor = AgeDecryptor(identities: try encryptionIdentities(for: artifact), object: path)
+        let decryptor: AgeDecryptor?
+        switch artifact.compression {
+        case .gzip:
+            decryptor = nil
+        case .gzipAge:
+            decryptor = AgeDecryptor(identities: try encryptionIdentities(for: artifact), object: repository.absolute(artifact.path))
+        case .none, .unknown:
+            throw IntegrityError(object: repository.absolute(artifact.path),
+                                 problem: "it is stored with compression \(String(reflecting: artifact.compression.rawValue)), which is not a gzip stream this build reads"
+                                    + (artifact.compression == .none ? " (a snapshot's manifest is read by its kind, not as a stream)" : " (written by a newer kaleem-backup?)"))
         }
-        return try GzipReader(path: path, decryptor: decryptor)
+        return try GzipReader(path: try localArtifactPath(artifact), decryptor: decryptor)
     }
 
     /// Where the artifact's file is on this host; fetched from the off-site copy (sha256 checked) when it is

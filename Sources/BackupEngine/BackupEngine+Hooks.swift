@@ -39,15 +39,15 @@ extension BackupEngine {
                                 hint: try Self.releasesHint(catalog))
         }
         // Twice for the same release and outcome: recorded (and counted) once.
-        if try catalog.deployments().contains(where: { $0.release == release && $0.event == (success ? "success" : "failed") }) {
+        if try catalog.deployments().contains(where: { $0.release == release && $0.event == (success ? .success : .failed) }) {
             logger.notice("post-deploy already recorded for this release", metadata: ["release": "\(release)"])
             return []
         }
-        try catalog.insertDeployment(deploymentEvent(release: release, event: success ? "success" : "failed",
+        try catalog.insertDeployment(deploymentEvent(release: release, event: success ? .success : .failed,
                                                      duration: durationSeconds, reason: nil, environmentName: environmentName, service: service))
         var unpinned: [String] = []
         if success {
-            let confirmed = try catalog.deployments().filter { $0.event == "success" }.reversed().map(\.release)
+            let confirmed = try catalog.deployments().filter { $0.event == .success }.reversed().map(\.release)
             var keep: [String] = []
             for r in confirmed where !keep.contains(r) { keep.append(r) }
             keep = Array(keep.prefix(max(policy.retention.preDeploy, 1)))
@@ -77,7 +77,7 @@ extension BackupEngine {
                                 exitStatus: .usage, hint: try Self.releasesHint(catalog))
         }
         if !dryRun {
-            try catalog.insertDeployment(deploymentEvent(release: release, event: "rollback", duration: nil, reason: reason,
+            try catalog.insertDeployment(deploymentEvent(release: release, event: .rollback, duration: nil, reason: reason,
                                                          environmentName: environmentName, service: service))
             writeMetricsTextfile()
         }
@@ -110,7 +110,7 @@ extension BackupEngine {
             : "the releases with a restore point are: " + releases.prefix(10).joined(separator: ", ")
     }
 
-    private func deploymentEvent(release: String, event: String, duration: Double?, reason: String?, environmentName: String,
+    private func deploymentEvent(release: String, event: DeploymentOutcome, duration: Double?, reason: String?, environmentName: String,
                                  service: String) -> DeploymentEvent {
         var rng = SystemRandomNumberGenerator()
         let now = environment.clock()

@@ -69,12 +69,12 @@ extension BackupEngine {
                     try Blocking.run { try await remote.put(path, as: relative, sha256: sha) }
                     if let shared, relative.hasPrefix(shared) { remoteShared[artifact.source, default: []].insert(relative) }
                 }
-                try catalog.setOffsite(id: artifact.id, ok: true, detail: "\(files.count) files at \(remote.location)", at: environment.clock())
+                try catalog.setOffsite(id: artifact.id, state: .ok, detail: "\(files.count) files at \(remote.location)", at: environment.clock())
                 logger.info("off-site copy ok", metadata: ["artifact": "\(artifact.id)", "files": "\(files.count)"])
             } catch {
                 let detail = describe(error)
                 failures[artifact.id] = detail
-                try? catalog.setOffsite(id: artifact.id, ok: false, detail: detail, at: environment.clock())
+                try? catalog.setOffsite(id: artifact.id, state: .failed, detail: detail, at: environment.clock())
                 logger.error("off-site copy failed", metadata: ["artifact": "\(artifact.id)", "error": "\(detail)"])
             }
         }

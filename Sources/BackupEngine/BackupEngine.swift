@@ -191,12 +191,12 @@ public final class BackupEngine {
         result.offsiteFailures = syncOffsite(catalog: catalog)
         for (id, detail) in result.offsiteFailures {
             if let i = result.artifacts.firstIndex(where: { $0.id == id }) {
-                result.artifacts[i].offsite = "failed"
+                result.artifacts[i].offsite = .failed
                 result.artifacts[i].offsiteDetail = detail
             }
         }
         for i in result.artifacts.indices where result.artifacts[i].status == .ok && result.artifacts[i].offsite == nil && policy.repository.offsite != nil {
-            result.artifacts[i].offsite = "ok"
+            result.artifacts[i].offsite = .ok
         }
         copyCatalog()
         writeMetricsTextfile()
@@ -289,7 +289,7 @@ public final class BackupEngine {
         case .snapshot: artifact.path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: artifact.createdAt)
         }
         let path = artifact.path
-        if adapter.layout == .snapshot { artifact.compression = "none" } // the adapter stores its files as they are
+        if adapter.layout == .snapshot { artifact.compression = .none } // the adapter stores its files as they are
         try catalog.insertArtifact(artifact)
         try checkFreeSpace(for: source, adapter: adapter, catalog: catalog)
         let startTime = DispatchTime.now()
@@ -301,7 +301,7 @@ public final class BackupEngine {
             (stats, stored) = try adapter.backupSnapshot(source, artifact: artifact, context: context)
         case .stream:
             let recipients = try encryptionRecipients()
-            if !recipients.isEmpty { artifact.compression = Self.encryptedCompression }
+            if !recipients.isEmpty { artifact.compression = .gzipAge }
             let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
             writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
             writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)

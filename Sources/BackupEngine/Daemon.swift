@@ -115,21 +115,17 @@ final class DaemonState: @unchecked Sendable {
     func health(now: Date, tick: Double) -> (Bool, String) {
         lock.withLock {
             let alive = lastTick.map { now.timeIntervalSince($0) < max(5, tick * 10) } ?? false
-            var schedules: [[String: String]] = []
-            for e in scheduler.entries {
-                var row = ["name": e.name, "run": e.run.rawValue]
-                if let next = scheduler.nextFire[e.name] { row["next"] = Timestamps.iso8601(next, in: e.zone) }
-                if let last = lastRuns[e.name] { row["last_run"] = Timestamps.iso8601(last, in: e.zone) }
-                schedules.append(row)
-            }
-            let body: [String: Any] = [
-                "status": alive ? "ok" : "stalled",
-                "running": scheduler.running ?? NSNull(),
-                "queued": scheduler.queue,
-                "schedules": schedules,
-                "last_tick": lastTick.map(Timestamps.iso8601) ?? NSNull(),
-            ]
-            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
+            let health = DaemonHealth(
+                status: alive ? "ok" : "stalled", running: scheduler.running, queued: scheduler.queue,
+                schedules: scheduler.entries.map { e in
+                    DaemonHealth.Schedule(name: e.name, run: e.run.rawValue,
+                                          next: scheduler.nextFire[e.name].map { Timestamps.iso8601($0, in: e.zone) },
+                                          last_run: lastRuns[e.name].map { Timestamps.iso8601($0, in: e.zone) })
+                },
+                last_tick: lastTick.map(Timestamps.iso8601))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = (try? encoder.encode(health)) ?? Data("{}".utf8)
             return (alive, String(decoding: data, as: UTF8.self))
         }
     }
@@ -159,19 +155,49 @@ final class DaemonState: @unchecked Sendable {
         return out.joined(separator: "\n")
     }
 
+    /// The state file: `{"last_runs": {"<schedule>": "<ISO 8601>"}}`.
+    struct State: Codable { var last_runs: [String: String] }
+
     private static func load(_ path: String) -> [String: Date] {
         guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let runs = object["last_runs"] as? [String: String] else { return [:] }
-        return runs.compactMapValues(Timestamps.parseISO8601)
+              let state = try? JSONDecoder().decode(State.self, from: data) else { return [:] }
+        return state.last_runs.compactMapValues(Timestamps.parseISO8601)
     }
 
     private static func save(_ runs: [String: Date], to path: String) {
-        let object = ["last_runs": runs.mapValues(Timestamps.iso8601)]
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        if let data = try? encoder.encode(State(last_runs: runs.mapValues(Timestamps.iso8601))) {
             try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
         }
+    }
+}
+
+/// The body of `GET /healthz`: every key always present (`running`, `last_tick` null when there is none);
+/// a schedule's `next` and `last_run` only when known.
+struct DaemonHealth: Encodable {
+    struct Schedule: Encodable {
+        var name: String
+        var run: String
+        var next: String?
+        var last_run: String?
+    }
+    var status: String
+    var running: String?
+    var queued: [String]
+    var schedules: [Schedule]
+    var last_tick: String?
+
+    enum CodingKeys: String, CodingKey { case status, running, queued, schedules, last_tick }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(status, forKey: .status)
+        try c.encode(running, forKey: .running)
+        try c.encode(queued, forKey: .queued)
+        try c.encode(schedules, forKey: .schedules)
+        try c.encode(last_tick, forKey: .last_tick)
     }
 }
 

@@ -24,18 +24,18 @@ public enum MetricsExport {
         // The stack's deployment metrics, from the deploy hooks' records.
         for d in deployments {
             switch d.event {
-            case "success", "failed":
+            case .success, .failed:
                 if let seconds = d.durationSeconds {
                     registry.makeValueHistogram(
                         descriptor: MetricNameDescriptor(metricName: "deployment_duration", unitName: "seconds", helpText: "How long deployments took"),
-                        labels: [("environment", d.environment), ("service", d.service), ("status", d.event)],
+                        labels: [("environment", d.environment), ("service", d.service), ("status", d.event.rawValue)],
                         buckets: deploymentBuckets).record(seconds)
                 }
-                if d.event == "success" {
+                if d.event == .success {
                     registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "deployment_success", unitName: "total", helpText: "Successful deployments"),
                                          labels: [("environment", d.environment), ("service", d.service)]).increment()
                 }
-            case "rollback":
+            case .rollback:
                 registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "rollback", unitName: "total", helpText: "Rollbacks, by reason"),
                                      labels: [("environment", d.environment), ("service", d.service), ("reason", d.reason ?? "unknown")]).increment()
             default:

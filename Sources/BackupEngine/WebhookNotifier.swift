@@ -5,9 +5,14 @@ import Logging
 import FoundationNetworking
 #endif
 
+/// What a notification is about.
+public enum NotificationSubject: String, Sendable, Codable {
+    case backup, offsite, drill
+}
+
 /// One outcome sent to the webhook.
 public struct NotificationEvent: Sendable, Codable, Equatable {
-    public var event: String          // "backup"
+    public var event: NotificationSubject
     public var status: String         // "ok" | "failed"
     public var source: String
     public var kind: String
@@ -81,14 +86,14 @@ extension BackupEngine {
         guard let notify = policy.notify else { return [] }
         let offsite: [NotificationEvent] = notify.wants(.failure) ? result.offsiteFailures.sorted { $0.key < $1.key }.map { id, detail in
             let a = result.artifacts.first { $0.id == id }
-            return NotificationEvent(event: "offsite", status: "failed", source: a?.source ?? "", kind: a?.kind.rawValue ?? "",
+            return NotificationEvent(event: .offsite, status: "failed", source: a?.source ?? "", kind: a?.kind.rawValue ?? "",
                                      run_id: result.run.id, artifact_id: id, host: environment.host,
                                      time: Timestamps.iso8601(environment.clock()), error: detail, bytes_stored: nil)
         } : []
         return offsite + result.artifacts.compactMap { a in
             let failed = a.status != .ok
             guard failed ? notify.wants(.failure) : notify.wants(.success) else { return nil }
-            return NotificationEvent(event: "backup", status: failed ? "failed" : "ok", source: a.source, kind: a.kind.rawValue,
+            return NotificationEvent(event: .backup, status: failed ? "failed" : "ok", source: a.source, kind: a.kind.rawValue,
                                      run_id: result.run.id, artifact_id: a.id, host: environment.host,
                                      time: Timestamps.iso8601(a.createdAt), error: failed ? a.detail : nil,
                                      bytes_stored: a.bytesStored)
@@ -98,7 +103,7 @@ extension BackupEngine {
     func notify(drills: [DrillRecord]) {
         guard let notify = policy.notify, notify.wants(.drill), !drills.isEmpty else { return }
         let events = drills.map { d in
-            NotificationEvent(event: "drill", status: d.result.rawValue, source: d.source,
+            NotificationEvent(event: .drill, status: d.result.rawValue, source: d.source,
                               kind: policy.source(named: d.source)?.kind.rawValue ?? "", run_id: d.id, artifact_id: d.artifactID,
                               host: d.host, time: Timestamps.iso8601(d.startedAt),
                               error: d.result == .passed || d.result == .archiveOnly ? nil : d.detail, bytes_stored: nil)

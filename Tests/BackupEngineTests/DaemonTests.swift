@@ -36,6 +36,9 @@ struct DaemonTests {
         let healthJSON = try #require(try JSONSerialization.jsonObject(with: Data((health?.1 ?? "{}").utf8)) as? [String: Any])
         #expect(healthJSON["status"] as? String == "ok")
         #expect((healthJSON["schedules"] as? [[String: Any]])?.first?["name"] as? String == "nightly")
+        // Every top-level key is always there (null when empty), as the README documents.
+        #expect(Set(healthJSON.keys) == ["status", "running", "queued", "schedules", "last_tick"])
+        #expect((healthJSON["schedules"] as? [[String: Any]])?.first?["next"] is String)
 
         // A scheduled backup lands in the catalog (which the daemon creates with its first job).
         var good: [ArtifactInfo] = []

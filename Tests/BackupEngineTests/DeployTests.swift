@@ -159,7 +159,7 @@ struct DeployScriptTests {
         #expect(Self.ups(run.dockerCalls) == ["kaleem-api:2.0.0"])
         #expect(run.result.stderr.contains("running now: kaleem-api:1.9.0"))
         let events = try #require(run.catalog).deployments()
-        #expect(events.map(\.event) == ["success"])
+        #expect(events.map(\.event) == [DeploymentOutcome.success])
         #expect(try run.catalog!.artifacts().contains { $0.tag == .preDeploy && $0.pinned && $0.release == "kaleem-api:2.0.0" })
     }
 
@@ -170,7 +170,7 @@ struct DeployScriptTests {
         #expect(run.result.status == 1)
         #expect(Self.ups(run.dockerCalls) == ["kaleem-api:2.0.0", "kaleem-api:1.9.0"])
         let events = try #require(run.catalog).deployments()
-        #expect(events.map(\.event) == ["rollback", "failed"])
+        #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed])
         #expect(events.first?.reason == "health-check-failed")
         #expect(run.result.stderr.contains("rolling back"))
     }

@@ -82,7 +82,16 @@ struct RotationTests {
 
         // Pinned, it survives the next backups' rotation; planned far ahead, the pinned one and the newest stay.
         #expect(try runCLI(["pin", "--policy", policy, ids[2], "--reason", "before the migration"]).status == 0)
-        for _ in 0..<2 { _ = try runCLI(["backup", "--policy", policy]) }
+        _ = try runCLI(["backup", "--policy", policy])
+        // backup --json carries the rotation it ran, in rotate --json's shape (one encoder for both).
+        let rotated = try object(try runCLI(["backup", "--policy", policy, "--json"]).stdout)
+        let rotation = try #require(rotated["rotation"] as? [String: Any])
+        #expect(Set(rotation.keys) == ["dry_run", "errors", "held_back", "keep", "remove"])
+        #expect(rotation["dry_run"] as? Bool == false)
+        #expect((rotation["errors"] as? [Any])?.isEmpty == true)
+        let removedNow = try #require(rotation["remove"] as? [[String: Any]])
+        #expect(removedNow.count == 1 && removedNow.first?["removed"] as? Bool == true && removedNow.first?["source"] as? String == "redis")
+        #expect((rotation["keep"] as? [[String: Any]])?.contains { $0["id"] as? String == ids[2] && ($0["reasons"] as? [String])?.first?.hasPrefix("pinned") == true } == true)
         list = try array(try runCLI(["list", "--policy", policy, "--json"]).stdout)
         #expect(list.count == 2)
         let newest = try #require(list.first?["id"] as? String)

@@ -128,6 +128,24 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
         #expect(verify.status == 4)
         #expect(verify.stdout.contains("unknown source kind \\\"tape\\\""), "\(verify.stdout)")
     }
+
+    /// The catalog's strings are read into types: a compression this build does not know is an error naming it
+    /// (exit 4), never read as gzip. (A deployment event cannot be unknown: the schema's CHECK refuses it.)
+    @Test func unknownCompressionIsNamed() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(server.server.port)")
+        let backup = try runCLI(["backup", "--json", "--policy", policy])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let db = dir.file("repo/catalog.sqlite")
+        let r = try runProcess("python3", ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"update artifacts set compression='zstd'\"); c.commit()", db])
+        #expect(r.status == 0, "\(r.stderr)")
+        let verify = try runCLI(["verify", "--all", "--json", "--policy", policy])
+        #expect(verify.status == 4)
+        #expect(verify.stdout.contains("compression \\\"zstd\\\""), "\(verify.stdout)")
+        let list = try runCLI(["list", "--json", "--policy", policy])
+        #expect(list.stdout.contains("\"compression\" : \"zstd\""), "\(list.stdout)")
+    }
 }
 
 // MARK: harnesses

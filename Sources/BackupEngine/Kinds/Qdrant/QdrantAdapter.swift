@@ -3,7 +3,6 @@
 // walked as a tar (config.json present) while it arrives; the server's snapshot is deleted whatever happens.
 import ArtifactStore
 import BackupCore
-import BucketMirror
 import Crypto
 import Foundation
 import NIOCore

@@ -3,7 +3,6 @@
 // then the points count is compared with the one recorded.
 import ArtifactStore
 import BackupCore
-import BucketMirror
 import Crypto
 import Foundation
 import QdrantClient
