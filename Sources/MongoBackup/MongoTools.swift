@@ -121,15 +121,40 @@ public struct MongoTools: Sendable {
         exec "$@"
         """
 
-    /// The command as run: the wrapper, then (shim) `sh -c SHIM kaleem-backup`, then the tool and its arguments.
+    /// The outermost process of every tool run: it runs the command in the foreground and, beside it, a watcher
+    /// that kills the whole process group (the tool, a wrapper such as `docker`, the shim) as soon as this shell's
+    /// parent changes, i.e. kaleem-backup died, even by SIGKILL. A hung tool no longer outlives us (re-parented to
+    /// init). `PR_SET_PDEATHSIG` is not used: it fires when the spawning *thread* exits, and tools are spawned
+    /// from the cooperative pool. The watcher's output goes to /dev/null so it never holds the tool's pipes open.
+    static let lifeline = """
+        kb_parent=$PPID
+        (
+          while :; do
+            read -r kb_stat < /proc/$$/stat || exit 0
+            kb_stat=${kb_stat##*) }
+            set -- $kb_stat
+            [ "$2" = "$kb_parent" ] || kill -KILL 0
+            sleep 0.5 2>/dev/null || sleep 1
+          done
+        ) </dev/null >/dev/null 2>&1 &
+        kb_watcher=$!
+        "$@"
+        kb_status=$?
+        kill "$kb_watcher" 2>/dev/null
+        exit $kb_status
+        """
+
+    /// The command as run: the lifeline, the wrapper, then (shim) `sh -c SHIM kaleem-backup`, then the tool and its
+    /// arguments.
     static func commandLine(_ command: [String], arguments: [String], credentials: CredentialChannel) -> [String] {
         let toolIndex = command.lastIndex { !$0.hasPrefix("-") } ?? 0
         let wrapper = Array(command[..<toolIndex])
         let tool = Array(command[toolIndex...])
+        let watched = ["/bin/sh", "-c", lifeline, "kaleem-backup"]
         switch credentials {
-        case .stdinConfig: return wrapper + tool + arguments + ["--config=/dev/stdin"]
-        case .shellShim: return wrapper + ["sh", "-c", shim, "kaleem-backup"] + tool + arguments + ["--config=/dev/fd/3"]
-        case .inScript: return wrapper + tool + arguments
+        case .stdinConfig: return watched + wrapper + tool + arguments + ["--config=/dev/stdin"]
+        case .shellShim: return watched + wrapper + ["sh", "-c", shim, "kaleem-backup"] + tool + arguments + ["--config=/dev/fd/3"]
+        case .inScript: return watched + wrapper + tool + arguments
         }
     }
 
@@ -152,12 +177,30 @@ public struct MongoTools: Sendable {
         return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
     }
 
+    /// An executable's path: as given when it contains `/`, else the first match on PATH; nil when there is none.
+    static func resolve(_ program: String) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":", omittingEmptySubsequences: true) {
+            let candidate = "\(dir)/\(program)"
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
     /// Runs one tool; `stdout` receives its standard output when given, `stdin` feeds its standard input.
     func run(command: [String], toolKey: String, arguments: [String], stdin: (() throws -> [UInt8]?)?,
              stdout: (([UInt8]) throws -> Void)?, credentials: CredentialChannel) throws -> MongoToolOutcome {
         guard !command.isEmpty else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
-        let line = Self.commandLine(command, arguments: arguments, credentials: credentials)
-        let program = line[0]
+        // The first word of the configured command (the tool, or a wrapper such as docker) must exist here: found
+        // before the lifeline shell runs it, so that a missing tool is said as such rather than as sh's exit 127.
+        let program = command[0]
+        guard let resolved = Self.resolve(program) else {
+            throw MongoToolError(tool: toolKey, problem: "\(program) is not installed or not on PATH (set sources.\(source).\(toolKey) in the policy)", stderrTail: [],
+                                 hintText: "install the MongoDB Database Tools, or set sources.\(source).\(toolKey) to its path or to a wrapper such as [docker, run, --rm, -i, --network, host, mongo:7, \(toolKey)]")
+        }
+        let line = Self.commandLine([resolved] + command.dropFirst(), arguments: arguments, credentials: credentials)
         // The configuration goes first on stdin; then whatever the tool reads (the archive, for mongorestore).
         var input = stdin
         if credentials != .inScript {
@@ -168,8 +211,13 @@ public struct MongoTools: Sendable {
                 return try stdin?()
             }
         }
-        let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
-        let configuration = Configuration(executable: executable, arguments: Arguments(Array(line.dropFirst())))
+        let executable: Executable = .path(FilePath(line[0]))
+        // A process group of its own: a timeout or a failed consumer stops the tool, its wrapper and the lifeline
+        // together, and the lifeline's `kill 0` reaches no process of ours.
+        var platform = PlatformOptions()
+        platform.processGroupID = 0
+        let configuration = Configuration(executable: executable, arguments: Arguments(Array(line.dropFirst())),
+                                          platformOptions: platform)
         let timeout = timeoutSeconds
         let box = RunBox(stdin: input, stdout: stdout)
         let semaphore = DispatchSemaphore(value: 0)
@@ -216,9 +264,9 @@ public struct MongoTools: Sendable {
             let watchdog = Task {
                 try await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
                 box.timedOut = true
-                try? execution.send(signal: .terminate)
+                try? execution.send(signal: .terminate, toProcessGroup: true)
                 try await Task.sleep(nanoseconds: 5_000_000_000)
-                try? execution.send(signal: .kill)
+                try? execution.send(signal: .kill, toProcessGroup: true)
             }
             defer { watchdog.cancel() }
             async let tail: [String] = Self.tail(of: execution.standardError)
@@ -242,7 +290,7 @@ public struct MongoTools: Sendable {
                 }
             } catch {
                 // The consumer failed (disk full, invalid archive): stop the tool, then report the consumer's error.
-                try? execution.send(signal: .kill)
+                try? execution.send(signal: .kill, toProcessGroup: true)
                 _ = await tail
                 await fed
                 throw error

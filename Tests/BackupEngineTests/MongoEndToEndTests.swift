@@ -17,7 +17,7 @@ struct MongoEndToEndTests {
         var log: String { dir.file("standin.jsonl") }
         var tmp: String { dir.file("tmp") }
 
-        init(extra: String = "", mongodump: String = "mongodump") {
+        init(extra: String = "", mongodump: String = "mongodump", timeout: String = "3s") {
             try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: policy, contents: Data("""
             repository: { path: \(dir.file("repo")) }
@@ -26,7 +26,7 @@ struct MongoEndToEndTests {
                 kind: mongodb
                 uri: "mongodb://backup:\(MongoEndToEndTests.password)@db.internal:27017/?authSource=admin"
                 mongodump: \(mongodump)
-                timeout: 3s
+                timeout: \(timeout)
             \(extra)
             """.utf8))
         }
@@ -126,6 +126,41 @@ struct MongoEndToEndTests {
         #expect(!(r.stdout + r.stderr).contains(Self.password))
         #expect(filesUnder(s.dir.file("repo")).allSatisfy { !$0.hasSuffix(".gz") && !$0.hasSuffix(".partial") })
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.tmp).isEmpty)
+    }
+
+    /// A hung mongodump dies with a kaleem-backup killed by SIGKILL (fault finding 12): the tool runs under a
+    /// lifeline shell in its own process group, which kills the group when its parent is gone.
+    @Test func aHungDumpDiesWithAKilledBackup() throws {
+        let s = Setup(timeout: "10m")
+        var env = cliEnvironment(s.env(["STANDIN_MODE": "hang"]))
+        env["PATH"] = s.env()["PATH"]
+        let (cli, _) = try startProcess(try kaleemBinary(), ["backup", "--policy", s.policy], environment: env)
+        var dump: Int32?
+        let deadline = Date().addingTimeInterval(30)
+        while dump == nil && Date() < deadline && cli.isRunning {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = Int32(entry), pid != cli.processIdentifier,
+                      let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) else { continue }
+                let argv = cmdline.split(separator: "\0")
+                // The stand-in itself (python3 …/mongodump --archive …), not the lifeline shell that names it.
+                if argv.contains(where: { $0.hasSuffix("/mongodump") }), argv.contains("--archive"), !argv.contains("-c") { dump = pid }
+            }
+            usleep(20_000)
+        }
+        let found = try #require(dump, "the stand-in mongodump was not seen")
+        // It is hung (the stand-in sleeps): only the lifeline can end it now.
+        usleep(300_000)
+        kill(cli.processIdentifier, SIGKILL)
+        cli.waitUntilExit()
+        var gone = false
+        let until = Date().addingTimeInterval(10)
+        while Date() < until {
+            let stat = (try? String(contentsOfFile: "/proc/\(found)/stat", encoding: .utf8)) ?? ""
+            if stat.isEmpty || stat.split(separator: ")").last?.split(separator: " ").first == "Z" { gone = true; break }
+            usleep(50_000)
+        }
+        if !gone { kill(found, SIGKILL) }
+        #expect(gone, "the hung mongodump \(found) outlived the killed kaleem-backup")
     }
 
     @Test func gzippedArchivesFromAWrapperCommand() throws {
