@@ -200,8 +200,11 @@ public enum RDBVerifier {
             guard blob.count >= 2, blob.last == 0xFF else { throw RDBError(offset: offset, problem: "zipmap is malformed") }
             if blob[0] == 0 { throw empty() }
             try ZipmapCheck.walk(blob, offset: offset)
-        case 10, 12, 13: // ziplist-encoded list, zset, hash
+        case 10: // ziplist-encoded list
             if try ZiplistHeader.count(try input.encodedBlob(offset: offset), offset: offset) == 0 { throw empty() }
+        case 12, 13: // ziplist-encoded zset, hash: (member, score) / (field, value) pairs, unique keys
+            let what = type == 12 ? "zset ziplist" : "hash ziplist"
+            if try ContainerSemantics.check(try input.encodedBlob(offset: offset), .ziplist, pairs: true, what: what, offset: offset) == 0 { throw empty() }
         case 11: // intset
             let blob = try input.encodedBlob(offset: offset)
             guard blob.count >= 8 else { throw RDBError(offset: offset, problem: "intset is too short") }
@@ -220,8 +223,9 @@ public enum RDBVerifier {
                 if let previous, v <= previous { throw RDBError(offset: offset, problem: "intset is not sorted or holds a duplicate") }
                 previous = v
             }
-        case 16, 17, 20: // listpack-encoded hash, zset, set
-            if try ListpackHeader.count(try input.encodedBlob(offset: offset), offset: offset) == 0 { throw empty() }
+        case 16, 17, 20: // listpack-encoded hash, zset (pairs, unique keys), set (unique members)
+            let what = type == 16 ? "hash listpack" : type == 17 ? "zset listpack" : "set listpack"
+            if try ContainerSemantics.check(try input.encodedBlob(offset: offset), .listpack, pairs: type != 20, what: what, offset: offset) == 0 { throw empty() }
         case 14: // quicklist of ziplists
             let nodes = try input.length()
             var total = 0
@@ -271,15 +275,27 @@ public enum RDBVerifier {
     /// Ids, counters and `entries_read` are unsigned 64-bit values (an unknown `entries_read` is saved as -1,
     /// i.e. 2^64-1), read with `uint64()`; counts of things that follow are read with `length()` and each thing
     /// consumes bytes, so a lying count runs into the end of the stream instead of into arithmetic.
+    ///
+    /// Beyond the framing, what `rdbLoadObject` rejects: a node key twice, a listpack whose entries are not a
+    /// stream's (`streamValidateListpackIntegrity`), a group name twice, an id twice in a group's PEL, a consumer
+    /// name twice, a consumer's pending id that is not in its group's PEL or is claimed twice, and a PEL entry no
+    /// consumer owns. The ids are tracked up to `pelTrackingLimit` per group (memory stays bounded; past it only
+    /// the framing is checked).
+    static let pelTrackingLimit = 1 << 20
+
     private static func skipStream<S>(type: UInt8, offset: Int64, _ input: inout RDBInput<S>) throws {
+        func bad(_ what: String) -> RDBError { RDBError(offset: offset, problem: "stream \(what)") }
         let listpacks = try input.length()
+        var nodeKeys = Set<[UInt8]>()
         for _ in 0..<listpacks {
             let nodeKey = try input.string(limit: 64)
-            guard nodeKey?.count == 16 else { throw RDBError(offset: offset, problem: "stream node key is not 16 bytes") }
+            guard let nodeKey, nodeKey.count == 16 else { throw bad("node key is not 16 bytes") }
+            guard nodeKeys.insert(nodeKey).inserted else { throw bad("listpack re-added with an existing node key") }
             let blob = try input.encodedBlob(offset: offset)
             if try ListpackHeader.count(blob, offset: offset) == 0 {
-                throw RDBError(offset: offset, problem: "stream listpack is empty")
+                throw bad("listpack is empty")
             }
+            try ContainerSemantics.streamListpack(blob, offset: offset)
         }
         _ = try input.uint64() // length
         _ = try input.uint64(); _ = try input.uint64() // last id
@@ -289,22 +305,34 @@ public enum RDBVerifier {
             _ = try input.uint64() // entries added
         }
         let groups = try input.length()
+        var groupNames = Set<[UInt8]>()
         for _ in 0..<groups {
-            try input.skipString()
+            // A name over 64 KiB is skipped (nil) and not compared; so is an integer-encoded one.
+            if let name = try input.string(limit: 1 << 16, longIsNil: true), !groupNames.insert(name).inserted { throw bad("has a consumer group name twice") }
             _ = try input.uint64(); _ = try input.uint64() // last delivered id
             if type >= 19 { _ = try input.uint64() } // entries read (-1 when unknown)
             let pel = try input.length()
+            let tracked = pel <= pelTrackingLimit
+            var unowned = Set<[UInt8]>()
             for _ in 0..<pel {
-                try input.skip(16 + 8) // id, delivery time
+                let id = try input.bytes(16)
+                try input.skip(8) // delivery time
                 _ = try input.uint64() // delivery count
+                if tracked, !unowned.insert(id).inserted { throw bad("group PEL holds an id twice") }
             }
             let consumers = try input.length()
+            var consumerNames = Set<[UInt8]>()
             for _ in 0..<consumers {
-                try input.skipString()
+                if let name = try input.string(limit: 1 << 16, longIsNil: true), !consumerNames.insert(name).inserted { throw bad("group has a consumer name twice") }
                 try input.skip(type >= 21 ? 16 : 8) // seen time (+ active time)
                 let owned = try input.length()
-                for _ in 0..<owned { try input.skip(16) }
+                for _ in 0..<owned {
+                    let id = try input.bytes(16)
+                    // Owned by this consumer: it must be pending in the group, and owned once.
+                    if tracked, unowned.remove(id) == nil { throw bad("consumer has a pending id that is not in its group's PEL, or one another consumer owns") }
+                }
             }
+            if tracked, !unowned.isEmpty { throw bad("group PEL has \(unowned.count) entries no consumer owns") }
         }
     }
 
@@ -331,7 +359,10 @@ enum ZiplistHeader {
     /// Element count of a ziplist (zlbytes, zltail, zllen, entries, 0xFF), every entry walked as Redis's
     /// `ziplistValidateIntegrity` does: prevlen equal to the previous entry's length, a known encoding, the
     /// entry inside the blob, zltail at the last entry, the count equal to zllen (unless zllen is 0xFFFF).
-    static func count(_ blob: [UInt8], offset: Int64) throws -> Int {
+    static func count(_ blob: [UInt8], offset: Int64) throws -> Int { try walk(blob, offset: offset, visit: nil) }
+
+    /// The same walk, handing each entry's value to `visit`.
+    static func walk(_ blob: [UInt8], offset: Int64, visit: ((ContainerEntry) throws -> Void)?) throws -> Int {
         func bad(_ what: String) -> RDBError { RDBError(offset: offset, problem: "ziplist \(what)") }
         guard blob.count >= 11, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else { throw bad("header does not match its size") }
         let announced = Int(blob[8]) | Int(blob[9]) << 8
@@ -378,6 +409,18 @@ enum ZiplistHeader {
                 }
             }
             guard payload <= blob.count, p + header + payload <= blob.count - 1 else { throw bad("entry runs past its end") }
+            if let visit {
+                let data = p + header
+                switch e >> 6 {
+                case 0, 1, 2: try visit(.string(data..<(data + payload)))
+                default:
+                    switch e {
+                    case 0xF1...0xFD: try visit(.int(Int64(e & 0x0F) - 1))
+                    case 0xFE: try visit(.int(Int64(Int8(bitPattern: blob[data]))))
+                    default: try visit(.int(ContainerEntry.signedLE(blob, at: data, bytes: payload)))
+                    }
+                }
+            }
             p += header + payload
             previous = p - start
             last = start
@@ -394,7 +437,10 @@ enum ListpackHeader {
     /// Element count of a listpack (total bytes, count, entries, 0xFF), every entry walked as Redis's
     /// `lpValidateIntegrity` does: a known encoding, the entry inside the blob, its back-length equal to its
     /// length, the count equal to the header's (unless it is 0xFFFF).
-    static func count(_ blob: [UInt8], offset: Int64) throws -> Int {
+    static func count(_ blob: [UInt8], offset: Int64) throws -> Int { try walk(blob, offset: offset, visit: nil) }
+
+    /// The same walk, handing each entry's value to `visit`.
+    static func walk(_ blob: [UInt8], offset: Int64, visit: ((ContainerEntry) throws -> Void)?) throws -> Int {
         func bad(_ what: String) -> RDBError { RDBError(offset: offset, problem: "listpack \(what)") }
         guard blob.count >= 7, Int(le32(blob, 0)) == blob.count, blob.last == 0xFF else { throw bad("header does not match its size") }
         let announced = Int(blob[4]) | Int(blob[5]) << 8
@@ -434,12 +480,128 @@ enum ListpackHeader {
                 value = value << 7 | (byte & 0x7F)
             }
             guard value == length else { throw bad("entry \(count) has a back-length of \(value), not \(length)") }
+            if let visit {
+                if e & 0x80 == 0 { try visit(.int(Int64(e & 0x7F))) }
+                else if e & 0xC0 == 0x80 { try visit(.string((p + 1)..<(p + length))) }
+                else if e & 0xE0 == 0xC0 {
+                    let v = Int64(e & 0x1F) << 8 | Int64(blob[p + 1])
+                    try visit(.int(v >= 1 << 12 ? v - (1 << 13) : v))
+                } else if e & 0xF0 == 0xE0 { try visit(.string((p + 2)..<(p + length))) }
+                else if e == 0xF0 { try visit(.string((p + 5)..<(p + length))) }
+                else { try visit(.int(ContainerEntry.signedLE(blob, at: p + 1, bytes: length - 1))) }
+            }
             p += length + backlen
             count += 1
         }
         guard p == end else { throw bad("entries do not end at the end byte") }
         if announced != 0xFFFF && announced != count { throw bad("announces \(announced) entries but holds \(count)") }
         return count
+    }
+}
+
+/// One element of a ziplist or listpack: an integer, or a string (a range of the blob).
+enum ContainerEntry {
+    case int(Int64)
+    case string(Range<Int>)
+
+    /// A little-endian two's complement integer of 1 to 8 bytes (the caller checked they are inside the blob).
+    static func signedLE(_ blob: [UInt8], at start: Int, bytes: Int) -> Int64 {
+        var v: UInt64 = 0
+        for k in (0..<bytes).reversed() { v = v << 8 | UInt64(blob[start + k]) }
+        let shift = UInt64(64 - 8 * bytes)
+        return Int64(bitPattern: v << shift) >> Int64(shift)
+    }
+
+    /// The value as Redis compares it when it looks for duplicates: an integer as its decimal string.
+    func bytes(in blob: [UInt8]) -> [UInt8] {
+        switch self {
+        case .int(let v): Array(String(v).utf8)
+        case .string(let r): Array(blob[r])
+        }
+    }
+
+    /// `lpGetIntegerIfValid`: an integer entry, or a string that is exactly a 64-bit integer's decimal form.
+    func integer(in blob: [UInt8]) -> Int64? {
+        switch self {
+        case .int(let v): return v
+        case .string(let r):
+            guard !r.isEmpty, r.count <= 20, let v = Int64(String(decoding: blob[r], as: UTF8.self)) else { return nil }
+            return String(v).utf8.count == r.count ? v : nil // no "+1", "01" or "-0" (string2ll)
+        }
+    }
+}
+
+/// The small encodings' semantics that `redis-check-rdb` checks after their structure (rdb.c with deep
+/// sanitization): hashes and zsets hold (key, value) pairs, keys, set members and hash fields are unique.
+enum ContainerSemantics {
+    enum Layout { case ziplist, listpack }
+
+    /// Returns the element count; throws on an odd count (pairs) or a repeated key.
+    static func check(_ blob: [UInt8], _ layout: Layout, pairs: Bool, what: String, offset: Int64) throws -> Int {
+        var seen = Set<[UInt8]>()
+        var index = 0
+        let visit: (ContainerEntry) throws -> Void = { entry in
+            defer { index += 1 }
+            guard !pairs || index % 2 == 0 else { return }
+            guard seen.insert(entry.bytes(in: blob)).inserted else {
+                throw RDBError(offset: offset, problem: "\(what) holds a duplicate \(pairs ? "key" : "member") (entry \(index))")
+            }
+        }
+        let count = layout == .ziplist ? try ZiplistHeader.walk(blob, offset: offset, visit: visit)
+                                       : try ListpackHeader.walk(blob, offset: offset, visit: visit)
+        if pairs && count % 2 != 0 {
+            throw RDBError(offset: offset, problem: "\(what) holds \(count) entries, not (key, value) pairs")
+        }
+        return count
+    }
+
+    /// `streamValidateListpackIntegrity` (t_stream.c): the master entry (count, deleted, field count, field
+    /// names, 0), then each entry (flags, id deltas, [field count, field names], values, lp-count equal to what
+    /// the entry holds), and nothing after the last entry.
+    static func streamListpack(_ blob: [UInt8], offset: Int64) throws {
+        var entries: [ContainerEntry] = []
+        _ = try ListpackHeader.walk(blob, offset: offset) { entries.append($0) }
+        func bad(_ what: String) -> RDBError { RDBError(offset: offset, problem: "stream listpack \(what)") }
+        var i = 0
+        func next(_ what: String) throws -> ContainerEntry {
+            guard i < entries.count else { throw bad("ends before its \(what)") }
+            defer { i += 1 }
+            return entries[i]
+        }
+        func integer(_ what: String) throws -> Int64 {
+            guard let v = try next(what).integer(in: blob) else { throw bad("has a \(what) that is not an integer") }
+            return v
+        }
+        func skip(_ n: Int64, _ what: String) throws {
+            guard n <= Int64(entries.count - i) else { throw bad("announces more \(what) than it holds") }
+            if n > 0 { i += Int(n) }
+        }
+        let count = try integer("entry count")
+        let deleted = try integer("deleted count")
+        let masterFields = try integer("master field count")
+        try skip(masterFields, "master fields")
+        guard try integer("master terminator") == 0 else { throw bad("master entry does not end with 0") }
+        let (total, overflow) = count.addingReportingOverflow(deleted)
+        guard !overflow, total >= 0, total <= Int64(entries.count) else { throw bad("announces \(count) + \(deleted) entries, more than it holds") }
+        for _ in 0..<total {
+            var fields = masterFields
+            var extra: Int64 = 3
+            let flags = try integer("entry flags")
+            _ = try integer("entry id")
+            _ = try integer("entry id")
+            if flags & 2 == 0 { // not STREAM_ITEM_FLAG_SAMEFIELDS
+                fields = try integer("entry field count")
+                try skip(fields, "entry fields")
+                let (e1, o1) = extra.addingReportingOverflow(fields)
+                let (e2, o2) = e1.addingReportingOverflow(1)
+                guard !o1, !o2 else { throw bad("has an entry field count out of range") }
+                extra = e2
+            }
+            try skip(fields, "entry values")
+            let (expected, o) = fields.addingReportingOverflow(extra)
+            guard !o, try integer("entry lp-count") == expected else { throw bad("has an entry whose lp-count does not match its fields") }
+        }
+        guard i == entries.count else { throw bad("holds \(entries.count - i) entries after its last stream entry") }
     }
 }
 
@@ -621,10 +783,12 @@ struct RDBInput<S: ByteSource> {
     }
 
     /// Reads one RDB string (LZF strings decompressed); nil when it is an integer encoding.
-    /// A string over `limit` bytes is an error (used only for small values).
-    mutating func string(limit: Int) throws -> [UInt8]? {
+    /// A string over `limit` bytes is an error (used only for small values), or, with `longIsNil`, skipped
+    /// (checked as `skipString` checks it) and returned as nil: a name kept only to find duplicates.
+    mutating func string(limit: Int, longIsNil: Bool = false) throws -> [UInt8]? {
         switch try rawLength() {
         case .plain(let n):
+            if n > limit && longIsNil { try skip(n); return nil }
             guard n <= limit else { throw RDBError(offset: offset, problem: "string of \(n) bytes where at most \(limit) are expected") }
             return try bytes(n)
         case .encoded(0): try skip(1); return nil
@@ -633,8 +797,14 @@ struct RDBInput<S: ByteSource> {
         case .encoded(3):
             let compressed = try length()
             let plain = try length()
-            guard plain <= limit else { throw RDBError(offset: offset, problem: "string of \(plain) bytes where at most \(limit) are expected") }
             let at = offset
+            if plain > limit && longIsNil {
+                guard plain <= 512 << 20, LZF.decompress(try bytes(compressed), expectedLength: plain) != nil else {
+                    throw RDBError(offset: at, problem: "LZF-compressed string does not decompress to its recorded length")
+                }
+                return nil
+            }
+            guard plain <= limit else { throw RDBError(offset: offset, problem: "string of \(plain) bytes where at most \(limit) are expected") }
             guard let out = LZF.decompress(try bytes(compressed), expectedLength: plain) else {
                 throw RDBError(offset: at, problem: "LZF-compressed string does not decompress to its recorded length")
             }

@@ -138,3 +138,39 @@ struct RDBCraftedTests {
         #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Self.rdb(version: "11", type: 21, value: value), chunkSize: 9)) }
     }
 }
+
+/// The small encodings' semantics, on RDBs a real Redis wrote, changed the way a bit flip could change them: a
+/// hash field or zset member turned into its neighbour is a duplicate that `redis-check-rdb` rejects, and so
+/// must the verifier (before, only the containers' structure was walked).
+struct RDBSemanticsTests {
+    @Test func duplicatesInSmallContainersAreRejectedAsRedisRejectsThem() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        _ = try c.command(["HSET", "h", "field-a", "1", "field-b", "2"])
+        _ = try c.command(["ZADD", "z", "1", "member-a", "2", "member-b"])
+        _ = try c.command(["XADD", "s", "1-1", "k", "v"])
+        c.close()
+        let dir = TemporaryDirectory()
+        let dump = try runProcess("redis-cli", ["-p", "\(redis.port)", "--rdb", dir.file("d.rdb")])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let original = try #require(FileManager.default.contents(atPath: dir.file("d.rdb")).map(Array.init))
+        _ = try RDBVerifier.verify(ChunkedBytes(original, chunkSize: 64))
+        for (from, to, problem) in [("field-b", "field-a", "hash listpack holds a duplicate key"),
+                                    ("member-b", "member-a", "zset listpack holds a duplicate key")] {
+            var mutant = original
+            let needle = Array(from.utf8)
+            let at = try #require((0...(mutant.count - needle.count)).first { Array(mutant[$0..<($0 + needle.count)]) == needle })
+            mutant.replaceSubrange(at..<(at + needle.count), with: Array(to.utf8))
+            for i in (mutant.count - 8)..<mutant.count { mutant[i] = 0 } // checksum disabled, as in the differential test
+            try Data(mutant).write(to: URL(fileURLWithPath: dir.file("m.rdb")))
+            let tool = try runProcess("/usr/bin/redis-check-rdb", [dir.file("m.rdb")])
+            #expect(tool.status != 0, "redis-check-rdb accepted the \(from) → \(to) mutant")
+            do {
+                _ = try RDBVerifier.verify(ChunkedBytes(mutant, chunkSize: 64))
+                Issue.record("the verifier accepted the \(from) → \(to) mutant")
+            } catch {
+                #expect("\(error)".contains(problem), "\(error)")
+            }
+        }
+    }
+}
