@@ -174,35 +174,57 @@ public final class BackupEngine {
         logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
         var result = BackupResult(run: run, artifacts: artifacts)
         result.failures = failures
-        // Rotation only after a good new backup of the same source, and never a reason to fail the backup.
-        do {
-            try checkRetentionPolicy(allowEmpty: false)
-            let succeeded = Set(artifacts.filter { $0.status == .ok }.map(\.source)).sorted()
-            if !succeeded.isEmpty {
-                result.rotations = try rotate(succeeded, catalog: catalog, now: environment.clock(), dryRun: false,
-                                              protect: Set(artifacts.map(\.id)))
-            }
-        } catch {
-            result.rotationSkipped = describe(error)
-            logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
+        for step in Self.afterRun {
+            logger.debug("after the run", metadata: ["step": "\(step.name)"])
+            step.run(self, catalog, &result)
         }
-        // Off-site: this run's good artifacts and any earlier copy that failed; then the catalog itself.
-        // A failure here never fails the backup: the artifact is `ok, offsite failed` and retried next run.
-        result.offsiteFailures = syncOffsite(catalog: catalog)
-        for (id, detail) in result.offsiteFailures {
-            if let i = result.artifacts.firstIndex(where: { $0.id == id }) {
-                result.artifacts[i].offsite = .failed
-                result.artifacts[i].offsiteDetail = detail
-            }
-        }
-        for i in result.artifacts.indices where result.artifacts[i].status == .ok && result.artifacts[i].offsite == nil && policy.repository.offsite != nil {
-            result.artifacts[i].offsite = .ok
-        }
-        copyCatalog()
-        writeMetricsTextfile()
-        notify(result)
         return result
     }
+
+    /// One step after a run. It may add to what the result reports; it can never change the run's outcome
+    /// (each step catches its own errors and logs them).
+    struct AfterRunStep: Sendable {
+        let name: String
+        let run: @Sendable (BackupEngine, Catalog, inout BackupResult) -> Void
+    }
+
+    /// The steps after every backup run, in order: rotation first (it frees space and decides what the off-site
+    /// copy no longer needs), then the off-site copy of what is kept, then the catalog copy (which must include
+    /// the off-site states), then metrics and notifications, which report all of the above.
+    static let afterRun: [AfterRunStep] = [
+        AfterRunStep(name: "rotation") { engine, catalog, result in
+            // Only after a good new backup of the same source; never the run's own new backups.
+            do {
+                try engine.checkRetentionPolicy(allowEmpty: false)
+                let succeeded = Set(result.artifacts.filter { $0.status == .ok }.map(\.source)).sorted()
+                if !succeeded.isEmpty {
+                    result.rotations = try engine.rotate(succeeded, catalog: catalog, now: engine.environment.clock(), dryRun: false,
+                                                         protect: Set(result.artifacts.map(\.id)))
+                }
+            } catch {
+                result.rotationSkipped = engine.describe(error)
+                engine.logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
+            }
+        },
+        AfterRunStep(name: "off-site copy") { engine, catalog, result in
+            // This run's good artifacts and any earlier copy that failed. A failure leaves the artifact
+            // `ok, offsite failed`, retried next run.
+            result.offsiteFailures = engine.syncOffsite(catalog: catalog)
+            for (id, detail) in result.offsiteFailures {
+                if let i = result.artifacts.firstIndex(where: { $0.id == id }) {
+                    result.artifacts[i].offsite = .failed
+                    result.artifacts[i].offsiteDetail = detail
+                }
+            }
+            for i in result.artifacts.indices where result.artifacts[i].status == .ok && result.artifacts[i].offsite == nil
+                && engine.policy.repository.offsite != nil {
+                result.artifacts[i].offsite = .ok
+            }
+        },
+        AfterRunStep(name: "catalog copy") { engine, _, _ in engine.copyCatalog() },
+        AfterRunStep(name: "metrics") { engine, _, _ in engine.writeMetricsTextfile() },
+        AfterRunStep(name: "notifications") { engine, _, result in engine.notify(result) },
+    ]
 
     /// What each source's kind finds wrong before anything runs (secrets that would be stored in clear, the
     /// age key inside a backup, a root that is missing): `policy check` prints it, `backup` refuses (exit 2).

@@ -43,6 +43,11 @@ public final class ChildProcess: @unchecked Sendable {
             }
         }
 
+        // Nothing else of ours reaches the child: not the run lock, the catalog, an artifact being written, nor a
+        // pipe another thread just opened (a scratch server holding a pipe's write end keeps its reader waiting
+        // for an end that never comes).
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var child: pid_t = 0
@@ -52,6 +57,13 @@ public final class ChildProcess: @unchecked Sendable {
         }
         pid = child
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time: Swift's Glibc module
+    /// does not declare it. Without it (an older libc) children inherit what is not close-on-exec.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     /// True until the child has exited (reaps it when it has).
     public var isRunning: Bool {

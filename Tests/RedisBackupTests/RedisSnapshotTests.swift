@@ -69,3 +69,20 @@ struct RedisSnapshotTests {
         }
     }
 }
+
+/// A child (scratch redis-server, redis-server --version) gets stdin/stdout/stderr and nothing else of ours:
+/// a pipe, lock or catalog descriptor it inherited would outlive us in it (a reader waiting for the pipe's end
+/// would wait for as long as the server runs).
+struct ChildProcessTests {
+    @Test func childrenInheritNoOtherDescriptor() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0) // not close-on-exec
+        defer { close(fds[0]); close(fds[1]) }
+        let dir = TemporaryDirectory()
+        let child = try ChildProcess(executable: "/bin/ls", arguments: ["/proc/self/fd"], stdoutPath: dir.file("fds"))
+        #expect(child.wait() == 0)
+        let listed = Set(try String(contentsOfFile: dir.file("fds"), encoding: .utf8).split(separator: "\n").compactMap { Int32($0) })
+        // 0–2, and the directory ls itself opened to list them.
+        #expect(listed.isSubset(of: [0, 1, 2, 3]), "inherited: \(listed.subtracting([0, 1, 2, 3]).sorted()) (the pipe was \(fds))")
+    }
+}
