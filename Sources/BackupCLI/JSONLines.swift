@@ -1,3 +1,4 @@
+import BackupCore
 import Foundation
 
 /// A small JSON writer for outputs that can hold a million entries (a rotation plan of a large catalog),
@@ -30,6 +31,19 @@ struct JSONText {
     static func quote(_ s: String?) -> String { s.map { quote($0) } ?? "null" }
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
+
+    /// A JSON value on one line.
+    static func value(_ v: JSONValue) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d): return d.isFinite ? "\(d)" : "null"
+        case .string(let s): return quote(s)
+        case .array(let a): return array(a.map(value))
+        case .object(let o): return "{" + o.sorted(by: { $0.key < $1.key }).map { quote($0.key) + " : " + value($0.value) }.joined(separator: ", ") + "}"
+        }
+    }
 }
 
 /// Buffered writes to stdout, for large outputs.

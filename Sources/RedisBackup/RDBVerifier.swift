@@ -51,6 +51,44 @@ public struct RDBReport: Sendable, Equatable {
     }
 }
 
+/// One key of an RDB, as the walk meets it (for `ls` and partial restores).
+public struct RDBKey: Sendable {
+    public var db: Int
+    public var key: [UInt8]
+    /// The RDB value type (0 string, 14/18 list, …); `typeName` says it as `TYPE` would.
+    public var type: UInt8
+    /// Absolute expiry in Unix milliseconds, nil without a TTL.
+    public var expireAtMs: Int64?
+    /// Bytes of the value as encoded in the RDB.
+    public var encodedBytes: Int64
+    /// The `RESTORE` payload (type, value as in the RDB, RDB version, CRC-64), when the visitor asked for it.
+    public var payload: [UInt8]?
+
+    public var typeName: String {
+        switch type {
+        case 0: "string"
+        case 1, 10, 14, 18: "list"
+        case 2, 11, 20: "set"
+        case 3, 5, 12, 17: "zset"
+        case 4, 9, 13, 16, 22, 23, 24, 25: "hash"
+        case 15, 19, 21: "stream"
+        case 6, 7: "module"
+        default: "type \(type)"
+        }
+    }
+}
+
+/// What a walk wants of each key: whether to capture its `RESTORE` payload, and what to do with it.
+public struct RDBKeyVisitor {
+    public var capture: (_ db: Int, _ key: [UInt8]) -> Bool
+    public var visit: (RDBKey) throws -> Void
+
+    public init(capture: @escaping (_ db: Int, _ key: [UInt8]) -> Bool = { _, _ in false }, visit: @escaping (RDBKey) throws -> Void) {
+        self.capture = capture
+        self.visit = visit
+    }
+}
+
 /// Why an RDB is not valid: where (byte offset) and what.
 public struct RDBError: UserFacingError, Equatable {
     public var offset: Int64
@@ -67,10 +105,11 @@ public enum RDBVerifier {
     /// Highest RDB version this verifier knows (Redis 7.4).
     public static let maxVersion = 12
 
-    public static func verify<S: ByteSource>(_ source: S) throws -> RDBReport {
+    /// Verifies, handing every key to `keys` when given (keys are read whole only then).
+    public static func verify<S: ByteSource>(_ source: S, keys: RDBKeyVisitor? = nil) throws -> RDBReport {
         var input = RDBInput(source: source)
         do {
-            return try parse(&input)
+            return try parse(&input, keys: keys)
         } catch let error as RDBError {
             throw error
         } catch RDBInputEnd.end {
@@ -78,7 +117,7 @@ public enum RDBVerifier {
         }
     }
 
-    private static func parse<S>(_ input: inout RDBInput<S>) throws -> RDBReport {
+    private static func parse<S>(_ input: inout RDBInput<S>, keys visitor: RDBKeyVisitor?) throws -> RDBReport {
         let magic = try input.bytes(9)
         guard magic.starts(with: Array("REDIS".utf8)),
               let version = Int(String(decoding: magic[5...], as: UTF8.self)) else {
@@ -90,6 +129,7 @@ public enum RDBVerifier {
         var report = RDBReport(version: version, redisVersion: nil, checksum: .absent, databases: [:], bytes: 0)
         var db = 0
         var pendingExpire = false
+        var expireAtMs: Int64?
         while true {
             let opcodeOffset = input.offset
             let opcode = try input.byte()
@@ -124,10 +164,12 @@ public enum RDBVerifier {
                     report.redisVersion = String(decoding: value, as: UTF8.self)
                 }
             case 0xFC: // EXPIRETIME_MS
-                try input.skip(8)
+                let b = try input.bytes(8)
+                expireAtMs = Int64(bitPattern: b.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
                 pendingExpire = true
             case 0xFD: // EXPIRETIME (seconds)
-                try input.skip(4)
+                let b = try input.bytes(4)
+                expireAtMs = Int64(b.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) * 1000
                 pendingExpire = true
             case 0xF8: // IDLE
                 _ = try input.length()
@@ -146,13 +188,38 @@ public enum RDBVerifier {
             case 0xF4: // SLOT_INFO
                 _ = try input.length(); _ = try input.length(); _ = try input.length()
             default:
-                try input.skipString() // the key
-                try skipValue(type: opcode, offset: opcodeOffset, &input)
+                if let visitor {
+                    let key = try input.anyString()
+                    let capture = visitor.capture(db, key)
+                    let start = input.offset
+                    if capture { input.startRecording() }
+                    try skipValue(type: opcode, offset: opcodeOffset, &input)
+                    var entry = RDBKey(db: db, key: key, type: opcode, expireAtMs: pendingExpire ? expireAtMs : nil,
+                                       encodedBytes: input.offset - start, payload: nil)
+                    if capture { entry.payload = dumpPayload(type: opcode, value: input.stopRecording(), version: version) }
+                    try visitor.visit(entry)
+                } else {
+                    try input.skipString() // the key
+                    try skipValue(type: opcode, offset: opcodeOffset, &input)
+                }
                 report.databases[db, default: .init()].keys += 1
                 if pendingExpire { report.databases[db, default: .init()].expires += 1 }
                 pendingExpire = false
+                expireAtMs = nil
             }
         }
+    }
+
+    /// A `DUMP` payload: the value's type and encoding as in the RDB, the RDB version (2 bytes, little endian)
+    /// and the CRC-64 (Jones, little endian) of all that: what `RESTORE` takes (redis src/cluster.c).
+    public static func dumpPayload(type: UInt8, value: [UInt8], version: Int) -> [UInt8] {
+        var out = [type]
+        out.reserveCapacity(value.count + 11)
+        out += value
+        out += [UInt8(version & 0xFF), UInt8((version >> 8) & 0xFF)]
+        let crc = out.withUnsafeBytes { CRC64.jones.finalize(CRC64.jones.update(CRC64.jones.start, $0)) }
+        for i in 0..<8 { out.append(UInt8((crc >> (8 * UInt64(i))) & 0xFF)) }
+        return out
     }
 
     /// From Redis 5 (RDB 9) on, RESIZEDB counts exactly the entries written; older savers skipped expired keys.
@@ -651,9 +718,25 @@ struct RDBInput<S: ByteSource> {
     var base: Int64 = 0
     let crc64 = CRC64.jones
 
+    /// Bytes consumed since `startRecording` (a value captured for a `RESTORE` payload), nil when not recording.
+    var recording: [UInt8]?
+    var recordFrom = 0
+
     init(source: S) { self.source = source }
 
     var offset: Int64 { base + Int64(pos) }
+
+    mutating func startRecording() {
+        recording = []
+        recordFrom = pos
+    }
+
+    mutating func stopRecording() -> [UInt8] {
+        var out = recording ?? []
+        out.append(contentsOf: chunk[recordFrom..<pos])
+        recording = nil
+        return out
+    }
 
     private mutating func flushCRC() {
         if pos > crcFrom {
@@ -665,6 +748,10 @@ struct RDBInput<S: ByteSource> {
     /// Loads the next chunk; throws at the end of the stream.
     private mutating func refill() throws {
         flushCRC()
+        if recording != nil {
+            recording!.append(contentsOf: chunk[recordFrom..<chunk.count])
+            recordFrom = 0
+        }
         base += Int64(chunk.count)
         guard let next = try source.nextChunk() else { throw RDBInputEnd.end }
         chunk = next
@@ -779,6 +866,31 @@ struct RDBInput<S: ByteSource> {
                 throw RDBError(offset: at, problem: "LZF-compressed string does not decompress to its recorded length")
             }
         case .encoded(let e): throw RDBError(offset: offset - 1, problem: "unknown string encoding \(e)")
+        }
+    }
+
+    /// Reads one RDB string of any encoding as the bytes Redis would hold: an integer encoding as its decimal
+    /// form, LZF decompressed (a key: up to Redis's 512 MiB limit).
+    mutating func anyString() throws -> [UInt8] {
+        switch try rawLength() {
+        case .plain(let n):
+            guard n <= 512 << 20 else { throw RDBError(offset: offset, problem: "string of \(n) bytes, over Redis's 512 MiB limit") }
+            return try bytes(n)
+        case .encoded(let e) where e <= 2:
+            let b = try bytes(1 << Int(e))
+            let raw = b.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let shift = UInt64(64 - 8 * b.count)
+            return Array(String(Int64(bitPattern: raw << shift) >> Int64(shift)).utf8)
+        case .encoded(3):
+            let compressed = try length()
+            let plain = try length()
+            let at = offset
+            guard plain <= 512 << 20, let out = LZF.decompress(try bytes(compressed), expectedLength: plain) else {
+                throw RDBError(offset: at, problem: "LZF-compressed string does not decompress to its recorded length")
+            }
+            return out
+        case .encoded(let e):
+            throw RDBError(offset: offset - 1, problem: "unknown string encoding \(e)")
         }
     }
 

@@ -17,6 +17,8 @@ protocol SourceContractHarness: Sendable {
     func restoreArguments(scratch: TemporaryDirectory) -> [String]
     /// Checks the side target after the restore.
     func checkRestored(scratch: TemporaryDirectory) async throws
+    /// Paths `ls` must show (keys, object keys, files, namespaces, collections), and the type of the first.
+    var listed: (paths: [String], type: String) { get }
     func stop()
 }
 
@@ -77,6 +79,19 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
         bytes[at] ^= 0x40
         try bytes.write(to: URL(fileURLWithPath: path))
         #expect(try run(["verify", id]).status == 0)
+
+        // ls: what the backup holds, all of it, then one entry by --match and by --prefix
+        let ls = try run(["ls", id, "--json"])
+        #expect(ls.status == 0, "\(kind) ls: \(ls.stderr)")
+        let entries = try array(ls.stdout)
+        let paths = Set(entries.compactMap { $0["path"] as? String })
+        #expect(Set(harness.listed.paths).isSubset(of: paths), "\(kind) ls: \(paths.sorted().prefix(20))")
+        #expect(entries.allSatisfy { $0["type"] is String && $0.keys.contains("size") })
+        let first = harness.listed.paths[0]
+        let one = try array(try run(["ls", id, "--json", "--match", first]).stdout)
+        #expect(one.map { $0["path"] as? String } == [first] && one.first?["type"] as? String == harness.listed.type, "\(kind) ls --match \(first): \(one)")
+        let byPrefix = try array(try run(["ls", id, "--json", "--prefix", first]).stdout).compactMap { $0["path"] as? String }
+        #expect(byPrefix.contains(first) && byPrefix.allSatisfy { $0.hasPrefix(first) })
 
         // restore into a side target
         let restore = try run(["restore", "src", "--backup", id] + harness.restoreArguments(scratch: scratch) + ["--yes", "--json"])
@@ -162,6 +177,7 @@ struct RedisHarness: SourceContractHarness {
     }
 
     var sourceEntry: String { "{ kind: redis, url: \"redis://127.0.0.1:\(server.server.port)\", timeout: 20s }" }
+    var listed: (paths: [String], type: String) { (["key:7", "key:199", "h"], "string") }
     var environment: [String: String] { [:] }
     func restoreArguments(scratch: TemporaryDirectory) -> [String] { ["--to-dir", scratch.path] }
     func checkRestored(scratch: TemporaryDirectory) async throws {
@@ -177,6 +193,7 @@ struct MongoHarness: SourceContractHarness {
     init() throws {}
 
     var sourceEntry: String { "{ kind: mongodb, uri: \"mongodb://backup:pw@db.internal:27017/?authSource=admin\", timeout: 10s }" }
+    var listed: (paths: [String], type: String) { (["test.foo"], "namespace") }
     var environment: [String: String] {
         ["PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
          "STANDIN_LOG": tmp.file("standin.jsonl"), "TMPDIR": tmp.path]
@@ -211,6 +228,7 @@ struct BucketHarness: SourceContractHarness {
         return BucketHarness(server: server, secretFile: dir)
     }
 
+    var listed: (paths: [String], type: String) { (["obj/3.txt", "obj/19.txt"], "object") }
     var sourceEntry: String {
         "{ kind: s3, endpoint: \"\(server.endpoint)\", buckets: [contract-src], access_key: \(server.accessKey), secret_key_file: \(secretFile.file("secret")), timeout: 10s }"
     }
@@ -235,6 +253,7 @@ struct FilesHarness: SourceContractHarness {
     }
 
     var sourceEntry: String { "{ kind: files, root: \(root.path), paths: [\"docker-compose*.yml\", nginx/] }" }
+    var listed: (paths: [String], type: String) { (["nginx/nginx.conf", "docker-compose.yml"], "file") }
     var environment: [String: String] { [:] }
     func restoreArguments(scratch: TemporaryDirectory) -> [String] { ["--to-dir", scratch.file("restored")] }
     func checkRestored(scratch: TemporaryDirectory) async throws {
@@ -249,6 +268,7 @@ struct QdrantHarness: SourceContractHarness {
     init() throws { server = try QdrantStandIn(collections: ["documents": (points: 40, dim: 8)]) }
 
     var sourceEntry: String { "{ kind: qdrant, url: \"\(server.url)\", timeout: 20s }" }
+    var listed: (paths: [String], type: String) { (["documents"], "collection") }
     var environment: [String: String] { [:] }
     func restoreArguments(scratch: TemporaryDirectory) -> [String] { ["--to-collection", "documents_restored"] }
     func checkRestored(scratch: TemporaryDirectory) async throws {

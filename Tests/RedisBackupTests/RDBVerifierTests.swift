@@ -174,3 +174,43 @@ struct RDBSemanticsTests {
         }
     }
 }
+
+/// The key walk behind `ls` and partial restores, against the real server: the same keys, types and TTLs as
+/// `SCAN`/`TYPE`/`PEXPIRETIME`, and `--match` globs selecting exactly what `KEYS pattern` selects.
+struct RDBKeyWalkTests {
+    @Test func keysTypesTTLsAndGlobsAgreeWithRedis() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        defer { c.close() }
+        var names: [String] = []
+        for i in 0..<300 { names.append("user:\(i):profile"); _ = try c.command(["SET", "user:\(i):profile", "v\(i)"]) }
+        for name in ["hello", "hallo", "hxllo", "hllo", "heeeello", "a*b", "a?b", "[x]", "back\\slash", "12345", "-7", "ünï"] {
+            names.append(name)
+            _ = try c.command(["SET", name, "x"])
+        }
+        _ = try c.command(["HSET", "h:small", "f", "1"])
+        _ = try c.command(["RPUSH", "l:list", "a", "b"])
+        _ = try c.command(["SADD", "s:ints", "1", "2", "3"])
+        _ = try c.command(["ZADD", "z:set", "1", "m"])
+        _ = try c.command(["XADD", "x:stream", "*", "f", "v"])
+        _ = try c.command(["PEXPIRE", "user:7:profile", "3600000"])
+        let dir = TemporaryDirectory()
+        #expect(try runProcess("redis-cli", ["-p", "\(redis.port)", "--rdb", dir.file("d.rdb")]).status == 0)
+        let rdb = try #require(FileManager.default.contents(atPath: dir.file("d.rdb")).map(Array.init))
+        var walked: [String: RDBKey] = [:]
+        _ = try RDBVerifier.verify(ChunkedBytes(rdb, chunkSize: 61), keys: RDBKeyVisitor { walked[String(decoding: $0.key, as: UTF8.self)] = $0 })
+        #expect(walked.count == names.count + 5)
+        for (key, entry) in walked {
+            #expect(try c.command(["TYPE", key]) == .simple(entry.typeName), "\(key)")
+        }
+        if case .integer(let at) = try c.command(["PEXPIRETIME", "user:7:profile"]) { #expect(walked["user:7:profile"]?.expireAtMs == Int64(at)) }
+        #expect(walked["hello"]?.expireAtMs == nil)
+        for pattern in ["*", "user:1?:*", "h?llo", "h*llo", "h[ae]llo", "h[^e]llo", "h[a-b]llo", "a\\*b", "a[*]b", "\\[x\\]", "back\\\\slash",
+                        "*:profile", "user:*7*", "1*", "-*", "ü*", "[", "nomatch*"] {
+            guard case .array(let keys?) = try c.command(["KEYS", pattern]) else { Issue.record("KEYS \(pattern)"); continue }
+            let expected = Set(keys.compactMap { if case .bulk(let b) = $0 { return String(decoding: b ?? [], as: UTF8.self) } else { return nil } })
+            let ours = Set(walked.keys.filter { Glob(pattern).matches($0) })
+            #expect(ours == expected, "pattern \(pattern): ours \(ours.subtracting(expected).sorted().prefix(5)), Redis's \(expected.subtracting(ours).sorted().prefix(5))")
+        }
+    }
+}

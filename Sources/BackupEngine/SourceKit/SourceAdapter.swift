@@ -59,6 +59,11 @@ protocol SourceAdapter: SourceSettingsParser {
     /// exact commands that would.
     func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String]
 
+    // MARK: look
+    /// `ls`: hands every entry of the backup that `filter` accepts to `emit`, in the backup's own order, holding
+    /// no more than one entry (and the kind's small index) in memory.
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws
+
     // MARK: repository
     /// Files beside the artifact and its manifest that belong to it (relative paths, sha256 when known), for
     /// the off-site copy.

@@ -1,0 +1,19 @@
+// `ls` of a files backup: the tar's entries, headers only (contents skipped), in archive order.
+import ArtifactStore
+import BackupCore
+import Foundation
+import TarFormat
+
+extension FilesAdapter {
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
+        var tar = TarReader(GzipChunkSource(reader: try context.reader(artifact)))
+        while let entry = try tar.next() {
+            guard filter.accepts(entry.path) else { continue }
+            var detail: [String: JSONValue] = ["mode": .string(String(entry.mode, radix: 8)),
+                                               "mtime": .string(Timestamps.iso8601(Date(timeIntervalSince1970: entry.mtime)))]
+            if let link = entry.linkTarget { detail["link"] = .string(link) }
+            if !entry.user.isEmpty { detail["owner"] = .string(entry.user + ":" + entry.group) }
+            try emit(ContentEntry(path: entry.path, type: "\(entry.type)", size: entry.type == .file ? entry.size : nil, detail: detail))
+        }
+    }
+}

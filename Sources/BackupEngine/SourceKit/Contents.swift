@@ -1,0 +1,47 @@
+// What a backup holds, one entry at a time: `ls`. Each kind lists its own contents (Redis keys walked from the
+// RDB, a bucket snapshot's objects, a files backup's tar entries, MongoDB namespaces, Qdrant collections); the
+// engine only finds the artifact and hands entries to the caller, so memory stays bounded whatever the size.
+import BackupCore
+import Foundation
+
+/// Which entries `ls` shows. `prefix` and `match` (a glob with Redis's `SCAN MATCH` rules) apply to the
+/// entry's path (a Redis key, an object key, a file path, a namespace, a collection); `database` to Redis.
+public struct ContentFilter: Sendable {
+    public var prefix: String?
+    public var match: Glob?
+    public var database: Int?
+
+    public init(prefix: String? = nil, match: String? = nil, database: Int? = nil) {
+        self.prefix = prefix
+        self.match = match.map(Glob.init)
+        self.database = database
+    }
+
+    public func accepts(_ path: String) -> Bool { accepts(Array(path.utf8)) }
+
+    public func accepts(_ path: [UInt8]) -> Bool {
+        if let prefix, !path.starts(with: prefix.utf8) { return false }
+        if let match, !match.matches(path) { return false }
+        return true
+    }
+}
+
+/// One thing a backup holds.
+public struct ContentEntry: Sendable {
+    /// The key, object key, file path, namespace or collection.
+    public var path: String
+    /// `string`/`hash`/… for Redis, `object`, `file`/`directory`/`symlink`, `namespace`, `collection`.
+    public var type: String
+    /// Bytes as stored (Redis: the value's encoded size; objects and files: their size), nil when unknown.
+    public var size: Int64?
+    /// Per kind: `db`, `expires_at` (Redis), `bucket`, `sha256`, `last_modified` (objects), `mode`, `mtime`,
+    /// `link` (files), `documents` (MongoDB), `points` (Qdrant).
+    public var detail: [String: JSONValue]
+
+    public init(path: String, type: String, size: Int64?, detail: [String: JSONValue] = [:]) {
+        self.path = path
+        self.type = type
+        self.size = size
+        self.detail = detail
+    }
+}
