@@ -31,11 +31,20 @@ extension RedisAdapter {
             RestoreOptionSpec("server-url", value: "URL", help: "file mode: check this server's dir, dbfilename and appendonly first (redis://…)"),
             RestoreOptionSpec("to-url", value: "URL", help: "online mode: replace all the data of this live server (redis://…)"),
             RestoreOptionSpec("listen", value: "ADDR", help: "online mode: the address the target uses to reach the scratch server", default: "127.0.0.1"),
+            RestoreOptionSpec("match", value: "PATTERN", help: "only the keys matching this glob (SCAN MATCH rules), into the live server of --to-url; existing keys are left alone"),
+            RestoreOptionSpec("db", value: "N", help: "with --match: only keys of this database"),
+            RestoreOptionSpec("replace", help: "with --match: overwrite keys that exist in the target (needs --yes)"),
         ]
     }
 
     func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
         let o = request.options
+        if let pattern = o.value("match") {
+            return try restoreKeys(source, request, pattern: pattern, context: context, plan: plan)
+        }
+        if o.given("db") || o.given("replace") {
+            throw BackupFailure("--db and --replace go with --match (a partial restore)", exitStatus: .usage)
+        }
         if o.given("to-dir") && o.given("to-url") {
             throw BackupFailure("--to-dir (file mode) and --to-url (online mode) exclude each other", exitStatus: .usage)
         }

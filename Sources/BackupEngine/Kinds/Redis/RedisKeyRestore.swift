@@ -1,0 +1,121 @@
+// Partial Redis restores: only the keys matching a pattern, into a live server, through `RESTORE` with the
+// payload built from the backup's RDB (the value's bytes as stored, the RDB version, a CRC-64: what `DUMP`
+// produces). Keys that exist are skipped unless --replace; keys whose TTL ran out are not restored; TTLs are
+// kept as absolute times (ABSTTL). Nothing else of the target is touched.
+import ArtifactStore
+import BackupCore
+import Foundation
+import RedisBackup
+
+struct RedisKeyRestoreJSON: Encodable {
+    var source: String
+    var artifact: String
+    var target: String
+    var pattern: String
+    var db: Int?
+    var dry_run: Bool
+    var replace: Bool
+    var matched: Int
+    var restored: Int
+    var skipped_existing: Int
+    var skipped_expired: Int
+    var duration_seconds: Double
+}
+
+extension RedisAdapter {
+    func restoreKeys(_ source: SourcePolicy, _ request: RestoreRequest, pattern: String, context: SourceContext,
+                     plan: ([String]) -> Void) throws -> RestoreOutcome {
+        let o = request.options
+        guard let url = o.value("to-url") else {
+            throw BackupFailure("--match restores keys into a live server: give it with --to-url redis://…", exitStatus: .usage,
+                                hint: "to look at the keys first: kaleem-backup ls ID --match '\(pattern)'")
+        }
+        if o.given("to-dir") { throw BackupFailure("--match restores into a live server (--to-url), not into a file (--to-dir)", exitStatus: .usage) }
+        let database: Int?
+        if let text = o.value("db") {
+            guard let n = Int(text), n >= 0 else { throw BackupFailure("--db \(text) is not a database number", exitStatus: .usage) }
+            database = n
+        } else {
+            database = nil
+        }
+        let replace = o.given("replace")
+        let glob = Glob(pattern)
+        let endpoint = try RedisEndpoint.parse(url)
+        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+        let backupRDB = artifact.stats["rdb_version"]?.intValue
+
+        let connection = try RESPConnection(endpoint: endpoint, ioTimeout: 30)
+        defer { connection.close() }
+        try RedisSnapshot.authenticate(connection, endpoint: endpoint, password: endpoint.password)
+        let targetVersion = try connection.info("server")["redis_version"] ?? "unknown"
+        if let loads = RedisVersions.rdbVersion(forRedis: targetVersion), let backupRDB, backupRDB > loads {
+            throw RedisError(endpoint: endpoint.description,
+                             problem: "the target runs Redis \(targetVersion), which reads DUMP payloads up to RDB \(loads); the backup is RDB \(backupRDB). Refused before anything was touched",
+                             hint: "restore into a server of the backup's version or newer, or restore the whole backup into a scratch server of that version and copy the keys")
+        }
+        plan([
+            "restore the keys of \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))) matching \(String(reflecting: pattern))\(database.map { " in database \($0)" } ?? "")",
+            "into the live server \(endpoint.description) (Redis \(targetVersion)): only those keys; " + (replace ? "keys that exist there are REPLACED" : "keys that exist there are left as they are (--replace to overwrite them)"),
+            "TTLs are kept as absolute times; keys whose TTL has run out since the backup are not restored",
+        ])
+        if replace && !request.confirmed && !request.dryRun {
+            throw BackupFailure("--replace overwrites keys of \(endpoint.description); refusing without --yes", exitStatus: .usage,
+                                hint: "read the plan above (or run it with --dry-run first), then add --yes")
+        }
+        let started = context.now()
+        let clock = DispatchTime.now()
+        let nowMs = Int64(context.now().timeIntervalSince1970 * 1000)
+        var counts = (matched: 0, restored: 0, existing: 0, expired: 0)
+        var selected = -1
+        do {
+            let visitor = RDBKeyVisitor(capture: { db, key in (database.map { $0 == db } ?? true) && glob.matches(key) && !request.dryRun }) { key in
+                guard database.map({ $0 == key.db }) ?? true, glob.matches(key.key) else { return }
+                counts.matched += 1
+                if let at = key.expireAtMs, at <= nowMs { counts.expired += 1; return }
+                if key.db != selected {
+                    guard try connection.command(["SELECT", String(key.db)]) == .simple("OK") else {
+                        throw RedisError(endpoint: endpoint.description, problem: "SELECT \(key.db) was refused (the target has fewer databases?)")
+                    }
+                    selected = key.db
+                }
+                if request.dryRun {
+                    try connection.send([Array("EXISTS".utf8), key.key])
+                    if case .integer(1) = try connection.readReply() { counts.existing += 1 } else { counts.restored += 1 }
+                    return
+                }
+                guard let payload = key.payload else { return }
+                var args: [[UInt8]] = [Array("RESTORE".utf8), key.key, Array(String(key.expireAtMs ?? 0).utf8), payload]
+                if replace { args.append(Array("REPLACE".utf8)) }
+                if key.expireAtMs != nil { args.append(Array("ABSTTL".utf8)) }
+                try connection.send(args)
+                switch try connection.readReply() {
+                case .simple("OK"): counts.restored += 1
+                case .error(let message) where message.hasPrefix("BUSYKEY"): counts.existing += 1
+                case .error(let message):
+                    throw RedisError(endpoint: endpoint.description,
+                                     problem: "RESTORE of key \(String(reflecting: String(decoding: key.key.prefix(200), as: UTF8.self))) failed: \(message)",
+                                     hint: "keys restored before this one stay restored; the rest were not tried")
+                case let other:
+                    throw RedisError(endpoint: endpoint.description, problem: "unexpected reply to RESTORE: \(other)")
+                }
+            }
+            _ = try RDBVerifier.verify(GzipChunkSource(reader: try context.reader(artifact)), keys: visitor)
+        } catch {
+            try? context.recordRestore(artifact, mode: "keys", target: endpoint.description, outcome: "failed", started: started,
+                                       seconds: SourceContext.seconds(since: clock),
+                                       detail: "pattern \(pattern): \(counts.restored) restored before the failure: \(context.describe(error))")
+            throw error
+        }
+        let seconds = SourceContext.seconds(since: clock)
+        let summary = request.dryRun
+            ? "\(counts.matched) keys match: \(counts.restored) would be restored, \(counts.existing) exist there (\(replace ? "would be replaced" : "would be left")), \(counts.expired) expired since the backup"
+            : "\(counts.matched) keys match: \(counts.restored) restored, \(counts.existing) left as they were (they exist there), \(counts.expired) not restored (expired since the backup)"
+        try context.recordRestore(artifact, mode: "keys", target: endpoint.description, outcome: request.dryRun ? "dry-run" : "ok",
+                                  started: started, seconds: seconds, detail: "pattern \(pattern): " + summary)
+        let json = RedisKeyRestoreJSON(source: source.name, artifact: artifact.id, target: endpoint.description, pattern: pattern, db: database,
+                                       dry_run: request.dryRun, replace: replace, matched: counts.matched,
+                                       restored: request.dryRun ? 0 : counts.restored, skipped_existing: counts.existing,
+                                       skipped_expired: counts.expired, duration_seconds: (seconds * 1000).rounded() / 1000)
+        return RestoreOutcome(lines: [summary], json: json)
+    }
+}
