@@ -22,12 +22,15 @@ public struct BucketRestorePlan: Sendable {
     /// Keys in the target that the snapshot does not hold.
     public var extra: [String]
     public var deleteExtra: Bool
+    /// Uploads that replace an object of the target holding something else.
+    public var overwrites = 0
 
     public var uploadBytes: Int64 { upload.reduce(0) { $0 + $1.size } }
 
     public var description: [String] {
         var lines = ["bucket \(sourceBucket) -> \(targetBucket)\(targetExists ? " (holds \(targetObjects) objects)" : " (will be created)")",
-                     "upload \(upload.count) objects (\(uploadBytes) bytes), \(unchanged) already identical"]
+                     "upload \(upload.count) objects (\(uploadBytes) bytes), \(unchanged) already identical"
+                        + (overwrites > 0 ? "; \(overwrites) of the uploads replace a different object there" : "")]
         if deleteExtra {
             lines.append("delete \(extra.count) objects the snapshot does not hold")
         } else if !extra.isEmpty {
@@ -70,15 +73,19 @@ public struct BucketRestorer: Sendable {
         for object in current { byKey[object.key] = object }
         var upload: [BucketSnapshot.Entry] = []
         var unchanged = 0
+        var overwrites = 0
         for entry in bucket.objects {
-            if let there = byKey.removeValue(forKey: entry.key), there.size == entry.size, try matches(there.etag, entry) {
+            let there = byKey.removeValue(forKey: entry.key)
+            if let there, there.size == entry.size, try matches(there.etag, entry) {
                 unchanged += 1
             } else {
                 upload.append(entry)
+                if there != nil { overwrites += 1 }
             }
         }
         return BucketRestorePlan(sourceBucket: bucket.name, targetBucket: target, targetExists: exists, targetObjects: current.count,
-                                 upload: upload, unchanged: unchanged, extra: byKey.keys.sorted(), deleteExtra: deleteExtra)
+                                 upload: upload, unchanged: unchanged, extra: byKey.keys.sorted(), deleteExtra: deleteExtra,
+                                 overwrites: overwrites)
     }
 
     /// True when an object with this ETag holds the entry's content.

@@ -142,6 +142,11 @@ public struct BucketRestoreRequest: Sendable {
     public var deleteExtra = false
     public var dryRun = false
     public var confirmed = false
+    /// Only these object keys (`--key`, repeatable) and/or those under `prefix` (`--prefix`): a partial restore.
+    public var keys: [String] = []
+    public var prefix: String?
+
+    var isPartial: Bool { !keys.isEmpty || prefix != nil }
 
     public init(source: String, backup: BackupSelector, bucket: String? = nil, toBucket: String? = nil, endpoint: String? = nil,
                 deleteExtra: Bool = false, dryRun: Bool = false, confirmed: Bool = false) {
@@ -172,14 +177,25 @@ extension BucketAdapter {
             RestoreOptionSpec("to-bucket", value: "NAME", help: "restore into this bucket (default: the same name; created if missing)"),
             RestoreOptionSpec("endpoint", value: "URL", help: "restore to this S3 endpoint instead of the source's (http://host:port)"),
             RestoreOptionSpec("delete-extra", help: "delete objects of the target that the snapshot does not hold"),
+            RestoreOptionSpec("key", value: "KEY", help: "only this object (repeatable): a partial restore; an object that differs there is replaced only with --yes", repeatable: true),
+            RestoreOptionSpec("prefix", value: "P", help: "only the objects whose key starts with P (with --delete-extra: extras under P only)"),
+            RestoreOptionSpec("to-dir", value: "DIR", help: "write the objects as files under DIR instead of into a bucket (keys that cannot be safe paths are refused)"),
         ]
     }
 
     func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
         let o = request.options
-        let bucketRequest = BucketRestoreRequest(source: source.name, backup: request.backup, bucket: o.value("bucket"), toBucket: o.value("to-bucket"),
+        var bucketRequest = BucketRestoreRequest(source: source.name, backup: request.backup, bucket: o.value("bucket"), toBucket: o.value("to-bucket"),
                                                  endpoint: o.value("endpoint"), deleteExtra: o.flag("delete-extra"), dryRun: request.dryRun,
                                                  confirmed: request.confirmed)
+        bucketRequest.keys = o.values("key")
+        bucketRequest.prefix = o.value("prefix")
+        if let dir = o.value("to-dir") {
+            if o.given("to-bucket") || o.given("endpoint") || o.flag("delete-extra") {
+                throw BackupFailure("--to-dir writes files; it does not go with --to-bucket, --endpoint or --delete-extra", exitStatus: .usage)
+            }
+            return try restoreObjectsToDirectory(bucketRequest, directory: dir, source: source, context: context, plan: plan)
+        }
         let outcome = try restoreBucket(bucketRequest, source: source, context: context, plan: plan)
         let json = BucketRestoreJSON(source: source.name, artifact: outcome.artifact.id, bucket: outcome.plan.sourceBucket,
                                      target: outcome.plan.targetBucket, endpoint: outcome.endpoint, dry_run: request.dryRun,
@@ -209,18 +225,23 @@ extension BucketAdapter {
         let artifact = try context.verifiedForRestore(source: source.name, request.backup)
         let snapshot = try loadSnapshot(artifact, context: context)
         try fetchMissingBlobs(snapshot, source: source.name, context: context)
-        let bucket: BucketSnapshot.Bucket
+        let bucketFound: BucketSnapshot.Bucket
         if let name = request.bucket {
             guard let b = snapshot.bucket(named: name) else {
                 throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
                                     hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
             }
-            bucket = b
+            bucketFound = b
         } else if snapshot.buckets.count == 1 {
-            bucket = snapshot.buckets[0]
+            bucketFound = snapshot.buckets[0]
         } else {
             throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
                                 hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+        }
+        let bucket = try select(request, from: bucketFound, artifact: artifact)
+        if !request.keys.isEmpty && request.deleteExtra {
+            throw BackupFailure("--delete-extra with --key would delete every other object of the bucket; refusing", exitStatus: .usage,
+                                hint: "use --prefix P --delete-extra to make a prefix match the snapshot")
         }
         let target = request.toBucket ?? bucket.name
         guard BucketName.isValid(target) else {
@@ -241,7 +262,13 @@ extension BucketAdapter {
                               seconds: SourceContext.seconds(since: clock), detail: "\(plan.upload.count) objects would be uploaded")
             return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: nil, durationSeconds: SourceContext.seconds(since: clock))
         }
-        if plan.targetObjects > 0 && !request.confirmed {
+        if request.isPartial {
+            // Only what was asked for: it adds what is missing without asking; replacing what differs needs --yes.
+            if (plan.overwrites > 0 || (plan.deleteExtra && !plan.extra.isEmpty)) && !request.confirmed {
+                throw BackupFailure("\(plan.overwrites) of the selected objects differ in bucket \(target) at \(client.endpoint)\(plan.deleteExtra ? " and \(plan.extra.count) would be deleted" : ""); refusing to replace them without --yes",
+                                    exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
+            }
+        } else if plan.targetObjects > 0 && !request.confirmed {
             throw BackupFailure("bucket \(target) at \(client.endpoint) holds \(plan.targetObjects) objects; refusing to write into it without --yes",
                                 exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
         }
