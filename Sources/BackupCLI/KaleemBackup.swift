@@ -17,7 +17,7 @@ public struct KaleemBackup: ParsableCommand {
         The policy is --policy, else $KALEEM_BACKUP_POLICY, else policies/local.yml, else the embedded copy of it.
         """,
         version: "0.1.0",
-        subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, LsCommand.self, VerifyCommand.self,
+        subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self, VerifyCommand.self,
                       RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, DemoCommand.self]
     )
 

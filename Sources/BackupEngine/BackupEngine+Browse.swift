@@ -17,3 +17,72 @@ extension BackupEngine {
         return artifact
     }
 }
+
+/// What changed between two backups of one source.
+public struct ContentDiff: Sendable {
+    public var from: ArtifactInfo
+    public var to: ArtifactInfo
+    public var added: [ContentEntry] = []
+    public var changed: [(from: ContentEntry, to: ContentEntry)] = []
+    public var removed: [ContentEntry] = []
+    public var unchanged = 0
+}
+
+/// A backup that holds entries matching a `find` pattern.
+public struct FoundIn: Sendable {
+    public var artifact: ArtifactInfo
+    public var matches: Int
+    /// The first few matching entries.
+    public var sample: [ContentEntry]
+}
+
+extension BackupEngine {
+    /// `diff FROM TO`: entries added, changed (another digest or type) and removed, by path. Both backups must be
+    /// of one source. Memory: the older backup's paths and digests.
+    public func diff(_ fromID: String, _ toID: String, filter: ContentFilter) throws -> ContentDiff {
+        var filter = filter
+        filter.digests = true
+        var older: [String: ContentEntry] = [:]
+        let from = try contents(of: fromID, filter: filter) { entry in older[Self.diffKey(entry)] = entry }
+        let to = try show(id: toID)
+        guard to.source == from.source else {
+            throw BackupFailure("\(from.id) is of source \(from.source) and \(to.id) of \(to.source): diff compares two backups of one source", exitStatus: .usage)
+        }
+        var result = ContentDiff(from: from, to: to)
+        try contents(of: toID, filter: filter) { entry in
+            guard let before = older.removeValue(forKey: Self.diffKey(entry)) else { result.added.append(entry); return }
+            if before.digest != entry.digest || before.type != entry.type { result.changed.append((before, entry)) } else { result.unchanged += 1 }
+        }
+        result.removed = older.values.sorted { $0.path < $1.path }
+        result.added.sort { $0.path < $1.path }
+        result.changed.sort { $0.to.path < $1.to.path }
+        return result
+    }
+
+    /// The same path in another Redis database or another bucket is another entry.
+    static func diffKey(_ entry: ContentEntry) -> String {
+        var key = entry.path
+        if let db = entry.detail["db"]?.intValue { key = "db\(db)\u{0}" + key }
+        if case .string(let bucket)? = entry.detail["bucket"] { key = bucket + "\u{0}" + key }
+        return key
+    }
+
+    /// `find PATTERN`: the good backups (of `source`, or all) holding entries whose path matches, newest first.
+    public func find(_ pattern: String, source: String?, sampleSize: Int = 5) throws -> [FoundIn] {
+        let filter = ContentFilter(match: pattern)
+        var found: [FoundIn] = []
+        let artifacts = try catalog().artifacts(status: .ok).filter { $0.deletedAt == nil && (source == nil || $0.source == source) }
+        if let source, policy.source(named: source) == nil, artifacts.isEmpty {
+            throw BackupFailure("no source named \(source) in \(policy.origin), and no backup of it", exitStatus: .usage)
+        }
+        for artifact in artifacts.sorted(by: { $0.createdAt > $1.createdAt }) {
+            var hit = FoundIn(artifact: artifact, matches: 0, sample: [])
+            try contents(of: artifact.id, filter: filter) { entry in
+                hit.matches += 1
+                if hit.sample.count < sampleSize { hit.sample.append(entry) }
+            }
+            if hit.matches > 0 { found.append(hit) }
+        }
+        return found
+    }
+}

@@ -10,11 +10,14 @@ public struct ContentFilter: Sendable {
     public var prefix: String?
     public var match: Glob?
     public var database: Int?
+    /// Fill `ContentEntry.digest` (for `diff`): Redis then reads every selected value whole, one at a time.
+    public var digests = false
 
-    public init(prefix: String? = nil, match: String? = nil, database: Int? = nil) {
+    public init(prefix: String? = nil, match: String? = nil, database: Int? = nil, digests: Bool = false) {
         self.prefix = prefix
         self.match = match.map(Glob.init)
         self.database = database
+        self.digests = digests
     }
 
     public func accepts(_ path: String) -> Bool { accepts(Array(path.utf8)) }
@@ -37,11 +40,15 @@ public struct ContentEntry: Sendable {
     /// Per kind: `db`, `expires_at` (Redis), `bucket`, `sha256`, `last_modified` (objects), `mode`, `mtime`,
     /// `link` (files), `documents` (MongoDB), `points` (Qdrant).
     public var detail: [String: JSONValue]
+    /// What `diff` compares (with `ContentFilter.digests`): the content's sha256 (objects, files, Redis values as
+    /// encoded, Qdrant snapshots) or a count (MongoDB namespaces). Nil when unknown (directories).
+    public var digest: String?
 
-    public init(path: String, type: String, size: Int64?, detail: [String: JSONValue] = [:]) {
+    public init(path: String, type: String, size: Int64?, detail: [String: JSONValue] = [:], digest: String? = nil) {
         self.path = path
         self.type = type
         self.size = size
         self.detail = detail
+        self.digest = digest
     }
 }

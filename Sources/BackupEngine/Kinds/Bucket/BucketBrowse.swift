@@ -11,7 +11,8 @@ extension BucketAdapter {
             for object in bucket.objects where filter.accepts(object.key) {
                 try emit(ContentEntry(path: object.key, type: "object", size: object.size,
                                       detail: ["bucket": .string(bucket.name), "sha256": .string(object.sha256),
-                                               "last_modified": .string(object.lastModified)]))
+                                               "last_modified": .string(object.lastModified)],
+                                      digest: object.sha256))
             }
         }
     }

@@ -6,6 +6,7 @@ import TarFormat
 
 extension FilesAdapter {
     func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
+        let recorded = Self.entries(of: artifact)
         var tar = TarReader(GzipChunkSource(reader: try context.reader(artifact)))
         while let entry = try tar.next() {
             guard filter.accepts(entry.path) else { continue }
@@ -13,7 +14,15 @@ extension FilesAdapter {
                                                "mtime": .string(Timestamps.iso8601(Date(timeIntervalSince1970: entry.mtime)))]
             if let link = entry.linkTarget { detail["link"] = .string(link) }
             if !entry.user.isEmpty { detail["owner"] = .string(entry.user + ":" + entry.group) }
-            try emit(ContentEntry(path: entry.path, type: "\(entry.type)", size: entry.type == .file ? entry.size : nil, detail: detail))
+            // Files: the sha256 the backup recorded; links: their target; directories: their mode.
+            let digest: String?
+            switch entry.type {
+            case .file: digest = recorded[entry.path]?["sha256"].flatMap { if case .string(let s) = $0 { return s } else { return nil } }
+            case .symlink: digest = "link:" + (entry.linkTarget ?? "")
+            default: digest = "mode:" + String(entry.mode, radix: 8)
+            }
+            try emit(ContentEntry(path: entry.path, type: "\(entry.type)", size: entry.type == .file ? entry.size : nil, detail: detail,
+                                  digest: digest))
         }
     }
 }

@@ -12,7 +12,7 @@ extension MongoAdapter {
         for (ns, documents) in perNamespace.sorted(by: { $0.key < $1.key }) where filter.accepts(ns) {
             var detail: [String: JSONValue] = ["documents": documents]
             if let data = artifact.stats["timeseries"]?[ns] { detail["timeseries_buckets"] = data }
-            try emit(ContentEntry(path: ns, type: "namespace", size: nil, detail: detail))
+            try emit(ContentEntry(path: ns, type: "namespace", size: nil, detail: detail, digest: "documents=\(documents)"))
         }
     }
 }

@@ -12,7 +12,8 @@ extension QdrantAdapter {
             if case .object(let fields) = info {
                 for key in ["points", "aliases", "sha256", "snapshot"] { if let v = fields[key] { detail[key] = v } }
             }
-            try emit(ContentEntry(path: name, type: "collection", size: info["size"]?.intValue.map(Int64.init), detail: detail))
+            let digest = "points=\(info["points"]?.intValue ?? 0)"
+            try emit(ContentEntry(path: name, type: "collection", size: info["size"]?.intValue.map(Int64.init), detail: detail, digest: digest))
         }
     }
 }

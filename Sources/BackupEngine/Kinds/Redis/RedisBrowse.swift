@@ -9,13 +9,23 @@ extension RedisAdapter {
     func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
         let source = GzipChunkSource(reader: try context.reader(artifact))
         try withoutActuallyEscaping(emit) { emit in
-            let visitor = RDBKeyVisitor { key in
+            let visitor = RDBKeyVisitor(capture: { db, key in
+                filter.digests && (filter.database.map { $0 == db } ?? true) && filter.accepts(key)
+            }) { key in
                 guard filter.database.map({ $0 == key.db }) ?? true, filter.accepts(key.key) else { return }
                 var detail: [String: JSONValue] = ["db": .int(key.db)]
                 if let at = key.expireAtMs {
                     detail["expires_at"] = .string(Timestamps.iso8601(Date(timeIntervalSince1970: Double(at) / 1000)))
                 }
-                try emit(ContentEntry(path: String(decoding: key.key, as: UTF8.self), type: key.typeName, size: key.encodedBytes, detail: detail))
+                // The value as encoded (type byte and value, without the payload's RDB version and CRC), prefixed by
+                // the database: the same key in another database is another entry.
+                let digest = key.payload.map { payload -> String in
+                    var h = StreamingSHA256()
+                    payload.prefix(payload.count - 10).withUnsafeBytes { h.update($0) }
+                    return h.finalize()
+                }
+                try emit(ContentEntry(path: String(decoding: key.key, as: UTF8.self), type: key.typeName, size: key.encodedBytes, detail: detail,
+                                      digest: digest))
             }
             _ = try RDBVerifier.verify(source, keys: visitor)
         }

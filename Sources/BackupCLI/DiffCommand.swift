@@ -1,0 +1,127 @@
+import ArgumentParser
+import BackupCore
+import BackupEngine
+import Foundation
+
+struct DiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "What changed between two backups of one source: entries added, changed and removed.",
+        discussion: """
+            Redis keys by type and value digest (per database), bucket objects and files by sha256, MongoDB \
+            namespaces by document count, Qdrant collections by point count. --prefix, --match and --db narrow \
+            both sides as for ls.
+            """)
+
+    @OptionGroup var options: GlobalOptions
+
+    @Argument(help: "The older backup (id or unique prefix).")
+    var from: String
+
+    @Argument(help: "The newer backup (id or unique prefix).")
+    var to: String
+
+    @Option(help: "Only entries whose path starts with this.")
+    var prefix: String?
+
+    @Option(help: "Only entries whose path matches this glob (SCAN MATCH rules).")
+    var match: String?
+
+    @Option(help: "Redis: only this database.")
+    var db: Int?
+
+    func run() throws {
+        let engine = try options.makeEngine()
+        let d = try engine.diff(from, to, filter: ContentFilter(prefix: prefix, match: match, database: db))
+        if options.json {
+            try Output.json(DiffJSON(d))
+            return
+        }
+        print("\(d.from.source): \(d.from.id) (\(Timestamps.iso8601(d.from.createdAt))) -> \(d.to.id) (\(Timestamps.iso8601(d.to.createdAt)))")
+        for e in d.added { print("+ \(e.type) \(e.path)") }
+        for c in d.changed { print("~ \(c.to.type) \(c.to.path)" + (c.from.type != c.to.type ? " (was \(c.from.type))" : "")) }
+        for e in d.removed { print("- \(e.type) \(e.path)") }
+        print("\(d.added.count) added, \(d.changed.count) changed, \(d.removed.count) removed, \(d.unchanged) unchanged")
+    }
+}
+
+struct DiffJSON: Encodable {
+    struct Entry: Encodable {
+        var path: String
+        var type: String
+        var size: Int64?
+        var detail: [String: JSONValue]
+        init(_ e: ContentEntry) { path = e.path; type = e.type; size = e.size; detail = e.detail }
+    }
+    var source: String
+    var from: String
+    var to: String
+    var added: [Entry]
+    var changed: [Entry]
+    var removed: [Entry]
+    var unchanged: Int
+
+    init(_ d: ContentDiff) {
+        source = d.from.source
+        from = d.from.id
+        to = d.to.id
+        added = d.added.map(Entry.init)
+        changed = d.changed.map { Entry($0.to) }
+        removed = d.removed.map(Entry.init)
+        unchanged = d.unchanged
+    }
+
+    func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case source, from, to, added, changed, removed, unchanged }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(source, forKey: .source)
+        try c.encode(from, forKey: .from)
+        try c.encode(to, forKey: .to)
+        try c.encode(added, forKey: .added)
+        try c.encode(changed, forKey: .changed)
+        try c.encode(removed, forKey: .removed)
+        try c.encode(unchanged, forKey: .unchanged)
+    }
+}
+
+struct FindCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "find",
+        abstract: "Which good backups hold a key, object or file matching a pattern, newest first.",
+        discussion: "PATTERN is a glob with SCAN MATCH rules, matched against whole paths: use *name* to find a part.")
+
+    @OptionGroup var options: GlobalOptions
+
+    @Argument(help: "A glob (SCAN MATCH rules) matched against keys, object keys, file paths, namespaces, collections.")
+    var pattern: String
+
+    @Option(help: "Only backups of this source.")
+    var source: String?
+
+    func run() throws {
+        let engine = try options.makeEngine()
+        let found = try engine.find(pattern, source: source)
+        if options.json {
+            try Output.json(found.map { f in
+                FoundJSON(id: f.artifact.id, source: f.artifact.source, kind: f.artifact.kind.rawValue,
+                          created_at: Timestamps.iso8601(f.artifact.createdAt), matches: f.matches,
+                          sample: f.sample.map(DiffJSON.Entry.init))
+            })
+            return
+        }
+        if found.isEmpty { print("no good backup holds anything matching \(String(reflecting: pattern))") }
+        for f in found {
+            print("\(f.artifact.id)  \(f.artifact.source)  \(Timestamps.iso8601(f.artifact.createdAt))  \(f.matches) match(es): "
+                  + f.sample.map(\.path).joined(separator: ", ") + (f.matches > f.sample.count ? ", …" : ""))
+        }
+    }
+}
+
+struct FoundJSON: Encodable {
+    var id: String
+    var source: String
+    var kind: String
+    var created_at: String
+    var matches: Int
+    var sample: [DiffJSON.Entry]
+}

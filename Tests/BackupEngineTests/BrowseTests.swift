@@ -1,0 +1,78 @@
+import BackupCore
+import Foundation
+import TestSupport
+import Testing
+
+/// `diff` and `find` on real backups: a Redis server (keys changed, added, removed, retyped, in two databases)
+/// and a files source.
+@Suite(.serialized) struct BrowseTests {
+    @Test func redisDiffAndFind() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        defer { c.close() }
+        for i in 0..<500 { _ = try c.command(["SET", "user:\(i)", "v\(i)"]) }
+        _ = try c.command(["HSET", "cart:1", "item", "1"])
+        _ = try c.command(["SET", "retyped", "a string"])
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "retention: { keep_last: 10 }")
+        func cli(_ args: [String]) throws -> ProcessResult { try runCLI(args + ["--policy", policy]) }
+        let first = try #require((try object(try cli(["backup", "--json"]).stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+
+        _ = try c.command(["SET", "user:7", "changed"])
+        _ = try c.command(["HSET", "cart:1", "item", "2"])
+        _ = try c.command(["DEL", "user:9"])
+        _ = try c.command(["SET", "user:new", "added"])
+        _ = try c.command(["DEL", "retyped"])
+        _ = try c.command(["RPUSH", "retyped", "now a list"])
+        _ = try c.command(["SELECT", "2"])
+        _ = try c.command(["SET", "user:7", "same name, other database"])
+        _ = try c.command(["SELECT", "0"])
+        let second = try #require((try object(try cli(["backup", "--json"]).stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+
+        let diff = try cli(["diff", first, second, "--json"])
+        #expect(diff.status == 0, "\(diff.stderr)")
+        let d = try object(diff.stdout)
+        func paths(_ key: String) -> [String] { ((d[key] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String }.sorted() }
+        #expect(paths("added") == ["user:7", "user:new"], "\(d)")  // user:7 of database 2
+        #expect(paths("changed") == ["cart:1", "retyped", "user:7"], "\(d)")
+        #expect(paths("removed") == ["user:9"])
+        #expect(d["unchanged"] as? Int == 498) // 502 keys, 3 changed, 1 removed
+        // Narrowed like ls.
+        let narrowed = try object(try cli(["diff", first, second, "--json", "--match", "cart:*"]).stdout)
+        #expect((narrowed["changed"] as? [Any])?.count == 1 && (narrowed["added"] as? [Any])?.isEmpty == true)
+        // Two backups of different sources, or an unknown id: refused.
+        #expect(try cli(["diff", first, "nope"]).status == 2)
+
+        // find: newest first; a key only the second backup holds.
+        let found = try array(try cli(["find", "user:new", "--json"]).stdout)
+        #expect(found.map { $0["id"] as? String } == [second])
+        let both = try array(try cli(["find", "user:4*", "--json"]).stdout)
+        #expect(both.map { $0["id"] as? String } == [second, first])
+        #expect(both.first?["matches"] as? Int == 111)
+        #expect(try cli(["find", "nothing-like-this"]).stdout.contains("no good backup"))
+    }
+
+    @Test func filesDiff() throws {
+        let root = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: root.file("conf"), withIntermediateDirectories: true)
+        for name in ["a.yml", "b.yml", "c.yml"] { try Data("\(name)\n".utf8).write(to: URL(fileURLWithPath: root.file("conf/" + name))) }
+        let dir = TemporaryDirectory()
+        let policy = dir.file("policy.yml")
+        try Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          config: { kind: files, root: \(root.path), paths: [conf/] }
+        retention: { keep_last: 10 }
+        """.utf8).write(to: URL(fileURLWithPath: policy))
+        func cli(_ args: [String]) throws -> ProcessResult { try runCLI(args + ["--policy", policy]) }
+        let first = try #require((try object(try cli(["backup", "--json"]).stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        try Data("changed\n".utf8).write(to: URL(fileURLWithPath: root.file("conf/a.yml")))
+        try FileManager.default.removeItem(atPath: root.file("conf/b.yml"))
+        try Data("new\n".utf8).write(to: URL(fileURLWithPath: root.file("conf/d.yml")))
+        let second = try #require((try object(try cli(["backup", "--json"]).stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        let text = try cli(["diff", first, second])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("+ file conf/d.yml") && text.stdout.contains("~ file conf/a.yml") && text.stdout.contains("- file conf/b.yml"), "\(text.stdout)")
+        #expect(text.stdout.contains("1 added, 1 changed, 1 removed"))
+    }
+}
