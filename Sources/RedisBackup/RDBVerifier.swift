@@ -587,6 +587,27 @@ enum ContainerEntry {
         }
     }
 
+    /// FNV-1a of the canonical bytes (an integer's decimal digits, computed without allocating).
+    func canonicalHash(in blob: [UInt8]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        @inline(__always) func mix(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        switch self {
+        case .string(let r):
+            for i in r { mix(blob[i]) }
+        case .int(let v):
+            if v < 0 { mix(UInt8(ascii: "-")) }
+            var magnitude = v.magnitude
+            var divisor: UInt64 = 1
+            while magnitude / divisor >= 10 { divisor *= 10 }
+            while divisor > 0 {
+                mix(UInt8(ascii: "0") + UInt8(magnitude / divisor))
+                magnitude %= divisor
+                divisor /= 10
+            }
+        }
+        return h
+    }
+
     /// `lpGetIntegerIfValid`: an integer entry, or a string that is exactly a 64-bit integer's decimal form.
     func integer(in blob: [UInt8]) -> Int64? {
         switch self {
@@ -604,20 +625,36 @@ enum ContainerSemantics {
     enum Layout { case ziplist, listpack }
 
     /// Returns the element count; throws on an odd count (pairs) or a repeated key.
+    ///
+    /// Runs for every small hash, set and zset of an RDB, so it allocates once per container: the keys are kept
+    /// as (64-bit hash of their canonical bytes, entry), sorted, and only equal hashes are compared byte by byte.
     static func check(_ blob: [UInt8], _ layout: Layout, pairs: Bool, what: String, offset: Int64) throws -> Int {
-        var seen = Set<[UInt8]>()
+        var keys: [(hash: UInt64, entry: ContainerEntry)] = []
         var index = 0
         let visit: (ContainerEntry) throws -> Void = { entry in
             defer { index += 1 }
             guard !pairs || index % 2 == 0 else { return }
-            guard seen.insert(entry.bytes(in: blob)).inserted else {
-                throw RDBError(offset: offset, problem: "\(what) holds a duplicate \(pairs ? "key" : "member") (entry \(index))")
-            }
+            keys.append((entry.canonicalHash(in: blob), entry))
         }
         let count = layout == .ziplist ? try ZiplistHeader.walk(blob, offset: offset, visit: visit)
                                        : try ListpackHeader.walk(blob, offset: offset, visit: visit)
         if pairs && count % 2 != 0 {
             throw RDBError(offset: offset, problem: "\(what) holds \(count) entries, not (key, value) pairs")
+        }
+        keys.sort { $0.hash < $1.hash }
+        var i = 1
+        while i < keys.count {
+            if keys[i].hash == keys[i - 1].hash {
+                // Same hash: a duplicate unless the bytes differ (then compare with every key of that hash).
+                var j = i - 1
+                while j >= 0 && keys[j].hash == keys[i].hash {
+                    if keys[j].entry.bytes(in: blob) == keys[i].entry.bytes(in: blob) {
+                        throw RDBError(offset: offset, problem: "\(what) holds a duplicate \(pairs ? "key" : "member")")
+                    }
+                    j -= 1
+                }
+            }
+            i += 1
         }
         return count
     }
