@@ -41,9 +41,15 @@ struct LsCommand: ParsableCommand {
                 for (key, value) in entry.detail.sorted(by: { $0.key < $1.key }) { fields.append(JSONText.quote(key) + " : " + JSONText.value(value)) }
                 out.append((count == 0 ? "\n  {" : ",\n  {") + fields.joined(separator: ", ") + "}")
             } else {
-                let size = entry.size.map { Output.bytes($0) } ?? "-"
-                let detail = entry.detail.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                out.append("\(entry.type.padding(toLength: 9, withPad: " ", startingAt: 0)) \(size.padding(toLength: 10, withPad: " ", startingAt: 0)) \(entry.path)\(detail.isEmpty ? "" : "  " + detail)\n")
+                // `ls -l`-like: type, size in bytes, path, then the details; plain string work (a million lines).
+                var line = entry.type
+                if line.utf8.count < 9 { line += String(repeating: " ", count: 9 - line.utf8.count) }
+                let size = entry.size.map(String.init) ?? "-"
+                line += " " + (size.utf8.count < 10 ? String(repeating: " ", count: 10 - size.utf8.count) : "") + size + "  " + entry.path
+                for key in entry.detail.keys.sorted() {
+                    line += "  " + key + "=" + Self.plain(entry.detail[key]!)
+                }
+                out.append(line + "\n")
             }
             count += 1
             bytes += entry.size ?? 0
@@ -51,5 +57,11 @@ struct LsCommand: ParsableCommand {
         if options.json { out.append(count == 0 ? "]\n" : "\n]\n") }
         out.flush()
         if !options.json { FileHandle.standardError.write(Data("\(count) entries, \(Output.bytes(bytes))\n".utf8)) }
+    }
+
+    /// A detail value as text: strings bare, the rest as JSON.
+    static func plain(_ v: JSONValue) -> String {
+        if case .string(let s) = v { return s }
+        return JSONText.value(v)
     }
 }
