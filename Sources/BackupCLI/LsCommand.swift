@@ -27,9 +27,13 @@ struct LsCommand: ParsableCommand {
     @Option(help: "Redis: only this database.")
     var db: Int?
 
+    @Flag(help: "MongoDB: walk the stored archive now (namespaces, views, time series, counts) instead of reading what its walk recorded at backup time.")
+    var deep = false
+
     func run() throws {
         let engine = try options.makeEngine()
-        let filter = ContentFilter(prefix: prefix, match: match, database: db)
+        var filter = ContentFilter(prefix: prefix, match: match, database: db)
+        filter.deep = deep
         var out = JSONStream()
         var count = 0
         var bytes: Int64 = 0

@@ -163,6 +163,25 @@ struct MongoEndToEndTests {
         #expect(gone, "the hung mongodump \(found) outlived the killed kaleem-backup")
     }
 
+    /// `ls` lists namespaces with their counts: recorded at backup time, or walked again with --deep; both agree.
+    @Test func lsListsNamespacesRecordedAndDeep() throws {
+        let s = Setup()
+        let r = try s.run(["backup", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let id = try #require((try object(r.stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        func listing(_ extra: [String]) throws -> [String: Int] {
+            let ls = try s.run(["ls", id, "--json"] + extra)
+            #expect(ls.status == 0, "\(ls.stderr)")
+            var out: [String: Int] = [:]
+            for e in try array(ls.stdout) { out[e["path"] as? String ?? ""] = e["documents"] as? Int }
+            return out
+        }
+        let recorded = try listing([])
+        #expect(recorded["test.foo"] == 25)
+        #expect(try listing(["--deep"]) == recorded)
+        #expect(try listing(["--deep", "--match", "test.*"]) == ["test.foo": 25])
+    }
+
     @Test func gzippedArchivesFromAWrapperCommand() throws {
         let s = Setup(mongodump: "[mongodump, --gzip]")
         let r = try s.run(["backup", "--json"])

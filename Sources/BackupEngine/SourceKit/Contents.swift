@@ -12,6 +12,8 @@ public struct ContentFilter: Sendable {
     public var database: Int?
     /// Fill `ContentEntry.digest` (for `diff`): Redis then reads every selected value whole, one at a time.
     public var digests = false
+    /// MongoDB: walk the archive itself instead of reading the counts its walk recorded at backup time.
+    public var deep = false
 
     public init(prefix: String? = nil, match: String? = nil, database: Int? = nil, digests: Bool = false) {
         self.prefix = prefix

@@ -1,10 +1,26 @@
 // `ls` of a MongoDB backup: its namespaces and document counts, as the archive walk recorded them at backup
-// time (the catalog's stats: the walk is the one `verify` repeats).
+// time (the catalog's stats), or, with --deep, walked again from the stored archive now.
+import ArtifactStore
 import BackupCore
 import Foundation
+import MongoBackup
 
 extension MongoAdapter {
     func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
+        if filter.deep {
+            let (report, _) = try MongoArchiveCheck.verify(GzipChunkSource(reader: try context.reader(artifact)))
+            let views = Set(report.views)
+            var names = Set(report.namespaces.keys).union(views).union(report.collections)
+            names.formUnion(report.timeseries.keys)
+            for ns in names.sorted() where filter.accepts(ns) {
+                let documents = report.namespaces[ns] ?? 0
+                var detail: [String: JSONValue] = ["documents": .int(documents)]
+                if let buckets = report.timeseries[ns] { detail["timeseries_buckets"] = .string(buckets) }
+                let type = views.contains(ns) ? "view" : report.timeseries[ns] != nil ? "timeseries" : "namespace"
+                try emit(ContentEntry(path: ns, type: type, size: nil, detail: detail, digest: "documents=\(documents)"))
+            }
+            return
+        }
         guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else {
             throw BackupFailure("backup \(artifact.id) recorded no namespaces", exitStatus: .failed,
                                 hint: "kaleem-backup verify \(artifact.id) walks the archive and says what it holds")
