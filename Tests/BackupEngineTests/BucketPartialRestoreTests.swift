@@ -86,6 +86,17 @@ import Testing
         #expect(trapped.status == 2 && trapped.stderr.contains("not a directory"), "\(trapped.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).isEmpty)
 
+        // diff against a later snapshot: one added, one changed, one removed, the rest unchanged.
+        try await client.putObject(bucket: "uploads", key: "uploads/new.txt", bytes: ByteBuffer(string: "new"))
+        try await client.putObject(bucket: "uploads", key: "other/c.txt", bytes: ByteBuffer(string: "c, changed"))
+        try await client.deleteObject(bucket: "uploads", key: "uploads/a.txt")
+        let later = try cli(["backup", "--json"])
+        let laterID = try #require((try object(later.stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        let diff = try object(try cli(["diff", id, laterID, "--json"]).stdout)
+        func paths(_ key: String) -> [String] { ((diff[key] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String } }
+        #expect(paths("added") == ["uploads/new.txt"] && paths("changed") == ["other/c.txt"] && paths("removed") == ["uploads/a.txt"], "\(diff)")
+        #expect(diff["unchanged"] as? Int == objects.count - 2)
+
         // Every one that ran is in the catalog (refusals before anything ran are not restores).
         let restores = try Catalog(path: dir.file("repo/catalog.sqlite")).restores(source: "minio")
         // 2 into the bucket, 3 as files; the one refused at the symlink is recorded as failed.

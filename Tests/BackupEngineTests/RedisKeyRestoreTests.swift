@@ -112,6 +112,26 @@ import Testing
         #expect(try runCLI(["restore", "redis", "--latest", "--replace", "--to-url", url, "--policy", policy]).status == 2)
     }
 
+    /// A backup written by Redis 7.0 (RDB 10) into a Redis 6.2 target (reads payloads up to RDB 9): refused before
+    /// anything, the target untouched.
+    @Test func aTargetTooOldForThePayloadsIsRefusedUntouched() throws {
+        let source = try RedisTestServer()
+        let c = try source.connect()
+        defer { c.close() }
+        for i in 0..<50 { _ = try c.command(["SET", "sess:\(i)", "v"]) }
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: source.url)
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        let old = try RedisTestServer(executable: redis62Executable)
+        let t = try old.connect()
+        defer { t.close() }
+        _ = try t.command(["SET", "keep", "me"])
+        let r = try runCLI(["restore", "redis", "--latest", "--match", "sess:*", "--to-url", old.url, "--policy", policy])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("Refused before anything was touched"), "\(r.stderr)")
+        #expect(try t.command(["DBSIZE"]) == .integer(1))
+    }
+
     /// Set members, or a hash's field/value pairs, in a stable order.
     static func sorted(_ v: RESPValue) -> [[UInt8]] {
         guard case .array(let items?) = v else { return [] }
