@@ -30,7 +30,9 @@ struct RedisRestoreTests {
 
         let target = dir.file("target")
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: target + "/dump.rdb", contents: Data("old".utf8))
+        _ = FileManager.default.createFile(atPath: target + "/dump.rdb", contents: Data("old".utf8), attributes: [.posixPermissions: 0o640])
+        // Owned by another user (as the redis user owns it on a host): the restored file keeps mode and owner.
+        if geteuid() == 0 { #expect(chown(target + "/dump.rdb", 999, 998) == 0) }
         let refused = try runCLI(["restore", "redis", "--latest", "--to-dir", target, "--policy", policy])
         #expect(refused.status == 2)
         #expect(try String(contentsOfFile: target + "/dump.rdb", encoding: .utf8) == "old")
@@ -44,6 +46,10 @@ struct RedisRestoreTests {
         #expect(r.stdout.contains("warning: the server's dir is"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: target).contains { $0.hasPrefix("dump.rdb.pre-restore-") })
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: target)).contains { $0.hasSuffix(".incoming") || $0.hasSuffix(".partial") })
+        var info = stat()
+        #expect(stat(target + "/dump.rdb", &info) == 0)
+        #expect(info.st_mode & 0o7777 == 0o640)
+        if geteuid() == 0 { #expect(info.st_uid == 999 && info.st_gid == 998) }
 
         // A real redis-server started on the directory holds exactly the backup: every key, value and expiry.
         let restored = try ScratchRedisServer.start(directory: target, settings: ["enable-debug-command yes"])

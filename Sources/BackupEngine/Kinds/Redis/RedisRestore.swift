@@ -201,6 +201,18 @@ extension RedisAdapter {
             throw error
         }
         var kept: String?
+        var previous = stat()
+        if lstat(destination, &previous) == 0 {
+            // The restored file takes the mode and owner of the one it replaces: restoring as root must not leave a
+            // 0600 root-owned dump.rdb that the redis user cannot read at start.
+            let incoming = destination + ".incoming"
+            guard chmod(incoming, previous.st_mode & 0o7777) == 0 else { throw FileSystemError("set the mode of", path: incoming) }
+            if geteuid() == 0 || previous.st_uid == geteuid() {
+                if chown(incoming, previous.st_uid, previous.st_gid) != 0 && geteuid() == 0 {
+                    throw FileSystemError("set the owner of", path: incoming)
+                }
+            }
+        }
         if FileManager.default.fileExists(atPath: destination) {
             let name = "\(dbfilename).pre-restore-\(Timestamps.compact(context.now()))"
             guard rename(destination, directory + "/" + name) == 0 else { throw FileSystemError("keep the previous file", path: destination) }
