@@ -15,8 +15,11 @@ struct LsCommand: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Argument(help: "Artifact id, or a unique prefix.")
+    @Argument(help: "Artifact id, a unique prefix, or latest (with --source: of that source).")
     var id: String
+
+    @Option(help: "With latest: the newest good backup of this source.")
+    var source: String?
 
     @Option(help: "Only entries whose path starts with this.")
     var prefix: String?
@@ -38,7 +41,7 @@ struct LsCommand: ParsableCommand {
         var count = 0
         var bytes: Int64 = 0
         if options.json { out.append("[") }
-        try engine.contents(of: id, filter: filter) { entry in
+        try engine.contents(of: id, source: source, filter: filter) { entry in
             if options.json {
                 var fields = ["\"path\" : " + JSONText.quote(entry.path), "\"type\" : " + JSONText.quote(entry.type),
                               "\"size\" : " + (entry.size.map(String.init) ?? "null")]

@@ -7,12 +7,15 @@ struct ShowCommand: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Argument(help: "Artifact id, or a unique prefix.")
+    @Argument(help: "Artifact id, a unique prefix, or latest (the newest good backup).")
     var id: String
+
+    @Option(help: "With latest: the newest good backup of this source.")
+    var source: String?
 
     func run() throws {
         let engine = try options.makeEngine()
-        let a = try engine.show(id: id)
+        let a = try engine.show(id: id, source: source)
         let drill = try engine.lastDrill(of: a.id)
         if options.json {
             var json = ArtifactJSON(a)

@@ -17,17 +17,24 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Verify every good artifact of the catalog.")
     var all = false
 
+    @Flag(help: "Verify the newest good backup (of --source when given).")
+    var latest = false
+
+    @Option(help: "With --latest or ids: of this source.")
+    var source: String?
+
     @Flag(help: "Re-check the off-site copies instead (each file re-read and re-hashed; blobs by size and sha256).")
     var offsite = false
 
     func validate() throws {
-        if ids.isEmpty && !all { throw ValidationError("name artifact ids, or give --all") }
-        if !ids.isEmpty && all { throw ValidationError("give artifact ids or --all, not both") }
+        if ids.isEmpty && !all && !latest { throw ValidationError("name artifact ids, or give --latest or --all") }
+        if [!ids.isEmpty, all, latest].filter({ $0 }).count > 1 { throw ValidationError("give artifact ids, --latest or --all, one of them") }
     }
 
     func run() throws {
         let engine = try options.makeEngine()
-        let results = offsite ? try engine.verifyOffsite(ids: ids, all: all) : try engine.verify(ids: ids, all: all)
+        let chosen = latest ? ["latest"] : ids
+        let results = offsite ? try engine.verifyOffsite(ids: chosen, all: all) : try engine.verify(ids: chosen, all: all, source: source)
         if options.json {
             try Output.json(results)
         } else if results.isEmpty {

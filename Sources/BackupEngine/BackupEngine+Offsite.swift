@@ -116,7 +116,7 @@ extension BackupEngine {
         let catalog = try catalog()
         let artifacts: [ArtifactInfo] = all
             ? try catalog.artifacts(status: .ok).reversed()
-            : try ids.map { id in guard let a = try catalog.artifact(matching: id) else { throw Self.unknownArtifact(id) }; return a }
+            : try ids.map { try find(artifact: $0, source: nil, in: catalog) }
         return artifacts.filter { $0.deletedAt == nil && $0.status == .ok }.map { artifact in
             do {
                 var checked = 0

@@ -1,4 +1,5 @@
 import ArtifactStore
+import BackupCatalog
 import BackupCore
 import Foundation
 
@@ -6,16 +7,13 @@ extension BackupEngine {
     /// Re-reads stored artifacts: the file's sha256 and size against the catalog, the gzip stream, and the
     /// format (an RDB is walked again by the verifier, its key count compared with the recorded one).
     /// - Parameter ids: artifact ids or unique prefixes; empty with `all` means every `ok` artifact.
-    public func verify(ids: [String], all: Bool) throws -> [VerifyResult] {
+    public func verify(ids: [String], all: Bool, source: String? = nil) throws -> [VerifyResult] {
         let catalog = try catalog()
         var artifacts: [ArtifactInfo]
         if all {
             artifacts = try catalog.artifacts(status: .ok).reversed()
         } else {
-            artifacts = try ids.map { id in
-                guard let a = try catalog.artifact(matching: id) else { throw Self.unknownArtifact(id) }
-                return a
-            }
+            artifacts = try ids.map { try find(artifact: $0, source: source, in: catalog) }
         }
         artifacts = artifacts.filter { $0.deletedAt == nil }
         return artifacts.compactMap { artifact in
@@ -110,8 +108,26 @@ extension BackupEngine {
         return try catalog().artifacts(source: source, limit: limit)
     }
 
-    public func show(id: String) throws -> ArtifactInfo {
-        guard let a = try catalog().artifact(matching: id) else { throw Self.unknownArtifact(id) }
+    /// An artifact by id, unique prefix, or `latest` (the newest good backup, of `source` when given).
+    public func show(id: String, source: String? = nil) throws -> ArtifactInfo {
+        try find(artifact: id, source: source, in: try catalog())
+    }
+
+    /// `latest` is a name everywhere an id is taken: the newest good (ok, not removed) backup, of `source` when
+    /// given, of any source otherwise.
+    func find(artifact id: String, source: String?, in catalog: Catalog) throws -> ArtifactInfo {
+        if id == "latest" {
+            guard let a = try catalog.artifacts(status: .ok).filter({ $0.deletedAt == nil && (source == nil || $0.source == source) })
+                .max(by: { $0.createdAt < $1.createdAt }) else {
+                throw BackupFailure("no good backup\(source.map { " of source \($0)" } ?? "") in the catalog", exitStatus: .usage,
+                                    hint: "list what there is with: kaleem-backup list")
+            }
+            return a
+        }
+        guard let a = try catalog.artifact(matching: id) else { throw Self.unknownArtifact(id) }
+        if let source, a.source != source {
+            throw BackupFailure("\(a.id) is a backup of \(a.source), not of \(source)", exitStatus: .usage)
+        }
         return a
     }
 }

@@ -50,6 +50,16 @@ import Testing
         #expect(both.map { $0["id"] as? String } == [second, first])
         #expect(both.first?["matches"] as? Int == 111)
         #expect(try cli(["find", "nothing-like-this"]).stdout.contains("no good backup"))
+
+        // `latest` wherever an id is taken, with --source to pick the source.
+        #expect(try object(try cli(["show", "latest", "--json"]).stdout)["id"] as? String == second)
+        #expect(try object(try cli(["show", "latest", "--source", "redis", "--json"]).stdout)["id"] as? String == second)
+        #expect(try cli(["show", "latest", "--source", "mongo"]).status == 2)
+        let v = try cli(["verify", "--latest", "--json"])
+        let verified = try array(v.stdout).map { $0["id"] as? String }
+        #expect(v.status == 0 && verified == [second], "\(v.stdout)")
+        #expect(try array(try cli(["ls", "latest", "--match", "user:new", "--json"]).stdout).count == 1)
+        #expect(try object(try cli(["diff", first, "latest", "--json"]).stdout)["to"] as? String == second)
     }
 
     @Test func filesDiff() throws {
