@@ -14,7 +14,7 @@ struct BackupCommand: ParsableCommand {
     @Option(name: .customLong("source"), help: "Back up only this source (repeatable).")
     var sources: [String] = []
 
-    @Option(help: "Why this run happens: nightly, manual or pre-deploy.")
+    @Option(help: "Why this run happens: any label ([a-z0-9][a-z0-9._-]*); nightly, manual and pre-deploy have a meaning.")
     var tag: RunTag = .manual
 
     @Option(help: "The release this backup belongs to (e.g. an image tag).")
@@ -43,4 +43,6 @@ struct BackupCommand: ParsableCommand {
     }
 }
 
-extension RunTag: ExpressibleByArgument {}
+extension RunTag: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
+}

@@ -80,10 +80,47 @@ public enum FailureKind: String, Sendable, Codable {
 public protocol IntegrityFailure: Error {}
 
 /// Why a run was started.
-public enum RunTag: String, Sendable, Codable, CaseIterable {
-    case nightly
-    case manual
-    case preDeploy = "pre-deploy"
+/// Why a run happened: any label `[a-z0-9][a-z0-9._-]*` (at most 64 characters). Three have a meaning:
+/// `nightly` (the schedule), `manual` (the default) and `pre-deploy` (a pinned restore point of a release).
+public struct RunTag: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+
+    public static let nightly = RunTag(uncheckedLabel: "nightly")
+    public static let manual = RunTag(uncheckedLabel: "manual")
+    public static let preDeploy = RunTag(uncheckedLabel: "pre-deploy")
+
+    /// nil when `rawValue` is not a label.
+    public init?(rawValue: String) {
+        guard Self.isLabel(rawValue) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    private init(uncheckedLabel: String) { rawValue = uncheckedLabel }
+
+    public static func isLabel(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        func ok(_ c: UInt8, first: Bool) -> Bool {
+            (97...122).contains(c) || (48...57).contains(c) || (!first && (c == 46 || c == 95 || c == 45))
+        }
+        return !u.isEmpty && u.count <= 64 && ok(u[0], first: true) && u.dropFirst().allSatisfy { ok($0, first: false) }
+    }
+
+    public static let rule = "a label of lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (nightly, manual, pre-deploy have a meaning)"
+
+    public init(from decoder: Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        guard let tag = RunTag(rawValue: raw) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(String(reflecting: raw)) is not a tag: \(Self.rule)"))
+        }
+        self = tag
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
 }
 
 /// Life of a run: `running` until it ends; `partial` when some sources succeeded and others failed.

@@ -241,7 +241,7 @@ public enum PolicyParser {
         if let t = map["tag"] {
             let text = try t.string()
             guard let tag = RunTag(rawValue: text) else {
-                throw t.error("expected one of: \(RunTag.allCases.map(\.rawValue).joined(separator: ", ")), found \"\(text)\"")
+                throw t.error("expected \(RunTag.rule), found \"\(text)\"")
             }
             entry.tag = tag
         }

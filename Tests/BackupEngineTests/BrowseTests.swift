@@ -62,6 +62,26 @@ import Testing
         #expect(try object(try cli(["diff", first, "latest", "--json"]).stdout)["to"] as? String == second)
     }
 
+    /// `--tag` takes any label; the three with a meaning keep it; a malformed one is refused with the rule.
+    @Test func anyLabelIsATag() throws {
+        let root = TemporaryDirectory()
+        try Data("x\n".utf8).write(to: URL(fileURLWithPath: root.file("a.yml")))
+        let dir = TemporaryDirectory()
+        let policy = dir.file("policy.yml")
+        try Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          config: { kind: files, root: \(root.path), paths: [a.yml] }
+        """.utf8).write(to: URL(fileURLWithPath: policy))
+        let r = try runCLI(["backup", "--tag", "before-migration.v2", "--json", "--policy", policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try object(r.stdout)["run"].flatMap { $0 as? [String: Any] }?["tag"] as? String == "before-migration.v2")
+        #expect(try array(try runCLI(["list", "--json", "--policy", policy]).stdout).first?["tag"] as? String == "before-migration.v2")
+        let bad = try runCLI(["backup", "--tag", "Not A Tag", "--policy", policy])
+        #expect(bad.status == 2 && bad.stderr.contains("Not A Tag"), "\(bad.stderr)")
+        #expect(try runCLI(["backup", "--tag", "pre-deploy", "--policy", policy]).status == 2) // still needs --release
+    }
+
     @Test func filesDiff() throws {
         let root = TemporaryDirectory()
         try FileManager.default.createDirectory(atPath: root.file("conf"), withIntermediateDirectories: true)
