@@ -65,7 +65,9 @@ struct BadInputTests {
 
     @Test func usageErrorsExit2() throws {
         #expect(try runCLI(["verify"]).status == 2)
-        #expect(try runCLI(["backup", "--tag", "sometimes"]).status == 2)
+        // Any label is a tag (#18); a malformed one is a usage error.
+        #expect(try runCLI(["backup", "--tag", "Some Times"]).status == 2)
+        #expect(try runCLI(["backup", "--tag", "-leading-dash"]).status == 2)
         #expect(try runCLI(["backup", "--tag", "pre-deploy"]).status == 2)
         #expect(try runCLI(["no-such-command"]).status == 2)
         let help = try runCLI(["--help"])
