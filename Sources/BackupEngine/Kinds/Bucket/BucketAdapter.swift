@@ -222,23 +222,7 @@ extension BucketAdapter {
     func restoreBucket(_ request: BucketRestoreRequest, source: SourcePolicy, context: SourceContext,
                        plan printPlan: ([String]) -> Void) throws -> BucketRestoreOutcome {
         let s3 = try settings(source, as: S3SourcePolicy.self)
-        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
-        let snapshot = try loadSnapshot(artifact, context: context)
-        try fetchMissingBlobs(snapshot, source: source.name, context: context)
-        let bucketFound: BucketSnapshot.Bucket
-        if let name = request.bucket {
-            guard let b = snapshot.bucket(named: name) else {
-                throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
-                                    hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
-            }
-            bucketFound = b
-        } else if snapshot.buckets.count == 1 {
-            bucketFound = snapshot.buckets[0]
-        } else {
-            throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
-                                hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
-        }
-        let bucket = try select(request, from: bucketFound, artifact: artifact)
+        let (artifact, bucket) = try restoreSelection(request, source: source, context: context)
         if !request.keys.isEmpty && request.deleteExtra {
             throw BackupFailure("--delete-extra with --key would delete every other object of the bucket; refusing", exitStatus: .usage,
                                 hint: "use --prefix P --delete-extra to make a prefix match the snapshot")

@@ -18,6 +18,30 @@ struct BucketFilesRestoreJSON: Encodable {
 }
 
 extension BucketAdapter {
+    /// What a restore takes: the verified snapshot (missing blobs fetched from the off-site copy), its bucket
+    /// (`--bucket`, or the only one), narrowed to `--key`s and `--prefix`. Shared by restores into a bucket and
+    /// into a directory.
+    func restoreSelection(_ request: BucketRestoreRequest, source: SourcePolicy,
+                          context: SourceContext) throws -> (ArtifactInfo, BucketSnapshot.Bucket) {
+        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+        let snapshot = try loadSnapshot(artifact, context: context)
+        try fetchMissingBlobs(snapshot, source: source.name, context: context)
+        let whole: BucketSnapshot.Bucket
+        if let name = request.bucket {
+            guard let b = snapshot.bucket(named: name) else {
+                throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
+                                    hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+            }
+            whole = b
+        } else if snapshot.buckets.count == 1 {
+            whole = snapshot.buckets[0]
+        } else {
+            throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
+                                hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+        }
+        return (artifact, try select(request, from: whole, artifact: artifact))
+    }
+
     /// The bucket's objects narrowed to `--key`s and `--prefix` (every named key must be in the snapshot).
     func select(_ request: BucketRestoreRequest, from bucket: BucketSnapshot.Bucket, artifact: ArtifactInfo) throws -> BucketSnapshot.Bucket {
         guard request.isPartial else { return bucket }
@@ -55,23 +79,7 @@ extension BucketAdapter {
 
     func restoreObjectsToDirectory(_ request: BucketRestoreRequest, directory: String, source: SourcePolicy, context: SourceContext,
                                    plan printPlan: ([String]) -> Void) throws -> RestoreOutcome {
-        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
-        let snapshot = try loadSnapshot(artifact, context: context)
-        try fetchMissingBlobs(snapshot, source: source.name, context: context)
-        let whole: BucketSnapshot.Bucket
-        if let name = request.bucket {
-            guard let b = snapshot.bucket(named: name) else {
-                throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
-                                    hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
-            }
-            whole = b
-        } else if snapshot.buckets.count == 1 {
-            whole = snapshot.buckets[0]
-        } else {
-            throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
-                                hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
-        }
-        let bucket = try select(request, from: whole, artifact: artifact)
+        let (artifact, bucket) = try restoreSelection(request, source: source, context: context)
         // Every key must make a safe path before anything is written.
         let refused = bucket.objects.compactMap { entry -> String? in
             if case .failure(let why) = Self.safePath(forKey: entry.key) { return why.description }
