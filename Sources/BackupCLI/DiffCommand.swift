@@ -21,18 +21,11 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: "The newer backup (id or unique prefix).")
     var to: String
 
-    @Option(help: "Only entries whose path starts with this.")
-    var prefix: String?
-
-    @Option(help: "Only entries whose path matches this glob (SCAN MATCH rules).")
-    var match: String?
-
-    @Option(help: "Redis: only this database.")
-    var db: Int?
+    @OptionGroup var narrow: ContentFilterOptions
 
     func run() throws {
         let engine = try options.makeEngine()
-        let d = try engine.diff(from, to, filter: ContentFilter(prefix: prefix, match: match, database: db))
+        let d = try engine.diff(from, to, filter: narrow.filter)
         if options.json {
             try Output.json(DiffJSON(d))
             return

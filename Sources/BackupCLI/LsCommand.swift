@@ -21,21 +21,14 @@ struct LsCommand: ParsableCommand {
     @Option(help: "With latest: the newest good backup of this source.")
     var source: String?
 
-    @Option(help: "Only entries whose path starts with this.")
-    var prefix: String?
-
-    @Option(help: "Only entries whose path matches this glob (SCAN MATCH rules).")
-    var match: String?
-
-    @Option(help: "Redis: only this database.")
-    var db: Int?
+    @OptionGroup var narrow: ContentFilterOptions
 
     @Flag(help: "MongoDB: walk the stored archive now (namespaces, views, time series, counts) instead of reading what its walk recorded at backup time.")
     var deep = false
 
     func run() throws {
         let engine = try options.makeEngine()
-        var filter = ContentFilter(prefix: prefix, match: match, database: db)
+        var filter = narrow.filter
         filter.deep = deep
         var out = JSONStream()
         var count = 0
@@ -71,4 +64,18 @@ struct LsCommand: ParsableCommand {
         if case .string(let s) = v { return s }
         return JSONText.value(v)
     }
+}
+
+/// `--prefix`, `--match` and `--db`: which entries `ls` and `diff` look at.
+struct ContentFilterOptions: ParsableArguments {
+    @Option(help: "Only entries whose path starts with this.")
+    var prefix: String?
+
+    @Option(help: "Only entries whose path matches this glob (SCAN MATCH rules).")
+    var match: String?
+
+    @Option(help: "Redis: only this database.")
+    var db: Int?
+
+    var filter: ContentFilter { ContentFilter(prefix: prefix, match: match, database: db) }
 }
