@@ -29,25 +29,7 @@ redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonl
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "loading $KEYS keys of mixed types..." >&2
-python3 - "$KEYS" <<'PY' | redis-cli -p "$port" --pipe >/dev/null
-import sys, random
-n = int(sys.argv[1]); random.seed(42); out = sys.stdout.buffer
-def cmd(*args):
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    out.write(b"".join(parts))
-for i in range(n):
-    r = i % 10
-    v = ("%016x" % random.getrandbits(64)) * 5
-    if r < 6:   cmd("SET", "str:%d" % i, v)
-    elif r == 6: cmd("HSET", "hash:%d" % i, "a", v[:20], "b", v[20:40], "c", v[40:60], "d", i)
-    elif r == 7: cmd("RPUSH", "list:%d" % i, v[:20], v[20:40], v[40:60], i)
-    elif r == 8: cmd("SADD", "set:%d" % i, v[:16], v[16:32], v[32:48], v[48:64], i)
-    else:        cmd("ZADD", "zset:%d" % i, 1, v[:20], 2, v[20:40], 3, v[40:60], 4, i)
-    if i % 100 == 0: cmd("PEXPIRE", "str:%d" % i if r < 6 else "hash:%d" % i if r == 6 else "list:%d" % i if r == 7 else "set:%d" % i if r == 8 else "zset:%d" % i, 86400000)
-PY
+python3 "$root/scripts/gen-redis-keys.py" "$KEYS" 100 | redis-cli -p "$port" --pipe >/dev/null
 cat > "$work/policy.yml" <<YML
 repository: { path: $work/repo }
 sources:
