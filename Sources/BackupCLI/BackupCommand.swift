@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct BackupCommand: ParsableCommand {
+struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Back up every source of the policy (or the named ones) as one run.",
@@ -26,8 +26,8 @@ struct BackupCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let result = try options.makeEngine().backup(sources: sources, tag: tag, release: release)
+    func run() async throws {
+        let result = try await options.makeEngine().backup(sources: sources, tag: tag, release: release)
         if options.json {
             try Output.json(BackupResultJSON(result))
         } else {

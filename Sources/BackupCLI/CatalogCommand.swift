@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct CatalogCommand: ParsableCommand {
+struct CatalogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "catalog",
         abstract: "Work with the catalog itself.",
@@ -10,7 +10,7 @@ struct CatalogCommand: ParsableCommand {
     )
 }
 
-struct CatalogRebuildCommand: ParsableCommand {
+struct CatalogRebuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rebuild",
         abstract: "Recreate the catalog from the manifests in the repository (or, with --from-offsite, in the off-site copy).",
@@ -22,8 +22,8 @@ struct CatalogRebuildCommand: ParsableCommand {
     @Flag(help: "Download the manifests from repository.offsite first (a new host with only the off-site copy).")
     var fromOffsite = false
 
-    func run() throws {
-        let result = try options.makeEngine().rebuildCatalog(fromOffsite: fromOffsite)
+    func run() async throws {
+        let result = try await options.makeEngine().rebuildCatalog(fromOffsite: fromOffsite)
         if options.json {
             try Output.json(CatalogRebuildJSON(catalog: result.catalogPath, previous_catalog: result.previousCatalog, runs: result.runs,
                                                artifacts: result.artifacts, fetched: result.fetched, skipped: result.skipped))

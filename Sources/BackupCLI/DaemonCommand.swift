@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct DaemonCommand: ParsableCommand {
+struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Run the policy's schedules, and serve /metrics and /healthz, until SIGTERM or SIGINT.",
@@ -27,22 +27,15 @@ struct DaemonCommand: ParsableCommand {
         if let testInterval, testInterval <= 0 { throw ValidationError("--test-interval must be positive") }
     }
 
-    func run() throws {
+    func run() async throws {
         let policy = try options.loadPolicy()
         let environment = EngineEnvironment(logger: options.makeLogger(minimum: .info))
         var daemonOptions = DaemonOptions(listen: listen.flatMap(DaemonListen.parse) ?? policy.daemonListen)
         daemonOptions.testInterval = testInterval
-        final class Outcome: @unchecked Sendable { var error: Error? }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        let options = daemonOptions
-        Task {
-            do { try await Daemon.run(policy: policy, environment: environment, options: options) } catch { outcome.error = error }
-            done.signal()
-        }
-        done.wait()
-        if let error = outcome.error {
-            throw BackupFailure("the daemon stopped: \(error)", hint: "check that \(options.listen.host):\(options.listen.port) is free")
+        do {
+            try await Daemon.run(policy: policy, environment: environment, options: daemonOptions)
+        } catch {
+            throw BackupFailure("the daemon stopped: \(error)", hint: "check that \(daemonOptions.listen.host):\(daemonOptions.listen.port) is free")
         }
     }
 }

@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "The main job on the embedded defaults: back up Redis into ./backups, verify it, list the catalog.",
@@ -15,7 +15,7 @@ struct DemoCommand: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    func run() throws {
+    func run() async throws {
         var environment = ProcessInfo.processInfo.environment
         var server: DemoRedis?
         defer { server?.stop() }
@@ -28,10 +28,10 @@ struct DemoCommand: ParsableCommand {
         let policy = try PolicyLoader.load(path: options.policy, environment: environment)
         let engine = BackupEngine(policy: policy, environment: EngineEnvironment(variables: environment, logger: options.makeLogger()))
         print("policy: \(policy.origin); repository: \(engine.repository.root)")
-        let result = try engine.backup(tag: .manual)
+        let result = try await engine.backup(tag: .manual)
         print("\nbackup run \(result.run.id): \(result.run.status.rawValue)")
         Output.artifactTable(result.artifacts)
-        let verified = try engine.verify(ids: result.artifacts.filter { $0.status == .ok }.map(\.id), all: false)
+        let verified = try await engine.verify(ids: result.artifacts.filter { $0.status == .ok }.map(\.id), all: false)
         print("\nverify:")
         for r in verified { print("  \(r.ok ? "ok" : "FAILED") \(r.id): \(r.detail)") }
         print("\ncatalog (\(engine.catalogPath)), newest first:")

@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct DiffCommand: ParsableCommand {
+struct DiffCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "What changed between two backups of one source: entries added, changed and removed.",
@@ -23,9 +23,9 @@ struct DiffCommand: ParsableCommand {
 
     @OptionGroup var narrow: ContentFilterOptions
 
-    func run() throws {
+    func run() async throws {
         let engine = try options.makeEngine()
-        let d = try engine.diff(from, to, filter: narrow.filter)
+        let d = try await engine.diff(from, to, filter: narrow.filter)
         if options.json {
             try Output.json(DiffJSON(d))
             return

@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct DrillCommand: ParsableCommand {
+struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
         abstract: "Restore backups into scratch targets, check them against what was recorded, and record the time it took.",
@@ -33,9 +33,9 @@ struct DrillCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let selector: DrillSelector = backup.map { .id($0) } ?? (random ? .random : .latest)
-        let drills = try options.makeEngine().drill(sources: sources, selector: selector)
+        let drills = try await options.makeEngine().drill(sources: sources, selector: selector)
         if options.json {
             try Output.json(drills.map(DrillJSON.init))
         } else {

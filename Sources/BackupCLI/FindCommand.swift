@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct FindCommand: ParsableCommand {
+struct FindCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "find",
         abstract: "Which good backups hold a key, object or file matching a pattern, newest first.",
@@ -17,9 +17,9 @@ struct FindCommand: ParsableCommand {
     @Option(help: "Only backups of this source.")
     var source: String?
 
-    func run() throws {
+    func run() async throws {
         let engine = try options.makeEngine()
-        let found = try engine.find(pattern, source: source)
+        let found = try await engine.find(pattern, source: source)
         if options.json {
             try Output.json(found.map { f in
                 FoundJSON(id: f.artifact.id, source: f.artifact.source, kind: f.artifact.kind.rawValue,

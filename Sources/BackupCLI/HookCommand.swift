@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct HookCommand: ParsableCommand {
+struct HookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hook",
         abstract: "Deploy integration: a pinned restore point before a release, the outcome after it, rollback.",
@@ -20,7 +20,7 @@ struct DeployLabels: ParsableArguments {
     var service = ProcessInfo.processInfo.environment["KALEEM_SERVICE"] ?? "api"
 }
 
-struct PreDeployHook: ParsableCommand {
+struct PreDeployHook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pre-deploy",
         abstract: "Back up all (or the named) sources as one pinned set for the release; print the set id. Non-zero exit: do not deploy."
@@ -34,8 +34,8 @@ struct PreDeployHook: ParsableCommand {
     @Option(name: .customLong("source"), help: "Only this source (repeatable).")
     var sources: [String] = []
 
-    func run() throws {
-        let (result, previous) = try options.makeEngine().preDeploy(release: release, sources: sources)
+    func run() async throws {
+        let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources)
         if let last = previous.first {
             FileHandle.standardError.write(Data("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n".utf8))
         }
@@ -53,7 +53,7 @@ struct PreDeployHook: ParsableCommand {
     }
 }
 
-struct PostDeployHook: ParsableCommand {
+struct PostDeployHook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "post-deploy",
         abstract: "Record how the release went; on success confirm it and unpin restore points beyond retention.pre_deploy."
@@ -79,7 +79,7 @@ struct PostDeployHook: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let unpinned = try options.makeEngine().postDeploy(release: release, success: outcome == .success, durationSeconds: duration,
                                                            environmentName: labels.environment, service: labels.service)
         if options.json {
@@ -90,7 +90,7 @@ struct PostDeployHook: ParsableCommand {
     }
 }
 
-struct RollbackHook: ParsableCommand {
+struct RollbackHook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
         abstract: "Record a rollback; with --restore-data --yes restore the release's pre-deploy set into the live sources."
@@ -124,8 +124,8 @@ struct RollbackHook: ParsableCommand {
         if restoreData && !yes && !dryRun { throw ValidationError("--restore-data replaces live data: add --yes") }
     }
 
-    func run() throws {
-        let result = try options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
+    func run() async throws {
+        let result = try await options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
                                                        includeBuckets: includeBuckets, include: include, dryRun: dryRun,
                                                        environmentName: labels.environment, service: labels.service)
         if options.json {

@@ -7,7 +7,7 @@ import BackupEngine
 import Foundation
 import Logging
 
-public struct KaleemBackup: ParsableCommand {
+public struct KaleemBackup: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kaleem-backup",
         abstract: "Backups and restore drills for the Kaleem stack (Redis, MongoDB, MinIO).",
@@ -23,8 +23,8 @@ public struct KaleemBackup: ParsableCommand {
 
     public init() {}
 
-    /// The program: parse, run, map errors to exit codes. Never returns.
-    public static func runMain(arguments: [String]? = nil) -> Never {
+    /// The program: parse, run (on the engine executor, EngineExecutor.swift), map errors to exit codes. Never returns.
+    public static func runMain(arguments: [String]? = nil) async -> Never {
         umask(0o077) // every file this process creates (catalog, journal, artifacts) is 0600, directories 0700
         // A parent may have started us with signals blocked (a thread of a test runner or a supervisor):
         // unblock them so SIGTERM and SIGINT stop the daemon gracefully. Threads started later inherit this.
@@ -32,8 +32,15 @@ public struct KaleemBackup: ParsableCommand {
         sigfillset(&all)
         pthread_sigmask(SIG_UNBLOCK, &all, nil)
         do {
-            var command = try parseAsRoot(arguments)
-            try command.run()
+            let command = try parseAsRoot(arguments)
+            try await EngineExecutor.run {
+                var command = command
+                if var asyncCommand = command as? AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run() // --help, --version: argument-parser's own
+                }
+            }
             Foundation.exit(ExitStatus.ok.rawValue)
         } catch {
             let status = ExitCodeMapping.report(error, command: Self.self)

@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct ListCommand: ParsableCommand {
+struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the catalog's artifacts, newest first.")
 
     @OptionGroup var options: GlobalOptions
@@ -17,7 +17,7 @@ struct ListCommand: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
-    func run() throws {
+    func run() async throws {
         let artifacts = try options.makeEngine().list(source: source, limit: limit)
         if options.json {
             try Output.json(artifacts.map(ArtifactJSON.init))

@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct LsCommand: ParsableCommand {
+struct LsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
         abstract: "List what a backup holds: Redis keys, bucket objects, files, MongoDB namespaces, Qdrant collections.",
@@ -26,7 +26,7 @@ struct LsCommand: ParsableCommand {
     @Flag(help: "MongoDB: walk the stored archive now (namespaces, views, time series, counts) instead of reading what its walk recorded at backup time.")
     var deep = false
 
-    func run() throws {
+    func run() async throws {
         let engine = try options.makeEngine()
         var filter = narrow.filter
         filter.deep = deep
@@ -34,7 +34,7 @@ struct LsCommand: ParsableCommand {
         var count = 0
         var bytes: Int64 = 0
         if options.json { out.append("[") }
-        try engine.contents(of: id, source: source, filter: filter) { entry in
+        try await engine.contents(of: id, source: source, filter: filter) { entry in
             if options.json {
                 var fields = ["\"path\" : " + JSONText.quote(entry.path), "\"type\" : " + JSONText.quote(entry.type),
                               "\"size\" : " + (entry.size.map(String.init) ?? "null")]

@@ -3,7 +3,7 @@ import Foundation
 import BackupCore
 import BackupEngine
 
-struct PolicyCommand: ParsableCommand {
+struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
         abstract: "Work with policy files.",
@@ -11,7 +11,7 @@ struct PolicyCommand: ParsableCommand {
     )
 }
 
-struct PolicyCheckCommand: ParsableCommand {
+struct PolicyCheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate a policy (syntax, keys, ${VAR} expansion) without running anything. Exit 2 when it is not valid."
@@ -19,7 +19,7 @@ struct PolicyCheckCommand: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    func run() throws {
+    func run() async throws {
         let policy = try options.loadPolicy()
         // Every secret file the policy names must be readable now, not at 3 a.m.
         var unreadable: [String] = []

@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct RestoreCommand: ParsableCommand {
+struct RestoreCommand: AsyncParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "restore",
@@ -56,11 +56,11 @@ struct RestoreCommand: ParsableCommand {
         return .latest
     }
 
-    func run() throws {
+    func run() async throws {
         let engine = try options.makeEngine()
         let json = options.json
         let request = RestoreRequest(source: source, backup: selector, dryRun: dryRun, confirmed: yes)
-        let outcome = try engine.restore(request, kindArguments: kindOptions) { lines in
+        let outcome = try await engine.restore(request, kindArguments: kindOptions) { lines in
             if !json { for line in lines { print(line) } }
         }
         if json {

@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct RotateCommand: ParsableCommand {
+struct RotateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate",
         abstract: "Apply the retention policy: remove what it does not keep, and say why each kept backup stays.",
@@ -34,8 +34,8 @@ struct RotateCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let results = try options.makeEngine().rotate(sources: sources, dryRun: dryRun,
+    func run() async throws {
+        let results = try await options.makeEngine().rotate(sources: sources, dryRun: dryRun,
                                                       now: now.flatMap(Timestamps.parseISO8601),
                                                       allowEmptyPolicy: allowEmptyPolicy)
         if options.json {

@@ -3,7 +3,7 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-struct ScheduleCommand: ParsableCommand {
+struct ScheduleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "schedule",
         abstract: "Print the next run times of every schedule of the policy, to check a cron line before trusting it."
@@ -22,7 +22,7 @@ struct ScheduleCommand: ParsableCommand {
         if let after, Timestamps.parseISO8601(after) == nil { throw ValidationError("--after \(after) is not an ISO 8601 time") }
     }
 
-    func run() throws {
+    func run() async throws {
         let policy = try options.loadPolicy()
         let start = after.flatMap(Timestamps.parseISO8601) ?? Date()
         let rows = policy.schedules.map { s in

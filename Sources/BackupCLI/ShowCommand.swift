@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct ShowCommand: ParsableCommand {
+struct ShowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one artifact (an id or a unique prefix of it).")
 
     @OptionGroup var options: GlobalOptions
@@ -13,7 +13,7 @@ struct ShowCommand: ParsableCommand {
     @Option(help: "With latest: the newest good backup of this source.")
     var source: String?
 
-    func run() throws {
+    func run() async throws {
         let engine = try options.makeEngine()
         let a = try engine.show(id: id, source: source)
         let drill = try engine.lastDrill(of: a.id)

@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct StatusCommand: ParsableCommand {
+struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Per source: the newest good backup and its age (the current RPO), the last drill and its duration (RTO)."
@@ -10,7 +10,7 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    func run() throws {
+    func run() async throws {
         let rows = try options.makeEngine().status()
         if options.json {
             try Output.json(rows.map(StatusJSON.init))

@@ -2,7 +2,7 @@ import ArgumentParser
 import BackupCore
 import BackupEngine
 
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Re-check stored artifacts: sha256 and size against the catalog, gzip, and the format (RDB).",
@@ -31,10 +31,10 @@ struct VerifyCommand: ParsableCommand {
         if [!ids.isEmpty, all, latest].filter({ $0 }).count > 1 { throw ValidationError("give artifact ids, --latest or --all, one of them") }
     }
 
-    func run() throws {
+    func run() async throws {
         let engine = try options.makeEngine()
         let chosen = latest ? ["latest"] : ids
-        let results = offsite ? try engine.verifyOffsite(ids: chosen, all: all) : try engine.verify(ids: chosen, all: all, source: source)
+        let results = await offsite ? try engine.verifyOffsite(ids: chosen, all: all) : try engine.verify(ids: chosen, all: all, source: source)
         if options.json {
             try Output.json(results)
         } else if results.isEmpty {

@@ -7,13 +7,13 @@ extension BackupEngine {
     /// Hands the entries of a good backup that `filter` accepts to `emit`, one at a time; returns the artifact.
     /// A failed or removed backup is refused (exit 2): there is nothing trustworthy to list.
     @discardableResult
-    public func contents(of id: String, source: String? = nil, filter: ContentFilter, emit: (ContentEntry) throws -> Void) throws -> ArtifactInfo {
+    public func contents(of id: String, source: String? = nil, filter: ContentFilter, emit: (ContentEntry) throws -> Void) async throws -> ArtifactInfo {
         let artifact = try show(id: id, source: source)
         guard artifact.status == .ok, artifact.deletedAt == nil else {
             throw BackupFailure("backup \(artifact.id) is \(artifact.deletedAt == nil ? artifact.status.rawValue : "removed by rotation"): there is nothing to list",
                                 exitStatus: .usage, hint: "list the good backups with: kaleem-backup list --source \(artifact.source)")
         }
-        try registry.adapter(for: artifact.kind).contents(artifact, filter: filter, context: context, emit: emit)
+        try await registry.adapter(for: artifact.kind).contents(artifact, filter: filter, context: context, emit: emit)
         return artifact
     }
 }
@@ -39,17 +39,17 @@ public struct FoundIn: Sendable {
 extension BackupEngine {
     /// `diff FROM TO`: entries added, changed (another digest or type) and removed, by path. Both backups must be
     /// of one source. Memory: the older backup's paths and digests.
-    public func diff(_ fromID: String, _ toID: String, filter: ContentFilter) throws -> ContentDiff {
+    public func diff(_ fromID: String, _ toID: String, filter: ContentFilter) async throws -> ContentDiff {
         var filter = filter
         filter.digests = true
         var older: [String: ContentEntry] = [:]
-        let from = try contents(of: fromID, filter: filter) { entry in older[Self.diffKey(entry)] = entry }
+        let from = try await contents(of: fromID, filter: filter) { entry in older[Self.diffKey(entry)] = entry }
         let to = try show(id: toID)
         guard to.source == from.source else {
             throw BackupFailure("\(from.id) is of source \(from.source) and \(to.id) of \(to.source): diff compares two backups of one source", exitStatus: .usage)
         }
         var result = ContentDiff(from: from, to: to)
-        try contents(of: toID, filter: filter) { entry in
+        try await contents(of: toID, filter: filter) { entry in
             guard let before = older.removeValue(forKey: Self.diffKey(entry)) else { result.added.append(entry); return }
             if before.digest != entry.digest || before.type != entry.type { result.changed.append((before, entry)) } else { result.unchanged += 1 }
         }
@@ -68,7 +68,7 @@ extension BackupEngine {
     }
 
     /// `find PATTERN`: the good backups (of `source`, or all) holding entries whose path matches, newest first.
-    public func find(_ pattern: String, source: String?, sampleSize: Int = 5) throws -> [FoundIn] {
+    public func find(_ pattern: String, source: String?, sampleSize: Int = 5) async throws -> [FoundIn] {
         let filter = ContentFilter(match: pattern)
         var found: [FoundIn] = []
         let artifacts = try catalog().artifacts(status: .ok).filter { $0.deletedAt == nil && (source == nil || $0.source == source) }
@@ -77,7 +77,7 @@ extension BackupEngine {
         }
         for artifact in artifacts.sorted(by: { $0.createdAt > $1.createdAt }) {
             var hit = FoundIn(artifact: artifact, matches: 0, sample: [])
-            try contents(of: artifact.id, filter: filter) { entry in
+            try await contents(of: artifact.id, filter: filter) { entry in
                 hit.matches += 1
                 if hit.sample.count < sampleSize { hit.sample.append(entry) }
             }

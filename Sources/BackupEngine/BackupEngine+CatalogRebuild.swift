@@ -24,7 +24,7 @@ extension BackupEngine {
     ///   move an existing catalog aside (`<catalog>.pre-rebuild-<time>`), never delete it
     ///   for each `<source>/<day>/<id>.manifest.json`: its run and its artifact (ok), pre-deploy sets pinned
     ///   again (a rebuilt catalog must not let rotation remove a restore point)
-    public func rebuildCatalog(fromOffsite: Bool) throws -> CatalogRebuildResult {
+    public func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "catalog rebuild")
         defer { lock.release() }
@@ -36,11 +36,11 @@ extension BackupEngine {
             }
             defer { remote.close() }
             // The listing holds only valid relative paths (a key with `..` or `//` is not a repository file).
-            let keys = try Blocking.run { try await remote.list(under: "") }.map(\.relative)
+            let keys = (try await remote.list(under: "")).map(\.relative)
             remoteFiles = Set(keys)
             let local = repository
             for key in keys where key.hasSuffix(".manifest.json") {
-                if try Blocking.run({ try await local.fetchIfMissing(key, sha256: nil, from: remote) }) { fetched += 1 }
+                if (try await local.fetchIfMissing(key, sha256: nil, from: remote)) { fetched += 1 }
             }
         }
         var manifests: [Manifest] = []

@@ -20,7 +20,7 @@ extension BackupEngine {
     ///   creates (a scratch redis-server, scratch databases, a scratch bucket…), compares, removes the target
     ///   record the drill (result, duration, what was compared) in the catalog
     /// Drills never touch a production target: each adapter creates its own scratch target.
-    public func drill(sources names: [String] = [], selector: DrillSelector = .latest) throws -> [DrillRecord] {
+    public func drill(sources names: [String] = [], selector: DrillSelector = .latest) async throws -> [DrillRecord] {
         let catalog = try catalog()
         var selected = try selectSources(names)
         if case .id(let id) = selector {
@@ -52,7 +52,7 @@ extension BackupEngine {
             }
             let started = environment.clock()
             let clockStart = DispatchTime.now()
-            let (result, detail) = drillOne(artifact, source: source)
+            let (result, detail) = await drillOne(artifact, source: source)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - clockStart.uptimeNanoseconds) / 1e9
             var rng = SystemRandomNumberGenerator()
             let record = DrillRecord(id: "drill-" + Identifier.make(at: started, using: &rng), artifactID: artifact.id,
@@ -64,14 +64,14 @@ extension BackupEngine {
             records.append(record)
         }
         writeMetricsTextfile()
-        notify(drills: records)
+        await notify(drills: records)
         return records
     }
 
     /// The kind's drill; a kind this build does not know is a drill that could not run.
-    private func drillOne(_ artifact: ArtifactInfo, source: SourcePolicy) -> (DrillResult, String) {
+    private func drillOne(_ artifact: ArtifactInfo, source: SourcePolicy) async -> (DrillResult, String) {
         do {
-            return try registry.adapter(for: source.kind).drill(artifact, source: source, context: context)
+            return try await registry.adapter(for: source.kind).drill(artifact, source: source, context: context)
         } catch {
             return (.error, "the drill could not run: \(describe(error))")
         }

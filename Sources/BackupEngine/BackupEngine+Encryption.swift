@@ -30,7 +30,7 @@ extension BackupEngine {
     }
 
     /// Opens a stored artifact for reading: hashed as stored, decrypted if it is encrypted, inflated.
-    func artifactReader(_ artifact: ArtifactInfo) throws -> GzipReader {
+    func artifactReader(_ artifact: ArtifactInfo) async throws -> GzipReader {
         let decryptor: AgeDecryptor?
         switch artifact.compression {
         case .gzip:
@@ -42,15 +42,15 @@ extension BackupEngine {
                                  problem: "it is stored with compression \(String(reflecting: artifact.compression.rawValue)), which is not a gzip stream this build reads"
                                     + (artifact.compression == .none ? " (a snapshot's manifest is read by its kind, not as a stream)" : " (written by a newer kaleem-backup?)"))
         }
-        return try GzipReader(path: try localArtifactPath(artifact), decryptor: decryptor)
+        return try await GzipReader(path: try localArtifactPath(artifact), decryptor: decryptor)
     }
 
     /// Where the artifact's file is on this host; fetched from the off-site copy (sha256 checked) when it is
     /// missing here and one is configured.
-    func localArtifactPath(_ artifact: ArtifactInfo) throws -> String {
+    func localArtifactPath(_ artifact: ArtifactInfo) async throws -> String {
         let path = repository.absolute(artifact.path)
         if access(path, F_OK) != 0 && policy.repository.offsite != nil {
-            try fetchFromOffsite(artifact.path, sha256: artifact.sha256)
+            try await fetchFromOffsite(artifact.path, sha256: artifact.sha256)
         }
         return path
     }

@@ -13,12 +13,12 @@ public struct RollbackResult: Sendable {
 extension BackupEngine {
     /// `hook pre-deploy`: one backup set of all (or the named) sources, tagged pre-deploy with the release and
     /// pinned. Says so when the release already had a set (a new one is taken anyway).
-    public func preDeploy(release: String, sources: [String]) throws -> (result: BackupResult, previous: [RunInfo]) {
+    public func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
         let previous = try catalog().preDeployRuns(release: release)
         if let last = previous.first {
             logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])
         }
-        var result = try backup(sources: sources, tag: .preDeploy, release: release)
+        var result = try await backup(sources: sources, tag: .preDeploy, release: release)
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
             try setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
         }
@@ -67,7 +67,7 @@ extension BackupEngine {
     /// prints the commands. Kinds that are not restored by default (buckets) only with `includeBuckets` or when
     /// named in `include`.
     public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
-                         dryRun: Bool = false, environmentName: String, service: String) throws -> RollbackResult {
+                         dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
         let catalog = try catalog()
         _ = try selectSources(include)
         let set = try catalog.preDeployRuns(release: release).first
@@ -95,7 +95,7 @@ extension BackupEngine {
                                     : "would leave \(a.source) as it is (name it with --include \(a.source) to restore it from \(a.id))")
                 continue
             }
-            lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
+            await lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
         }
         return RollbackResult(release: release, set: set, lines: lines)
     }

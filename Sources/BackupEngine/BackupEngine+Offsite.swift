@@ -32,14 +32,14 @@ extension BackupEngine {
 
     /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload): the
     /// artifact, its manifest and whatever files its kind says belong to it.
-    func offsiteFiles(_ artifact: ArtifactInfo) throws -> [(relative: String, sha256: String?)] {
+    func offsiteFiles(_ artifact: ArtifactInfo) async throws -> [(relative: String, sha256: String?)] {
         let manifest = repository.relativeManifestPath(forArtifact: artifact.path, id: artifact.id)
         let files: [(relative: String, sha256: String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
-        return files + (try registry.adapter(for: artifact.kind).extraFiles(of: artifact, context: context))
+        return await files + (try registry.adapter(for: artifact.kind).extraFiles(of: artifact, context: context))
     }
 
     /// Copies every good artifact that has no good off-site copy yet; returns the failures (id → why).
-    func syncOffsite(catalog: Catalog) -> [String: String] {
+    func syncOffsite(catalog: Catalog) async -> [String: String] {
         guard policy.repository.offsite != nil else { return [:] }
         var failures: [String: String] = [:]
         let pending: [ArtifactInfo]
@@ -60,13 +60,13 @@ extension BackupEngine {
             do {
                 let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
                 if let shared, remoteShared[artifact.source] == nil {
-                    remoteShared[artifact.source] = Set(try Blocking.run { try await remote.list(under: shared) }.map(\.relative))
+                    remoteShared[artifact.source] = Set((try await remote.list(under: shared)).map(\.relative))
                 }
-                let files = try offsiteFiles(artifact).filter { remoteShared[artifact.source]?.contains($0.relative) != true }
+                let files = try await offsiteFiles(artifact).filter { remoteShared[artifact.source]?.contains($0.relative) != true }
                 for (relative, known) in files {
                     let path = repository.absolute(relative)
                     let sha = try known ?? sha256OfFile(path)
-                    try Blocking.run { try await remote.put(path, as: relative, sha256: sha) }
+                    (try await remote.put(path, as: relative, sha256: sha))
                     if let shared, relative.hasPrefix(shared) { remoteShared[artifact.source, default: []].insert(relative) }
                 }
                 try catalog.setOffsite(id: artifact.id, state: .ok, detail: "\(files.count) files at \(remote.location)", at: environment.clock())
@@ -83,7 +83,7 @@ extension BackupEngine {
 
     /// The catalog, copied consistently (SQLite's online backup API) into `<repo>/catalog-copy/catalog.sqlite`
     /// and, when configured, off-site as `catalog/catalog.sqlite`. A failure is logged, never fatal.
-    func copyCatalog() {
+    func copyCatalog() async {
         do {
             let dir = repository.absolute("catalog-copy")
             try FileIO.makeDirectories(dir)
@@ -100,7 +100,7 @@ extension BackupEngine {
                 defer { remote.close() }
                 let path = dir + "/catalog.sqlite"
                 let sha = try sha256OfFile(path)
-                try Blocking.run { try await remote.put(path, as: "catalog/catalog.sqlite", sha256: sha) }
+                (try await remote.put(path, as: "catalog/catalog.sqlite", sha256: sha))
             }
         } catch {
             logger.warning("catalog copy failed", metadata: ["error": "\(describe(error))"])
@@ -108,7 +108,7 @@ extension BackupEngine {
     }
 
     /// `verify --offsite`: each artifact's remote files re-read and re-hashed (blobs: size and sha256 metadata).
-    public func verifyOffsite(ids: [String], all: Bool) throws -> [VerifyResult] {
+    public func verifyOffsite(ids: [String], all: Bool) async throws -> [VerifyResult] {
         guard let remote = try offsiteRepository() else {
             throw BackupFailure("the policy has no repository.offsite to verify", exitStatus: .usage)
         }
@@ -117,24 +117,31 @@ extension BackupEngine {
         let artifacts: [ArtifactInfo] = all
             ? try catalog.artifacts(status: .ok).reversed()
             : try ids.map { try find(artifact: $0, source: nil, in: catalog) }
-        return artifacts.filter { $0.deletedAt == nil && $0.status == .ok }.map { artifact in
+        var results: [VerifyResult] = []
+        for artifact in artifacts where artifact.deletedAt == nil && artifact.status == .ok {
+            results.append(await verifyOffsite(artifact, remote: remote))
+        }
+        return results
+    }
+
+    private func verifyOffsite(_ artifact: ArtifactInfo, remote: any Repository) async -> VerifyResult {
             do {
                 var checked = 0
                 let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
-                for (relative, known) in try offsiteFiles(artifact) {
+                for (relative, known) in try await offsiteFiles(artifact) {
                     if let shared, relative.hasPrefix(shared) {
                         // Shared files (blobs): size and recorded sha256 (HEAD) when the local file is here to compare; else re-read.
                         let local = repository.absolute(relative)
                         if let size = FileIO.fileSize(local) {
                             let sha = try known ?? sha256OfFile(local)
-                            try Blocking.run { try await remote.check(relative, size: size, sha256: sha) }
+                            (try await remote.check(relative, size: size, sha256: sha))
                         } else {
-                            let recorded = try Blocking.run { try await remote.stat(relative) }?.recordedSHA256
-                            let actual = try Blocking.run { try await remote.digest(relative) }
+                            let recorded = (try await remote.stat(relative))?.recordedSHA256
+                            let actual = (try await remote.digest(relative))
                             if actual != (known ?? recorded) { throw IntegrityError(object: remote.location + relative, problem: "sha256 is \(actual)") }
                         }
                     } else {
-                        let actual = try Blocking.run { try await remote.digest(relative) }
+                        let actual = (try await remote.digest(relative))
                         let expected = try known ?? sha256OfFile(repository.absolute(relative))
                         if actual != expected {
                             throw IntegrityError(object: remote.location + relative, problem: "sha256 is \(actual), expected \(expected)")
@@ -146,11 +153,10 @@ extension BackupEngine {
             } catch {
                 return VerifyResult(id: artifact.id, ok: false, detail: "off-site: \(describe(error))")
             }
-        }
     }
 
     /// After rotation removed artifacts: their remote files go too (shared files: those no remaining artifact uses).
-    func removeOffsite(_ removed: [(id: String, path: String)], source: String, catalog: Catalog) {
+    func removeOffsite(_ removed: [(id: String, path: String)], source: String, catalog: Catalog) async {
         guard !removed.isEmpty, let remote = try? offsiteRepository() else { return }
         defer { remote.close() }
         var keys: [String] = []
@@ -162,12 +168,12 @@ extension BackupEngine {
             if let kind = policy.source(named: source)?.kind {
                 let adapter = try registry.adapter(for: kind)
                 if let shared = adapter.sharedDirectory(source: source) {
-                    let remoteFiles = try Blocking.run { try await remote.list(under: shared) }.map(\.relative)
-                    keys += try adapter.unusedRemoteFiles(source: source, remote: remoteFiles, context: context)
+                    let remoteFiles = (try await remote.list(under: shared)).map(\.relative)
+                    await keys += try adapter.unusedRemoteFiles(source: source, remote: remoteFiles, context: context)
                 }
             }
             let all = keys
-            try Blocking.run { try await remote.delete(all) }
+            (try await remote.delete(all))
             logger.info("off-site copies removed", metadata: ["source": "\(source)", "objects": "\(all.count)"])
         } catch {
             logger.warning("off-site copies not removed", metadata: ["source": "\(source)", "error": "\(describe(error))"])
@@ -177,11 +183,11 @@ extension BackupEngine {
     /// A file of the repository that is missing here, fetched from the off-site copy (sha256 checked when known).
     /// Returns false when there is no off-site copy to fetch from.
     @discardableResult
-    func fetchFromOffsite(_ relative: String, sha256: String?) throws -> Bool {
+    func fetchFromOffsite(_ relative: String, sha256: String?) async throws -> Bool {
         guard let remote = try offsiteRepository() else { return false }
         defer { remote.close() }
         logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.location)"])
         let local = repository
-        return try Blocking.run { try await local.fetchIfMissing(relative, sha256: sha256, from: remote) }
+        return (try await local.fetchIfMissing(relative, sha256: sha256, from: remote))
     }
 }

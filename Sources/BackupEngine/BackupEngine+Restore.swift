@@ -12,14 +12,14 @@ public enum BackupSelector: Sendable, Equatable {
 
 extension BackupEngine {
     /// restore SOURCE: the source's kind restores it with its own options (the CLI passes them through).
-    public func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) throws -> (lines: [String], json: any Encodable) {
+    public func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) async throws -> (lines: [String], json: any Encodable) {
         let source = try selectSources([request.source])[0]
         let adapter = try registry.adapter(for: source.kind)
         var request = request
         if !kindArguments.isEmpty {
             request.options = try RestoreOptions.parse(kindArguments, specs: adapter.restoreOptions, kind: source.kind, source: source.name)
         }
-        let outcome = try adapter.restore(source, request, context: context, plan: plan)
+        let outcome = try await adapter.restore(source, request, context: context, plan: plan)
         return (outcome.lines, outcome.json)
     }
 

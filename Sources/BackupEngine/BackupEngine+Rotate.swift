@@ -26,7 +26,7 @@ extension BackupEngine {
     ///   pending: every locked command finishes pending removals first (recoverFromCrash)
     ///   then the kind's garbage collection (unreferenced blobs), on every rotation
     public func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil,
-                       allowEmptyPolicy: Bool = false) throws -> [RotationResult] {
+                       allowEmptyPolicy: Bool = false) async throws -> [RotationResult] {
         try checkRetentionPolicy(allowEmpty: allowEmptyPolicy)
         let selected = try selectSources(names)
         var lock: RunLock?
@@ -36,8 +36,8 @@ extension BackupEngine {
         }
         defer { lock?.release() }
         let catalog = try catalog()
-        if !dryRun { try recoverFromCrash(catalog) }
-        let results = try rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
+        if !dryRun { try await recoverFromCrash(catalog) }
+        let results = try await rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
         if !dryRun { writeMetricsTextfile() }
         return results
     }
@@ -53,13 +53,17 @@ extension BackupEngine {
     /// Rotation of the named sources; the caller holds the run lock unless `dryRun`.
     /// - Parameter protect: artifacts never removed here whatever the plan says (the run's own new backups: a
     ///   clock set back must not make a run delete what it just took).
-    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool, protect: Set<String> = []) throws -> [RotationResult] {
+    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool, protect: Set<String> = []) async throws -> [RotationResult] {
         let candidates = try catalog.retentionCandidates(sources: sources, withPaths: !dryRun)
-        return try sources.map { try rotateOne($0, rows: candidates[$0] ?? [], catalog: catalog, now: now, dryRun: dryRun, protect: protect) }
+        var results: [RotationResult] = []
+        for source in sources {
+            results.append(try await rotateOne(source, rows: candidates[source] ?? [], catalog: catalog, now: now, dryRun: dryRun, protect: protect))
+        }
+        return results
     }
 
     private func rotateOne(_ source: String, rows: [(candidate: RetentionCandidate, path: String)], catalog: Catalog,
-                           now: Date, dryRun: Bool, protect: Set<String>) throws -> RotationResult {
+                           now: Date, dryRun: Bool, protect: Set<String>) async throws -> RotationResult {
         var plan = RetentionPlanner.plan(rows.map(\.candidate), policy: policy.retention, now: now)
         let protectedHere = plan.remove.filter { protect.contains($0) }
         if !protectedHere.isEmpty {
@@ -72,7 +76,7 @@ extension BackupEngine {
         guard !dryRun else { return result }
         let adapter = policy.source(named: source).flatMap { try? registry.adapter(for: $0.kind) }
         guard !plan.remove.isEmpty else {
-            adapter?.collectGarbage(source: source, context: context)
+            await adapter?.collectGarbage(source: source, context: context)
             return result
         }
         let paths = Dictionary(rows.map { ($0.candidate.id, $0.path) }, uniquingKeysWith: { a, _ in a })
@@ -90,9 +94,9 @@ extension BackupEngine {
             }
         }
         try catalog.finishRemoval(ids: removed)
-        adapter?.collectGarbage(source: source, context: context)
+        await adapter?.collectGarbage(source: source, context: context)
         if !removed.isEmpty {
-            removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
+            await removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
         }
         result.removed = removed
         logger.info("rotation", metadata: ["source": "\(source)", "kept": "\(plan.keep.count)", "removed": "\(removed.count)",
@@ -111,7 +115,7 @@ extension BackupEngine {
     }
 
     /// Finishes removals a crashed process began (their rows already say deleted). Called with the lock held.
-    func finishPendingRemovals(_ catalog: Catalog) throws {
+    func finishPendingRemovals(_ catalog: Catalog) async throws {
         let pending = try catalog.pendingRemovals()
         guard !pending.isEmpty else { return }
         var done: [String] = []
@@ -126,7 +130,7 @@ extension BackupEngine {
         try catalog.finishRemoval(ids: done)
         for source in Set(pending.map(\.source)) {
             if let kind = policy.source(named: source)?.kind, let adapter = try? registry.adapter(for: kind) {
-                adapter.collectGarbage(source: source, context: context)
+                await adapter.collectGarbage(source: source, context: context)
             }
         }
         logger.warning("finished removals an interrupted rotation began", metadata: ["artifacts": "\(done)"])

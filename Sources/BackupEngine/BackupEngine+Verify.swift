@@ -7,7 +7,7 @@ extension BackupEngine {
     /// Re-reads stored artifacts: the file's sha256 and size against the catalog, the gzip stream, and the
     /// format (an RDB is walked again by the verifier, its key count compared with the recorded one).
     /// - Parameter ids: artifact ids or unique prefixes; empty with `all` means every `ok` artifact.
-    public func verify(ids: [String], all: Bool, source: String? = nil) throws -> [VerifyResult] {
+    public func verify(ids: [String], all: Bool, source: String? = nil) async throws -> [VerifyResult] {
         let catalog = try catalog()
         var artifacts: [ArtifactInfo]
         if all {
@@ -16,15 +16,17 @@ extension BackupEngine {
             artifacts = try ids.map { try find(artifact: $0, source: source, in: catalog) }
         }
         artifacts = artifacts.filter { $0.deletedAt == nil }
-        return artifacts.compactMap { artifact in
-            let result = verifyOne(artifact)
+        var results: [VerifyResult] = []
+        for artifact in artifacts {
+            let result = await verifyOne(artifact)
             // Removed by a rotation while we were verifying: not a failure, and no longer a backup to check.
             if !result.ok, let now = try? catalog.artifact(matching: artifact.id), now.deletedAt != nil {
                 logger.info("skipped: removed by rotation during verify", metadata: ["artifact": "\(artifact.id)"])
-                return nil
+                continue
             }
-            return result
+            results.append(result)
         }
+        return results
     }
 
     static func unknownArtifact(_ id: String) -> BackupFailure {
@@ -34,7 +36,7 @@ extension BackupEngine {
 
     /// - Parameter copy: receives every decompressed byte as it is verified (a drill writes them to its scratch
     ///   file, so one pass both checks and restores).
-    func verifyOne(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) -> VerifyResult {
+    func verifyOne(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) async -> VerifyResult {
         guard artifact.status == .ok else {
             return VerifyResult(id: artifact.id, ok: false, detail: "artifact is \(artifact.status.rawValue), not a good backup: \(artifact.detail ?? "no detail")")
         }
@@ -47,7 +49,7 @@ extension BackupEngine {
         }
         if adapter.layout == .snapshot {
             do {
-                let detail = try adapter.verifySnapshot(artifact, context: context)
+                let detail = try await adapter.verifySnapshot(artifact, context: context)
                 try checkManifest(artifact)
                 return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
             } catch {
@@ -55,7 +57,7 @@ extension BackupEngine {
             }
         }
         do {
-            let reader = try artifactReader(artifact)
+            let reader = try await artifactReader(artifact)
             let source = GzipChunkSource(reader: reader, copy: copy)
             let detail = try adapter.verifyContents(artifact, source, path: path)
             let digest = reader.storedSHA256

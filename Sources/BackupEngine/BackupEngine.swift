@@ -117,7 +117,7 @@ public final class BackupEngine {
     // MARK: backup
 
     /// Backs up the named sources (all when empty) as one run.
-    public func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) throws -> BackupResult {
+    public func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) async throws -> BackupResult {
         let selected = try selectSources(names)
         // Refused before anything runs: a source that would store a secret in clear, or the key in its backup.
         // (What a check cannot even look at — a missing path — is left to the backup, which records it as failed.)
@@ -132,7 +132,7 @@ public final class BackupEngine {
         let lock = try RunLock(path: repository.lockPath, purpose: "backup")
         defer { lock.release() }
         let catalog = try catalog()
-        try recoverFromCrash(catalog)
+        try await recoverFromCrash(catalog)
 
         let started = environment.clock()
         var run = RunInfo(id: "run-" + Identifier.make(at: started, using: &generator), tag: tag, release: release,
@@ -149,7 +149,7 @@ public final class BackupEngine {
                              path: "", status: .failed, createdAt: started, detail: detail, tag: tag, release: release)
             }
             writeMetricsTextfile()
-            notify(BackupResult(run: run, artifacts: failed))
+            await notify(BackupResult(run: run, artifacts: failed))
             throw error
         }
         logger.info("backup run started", metadata: ["run": "\(run.id)", "tag": "\(tag.rawValue)", "sources": "\(selected.map(\.name))"])
@@ -157,7 +157,7 @@ public final class BackupEngine {
         var artifacts: [ArtifactInfo] = []
         var failures: [String: FailureKind] = [:]
         for source in selected {
-            let (artifact, failure) = backupOne(source, run: run, catalog: catalog)
+            let (artifact, failure) = await backupOne(source, run: run, catalog: catalog)
             artifacts.append(artifact)
             if let failure { failures[artifact.id] = failure }
         }
@@ -176,7 +176,7 @@ public final class BackupEngine {
         result.failures = failures
         for step in Self.afterRun {
             logger.debug("after the run", metadata: ["step": "\(step.name)"])
-            step.run(self, catalog, &result)
+            await step.run(self, catalog, &result)
         }
         return result
     }
@@ -185,7 +185,7 @@ public final class BackupEngine {
     /// (each step catches its own errors and logs them).
     struct AfterRunStep: Sendable {
         let name: String
-        let run: @Sendable (BackupEngine, Catalog, inout BackupResult) -> Void
+        let run: @Sendable (BackupEngine, Catalog, inout BackupResult) async -> Void
     }
 
     /// The steps after every backup run, in order: rotation first (it frees space and decides what the off-site
@@ -198,7 +198,7 @@ public final class BackupEngine {
                 try engine.checkRetentionPolicy(allowEmpty: false)
                 let succeeded = Set(result.artifacts.filter { $0.status == .ok }.map(\.source)).sorted()
                 if !succeeded.isEmpty {
-                    result.rotations = try engine.rotate(succeeded, catalog: catalog, now: engine.environment.clock(), dryRun: false,
+                    result.rotations = try await engine.rotate(succeeded, catalog: catalog, now: engine.environment.clock(), dryRun: false,
                                                          protect: Set(result.artifacts.map(\.id)))
                 }
             } catch {
@@ -209,7 +209,7 @@ public final class BackupEngine {
         AfterRunStep(name: "off-site copy") { engine, catalog, result in
             // This run's good artifacts and any earlier copy that failed. A failure leaves the artifact
             // `ok, offsite failed`, retried next run.
-            result.offsiteFailures = engine.syncOffsite(catalog: catalog)
+            result.offsiteFailures = await engine.syncOffsite(catalog: catalog)
             for (id, detail) in result.offsiteFailures {
                 if let i = result.artifacts.firstIndex(where: { $0.id == id }) {
                     result.artifacts[i].offsite = .failed
@@ -221,9 +221,9 @@ public final class BackupEngine {
                 result.artifacts[i].offsite = .ok
             }
         },
-        AfterRunStep(name: "catalog copy") { engine, _, _ in engine.copyCatalog() },
+        AfterRunStep(name: "catalog copy") { engine, _, _ in await engine.copyCatalog() },
         AfterRunStep(name: "metrics") { engine, _, _ in engine.writeMetricsTextfile() },
-        AfterRunStep(name: "notifications") { engine, _, result in engine.notify(result) },
+        AfterRunStep(name: "notifications") { engine, _, result in await engine.notify(result) },
     ]
 
     /// What each source's kind finds wrong before anything runs (secrets that would be stored in clear, the
@@ -253,8 +253,8 @@ public final class BackupEngine {
 
     /// Marks artifacts left `running` by a dead process as failed, removes their files and every `.partial`.
     /// Called with the run lock held, so nothing found here belongs to a live run.
-    func recoverFromCrash(_ catalog: Catalog) throws {
-        try finishPendingRemovals(catalog)
+    func recoverFromCrash(_ catalog: Catalog) async throws {
+        try await finishPendingRemovals(catalog)
         let partials = repository.removePartialFiles()
         let stale = try catalog.markInterrupted(at: environment.clock())
         for artifact in stale {
@@ -270,7 +270,7 @@ public final class BackupEngine {
     /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type).
     /// Never throws: whatever fails is the artifact's failure (a full disk, an unknown kind, a catalog that
     /// cannot be written), so the run goes on to the other sources and to its metrics and notifications.
-    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) -> (ArtifactInfo, FailureKind?) {
+    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) async -> (ArtifactInfo, FailureKind?) {
         let created = environment.clock()
         let id = Identifier.make(at: created, using: &generator)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
@@ -279,7 +279,7 @@ public final class BackupEngine {
         do {
             let kind = try registry.adapter(for: source.kind)
             adapter = kind
-            try store(source, adapter: kind, run: run, into: &artifact, catalog: catalog)
+            try await store(source, adapter: kind, run: run, into: &artifact, catalog: catalog)
             return (artifact, nil)
         } catch {
             artifact.status = .failed
@@ -295,7 +295,7 @@ public final class BackupEngine {
                 logger.error("the failure could not be recorded in the catalog", metadata: ["artifact": "\(id)", "error": "\(describe(catalogError))"])
             }
             // What a failed snapshot stored (blobs no good snapshot references) must not stay and fill the disk.
-            if let adapter, adapter.layout == .snapshot { adapter.collectGarbage(source: source.name, context: context) }
+            if let adapter, adapter.layout == .snapshot { await adapter.collectGarbage(source: source.name, context: context) }
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
             return (artifact, failure)
         }
@@ -304,7 +304,7 @@ public final class BackupEngine {
     /// Takes the backup into `artifact` (its row inserted first, then updated `ok` once the file and its
     /// manifest are durable); throws whatever went wrong, the partial file already removed.
     private func store(_ source: SourcePolicy, adapter: any SourceAdapter, run: RunInfo, into artifact: inout ArtifactInfo,
-                       catalog: Catalog) throws {
+                       catalog: Catalog) async throws {
         let id = artifact.id
         switch adapter.layout {
         case .stream(let ext): artifact.path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: artifact.createdAt, extension: ext)
@@ -320,7 +320,7 @@ public final class BackupEngine {
         let stored: StoredFile
         switch adapter.layout {
         case .snapshot:
-            (stats, stored) = try adapter.backupSnapshot(source, artifact: artifact, context: context)
+            (stats, stored) = try await adapter.backupSnapshot(source, artifact: artifact, context: context)
         case .stream:
             let recipients = try encryptionRecipients()
             if !recipients.isEmpty { artifact.compression = .gzipAge }
@@ -328,7 +328,7 @@ public final class BackupEngine {
             writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
             writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
             do {
-                stats = try adapter.backupStream(source, into: writer, context: context)
+                stats = try await adapter.backupStream(source, into: writer, context: context)
                 stored = try writer.commit()
             } catch {
                 // The partial file goes first: on a full disk that is what frees the space to record the failure.

@@ -215,7 +215,7 @@ struct SchedulerService: Service {
             for action in state.tick(now: clock()) {
                 switch action {
                 case .run(let name):
-                    jobs.append(Task { await runJob(name) })
+                    jobs.append(Task(executorPreference: EngineExecutor.shared) { await runJob(name) })
                 case .skip(let name, let reason):
                     logger.warning("scheduled run skipped", metadata: ["schedule": "\(name)", "reason": "\(reason)"])
                     state.countJob(name, outcome: "skipped")
@@ -235,33 +235,26 @@ struct SchedulerService: Service {
         let environment = state.environment
         let logger = self.logger
         logger.info("scheduled run started", metadata: ["schedule": "\(name)", "run": "\(entry.run.rawValue)"])
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            let state = self.state
-            let thread = Thread {
-                let engine = BackupEngine(policy: policy, environment: environment)
-                var outcome = "ok"
-                defer { state.countJob(name, outcome: outcome) }
-                do {
-                    switch entry.run {
-                    case .backup:
-                        let result = try engine.backup(sources: entry.sources, tag: entry.tag ?? .nightly)
-                        if result.run.status != .ok { outcome = "failed" }
-                        logger.info("scheduled backup finished", metadata: ["schedule": "\(name)", "status": "\(result.run.status.rawValue)"])
-                    case .rotate:
-                        _ = try engine.rotate(sources: entry.sources, dryRun: false)
-                    case .drill:
-                        let drills = try engine.drill(sources: entry.sources, selector: .latest)
-                        if drills.contains(where: { $0.result == .failed || $0.result == .error }) { outcome = "failed" }
-                        logger.info("scheduled drill finished", metadata: ["schedule": "\(name)", "results": "\(drills.map(\.result.rawValue))"])
-                    }
-                } catch {
-                    outcome = "failed"
-                    logger.error("scheduled run failed", metadata: ["schedule": "\(name)", "error": "\(engine.describe(error))"])
-                }
-                done.resume()
+        let engine = BackupEngine(policy: policy, environment: environment)
+        var outcome = "ok"
+        do {
+            switch entry.run {
+            case .backup:
+                let result = try await engine.backup(sources: entry.sources, tag: entry.tag ?? .nightly)
+                if result.run.status != .ok { outcome = "failed" }
+                logger.info("scheduled backup finished", metadata: ["schedule": "\(name)", "status": "\(result.run.status.rawValue)"])
+            case .rotate:
+                _ = try await engine.rotate(sources: entry.sources, dryRun: false)
+            case .drill:
+                let drills = try await engine.drill(sources: entry.sources, selector: .latest)
+                if drills.contains(where: { $0.result == .failed || $0.result == .error }) { outcome = "failed" }
+                logger.info("scheduled drill finished", metadata: ["schedule": "\(name)", "results": "\(drills.map(\.result.rawValue))"])
             }
-            thread.start()
+        } catch {
+            outcome = "failed"
+            logger.error("scheduled run failed", metadata: ["schedule": "\(name)", "error": "\(engine.describe(error))"])
         }
+        state.countJob(name, outcome: outcome)
         state.finished(name, at: clock())
     }
 }

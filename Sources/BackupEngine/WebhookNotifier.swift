@@ -1,9 +1,8 @@
 import BackupCore
 import Foundation
 import Logging
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import AsyncHTTPClient
+import NIOCore
 
 /// What a notification is about.
 public enum NotificationSubject: String, Sendable, Codable {
@@ -35,22 +34,24 @@ struct WebhookNotifier {
 
     /// Sends each event; returns how many were delivered.
     @discardableResult
-    func send(_ events: [NotificationEvent]) -> Int {
-        events.reduce(0) { $0 + (deliver($1) ? 1 : 0) }
+    func send(_ events: [NotificationEvent]) async -> Int {
+        var delivered = 0
+        for event in events where await deliver(event) { delivered += 1 }
+        return delivered
     }
 
-    private func deliver(_ event: NotificationEvent) -> Bool {
-        guard let url = URL(string: policy.webhook) else { return false }
+    private func deliver(_ event: NotificationEvent) async -> Bool {
+        guard URL(string: policy.webhook) != nil else { return false }
         let body = (try? JSONEncoder().encode(event)) ?? Data()
         var lastProblem = ""
         for attempt in 1...policy.attempts {
-            if attempt > 1 { Thread.sleep(forTimeInterval: backoff(attempt - 1)) }
-            var request = URLRequest(url: url, timeoutInterval: policy.timeoutSeconds)
-            request.httpMethod = "POST"
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.setValue("kaleem-backup", forHTTPHeaderField: "User-Agent")
-            request.httpBody = body
-            let (status, problem) = Self.post(request, timeout: policy.timeoutSeconds)
+            if attempt > 1 { try? await Task.sleep(nanoseconds: UInt64(backoff(attempt - 1) * 1e9)) }
+            var request = HTTPClientRequest(url: policy.webhook)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "kaleem-backup")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let (status, problem) = await Self.post(request, timeout: policy.timeoutSeconds)
             if let status, (200..<300).contains(status) { return true }
             lastProblem = problem ?? "HTTP \(status ?? 0)"
             // A 4xx other than 408/429 will not get better by retrying.
@@ -62,21 +63,19 @@ struct WebhookNotifier {
         return false
     }
 
-    private static func post(_ request: URLRequest, timeout: Double) -> (Int?, String?) {
-        final class Box: @unchecked Sendable { var status: Int?; var problem: String? }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { _, response, error in
-            box.status = (response as? HTTPURLResponse)?.statusCode
-            box.problem = error.map { "\($0.localizedDescription)" }
-            done.signal()
-        }
-        task.resume()
-        if done.wait(timeout: .now() + timeout + 5) == .timedOut {
-            task.cancel()
+    /// One POST on the process's shared async-http-client (the one HTTP stack, as for S3 and Qdrant); the body
+    /// of the answer is read and dropped, at most 64 KiB of it.
+    private static func post(_ request: HTTPClientRequest, timeout: Double) async -> (Int?, String?) {
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            return (Int(response.status.code), nil)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return (nil, "no answer within \(Int(timeout)) s")
+        } catch {
+            // The URL may carry a token: the error is described without it.
+            return (nil, Redaction.scrub("\(error)", secrets: []))
         }
-        return (box.status, box.problem)
     }
 }
 
@@ -100,7 +99,7 @@ extension BackupEngine {
         }
     }
 
-    func notify(drills: [DrillRecord]) {
+    func notify(drills: [DrillRecord]) async {
         guard let notify = policy.notify, notify.wants(.drill), !drills.isEmpty else { return }
         let events = drills.map { d in
             NotificationEvent(event: .drill, status: d.result.rawValue, source: d.source,
@@ -108,13 +107,13 @@ extension BackupEngine {
                               host: d.host, time: Timestamps.iso8601(d.startedAt),
                               error: d.result == .passed || d.result == .archiveOnly ? nil : d.detail, bytes_stored: nil)
         }
-        WebhookNotifier(policy: notify, logger: logger, backoff: notifyBackoff).send(events)
+        await WebhookNotifier(policy: notify, logger: logger, backoff: notifyBackoff).send(events)
     }
 
-    func notify(_ result: BackupResult) {
+    func notify(_ result: BackupResult) async {
         guard let notify = policy.notify else { return }
         let events = notificationEvents(for: result)
         guard !events.isEmpty else { return }
-        WebhookNotifier(policy: notify, logger: logger, backoff: notifyBackoff).send(events)
+        await WebhookNotifier(policy: notify, logger: logger, backoff: notifyBackoff).send(events)
     }
 }

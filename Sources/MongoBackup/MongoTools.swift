@@ -92,12 +92,12 @@ public struct MongoTools: Sendable {
 
     /// `mongodump --archive --config=/dev/stdin [--db=D] [--excludeCollection=C]… [--oplog]`, stdout streamed to `chunk`.
     public func dump(command: [String], databases: [String], exclude: [String], oplog: Bool,
-                     chunk: @escaping ([UInt8]) throws -> Void) throws -> MongoToolOutcome {
+                     chunk: @escaping ([UInt8]) throws -> Void) async throws -> MongoToolOutcome {
         var args = ["--archive"]
         if let db = databases.first { args.append("--db=\(db)") }
         args += exclude.map { "--excludeCollection=\($0)" }
         if oplog { args.append("--oplog") }
-        let outcome = try run(command: command, toolKey: "mongodump", arguments: args, stdin: nil, stdout: chunk, credentials: .stdinConfig)
+        let outcome = try await run(command: command, toolKey: "mongodump", arguments: args, stdin: nil, stdout: chunk, credentials: .stdinConfig)
         if outcome.bytes == 0 {
             throw MongoToolError(tool: "mongodump", problem: "wrote no archive (0 bytes) although it exited 0",
                                  stderrTail: outcome.stderrTail, hintText: "check the connection string and the user's backup role")
@@ -107,8 +107,8 @@ public struct MongoTools: Sendable {
 
     /// `sh -c SHIM mongorestore --archive … --config=/dev/fd/3`, fed the config line, then `input` (each call returns
     /// the next chunk, nil at the end).
-    public func restore(command: [String], arguments: [String], input: @escaping () throws -> [UInt8]?) throws -> MongoToolOutcome {
-        try run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil, credentials: .shellShim)
+    public func restore(command: [String], arguments: [String], input: @escaping () throws -> [UInt8]?) async throws -> MongoToolOutcome {
+        try await run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil, credentials: .shellShim)
     }
 
     /// The shell that turns the first line of stdin into the tool's fd 3 (see `CredentialChannel.shellShim`).
@@ -162,10 +162,10 @@ public struct MongoTools: Sendable {
     var configLine: [UInt8] { Array("uri: \(Self.jsonQuoted(uri.value))\n".utf8) }
 
     /// Runs a script in the mongo shell (`mongosh --nodb --quiet`), connection string and all fed through stdin.
-    public func shell(command: [String], script: String) throws -> MongoToolOutcome {
+    public func shell(command: [String], script: String) async throws -> MongoToolOutcome {
         var fed = false
         let program = "const kb = connect(\(Self.jsonQuoted(uri.value)));\n" + script + "\n"
-        return try run(command: command, toolKey: "mongosh", arguments: ["--nodb", "--quiet"], stdin: {
+        return try await run(command: command, toolKey: "mongosh", arguments: ["--nodb", "--quiet"], stdin: {
             if fed { return nil }
             fed = true
             return Array(program.utf8)
@@ -191,7 +191,7 @@ public struct MongoTools: Sendable {
 
     /// Runs one tool; `stdout` receives its standard output when given, `stdin` feeds its standard input.
     func run(command: [String], toolKey: String, arguments: [String], stdin: (() throws -> [UInt8]?)?,
-             stdout: (([UInt8]) throws -> Void)?, credentials: CredentialChannel) throws -> MongoToolOutcome {
+             stdout: (([UInt8]) throws -> Void)?, credentials: CredentialChannel) async throws -> MongoToolOutcome {
         guard !command.isEmpty else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
         // The first word of the configured command (the tool, or a wrapper such as docker) must exist here: found
         // before the lifeline shell runs it, so that a missing tool is said as such rather than as sh's exit 127.
@@ -220,20 +220,9 @@ public struct MongoTools: Sendable {
                                           platformOptions: platform)
         let timeout = timeoutSeconds
         let box = RunBox(stdin: input, stdout: stdout)
-        let semaphore = DispatchSemaphore(value: 0)
-        let task = Task {
-            do {
-                box.result = .success(try await Self.execute(configuration, box: box, timeout: timeout))
-            } catch {
-                box.result = .failure(error)
-            }
-            semaphore.signal()
-        }
-        semaphore.wait()
-        _ = task
         let (status, tail, bytes): (TerminationStatus, [String], Int64)
         do {
-            (status, tail, bytes) = try box.result!.get()
+            (status, tail, bytes) = try await Self.execute(configuration, box: box, timeout: timeout)
         } catch let error as SubprocessError where error.code == .executableNotFound {
             throw MongoToolError(tool: toolKey, problem: "\(program) is not installed or not on PATH (set sources.\(source).\(toolKey) in the policy)", stderrTail: [],
                                  hintText: "install the MongoDB Database Tools, or set sources.\(source).\(toolKey) to its path or to a wrapper such as [docker, run, --rm, -i, --network, host, mongo:7, \(toolKey)]")
@@ -320,11 +309,10 @@ public struct MongoTools: Sendable {
     }
 }
 
-/// State shared between the blocking caller and the async run (set before the semaphore is signalled).
+/// State shared by the tool's stdin feeder, its stdout consumer and the watchdog, which run as tasks of their own.
 private final class RunBox: @unchecked Sendable {
     let stdin: (() throws -> [UInt8]?)?
     let stdout: (([UInt8]) throws -> Void)?
-    var result: Result<(TerminationStatus, [String], Int64), Error>?
     var timedOut = false
     var feedError: Error?
 

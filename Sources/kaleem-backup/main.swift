@@ -1,3 +1,3 @@
 import BackupCLI
 
-KaleemBackup.runMain()
+await KaleemBackup.runMain()

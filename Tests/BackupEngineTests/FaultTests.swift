@@ -94,26 +94,29 @@ import Testing
 
     /// A clock set back ten days: the run's own new backup is older than the existing ones, and `keep_last: 1`
     /// would remove it. It is kept (the older one goes), and a warning says why.
-    @Test func aClockSetBackNeverDeletesTheBackupJustTaken() throws {
-        let server = try RedisTestServer()
-        let dir = TemporaryDirectory()
-        let path = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 1, daily: 0 }")
-        let policy = try PolicyLoader.load(path: path, environment: [:])
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let clock = ManualClock(Timestamps.parseISO8601("2026-11-30T02:00:00Z")!)
-        func engine() -> BackupEngine {
-            BackupEngine(policy: policy, environment: EngineEnvironment(variables: [:], clock: { clock.now }, host: "test", logger: logger))
+    @Test func aClockSetBackNeverDeletesTheBackupJustTaken() async throws {
+        // On the engine executor, as the CLI runs the engine (EngineExecutor.swift).
+        try await EngineExecutor.run {
+            let server = try RedisTestServer()
+            let dir = TemporaryDirectory()
+            let path = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 1, daily: 0 }")
+            let policy = try PolicyLoader.load(path: path, environment: [:])
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let clock = ManualClock(Timestamps.parseISO8601("2026-11-30T02:00:00Z")!)
+            func engine() -> BackupEngine {
+                BackupEngine(policy: policy, environment: EngineEnvironment(variables: [:], clock: { clock.now }, host: "test", logger: logger))
+            }
+            let first = await try engine().backup(tag: .nightly)
+            clock.set(Timestamps.parseISO8601("2026-11-20T02:00:00Z")!)
+            let second = await try engine().backup(tag: .nightly)
+            let newID = second.artifacts[0].id
+            #expect(second.artifacts[0].status == .ok)
+            #expect(!second.rotations.flatMap(\.removed).contains(newID))
+            let listed = try engine().list(source: nil, limit: nil).map(\.id)
+            #expect(listed.contains(newID), "the backup this run took was removed by its own rotation")
+            _ = first
         }
-        let first = try engine().backup(tag: .nightly)
-        clock.set(Timestamps.parseISO8601("2026-11-20T02:00:00Z")!)
-        let second = try engine().backup(tag: .nightly)
-        let newID = second.artifacts[0].id
-        #expect(second.artifacts[0].status == .ok)
-        #expect(!second.rotations.flatMap(\.removed).contains(newID))
-        let listed = try engine().list(source: nil, limit: nil).map(\.id)
-        #expect(listed.contains(newID), "the backup this run took was removed by its own rotation")
-        _ = first
     }
 
     @Test func anEmptyCatalogFileIsAnErrorNotANewCatalog() throws {

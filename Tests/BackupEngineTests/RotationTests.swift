@@ -27,43 +27,46 @@ struct RotationTests {
 
     /// Ten simulated nights of real backups with `daily: 7`: exactly the last seven stay, on disk and in the
     /// catalog; then a week of failures removes nothing good.
-    @Test func tenNightsThenAWeekOfFailures() throws {
-        let redis = try RedisTestServer()
-        let c = try redis.connect()
-        try SampleData.fill(c, databases: [0], keysPerType: 2)
-        c.close()
-        let dir = TemporaryDirectory()
-        let policyPath = writeRedisPolicy(in: dir, url: redis.url, extra: "retention: { daily: 7, keep_last: 3, timezone: Asia/Riyadh }")
-        let first = Timestamps.parseISO8601("2026-11-01T23:30:00Z")! // 02:30 in Riyadh, Nov 2
-        let clock = ManualClock(first)
-        var ids: [String] = []
-        for night in 0..<10 {
-            clock.set(first.addingTimeInterval(Double(night) * 86400))
-            let result = try engine(policyPath, clock: clock).backup(tag: .nightly)
-            #expect(result.run.status == .ok)
-            ids.append(result.artifacts[0].id)
-        }
-        let repoFiles = { filesUnder(dir.file("repo")).filter { $0.hasSuffix(".rdb.gz") }.map { ($0 as NSString).lastPathComponent } }
-        #expect(Set(repoFiles()) == Set(ids.suffix(7).map { $0 + ".rdb.gz" }))
-        #expect(filesUnder(dir.file("repo")).filter { $0.hasSuffix(".manifest.json") }.count == 7)
-        let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
-        #expect(Set(try catalog.artifacts().map(\.id)) == Set(ids.suffix(7)))
-        let all = try catalog.artifacts(includeDeleted: true)
-        #expect(all.count == 10)
-        #expect(Set(all.filter { $0.deletedAt != nil }.map(\.id)) == Set(ids.prefix(3)))
+    @Test func tenNightsThenAWeekOfFailures() async throws {
+        // On the engine executor, as the CLI runs the engine (EngineExecutor.swift).
+        try await EngineExecutor.run {
+            let redis = try RedisTestServer()
+            let c = try redis.connect()
+            try SampleData.fill(c, databases: [0], keysPerType: 2)
+            c.close()
+            let dir = TemporaryDirectory()
+            let policyPath = writeRedisPolicy(in: dir, url: redis.url, extra: "retention: { daily: 7, keep_last: 3, timezone: Asia/Riyadh }")
+            let first = Timestamps.parseISO8601("2026-11-01T23:30:00Z")! // 02:30 in Riyadh, Nov 2
+            let clock = ManualClock(first)
+            var ids: [String] = []
+            for night in 0..<10 {
+                clock.set(first.addingTimeInterval(Double(night) * 86400))
+                let result = await try engine(policyPath, clock: clock).backup(tag: .nightly)
+                #expect(result.run.status == .ok)
+                ids.append(result.artifacts[0].id)
+            }
+            let repoFiles = { filesUnder(dir.file("repo")).filter { $0.hasSuffix(".rdb.gz") }.map { ($0 as NSString).lastPathComponent } }
+            #expect(Set(repoFiles()) == Set(ids.suffix(7).map { $0 + ".rdb.gz" }))
+            #expect(filesUnder(dir.file("repo")).filter { $0.hasSuffix(".manifest.json") }.count == 7)
+            let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
+            #expect(Set(try catalog.artifacts().map(\.id)) == Set(ids.suffix(7)))
+            let all = try catalog.artifacts(includeDeleted: true)
+            #expect(all.count == 10)
+            #expect(Set(all.filter { $0.deletedAt != nil }.map(\.id)) == Set(ids.prefix(3)))
 
-        // The server goes away for a week: every night fails, nothing good is removed.
-        redis.server.kill9()
-        for night in 10..<17 {
-            clock.set(first.addingTimeInterval(Double(night) * 86400))
-            let result = try engine(policyPath, clock: clock).backup(tag: .nightly)
-            #expect(result.run.status == .failed)
-            let plan = try engine(policyPath, clock: clock).rotate(dryRun: true)
-            #expect(plan[0].plan.heldBack != nil)
-            _ = try engine(policyPath, clock: clock).rotate(dryRun: false)
+            // The server goes away for a week: every night fails, nothing good is removed.
+            redis.server.kill9()
+            for night in 10..<17 {
+                clock.set(first.addingTimeInterval(Double(night) * 86400))
+                let result = await try engine(policyPath, clock: clock).backup(tag: .nightly)
+                #expect(result.run.status == .failed)
+                let plan = await try engine(policyPath, clock: clock).rotate(dryRun: true)
+                #expect(plan[0].plan.heldBack != nil)
+                _ = await try engine(policyPath, clock: clock).rotate(dryRun: false)
+            }
+            #expect(Set(repoFiles()) == Set(ids.suffix(7).map { $0 + ".rdb.gz" }))
+            #expect(try catalog.artifacts(status: .ok).count == 7)
         }
-        #expect(Set(repoFiles()) == Set(ids.suffix(7).map { $0 + ".rdb.gz" }))
-        #expect(try catalog.artifacts(status: .ok).count == 7)
     }
 
     @Test func rotateCommandPlansPinsAndRefusesAnEmptyPolicy() throws {

@@ -32,16 +32,16 @@ protocol SourceAdapter: SourceSettingsParser {
     // MARK: backup
     /// `.stream` layouts: reads the source, writing its bytes to `writer`; returns the stats recorded with the artifact.
     /// Throws (and the engine aborts the writer) when the source fails or what it sent does not verify.
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue]
     /// `.snapshot` layouts: takes the snapshot and writes its manifest at `artifact.path`.
-    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) throws -> (stats: [String: JSONValue], stored: StoredFile)
+    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile)
 
     // MARK: verify
     /// `.stream` layouts: walks the decompressed contents natively and compares them with the recorded stats.
     /// The engine checks the stored file's sha256 and size around it. Returns the detail line.
     func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String
     /// `.snapshot` layouts: the whole verification (manifest, every referenced file). Returns the detail line.
-    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> String
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String
 
     // MARK: restore, drill, rollback
     /// The kind's own `restore` options (beside the common --backup/--latest/--before/--dry-run/--yes).
@@ -49,53 +49,53 @@ protocol SourceAdapter: SourceSettingsParser {
     /// Restores as asked: verifies first, prints the plan through `plan`, refuses to overwrite without `confirmed`,
     /// records the restore in the catalog (ok, failed or dry-run).
     func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext,
-                 plan: ([String]) -> Void) throws -> RestoreOutcome
+                 plan: ([String]) -> Void) async throws -> RestoreOutcome
     /// Restores into a scratch target the adapter creates (never the source), checks it, removes it.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String)
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String)
     /// Whether `hook rollback --restore-data` restores this kind without being named (Redis, MongoDB: yes;
     /// buckets: only with --include-buckets or --include SOURCE, uploads after a deploy are users' data).
     var restoresOnRollbackByDefault: Bool { get }
     /// `hook rollback`: restores the pre-deploy artifact into the live source (`restoreData`), or returns the
     /// exact commands that would.
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String]
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String]
 
     // MARK: look
     /// `ls`: hands every entry of the backup that `filter` accepts to `emit`, in the backup's own order, holding
     /// no more than one entry (and the kind's small index) in memory.
-    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws
 
     // MARK: repository
     /// Files beside the artifact and its manifest that belong to it (relative paths, sha256 when known), for
     /// the off-site copy.
-    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)]
+    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)]
     /// A directory of files shared by several artifacts of a source (relative, ending in `/`), or nil.
     func sharedDirectory(source: String) -> String?
     /// After rotation removed artifacts of the source: removes shared files no remaining artifact references.
-    func collectGarbage(source: String, context: SourceContext)
+    func collectGarbage(source: String, context: SourceContext) async
     /// Of the remote shared files of the source (relative paths), those no remaining artifact references.
-    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String]
+    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String]
 }
 
 extension SourceAdapter {
     func check(_ source: SourcePolicy, policy: Policy) throws -> [String] { [] }
 
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
         throw BackupFailure("source kind \(kind.rawValue) does not write a stream")
     }
-    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) throws -> (stats: [String: JSONValue], stored: StoredFile) {
+    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
         throw BackupFailure("source kind \(kind.rawValue) does not take snapshots")
     }
     func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String {
         throw BackupFailure("source kind \(kind.rawValue) does not store a stream")
     }
-    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> String {
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String {
         throw BackupFailure("source kind \(kind.rawValue) does not store snapshots")
     }
     var restoresOnRollbackByDefault: Bool { true }
-    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)] { [] }
+    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)] { [] }
     func sharedDirectory(source: String) -> String? { nil }
-    func collectGarbage(source: String, context: SourceContext) {}
-    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String] { [] }
+    func collectGarbage(source: String, context: SourceContext) async {}
+    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String] { [] }
 
     /// The source's settings as this adapter's type (the registry only hands an adapter its own sources).
     func settings<T: SourceSettings>(_ source: SourcePolicy, as type: T.Type) throws -> T {

@@ -29,17 +29,17 @@ struct SourceContext {
     // MARK: artifacts
 
     /// The stored artifact, hashed as stored, decrypted when encrypted, inflated (fetched from off-site if missing).
-    func reader(_ artifact: ArtifactInfo) throws -> GzipReader { try engine.artifactReader(artifact) }
+    func reader(_ artifact: ArtifactInfo) async throws -> GzipReader { try await engine.artifactReader(artifact) }
     /// Where the artifact's file is on this host (fetched from the off-site copy when missing here).
-    func localPath(_ artifact: ArtifactInfo) throws -> String { try engine.localArtifactPath(artifact) }
+    func localPath(_ artifact: ArtifactInfo) async throws -> String { try await engine.localArtifactPath(artifact) }
     /// The full verification; `copy` receives every decompressed byte (stream layouts).
-    func verify(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)?) -> VerifyResult {
-        engine.verifyOne(artifact, copy: copy)
+    func verify(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)?) async -> VerifyResult {
+        await engine.verifyOne(artifact, copy: copy)
     }
     /// The artifact a restore asked for, verified; one that does not verify is refused (exit 4).
-    func verifiedForRestore(source: String, _ selector: BackupSelector) throws -> ArtifactInfo {
+    func verifiedForRestore(source: String, _ selector: BackupSelector) async throws -> ArtifactInfo {
         let artifact = try engine.selectArtifact(source: source, selector)
-        let check = engine.verifyOne(artifact)
+        let check = await engine.verifyOne(artifact)
         guard check.ok else {
             throw IntegrityError(object: "backup \(artifact.id) of \(source)", problem: "refusing to restore: \(check.detail)")
         }

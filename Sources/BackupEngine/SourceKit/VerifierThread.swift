@@ -55,6 +55,21 @@ final class VerifierThread<Report: Sendable>: @unchecked Sendable {
         return (value, try wait())
     }
 
+    /// `around` for a producer that awaits (a download): the same contract. Its blocking `wait` is fine on the
+    /// engine executor (EngineExecutor.swift), whose threads exist to block.
+    func around<T>(_ produce: () async throws -> T) async throws -> (T, Report) {
+        let value: T
+        do {
+            value = try await produce()
+        } catch {
+            channel.fail(error)
+            _ = try? wait()
+            throw error
+        }
+        channel.finish()
+        return (value, try wait())
+    }
+
     func wait() throws -> Report {
         done.wait()
         done.signal()

@@ -36,11 +36,11 @@ struct BucketAdapter: SourceAdapter {
     }
 
     /// Takes a snapshot of a bucket source and writes its manifest (`<id>.snapshot.json`) atomically.
-    func backupSnapshot(_ policy: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) throws -> (stats: [String: JSONValue], stored: StoredFile) {
+    func backupSnapshot(_ policy: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
         let s3 = try settings(policy, as: S3SourcePolicy.self)
         let source = policy.name
         _ = try context.encryptionRecipients() // a malformed recipient fails the backup here, not silently
-        let previous = previousSnapshot(source: source, context: context)
+        let previous = await previousSnapshot(source: source, context: context)
         let client = try s3Client(s3, source: source, context: context)
         defer { client.shutdown() }
         var configured = BucketSnapshotter(client: client, blobs: blobStore(source: source, context: context))
@@ -49,9 +49,7 @@ struct BucketAdapter: SourceAdapter {
         let snapshotter = configured
         let options = SnapshotOptions(buckets: s3.buckets, prefix: s3.prefix, concurrency: s3.concurrency)
         let created = Timestamps.iso8601(artifact.createdAt)
-        let (snapshot, stats) = try Blocking.run {
-            try await snapshotter.take(source: source, artifact: artifact.id, createdAt: created, options: options, previous: previous)
-        }
+        let (snapshot, stats) = try await snapshotter.take(source: source, artifact: artifact.id, createdAt: created, options: options, previous: previous)
         let data = try snapshot.encoded()
         let path = context.absolute(artifact.path)
         try FileIO.writeAtomically(data, to: path)
@@ -64,10 +62,10 @@ struct BucketAdapter: SourceAdapter {
 
     /// The newest good snapshot of the source, if its manifest reads back intact; otherwise nil (every object
     /// is then downloaded again, which costs time but loses nothing).
-    func previousSnapshot(source: String, context: SourceContext) -> BucketSnapshot? {
+    func previousSnapshot(source: String, context: SourceContext) async -> BucketSnapshot? {
         guard let last = try? context.catalog().artifacts(source: source, status: .ok, limit: 1).first else { return nil }
         do {
-            return try loadSnapshot(last, context: context)
+            return try await loadSnapshot(last, context: context)
         } catch {
             context.logger.warning("previous snapshot unreadable; downloading every object", metadata: ["artifact": "\(last.id)", "error": "\(context.describe(error))"])
             return nil
@@ -75,8 +73,8 @@ struct BucketAdapter: SourceAdapter {
     }
 
     /// Reads a snapshot manifest, checking it against the sha256 the catalog recorded.
-    func loadSnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> BucketSnapshot {
-        let path = try context.localPath(artifact)
+    func loadSnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> BucketSnapshot {
+        let path = try await context.localPath(artifact)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IntegrityError(object: path, problem: "the snapshot manifest is missing")
         }
@@ -87,9 +85,9 @@ struct BucketAdapter: SourceAdapter {
     }
 
     /// sha256 of the manifest, then every blob it references, re-hashed.
-    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) throws -> String {
-        let snapshot = try loadSnapshot(artifact, context: context)
-        try fetchMissingBlobs(snapshot, source: artifact.source, context: context)
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String {
+        let snapshot = try await loadSnapshot(artifact, context: context)
+        try await fetchMissingBlobs(snapshot, source: artifact.source, context: context)
         let blobs = blobStore(source: artifact.source, context: context)
         var checked = 0
         for digest in snapshot.blobDigests.sorted() {
@@ -109,9 +107,9 @@ struct BucketAdapter: SourceAdapter {
 
     /// After rotation removed snapshots of a bucket source: deletes the blobs no remaining snapshot references.
     /// Skipped (never guessed) when a remaining manifest cannot be read.
-    func collectGarbage(source: String, context: SourceContext) {
+    func collectGarbage(source: String, context: SourceContext) async {
         do {
-            let keep = try referencedBlobs(source: source, context: context)
+            let keep = try await referencedBlobs(source: source, context: context)
             let (blobs, bytes) = try blobStore(source: source, context: context).collectGarbage(keeping: keep)
             context.logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)"])
         } catch {
@@ -120,10 +118,10 @@ struct BucketAdapter: SourceAdapter {
     }
 
     /// Every blob a remaining good snapshot of the source references (throws, never guesses, when one cannot be read).
-    func referencedBlobs(source: String, context: SourceContext) throws -> Set<String> {
+    func referencedBlobs(source: String, context: SourceContext) async throws -> Set<String> {
         var keep = Set<String>()
         for artifact in try context.catalog().artifacts(source: source, status: .ok) where artifact.deletedAt == nil {
-            keep.formUnion(try loadSnapshot(artifact, context: context).blobDigests)
+            await keep.formUnion(try loadSnapshot(artifact, context: context).blobDigests)
         }
         return keep
     }
@@ -183,7 +181,7 @@ extension BucketAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
         let o = request.options
         var bucketRequest = BucketRestoreRequest(source: source.name, backup: request.backup, bucket: o.value("bucket"), toBucket: o.value("to-bucket"),
                                                  endpoint: o.value("endpoint"), deleteExtra: o.flag("delete-extra"), dryRun: request.dryRun,
@@ -194,9 +192,9 @@ extension BucketAdapter {
             if o.given("to-bucket") || o.given("endpoint") || o.flag("delete-extra") {
                 throw BackupFailure("--to-dir writes files; it does not go with --to-bucket, --endpoint or --delete-extra", exitStatus: .usage)
             }
-            return try restoreObjectsToDirectory(bucketRequest, directory: dir, source: source, context: context, plan: plan)
+            return try await restoreObjectsToDirectory(bucketRequest, directory: dir, source: source, context: context, plan: plan)
         }
-        let outcome = try restoreBucket(bucketRequest, source: source, context: context, plan: plan)
+        let outcome = try await restoreBucket(bucketRequest, source: source, context: context, plan: plan)
         let json = BucketRestoreJSON(source: source.name, artifact: outcome.artifact.id, bucket: outcome.plan.sourceBucket,
                                      target: outcome.plan.targetBucket, endpoint: outcome.endpoint, dry_run: request.dryRun,
                                      uploaded: outcome.result?.uploaded ?? 0, unchanged: outcome.plan.unchanged,
@@ -220,9 +218,9 @@ extension BucketAdapter {
     ///   upload what differs (each blob checked against its sha256 first), delete extras only if asked
     ///   record the restore in the catalog
     func restoreBucket(_ request: BucketRestoreRequest, source: SourcePolicy, context: SourceContext,
-                       plan printPlan: ([String]) -> Void) throws -> BucketRestoreOutcome {
+                       plan printPlan: ([String]) -> Void) async throws -> BucketRestoreOutcome {
         let s3 = try settings(source, as: S3SourcePolicy.self)
-        let (artifact, bucket) = try restoreSelection(request, source: source, context: context)
+        let (artifact, bucket) = try await restoreSelection(request, source: source, context: context)
         if !request.keys.isEmpty && request.deleteExtra {
             throw BackupFailure("--delete-extra with --key would delete every other object of the bucket; refusing", exitStatus: .usage,
                                 hint: "use --prefix P --delete-extra to make a prefix match the snapshot")
@@ -237,7 +235,7 @@ extension BucketAdapter {
         let started = context.now()
         let clock = DispatchTime.now()
         let deleteExtra = request.deleteExtra
-        let plan = try Blocking.run { try await restorer.plan(bucket, into: target, deleteExtra: deleteExtra) }
+        let plan = (try await restorer.plan(bucket, into: target, deleteExtra: deleteExtra))
         let targetText = "\(client.endpoint)/\(target)"
         printPlan(["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(bucket.objects.count) objects in bucket \(bucket.name))",
                    "into \(targetText)"] + plan.description)
@@ -258,7 +256,7 @@ extension BucketAdapter {
         }
         do {
             let concurrency = s3.concurrency
-            let result = try Blocking.run { try await restorer.execute(plan, concurrency: concurrency) }
+            let result = (try await restorer.execute(plan, concurrency: concurrency))
             let seconds = SourceContext.seconds(since: clock)
             try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "ok", started: started, seconds: seconds,
                               detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted")
@@ -274,19 +272,19 @@ extension BucketAdapter {
     /// A bucket drill: each bucket of the snapshot is restored into a scratch bucket `kb-drill-<id>` (on
     /// `drill.endpoint`, else the source's endpoint), read back and compared object by object (size and
     /// sha256) with the snapshot, then the scratch bucket is deleted.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
-        let check = context.verify(artifact, copy: nil)
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+        let check = await context.verify(artifact, copy: nil)
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         do {
-            return try drillBuckets(artifact, try settings(source, as: S3SourcePolicy.self), context: context)
+            return try await drillBuckets(artifact, try settings(source, as: S3SourcePolicy.self), context: context)
         } catch {
             return (.error, "the drill could not run: \(context.describe(error))")
         }
     }
 
-    func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy, context: SourceContext) throws -> (DrillResult, String) {
-        let snapshot = try loadSnapshot(artifact, context: context)
-        try fetchMissingBlobs(snapshot, source: artifact.source, context: context)
+    func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy, context: SourceContext) async throws -> (DrillResult, String) {
+        let snapshot = try await loadSnapshot(artifact, context: context)
+        try await fetchMissingBlobs(snapshot, source: artifact.source, context: context)
         let client = try s3Client(s3, source: artifact.source, endpoint: context.policy.drill.s3Endpoint, context: context)
         defer { client.shutdown() }
         let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source, context: context))
@@ -299,22 +297,20 @@ extension BucketAdapter {
             if snapshot.buckets.contains(where: { $0.name == scratch }) || s3.buckets.contains(scratch) {
                 return (.error, "scratch bucket \(scratch) is a bucket of the source; refusing to drill into it")
             }
-            if try Blocking.run({ try await client.bucketExists(scratch) }) {
+            if (try await client.bucketExists(scratch)) {
                 return (.error, "scratch bucket \(scratch) already exists at \(client.endpoint) (a drill that was interrupted?); delete it and run the drill again")
             }
             let problems: [String]
             do {
-                problems = try Blocking.run {
-                    let plan = try await restorer.plan(bucket, into: scratch, deleteExtra: false)
-                    _ = try await restorer.execute(plan, concurrency: concurrency)
-                    return try await restorer.compare(bucket, with: scratch, concurrency: concurrency)
-                }
+                let plan = try await restorer.plan(bucket, into: scratch, deleteExtra: false)
+                _ = try await restorer.execute(plan, concurrency: concurrency)
+                problems = try await restorer.compare(bucket, with: scratch, concurrency: concurrency)
             } catch {
-                removeScratchBucket(scratch, restorer, context: context)
+                await removeScratchBucket(scratch, restorer, context: context)
                 if error is BlobMismatch { return (.failed, context.describe(error)) }
                 throw error
             }
-            removeScratchBucket(scratch, restorer, context: context)
+            await removeScratchBucket(scratch, restorer, context: context)
             if problems.isEmpty {
                 details.append("\(bucket.name): \(bucket.objects.count) objects restored into \(scratch), sizes and sha256 equal")
             } else {
@@ -325,9 +321,9 @@ extension BucketAdapter {
         return (failed ? .failed : .passed, details.joined(separator: "; ") + "; scratch buckets deleted")
     }
 
-    private func removeScratchBucket(_ name: String, _ restorer: BucketRestorer, context: SourceContext) {
+    private func removeScratchBucket(_ name: String, _ restorer: BucketRestorer, context: SourceContext) async {
         do {
-            try Blocking.run { try await restorer.removeBucket(name) }
+            (try await restorer.removeBucket(name))
         } catch {
             context.logger.warning("scratch bucket not removed", metadata: ["bucket": "\(name)", "error": "\(context.describe(error))"])
         }

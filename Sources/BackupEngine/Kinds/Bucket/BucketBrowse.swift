@@ -5,8 +5,8 @@ import BucketMirror
 import Foundation
 
 extension BucketAdapter {
-    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
-        let snapshot = try loadSnapshot(artifact, context: context)
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws {
+        let snapshot = try await loadSnapshot(artifact, context: context)
         for bucket in snapshot.buckets {
             for object in bucket.objects where filter.accepts(object.key) {
                 try emit(ContentEntry(path: object.key, type: "object", size: object.size,

@@ -22,10 +22,10 @@ extension BucketAdapter {
     /// (`--bucket`, or the only one), narrowed to `--key`s and `--prefix`. Shared by restores into a bucket and
     /// into a directory.
     func restoreSelection(_ request: BucketRestoreRequest, source: SourcePolicy,
-                          context: SourceContext) throws -> (ArtifactInfo, BucketSnapshot.Bucket) {
-        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
-        let snapshot = try loadSnapshot(artifact, context: context)
-        try fetchMissingBlobs(snapshot, source: source.name, context: context)
+                          context: SourceContext) async throws -> (ArtifactInfo, BucketSnapshot.Bucket) {
+        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
+        let snapshot = try await loadSnapshot(artifact, context: context)
+        try await fetchMissingBlobs(snapshot, source: source.name, context: context)
         let whole: BucketSnapshot.Bucket
         if let name = request.bucket {
             guard let b = snapshot.bucket(named: name) else {
@@ -78,8 +78,8 @@ extension BucketAdapter {
     }
 
     func restoreObjectsToDirectory(_ request: BucketRestoreRequest, directory: String, source: SourcePolicy, context: SourceContext,
-                                   plan printPlan: ([String]) -> Void) throws -> RestoreOutcome {
-        let (artifact, bucket) = try restoreSelection(request, source: source, context: context)
+                                   plan printPlan: ([String]) -> Void) async throws -> RestoreOutcome {
+        let (artifact, bucket) = try await restoreSelection(request, source: source, context: context)
         // Every key must make a safe path before anything is written.
         let refused = bucket.objects.compactMap { entry -> String? in
             if case .failure(let why) = Self.safePath(forKey: entry.key) { return why.description }

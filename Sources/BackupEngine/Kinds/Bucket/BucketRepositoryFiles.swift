@@ -8,30 +8,30 @@ import Foundation
 extension BucketAdapter {
     func sharedDirectory(source: String) -> String? { "\(source)/blobs/" }
 
-    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) throws -> [(relative: String, sha256: String?)] {
+    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)] {
         let blobs = blobStore(source: artifact.source, context: context)
-        return try loadSnapshot(artifact, context: context).blobDigests.sorted().map { digest in
+        return try await loadSnapshot(artifact, context: context).blobDigests.sorted().map { digest in
             // An encrypted blob's stored bytes do not hash to its name: its sha256 is computed on upload.
             ("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest)
         }
     }
 
-    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) throws -> [String] {
-        let keep = try referencedBlobs(source: source, context: context)
+    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String] {
+        let keep = try await referencedBlobs(source: source, context: context)
         return remote.filter { key in
             BlobStore.digest(ofFileName: (key as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
         }
     }
 
     /// Fetches the blobs of a snapshot that are missing here from the off-site copy.
-    func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String, context: SourceContext) throws {
+    func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String, context: SourceContext) async throws {
         let blobs = blobStore(source: source, context: context)
         let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
         guard !missing.isEmpty, let remote = try context.offsite() else { return }
         defer { remote.close() }
         // The remote names say which blobs are encrypted (`.age`); one listing for all.
         var remoteNames: [String: String] = [:]
-        for key in try Blocking.run({ try await remote.list(under: "\(source)/blobs/") }).map(\.relative) {
+        for key in (try await remote.list(under: "\(source)/blobs/")).map(\.relative) {
             if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
         }
         context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
@@ -42,19 +42,19 @@ extension BucketAdapter {
             // A plain blob is checked by its name; an encrypted one when it is decrypted (its content hashes to its name).
             let expected = relative.hasSuffix(BlobStore.encryptedSuffix) ? nil : digest
             let local = context.repository
-            _ = try Blocking.run { try await local.fetchIfMissing(relative, sha256: expected, from: remote) }
+            _ = (try await local.fetchIfMissing(relative, sha256: expected, from: remote))
         }
     }
 
     // MARK: rollback
 
     /// Buckets only when asked: uploads written after the deploy are user data, not the release's.
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
-        let snapshot = try loadSnapshot(artifact, context: context)
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+        let snapshot = try await loadSnapshot(artifact, context: context)
         var lines: [String] = []
         for bucket in snapshot.buckets {
             if restoreData {
-                let done = try restoreBucket(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id), bucket: bucket.name,
+                let done = try await restoreBucket(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id), bucket: bucket.name,
                                                                   deleteExtra: true, confirmed: true), source: source, context: context) { _ in }
                 lines.append("restored \(artifact.source) bucket \(bucket.name) from \(artifact.id): \(done.result?.uploaded ?? 0) uploaded, \(done.result?.deleted ?? 0) deleted")
             } else {

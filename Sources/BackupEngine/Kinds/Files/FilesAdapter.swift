@@ -226,14 +226,14 @@ struct FilesAdapter: SourceAdapter {
 
     /// Extracts into a scratch directory (every hash compared on the way), reports drift against the live
     /// files (informational), removes the scratch directory.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
         do {
             let files = try settings(source, as: FilesSourcePolicy.self)
             let scratch = try context.temporaryDirectory(prefix: "kaleem-drill")
             defer { try? FileManager.default.removeItem(atPath: scratch) }
-            let check = context.verify(artifact, copy: nil)
+            let check = await context.verify(artifact, copy: nil)
             guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
-            let outcome = try extract(artifact, into: scratch, only: [], inPlace: false, confirmed: true, dryRun: false, context: context)
+            let outcome = try await extract(artifact, into: scratch, only: [], inPlace: false, confirmed: true, dryRun: false, context: context)
             var drift = 0
             for (path, e) in Self.entries(of: artifact) where e["type"] == .string("file") {
                 let live = files.root + "/" + path
@@ -248,10 +248,10 @@ struct FilesAdapter: SourceAdapter {
         }
     }
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --in-place --yes"] }
         let request = RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true, options: .with(flags: ["in-place"]))
-        let outcome = try restore(source, request, context: context) { _ in }
+        let outcome = try await restore(source, request, context: context) { _ in }
         return ["restored \(artifact.source) from \(artifact.id): " + (outcome.lines.last ?? "")]
     }
 

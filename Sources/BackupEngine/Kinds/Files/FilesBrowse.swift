@@ -5,9 +5,9 @@ import Foundation
 import TarFormat
 
 extension FilesAdapter {
-    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws {
         let recorded = Self.entries(of: artifact)
-        var tar = TarReader(GzipChunkSource(reader: try context.reader(artifact)))
+        var tar = await TarReader(GzipChunkSource(reader: try context.reader(artifact)))
         while let entry = try tar.next() {
             guard filter.accepts(entry.path) else { continue }
             var detail: [String: JSONValue] = ["mode": .string(String(entry.mode, radix: 8)),

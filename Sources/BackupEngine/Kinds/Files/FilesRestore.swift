@@ -19,7 +19,7 @@ extension FilesAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
         let files = try settings(source, as: FilesSourcePolicy.self)
         let o = request.options
         let inPlace = o.flag("in-place")
@@ -28,7 +28,7 @@ extension FilesAdapter {
                                 hint: "restore into a side directory first and compare, unless you are rebuilding the host")
         }
         let target = inPlace ? files.root : o.value("to-dir")!
-        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
         let started = context.now()
         let clock = DispatchTime.now()
         do {
@@ -45,7 +45,7 @@ extension FilesAdapter {
             if !request.dryRun {
                 // What is already there, identical, is left alone (and so never kept aside as a replaced file).
                 let unchanged = Set(planned.filter { $0.status == "unchanged" }.map(\.path))
-                outcome = try extract(artifact, into: target, only: o.values("file"), inPlace: inPlace, confirmed: true, dryRun: false,
+                outcome = try await extract(artifact, into: target, only: o.values("file"), inPlace: inPlace, confirmed: true, dryRun: false,
                                       skip: unchanged, context: context)
             }
             let seconds = SourceContext.seconds(since: clock)
@@ -115,14 +115,14 @@ extension FilesAdapter {
     /// manifest recorded (an earlier copy of a file that changed during the backup is skipped); every
     /// selected file must be written by the end, or the restore fails (exit 4).
     func extract(_ artifact: ArtifactInfo, into target: String, only: [String], inPlace: Bool, confirmed: Bool, dryRun: Bool,
-                 skip: Set<String> = [], context: SourceContext) throws -> ExtractOutcome {
+                 skip: Set<String> = [], context: SourceContext) async throws -> ExtractOutcome {
         let expected = Self.entries(of: artifact)
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let isRoot = geteuid() == 0
         var outcome = ExtractOutcome()
         var done = Set<String>()
         var directories: [TarEntry] = []
-        let reader = try context.reader(artifact)
+        let reader = try await context.reader(artifact)
         var tar = TarReader(GzipChunkSource(reader: reader))
         while let entry = try tar.next() {
             guard Self.selected(entry.path, only), expected[entry.path] != nil else { continue }

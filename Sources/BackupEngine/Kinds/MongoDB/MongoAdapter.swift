@@ -22,14 +22,14 @@ struct MongoAdapter: SourceAdapter {
     /// The archive goes to the writer and, through a bounded channel, to the archive verifier on its own
     /// thread. A dump that fails, hangs past its timeout, writes nothing or writes an archive that does not
     /// verify is a failed backup.
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
         let policy = try settings(source, as: MongoSourcePolicy.self)
         var tools = try tools(policy, source: source.name, context: context)
         tools.timeoutSeconds = min(policy.timeoutSeconds, source.deadlineSeconds) // the tool's own timeout is the deadline too
         let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
         let outcome: MongoToolOutcome
         do {
-            outcome = try tools.dump(command: policy.mongodump, databases: policy.databases, exclude: policy.exclude,
+            outcome = await try tools.dump(command: policy.mongodump, databases: policy.databases, exclude: policy.exclude,
                                      oplog: policy.oplog) { chunk in
                 try verification.feed(chunk, alongside: writer)
             }
@@ -65,13 +65,13 @@ struct MongoAdapter: SourceAdapter {
 
     // MARK: drill
 
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
-        let check = context.verify(artifact, copy: nil)
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+        let check = await context.verify(artifact, copy: nil)
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         if let scratch = context.policy.drill.mongoURI {
             do {
                 let mongo = try settings(source, as: MongoSourcePolicy.self)
-                return try drillMongo(artifact, mongo, scratch: scratch, context: context)
+                return try await drillMongo(artifact, mongo, scratch: scratch, context: context)
             } catch {
                 return (.error, "the drill could not run: \(context.describe(error))")
             }
@@ -88,7 +88,7 @@ struct MongoAdapter: SourceAdapter {
     /// nothing of production), per-namespace counts compared with the archive's, then the scratch databases
     /// are dropped.
     private func drillMongo(_ artifact: ArtifactInfo, _ mongo: MongoSourcePolicy, scratch: SecretReference,
-                            context: SourceContext) throws -> (DrillResult, String) {
+                            context: SourceContext) async throws -> (DrillResult, String) {
         guard let uri = try context.secrets(for: artifact.source).resolve(scratch, key: "drill.mongo_uri") else {
             return (.error, "no drill.mongo_uri")
         }
@@ -104,13 +104,13 @@ struct MongoAdapter: SourceAdapter {
         for db in databases.sorted() { args += ["--nsInclude=\(db).*", "--nsFrom=\(db).*", "--nsTo=\(prefix)\(db).*"] }
         if artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
         let tools = MongoTools(uri: uri, timeoutSeconds: mongo.timeoutSeconds, source: artifact.source)
-        let reader = try context.reader(artifact)
+        let reader = try await context.reader(artifact)
         let mongosh = context.policy.drill.mongosh
         /// Drops the scratch databases; says whether it could.
-        func dropScratch() -> String {
+        func dropScratch() async -> String {
             let script = databases.sorted().map { "kb.getSiblingDB(\"\(prefix)\($0)\").dropDatabase();" }.joined(separator: "\n")
             do {
-                _ = try tools.shell(command: mongosh, script: script)
+                _ = await try tools.shell(command: mongosh, script: script)
                 return "scratch databases dropped"
             } catch {
                 context.logger.warning("scratch databases not dropped", metadata: ["prefix": "\(prefix)", "error": "\(context.describe(error))"])
@@ -119,16 +119,16 @@ struct MongoAdapter: SourceAdapter {
         }
         let outcome: MongoToolOutcome
         do {
-            outcome = try tools.restore(command: mongo.mongorestore, arguments: args) {
+            outcome = await try tools.restore(command: mongo.mongorestore, arguments: args) {
                 var chunk: [UInt8]?
                 _ = try reader.read { chunk = Array($0) }
                 return chunk
             }
         } catch {
-            _ = dropScratch()
+            _ = await dropScratch()
             throw error
         }
-        let dropped = dropScratch()
+        let dropped = await dropScratch()
         var restored: [String: Int] = [:]
         for line in outcome.stderrTail {
             guard let r = line.range(of: #"finished restoring (\S+) \((\d+) documents?, (\d+) failures?\)"#, options: .regularExpression) else { continue }
@@ -159,10 +159,10 @@ struct MongoAdapter: SourceAdapter {
 
     // MARK: rollback
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --drop --yes"] }
-        let plan = try planRestore(source, backup: .id(artifact.id), toURI: nil, renames: [], drop: true, dryRun: false, context: context)
-        let done = try executeRestore(plan, source: source, toURI: nil, context: context)
+        let plan = try await planRestore(source, backup: .id(artifact.id), toURI: nil, renames: [], drop: true, dryRun: false, context: context)
+        let done = try await executeRestore(plan, source: source, toURI: nil, context: context)
         return ["restored \(artifact.source) from \(artifact.id): \(done.restored) documents"]
     }
 

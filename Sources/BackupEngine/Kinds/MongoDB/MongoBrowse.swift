@@ -6,9 +6,9 @@ import Foundation
 import MongoBackup
 
 extension MongoAdapter {
-    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws {
         if filter.deep {
-            let (report, _) = try MongoArchiveCheck.verify(GzipChunkSource(reader: try context.reader(artifact)))
+            let (report, _) = try await MongoArchiveCheck.verify(GzipChunkSource(reader: try context.reader(artifact)))
             let views = Set(report.views)
             var names = Set(report.namespaces.keys).union(views).union(report.collections)
             names.formUnion(report.timeseries.keys)

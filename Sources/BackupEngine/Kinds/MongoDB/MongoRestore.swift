@@ -57,7 +57,7 @@ extension MongoAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan printPlan: ([String]) -> Void) throws -> RestoreOutcome {
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan printPlan: ([String]) -> Void) async throws -> RestoreOutcome {
         let o = request.options
         let from = o.values("ns-from"), to = o.values("ns-to")
         if from.count != to.count { throw BackupFailure("--ns-from and --ns-to come in pairs", exitStatus: .usage) }
@@ -65,7 +65,7 @@ extension MongoAdapter {
         if let toURI, !(toURI.hasPrefix("mongodb://") || toURI.hasPrefix("mongodb+srv://")) {
             throw BackupFailure("--to-uri must be a mongodb:// connection string", exitStatus: .usage)
         }
-        var plan = try planRestore(source, backup: request.backup, toURI: toURI, renames: Array(zip(from, to)), drop: o.flag("drop"),
+        var plan = try await planRestore(source, backup: request.backup, toURI: toURI, renames: Array(zip(from, to)), drop: o.flag("drop"),
                                    dryRun: request.dryRun, context: context, include: o.values("ns-include"), exclude: o.values("ns-exclude"))
         if plan.namespaces.isEmpty {
             throw BackupFailure("no namespace of backup \(plan.artifact.id) matches the --ns-include/--ns-exclude patterns", exitStatus: .usage,
@@ -77,7 +77,7 @@ extension MongoAdapter {
             throw BackupFailure("restoring writes into \(plan.target); refusing without --yes", exitStatus: .usage,
                                 hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
         }
-        let result = try executeRestore(plan, source: source, toURI: toURI, context: context)
+        let result = try await executeRestore(plan, source: source, toURI: toURI, context: context)
         let line = request.dryRun ? "dry run completed: nothing was written"
             : "restored \(result.restored) documents in \(String(format: "%.1f", result.durationSeconds)) s"
         return RestoreOutcome(lines: [line], json: RestoreJSON(result))
@@ -93,9 +93,9 @@ extension MongoAdapter {
     ///   parse "N document(s) restored successfully. M document(s) failed to restore."
     ///   fail when M > 0 or N differs from the archive's count
     func planRestore(_ source: SourcePolicy, backup: BackupSelector, toURI: String?, renames: [(String, String)],
-                     drop: Bool, dryRun: Bool, context: SourceContext, include: [String] = [], exclude: [String] = []) throws -> MongoRestorePlan {
+                     drop: Bool, dryRun: Bool, context: SourceContext, include: [String] = [], exclude: [String] = []) async throws -> MongoRestorePlan {
         let name = source.name
-        let artifact = try context.verifiedForRestore(source: name, backup)
+        let artifact = try await context.verifiedForRestore(source: name, backup)
         let selected = Self.namespaces(of: artifact).filter { ns in
             (include.isEmpty || include.contains { Self.matches($0, ns.name) }) && !exclude.contains { Self.matches($0, ns.name) }
         }
@@ -137,11 +137,11 @@ extension MongoAdapter {
         return true
     }
 
-    func executeRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) throws -> MongoRestoreResult {
+    func executeRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) async throws -> MongoRestoreResult {
         let started = context.now()
         let clock = DispatchTime.now()
         do {
-            return try runRestore(plan, source: source, toURI: toURI, context: context)
+            return try await runRestore(plan, source: source, toURI: toURI, context: context)
         } catch {
             try? context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "failed", started: started,
                                        seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
@@ -149,7 +149,7 @@ extension MongoAdapter {
         }
     }
 
-    private func runRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) throws -> MongoRestoreResult {
+    private func runRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) async throws -> MongoRestoreResult {
         let mongo = try settings(source, as: MongoSourcePolicy.self)
         var tools = try tools(mongo, source: plan.source, context: context)
         if let toURI { tools = MongoTools(uri: Secret(toURI), timeoutSeconds: mongo.timeoutSeconds, source: plan.source) }
@@ -160,9 +160,9 @@ extension MongoAdapter {
         if plan.drop { args.append("--drop") }
         if plan.dryRun { args.append("--dryRun") }
         if plan.artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
-        let reader = try context.reader(plan.artifact)
+        let reader = try await context.reader(plan.artifact)
         let started = DispatchTime.now()
-        let outcome = try tools.restore(command: mongo.mongorestore, arguments: args) {
+        let outcome = await try tools.restore(command: mongo.mongorestore, arguments: args) {
             var chunk: [UInt8]?
             _ = try reader.read { chunk = Array($0) }
             return chunk

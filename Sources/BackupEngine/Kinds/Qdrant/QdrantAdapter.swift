@@ -33,22 +33,22 @@ struct QdrantAdapter: SourceAdapter {
 
     // MARK: backup
 
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
         let (client, q) = try client(source, context: context)
         defer { client.shutdown() }
-        let names = q.collections.isEmpty ? try Blocking.run { try await client.listCollections() }.sorted() : q.collections
-        let aliases = try Blocking.run { try await client.aliases() }
+        let names = q.collections.isEmpty ? (try await client.listCollections()).sorted() : q.collections
+        let aliases = (try await client.aliases())
         let state = Download(TarWriter { try writer.write($0) })
         var collections: [String: JSONValue] = [:]
         var points = 0
         for name in names {
-            guard let info = try Blocking.run({ try await client.collection(name) }) else {
+            guard let info = (try await client.collection(name)) else {
                 throw QdrantError(endpoint: client.url, operation: "read collection \(name)", status: 404, message: "collection \(name) does not exist")
             }
-            let snapshot = try Blocking.run { try await client.createSnapshot(name) }
+            let snapshot = (try await client.createSnapshot(name))
             do {
-                let sha = try download(name, snapshot, client: client, into: state, context: context)
-                deleteSnapshot(name, snapshot, client: client, context: context)
+                let sha = try await download(name, snapshot, client: client, into: state, context: context)
+                await deleteSnapshot(name, snapshot, client: client, context: context)
                 points += info.pointsCount
                 collections[name] = .object([
                     "points": .int(info.pointsCount), "vectors": info.vectors, "payload_schema": info.payloadSchema,
@@ -56,7 +56,7 @@ struct QdrantAdapter: SourceAdapter {
                     "snapshot": .string(snapshot.name), "size": .int(Int(snapshot.size)), "sha256": .string(sha),
                 ])
             } catch {
-                deleteSnapshot(name, snapshot, client: client, context: context) // left behind, snapshots fill Qdrant's disk
+                await deleteSnapshot(name, snapshot, client: client, context: context) // left behind, snapshots fill Qdrant's disk
                 throw error
             }
         }
@@ -67,26 +67,24 @@ struct QdrantAdapter: SourceAdapter {
     /// One snapshot into the archive: its bytes to the tar and, through a bounded channel, to the tar walker;
     /// size and sha256 compared with what Qdrant reported. Returns the sha256.
     private func download(_ name: String, _ snapshot: QdrantSnapshot, client: QdrantClient, into state: Download,
-                          context: SourceContext) throws -> String {
+                          context: SourceContext) async throws -> String {
         let verification = VerifierThread { source in try QdrantSnapshotCheck.verify(source) }
         state.hasher = SHA256()
         state.received = 0
         try state.tar.begin(TarEntry(path: Self.entryName(name), type: .file, size: snapshot.size, mode: 0o600, mtime: context.now().timeIntervalSince1970.rounded()))
         let object = "snapshot \(snapshot.name) of collection \(name) at \(client.url)"
-        let (_, report) = try verification.around {
-            _ = try Blocking.run {
-                try await client.downloadSnapshot(name, name: snapshot.name) { buffer in
-                    state.received += Int64(buffer.readableBytes)
-                    guard state.received <= snapshot.size else {
-                        throw IntegrityError(object: object, problem: "the server sent more than the \(snapshot.size) bytes it reported")
-                    }
-                    if let early = verification.earlyFailure { throw early }
-                    try buffer.withUnsafeReadableBytes { bytes in
-                        try state.tar.write(bytes)
-                        state.hasher.update(bufferPointer: bytes)
-                    }
-                    verification.channel.send(Array(buffer.readableBytesView))
+        let (_, report) = try await verification.around {
+            _ = try await client.downloadSnapshot(name, name: snapshot.name) { buffer in
+                state.received += Int64(buffer.readableBytes)
+                guard state.received <= snapshot.size else {
+                    throw IntegrityError(object: object, problem: "the server sent more than the \(snapshot.size) bytes it reported")
                 }
+                if let early = verification.earlyFailure { throw early }
+                try buffer.withUnsafeReadableBytes { bytes in
+                    try state.tar.write(bytes)
+                    state.hasher.update(bufferPointer: bytes)
+                }
+                verification.channel.send(Array(buffer.readableBytesView))
             }
             guard state.received == snapshot.size else {
                 throw IntegrityError(object: object, problem: "the download ended after \(state.received) of \(snapshot.size) bytes (truncated)")
@@ -101,9 +99,9 @@ struct QdrantAdapter: SourceAdapter {
         return sha
     }
 
-    private func deleteSnapshot(_ name: String, _ snapshot: QdrantSnapshot, client: QdrantClient, context: SourceContext) {
+    private func deleteSnapshot(_ name: String, _ snapshot: QdrantSnapshot, client: QdrantClient, context: SourceContext) async {
         do {
-            try Blocking.run { try await client.deleteSnapshot(name, name: snapshot.name) }
+            (try await client.deleteSnapshot(name, name: snapshot.name))
         } catch {
             context.logger.warning("the snapshot could not be deleted on the Qdrant server: delete it by hand",
                                    metadata: ["collection": "\(name)", "snapshot": "\(snapshot.name)", "error": "\(context.describe(error))"])

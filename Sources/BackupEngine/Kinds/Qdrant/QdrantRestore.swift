@@ -17,8 +17,8 @@ extension QdrantAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
-        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
+        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
         guard case .object(let recorded)? = artifact.stats["collections"], !recorded.isEmpty else {
             throw BackupFailure("backup \(artifact.id) recorded no collection", exitStatus: .usage)
         }
@@ -40,7 +40,7 @@ extension QdrantAdapter {
         let (client, _) = try client(source, context: context)
         defer { client.shutdown() }
         let expected = recorded[name]?["points"]?.intValue ?? 0
-        let existing = try Blocking.run { try await client.collection(target) }
+        let existing = (try await client.collection(target))
         var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): collection \(name), \(expected) points",
                      "into collection \(target) at \(client.url)" + (existing.map { " (it exists and holds \($0.pointsCount) points: they are replaced)" } ?? " (created)")]
         let aliases: [String] = {
@@ -63,14 +63,14 @@ extension QdrantAdapter {
                                 hint: "restore under another name first (--to-collection), or run the same command with --yes")
         }
         do {
-            let points = try upload(artifact, collection: name, into: target, client: client, context: context)
+            let points = try await upload(artifact, collection: name, into: target, client: client, context: context)
             guard points == expected else {
                 throw BackupFailure("collection \(target) holds \(points) points after the restore, the backup recorded \(expected)")
             }
             var created: [String] = []
             if withAliases {
                 for alias in aliases {
-                    try Blocking.run { try await client.createAlias(alias, collection: target) }
+                    (try await client.createAlias(alias, collection: target))
                     created.append(alias)
                 }
             }
@@ -90,13 +90,13 @@ extension QdrantAdapter {
 
     /// Takes the collection's snapshot out of the archive into a private file (sha256 checked), uploads it
     /// into `target`, and returns the points count Qdrant then reports.
-    func upload(_ artifact: ArtifactInfo, collection: String, into target: String, client: QdrantClient, context: SourceContext) throws -> Int {
+    func upload(_ artifact: ArtifactInfo, collection: String, into target: String, client: QdrantClient, context: SourceContext) async throws -> Int {
         let dir = try context.temporaryDirectory(prefix: "kaleem-restore")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/\(QdrantClient.segment(collection)).snapshot"
         let writer = try AtomicFileWriter(path: file)
         var hasher = SHA256()
-        var reader = TarReader(GzipChunkSource(reader: try context.reader(artifact)))
+        var reader = await TarReader(GzipChunkSource(reader: try context.reader(artifact)))
         var found = false
         do {
             while let entry = try reader.next() {
@@ -118,16 +118,16 @@ extension QdrantAdapter {
         guard case .object(let recorded)? = artifact.stats["collections"], recorded[collection]?["sha256"] == .string(sha) else {
             throw IntegrityError(object: context.absolute(artifact.path), problem: "the snapshot of \(collection) hashes to \(sha), not what the backup recorded")
         }
-        try Blocking.run { try await client.uploadSnapshot(target, file: file, checksum: sha) }
-        return try Blocking.run { try await client.collection(target) }?.pointsCount ?? 0
+        (try await client.uploadSnapshot(target, file: file, checksum: sha))
+        return (try await client.collection(target))?.pointsCount ?? 0
     }
 
     // MARK: drill, rollback
 
     /// Each collection recovered into `kb_drill_<id>_<collection>` (refused if it exists), its points count
     /// and vectors config compared with what was recorded, then deleted whatever happened.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
-        let check = context.verify(artifact, copy: nil)
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+        let check = await context.verify(artifact, copy: nil)
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         guard case .object(let recorded)? = artifact.stats["collections"] else { return (.error, "the backup recorded no collection") }
         do {
@@ -137,16 +137,22 @@ extension QdrantAdapter {
             var failed = false
             for name in recorded.keys.sorted() {
                 let scratch = "kb_drill_\(artifact.id.suffix(6).lowercased())_\(name)"
-                if try Blocking.run({ try await client.collection(scratch) }) != nil {
+                if (try await client.collection(scratch)) != nil {
                     return (.error, "scratch collection \(scratch) already exists (an interrupted drill?); delete it and run the drill again")
                 }
-                defer {
-                    do { try Blocking.run { try await client.deleteCollection(scratch) } } catch {
-                        context.logger.warning("scratch collection not deleted", metadata: ["collection": "\(scratch)", "error": "\(context.describe(error))"])
-                    }
+                // Deleted whatever happened (an async call cannot sit in a defer: the outcome is held, the
+                // scratch collection deleted, then the outcome looked at).
+                let uploaded: Result<(points: Int, info: QdrantCollectionInfo?), Error>
+                do {
+                    let points = try await upload(artifact, collection: name, into: scratch, client: client, context: context)
+                    uploaded = .success((points, try await client.collection(scratch)))
+                } catch {
+                    uploaded = .failure(error)
                 }
-                let points = try upload(artifact, collection: name, into: scratch, client: client, context: context)
-                let info = try Blocking.run { try await client.collection(scratch) }
+                do { try await client.deleteCollection(scratch) } catch {
+                    context.logger.warning("scratch collection not deleted", metadata: ["collection": "\(scratch)", "error": "\(context.describe(error))"])
+                }
+                let (points, info) = try uploaded.get()
                 let expected = recorded[name]?["points"]?.intValue ?? 0
                 var problems: [String] = []
                 if points != expected { problems.append("\(points) points, \(expected) recorded") }
@@ -166,14 +172,14 @@ extension QdrantAdapter {
         }
     }
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard case .object(let recorded)? = artifact.stats["collections"] else { return [] }
         var lines: [String] = []
         for name in recorded.keys.sorted() {
             if restoreData {
                 let request = RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true,
                                              options: .with(["collection": name], flags: ["with-aliases"]))
-                lines += try restore(source, request, context: context) { _ in }.lines.map { "\(artifact.source): \($0)" }
+                await lines += try restore(source, request, context: context) { _ in }.lines.map { "\(artifact.source): \($0)" }
             } else {
                 lines.append("kaleem-backup restore \(artifact.source) --backup \(artifact.id) --collection \(name) --with-aliases --yes")
             }

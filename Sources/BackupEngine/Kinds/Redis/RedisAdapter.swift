@@ -53,9 +53,9 @@ struct RedisAdapter: SourceAdapter {
     /// One pass: the full verification (sha256, size, gzip, RDB, key count) decompresses the artifact, and every
     /// byte it reads is written as the scratch server's dump.rdb; then a scratch redis-server (127.0.0.1, free
     /// port, no persistence) loads it and the keys loaded (+ expired at load) are compared with those recorded.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
         do {
-            return try drillRedis(artifact, context: context)
+            return try await drillRedis(artifact, context: context)
         } catch let error as ScratchStartError {
             return (.failed, error.message)
         } catch {
@@ -63,12 +63,12 @@ struct RedisAdapter: SourceAdapter {
         }
     }
 
-    private func drillRedis(_ artifact: ArtifactInfo, context: SourceContext) throws -> (DrillResult, String) {
+    private func drillRedis(_ artifact: ArtifactInfo, context: SourceContext) async throws -> (DrillResult, String) {
         let dir = try context.temporaryDirectory(prefix: "kaleem-drill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let rdb = try AtomicFileWriter(path: dir + "/dump.rdb")
         var writeError: Error?
-        let check = context.verify(artifact, copy: { bytes in
+        let check = await context.verify(artifact, copy: { bytes in
             do { try rdb.write(bytes) } catch { writeError = error; throw error }
         })
         guard check.ok else {
@@ -106,12 +106,12 @@ struct RedisAdapter: SourceAdapter {
 
     // MARK: rollback
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else {
             return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --to-url \"$REDIS_URL\" --yes"]
         }
         let url = try redisURL(source, context: context)
-        let done = try restoreRedis(source, backup: .id(artifact.id), target: .online(url: url), dryRun: false, confirmed: true,
+        let done = try await restoreRedis(source, backup: .id(artifact.id), target: .online(url: url), dryRun: false, confirmed: true,
                                     listen: "127.0.0.1", context: context) { _ in }
         return ["restored \(artifact.source) from \(artifact.id): \(done.steps.first ?? "")"]
     }

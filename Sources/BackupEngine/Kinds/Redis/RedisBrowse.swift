@@ -6,8 +6,8 @@ import Foundation
 import RedisBackup
 
 extension RedisAdapter {
-    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) throws {
-        let source = GzipChunkSource(reader: try context.reader(artifact))
+    func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws {
+        let source = await GzipChunkSource(reader: try context.reader(artifact))
         try withoutActuallyEscaping(emit) { emit in
             let visitor = RDBKeyVisitor(capture: { db, key in
                 filter.digests && (filter.database.map { $0 == db } ?? true) && filter.accepts(key)

@@ -24,7 +24,7 @@ struct RedisKeyRestoreJSON: Encodable {
 
 extension RedisAdapter {
     func restoreKeys(_ source: SourcePolicy, _ request: RestoreRequest, pattern: String, context: SourceContext,
-                     plan: ([String]) -> Void) throws -> RestoreOutcome {
+                     plan: ([String]) -> Void) async throws -> RestoreOutcome {
         let o = request.options
         guard let url = o.value("to-url") else {
             throw BackupFailure("--match restores keys into a live server: give it with --to-url redis://…", exitStatus: .usage,
@@ -41,7 +41,7 @@ extension RedisAdapter {
         let replace = o.given("replace")
         let glob = Glob(pattern)
         let endpoint = try RedisEndpoint.parse(url)
-        let artifact = try context.verifiedForRestore(source: source.name, request.backup)
+        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
         let backupRDB = artifact.stats["rdb_version"]?.intValue
 
         let connection = try RESPConnection(endpoint: endpoint, ioTimeout: 30)
@@ -99,7 +99,7 @@ extension RedisAdapter {
                     throw RedisError(endpoint: endpoint.description, problem: "unexpected reply to RESTORE: \(other)")
                 }
             }
-            _ = try RDBVerifier.verify(GzipChunkSource(reader: try context.reader(artifact)), keys: visitor)
+            _ = try await RDBVerifier.verify(GzipChunkSource(reader: try context.reader(artifact)), keys: visitor)
         } catch {
             try? context.recordRestore(artifact, mode: "keys", target: endpoint.description, outcome: "failed", started: started,
                                        seconds: SourceContext.seconds(since: clock),

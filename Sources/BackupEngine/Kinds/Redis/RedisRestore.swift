@@ -37,10 +37,10 @@ extension RedisAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) throws -> RestoreOutcome {
+    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
         let o = request.options
         if let pattern = o.value("match") {
-            return try restoreKeys(source, request, pattern: pattern, context: context, plan: plan)
+            return try await restoreKeys(source, request, pattern: pattern, context: context, plan: plan)
         }
         if o.given("db") || o.given("replace") {
             throw BackupFailure("--db and --replace go with --match (a partial restore)", exitStatus: .usage)
@@ -62,7 +62,7 @@ extension RedisAdapter {
             throw BackupFailure("a Redis restore needs --to-dir DIR (file mode) or --to-url redis://… (online mode)", exitStatus: .usage,
                                 hint: "file mode for a server whose data directory you can reach; online mode for one in a container")
         }
-        let result = try restoreRedis(source, backup: request.backup, target: target, dryRun: request.dryRun, confirmed: request.confirmed,
+        let result = try await restoreRedis(source, backup: request.backup, target: target, dryRun: request.dryRun, confirmed: request.confirmed,
                                       listen: o.value("listen") ?? "127.0.0.1", context: context, plan: plan)
         let json = RedisRestoreJSON(source: source.name, artifact: result.artifact.id, target: result.target, dry_run: request.dryRun,
                                     steps: result.steps, warnings: result.warnings,
@@ -77,10 +77,10 @@ extension RedisAdapter {
     ///            AOF back on); with a server URL, check its dir/dbfilename/appendonly first
     /// online mode: RedisOnlineRestore (scratch server + REPLICAOF), then compare the key counts
     func restoreRedis(_ source: SourcePolicy, backup: BackupSelector, target: RedisRestoreTarget, dryRun: Bool,
-                      confirmed: Bool, listen: String, context: SourceContext, plan: ([String]) -> Void) throws -> RedisRestoreResult {
+                      confirmed: Bool, listen: String, context: SourceContext, plan: ([String]) -> Void) async throws -> RedisRestoreResult {
         let name = source.name
         let redisPolicy = try settings(source, as: RedisSourcePolicy.self)
-        let artifact = try context.verifiedForRestore(source: name, backup)
+        let artifact = try await context.verifiedForRestore(source: name, backup)
         let recorded = artifact.stats["keys"]?.intValue ?? 0
         var lines = ["restore \(name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(recorded) keys, RDB v\(artifact.stats["rdb_version"]?.intValue ?? 0))"]
         var warnings: [String] = []
@@ -126,7 +126,7 @@ extension RedisAdapter {
         do {
             switch target {
             case .directory(let path, let dbfilename, _):
-                let kept = try installRDB(artifact, directory: path, dbfilename: dbfilename, context: context)
+                let kept = try await installRDB(artifact, directory: path, dbfilename: dbfilename, context: context)
                 steps = [
                     kept.map { "the previous file was kept as \($0)" } ?? "there was no previous file",
                     "now, on the Redis host: redis-cli SHUTDOWN NOSAVE   (a plain SHUTDOWN would overwrite the restored file)",
@@ -138,7 +138,7 @@ extension RedisAdapter {
                 let endpoint = try RedisEndpoint.parse(url)
                 let dir = try context.temporaryDirectory(prefix: "kaleem-restore")
                 defer { try? FileManager.default.removeItem(atPath: dir) }
-                _ = try installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
+                _ = try await installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
                 let outcome = try RedisOnlineRestore.run(target: endpoint, password: endpoint.password, rdbDirectory: dir, listen: listen,
                                                          timeout: max(redisPolicy.timeoutSeconds, 120),
                                                          redisServer: scratch?.executable ?? "redis-server")
@@ -186,9 +186,9 @@ extension RedisAdapter {
 
     /// Decompresses the artifact to `<dir>/<name>.partial`, fsyncs, keeps an existing file aside, renames into place.
     /// Returns the name the previous file was kept under.
-    private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String, context: SourceContext) throws -> String? {
+    private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String, context: SourceContext) async throws -> String? {
         let destination = directory + "/" + dbfilename
-        let reader = try context.reader(artifact)
+        let reader = try await context.reader(artifact)
         let writer = try AtomicFileWriter(path: destination + ".incoming")
         do {
             while try reader.read({ try writer.write($0) }) {}
