@@ -64,318 +64,90 @@ public struct EngineEnvironment: Sendable {
     }
 }
 
+/// The engine's public face: what the CLI, the daemon and tests call. Each call goes to one of the named
+/// services (Services/), which share one run context (`EngineCore`: policy, environment, repository, catalog,
+/// source registry). docs/ARCHITECTURE.md lists the services and what each asks of a source's adapter.
 public final class BackupEngine {
-    public let policy: Policy
-    public let repository: LocalRepository
-    let environment: EngineEnvironment
-    var logger: Logger { environment.logger }
-    private var catalogStore: Catalog?
-    /// Pause before webhook retry n; `KALEEM_BACKUP_NOTIFY_BACKOFF` (seconds) shortens it in tests.
-    var notifyBackoff: @Sendable (Int) -> Double {
-        if let fixed = environment.variables["KALEEM_BACKUP_NOTIFY_BACKOFF"].flatMap(Double.init) { return { _ in fixed } }
-        return { attempt in min(30, pow(2, Double(attempt - 1))) }
-    }
-    private var generator = SystemRandomNumberGenerator()
-    /// The kinds of source this engine knows.
-    let registry = SourceRegistry.standard
-    /// What adapters may use of the engine.
-    var context: SourceContext { SourceContext(engine: self) }
+    let core: EngineCore
 
     public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment()) {
-        self.policy = policy
-        self.environment = environment
-        repository = LocalRepository(root: policy.repository.path)
+        core = EngineCore(policy: policy, environment: environment)
     }
 
-    public var catalogPath: String { policy.repository.catalog ?? repository.defaultCatalogPath }
-
+    public var policy: Policy { core.policy }
+    public var repository: LocalRepository { core.repository }
+    public var catalogPath: String { core.catalogPath }
     /// The catalog, opened on first use (creating the repository when it is the catalog's home).
-    public func catalog() throws -> Catalog {
-        if let catalogStore { return catalogStore }
-        Self.removeStaleTemporaryDirectories(logger: logger)
-        if policy.repository.catalog == nil { try repository.prepare() }
-        // An empty file is a catalog that was truncated, not a new one: opening it would start an empty catalog
-        // and every backup would look gone.
-        if FileIO.fileSize(catalogPath) == 0 {
-            throw BackupFailure("the catalog \(catalogPath) is an empty file (0 bytes): it was truncated or never written", exitStatus: .usage,
-                                hint: "move it aside, then run `kaleem-backup catalog rebuild` (from the manifests), or copy \(repository.absolute("catalog-copy/catalog.sqlite")) in its place")
-        }
-        // A missing catalog beside backups is a lost catalog, not a new repository: an empty new one would make
-        // every backup look gone (and the next rotation would not know what it keeps).
-        if access(catalogPath, F_OK) != 0 {
-            let found = repository.countManifests()
-            if found > 0 {
-                throw BackupFailure("the catalog \(catalogPath) is missing, and \(found) backup(s) are in \(repository.root)", exitStatus: .usage,
-                                    hint: "run `kaleem-backup catalog rebuild` (it reads the manifests), or copy \(repository.absolute("catalog-copy/catalog.sqlite")) back")
-            }
-        }
-        let c = try Catalog(path: catalogPath)
-        catalogStore = c
-        return c
-    }
+    public func catalog() throws -> Catalog { try core.catalog() }
+    /// One sentence for an error, secrets scrubbed.
+    public func describe(_ error: Error) -> String { core.describe(error) }
 
-    // MARK: backup
-
-    /// Backs up the named sources (all when empty) as one run.
+    // MARK: BackupRunner
     public func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) async throws -> BackupResult {
-        let selected = try selectSources(names)
-        // Refused before anything runs: a source that would store a secret in clear, or the key in its backup.
-        // (What a check cannot even look at — a missing path — is left to the backup, which records it as failed.)
-        let refused = try selected.flatMap { source in
-            ((try? registry.adapter(for: source.kind).check(source, policy: policy)) ?? []).map { "source \(source.name): \($0)" }
-        }
-        if !refused.isEmpty {
-            throw BackupFailure(refused.joined(separator: "; "), exitStatus: .usage,
-                                hint: "fix the policy (encryption, exclude, allow_plaintext_secrets), then check it with: kaleem-backup policy check")
-        }
-        try repository.prepare()
-        let lock = try RunLock(path: repository.lockPath, purpose: "backup")
-        defer { lock.release() }
-        let catalog = try catalog()
-        try await recoverFromCrash(catalog)
+        try await core.runner.backup(sources: names, tag: tag, release: release)
+    }
+    public func checkSources(_ names: [String] = []) throws -> [String] { try core.runner.checkSources(names) }
 
-        let started = environment.clock()
-        var run = RunInfo(id: "run-" + Identifier.make(at: started, using: &generator), tag: tag, release: release,
-                          startedAt: started, status: .running, host: environment.host)
-        do {
-            try catalog.insertRun(run)
-        } catch {
-            // Not even the run can be recorded (a full disk): still tell the people and the metrics, then fail.
-            let detail = "the run could not be recorded in the catalog: \(describe(error))"
-            run.status = .failed
-            run.finishedAt = environment.clock()
-            let failed = selected.map { source in
-                ArtifactInfo(id: Identifier.make(at: started, using: &generator), runID: run.id, source: source.name, kind: source.kind,
-                             path: "", status: .failed, createdAt: started, detail: detail, tag: tag, release: release)
-            }
-            writeMetricsTextfile()
-            await notify(BackupResult(run: run, artifacts: failed))
-            throw error
-        }
-        logger.info("backup run started", metadata: ["run": "\(run.id)", "tag": "\(tag.rawValue)", "sources": "\(selected.map(\.name))"])
-
-        var artifacts: [ArtifactInfo] = []
-        var failures: [String: FailureKind] = [:]
-        for source in selected {
-            let (artifact, failure) = await backupOne(source, run: run, catalog: catalog)
-            artifacts.append(artifact)
-            if let failure { failures[artifact.id] = failure }
-        }
-        let good = artifacts.filter { $0.status == .ok }.count
-        run.status = good == artifacts.count ? .ok : (good == 0 ? .failed : .partial)
-        run.finishedAt = environment.clock()
-        do {
-            try catalog.finishRun(id: run.id, status: run.status, at: run.finishedAt!)
-        } catch {
-            // A full disk can refuse even this: the run is still reported (metrics, webhook) below, and the next
-            // run's recovery marks the row interrupted.
-            logger.error("the run could not be recorded as finished", metadata: ["run": "\(run.id)", "error": "\(describe(error))"])
-        }
-        logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
-        var result = BackupResult(run: run, artifacts: artifacts)
-        result.failures = failures
-        for step in Self.afterRun {
-            logger.debug("after the run", metadata: ["step": "\(step.name)"])
-            await step.run(self, catalog, &result)
-        }
-        return result
+    // MARK: Verifier
+    public func verify(ids: [String], all: Bool, source: String? = nil) async throws -> [VerifyResult] {
+        try await core.verifier.verify(ids: ids, all: all, source: source)
     }
 
-    /// One step after a run. It may add to what the result reports; it can never change the run's outcome
-    /// (each step catches its own errors and logs them).
-    struct AfterRunStep: Sendable {
-        let name: String
-        let run: @Sendable (BackupEngine, Catalog, inout BackupResult) async -> Void
+    // MARK: StatusReport
+    public func list(source: String?, limit: Int?) throws -> [ArtifactInfo] { try core.statusReport.list(source: source, limit: limit) }
+    public func show(id: String, source: String? = nil) throws -> ArtifactInfo { try core.statusReport.show(id: id, source: source) }
+    public func lastDrill(of artifactID: String) throws -> DrillRecord? { try core.statusReport.lastDrill(of: artifactID) }
+    public func status(now: Date? = nil) throws -> [SourceStatus] { try core.statusReport.status(now: now) }
+    @discardableResult
+    public func writeMetricsTextfile() -> String? { core.statusReport.writeMetricsTextfile() }
+
+    // MARK: Browser
+    @discardableResult
+    public func contents(of id: String, source: String? = nil, filter: ContentFilter, emit: (ContentEntry) throws -> Void) async throws -> ArtifactInfo {
+        try await core.browser.contents(of: id, source: source, filter: filter, emit: emit)
+    }
+    public func diff(_ fromID: String, _ toID: String, filter: ContentFilter) async throws -> ContentDiff {
+        try await core.browser.diff(fromID, toID, filter: filter)
+    }
+    public func find(_ pattern: String, source: String?, sampleSize: Int = 5) async throws -> [FoundIn] {
+        try await core.browser.find(pattern, source: source, sampleSize: sampleSize)
     }
 
-    /// The steps after every backup run, in order: rotation first (it frees space and decides what the off-site
-    /// copy no longer needs), then the off-site copy of what is kept, then the catalog copy (which must include
-    /// the off-site states), then metrics and notifications, which report all of the above.
-    static let afterRun: [AfterRunStep] = [
-        AfterRunStep(name: "rotation") { engine, catalog, result in
-            // Only after a good new backup of the same source; never the run's own new backups.
-            do {
-                try engine.checkRetentionPolicy(allowEmpty: false)
-                let succeeded = Set(result.artifacts.filter { $0.status == .ok }.map(\.source)).sorted()
-                if !succeeded.isEmpty {
-                    result.rotations = try await engine.rotate(succeeded, catalog: catalog, now: engine.environment.clock(), dryRun: false,
-                                                         protect: Set(result.artifacts.map(\.id)))
-                }
-            } catch {
-                result.rotationSkipped = engine.describe(error)
-                engine.logger.warning("rotation skipped", metadata: ["reason": "\(result.rotationSkipped!)"])
-            }
-        },
-        AfterRunStep(name: "off-site copy") { engine, catalog, result in
-            // This run's good artifacts and any earlier copy that failed. A failure leaves the artifact
-            // `ok, offsite failed`, retried next run.
-            result.offsiteFailures = await engine.syncOffsite(catalog: catalog)
-            for (id, detail) in result.offsiteFailures {
-                if let i = result.artifacts.firstIndex(where: { $0.id == id }) {
-                    result.artifacts[i].offsite = .failed
-                    result.artifacts[i].offsiteDetail = detail
-                }
-            }
-            for i in result.artifacts.indices where result.artifacts[i].status == .ok && result.artifacts[i].offsite == nil
-                && engine.policy.repository.offsite != nil {
-                result.artifacts[i].offsite = .ok
-            }
-        },
-        AfterRunStep(name: "catalog copy") { engine, _, _ in await engine.copyCatalog() },
-        AfterRunStep(name: "metrics") { engine, _, _ in engine.writeMetricsTextfile() },
-        AfterRunStep(name: "notifications") { engine, _, result in await engine.notify(result) },
-    ]
-
-    /// What each source's kind finds wrong before anything runs (secrets that would be stored in clear, the
-    /// age key inside a backup, a root that is missing): `policy check` prints it, `backup` refuses (exit 2).
-    public func checkSources(_ names: [String] = []) throws -> [String] {
-        var problems: [String] = []
-        for source in try selectSources(names) {
-            do {
-                problems += try registry.adapter(for: source.kind).check(source, policy: policy).map { "source \(source.name): \($0)" }
-            } catch {
-                problems.append("source \(source.name): \(describe(error))")
-            }
-        }
-        return problems
+    // MARK: Restorer
+    public func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) async throws -> (lines: [String], json: any Encodable) {
+        try await core.restorer.restore(request, kindArguments: kindArguments, plan: plan)
     }
 
-    func selectSources(_ names: [String]) throws -> [SourcePolicy] {
-        if names.isEmpty { return policy.sources }
-        return try names.map { name in
-            guard let s = policy.source(named: name) else {
-                throw BackupFailure("no source named \"\(name)\" in \(policy.origin)", exitStatus: .usage,
-                                    hint: "the sources are: \(policy.sources.map(\.name).joined(separator: ", "))")
-            }
-            return s
-        }
+    // MARK: DrillRunner
+    public func drill(sources names: [String] = [], selector: DrillSelector = .latest) async throws -> [DrillRecord] {
+        try await core.drills.drill(sources: names, selector: selector)
     }
 
-    /// Marks artifacts left `running` by a dead process as failed, removes their files and every `.partial`.
-    /// Called with the run lock held, so nothing found here belongs to a live run.
-    func recoverFromCrash(_ catalog: Catalog) async throws {
-        try await finishPendingRemovals(catalog)
-        let partials = repository.removePartialFiles()
-        let stale = try catalog.markInterrupted(at: environment.clock())
-        for artifact in stale {
-            unlink(repository.absolute(artifact.path))
-            unlink(repository.manifestPath(forArtifact: artifact.path, id: artifact.id))
-        }
-        if !partials.isEmpty || !stale.isEmpty {
-            logger.warning("cleaned up after an interrupted run",
-                           metadata: ["partial_files": "\(partials.count)", "interrupted_artifacts": "\(stale.map(\.id))"])
-        }
+    // MARK: Rotator
+    public func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil, allowEmptyPolicy: Bool = false) async throws -> [RotationResult] {
+        try await core.rotator.rotate(sources: names, dryRun: dryRun, now: now, allowEmptyPolicy: allowEmptyPolicy)
+    }
+    public func pin(id: String, reason: String) throws -> ArtifactInfo { try core.rotator.pin(id: id, reason: reason) }
+    public func unpin(id: String) throws -> ArtifactInfo { try core.rotator.unpin(id: id) }
+
+    // MARK: DeployHooks
+    public func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
+        try await core.hooks.preDeploy(release: release, sources: sources)
+    }
+    @discardableResult
+    public func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
+        try core.hooks.postDeploy(release: release, success: success, durationSeconds: durationSeconds, environmentName: environmentName, service: service)
+    }
+    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
+        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include, dryRun: dryRun, environmentName: environmentName, service: service)
     }
 
-    /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type).
-    /// Never throws: whatever fails is the artifact's failure (a full disk, an unknown kind, a catalog that
-    /// cannot be written), so the run goes on to the other sources and to its metrics and notifications.
-    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) async -> (ArtifactInfo, FailureKind?) {
-        let created = environment.clock()
-        let id = Identifier.make(at: created, using: &generator)
-        var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
-                                    status: .running, createdAt: created, tag: run.tag, release: run.release)
-        var adapter: (any SourceAdapter)?
-        do {
-            let kind = try registry.adapter(for: source.kind)
-            adapter = kind
-            try await store(source, adapter: kind, run: run, into: &artifact, catalog: catalog)
-            return (artifact, nil)
-        } catch {
-            artifact.status = .failed
-            artifact.detail = describe(error)
-            let failure: FailureKind = error is IntegrityFailure ? .integrity : .failed
-            // Kept in the catalog row for history (the exit code uses the type above, not this text).
-            if failure == .integrity { artifact.stats["failure"] = .string(FailureKind.integrity.rawValue) }
-            if !artifact.path.isEmpty { unlink(repository.manifestPath(forArtifact: artifact.path, id: id)) }
-            do {
-                try catalog.updateArtifact(artifact)
-            } catch let catalogError {
-                // The row stays `running`; the next run's recovery marks it failed. The run still reports it.
-                logger.error("the failure could not be recorded in the catalog", metadata: ["artifact": "\(id)", "error": "\(describe(catalogError))"])
-            }
-            // What a failed snapshot stored (blobs no good snapshot references) must not stay and fill the disk.
-            if let adapter, adapter.layout == .snapshot { await adapter.collectGarbage(source: source.name, context: context) }
-            logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
-            return (artifact, failure)
-        }
-    }
+    // MARK: OffsiteReplicator
+    public func verifyOffsite(ids: [String], all: Bool) async throws -> [VerifyResult] { try await core.offsite.verifyOffsite(ids: ids, all: all) }
 
-    /// Takes the backup into `artifact` (its row inserted first, then updated `ok` once the file and its
-    /// manifest are durable); throws whatever went wrong, the partial file already removed.
-    private func store(_ source: SourcePolicy, adapter: any SourceAdapter, run: RunInfo, into artifact: inout ArtifactInfo,
-                       catalog: Catalog) async throws {
-        let id = artifact.id
-        switch adapter.layout {
-        case .stream(let ext): artifact.path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: artifact.createdAt, extension: ext)
-        case .snapshot: artifact.path = repository.relativeSnapshotPath(source: source.name, id: id, createdAt: artifact.createdAt)
-        }
-        let path = artifact.path
-        if adapter.layout == .snapshot { artifact.compression = .none } // the adapter stores its files as they are
-        try catalog.insertArtifact(artifact)
-        try checkFreeSpace(for: source, adapter: adapter, catalog: catalog)
-        let startTime = DispatchTime.now()
-        try repository.prepareDirectory(forArtifact: path)
-        var stats: [String: JSONValue]
-        let stored: StoredFile
-        switch adapter.layout {
-        case .snapshot:
-            (stats, stored) = try await adapter.backupSnapshot(source, artifact: artifact, context: context)
-        case .stream:
-            let recipients = try encryptionRecipients()
-            if !recipients.isEmpty { artifact.compression = .gzipAge }
-            let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
-            writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
-            writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
-            do {
-                stats = try await adapter.backupStream(source, into: writer, context: context)
-                stored = try writer.commit()
-            } catch {
-                // The partial file goes first: on a full disk that is what frees the space to record the failure.
-                writer.abort()
-                throw error
-            }
-        }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
-        stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
-        artifact.bytesRaw = stored.bytesRaw
-        artifact.bytesStored = stored.bytesStored
-        artifact.sha256 = stored.sha256
-        artifact.stats = stats
-        artifact.status = .ok
-        var finishedRun = run
-        finishedRun.status = .running
-        try repository.writeManifest(Manifest(artifact: artifact, run: finishedRun))
-        try catalog.updateArtifact(artifact)
-        logger.info("backup ok", metadata: [
-            "source": "\(source.name)", "artifact": "\(id)", "bytes_raw": "\(stored.bytesRaw)",
-            "bytes_stored": "\(stored.bytesStored)", "seconds": "\(String(format: "%.2f", seconds))",
-        ])
-    }
-
-    /// Fails early, with a clear message, when the repository's file system has less free space than the
-    /// source's previous backup took (plus a margin for the catalog): better than filling the disk halfway.
-    func checkFreeSpace(for source: SourcePolicy, adapter: any SourceAdapter, catalog: Catalog) throws {
-        guard let free = FileIO.freeSpace(repository.root),
-              let previous = try catalog.artifacts(source: source.name, status: .ok, limit: 1).first else { return }
-        // A snapshot adds only its new blobs; a stream is written whole.
-        let needed = (adapter.layout == .snapshot ? 0 : previous.bytesStored) + Defaults.freeSpaceReserve
-        if free < needed {
-            throw BackupFailure("not enough free space in \(repository.root) for a backup of \(source.name): \(Self.mebibytes(free)) free, the previous backup took \(Self.mebibytes(previous.bytesStored)) (and \(Self.mebibytes(Defaults.freeSpaceReserve)) are kept for the catalog)",
-                                hint: "free space (kaleem-backup rotate removes what retention no longer keeps), or move the repository to a larger disk")
-        }
-    }
-
-    static func mebibytes(_ n: Int64) -> String { String(format: "%.1f MiB", Double(n) / 1_048_576) }
-
-    func secretResolver(for source: String) -> SecretResolver {
-        SecretResolver(source: source, policyOrigin: policy.origin)
-    }
-
-    /// One sentence for a catalog row or a log line (user-facing errors are already free of secrets).
-    func describe(_ error: Error) -> String {
-        if let e = error as? UserFacingError { return e.description }
-        return "\(error)"
+    // MARK: CatalogRebuilder
+    public func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {
+        try await core.rebuilder.rebuildCatalog(fromOffsite: fromOffsite)
     }
 }
 

@@ -87,21 +87,3 @@ public enum MetricsExport {
     }
 }
 
-extension BackupEngine {
-    /// Writes the metrics textfile when the policy names one. Never fails the command: a problem is logged.
-    @discardableResult
-    public func writeMetricsTextfile() -> String? {
-        guard let path = policy.metricsTextfile else { return nil }
-        do {
-            let text = MetricsExport.render(try catalog().sourceSummaries(), deployments: try catalog().deployments())
-            try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
-            try FileIO.writeAtomically(Data(text.utf8), to: path)
-            // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable.
-            chmod(path, 0o644)
-            return text
-        } catch {
-            logger.warning("cannot write the metrics textfile", metadata: ["path": "\(path)", "error": "\(describe(error))"])
-            return nil
-        }
-    }
-}

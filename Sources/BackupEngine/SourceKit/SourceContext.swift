@@ -8,9 +8,9 @@ import Logging
 import S3Client
 
 struct SourceContext {
-    fileprivate let engine: BackupEngine
+    fileprivate let engine: EngineCore
 
-    init(engine: BackupEngine) { self.engine = engine }
+    init(engine: EngineCore) { self.engine = engine }
 
     var policy: Policy { engine.policy }
     var logger: Logger { engine.logger }
@@ -34,12 +34,12 @@ struct SourceContext {
     func localPath(_ artifact: ArtifactInfo) async throws -> String { try await engine.localArtifactPath(artifact) }
     /// The full verification; `copy` receives every decompressed byte (stream layouts).
     func verify(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)?) async -> VerifyResult {
-        await engine.verifyOne(artifact, copy: copy)
+        await engine.verifier.verifyOne(artifact, copy: copy)
     }
     /// The artifact a restore asked for, verified; one that does not verify is refused (exit 4).
     func verifiedForRestore(source: String, _ selector: BackupSelector) async throws -> ArtifactInfo {
         let artifact = try engine.selectArtifact(source: source, selector)
-        let check = await engine.verifyOne(artifact)
+        let check = await engine.verifier.verifyOne(artifact)
         guard check.ok else {
             throw IntegrityError(object: "backup \(artifact.id) of \(source)", problem: "refusing to restore: \(check.detail)")
         }
@@ -47,7 +47,7 @@ struct SourceContext {
     }
     func recordRestore(_ artifact: ArtifactInfo, mode: String, target: String, outcome: String, started: Date, seconds: Double,
                        detail: String) throws {
-        try engine.recordRestore(artifact, mode: mode, target: target, outcome: outcome, started: started, seconds: seconds, detail: detail)
+        try engine.restorer.recordRestore(artifact, mode: mode, target: target, outcome: outcome, started: started, seconds: seconds, detail: detail)
     }
 
     // MARK: encryption, S3, off-site
@@ -60,7 +60,7 @@ struct SourceContext {
     // MARK: helpers
 
     /// A fresh 0700 directory under the temp directory (remove it when done).
-    func temporaryDirectory(prefix: String) throws -> String { try BackupEngine.privateTemporaryDirectory(prefix: prefix) }
+    func temporaryDirectory(prefix: String) throws -> String { try EngineCore.privateTemporaryDirectory(prefix: prefix) }
 
     static func seconds(since start: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9

@@ -31,7 +31,7 @@ struct BucketAdapter: SourceAdapter {
         let file = encryption.identityFile
         let origin = context.policy.origin
         return BlobStore(root: root, encryption: BlobEncryption(recipients: recipients) {
-            try BackupEngine.loadIdentities(file: file, origin: origin, what: "blobs of source \(source)")
+            try EngineCore.loadIdentities(file: file, origin: origin, what: "blobs of source \(source)")
         })
     }
 

@@ -1,7 +1,9 @@
+// The off-site replicator: artifacts, their files and the catalog copied to the off-site repository; verify --offsite; removals after rotation.
 // The off-site copy: the repository's files in an S3 / MinIO bucket, same layout under `prefix`. After each
 // run: every good artifact not yet copied (artifact file, manifest; a bucket snapshot's blobs), each
 // uploaded with its sha256 as metadata and checked (size and sha256) after upload; then the catalog itself.
 // A failed copy leaves the local backup good (`ok, offsite failed`) and is retried by the next run.
+
 import ArtifactStore
 import BackupCatalog
 import BackupCore
@@ -9,26 +11,8 @@ import Foundation
 import OffsiteStore
 import S3Client
 
-extension BackupEngine {
-    /// The off-site copy (close it when done), or nil when none is configured.
-    func offsiteRepository() throws -> (any Repository)? {
-        guard let offsite = policy.repository.offsite else { return nil }
-        guard let secret = try SecretResolver(source: "repository.offsite", policyOrigin: policy.origin)
-            .resolve(offsite.secretKey, key: "secret_key") else { return nil }
-        let client = try S3Client(endpoint: offsite.endpoint, region: offsite.region,
-                                  credentials: S3Credentials(accessKey: offsite.accessKey, secretKey: secret),
-                                  options: s3Options(timeout: offsite.timeoutSeconds))
-        return S3Repository(client: client, bucket: offsite.bucket, prefix: offsite.prefix, location: offsite.location)
-    }
-
-    /// Client options; `KALEEM_BACKUP_S3_ATTEMPTS` and `KALEEM_BACKUP_S3_BACKOFF` (seconds) shorten the retries in tests.
-    func s3Options(timeout: Double) -> S3ClientOptions {
-        var options = S3ClientOptions()
-        options.timeoutSeconds = timeout
-        if let backoff = environment.variables["KALEEM_BACKUP_S3_BACKOFF"].flatMap(Double.init) { options.backoff = { _ in backoff } }
-        if let attempts = environment.variables["KALEEM_BACKUP_S3_ATTEMPTS"].flatMap(Int.init) { options.attempts = max(1, attempts) }
-        return options
-    }
+struct OffsiteReplicator: EngineService {
+    let core: EngineCore
 
     /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload): the
     /// artifact, its manifest and whatever files its kind says belong to it.
@@ -47,7 +31,7 @@ extension BackupEngine {
         do {
             pending = try catalog.artifactsNeedingOffsite()
             guard !pending.isEmpty else { return [:] }
-            guard let r = try offsiteRepository() else { return [:] }
+            guard let r = try core.offsiteRepository() else { return [:] }
             remote = r
         } catch {
             logger.error("off-site copy not started", metadata: ["error": "\(describe(error))"])
@@ -96,7 +80,7 @@ extension BackupEngine {
                 copy.abort()
                 throw error
             }
-            if let remote = try offsiteRepository() {
+            if let remote = try core.offsiteRepository() {
                 defer { remote.close() }
                 let path = dir + "/catalog.sqlite"
                 let sha = try sha256OfFile(path)
@@ -108,15 +92,15 @@ extension BackupEngine {
     }
 
     /// `verify --offsite`: each artifact's remote files re-read and re-hashed (blobs: size and sha256 metadata).
-    public func verifyOffsite(ids: [String], all: Bool) async throws -> [VerifyResult] {
-        guard let remote = try offsiteRepository() else {
+    func verifyOffsite(ids: [String], all: Bool) async throws -> [VerifyResult] {
+        guard let remote = try core.offsiteRepository() else {
             throw BackupFailure("the policy has no repository.offsite to verify", exitStatus: .usage)
         }
         defer { remote.close() }
         let catalog = try catalog()
         let artifacts: [ArtifactInfo] = all
             ? try catalog.artifacts(status: .ok).reversed()
-            : try ids.map { try find(artifact: $0, source: nil, in: catalog) }
+            : try ids.map { try core.find(artifact: $0, source: nil, in: catalog) }
         var results: [VerifyResult] = []
         for artifact in artifacts where artifact.deletedAt == nil && artifact.status == .ok {
             results.append(await verifyOffsite(artifact, remote: remote))
@@ -157,7 +141,7 @@ extension BackupEngine {
 
     /// After rotation removed artifacts: their remote files go too (shared files: those no remaining artifact uses).
     func removeOffsite(_ removed: [(id: String, path: String)], source: String, catalog: Catalog) async {
-        guard !removed.isEmpty, let remote = try? offsiteRepository() else { return }
+        guard !removed.isEmpty, let remote = try? core.offsiteRepository() else { return }
         defer { remote.close() }
         var keys: [String] = []
         for r in removed {
@@ -178,16 +162,5 @@ extension BackupEngine {
         } catch {
             logger.warning("off-site copies not removed", metadata: ["source": "\(source)", "error": "\(describe(error))"])
         }
-    }
-
-    /// A file of the repository that is missing here, fetched from the off-site copy (sha256 checked when known).
-    /// Returns false when there is no off-site copy to fetch from.
-    @discardableResult
-    func fetchFromOffsite(_ relative: String, sha256: String?) async throws -> Bool {
-        guard let remote = try offsiteRepository() else { return false }
-        defer { remote.close() }
-        logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.location)"])
-        let local = repository
-        return (try await local.fetchIfMissing(relative, sha256: sha256, from: remote))
     }
 }

@@ -1,3 +1,5 @@
+// The rotator: the retention plan applied (never the last good, never a pinned one), crash-safe removals, pins.
+
 import ArtifactStore
 import BackupCatalog
 import BackupCore
@@ -14,7 +16,9 @@ public struct RotationResult: Sendable {
     public var error: String?
 }
 
-extension BackupEngine {
+struct Rotator: EngineService {
+    let core: EngineCore
+
     /// Plans (and unless `dryRun`, carries out) retention for the named sources (all when empty).
     ///
     /// rotate, per source:
@@ -25,10 +29,10 @@ extension BackupEngine {
     ///   a crash anywhere leaves either nothing done or rows that no longer count as backups, with their removal
     ///   pending: every locked command finishes pending removals first (recoverFromCrash)
     ///   then the kind's garbage collection (unreferenced blobs), on every rotation
-    public func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil,
+    func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil,
                        allowEmptyPolicy: Bool = false) async throws -> [RotationResult] {
         try checkRetentionPolicy(allowEmpty: allowEmptyPolicy)
-        let selected = try selectSources(names)
+        let selected = try core.selectSources(names)
         var lock: RunLock?
         if !dryRun {
             try repository.prepare()
@@ -36,9 +40,9 @@ extension BackupEngine {
         }
         defer { lock?.release() }
         let catalog = try catalog()
-        if !dryRun { try await recoverFromCrash(catalog) }
+        if !dryRun { try await core.runner.recoverFromCrash(catalog) }
         let results = try await rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
-        if !dryRun { writeMetricsTextfile() }
+        if !dryRun { core.statusReport.writeMetricsTextfile() }
         return results
     }
 
@@ -96,7 +100,7 @@ extension BackupEngine {
         try catalog.finishRemoval(ids: removed)
         await adapter?.collectGarbage(source: source, context: context)
         if !removed.isEmpty {
-            await removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
+            await core.offsite.removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
         }
         result.removed = removed
         logger.info("rotation", metadata: ["source": "\(source)", "kept": "\(plan.keep.count)", "removed": "\(removed.count)",
@@ -139,11 +143,11 @@ extension BackupEngine {
     /// Pins a good artifact: rotation never removes it. Takes the repository lock (exit 11 while a backup or a
     /// rotation runs: a pin given during a rotation must not be lost), and writes the pin into the artifact's
     /// manifest too, so that `catalog rebuild` keeps it.
-    public func pin(id: String, reason: String) throws -> ArtifactInfo {
+    func pin(id: String, reason: String) throws -> ArtifactInfo {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "pin")
         defer { lock.release() }
-        var a = try show(id: id)
+        var a = try core.statusReport.show(id: id)
         guard a.status == .ok, a.deletedAt == nil else {
             throw BackupFailure("artifact \(a.id) is \(a.deletedAt != nil ? "deleted" : a.status.rawValue); only good backups can be pinned",
                                 exitStatus: .usage, hint: "pick a good one with: kaleem-backup list --source \(a.source)")
@@ -152,11 +156,11 @@ extension BackupEngine {
         return a
     }
 
-    public func unpin(id: String) throws -> ArtifactInfo {
+    func unpin(id: String) throws -> ArtifactInfo {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "unpin")
         defer { lock.release() }
-        var a = try show(id: id)
+        var a = try core.statusReport.show(id: id)
         try setPinned(&a, pinned: false, reason: nil)
         return a
     }

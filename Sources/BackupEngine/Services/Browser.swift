@@ -1,22 +1,9 @@
+// The browser: ls, diff and find over what a backup holds (each kind's adapter lists its contents).
 // Look inside a backup: `ls`. The service finds the artifact and asks its kind's adapter for the entries.
+
 import BackupCatalog
 import BackupCore
 import Foundation
-
-extension BackupEngine {
-    /// Hands the entries of a good backup that `filter` accepts to `emit`, one at a time; returns the artifact.
-    /// A failed or removed backup is refused (exit 2): there is nothing trustworthy to list.
-    @discardableResult
-    public func contents(of id: String, source: String? = nil, filter: ContentFilter, emit: (ContentEntry) throws -> Void) async throws -> ArtifactInfo {
-        let artifact = try show(id: id, source: source)
-        guard artifact.status == .ok, artifact.deletedAt == nil else {
-            throw BackupFailure("backup \(artifact.id) is \(artifact.deletedAt == nil ? artifact.status.rawValue : "removed by rotation"): there is nothing to list",
-                                exitStatus: .usage, hint: "list the good backups with: kaleem-backup list --source \(artifact.source)")
-        }
-        try await registry.adapter(for: artifact.kind).contents(artifact, filter: filter, context: context, emit: emit)
-        return artifact
-    }
-}
 
 /// What changed between two backups of one source.
 public struct ContentDiff: Sendable {
@@ -36,21 +23,36 @@ public struct FoundIn: Sendable {
     public var sample: [ContentEntry]
 }
 
-extension BackupEngine {
+struct Browser: EngineService {
+    let core: EngineCore
+
+    /// Hands the entries of a good backup that `filter` accepts to `emit`, one at a time; returns the artifact.
+    /// A failed or removed backup is refused (exit 2): there is nothing trustworthy to list.
+    @discardableResult
+    func contents(of id: String, source: String? = nil, filter: ContentFilter, emit: (ContentEntry) throws -> Void) async throws -> ArtifactInfo {
+        let artifact = try core.statusReport.show(id: id, source: source)
+        guard artifact.status == .ok, artifact.deletedAt == nil else {
+            throw BackupFailure("backup \(artifact.id) is \(artifact.deletedAt == nil ? artifact.status.rawValue : "removed by rotation"): there is nothing to list",
+                                exitStatus: .usage, hint: "list the good backups with: kaleem-backup list --source \(artifact.source)")
+        }
+        try await registry.adapter(for: artifact.kind).contents(artifact, filter: filter, context: context, emit: emit)
+        return artifact
+    }
+
     /// `diff FROM TO`: entries added, changed (another digest or type) and removed, by path. Both backups must be
     /// of one source. Memory: the older backup's paths and digests.
-    public func diff(_ fromID: String, _ toID: String, filter: ContentFilter) async throws -> ContentDiff {
+    func diff(_ fromID: String, _ toID: String, filter: ContentFilter) async throws -> ContentDiff {
         var filter = filter
         filter.digests = true
         var older: [String: ContentEntry] = [:]
-        let from = try await contents(of: fromID, filter: filter) { entry in older[Self.diffKey(entry)] = entry }
-        let to = try show(id: toID)
+        let from = try await contents(of: fromID, filter: filter) { entry in older[Browser.diffKey(entry)] = entry }
+        let to = try core.statusReport.show(id: toID)
         guard to.source == from.source else {
             throw BackupFailure("\(from.id) is of source \(from.source) and \(to.id) of \(to.source): diff compares two backups of one source", exitStatus: .usage)
         }
         var result = ContentDiff(from: from, to: to)
         try await contents(of: toID, filter: filter) { entry in
-            guard let before = older.removeValue(forKey: Self.diffKey(entry)) else { result.added.append(entry); return }
+            guard let before = older.removeValue(forKey: Browser.diffKey(entry)) else { result.added.append(entry); return }
             if before.digest != entry.digest || before.type != entry.type { result.changed.append((before, entry)) } else { result.unchanged += 1 }
         }
         result.removed = older.values.sorted { $0.path < $1.path }
@@ -68,7 +70,7 @@ extension BackupEngine {
     }
 
     /// `find PATTERN`: the good backups (of `source`, or all) holding entries whose path matches, newest first.
-    public func find(_ pattern: String, source: String?, sampleSize: Int = 5) async throws -> [FoundIn] {
+    func find(_ pattern: String, source: String?, sampleSize: Int = 5) async throws -> [FoundIn] {
         let filter = ContentFilter(match: pattern)
         var found: [FoundIn] = []
         let artifacts = try catalog().artifacts(status: .ok).filter { $0.deletedAt == nil && (source == nil || $0.source == source) }

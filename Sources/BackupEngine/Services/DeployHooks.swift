@@ -1,3 +1,5 @@
+// Deploy hooks: the pinned pre-deploy restore point, the post-deploy record, and rollback.
+
 import BackupCatalog
 import BackupCore
 import Foundation
@@ -10,19 +12,21 @@ public struct RollbackResult: Sendable {
     public var lines: [String]
 }
 
-extension BackupEngine {
+struct DeployHooks: EngineService {
+    let core: EngineCore
+
     /// `hook pre-deploy`: one backup set of all (or the named) sources, tagged pre-deploy with the release and
     /// pinned. Says so when the release already had a set (a new one is taken anyway).
-    public func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
+    func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
         let previous = try catalog().preDeployRuns(release: release)
         if let last = previous.first {
             logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])
         }
-        var result = try await backup(sources: sources, tag: .preDeploy, release: release)
+        var result = try await core.runner.backup(sources: sources, tag: .preDeploy, release: release)
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
-            try setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
+            try core.rotator.setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
         }
-        writeMetricsTextfile()
+        core.statusReport.writeMetricsTextfile()
         return (result, previous)
     }
 
@@ -30,13 +34,13 @@ extension BackupEngine {
     /// of releases older than the last `retention.pre_deploy` confirmed ones are unpinned (rotation may then
     /// remove them). Returns the ids unpinned.
     @discardableResult
-    public func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
+    func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
         let catalog = try catalog()
         // A release without a pre-deploy set is a typo or a deploy that skipped its restore point: confirming it
         // would push a real release out of the kept ones and unpin its restore point.
         guard try catalog.preDeployRuns(release: release).first != nil else {
             throw BackupFailure("release \(release) has no pre-deploy restore point; nothing recorded, nothing unpinned", exitStatus: .usage,
-                                hint: try Self.releasesHint(catalog))
+                                hint: try DeployHooks.releasesHint(catalog))
         }
         // Twice for the same release and outcome: recorded (and counted) once.
         if try catalog.deployments().contains(where: { $0.release == release && $0.event == (success ? .success : .failed) }) {
@@ -54,11 +58,11 @@ extension BackupEngine {
             for a in try catalog.artifacts() where a.pinned && a.tag == .preDeploy && a.pinReason == "release \(a.release ?? "")" {
                 guard let r = a.release, confirmed.contains(r), !keep.contains(r) else { continue }
                 var unpinning = a
-                try setPinned(&unpinning, pinned: false, reason: nil)
+                try core.rotator.setPinned(&unpinning, pinned: false, reason: nil)
                 unpinned.append(a.id)
             }
         }
-        writeMetricsTextfile()
+        core.statusReport.writeMetricsTextfile()
         return unpinned
     }
 
@@ -66,20 +70,20 @@ extension BackupEngine {
     /// (each kind its own way: MongoDB with --drop, Redis online, …), verifying each backup first; without it,
     /// prints the commands. Kinds that are not restored by default (buckets) only with `includeBuckets` or when
     /// named in `include`.
-    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
+    func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
                          dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
         let catalog = try catalog()
-        _ = try selectSources(include)
+        _ = try core.selectSources(include)
         let set = try catalog.preDeployRuns(release: release).first
         if set == nil && (restoreData || dryRun) {
             // Nothing can be restored: say which releases can be, record nothing, count no rollback.
             throw BackupFailure("release \(release) has no pre-deploy restore point: nothing to restore, no rollback recorded",
-                                exitStatus: .usage, hint: try Self.releasesHint(catalog))
+                                exitStatus: .usage, hint: try DeployHooks.releasesHint(catalog))
         }
         if !dryRun {
             try catalog.insertDeployment(deploymentEvent(release: release, event: .rollback, duration: nil, reason: reason,
                                                          environmentName: environmentName, service: service))
-            writeMetricsTextfile()
+            core.statusReport.writeMetricsTextfile()
         }
         guard let set else {
             return RollbackResult(release: release, set: nil, lines: ["release \(release) has no pre-deploy set: there is no data to restore"])

@@ -1,19 +1,23 @@
+// The verifier: a stored artifact re-read end to end (sha256, size, the kind's own walk, the manifest).
+
 import ArtifactStore
 import BackupCatalog
 import BackupCore
 import Foundation
 
-extension BackupEngine {
+struct Verifier: EngineService {
+    let core: EngineCore
+
     /// Re-reads stored artifacts: the file's sha256 and size against the catalog, the gzip stream, and the
     /// format (an RDB is walked again by the verifier, its key count compared with the recorded one).
     /// - Parameter ids: artifact ids or unique prefixes; empty with `all` means every `ok` artifact.
-    public func verify(ids: [String], all: Bool, source: String? = nil) async throws -> [VerifyResult] {
+    func verify(ids: [String], all: Bool, source: String? = nil) async throws -> [VerifyResult] {
         let catalog = try catalog()
         var artifacts: [ArtifactInfo]
         if all {
             artifacts = try catalog.artifacts(status: .ok).reversed()
         } else {
-            artifacts = try ids.map { try find(artifact: $0, source: source, in: catalog) }
+            artifacts = try ids.map { try core.find(artifact: $0, source: source, in: catalog) }
         }
         artifacts = artifacts.filter { $0.deletedAt == nil }
         var results: [VerifyResult] = []
@@ -27,11 +31,6 @@ extension BackupEngine {
             results.append(result)
         }
         return results
-    }
-
-    static func unknownArtifact(_ id: String) -> BackupFailure {
-        BackupFailure("no artifact with id \"\(id.count > 48 ? id.prefix(40) + "…" : Substring(id))\" in the catalog", exitStatus: .usage,
-                      hint: "list the artifacts with: kaleem-backup list")
     }
 
     /// - Parameter copy: receives every decompressed byte as it is verified (a drill writes them to its scratch
@@ -57,7 +56,7 @@ extension BackupEngine {
             }
         }
         do {
-            let reader = try await artifactReader(artifact)
+            let reader = try await core.artifactReader(artifact)
             let source = GzipChunkSource(reader: reader, copy: copy)
             let detail = try adapter.verifyContents(artifact, source, path: path)
             let digest = reader.storedSHA256
@@ -104,33 +103,4 @@ extension BackupEngine {
             throw IntegrityError(object: path, problem: "the manifest disagrees with the catalog: " + differences.joined(separator: ", "))
         }
     }
-
-    public func list(source: String?, limit: Int?) throws -> [ArtifactInfo] {
-        if let source { _ = try selectSources([source]) }
-        return try catalog().artifacts(source: source, limit: limit)
-    }
-
-    /// An artifact by id, unique prefix, or `latest` (the newest good backup, of `source` when given).
-    public func show(id: String, source: String? = nil) throws -> ArtifactInfo {
-        try find(artifact: id, source: source, in: try catalog())
-    }
-
-    /// `latest` is a name everywhere an id is taken: the newest good (ok, not removed) backup, of `source` when
-    /// given, of any source otherwise.
-    func find(artifact id: String, source: String?, in catalog: Catalog) throws -> ArtifactInfo {
-        if id == "latest" {
-            guard let a = try catalog.artifacts(status: .ok).filter({ $0.deletedAt == nil && (source == nil || $0.source == source) })
-                .max(by: { $0.createdAt < $1.createdAt }) else {
-                throw BackupFailure("no good backup\(source.map { " of source \($0)" } ?? "") in the catalog", exitStatus: .usage,
-                                    hint: "list what there is with: kaleem-backup list")
-            }
-            return a
-        }
-        guard let a = try catalog.artifact(matching: id) else { throw Self.unknownArtifact(id) }
-        if let source, a.source != source {
-            throw BackupFailure("\(a.id) is a backup of \(a.source), not of \(source)", exitStatus: .usage)
-        }
-        return a
-    }
 }
-

@@ -1,6 +1,8 @@
+// The catalog rebuilder: the catalog rebuilt from the manifests (and the off-site copy).
 // catalog rebuild: a lost catalog recreated from the manifests beside every artifact (each one repeats what
 // the catalog knew of its artifact and run), read from the local repository or, on a new host, from the
 // off-site copy.
+
 import ArtifactStore
 import BackupCatalog
 import BackupCore
@@ -17,21 +19,23 @@ public struct CatalogRebuildResult: Sendable {
     public var skipped: [String]
 }
 
-extension BackupEngine {
+struct CatalogRebuilder: EngineService {
+    let core: EngineCore
+
     /// rebuild:
     ///   lock the repository
     ///   --from-offsite: download every manifest of the off-site copy into the local repository
     ///   move an existing catalog aside (`<catalog>.pre-rebuild-<time>`), never delete it
     ///   for each `<source>/<day>/<id>.manifest.json`: its run and its artifact (ok), pre-deploy sets pinned
     ///   again (a rebuilt catalog must not let rotation remove a restore point)
-    public func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {
+    func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "catalog rebuild")
         defer { lock.release() }
         var fetched = 0
         var remoteFiles = Set<String>()
         if fromOffsite {
-            guard let remote = try offsiteRepository() else {
+            guard let remote = try core.offsiteRepository() else {
                 throw BackupFailure("--from-offsite needs repository.offsite in \(policy.origin)", exitStatus: .usage)
             }
             defer { remote.close() }
@@ -65,14 +69,14 @@ extension BackupEngine {
         }
         // The catalog that is there (if any) is kept aside, never deleted.
         var previous: String?
-        if access(catalogPath, F_OK) == 0 {
+        if access(core.catalogPath, F_OK) == 0 {
             var rng = SystemRandomNumberGenerator()
-            let aside = catalogPath + ".pre-rebuild-" + Identifier.make(at: environment.clock(), using: &rng)
-            guard rename(catalogPath, aside) == 0 else { throw FileSystemError("move the old catalog aside to", path: aside) }
-            for suffix in ["-wal", "-shm"] { _ = rename(catalogPath + suffix, aside + suffix) }
+            let aside = core.catalogPath + ".pre-rebuild-" + Identifier.make(at: environment.clock(), using: &rng)
+            guard rename(core.catalogPath, aside) == 0 else { throw FileSystemError("move the old catalog aside to", path: aside) }
+            for suffix in ["-wal", "-shm"] { _ = rename(core.catalogPath + suffix, aside + suffix) }
             previous = aside
         }
-        let catalog = try Catalog(path: catalogPath)
+        let catalog = try Catalog(path: core.catalogPath)
         var runs: [String: RunInfo] = [:]
         for m in manifests {
             var run = m.run
@@ -96,7 +100,7 @@ extension BackupEngine {
             count += 1
         }
         logger.info("catalog rebuilt", metadata: ["runs": "\(runs.count)", "artifacts": "\(count)", "fetched": "\(fetched)"])
-        return CatalogRebuildResult(catalogPath: catalogPath, previousCatalog: previous, runs: runs.count, artifacts: count,
+        return CatalogRebuildResult(catalogPath: core.catalogPath, previousCatalog: previous, runs: runs.count, artifacts: count,
                                     fetched: fetched, skipped: skipped)
     }
 }

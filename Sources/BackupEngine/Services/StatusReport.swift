@@ -1,0 +1,69 @@
+// Status: what the catalog says (list, show, per-source status, last drills) and the metrics textfile.
+
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import Foundation
+import Logging
+import Prometheus
+
+/// What `status` reports for one source.
+public struct SourceStatus: Sendable {
+    public var source: String
+    public var kind: SourceKind
+    public var newestGood: ArtifactInfo?
+    /// Age of the newest good backup: how much would be lost now.
+    public var rpoSeconds: Double?
+    public var lastRunOK: Bool?
+    public var lastDrill: DrillRecord?
+}
+
+struct StatusReport: EngineService {
+    let core: EngineCore
+
+    func list(source: String?, limit: Int?) throws -> [ArtifactInfo] {
+        if let source { _ = try core.selectSources([source]) }
+        return try catalog().artifacts(source: source, limit: limit)
+    }
+
+    /// An artifact by id, unique prefix, or `latest` (the newest good backup, of `source` when given).
+    func show(id: String, source: String? = nil) throws -> ArtifactInfo {
+        try core.find(artifact: id, source: source, in: try catalog())
+    }
+
+    /// The newest drill of an artifact, if it was ever drilled.
+    func lastDrill(of artifactID: String) throws -> DrillRecord? {
+        try catalog().drills(artifactID: artifactID, limit: 1).first
+    }
+
+    /// Per source: the newest good backup and its age (the current RPO), the last drill and its duration (RTO).
+    func status(now: Date? = nil) throws -> [SourceStatus] {
+        let catalog = try catalog()
+        let summaries = Dictionary(uniqueKeysWithValues: try catalog.sourceSummaries().map { ($0.source, $0) })
+        let now = now ?? environment.clock()
+        return try policy.sources.map { source in
+            let newest = try catalog.artifacts(source: source.name, status: .ok, limit: 1).first
+            let drill = try catalog.drills(source: source.name, limit: 1).first
+            let summary = summaries[source.name]
+            return SourceStatus(source: source.name, kind: source.kind, newestGood: newest,
+                                rpoSeconds: newest.map { now.timeIntervalSince($0.createdAt) },
+                                lastRunOK: summary?.lastRunOK, lastDrill: drill)
+        }
+    }
+    /// Writes the metrics textfile when the policy names one. Never fails the command: a problem is logged.
+    @discardableResult
+    func writeMetricsTextfile() -> String? {
+        guard let path = policy.metricsTextfile else { return nil }
+        do {
+            let text = MetricsExport.render(try catalog().sourceSummaries(), deployments: try catalog().deployments())
+            try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
+            try FileIO.writeAtomically(Data(text.utf8), to: path)
+            // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable.
+            chmod(path, 0o644)
+            return text
+        } catch {
+            logger.warning("cannot write the metrics textfile", metadata: ["path": "\(path)", "error": "\(describe(error))"])
+            return nil
+        }
+    }
+}
