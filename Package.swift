@@ -132,7 +132,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], exclude: ["Golden"]),
-        .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore"]),
+        .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "OffsiteStore", "S3Client", "BackupCore", "TestSupport"]),
         .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
         .testTarget(name: "MongoBackupTests", dependencies: ["MongoBackup", "BackupCore", "ArtifactStore", "TestSupport"]),

@@ -17,7 +17,7 @@ RUNS=${RUNS:-3}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/kb-bench-bucket-XXXXXX)"
 moto_pid=""
-trap '[ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "${moto_pid:-}" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 "$root/scripts/install-deps.sh"
 for tool in rclone s3cmd; do

@@ -12,7 +12,7 @@ KEYS=${1:-1000000}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/kb-bench-drill-XXXXXX)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '[ -z "${port:-}" ] || redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 "$root/scripts/install-deps.sh"
 swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
 bin="$root/.build/release/kaleem-backup"

@@ -15,7 +15,7 @@ KEYS=${1:-1000000}
 RUNS=${RUNS:-3}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/kb-bench-ls-XXXXXX)"
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '[ -z "${port:-}" ] || redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 "$root/scripts/install-deps.sh"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }

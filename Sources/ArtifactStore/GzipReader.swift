@@ -144,9 +144,11 @@ public final class GzipReader {
 public struct IntegrityError: UserFacingError, Equatable, IntegrityFailure {
     public var object: String
     public var problem: String
-    public init(object: String, problem: String) {
+    public var showsDamage: Bool
+    public init(object: String, problem: String, showsDamage: Bool = true) {
         self.object = object
         self.problem = problem
+        self.showsDamage = showsDamage
     }
     public var exitStatus: ExitStatus { .integrity }
     public var description: String { "integrity check failed for \(object): \(problem)" }

@@ -27,6 +27,10 @@ struct ArtifactJSON: Encodable {
     /// The off-site copy: null (none configured or not tried), "ok" or "failed".
     var offsite: String?
     var offsite_detail: String?
+    /// The newest verify of this artifact: {"at", "ok", "detail"}, or null (never verified).
+    var last_verify: VerifyJSON?
+
+    struct VerifyJSON: Encodable { var at: String; var ok: Bool; var detail: String }
 
     init(_ a: ArtifactInfo) {
         id = a.id
@@ -49,12 +53,13 @@ struct ArtifactJSON: Encodable {
         stats = a.stats
         offsite = a.offsite?.rawValue
         offsite_detail = a.offsiteDetail
+        last_verify = a.lastVerify.map { VerifyJSON(at: Timestamps.iso8601($0.at), ok: $0.ok, detail: $0.detail) }
     }
 
     // Encode `release` and `detail` as null rather than omitting them: readers can rely on every key.
     enum CodingKeys: String, CodingKey {
         case id, run_id, source, kind, status, path, sha256, bytes_raw, bytes_stored, compression, created_at, tag,
-             release, pinned, pin_reason, deleted_at, detail, stats, last_drill, offsite, offsite_detail
+             release, pinned, pin_reason, deleted_at, detail, stats, last_drill, offsite, offsite_detail, last_verify
     }
 
     func encode(to encoder: Encoder) throws {
@@ -80,6 +85,7 @@ struct ArtifactJSON: Encodable {
         if let last_drill { try c.encode(last_drill, forKey: .last_drill) }
         try c.encode(offsite, forKey: .offsite)
         try c.encode(offsite_detail, forKey: .offsite_detail)
+        try c.encode(last_verify, forKey: .last_verify)
     }
 }
 

@@ -31,6 +31,7 @@ struct ShowCommand: AsyncParsableCommand {
             ("path", engine.repository.absolute(a.path)),
             ("size", "\(Output.bytes(a.bytesRaw)) raw, \(Output.bytes(a.bytesStored)) stored (\(a.compression))"),
             ("sha256", a.sha256.isEmpty ? "-" : a.sha256),
+            ("last verify", a.lastVerify.map { "\($0.ok ? "ok" : "FAILED") on \(Timestamps.iso8601($0.at)): \($0.detail)" } ?? "never"),
             ("last drill", drill.map { "\($0.result.rawValue) on \(Timestamps.iso8601($0.startedAt)) in \(String(format: "%.2f", $0.durationSeconds)) s: \($0.detail)" } ?? "never"),
         ] + (a.detail.map { [("detail", $0)] } ?? []) + a.stats.keys.sorted().map { ("stats.\($0)", a.stats[$0]!.description) }
         let width = rows.map(\.0.count).max() ?? 0

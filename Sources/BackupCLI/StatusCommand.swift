@@ -16,13 +16,15 @@ struct StatusCommand: AsyncParsableCommand {
             try Output.json(rows.map(StatusJSON.init))
             return
         }
-        var table = [["SOURCE", "NEWEST GOOD", "AGE (RPO)", "LAST RUN", "LAST DRILL", "DRILL TIME (RTO)"]]
+        var table = [["SOURCE", "NEWEST GOOD", "AGE (RPO)", "LAST RUN", "LAST DRILL", "DRILL TIME (RTO)", "LAST VERIFY", "CORRUPT"]]
         for r in rows {
             table.append([r.source, r.newestGood?.id ?? "none",
                           r.rpoSeconds.map(Self.age) ?? "-",
                           r.lastRunOK.map { $0 ? "ok" : "FAILED" } ?? "-",
                           r.lastDrill.map { "\($0.result.rawValue) \(Timestamps.iso8601($0.startedAt).prefix(10))" } ?? "never",
-                          r.lastDrill.map { $0.result == .archiveOnly ? "archive verified (no RTO)" : String(format: "%.1f s", $0.durationSeconds) } ?? "-"])
+                          r.lastDrill.map { $0.result == .archiveOnly ? "archive verified (no RTO)" : String(format: "%.1f s", $0.durationSeconds) } ?? "-",
+                          r.lastVerify.map { "\(r.lastVerifyOK == true ? "ok" : "FAILED") \(Timestamps.iso8601($0).prefix(10))" } ?? "never",
+                          r.corrupt == 0 ? "-" : "\(r.corrupt) CORRUPT"])
         }
         Output.table(table)
     }
@@ -45,6 +47,9 @@ struct StatusJSON: Encodable {
     var rpo_seconds: Double?
     var last_run_ok: Bool?
     var last_drill: Drill?
+    var last_verify_at: String?
+    var last_verify_ok: Bool?
+    var corrupt: Int
 
     init(_ s: SourceStatus) {
         source = s.source
@@ -56,9 +61,12 @@ struct StatusJSON: Encodable {
         last_drill = s.lastDrill.map { Drill(id: $0.id, artifact: $0.artifactID, result: $0.result.rawValue,
                                              duration_seconds: $0.durationSeconds, started_at: Timestamps.iso8601($0.startedAt),
                                              rto_seconds: $0.result == .archiveOnly ? nil : $0.durationSeconds) }
+        last_verify_at = s.lastVerify.map(Timestamps.iso8601)
+        last_verify_ok = s.lastVerifyOK
+        corrupt = s.corrupt
     }
 
-    enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill }
+    enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill, last_verify_at, last_verify_ok, corrupt }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -69,5 +77,8 @@ struct StatusJSON: Encodable {
         try c.encode(rpo_seconds, forKey: .rpo_seconds)
         try c.encode(last_run_ok, forKey: .last_run_ok)
         try c.encode(last_drill, forKey: .last_drill)
+        try c.encode(last_verify_at, forKey: .last_verify_at)
+        try c.encode(last_verify_ok, forKey: .last_verify_ok)
+        try c.encode(corrupt, forKey: .corrupt)
     }
 }

@@ -40,7 +40,9 @@ struct VerifyCommand: AsyncParsableCommand {
         } else if results.isEmpty {
             print("nothing to verify")
         } else {
-            for r in results { print("\(r.ok ? "ok    " : "FAILED") \(r.id)  \(r.detail)") }
+            for r in results {
+                print("\(r.ok ? "ok    " : "FAILED") \(r.id)  \(r.detail)" + (r.status == .corrupt ? "  [marked corrupt: no longer a good backup, kept until removed by hand]" : ""))
+            }
         }
         if results.contains(where: { !$0.ok }) { throw CommandExit(status: .integrity) }
     }

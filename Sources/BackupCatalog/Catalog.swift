@@ -132,7 +132,69 @@ public final class Catalog: Sendable {
                 t.column("started_at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v5-verify") { db in
+            // `corrupt` joins the artifact states: SQLite cannot change a CHECK in place, so the table is rebuilt
+            // (the documented 12-step way: new table, copy, drop, rename, indexes; foreign keys are checked when
+            // the migration commits). Then the newest verify of each artifact.
+            try db.create(table: "artifacts_v5") { t in
+                t.column("id", .text).primaryKey()
+                t.column("run_id", .text).notNull().references("runs", onDelete: .restrict)
+                t.column("source", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("bytes_raw", .integer).notNull().defaults(to: 0)
+                t.column("bytes_stored", .integer).notNull().defaults(to: 0)
+                t.column("sha256", .text).notNull().defaults(to: "")
+                t.column("compression", .text).notNull()
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('running', 'ok', 'failed', 'corrupt')")
+                t.column("created_at", .datetime).notNull()
+                t.column("pinned", .boolean).notNull().defaults(to: false)
+                t.column("pin_reason", .text)
+                t.column("deleted_at", .datetime)
+                t.column("stats", .text).notNull().defaults(to: "{}")
+                t.column("detail", .text)
+            }
+            try db.execute(sql: """
+                INSERT INTO artifacts_v5 (id, run_id, source, kind, path, bytes_raw, bytes_stored, sha256, compression, status,
+                                          created_at, pinned, pin_reason, deleted_at, stats, detail)
+                SELECT id, run_id, source, kind, path, bytes_raw, bytes_stored, sha256, compression, status,
+                       created_at, pinned, pin_reason, deleted_at, stats, detail FROM artifacts
+                """)
+            try db.drop(table: "artifacts")
+            try db.rename(table: "artifacts_v5", to: "artifacts")
+            try db.create(index: "artifacts_by_source_time", on: "artifacts", columns: ["source", "created_at"])
+            try db.create(index: "artifacts_by_time", on: "artifacts", columns: ["created_at"])
+            try db.create(index: "artifacts_by_run", on: "artifacts", columns: ["run_id"])
+            try db.create(table: "verifications") { t in
+                t.column("artifact_id", .text).primaryKey().references("artifacts", onDelete: .cascade)
+                t.column("verified_at", .datetime).notNull()
+                t.column("ok", .boolean).notNull()
+                t.column("detail", .text).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Verifications
+
+    /// Records the newest verify of an artifact. A failure that shows damage (`damaged`: bytes changed, the
+    /// format does not walk, the file is gone) marks a good artifact `corrupt`; a pass makes a corrupt one `ok`
+    /// again. Both in one transaction. Returns the artifact's status afterwards.
+    @discardableResult
+    public func recordVerification(id: String, ok: Bool, damaged: Bool, detail: String, at date: Date) throws -> ArtifactStatus? {
+        try write("record the verify of \(id)") { db in
+            try db.execute(sql: """
+                INSERT INTO verifications (artifact_id, verified_at, ok, detail) VALUES (?, ?, ?, ?)
+                ON CONFLICT(artifact_id) DO UPDATE SET verified_at = excluded.verified_at, ok = excluded.ok, detail = excluded.detail
+                """, arguments: [id, date, ok, detail])
+            if ok {
+                try db.execute(sql: "UPDATE artifacts SET status = 'ok' WHERE id = ? AND status = 'corrupt'", arguments: [id])
+            } else if damaged {
+                try db.execute(sql: "UPDATE artifacts SET status = 'corrupt' WHERE id = ? AND status = 'ok'", arguments: [id])
+            }
+            return try String.fetchOne(db, sql: "SELECT status FROM artifacts WHERE id = ?", arguments: [id]).flatMap(ArtifactStatus.init(rawValue:))
+        }
     }
 
     // MARK: Removals (rotation)
@@ -314,7 +376,8 @@ public final class Catalog: Sendable {
                 }
                 if let row = try Row.fetchOne(db, sql: "SELECT created_at, status, bytes_stored, json_extract(stats, '$.duration_seconds') FROM artifacts WHERE source = ? AND status != 'running' ORDER BY created_at DESC LIMIT 1", arguments: [source]) {
                     s.lastRun = row[0]
-                    s.lastRunOK = (row[1] as String) == "ok"
+                    // A backup later found corrupt was a run that succeeded: that is BackupCorrupt's to say.
+                    s.lastRunOK = ["ok", "corrupt"].contains(row[1] as String)
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM artifacts WHERE source = ? GROUP BY status", arguments: [source]) {
                     s.runsByStatus[row[0]] = row[1]
@@ -330,6 +393,11 @@ public final class Catalog: Sendable {
                     s.lastDrillSuccessDuration = row[1]
                 }
                 s.offsiteFailed = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM artifacts a JOIN offsite o ON o.artifact_id = a.id WHERE a.source = ? AND a.status = 'ok' AND a.deleted_at IS NULL AND o.status = 'failed'", arguments: [source]) ?? 0
+                if let row = try Row.fetchOne(db, sql: "SELECT v.verified_at, v.ok FROM verifications v JOIN artifacts a ON a.id = v.artifact_id WHERE a.source = ? ORDER BY v.verified_at DESC LIMIT 1", arguments: [source]) {
+                    s.lastVerify = row[0]
+                    s.lastVerifyOK = row[1]
+                }
+                s.corrupt = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM artifacts WHERE source = ? AND status = 'corrupt' AND deleted_at IS NULL", arguments: [source]) ?? 0
                 return s
             }
         }
@@ -505,6 +573,11 @@ public struct SourceSummary: Sendable, Equatable {
     public var lastDrillSuccessDuration: Double?
     /// Good artifacts (not removed) whose off-site copy failed.
     public var offsiteFailed = 0
+    /// The newest `verify` of any artifact of the source, and whether it passed.
+    public var lastVerify: Date?
+    public var lastVerifyOK: Bool?
+    /// Artifacts (not removed) that a verify found damaged.
+    public var corrupt = 0
 
     public init(source: String) { self.source = source }
 }

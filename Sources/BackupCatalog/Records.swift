@@ -39,8 +39,10 @@ struct RunRecord: Codable, FetchableRecord, PersistableRecord {
 struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "artifacts"
     static let selectWithRun = """
-        SELECT a.*, r.tag AS tag, r.release AS release, o.status AS offsite_status, o.detail AS offsite_detail
+        SELECT a.*, r.tag AS tag, r.release AS release, o.status AS offsite_status, o.detail AS offsite_detail,
+               v.verified_at AS verified_at, v.ok AS verify_ok, v.detail AS verify_detail
         FROM artifacts a JOIN runs r ON r.id = a.run_id LEFT JOIN offsite o ON o.artifact_id = a.id
+        LEFT JOIN verifications v ON v.artifact_id = a.id
         """
 
     var id: String
@@ -63,11 +65,17 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
     var release: String?
     var offsiteStatus: String?
     var offsiteDetail: String?
+    var verifiedAt: Date?
+    var verifyOK: Bool?
+    var verifyDetail: String?
 
     enum CodingKeys: String, CodingKey {
         case id, source, kind, path, sha256, compression, status, pinned, stats, detail, tag, release
         case offsiteStatus = "offsite_status"
         case offsiteDetail = "offsite_detail"
+        case verifiedAt = "verified_at"
+        case verifyOK = "verify_ok"
+        case verifyDetail = "verify_detail"
         case runID = "run_id"
         case bytesRaw = "bytes_raw"
         case bytesStored = "bytes_stored"
@@ -132,6 +140,7 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
         // run retries, and says what it found.
         a.offsite = offsiteStatus.map { OffsiteState(rawValue: $0) ?? .failed }
         a.offsiteDetail = offsiteStatus.flatMap { OffsiteState(rawValue: $0) == nil ? "unknown off-site state \(String(reflecting: $0)) in the catalog" : nil } ?? offsiteDetail
+        if let verifiedAt, let verifyOK { a.lastVerify = VerifyRecord(at: verifiedAt, ok: verifyOK, detail: verifyDetail ?? "") }
         return a
     }
 }

@@ -77,7 +77,15 @@ public enum FailureKind: String, Sendable, Codable {
 
 /// An error that means "the data does not check out" (exit 4 when nothing else succeeded). Verifier errors
 /// of every format conform; the engine classifies a failure by this type, never by its text.
-public protocol IntegrityFailure: Error {}
+public protocol IntegrityFailure: Error {
+    /// Whether the failure shows the stored bytes damaged (true for nearly all), as opposed to a backup that
+    /// cannot be checked here (no identity of this host decrypts it). Only damage marks a backup `corrupt`.
+    var showsDamage: Bool { get }
+}
+
+extension IntegrityFailure {
+    public var showsDamage: Bool { true }
+}
 
 /// Why a run was started.
 /// Why a run happened: any label `[a-z0-9][a-z0-9._-]*` (at most 64 characters). Three have a meaning:
@@ -123,6 +131,18 @@ public struct RunTag: RawRepresentable, Hashable, Sendable, Codable, CustomStrin
     public var description: String { rawValue }
 }
 
+/// The newest `verify` of one artifact, as the catalog keeps it.
+public struct VerifyRecord: Sendable, Equatable {
+    public var at: Date
+    public var ok: Bool
+    public var detail: String
+    public init(at: Date, ok: Bool, detail: String) {
+        self.at = at
+        self.ok = ok
+        self.detail = detail
+    }
+}
+
 /// Life of a run: `running` until it ends; `partial` when some sources succeeded and others failed.
 public enum RunStatus: String, Sendable, Codable {
     case running
@@ -132,11 +152,14 @@ public enum RunStatus: String, Sendable, Codable {
 }
 
 /// Life of an artifact. Only `ok` artifacts count as backups; `running` rows found at start-up belong to a
-/// crashed run and are marked `failed`.
+/// crashed run and are marked `failed`. `corrupt`: a good backup that a later `verify` found damaged or missing;
+/// it is never chosen as the newest good backup and never removed automatically (someone should look at it),
+/// and a `verify` that passes makes it `ok` again.
 public enum ArtifactStatus: String, Sendable, Codable {
     case running
     case ok
     case failed
+    case corrupt
 }
 
 /// A JSON value, for source statistics recorded beside an artifact (key counts, versions, ...).
@@ -254,6 +277,8 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
     /// Kept in the catalog only, not in the manifest.
     public var offsite: OffsiteState? = nil
     public var offsiteDetail: String? = nil
+    /// The newest `verify` of this artifact (nil: never verified since it was taken).
+    public var lastVerify: VerifyRecord? = nil
 
     /// Field names of the manifest format (snake_case, stable).
     enum CodingKeys: String, CodingKey {

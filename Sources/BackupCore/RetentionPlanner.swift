@@ -55,7 +55,9 @@ public struct RetentionPlan: Sendable, Equatable {
 ///    the window ending at `now`.
 /// 6. `pre-deploy RELEASE`: the newest good pre-deploy artifact of each of the last `preDeploy` releases.
 /// 7. Artifacts that are not good are removed once older than `failedGraceHours`; until then they are kept
-///    (`failed, kept for 48h`); `running` ones are kept (`in progress`).
+///    (`failed, kept for 48h`); `running` ones are kept (`in progress`); `corrupt` ones are never removed here
+///    (`corrupt: never removed automatically`): they are evidence, and an operator removes them by hand. They
+///    are not good either: they count for no rule above.
 public enum RetentionPlanner {
     public static func plan(_ artifacts: [RetentionCandidate], policy: RetentionPolicy, now: Date) -> RetentionPlan {
         var calendar = Calendar(identifier: .gregorian)
@@ -122,6 +124,7 @@ public enum RetentionPlanner {
         let grace = TimeInterval(policy.failedGraceHours) * 3600
         for a in sorted where a.status != .ok {
             if a.status == .running { add(a.id, "in progress") }
+            else if a.status == .corrupt { add(a.id, "corrupt: never removed automatically") }
             else if now.timeIntervalSince(a.createdAt) < grace { add(a.id, "failed, kept for \(policy.failedGraceHours)h") }
         }
 

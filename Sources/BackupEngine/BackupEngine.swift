@@ -44,6 +44,25 @@ public struct VerifyResult: Sendable, Equatable, Codable {
     public var id: String
     public var ok: Bool
     public var detail: String
+    /// The artifact's status after this verify (local `verify` only): `corrupt` when it showed damage.
+    public var status: ArtifactStatus?
+    /// The failure shows damage (bytes changed, the format does not walk, the file is gone), as opposed to a
+    /// verify that could not run (a missing key, an unknown kind). Not part of the JSON.
+    var damaged = false
+
+    public init(id: String, ok: Bool, detail: String, status: ArtifactStatus? = nil) {
+        self.id = id
+        self.ok = ok
+        self.detail = detail
+        self.status = status
+    }
+
+    init(id: String, damagedBecause detail: String) {
+        self.init(id: id, ok: false, detail: detail)
+        damaged = true
+    }
+
+    enum CodingKeys: String, CodingKey { case id, ok, detail, status }
 }
 
 /// Everything the engine needs from the outside world, passed in so tests can drive it.

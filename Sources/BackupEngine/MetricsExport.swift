@@ -65,9 +65,19 @@ public enum MetricsExport {
             if let b = s.lastSuccessBytes {
                 gauge("last_size", "bytes", "Stored size of the newest good backup", s.source).set(Double(b))
             }
+            // A backup later found corrupt was still taken: it counts as ok here (a counter never goes down).
+            let taken = ["ok": (s.runsByStatus["ok"] ?? 0) + (s.runsByStatus["corrupt"] ?? 0), "failed": s.runsByStatus["failed"] ?? 0]
             for status in ["ok", "failed"] {
                 registry.makeCounter(descriptor: descriptor("runs", "total", "Backups taken, by outcome"),
-                                     labels: [("source", s.source), ("status", status)]).increment(by: Int64(s.runsByStatus[status] ?? 0))
+                                     labels: [("source", s.source), ("status", status)]).increment(by: Int64(taken[status] ?? 0))
+            }
+            registry.makeGauge(descriptor: descriptor("corrupt", "artifacts", "Backups a verify found damaged or missing (never counted as good, never removed automatically)"),
+                               labels: [("source", s.source)]).set(Double(s.corrupt))
+            // 0 when no backup of the source was ever verified: BackupVerifyTooOld then fires for it.
+            gauge("last_verify_timestamp", "seconds", "Unix time of the newest verify of a backup of the source (0: never verified)", s.source)
+                .set(s.lastVerify?.timeIntervalSince1970 ?? 0)
+            if let ok = s.lastVerifyOK {
+                gauge("last_verify", "success", "1 when the newest verify of a backup of the source passed, else 0", s.source).set(ok ? 1.0 : 0.0)
             }
             registry.makeCounter(descriptor: descriptor("rotation_removed", "total", "Backups removed by rotation"),
                                  labels: [("source", s.source)]).increment(by: Int64(s.removedByRotation))

@@ -1,4 +1,5 @@
-import BackupCatalog
+@testable import BackupCatalog
+import GRDB
 import BackupCore
 import Foundation
 import Testing
@@ -110,5 +111,51 @@ struct CatalogTests {
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+
+    /// A catalog written before `corrupt` existed (migrations up to v4) is rebuilt in place by v5: every run,
+    /// artifact, drill, restore, off-site state and pending removal survives with its links, and `corrupt` is
+    /// then accepted.
+    @Test func aV4CatalogUpgradesKeepingEveryRowAndLink() throws {
+        let path = NSTemporaryDirectory() + "kb-v4-\(UUID().uuidString).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        let old = try DatabaseQueue(path: path, configuration: config)
+        try Catalog.migrator.migrate(old, upTo: "v4-removals")
+        try old.write { db in
+            try db.execute(sql: "INSERT INTO runs (id, tag, release, started_at, finished_at, status, host) VALUES ('r1', 'pre-deploy', 'api:1', ?, ?, 'ok', 'h')", arguments: [t0, t0])
+            for (id, status) in [("a1", "ok"), ("a2", "failed"), ("a3", "ok")] {
+                try db.execute(sql: """
+                    INSERT INTO artifacts (id, run_id, source, kind, path, bytes_raw, bytes_stored, sha256, compression, status, created_at, pinned, pin_reason, stats, detail)
+                    VALUES (?, 'r1', 'redis', 'redis', ?, 100, 40, 'aa', 'gzip', ?, ?, ?, ?, '{"keys":5}', NULL)
+                    """, arguments: [id, "redis/d/\(id).rdb.gz", status, t0, id == "a1", id == "a1" ? "release api:1" : nil])
+            }
+            try db.execute(sql: "INSERT INTO drills (id, artifact_id, source, started_at, duration_seconds, result, detail, host) VALUES ('d1', 'a1', 'redis', ?, 1.5, 'passed', 'ok', 'h')", arguments: [t0])
+            try db.execute(sql: "INSERT INTO restores (id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail) VALUES ('x1', 'a1', 'redis', ?, 2, 'online', 't', 'ok', 'u', 'h', '')", arguments: [t0])
+            try db.execute(sql: "INSERT INTO offsite (artifact_id, status, detail, updated_at) VALUES ('a1', 'ok', NULL, ?)", arguments: [t0])
+            try db.execute(sql: "UPDATE artifacts SET deleted_at = ? WHERE id = 'a3'", arguments: [t0])
+            try db.execute(sql: "INSERT INTO removals (artifact_id, started_at) VALUES ('a3', ?)", arguments: [t0])
+        }
+        try old.close()
+
+        let c = try Catalog(path: path)
+        let a1 = try #require(try c.artifact(matching: "a1"))
+        #expect(a1.status == .ok && a1.pinned && a1.pinReason == "release api:1" && a1.release == "api:1" && a1.stats["keys"] == .int(5))
+        #expect(a1.offsite == .ok && a1.lastVerify == nil)
+        #expect(try c.artifact(matching: "a2")?.status == .failed)
+        #expect(try c.drills(artifactID: "a1").map(\.id) == ["d1"])
+        #expect(try c.restores(source: "redis").map(\.id) == ["x1"])
+        #expect(try c.pendingRemovals().map(\.id) == ["a3"])
+        #expect(try c.artifacts(includeDeleted: true).count == 3)
+        // The new state and the verify record.
+        #expect(try c.recordVerification(id: "a1", ok: false, damaged: true, detail: "sha256 differs", at: t0) == .corrupt)
+        #expect(try c.artifact(matching: "a1")?.lastVerify == VerifyRecord(at: t0, ok: false, detail: "sha256 differs"))
+        #expect(try c.recordVerification(id: "a2", ok: false, damaged: true, detail: "x", at: t0) == .failed, "a failed backup stays failed")
+        #expect(try c.recordVerification(id: "a1", ok: true, damaged: false, detail: "ok", at: t0) == .ok)
+        // Foreign keys still hold after the table was rebuilt.
+        let check = try DatabaseQueue(path: path)
+        let broken = try check.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        #expect(broken.isEmpty)
     }
 }

@@ -123,19 +123,24 @@ struct BucketBadInputTests {
         let blobFiles = filesUnder(dir.file("repo/minio/blobs")).map { ($0 as NSString).lastPathComponent }
         #expect(Set(blobFiles) == snapshot.blobDigests)
 
-        // A blob altered on disk: verify, drill and restore all fail with exit 4 and say which.
+        // A blob altered on disk: drill, restore and verify all fail with exit 4 and say which.
         let victim = snapshot.buckets.first { $0.name == "media" }!.objects.first { $0.key == "o/5" }!
         let blobPath = dir.file("repo/minio/blobs/\(victim.sha256.prefix(2))/\(victim.sha256)")
         try Data("tampered".utf8).write(to: URL(fileURLWithPath: blobPath))
-        let verify = try runCLI(["verify", id2, "--policy", policy])
-        #expect(verify.status == 4)
-        #expect((verify.stdout + verify.stderr).contains(victim.sha256))
         let badDrill = try runCLI(["drill", "--policy", policy, "--source", "minio", "--json"])
         #expect(badDrill.status == 4, "\(badDrill.stdout) \(badDrill.stderr)")
         #expect(try array(badDrill.stdout).first?["result"] as? String == "failed")
         let restore = try runCLI(["restore", "minio", "--policy", policy, "--latest", "--bucket", "media", "--to-bucket", "media-copy", "--yes"])
         #expect(restore.status == 4)
         #expect(restore.stderr.contains(victim.sha256))
+        let verify = try runCLI(["verify", id2, "--policy", policy])
+        #expect(verify.status == 4)
+        #expect((verify.stdout + verify.stderr).contains(victim.sha256))
+        // verify marked it corrupt (#18): from now on it is not chosen at all, and the refusal says why (exit 4).
+        let refused = try runCLI(["restore", "minio", "--policy", policy, "--latest", "--bucket", "media", "--to-bucket", "media-copy", "--yes"])
+        #expect(refused.status == 4 && refused.stderr.contains("marked corrupt") && refused.stderr.contains(id2), "\(refused.stderr)")
+        let refusedDrill = try runCLI(["drill", "--policy", policy, "--source", "minio"])
+        #expect(refusedDrill.status == 4 && refusedDrill.stderr.contains("marked corrupt"), "\(refusedDrill.stderr)")
         #expect(try await client.bucketExists("media-copy") == false)
     }
 }

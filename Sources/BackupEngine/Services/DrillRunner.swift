@@ -46,7 +46,7 @@ struct DrillRunner: EngineService {
                     }
                 case .random:
                     let good = try catalog.artifacts(source: source.name, status: .ok)
-                    guard let pick = good.randomElement() else { throw BackupFailure("source \"\(source.name)\" has no good backup to drill") }
+                    guard let pick = good.randomElement() else { throw try core.noGoodBackup(source: source.name, "to drill") }
                     artifact = pick
                 }
             } catch {

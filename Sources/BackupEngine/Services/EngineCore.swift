@@ -174,6 +174,19 @@ extension EngineCore {
         return (try await local.fetchIfMissing(relative, sha256: sha256, from: remote))
     }
 
+    /// "No good backup": exit 1, or exit 4 naming them when the source's only backups are corrupt (a verify
+    /// found them damaged), which is what the person at the console must learn first.
+    func noGoodBackup(source: String, _ what: String) throws -> BackupFailure {
+        let corrupt = try catalog().artifacts(source: source, status: .corrupt)
+        if !corrupt.isEmpty {
+            return BackupFailure("source \"\(source)\" has no good backup \(what): \(corrupt.count) backup(s) failed verification and are marked corrupt (\(corrupt.prefix(3).map(\.id).joined(separator: ", "))\(corrupt.count > 3 ? ", …" : ""))",
+                                 exitStatus: .integrity,
+                                 hint: "kaleem-backup show ID says what failed; copy the file back from the off-site copy and verify it again, or take a new backup: kaleem-backup backup --source \(source)")
+        }
+        return BackupFailure("source \"\(source)\" has no good backup \(what)", exitStatus: .failed,
+                             hint: "see what exists: kaleem-backup list --source \(source); take one: kaleem-backup backup --source \(source)")
+    }
+
     func selectArtifact(source: String, _ backup: BackupSelector) throws -> ArtifactInfo {
         switch backup {
         case .id(let id):
@@ -188,14 +201,12 @@ extension EngineCore {
             return a
         case .before(let date):
             guard let a = try catalog().artifacts(source: source, status: .ok).first(where: { $0.createdAt < date }) else {
-                throw BackupFailure("source \"\(source)\" has no good backup taken before \(Timestamps.iso8601(date))", exitStatus: .failed,
-                                    hint: "see what exists: kaleem-backup list --source \(source)")
+                throw try noGoodBackup(source: source, "taken before \(Timestamps.iso8601(date))")
             }
             return a
         case .latest:
             guard let a = try catalog().artifacts(source: source, status: .ok, limit: 1).first else {
-                throw BackupFailure("source \"\(source)\" has no good backup to restore", exitStatus: .failed,
-                                    hint: "take one: kaleem-backup backup --source \(source)")
+                throw try noGoodBackup(source: source, "to restore")
             }
             return a
         }

@@ -16,6 +16,10 @@ public struct SourceStatus: Sendable {
     public var rpoSeconds: Double?
     public var lastRunOK: Bool?
     public var lastDrill: DrillRecord?
+    /// The newest verify of a backup of the source, whether it passed, and how many backups are corrupt.
+    public var lastVerify: Date?
+    public var lastVerifyOK: Bool?
+    public var corrupt = 0
 }
 
 struct StatusReport: EngineService {
@@ -47,7 +51,8 @@ struct StatusReport: EngineService {
             let summary = summaries[source.name]
             return SourceStatus(source: source.name, kind: source.kind, newestGood: newest,
                                 rpoSeconds: newest.map { now.timeIntervalSince($0.createdAt) },
-                                lastRunOK: summary?.lastRunOK, lastDrill: drill)
+                                lastRunOK: summary?.lastRunOK, lastDrill: drill,
+                                lastVerify: summary?.lastVerify, lastVerifyOK: summary?.lastVerifyOK, corrupt: summary?.corrupt ?? 0)
         }
     }
     /// Writes the metrics textfile when the policy names one. Never fails the command: a problem is logged.

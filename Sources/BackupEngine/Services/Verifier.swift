@@ -9,34 +9,50 @@ struct Verifier: EngineService {
     let core: EngineCore
 
     /// Re-reads stored artifacts: the file's sha256 and size against the catalog, the gzip stream, and the
-    /// format (an RDB is walked again by the verifier, its key count compared with the recorded one).
-    /// - Parameter ids: artifact ids or unique prefixes; empty with `all` means every `ok` artifact.
+    /// format (an RDB is walked again by the verifier, its key count compared with the recorded one). Each
+    /// result is recorded in the catalog: a failure that shows damage marks the artifact `corrupt` (never the
+    /// newest good backup, never removed automatically), a pass makes a corrupt one `ok` again.
+    /// - Parameter ids: artifact ids or unique prefixes; empty with `all` means every good or corrupt artifact.
     func verify(ids: [String], all: Bool, source: String? = nil) async throws -> [VerifyResult] {
         let catalog = try catalog()
         var artifacts: [ArtifactInfo]
         if all {
-            artifacts = try catalog.artifacts(status: .ok).reversed()
+            artifacts = try (catalog.artifacts(status: .ok) + catalog.artifacts(status: .corrupt))
+                .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         } else {
             artifacts = try ids.map { try core.find(artifact: $0, source: source, in: catalog) }
         }
         artifacts = artifacts.filter { $0.deletedAt == nil }
         var results: [VerifyResult] = []
         for artifact in artifacts {
-            let result = await verifyOne(artifact)
+            var result = await verifyOne(artifact)
             // Removed by a rotation while we were verifying: not a failure, and no longer a backup to check.
             if !result.ok, let now = try? catalog.artifact(matching: artifact.id), now.deletedAt != nil {
                 logger.info("skipped: removed by rotation during verify", metadata: ["artifact": "\(artifact.id)"])
                 continue
             }
+            if artifact.status == .ok || artifact.status == .corrupt {
+                do {
+                    result.status = try catalog.recordVerification(id: artifact.id, ok: result.ok, damaged: result.damaged,
+                                                                   detail: result.detail, at: environment.clock())
+                    if result.status == .corrupt, artifact.status == .ok {
+                        logger.error("backup marked corrupt: it is no longer counted as a good backup and is never removed automatically",
+                                     metadata: ["artifact": "\(artifact.id)", "source": "\(artifact.source)", "detail": "\(result.detail)"])
+                    }
+                } catch {
+                    logger.warning("the verify result could not be recorded", metadata: ["artifact": "\(artifact.id)", "error": "\(describe(error))"])
+                }
+            }
             results.append(result)
         }
+        if !results.isEmpty { core.statusReport.writeMetricsTextfile() }
         return results
     }
 
     /// - Parameter copy: receives every decompressed byte as it is verified (a drill writes them to its scratch
     ///   file, so one pass both checks and restores).
     func verifyOne(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)? = nil) async -> VerifyResult {
-        guard artifact.status == .ok else {
+        guard artifact.status == .ok || artifact.status == .corrupt else {
             return VerifyResult(id: artifact.id, ok: false, detail: "artifact is \(artifact.status.rawValue), not a good backup: \(artifact.detail ?? "no detail")")
         }
         let path = repository.absolute(artifact.path)
@@ -51,6 +67,8 @@ struct Verifier: EngineService {
                 let detail = try await adapter.verifySnapshot(artifact, context: context)
                 try checkManifest(artifact)
                 return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
+            } catch let error as IntegrityFailure where error.showsDamage {
+                return VerifyResult(id: artifact.id, damagedBecause: describe(error))
             } catch {
                 return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
             }
@@ -69,13 +87,14 @@ struct Verifier: EngineService {
             try checkManifest(artifact)
             return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
         } catch let error as FileSystemError where error.code == ENOENT {
-            return VerifyResult(id: artifact.id, ok: false, detail: "stored file \(path) is missing")
+            return VerifyResult(id: artifact.id, damagedBecause: "stored file \(path) is missing")
         } catch {
             // Say first whether the bytes changed since the backup: that is what an operator acts on.
             if let digest = try? sha256OfFile(path), digest != artifact.sha256 {
-                return VerifyResult(id: artifact.id, ok: false,
-                                    detail: "sha256 of \(path) is \(digest), the catalog recorded \(artifact.sha256): the file changed after the backup (\(describe(error)))")
+                return VerifyResult(id: artifact.id,
+                                    damagedBecause: "sha256 of \(path) is \(digest), the catalog recorded \(artifact.sha256): the file changed after the backup (\(describe(error)))")
             }
+            if let failure = error as? IntegrityFailure, failure.showsDamage { return VerifyResult(id: artifact.id, damagedBecause: describe(error)) }
             return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
         }
     }
