@@ -51,12 +51,16 @@ public final class ArtifactWriter {
     public var deadline: Date?
     public var deadlineError: Error = BackupFailure("the deadline passed")
 
+    /// Told the size of every write (progress on a terminal).
+    public var onWrite: (@Sendable (Int) -> Void)?
+
     public var partialPath: String { file.partialPath }
     public var bytesRaw: Int64 { raw }
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
         if let deadline, Date() > deadline { throw deadlineError }
         raw += Int64(buffer.count)
+        onWrite?(buffer.count)
         try gzip.write(buffer)
     }
 

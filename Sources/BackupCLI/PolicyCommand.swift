@@ -14,36 +14,52 @@ struct PolicyCommand: AsyncParsableCommand {
 struct PolicyCheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate a policy (syntax, keys, ${VAR} expansion) without running anything. Exit 2 when it is not valid."
+        abstract: "Validate a policy and say every problem at once; with --connect, try everything a backup would touch. Exit 2 when anything fails.",
+        discussion: """
+        Without --connect: syntax and keys, every unset ${VAR}, secret files readable, what each kind refuses \
+        (secrets a files source would store in clear), the age identity matching a recipient. With --connect: \
+        the repository and metrics directory writable, each source reached and authorized as a backup connects \
+        (Redis AUTH and SYNC, S3 ListBucket and GetObject per bucket, a MongoDB ping through mongosh, Qdrant \
+        GET /collections), the tools (mongodump, mongorestore, docker wrappers, redis-server for drills), the \
+        off-site bucket writable (a probe put and deleted), the webhook answering (a GET; no event is sent).
+        """
     )
 
     @OptionGroup var options: GlobalOptions
 
+    @Flag(help: "Also connect: sources, tools, repository, off-site bucket, webhook (reads only, except probe files).")
+    var connect = false
+
     func run() async throws {
-        let policy = try options.loadPolicy()
-        // Every secret file the policy names must be readable now, not at 3 a.m.
-        var unreadable: [String] = []
-        for source in policy.sources {
-            for (key, path) in source.settings.secretFiles where !FileManager.default.isReadableFile(atPath: path) {
-                unreadable.append("sources.\(source.name).\(key): \(path) is missing or not readable by this user")
-            }
+        let policy: Policy
+        do {
+            policy = try options.loadPolicy()
+        } catch {
+            // Every unset variable, not only the first the parser met.
+            let missing = PolicyLoader.missingVariables(path: options.policy, environment: ProcessInfo.processInfo.environment)
+            var checks = [PreflightCheck(check: "policy", ok: false, detail: "\(error)")]
+            checks += missing.map { PreflightCheck(check: "policy variables", ok: false, detail: $0) }
+            if options.json { try Output.json(PreflightJSON(ok: false, valid: false, summary: nil, checks: checks)) }
+            guard missing.count > 1 else { throw error }
+            throw BackupFailure("\(error)\n  and: " + missing.joined(separator: "; "), exitStatus: .usage,
+                                hint: "export the variables (or write ${VAR:-default} in the policy), then run policy check again")
         }
-        if let offsite = policy.repository.offsite, let path = offsite.secretKey.filePath, !FileManager.default.isReadableFile(atPath: path) {
-            unreadable.append("repository.offsite.secret_key_file: \(path) is missing or not readable by this user")
+        let engine = try options.makeEngine(policy: policy)
+        let checks = await engine.preflight(connect: connect)
+        let failed = checks.filter { !$0.ok }
+        if options.json {
+            try Output.json(PreflightJSON(ok: failed.isEmpty, valid: true, summary: PolicySummaryJSON(policy), checks: checks))
+        } else if connect || !failed.isEmpty {
+            var table = [["RESULT", "CHECK", "DETAIL"]]
+            for c in checks { table.append([c.ok ? "ok" : "FAIL", c.check, c.detail]) }
+            Output.table(table)
         }
-        if let path = policy.encryption?.identityFile, !FileManager.default.isReadableFile(atPath: path) {
-            unreadable.append("encryption.identity_file: \(path) is missing or not readable by this user")
-        }
-        // What each kind checks (a files source: secrets that would be stored in clear, paths that are missing).
-        unreadable += try options.makeEngine(policy: policy).checkSources()
-        if !unreadable.isEmpty {
-            throw BackupFailure("policy \(policy.origin): " + unreadable.joined(separator: "; "), exitStatus: .usage,
+        if !failed.isEmpty {
+            throw BackupFailure("policy \(policy.origin): \(failed.count) check(s) failed: " + failed.map { "\($0.check): \($0.detail)" }.joined(separator: "; "),
+                                exitStatus: .usage,
                                 hint: "fix what is listed (secret files: create them 0600 for the backup user; secrets in a files source: set encryption or exclude them), then run policy check again")
         }
-        if options.json {
-            try Output.json(PolicySummaryJSON(policy))
-            return
-        }
+        guard !options.json, !connect else { return }
         print("policy \(policy.origin): ok")
         print("repository: \(policy.repository.path)")
         if let offsite = policy.repository.offsite { print("off-site copy: \(offsite.location)") }
@@ -53,6 +69,30 @@ struct PolicyCheckCommand: AsyncParsableCommand {
         for source in policy.sources {
             print("source \(source.name): \(source.kind.rawValue) \(source.location)")
         }
+    }
+}
+
+/// `policy check --json`: `{"ok", "valid", …the summary…, "checks": [{"check", "ok", "detail"}]}`.
+struct PreflightJSON: Encodable {
+    var ok: Bool
+    var valid: Bool
+    var summary: PolicySummaryJSON?
+    var checks: [PreflightCheck]
+
+    enum CodingKeys: String, CodingKey { case ok, valid, origin, repository, offsite, encrypted, sources, checks }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(valid, forKey: .valid)
+        if let summary {
+            try c.encode(summary.origin, forKey: .origin)
+            try c.encode(summary.repository, forKey: .repository)
+            try c.encode(summary.offsite, forKey: .offsite)
+            try c.encode(summary.encrypted, forKey: .encrypted)
+            try c.encode(summary.sources, forKey: .sources)
+        }
+        try c.encode(checks, forKey: .checks)
     }
 }
 

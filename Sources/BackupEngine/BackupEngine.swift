@@ -71,6 +71,8 @@ public struct EngineEnvironment: Sendable {
     public var clock: @Sendable () -> Date
     public var host: String
     public var logger: Logger
+    /// Where long work reports how far it got (the CLI draws it on a terminal); nil: nobody is watching.
+    public var progress: ProgressMeter?
 
     public init(variables: [String: String] = ProcessInfo.processInfo.environment,
                 clock: @escaping @Sendable () -> Date = { Date() },
@@ -163,6 +165,10 @@ public final class BackupEngine {
 
     // MARK: OffsiteReplicator
     public func verifyOffsite(ids: [String], all: Bool) async throws -> [VerifyResult] { try await core.offsite.verifyOffsite(ids: ids, all: all) }
+
+    // MARK: Preflight
+    /// `policy check`: every check at once (with `connect`, everything a backup would touch).
+    public func preflight(connect: Bool) async -> [PreflightCheck] { await core.preflight.run(connect: connect) }
 
     // MARK: CatalogRebuilder
     public func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {

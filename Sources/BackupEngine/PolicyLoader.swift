@@ -22,4 +22,46 @@ public enum PolicyLoader {
         }
         return try PolicyParser.parse(EmbeddedPolicy.localYAML, origin: embeddedOrigin, environment: environment, sourceKinds: SourceKinds.policyTable)
     }
+
+    /// Which file `load` reads (nil: the embedded copy).
+    public static func chosenPath(_ path: String?, environment: [String: String]) -> String? {
+        if let chosen = path ?? environment[environmentVariable].flatMap({ $0.isEmpty ? nil : $0 }) { return chosen }
+        return FileManager.default.fileExists(atPath: defaultPath) ? defaultPath : nil
+    }
+
+    /// Every `${VAR}` (and `${VAR:?…}`, `${VAR?…}`) the policy's text needs and the environment lacks, with its
+    /// line: `policy check` names them all at once, where loading stops at the first. Comment lines are skipped.
+    public static func missingVariables(path: String?, environment: [String: String]) -> [String] {
+        let text: String
+        if let chosen = chosenPath(path, environment: environment) {
+            guard let data = FileManager.default.contents(atPath: chosen) else { return [] }
+            text = String(decoding: data, as: UTF8.self)
+        } else {
+            text = EmbeddedPolicy.localYAML
+        }
+        var out: [String] = []
+        var seen = Set<String>()
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("#") { continue }
+            var rest = Substring(line)
+            while let open = rest.range(of: "${") {
+                guard let close = rest[open.upperBound...].firstIndex(of: "}") else { break }
+                let body = rest[open.upperBound..<close]
+                rest = rest[rest.index(after: close)...]
+                let nameEnd = body.firstIndex(where: { !($0.isLetter || $0.isNumber || $0 == "_") }) ?? body.endIndex
+                let name = String(body[..<nameEnd])
+                let op = body[nameEnd...]
+                guard !name.isEmpty, !seen.contains(name) else { continue }
+                let value = environment[name]
+                let missing = op.isEmpty ? value == nil
+                    : op.hasPrefix(":?") ? (value?.isEmpty ?? true)
+                    : op.hasPrefix("?") ? value == nil : false
+                if missing {
+                    seen.insert(name)
+                    out.append("line \(number + 1): environment variable \(name) is not set")
+                }
+            }
+        }
+        return out
+    }
 }

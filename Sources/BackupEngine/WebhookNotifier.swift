@@ -63,11 +63,20 @@ struct WebhookNotifier {
         return false
     }
 
-    /// One POST on the process's shared async-http-client (the one HTTP stack, as for S3 and Qdrant); the body
-    /// of the answer is read and dropped, at most 64 KiB of it.
+    /// The process's client for webhooks (async-http-client, the one HTTP stack, as for S3 and Qdrant). A
+    /// refused connection fails at once (the pool would otherwise retry it silently until the deadline: a dead
+    /// webhook must not hold a backup for attempts × timeout); our attempts and backoff are the retries.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .follow(max: 3, allowCycles: false),
+                                                     timeout: .init(connect: .seconds(10)), decompression: .disabled)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    /// One POST; the body of the answer is read and dropped, at most 64 KiB of it.
     private static func post(_ request: HTTPClientRequest, timeout: Double) async -> (Int?, String?) {
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
             _ = try? await response.body.collect(upTo: 64 * 1024)
             return (Int(response.status.code), nil)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {

@@ -57,6 +57,11 @@ public struct BucketSnapshotter: Sendable {
         if let deadline, Date() > deadline { throw deadlineError }
     }
 
+    /// Told each bucket's object count once listed (`listed`) and each object fetched with its size (`fetched`):
+    /// progress on a terminal.
+    public var onListed: (@Sendable (_ objects: Int, _ toFetch: Int) -> Void)?
+    public var onFetched: (@Sendable (_ bytes: Int64) -> Void)?
+
     public init(client: S3Client, blobs: BlobStore) {
         self.client = client
         self.blobs = blobs
@@ -91,6 +96,7 @@ public struct BucketSnapshotter: Sendable {
                     stats.new += 1
                 }
             }
+            onListed?(listed.count, toFetch.count)
             let present = Set(listed.map(\.key))
             stats.deleted += before.keys.filter { !present.contains($0) }.count
             for (i, entry) in try await download(bucket: name, objects: listed, indices: toFetch, concurrency: options.concurrency) {
@@ -114,7 +120,9 @@ public struct BucketSnapshotter: Sendable {
                           concurrency: Int) async throws -> [(Int, BucketSnapshot.Entry)] {
         try await concurrentMap(indices, limit: concurrency) { i in
             try checkDeadline()
-            return (i, try await fetch(bucket: bucket, object: objects[i]))
+            let entry = try await fetch(bucket: bucket, object: objects[i])
+            onFetched?(entry.size)
+            return (i, entry)
         }
     }
 

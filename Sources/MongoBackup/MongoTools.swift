@@ -177,6 +177,11 @@ public struct MongoTools: Sendable {
         return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
     }
 
+    /// Where the first word of a configured command (the tool, or a wrapper such as docker) is: for preflight.
+    public static func locate(_ command: [String]) -> String? {
+        command.first.flatMap(resolve)
+    }
+
     /// An executable's path: as given when it contains `/`, else the first match on PATH; nil when there is none.
     static func resolve(_ program: String) -> String? {
         if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }

@@ -108,6 +108,22 @@ extension S3Client {
         return objects
     }
 
+    /// The first object of a bucket (under `prefix`), or nil when it is empty: one ListObjectsV2 request with
+    /// max-keys 1 (what a preflight needs to prove ListBucket without listing a million keys).
+    public func firstObject(bucket: String, prefix: String = "") async throws -> S3Object? {
+        var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", "1")]
+        if !prefix.isEmpty { query.append(("prefix", prefix)) }
+        let operation = "ListObjectsV2 bucket \"\(bucket)\""
+        let reply = try await send(.GET, operation, bucket: bucket, query: query)
+        guard let xml = XMLNode.parse(Data(reply.body.readableBytesView)), xml.name == "ListBucketResult" else {
+            throw malformed(operation)
+        }
+        guard let entry = xml.all("Contents").first else { return nil }
+        guard let rawKey = entry.value("Key"), let size = entry.value("Size").flatMap({ Int64($0) }) else { throw malformed(operation) }
+        return S3Object(key: xml.value("EncodingType") == "url" ? S3Encoding.decode(rawKey) : rawKey, size: size,
+                        etag: Self.unquote(entry.value("ETag") ?? ""), lastModified: entry.value("LastModified") ?? "")
+    }
+
     // MARK: objects
 
     /// Streams an object to `write` (called with each chunk as it arrives). A retry after a broken transfer

@@ -107,9 +107,9 @@ import Testing
             func engine() -> BackupEngine {
                 BackupEngine(policy: policy, environment: EngineEnvironment(variables: [:], clock: { clock.now }, host: "test", logger: logger))
             }
-            let first = await try engine().backup(tag: .nightly)
+            let first = try await engine().backup(tag: .nightly)
             clock.set(Timestamps.parseISO8601("2026-11-20T02:00:00Z")!)
-            let second = await try engine().backup(tag: .nightly)
+            let second = try await engine().backup(tag: .nightly)
             let newID = second.artifacts[0].id
             #expect(second.artifacts[0].status == .ok)
             #expect(!second.rotations.flatMap(\.removed).contains(newID))

@@ -41,7 +41,7 @@ struct RotationTests {
             var ids: [String] = []
             for night in 0..<10 {
                 clock.set(first.addingTimeInterval(Double(night) * 86400))
-                let result = await try engine(policyPath, clock: clock).backup(tag: .nightly)
+                let result = try await engine(policyPath, clock: clock).backup(tag: .nightly)
                 #expect(result.run.status == .ok)
                 ids.append(result.artifacts[0].id)
             }
@@ -58,11 +58,11 @@ struct RotationTests {
             redis.server.kill9()
             for night in 10..<17 {
                 clock.set(first.addingTimeInterval(Double(night) * 86400))
-                let result = await try engine(policyPath, clock: clock).backup(tag: .nightly)
+                let result = try await engine(policyPath, clock: clock).backup(tag: .nightly)
                 #expect(result.run.status == .failed)
-                let plan = await try engine(policyPath, clock: clock).rotate(dryRun: true)
+                let plan = try await engine(policyPath, clock: clock).rotate(dryRun: true)
                 #expect(plan[0].plan.heldBack != nil)
-                _ = await try engine(policyPath, clock: clock).rotate(dryRun: false)
+                _ = try await engine(policyPath, clock: clock).rotate(dryRun: false)
             }
             #expect(Set(repoFiles()) == Set(ids.suffix(7).map { $0 + ".rdb.gz" }))
             #expect(try catalog.artifacts(status: .ok).count == 7)

@@ -202,6 +202,9 @@ struct BackupRunner: EngineService {
         try repository.prepareDirectory(forArtifact: path)
         var stats: [String: JSONValue]
         let stored: StoredFile
+        let meter = environment.progress
+        meter?.begin("backup \(source.name)")
+        defer { meter?.end() }
         switch adapter.layout {
         case .snapshot:
             (stats, stored) = try await adapter.backupSnapshot(source, artifact: artifact, context: context)
@@ -211,6 +214,7 @@ struct BackupRunner: EngineService {
             let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
             writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
             writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
+            if let meter { writer.onWrite = { meter.add(bytes: Int64($0)) } }
             do {
                 stats = try await adapter.backupStream(source, into: writer, context: context)
                 stored = try writer.commit()

@@ -291,4 +291,5 @@ extension EngineCore {
     var hooks: DeployHooks { DeployHooks(core: self) }
     var browser: Browser { Browser(core: self) }
     var notifier: Notifier { Notifier(core: self) }
+    var preflight: Preflight { Preflight(core: self) }
 }

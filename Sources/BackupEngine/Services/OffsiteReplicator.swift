@@ -38,6 +38,9 @@ struct OffsiteReplicator: EngineService {
             return [:]
         }
         defer { remote.close() }
+        let meter = environment.progress
+        meter?.begin("off-site copy to \(remote.location)", itemUnit: "files")
+        defer { meter?.end() }
         // Shared files (blobs) already there are not sent again (one listing per source, 1 request per 1,000 files).
         var remoteShared: [String: Set<String>] = [:]
         for artifact in pending {
@@ -47,10 +50,12 @@ struct OffsiteReplicator: EngineService {
                     remoteShared[artifact.source] = Set((try await remote.list(under: shared)).map(\.relative))
                 }
                 let files = try await offsiteFiles(artifact).filter { remoteShared[artifact.source]?.contains($0.relative) != true }
+                meter?.add(totalItems: files.count)
                 for (relative, known) in files {
                     let path = repository.absolute(relative)
                     let sha = try known ?? sha256OfFile(path)
                     (try await remote.put(path, as: relative, sha256: sha))
+                    meter?.add(bytes: FileIO.fileSize(path) ?? 0, items: 1)
                     if let shared, relative.hasPrefix(shared) { remoteShared[artifact.source, default: []].insert(relative) }
                 }
                 try catalog.setOffsite(id: artifact.id, state: .ok, detail: "\(files.count) files at \(remote.location)", at: environment.clock())

@@ -64,6 +64,8 @@ struct Verifier: EngineService {
         }
         if adapter.layout == .snapshot {
             do {
+                environment.progress?.begin("verify \(artifact.id)", itemUnit: "blobs")
+                defer { environment.progress?.end() }
                 let detail = try await adapter.verifySnapshot(artifact, context: context)
                 try checkManifest(artifact)
                 return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
@@ -75,7 +77,17 @@ struct Verifier: EngineService {
         }
         do {
             let reader = try await core.artifactReader(artifact)
-            let source = GzipChunkSource(reader: reader, copy: copy)
+            // Progress on a terminal: the decompressed bytes against the recorded raw size.
+            var counted = copy
+            if let meter = environment.progress {
+                meter.begin("verify \(artifact.id)", totalBytes: artifact.bytesRaw)
+                counted = { bytes in
+                    meter.add(bytes: Int64(bytes.count))
+                    try copy?(bytes)
+                }
+            }
+            defer { environment.progress?.end() }
+            let source = GzipChunkSource(reader: reader, copy: counted)
             let detail = try adapter.verifyContents(artifact, source, path: path)
             let digest = reader.storedSHA256
             guard digest == artifact.sha256 else {

@@ -59,6 +59,11 @@ protocol SourceAdapter: SourceSettingsParser {
     /// exact commands that would.
     func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String]
 
+    // MARK: preflight
+    /// `policy check --connect`: connects as a backup would and says what works, one check per line (reachable,
+    /// authorized, the tools its backup, restore and drill run). Reads only; never throws (a failure is a check).
+    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck]
+
     // MARK: look
     /// `ls`: hands every entry of the backup that `filter` accepts to `emit`, in the backup's own order, holding
     /// no more than one entry (and the kind's small index) in memory.
@@ -92,6 +97,7 @@ extension SourceAdapter {
         throw BackupFailure("source kind \(kind.rawValue) does not store snapshots")
     }
     var restoresOnRollbackByDefault: Bool { true }
+    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] { [] }
     func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)] { [] }
     func sharedDirectory(source: String) -> String? { nil }
     func collectGarbage(source: String, context: SourceContext) async {}

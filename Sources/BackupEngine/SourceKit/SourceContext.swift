@@ -16,6 +16,8 @@ struct SourceContext {
     var logger: Logger { engine.logger }
     var host: String { engine.environment.host }
     func now() -> Date { engine.environment.clock() }
+    /// Where long work says how far it got (nil: nobody is watching).
+    var progress: ProgressMeter? { engine.environment.progress }
 
     func catalog() throws -> Catalog { try engine.catalog() }
     func secrets(for source: String) -> SecretResolver { engine.secretResolver(for: source) }

@@ -46,6 +46,13 @@ struct BucketAdapter: SourceAdapter {
         var configured = BucketSnapshotter(client: client, blobs: blobStore(source: source, context: context))
         configured.deadline = Date(timeIntervalSinceNow: policy.deadlineSeconds)
         configured.deadlineError = DeadlineExceeded(source: source, seconds: policy.deadlineSeconds)
+        if let meter = context.progress {
+            meter.begin("backup \(source)", totalItems: 0, itemUnit: "objects")
+            // Each bucket's objects join the total once listed; unchanged ones count as done at once, the ones
+            // to fetch as they arrive.
+            configured.onListed = { objects, toFetch in meter.add(items: objects - toFetch, totalItems: objects) }
+            configured.onFetched = { meter.add(bytes: $0, items: 1) }
+        }
         let snapshotter = configured
         let options = SnapshotOptions(buckets: s3.buckets, prefix: s3.prefix, concurrency: s3.concurrency)
         let created = Timestamps.iso8601(artifact.createdAt)

@@ -29,7 +29,7 @@ struct MongoAdapter: SourceAdapter {
         let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
         let outcome: MongoToolOutcome
         do {
-            outcome = await try tools.dump(command: policy.mongodump, databases: policy.databases, exclude: policy.exclude,
+            outcome = try await tools.dump(command: policy.mongodump, databases: policy.databases, exclude: policy.exclude,
                                      oplog: policy.oplog) { chunk in
                 try verification.feed(chunk, alongside: writer)
             }
@@ -110,7 +110,7 @@ struct MongoAdapter: SourceAdapter {
         func dropScratch() async -> String {
             let script = databases.sorted().map { "kb.getSiblingDB(\"\(prefix)\($0)\").dropDatabase();" }.joined(separator: "\n")
             do {
-                _ = await try tools.shell(command: mongosh, script: script)
+                _ = try await tools.shell(command: mongosh, script: script)
                 return "scratch databases dropped"
             } catch {
                 context.logger.warning("scratch databases not dropped", metadata: ["prefix": "\(prefix)", "error": "\(context.describe(error))"])
@@ -119,7 +119,7 @@ struct MongoAdapter: SourceAdapter {
         }
         let outcome: MongoToolOutcome
         do {
-            outcome = await try tools.restore(command: mongo.mongorestore, arguments: args) {
+            outcome = try await tools.restore(command: mongo.mongorestore, arguments: args) {
                 var chunk: [UInt8]?
                 _ = try reader.read { chunk = Array($0) }
                 return chunk

@@ -162,7 +162,7 @@ extension MongoAdapter {
         if plan.artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
         let reader = try await context.reader(plan.artifact)
         let started = DispatchTime.now()
-        let outcome = await try tools.restore(command: mongo.mongorestore, arguments: args) {
+        let outcome = try await tools.restore(command: mongo.mongorestore, arguments: args) {
             var chunk: [UInt8]?
             _ = try reader.read { chunk = Array($0) }
             return chunk

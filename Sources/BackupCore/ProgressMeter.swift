@@ -1,0 +1,49 @@
+import Foundation
+
+/// How far long work has got: the engine counts (bytes, items), the CLI draws it on a terminal (BackupCLI's
+/// ProgressRenderer) and nothing else reads it. Thread-safe: writers feed it from the engine's threads while the
+/// renderer polls. One task at a time (a backup, then its verify, then an upload, …): `begin` replaces.
+public final class ProgressMeter: @unchecked Sendable {
+    public struct State: Sendable, Equatable {
+        public var label: String
+        public var bytes: Int64 = 0
+        /// Known only for re-reads (verify, drill, restore: the recorded raw size).
+        public var totalBytes: Int64?
+        public var items = 0
+        public var totalItems: Int?
+        /// What the items are ("objects", "files", "collections").
+        public var itemUnit: String
+        /// Bumped by `begin`, so the renderer knows a new task started (and restarts its rate).
+        public var generation: Int
+    }
+
+    private let lock = NSLock()
+    private var state: State?
+    private var generation = 0
+
+    public init() {}
+
+    public func begin(_ label: String, totalBytes: Int64? = nil, totalItems: Int? = nil, itemUnit: String = "objects") {
+        lock.withLock {
+            generation += 1
+            state = State(label: label, totalBytes: totalBytes, totalItems: totalItems, itemUnit: itemUnit, generation: generation)
+        }
+    }
+
+    /// Adds what was done (and, as work is discovered, to the total of items).
+    public func add(bytes: Int64 = 0, items: Int = 0, totalItems: Int = 0) {
+        lock.withLock {
+            guard var s = state else { return }
+            s.bytes += bytes
+            s.items += items
+            if totalItems != 0 { s.totalItems = (s.totalItems ?? 0) + totalItems }
+            state = s
+        }
+    }
+
+    public func end() {
+        lock.withLock { state = nil }
+    }
+
+    public var current: State? { lock.withLock { state } }
+}

@@ -1,0 +1,39 @@
+// What `policy check` checks, one line each: the policy's own checks (secret files, variables, what each kind
+// refuses), and with `--connect` everything a backup would touch: each source reachable and authorized as a
+// backup would connect, the tools a backup, restore or drill runs, the repository and metrics directory
+// writable, the off-site bucket writable, the age identity matching a recipient, the webhook answering.
+import Foundation
+
+/// One check of `policy check`: what was checked, whether it passed, and what was found.
+public struct PreflightCheck: Sendable, Equatable, Codable {
+    public var check: String
+    public var ok: Bool
+    public var detail: String
+
+    public init(check: String, ok: Bool, detail: String) {
+        self.check = check
+        self.ok = ok
+        self.detail = detail
+    }
+}
+
+/// Executables as a shell finds them (the first word of a configured command).
+enum Executables {
+    /// The path: as given when it contains `/`, else the first executable match on PATH; nil when none.
+    static func find(_ program: String, path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: true) {
+            let candidate = "\(dir)/\(program)"
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// A check that the command's first word exists here.
+    static func check(_ what: String, command: [String], hint: String) -> PreflightCheck {
+        guard let program = command.first else { return PreflightCheck(check: what, ok: false, detail: "no command configured") }
+        if let found = find(program) { return PreflightCheck(check: what, ok: true, detail: found + (command.count > 1 ? " (" + command.joined(separator: " ") + ")" : "")) }
+        return PreflightCheck(check: what, ok: false, detail: "\(program) is not installed or not on PATH: \(hint)")
+    }
+}
