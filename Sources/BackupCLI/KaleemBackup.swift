@@ -41,8 +41,10 @@ public struct KaleemBackup: AsyncParsableCommand {
                     try command.run() // --help, --version: argument-parser's own
                 }
             }
+            ProgressRenderer.shared.stop()
             Foundation.exit(ExitStatus.ok.rawValue)
         } catch {
+            ProgressRenderer.shared.stop()
             let status = ExitCodeMapping.report(error, command: Self.self)
             Foundation.exit(status.rawValue)
         }
@@ -60,19 +62,34 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "Log progress to stderr (info level; the default shows warnings and errors).")
     var verbose = false
 
+    @Flag(name: [.short, .long], help: "Errors only on stderr: no warnings, no progress, no context line (for cron).")
+    var quiet = false
+
     func loadPolicy() throws -> Policy {
         try PolicyLoader.load(path: policy, environment: ProcessInfo.processInfo.environment)
     }
 
+    /// stderr is a terminal (a person is watching).
+    static let onTerminal = isatty(2) == 1
+
     func makeEngine(policy: Policy? = nil) throws -> BackupEngine {
         let policy = try policy ?? loadPolicy()
-        return BackupEngine(policy: policy, environment: EngineEnvironment(logger: makeLogger()))
+        var environment = EngineEnvironment(logger: makeLogger())
+        if !quiet && (Self.onTerminal || verbose) {
+            // Which policy and which repository: `list` after a backup must not silently read another one.
+            FileHandle.standardError.write(Data("kaleem-backup: policy \(policy.origin), repository \(policy.repository.path)\n".utf8))
+        }
+        if Self.onTerminal && !quiet && !json {
+            environment.progress = ProgressRenderer.shared.meter
+            ProgressRenderer.shared.start()
+        }
+        return BackupEngine(policy: policy, environment: environment)
     }
 
     func makeLogger(minimum: Logger.Level = .warning) -> Logger {
-        var logger = Logger(label: "kaleem-backup") { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "kaleem-backup") { ProgressAwareLogHandler(inner: StreamLogHandler.standardError(label: $0)) }
         let env = ProcessInfo.processInfo.environment["KALEEM_BACKUP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-        logger.logLevel = env ?? (verbose ? .info : minimum)
+        logger.logLevel = env ?? (quiet ? .error : verbose ? .info : minimum)
         return logger
     }
 }

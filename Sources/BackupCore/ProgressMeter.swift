@@ -15,6 +15,17 @@ public final class ProgressMeter: @unchecked Sendable {
         public var itemUnit: String
         /// Bumped by `begin`, so the renderer knows a new task started (and restarts its rate).
         public var generation: Int
+
+        public init(label: String, bytes: Int64 = 0, totalBytes: Int64? = nil, items: Int = 0, totalItems: Int? = nil,
+                    itemUnit: String, generation: Int) {
+            self.label = label
+            self.bytes = bytes
+            self.totalBytes = totalBytes
+            self.items = items
+            self.totalItems = totalItems
+            self.itemUnit = itemUnit
+            self.generation = generation
+        }
     }
 
     private let lock = NSLock()
@@ -41,8 +52,19 @@ public final class ProgressMeter: @unchecked Sendable {
         }
     }
 
+    /// Called when a task ends (the renderer clears its line at once, before anything is printed after it).
+    public var onEnd: (@Sendable () -> Void)? {
+        get { lock.withLock { endHandler } }
+        set { lock.withLock { endHandler = newValue } }
+    }
+    private var endHandler: (@Sendable () -> Void)?
+
     public func end() {
-        lock.withLock { state = nil }
+        let handler = lock.withLock { () -> (@Sendable () -> Void)? in
+            state = nil
+            return endHandler
+        }
+        handler?()
     }
 
     public var current: State? { lock.withLock { state } }

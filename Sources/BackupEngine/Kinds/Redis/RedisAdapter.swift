@@ -19,6 +19,11 @@ struct RedisAdapter: SourceAdapter {
     func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         let policy = try settings(source, as: RedisSourcePolicy.self)
         let password = try context.secrets(for: source.name).resolve(policy.password, key: "password") ?? policy.endpoint.password
+        if let delay = Self.disklessSyncDelay(policy.endpoint, password: password), delay > 0 {
+            context.logger.info("the server waits before it sends the snapshot (repl-diskless-sync-delay); CONFIG SET repl-diskless-sync-delay 0 removes the wait",
+                                metadata: ["source": "\(source.name)", "seconds": "\(delay)"])
+            context.progress?.begin("backup \(source.name) (the server waits \(delay) s first: repl-diskless-sync-delay)")
+        }
         let verification = VerifierThread { source in try RDBVerifier.verify(source) }
         let (taken, report) = try verification.around {
             try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
@@ -31,6 +36,16 @@ struct RedisAdapter: SourceAdapter {
         var stats = report.stats
         stats["framing"] = .string(taken.framing.rawValue)
         return stats
+    }
+
+    /// The seconds a diskless server waits before a snapshot (`repl-diskless-sync-delay`, 5 by default), or nil
+    /// when it is not diskless or will not say (CONFIG may be denied to a backup user: then nothing is said).
+    static func disklessSyncDelay(_ endpoint: RedisEndpoint, password: Secret?) -> Int? {
+        guard let c = try? RESPConnection(endpoint: endpoint, ioTimeout: 5) else { return nil }
+        defer { c.close() }
+        guard (try? RedisSnapshot.authenticate(c, endpoint: endpoint, password: password)) != nil,
+              (try? RedisOnlineRestore.configGet(c, "repl-diskless-sync")) == "yes" else { return nil }
+        return (try? RedisOnlineRestore.configGet(c, "repl-diskless-sync-delay")).flatMap { $0 }.flatMap(Int.init)
     }
 
     // MARK: verify

@@ -1,0 +1,70 @@
+@testable import BackupCLI
+import BackupCore
+import Foundation
+import RedisBackup
+import Testing
+import TestSupport
+
+/// #18 (progress and context): on a terminal (a pty through `script`), long work is drawn on stderr and the first
+/// line names the policy and the repository; a pipe gets none of it, `-v` gets the context line, `--quiet` gets
+/// errors only, `--json` no progress. A real redis-server that waits before its snapshot
+/// (`repl-diskless-sync-delay 2`) makes the backup long enough to be drawn, and its wait is said.
+@Suite struct ProgressTests {
+    /// Runs the CLI under a pseudo-terminal; stdout and stderr arrive together.
+    func onTerminal(_ arguments: [String]) throws -> ProcessResult {
+        let command = ([try kaleemBinary()] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        return try runProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], environment: cliEnvironment(["TERM": "xterm", "COLUMNS": "160"]))
+    }
+
+    @Test func aTerminalSeesProgressAndContextAPipeDoesNot() throws {
+        let redis = try RedisTestServer(settings: ["repl-diskless-sync-delay 2"])
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url)
+        let clear = "\r\u{1B}[K"
+
+        let tty = try onTerminal(["backup", "--policy", policy])
+        #expect(tty.status == 0, "\(tty.stdout)")
+        #expect(tty.stdout.hasPrefix("kaleem-backup: policy \(policy), repository \(dir.file("repo"))"), "\(tty.stdout.prefix(200))")
+        #expect(tty.stdout.contains(clear + "backup redis (the server waits 2 s first: repl-diskless-sync-delay)"), "\(tty.stdout)")
+        // The line is cleared before the result is printed.
+        let lastDraw = try #require(tty.stdout.range(of: clear, options: .backwards))
+        #expect(tty.stdout[lastDraw.upperBound...].hasPrefix("run "), "\(tty.stdout[lastDraw.lowerBound...])")
+
+        let piped = try runCLI(["backup", "--policy", policy])
+        #expect(piped.status == 0)
+        #expect(!piped.stderr.contains("\u{1B}[K") && !piped.stderr.contains("kaleem-backup: policy"), "\(piped.stderr)")
+
+        let verbose = try runCLI(["backup", "-v", "--policy", policy])
+        #expect(verbose.stderr.hasPrefix("kaleem-backup: policy \(policy), repository"), "\(verbose.stderr)")
+        #expect(verbose.stderr.contains("repl-diskless-sync-delay") && verbose.stderr.contains("seconds=2"), "\(verbose.stderr)")
+        #expect(!verbose.stderr.contains("\u{1B}[K"))
+
+        let quiet = try onTerminal(["backup", "--quiet", "--policy", policy])
+        #expect(quiet.status == 0)
+        #expect(!quiet.stdout.contains("\u{1B}[K") && !quiet.stdout.contains("kaleem-backup: policy"), "\(quiet.stdout)")
+
+        let json = try onTerminal(["backup", "--json", "--policy", policy])
+        #expect(json.status == 0)
+        #expect(!json.stdout.contains("\u{1B}[K"), "\(json.stdout.prefix(300))")
+        #expect(json.stdout.contains("\"artifacts\""))
+    }
+
+    /// --quiet keeps errors and drops warnings: a failed backup still says why.
+    @Test func quietKeepsErrors() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())", extra: "retention: { keep_last: 0, daily: 0 }")
+        let r = try runCLI(["backup", "--quiet", "--policy", policy])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("error") && r.stderr.contains("Connection refused"), "\(r.stderr)")
+        #expect(!r.stderr.contains("warning"), "\(r.stderr)")
+    }
+
+    @Test func theLineSaysDoneTotalRateAndETA() {
+        var s = ProgressMeter.State(label: "verify X", bytes: 50 << 20, totalBytes: 100 << 20, itemUnit: "objects", generation: 1)
+        #expect(ProgressRenderer.line(s, seconds: 5) == "verify X  50.0 MiB / 100.0 MiB  50%  10.0 MiB/s  ETA 0:05")
+        s = ProgressMeter.State(label: "backup minio", bytes: 3 << 20, items: 250, totalItems: 1000, itemUnit: "objects", generation: 2)
+        #expect(ProgressRenderer.line(s, seconds: 10) == "backup minio  250 / 1000 objects  3.0 MiB  ETA 0:30")
+        s = ProgressMeter.State(label: "backup redis", bytes: 700, itemUnit: "objects", generation: 3)
+        #expect(ProgressRenderer.line(s, seconds: 1) == "backup redis  700 B  700 B/s")
+    }
+}
