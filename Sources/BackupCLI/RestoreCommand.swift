@@ -31,7 +31,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Restore the newest good backup of the source.")
     var latest = false
 
-    @Option(help: "Restore the newest good backup taken before this time (ISO 8601).")
+    @Option(help: "Restore the newest good backup taken before this time: \(TimeExpression.help).")
     var before: String?
 
     @Flag(help: "Show what would happen; write nothing.")
@@ -47,19 +47,22 @@ struct RestoreCommand: AsyncParsableCommand {
         if [backup != nil, latest, before != nil].filter({ $0 }).count != 1 {
             throw ValidationError("name the backup with one of --backup ID, --latest, --before TIME")
         }
-        if let before, Timestamps.parseISO8601(before) == nil { throw ValidationError("--before \(before) is not an ISO 8601 time") }
+        if let before, TimeExpression.parse(before, now: Date(), timeZone: .current) == nil {
+            throw ValidationError("--before \(before) is not a time: give \(TimeExpression.help)")
+        }
     }
 
-    var selector: BackupSelector {
+    func selector(_ policy: Policy) -> BackupSelector {
         if let backup { return .id(backup) }
-        if let before, let date = Timestamps.parseISO8601(before) { return .before(date) }
+        let zone = TimeZone(identifier: policy.retention.timeZone) ?? .current
+        if let before, let date = TimeExpression.parse(before, now: Date(), timeZone: zone) { return .before(date) }
         return .latest
     }
 
     func run() async throws {
         let engine = try options.makeEngine()
         let json = options.json
-        let request = RestoreRequest(source: source, backup: selector, dryRun: dryRun, confirmed: yes)
+        let request = RestoreRequest(source: source, backup: selector(engine.policy), dryRun: dryRun, confirmed: yes)
         let outcome = try await engine.restore(request, kindArguments: kindOptions) { lines in
             if !json { for line in lines { print(line) } }
         }

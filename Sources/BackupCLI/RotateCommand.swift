@@ -22,22 +22,24 @@ struct RotateCommand: AsyncParsableCommand {
     @Flag(help: "Print the plan; delete nothing.")
     var dryRun = false
 
-    @Option(help: "Plan as of this moment (ISO 8601, e.g. 2026-12-01T03:00:00Z) instead of now.")
+    @Option(help: "Plan as of this moment instead of now: \(TimeExpression.help).")
     var now: String?
 
     @Flag(help: "Accept a retention policy that keeps nothing by rule (only the newest good and pinned backups stay).")
     var allowEmptyPolicy = false
 
     func validate() throws {
-        if let now, Timestamps.parseISO8601(now) == nil {
-            throw ValidationError("--now \(now) is not an ISO 8601 time such as 2026-12-01T03:00:00Z")
+        if let now, TimeExpression.parse(now, now: Date(), timeZone: .current) == nil {
+            throw ValidationError("--now \(now) is not a time: give \(TimeExpression.help)")
         }
     }
 
     func run() async throws {
-        let results = try await options.makeEngine().rotate(sources: sources, dryRun: dryRun,
-                                                      now: now.flatMap(Timestamps.parseISO8601),
-                                                      allowEmptyPolicy: allowEmptyPolicy)
+        let engine = try options.makeEngine()
+        let zone = TimeZone(identifier: engine.policy.retention.timeZone) ?? .current
+        let results = try await engine.rotate(sources: sources, dryRun: dryRun,
+                                              now: now.flatMap { TimeExpression.parse($0, now: Date(), timeZone: zone) },
+                                              allowEmptyPolicy: allowEmptyPolicy)
         if options.json {
             RotationJSON.write(results)
         } else {

@@ -14,17 +14,20 @@ struct ScheduleCommand: AsyncParsableCommand {
     @Option(help: "How many run times per schedule.")
     var count = 5
 
-    @Option(help: "Count from this moment (ISO 8601) instead of now.")
+    @Option(help: "Count from this moment instead of now: \(TimeExpression.help).")
     var after: String?
 
     func validate() throws {
         if count < 1 || count > 1000 { throw ValidationError("--count must be from 1 to 1000") }
-        if let after, Timestamps.parseISO8601(after) == nil { throw ValidationError("--after \(after) is not an ISO 8601 time") }
+        if let after, TimeExpression.parse(after, now: Date(), timeZone: .current) == nil {
+            throw ValidationError("--after \(after) is not a time: give \(TimeExpression.help)")
+        }
     }
 
     func run() async throws {
         let policy = try options.loadPolicy()
-        let start = after.flatMap(Timestamps.parseISO8601) ?? Date()
+        let zone = TimeZone(identifier: policy.retention.timeZone) ?? .current
+        let start = after.flatMap { TimeExpression.parse($0, now: Date(), timeZone: zone) } ?? Date()
         let rows = policy.schedules.map { s in
             ScheduleJSON(name: s.name, cron: s.cron.expression, timezone: s.timeZone, run: s.run.rawValue,
                          sources: s.sources, next: s.upcoming(after: start, count: count).map { Timestamps.iso8601($0, in: s.zone) })

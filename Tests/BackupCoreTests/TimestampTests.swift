@@ -12,3 +12,33 @@ struct TimestampTests {
         #expect(back <= t && t.timeIntervalSince(back) < 0.001)
     }
 }
+
+struct TimeExpressionTests {
+    let now = Date(timeIntervalSince1970: 1_796_000_000) // 2026-11-30T02:13:20Z
+    let berlin = TimeZone(identifier: "Europe/Berlin")!
+
+    @Test func isoTimesPassThrough() {
+        #expect(TimeExpression.parse("2026-12-01T03:00:00Z", now: now, timeZone: berlin) == Timestamps.parseISO8601("2026-12-01T03:00:00Z"))
+    }
+
+    /// A date alone is that day's midnight in the given zone, not UTC's.
+    @Test func aDateIsLocalMidnight() {
+        #expect(TimeExpression.parse("2026-12-01", now: now, timeZone: berlin) == Timestamps.parseISO8601("2026-11-30T23:00:00Z"))
+        #expect(TimeExpression.parse("2026-07-01", now: now, timeZone: berlin) == Timestamps.parseISO8601("2026-06-30T22:00:00Z"))
+        #expect(TimeExpression.parse("2026-12-01", now: now, timeZone: TimeZone(identifier: "UTC")!) == Timestamps.parseISO8601("2026-12-01T00:00:00Z"))
+    }
+
+    @Test func agesCountBackFromNow() {
+        #expect(TimeExpression.parse("90m", now: now, timeZone: berlin) == now.addingTimeInterval(-5400))
+        #expect(TimeExpression.parse("12h", now: now, timeZone: berlin) == now.addingTimeInterval(-43_200))
+        #expect(TimeExpression.parse("3d", now: now, timeZone: berlin) == now.addingTimeInterval(-259_200))
+        #expect(TimeExpression.parse("2w ago", now: now, timeZone: berlin) == now.addingTimeInterval(-1_209_600))
+        #expect(TimeExpression.parse("0d", now: now, timeZone: berlin) == now)
+    }
+
+    @Test func nonsenseIsRejected() {
+        for text in ["", "d", "3", "3y", "-3d", "3.5d", "2026-02-30", "2026-13-01", "2026-1-01", "yesterday", "9999999999d", "٣d"] {
+            #expect(TimeExpression.parse(text, now: now, timeZone: berlin) == nil, "\(text) should not parse")
+        }
+    }
+}

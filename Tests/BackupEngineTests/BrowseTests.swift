@@ -60,6 +60,23 @@ import Testing
         #expect(v.status == 0 && verified == [second], "\(v.stdout)")
         #expect(try array(try cli(["ls", "latest", "--match", "user:new", "--json"]).stdout).count == 1)
         #expect(try object(try cli(["diff", first, "latest", "--json"]).stdout)["to"] as? String == second)
+
+        // Times as people type them: an age, a date alone, and nonsense refused with what is accepted.
+        func restoreBefore(_ time: String) throws -> ProcessResult {
+            try cli(["restore", "redis", "--before", time, "--to-url", redis.url, "--dry-run", "--json"])
+        }
+        let aged = try restoreBefore("0m")
+        #expect(aged.status == 0 && aged.stdout.contains(second), "\(aged.stdout) \(aged.stderr)")
+        let tomorrow = Timestamps.iso8601(Date().addingTimeInterval(86_400 * 2)).prefix(10) // YYYY-MM-DD
+        #expect(try restoreBefore(String(tomorrow)).stdout.contains(second))
+        let long = try restoreBefore("2000-01-01")
+        #expect(long.status == 1 && long.stderr.contains("no good backup taken before 2000-01-01"), "\(long.stderr)") // nothing that old
+        let dated = try restoreBefore("3d ago")
+        #expect(dated.status == 1 && dated.stderr.contains("no good backup taken before"), "\(dated.stderr)")
+        let nonsense = try restoreBefore("last tuesday")
+        #expect(nonsense.status == 2 && nonsense.stderr.contains("YYYY-MM-DD"), "\(nonsense.stderr)")
+        let plan = try cli(["rotate", "--dry-run", "--now", "2w", "--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
     }
 
     /// `--tag` takes any label; the three with a meaning keep it; a malformed one is refused with the rule.
