@@ -86,8 +86,9 @@ struct GlobalOptions: ParsableArguments {
         return BackupEngine(policy: policy, environment: environment)
     }
 
-    func makeLogger(minimum: Logger.Level = .warning) -> Logger {
-        var logger = Logger(label: "kaleem-backup") { ProgressAwareLogHandler(inner: StreamLogHandler.standardError(label: $0)) }
+    func makeLogger(minimum: Logger.Level = .warning, json: Bool = false) -> Logger {
+        var logger = json ? Logger(label: "kaleem-backup") { JSONLogHandler(label: $0) }
+            : Logger(label: "kaleem-backup") { ProgressAwareLogHandler(inner: StreamLogHandler.standardError(label: $0)) }
         let env = ProcessInfo.processInfo.environment["KALEEM_BACKUP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
         logger.logLevel = env ?? (quiet ? .error : verbose ? .info : minimum)
         return logger

@@ -87,7 +87,8 @@ struct DaemonTests {
 
 struct DaemonShutdownTests {
     /// SIGTERM while a scheduled backup is being written: the daemon lets the job finish (the artifact ends
-    /// `ok`, nothing is left half-marked) and then exits 0.
+    /// `ok`, nothing is left half-marked) and then exits 0. Logged with `--log-format json`: every stderr line is
+    /// one JSON object.
     @Test func sigtermMidJobFinishesTheJob() throws {
         let redis = try RedisTestServer(settings: ["enable-debug-command yes"])
         let c = try redis.connect()
@@ -100,7 +101,7 @@ struct DaemonShutdownTests {
           - { name: nightly, cron: "30 2 * * *", run: backup }
         daemon: { listen: "127.0.0.1:\(port)" }
         """)
-        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "1"],
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "1", "--log-format", "json"],
                                                environment: cliEnvironment())
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let deadline = Date().addingTimeInterval(60)
@@ -118,7 +119,11 @@ struct DaemonShutdownTests {
         while process.isRunning && Date() < deadline { usleep(50_000) }
         let result = wait()
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("waiting for the running job to finish"))
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        let events = lines.compactMap { try? object($0) }
+        #expect(!lines.isEmpty && events.count == lines.count, "not JSON lines: \(result.stderr)")
+        #expect(events.allSatisfy { $0["time"] is String && $0["level"] is String && $0["label"] as? String == "kaleem-backup" })
+        #expect(events.contains { ($0["message"] as? String)?.contains("waiting for the running job to finish") == true }, "\(result.stderr)")
         let catalog = try Catalog(path: dir.file("repo/catalog.sqlite"))
         let artifacts = try catalog.artifacts()
         #expect(!artifacts.isEmpty)

@@ -68,5 +68,17 @@ struct DefaultsTests {
         #expect(r.stdout.contains("verify:"))
         #expect(FileManager.default.fileExists(atPath: dir.file("backups/catalog.sqlite")))
         #expect(filesUnder(dir.file("backups")).contains { $0.hasSuffix(".rdb.gz") })
+
+        // --json: one JSON document on stdout, nothing else on it.
+        let j = try runCLI(["demo", "--json"], in: dir.path)
+        #expect(j.status == 0, "\(j.stderr)")
+        let demo = try object(j.stdout)
+        #expect((demo["scratch_redis"] as? [String: Any])?["keys"] as? Int ?? 0 > 0)
+        #expect(demo["policy"] as? String == "<embedded policies/local.yml>")
+        let backup = try #require(demo["backup"] as? [String: Any])
+        let made = try #require((backup["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        #expect((demo["verify"] as? [[String: Any]])?.map { $0["ok"] as? Bool } == [true])
+        #expect((demo["newest"] as? [[String: Any]])?.first?["id"] as? String == made)
+        #expect((demo["newest"] as? [[String: Any]])?.count == 2)
     }
 }
