@@ -163,6 +163,13 @@ enum Output {
             parts.append(oplog > 0 ? "\(docs - oplog) documents + \(oplog) oplog entries in \(ns) namespaces" : "\(docs) documents in \(ns) namespaces")
         }
         if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
+        if let objects = a.stats["objects"]?.intValue, let buckets = a.stats["buckets"]?.intValue {
+            var text = "\(objects) objects in \(buckets) bucket\(buckets == 1 ? "" : "s")"
+            if let new = a.stats["new"]?.intValue, let changed = a.stats["changed"]?.intValue, let deleted = a.stats["deleted"]?.intValue {
+                text += (a.stats["previous"] ?? .null) == .null ? " (first snapshot)" : " (+\(new) ~\(changed) -\(deleted) since the previous)"
+            }
+            parts.append(text)
+        }
         if let files = a.stats["files"]?.intValue, a.stats["entries"] != nil {
             var text = "\(files) files"
             if let added = a.stats["added"]?.intValue, let changed = a.stats["changed"]?.intValue, let removed = a.stats["removed"]?.intValue {
@@ -190,7 +197,9 @@ enum Output {
         var rows = [["ID", "SOURCE", "STATUS", "CREATED (UTC)", "STORED", "TAG", "DETAIL"]]
         for a in artifacts {
             let created = Timestamps.iso8601(a.createdAt).prefix(19).replacingOccurrences(of: "T", with: " ")
-            rows.append([a.id, a.source, a.status.rawValue, created, a.status == .ok ? bytes(a.bytesStored) : "-",
+            // A snapshot: what it added, with the logical size beside it.
+            let stored = SourceKinds.storesSnapshots(a.kind) ? "\(bytes(a.bytesStored)) of \(bytes(a.bytesRaw))" : bytes(a.bytesStored)
+            rows.append([a.id, a.source, a.status.rawValue, created, a.status == .ok ? stored : "-",
                          a.tag.rawValue + (a.release.map { " \($0)" } ?? "") + (a.pinned ? " (pinned)" : ""), summary(a)])
         }
         table(rows)

@@ -29,7 +29,9 @@ struct ShowCommand: AsyncParsableCommand {
             ("tag", a.tag.rawValue + (a.release.map { ", release \($0)" } ?? "")),
             ("pinned", a.pinned ? "yes\(a.pinReason.map { " (\($0))" } ?? "")" : "no"),
             ("path", engine.repository.absolute(a.path)),
-            ("size", "\(Output.bytes(a.bytesRaw)) raw, \(Output.bytes(a.bytesStored)) stored (\(a.compression))"),
+            ("size", SourceKinds.storesSnapshots(a.kind)
+                ? "\(Output.bytes(a.bytesRaw)) logical, \(Output.bytes(a.bytesStored)) stored (what this snapshot added: new blobs and its manifest)"
+                : "\(Output.bytes(a.bytesRaw)) raw, \(Output.bytes(a.bytesStored)) stored (\(a.compression))"),
             ("sha256", a.sha256.isEmpty ? "-" : a.sha256),
             ("last verify", a.lastVerify.map { "\($0.ok ? "ok" : "FAILED") on \(Timestamps.iso8601($0.at)): \($0.detail)" } ?? "never"),
             ("last drill", drill.map { "\($0.result.rawValue) on \(Timestamps.iso8601($0.startedAt)) in \(String(format: "%.2f", $0.durationSeconds)) s: \($0.detail)" } ?? "never"),

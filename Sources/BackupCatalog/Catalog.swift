@@ -258,6 +258,30 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// SQLite's own check of the file (`PRAGMA integrity_check`): nil when sound, else what it found.
+    public func integrityProblem() -> String? {
+        do {
+            let rows = try read("check the catalog") { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+            return rows == ["ok"] ? nil : rows.prefix(3).joined(separator: "; ")
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// The start of the newest run recorded: how recent what this catalog knows is.
+    public func newestRunStart() throws -> Date? {
+        try read("find the newest run") { db in try Date.fetchOne(db, sql: "SELECT MAX(started_at) FROM runs") }
+    }
+
+    public func runCount() throws -> Int {
+        try read("count runs") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs") ?? 0 }
+    }
+
+    /// Every artifact id, removed ones included.
+    public func artifactIDs() throws -> Set<String> {
+        try read("list artifact ids") { db in Set(try String.fetchAll(db, sql: "SELECT id FROM artifacts")) }
+    }
+
     // MARK: Runs
 
     public func insertRun(_ run: RunInfo) throws {
@@ -368,11 +392,13 @@ public final class Catalog: Sendable {
             let sources = try String.fetchAll(db, sql: "SELECT DISTINCT source FROM artifacts ORDER BY source")
             return try sources.map { source in
                 var s = SourceSummary(source: source)
-                let last = "SELECT created_at, bytes_stored, json_extract(stats, '$.duration_seconds') FROM artifacts WHERE source = ? AND status = ? ORDER BY created_at DESC LIMIT 1"
+                let last = "SELECT created_at, bytes_stored, json_extract(stats, '$.duration_seconds'), bytes_raw, kind FROM artifacts WHERE source = ? AND status = ? ORDER BY created_at DESC LIMIT 1"
                 if let row = try Row.fetchOne(db, sql: last, arguments: [source, "ok"]) {
                     s.lastSuccess = row[0]
                     s.lastSuccessBytes = row[1]
                     s.lastSuccessDuration = row[2]
+                    s.lastSuccessRawBytes = row[3]
+                    s.lastSuccessKind = row[4]
                 }
                 if let row = try Row.fetchOne(db, sql: "SELECT created_at, status, bytes_stored, json_extract(stats, '$.duration_seconds') FROM artifacts WHERE source = ? AND status != 'running' ORDER BY created_at DESC LIMIT 1", arguments: [source]) {
                     s.lastRun = row[0]
@@ -561,6 +587,9 @@ public struct SourceSummary: Sendable, Equatable {
     public var source: String
     public var lastSuccess: Date?
     public var lastSuccessBytes: Int64?
+    /// The newest good backup's raw (logical) size and its kind: a snapshot's metric size is its logical size.
+    public var lastSuccessRawBytes: Int64?
+    public var lastSuccessKind: String?
     public var lastSuccessDuration: Double?
     public var lastRun: Date?
     public var lastRunOK: Bool?

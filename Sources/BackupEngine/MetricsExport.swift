@@ -62,8 +62,11 @@ public enum MetricsExport {
             if let d = s.lastSuccessDuration {
                 gauge("last_duration", "seconds", "How long the newest good backup took", s.source).set(d)
             }
-            if let b = s.lastSuccessBytes {
-                gauge("last_size", "bytes", "Stored size of the newest good backup", s.source).set(Double(b))
+            // A stream's stored (compressed) size; a content-addressed snapshot's logical size (what it stored
+            // varies with how much changed, not with how much there is).
+            let snapshot = s.lastSuccessKind.map { SourceKinds.storesSnapshots(SourceKind(rawValue: $0)) } ?? false
+            if let b = snapshot ? s.lastSuccessRawBytes : s.lastSuccessBytes {
+                gauge("last_size", "bytes", "Size of the newest good backup: stored (compressed) for a stream, logical for a bucket snapshot", s.source).set(Double(b))
             }
             // A backup later found corrupt was still taken: it counts as ok here (a counter never goes down).
             let taken = ["ok": (s.runsByStatus["ok"] ?? 0) + (s.runsByStatus["corrupt"] ?? 0), "failed": s.runsByStatus["failed"] ?? 0]

@@ -113,10 +113,12 @@ public struct BlobStore: Sendable {
             size = 0
         }
 
-        /// Stores the blob under its digest (dropping the copy when that blob exists); returns the digests.
-        public func commit() throws -> (sha256: String, md5: String) {
+        /// Stores the blob under its digest (dropping the copy when that blob exists); returns the digests and
+        /// the bytes this added to the store (the file's size on disk, encrypted or not; 0 when the blob was there).
+        public func commit() throws -> (sha256: String, md5: String, added: Int64) {
             try encryptor?.finish()
             let digest = sha.finalize().hexString
+            var added: Int64 = 0
             if store.contains(digest) {
                 file.abort()
             } else {
@@ -124,8 +126,9 @@ public struct BlobStore: Sendable {
                 let final = "\(store.root)/\(digest.prefix(2))/\(name)"
                 try FileIO.makeDirectories((final as NSString).deletingLastPathComponent)
                 try file.commit(as: final)
+                added = FileIO.fileSize(final) ?? 0
             }
-            return (digest, md5.finalize().hexString)
+            return (digest, md5.finalize().hexString, added)
         }
 
         public func abort() {

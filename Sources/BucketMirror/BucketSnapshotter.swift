@@ -35,13 +35,15 @@ public struct SnapshotStats: Sendable, Equatable {
     public var deleted = 0
     public var requests = 0
     public var downloadedBytes: Int64 = 0
+    /// Bytes the new blobs added to the repository (unchanged objects, and content already stored, add none).
+    public var addedBytes: Int64 = 0
 
     public init() {}
 
     public var json: [String: JSONValue] {
         ["buckets": .int(buckets), "objects": .int(objects), "bytes": .int(Int(bytes)), "new": .int(new),
          "changed": .int(changed), "unchanged": .int(unchanged), "deleted": .int(deleted), "requests": .int(requests),
-         "downloaded_bytes": .int(Int(downloadedBytes))]
+         "downloaded_bytes": .int(Int(downloadedBytes)), "added_bytes": .int(Int(addedBytes))]
     }
 }
 
@@ -99,9 +101,10 @@ public struct BucketSnapshotter: Sendable {
             onListed?(listed.count, toFetch.count)
             let present = Set(listed.map(\.key))
             stats.deleted += before.keys.filter { !present.contains($0) }.count
-            for (i, entry) in try await download(bucket: name, objects: listed, indices: toFetch, concurrency: options.concurrency) {
+            for (i, entry, added) in try await download(bucket: name, objects: listed, indices: toFetch, concurrency: options.concurrency) {
                 entries[i] = entry
                 stats.downloadedBytes += entry.size
+                stats.addedBytes += added
             }
             let objects = entries.map { $0! }
             stats.objects += objects.count
@@ -117,18 +120,18 @@ public struct BucketSnapshotter: Sendable {
 
     /// Downloads the objects at `indices`, `concurrency` at a time; the first failure stops the rest.
     private func download(bucket: String, objects: [S3Object], indices: [Int],
-                          concurrency: Int) async throws -> [(Int, BucketSnapshot.Entry)] {
+                          concurrency: Int) async throws -> [(Int, BucketSnapshot.Entry, Int64)] {
         try await concurrentMap(indices, limit: concurrency) { i in
             try checkDeadline()
-            let entry = try await fetch(bucket: bucket, object: objects[i])
+            let (entry, added) = try await fetch(bucket: bucket, object: objects[i])
             onFetched?(entry.size)
-            return (i, entry)
+            return (i, entry, added)
         }
     }
 
     /// GETs one object into the blob store. The entry takes the size and ETag the GET returned (the object
-    /// may have changed since it was listed).
-    func fetch(bucket: String, object: S3Object) async throws -> BucketSnapshot.Entry {
+    /// may have changed since it was listed). Also returns the bytes its blob added to the store.
+    func fetch(bucket: String, object: S3Object) async throws -> (BucketSnapshot.Entry, Int64) {
         let writer = try blobs.writer()
         do {
             let head = try await client.getObject(bucket: bucket, key: object.key, restart: { try writer.reset() }) { chunk in
@@ -138,8 +141,8 @@ public struct BucketSnapshotter: Sendable {
             let digests = try writer.commit()
             let etag = head.etag.isEmpty ? object.etag : head.etag
             let lastModified = etag == object.etag ? object.lastModified : ""
-            return BucketSnapshot.Entry(key: object.key, size: writer.size, etag: etag, lastModified: lastModified,
-                                        sha256: digests.sha256, md5: digests.md5)
+            return (BucketSnapshot.Entry(key: object.key, size: writer.size, etag: etag, lastModified: lastModified,
+                                         sha256: digests.sha256, md5: digests.md5), digests.added)
         } catch let error as S3Error {
             writer.abort()
             throw error

@@ -103,7 +103,8 @@ struct BucketEndToEndTests {
         let then = state
 
         let dir = TemporaryDirectory()
-        let policy = writeS3Policy(in: dir, server: server, buckets: ["alpha", "beta"])
+        let textfile = dir.file("metrics/kaleem_backup.prom")
+        let policy = writeS3Policy(in: dir, server: server, buckets: ["alpha", "beta"], extra: "metrics: { textfile: \(textfile) }")
         let first = try runCLI(["backup", "--policy", policy, "--json"])
         #expect(first.status == 0, "\(first.stderr)")
         let a1 = try #require((try object(first.stdout)["artifacts"] as? [[String: Any]])?.first)
@@ -120,6 +121,14 @@ struct BucketEndToEndTests {
         #expect(FileIO.fileMode(dir.file("repo/minio/blobs")) == 0o700)
         #expect(try sha256sum(path1) == a1["sha256"] as? String)
         #expect(!anyFileContains(dir.file("repo"), server.secretKey))
+        // Sizes: stored is what the snapshot added (every blob, the first time, and its manifest); raw the logical size.
+        func blobBytes() -> Int64 {
+            filesUnder(dir.file("repo/minio/blobs")).filter { !$0.hasPrefix("tmp/") }.reduce(0) { $0 + (FileIO.fileSize(dir.file("repo/minio/blobs/" + $1)) ?? 0) }
+        }
+        let blobsAfterFirst = blobBytes()
+        #expect(s1["added_bytes"] as? Int == Int(blobsAfterFirst))
+        #expect(a1["bytes_stored"] as? Int == Int((FileIO.fileSize(path1) ?? 0) + blobsAfterFirst))
+        #expect(a1["bytes_raw"] as? Int == s1["bytes"] as? Int)
 
         // Change 5 and add 7 and delete 4 in alpha; change 1 in beta.
         let changed = ["photos/2020/0/img-0.jpg", "photos/2021/1/img-1.jpg", "../../etc/passwd", "ü/日本/🎉.txt", "photos/2025/5/img-5.jpg"]
@@ -143,6 +152,24 @@ struct BucketEndToEndTests {
         #expect(s2["objects"] as? Int == total + 7 - 4)
         #expect(s2["unchanged"] as? Int == total - 6 - 4)
         #expect(s2["requests"] as? Int == 4 + 13) // the same list pages, one GET per new or changed object
+        // Stored: the 13 new contents and the manifest; list shows it beside the logical size, DETAIL the changes.
+        let addedNow = changes.values.flatMap(\.values).reduce(0) { $0 + $1.count }
+        #expect(s2["added_bytes"] as? Int == addedNow)
+        #expect(blobBytes() == blobsAfterFirst + Int64(addedNow))
+        let path2 = dir.file("repo/" + (a2["path"] as! String))
+        #expect(a2["bytes_stored"] as? Int == Int(FileIO.fileSize(path2) ?? 0) + addedNow)
+        #expect(a2["bytes_raw"] as? Int == s2["bytes"] as? Int)
+        let listed = try runCLI(["list", "--policy", policy])
+        let row2 = try #require(listed.stdout.split(separator: "\n").first { $0.hasPrefix(a2["id"] as! String) })
+        #expect(row2.contains("\(total + 3) objects in 2 buckets (+7 ~6 -4 since the previous)"), "\(row2)")
+        #expect(row2.contains(" of 20."), "\(row2)") // "<stored> of 20.x MiB"
+        let row1 = try #require(listed.stdout.split(separator: "\n").first { $0.hasPrefix(a1["id"] as! String) })
+        #expect(row1.contains("(first snapshot)"), "\(row1)")
+        let shown = try runCLI(["show", a2["id"] as! String, "--policy", policy]).stdout
+        #expect(shown.contains("logical") && shown.contains("what this snapshot added"), "\(shown)")
+        // The metric is the logical size.
+        let metrics = try String(contentsOfFile: textfile, encoding: .utf8)
+        #expect(metrics.contains("kaleem_backup_last_size_bytes{source=\"minio\"} \(s2["bytes"] as! Int)"), "\(metrics)")
 
         // Both snapshots verify (every blob re-hashed).
         let verify = try runCLI(["verify", "--policy", policy, "--all", "--json"])

@@ -52,4 +52,10 @@ public enum SourceKinds {
     public static var policyTable: SourceKindTable { SourceRegistry.standard.policyKinds }
 
     public static var names: [String] { SourceRegistry.standard.kinds.map(\.rawValue) }
+
+    /// Artifacts of this kind are content-addressed snapshots: their stored size is what they added to the
+    /// repository (new blobs and the manifest), their raw size the logical size of everything they list.
+    public static func storesSnapshots(_ kind: SourceKind) -> Bool {
+        SourceRegistry.standard.adapters[kind]?.layout == .snapshot
+    }
 }

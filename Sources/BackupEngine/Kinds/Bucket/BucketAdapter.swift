@@ -64,7 +64,9 @@ struct BucketAdapter: SourceAdapter {
         json["previous"] = previous.map { .string($0.artifact) } ?? .null
         context.logger.info("bucket snapshot", metadata: ["source": "\(source)", "objects": "\(stats.objects)", "new": "\(stats.new)",
                                                   "changed": "\(stats.changed)", "deleted": "\(stats.deleted)", "requests": "\(stats.requests)"])
-        return (json, StoredFile(path: path, bytesRaw: stats.bytes, bytesStored: Int64(data.count), sha256: sha256Hex(data)))
+        // Stored: what this snapshot added to the repository (its new blobs and its manifest); raw: the logical
+        // size of every object it lists. The sha256 is the manifest's (what verify and off-site copies check).
+        return (json, StoredFile(path: path, bytesRaw: stats.bytes, bytesStored: Int64(data.count) + stats.addedBytes, sha256: sha256Hex(data)))
     }
 
     /// The newest good snapshot of the source, if its manifest reads back intact; otherwise nil (every object
