@@ -321,10 +321,61 @@ import Testing
         let verify = try runCLI(["verify", "--all", "--json", "--policy", policy])
         #expect(verify.status == 4, "\(verify.stdout)")
         #expect(verify.stdout.contains("manifest cannot be read"), "\(verify.stdout)")
+        // The catalog copy holds the backup: the rebuild loses nothing and says which manifest is unreadable.
+        let covered = try runCLI(["catalog", "rebuild", "--policy", policy])
+        #expect(covered.status == 0, "\(covered.stdout) \(covered.stderr)")
+        #expect(covered.stdout.contains("unreadable manifest") && covered.stdout.contains(id), "\(covered.stdout)")
+        #expect(try array(try runCLI(["list", "--json", "--policy", policy]).stdout).map { $0["id"] as? String } == [id])
+        // Without the copy, the backup would be orphaned: exit 4.
+        try FileManager.default.removeItem(atPath: dir.file("repo/catalog-copy"))
         let rebuild = try runCLI(["catalog", "rebuild", "--policy", policy])
         #expect(rebuild.status == 4, "\(rebuild.stdout) \(rebuild.stderr)")
         #expect(rebuild.stdout.contains("skipped") && rebuild.stderr.contains("could not be read"), "\(rebuild.stdout) \(rebuild.stderr)")
-        _ = id
+    }
+
+    /// A lost catalog rebuilt from the catalog copy keeps verify and drill history; what only the manifests
+    /// know (a backup taken after the copy was made) is added; a damaged copy is refused and said so.
+    @Test func aRebuildPrefersTheCatalogCopy() throws {
+        let server = try RedisTestServer()
+        let c = try server.connect()
+        _ = try c.command(["SET", "k", "v"])
+        c.close()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 10 }")
+        func cli(_ args: [String]) throws -> ProcessResult { try runCLI(args + ["--policy", policy]) }
+        func backup() throws -> String {
+            try #require((try object(try cli(["backup", "--json"]).stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+        }
+        let a = try backup()
+        #expect(try cli(["verify", a]).status == 0)
+        #expect(try cli(["drill", "--backup", a]).status == 0)
+        let b = try backup() // the copy made after this run holds a's verify and drill
+        let copy = dir.file("repo/catalog-copy/catalog.sqlite")
+        let saved = try Data(contentsOf: URL(fileURLWithPath: copy))
+        let c3 = try backup()
+        try saved.write(to: URL(fileURLWithPath: copy)) // the copy predates c3
+        try FileManager.default.removeItem(atPath: dir.file("repo/catalog.sqlite"))
+
+        let rebuilt = try cli(["catalog", "rebuild", "--json"])
+        #expect(rebuilt.status == 0, "\(rebuilt.stdout) \(rebuilt.stderr)")
+        let r = try object(rebuilt.stdout)
+        #expect((r["from_copy"] as? String)?.hasSuffix("catalog-copy/catalog.sqlite") == true, "\(r)")
+        #expect(r["added_from_manifests"] as? Int == 1)
+        #expect(r["artifacts"] as? Int == 3)
+        let shown = try object(try cli(["show", a, "--json"]).stdout)
+        #expect((shown["last_verify"] as? [String: Any])?["ok"] as? Bool == true, "\(shown)")
+        #expect((shown["last_drill"] as? [String: Any])?["result"] as? String == "passed", "\(shown)")
+        #expect(Set(try array(try cli(["list", "--json"]).stdout).compactMap { $0["id"] as? String }) == [a, b, c3])
+
+        // A damaged copy: refused (named), the catalog rebuilt from the manifests alone.
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: copy))
+        let fresh = try cli(["catalog", "rebuild", "--json"])
+        #expect(fresh.status == 0, "\(fresh.stdout) \(fresh.stderr)")
+        let f = try object(fresh.stdout)
+        #expect(f["from_copy"] == nil)
+        #expect((f["copy_rejected"] as? [String])?.first?.contains("catalog-copy/catalog.sqlite") == true, "\(f)")
+        #expect(f["added_from_manifests"] as? Int == 3)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == Data(repeating: 0x41, count: 8192)) // left as it was
     }
 }
 

@@ -140,7 +140,7 @@ struct OffsiteTests {
         #expect(try object(rebuild.stdout)["artifacts"] as? Int == 2)
         let listed = try array(try runCLI(["list", "--policy", newPolicy, "--json"]).stdout)
         #expect(listed.count == 2)
-        #expect(listed.allSatisfy { $0["pinned"] as? Bool == true && $0["release"] as? String == "kaleem-api:9.9.9" && $0["offsite"] as? String == "ok" })
+        #expect(listed.allSatisfy { $0["pinned"] as? Bool == true && $0["release"] as? String == "kaleem-api:9.9.9" && $0["offsite"] as? String == "ok" }, "\(listed)")
 
         // A drill of the bucket source works from the off-site copy too (snapshot and encrypted blobs fetched).
         let drill = try runCLI(["drill", "--source", "minio", "--policy", newPolicy, "--json"])

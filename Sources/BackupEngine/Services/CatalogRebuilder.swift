@@ -17,6 +17,15 @@ public struct CatalogRebuildResult: Sendable {
     /// Manifests fetched from the off-site copy.
     public var fetched: Int
     public var skipped: [String]
+    /// The catalog copy the rebuild started from (`catalog-copy/catalog.sqlite`, or the off-site
+    /// `catalog/catalog.sqlite`), nil when none was usable.
+    public var fromCopy: String?
+    /// Why a copy that was there was not used.
+    public var copyRejected: [String] = []
+    /// Artifacts only the manifests knew (taken after the copy was made).
+    public var addedFromManifests: Int = 0
+    /// Unreadable manifests whose backups the copy holds: nothing is lost, but verify will report them.
+    public var coveredByCopy: [String] = []
 }
 
 struct CatalogRebuilder: EngineService {
@@ -26,14 +35,34 @@ struct CatalogRebuilder: EngineService {
     ///   lock the repository
     ///   --from-offsite: download every manifest of the off-site copy into the local repository
     ///   move an existing catalog aside (`<catalog>.pre-rebuild-<time>`), never delete it
-    ///   for each `<source>/<day>/<id>.manifest.json`: its run and its artifact (ok), pre-deploy sets pinned
-    ///   again (a rebuilt catalog must not let rotation remove a restore point)
+    ///   start from the newest sound catalog copy (local `catalog-copy/`, or off-site with --from-offsite): it
+    ///   holds what manifests do not (verify, drill, restore and deploy history, off-site state)
+    ///   for each `<source>/<day>/<id>.manifest.json` the copy does not know: its run and its artifact (ok),
+    ///   pre-deploy sets pinned again (a rebuilt catalog must not let rotation remove a restore point)
     func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "catalog rebuild")
         defer { lock.release() }
+        var copyRejected: [String] = []
         var fetched = 0
         var remoteFiles = Set<String>()
+        var candidates: [(origin: String, path: String)] = []
+        var temporaries: [String] = []
+        defer { for t in temporaries { for suffix in ["", "-wal", "-shm"] { unlink(t + suffix) } } }
+        var rng = SystemRandomNumberGenerator()
+        let stamp = Identifier.make(at: environment.clock(), using: &rng)
+        let localCopy = repository.absolute("catalog-copy/catalog.sqlite")
+        if access(localCopy, R_OK) == 0 {
+            // Worked on in a scratch copy: the repository's copy stays as it is.
+            let scratch = core.catalogPath + ".copy-" + stamp
+            temporaries.append(scratch)
+            do {
+                try FileManager.default.copyItem(atPath: localCopy, toPath: scratch)
+                candidates.append((localCopy, scratch))
+            } catch {
+                copyRejected.append("\(localCopy): cannot be read (\(describe(error)))")
+            }
+        }
         if fromOffsite {
             guard let remote = try core.offsiteRepository() else {
                 throw BackupFailure("--from-offsite needs repository.offsite in \(policy.origin)", exitStatus: .usage)
@@ -45,6 +74,16 @@ struct CatalogRebuilder: EngineService {
             let local = repository
             for key in keys where key.hasSuffix(".manifest.json") {
                 if (try await local.fetchIfMissing(key, sha256: nil, from: remote)) { fetched += 1 }
+            }
+            if remoteFiles.contains(Self.offsiteCopy) {
+                let scratch = core.catalogPath + ".offsite-copy-" + stamp
+                temporaries.append(scratch)
+                do {
+                    try await remote.get(Self.offsiteCopy, to: scratch, sha256: nil)
+                    candidates.append((remote.location + Self.offsiteCopy, scratch))
+                } catch {
+                    copyRejected.append("\(remote.location + Self.offsiteCopy): cannot be fetched (\(describe(error)))")
+                }
             }
         }
         var manifests: [Manifest] = []
@@ -67,26 +106,52 @@ struct CatalogRebuilder: EngineService {
                 }
             }
         }
+        // The newest sound copy: it opens (and migrates), SQLite finds nothing wrong with it.
+        var base: (origin: String, path: String)?
+        var newest: Date?
+        for candidate in candidates {
+            do {
+                let copy = try Catalog(path: candidate.path)
+                if let problem = copy.integrityProblem() {
+                    copyRejected.append("\(candidate.origin): damaged (\(problem))")
+                    continue
+                }
+                let started = try copy.newestRunStart()
+                if base == nil || (started ?? .distantPast) > (newest ?? .distantPast) {
+                    base = candidate
+                    newest = started
+                }
+            } catch {
+                copyRejected.append("\(candidate.origin): cannot be opened (\(describe(error)))")
+            }
+        }
+        for rejected in copyRejected { logger.warning("catalog copy not used", metadata: ["copy": "\(rejected)"]) }
         // The catalog that is there (if any) is kept aside, never deleted.
         var previous: String?
         if access(core.catalogPath, F_OK) == 0 {
-            var rng = SystemRandomNumberGenerator()
-            let aside = core.catalogPath + ".pre-rebuild-" + Identifier.make(at: environment.clock(), using: &rng)
+            let aside = core.catalogPath + ".pre-rebuild-" + stamp
             guard rename(core.catalogPath, aside) == 0 else { throw FileSystemError("move the old catalog aside to", path: aside) }
             for suffix in ["-wal", "-shm"] { _ = rename(core.catalogPath + suffix, aside + suffix) }
             previous = aside
         }
+        if let base {
+            for suffix in ["-wal", "-shm"] { unlink(core.catalogPath + suffix) }
+            guard rename(base.path, core.catalogPath) == 0 else { throw FileSystemError("put the catalog copy in place at", path: core.catalogPath) }
+        }
         let catalog = try Catalog(path: core.catalogPath)
+        let known = try catalog.artifactIDs()
         var runs: [String: RunInfo] = [:]
-        for m in manifests {
+        for m in manifests where !known.contains(m.artifact.id) {
             var run = m.run
             if run.status == .running { run.status = .ok }
             if run.finishedAt == nil { run.finishedAt = run.startedAt }
             runs[run.id] = run
         }
-        for run in runs.values.sorted(by: { $0.startedAt < $1.startedAt }) { try catalog.insertRun(run) }
-        var count = 0
-        for m in manifests.sorted(by: { $0.artifact.createdAt < $1.artifact.createdAt }) {
+        for run in runs.values.sorted(by: { $0.startedAt < $1.startedAt }) where try catalog.run(id: run.id) == nil {
+            try catalog.insertRun(run)
+        }
+        var added = 0
+        for m in manifests.sorted(by: { $0.artifact.createdAt < $1.artifact.createdAt }) where !known.contains(m.artifact.id) {
             var a = m.artifact
             guard a.status == .ok else { continue }
             if a.tag == .preDeploy, let release = a.release ?? runs[a.runID]?.release {
@@ -94,13 +159,40 @@ struct CatalogRebuilder: EngineService {
                 a.pinReason = "release \(release)"
             }
             try catalog.insertArtifact(a)
-            if fromOffsite && remoteFiles.contains(a.path) {
+            added += 1
+        }
+        // A pin the manifest holds and the copy does not (made after the copy): kept. A pin is never lost to a
+        // rebuild; a stale one only keeps a backup longer.
+        let rows = Dictionary(try catalog.artifacts(includeDeleted: true).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for m in manifests where known.contains(m.artifact.id) && m.artifact.pinned {
+            if let row = rows[m.artifact.id], !row.pinned, row.deletedAt == nil {
+                try catalog.setPinned(id: row.id, pinned: true, reason: m.artifact.pinReason)
+            }
+        }
+        // Found off-site: recorded so (the copy may predate the upload).
+        if fromOffsite {
+            for a in try catalog.artifacts() where remoteFiles.contains(a.path) && a.offsite != .ok {
                 try catalog.setOffsite(id: a.id, state: .ok, detail: "found off-site by catalog rebuild", at: environment.clock())
             }
-            count += 1
         }
-        logger.info("catalog rebuilt", metadata: ["runs": "\(runs.count)", "artifacts": "\(count)", "fetched": "\(fetched)"])
-        return CatalogRebuildResult(catalogPath: core.catalogPath, previousCatalog: previous, runs: runs.count, artifacts: count,
-                                    fetched: fetched, skipped: skipped)
+        // An unreadable manifest loses nothing when the copy holds its backup.
+        var covered: [String] = []
+        let holding = try catalog.artifactIDs()
+        let orphaned = skipped.filter { entry in
+            let name = (String(entry.prefix { $0 != ":" }) as NSString).lastPathComponent
+            let id = name.hasSuffix(".manifest.json") ? String(name.dropLast(".manifest.json".count)) : name
+            if base != nil && holding.contains(id) { covered.append(entry); return false }
+            return true
+        }
+        let total = try catalog.artifacts().filter { $0.status == .ok || $0.status == .corrupt }.count
+        let runCount = try catalog.runCount()
+        logger.info("catalog rebuilt", metadata: ["runs": "\(runCount)", "artifacts": "\(total)", "fetched": "\(fetched)",
+                                                "from_copy": "\(base?.origin ?? "none")", "from_manifests": "\(added)"])
+        return CatalogRebuildResult(catalogPath: core.catalogPath, previousCatalog: previous, runs: runCount, artifacts: total,
+                                    fetched: fetched, skipped: orphaned, fromCopy: base?.origin, copyRejected: copyRejected,
+                                    addedFromManifests: added, coveredByCopy: covered)
     }
+
+    /// Where the off-site copy of the catalog lives (written by `OffsiteReplicator.copyCatalog`).
+    static let offsiteCopy = "catalog/catalog.sqlite"
 }

@@ -26,6 +26,8 @@ struct DeployHooks: EngineService {
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
             try core.rotator.setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
         }
+        // The run's catalog copy was made before these pins: copy again, so a rebuild from it keeps them.
+        await core.offsite.copyCatalog()
         core.statusReport.writeMetricsTextfile()
         return (result, previous)
     }

@@ -89,7 +89,7 @@ struct OffsiteReplicator: EngineService {
                 defer { remote.close() }
                 let path = dir + "/catalog.sqlite"
                 let sha = try sha256OfFile(path)
-                (try await remote.put(path, as: "catalog/catalog.sqlite", sha256: sha))
+                (try await remote.put(path, as: CatalogRebuilder.offsiteCopy, sha256: sha))
             }
         } catch {
             logger.warning("catalog copy failed", metadata: ["error": "\(describe(error))"])
