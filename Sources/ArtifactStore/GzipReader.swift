@@ -26,6 +26,8 @@ public final class GzipReader {
     /// Set for an encrypted artifact: the stored bytes are hashed as they are, then decrypted, then inflated.
     private let decryptor: AgeDecryptor?
     private var chunkSize: Int
+    /// Told the size of every decompressed chunk (progress on a terminal).
+    public var onRead: ((Int) -> Void)?
 
     public init(path: String, chunkSize: Int = Defaults.readChunkSize, decryptor: AgeDecryptor? = nil) throws {
         self.path = path
@@ -89,6 +91,7 @@ public final class GzipReader {
             }
             if produced > 0 {
                 bytesRaw += Int64(produced)
+                onRead?(produced)
                 try outBuffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
                 return true
             }

@@ -3,6 +3,7 @@ import Foundation
 /// How far long work has got: the engine counts (bytes, items), the CLI draws it on a terminal (BackupCLI's
 /// ProgressRenderer) and nothing else reads it. Thread-safe: writers feed it from the engine's threads while the
 /// renderer polls. One task at a time (a backup, then its verify, then an upload, …): `begin` replaces.
+/// `observer`, when set, is told every state as it changes (tests read what a run reported through it).
 public final class ProgressMeter: @unchecked Sendable {
     public struct State: Sendable, Equatable {
         public var label: String
@@ -32,18 +33,40 @@ public final class ProgressMeter: @unchecked Sendable {
     private var state: State?
     private var generation = 0
 
-    public init() {}
+    public init(observer: (@Sendable (State?) -> Void)? = nil) {
+        self.observer = observer
+    }
+
+    private let observer: (@Sendable (State?) -> Void)?
+
+    /// Applies a change under the lock, then tells the observer.
+    private func change(_ body: (inout State?) -> Void) {
+        let after = lock.withLock { () -> State? in
+            body(&state)
+            return state
+        }
+        observer?(after)
+    }
 
     public func begin(_ label: String, totalBytes: Int64? = nil, totalItems: Int? = nil, itemUnit: String = "objects") {
-        lock.withLock {
+        let next = lock.withLock { () -> Int in
             generation += 1
-            state = State(label: label, totalBytes: totalBytes, totalItems: totalItems, itemUnit: itemUnit, generation: generation)
+            return generation
+        }
+        change { $0 = State(label: label, totalBytes: totalBytes, totalItems: totalItems, itemUnit: itemUnit, generation: next) }
+    }
+
+    /// The task counts items too, `total` of them (collections of a Qdrant backup, files of a files backup).
+    public func counting(_ itemUnit: String, total: Int) {
+        change { state in
+            state?.itemUnit = itemUnit
+            state?.totalItems = total
         }
     }
 
     /// Adds what was done (and, as work is discovered, to the total of items).
     public func add(bytes: Int64 = 0, items: Int = 0, totalItems: Int = 0) {
-        lock.withLock {
+        change { state in
             guard var s = state else { return }
             s.bytes += bytes
             s.items += items
@@ -64,6 +87,7 @@ public final class ProgressMeter: @unchecked Sendable {
             state = nil
             return endHandler
         }
+        observer?(nil)
         handler?()
     }
 

@@ -60,6 +60,8 @@ public struct BlobMismatch: UserFacingError {
 public struct BucketRestorer: Sendable {
     public let client: S3Client
     public let blobs: BlobStore
+    /// Told each object uploaded with its size (progress on a terminal).
+    public var onUploaded: (@Sendable (_ bytes: Int64) -> Void)?
 
     public init(client: S3Client, blobs: BlobStore) {
         self.client = client
@@ -141,7 +143,11 @@ public struct BucketRestorer: Sendable {
             throw BlobMismatch(key: entry.key, sha256: entry.sha256, problem: "is missing from the blob store")
         }
         let target = plan.targetBucket
-        _ = try await concurrentMap(plan.upload, limit: concurrency) { entry in try await upload(entry, to: target) }
+        let uploaded = onUploaded
+        _ = try await concurrentMap(plan.upload, limit: concurrency) { entry in
+            try await upload(entry, to: target)
+            uploaded?(entry.size)
+        }
         if plan.deleteExtra, !plan.extra.isEmpty {
             try await client.deleteObjects(bucket: plan.targetBucket, keys: plan.extra)
         }

@@ -1,7 +1,9 @@
 @testable import BackupCLI
 import BackupCore
+import BackupEngine
 import Foundation
 import RedisBackup
+import S3Client
 import Testing
 import TestSupport
 
@@ -57,6 +59,63 @@ import TestSupport
         #expect(r.status == 1)
         #expect(r.stderr.contains("error") && r.stderr.contains("Connection refused"), "\(r.stderr)")
         #expect(!r.stderr.contains("warning"), "\(r.stderr)")
+    }
+
+    /// What the engine reports while it works, seen through the meter's observer: a files backup counts files, a
+    /// restore counts the bytes it reads against the recorded size, a bucket restore counts objects.
+    @Test func backupsAndRestoresReportWhatTheyDo() async throws {
+        try await EngineExecutor.run {
+            let seen = Seen()
+            let meter = ProgressMeter { state in if let state { seen.record(state) } }
+            func engine(_ path: String) throws -> BackupEngine {
+                var environment = EngineEnvironment(variables: [:])
+                environment.progress = meter
+                return BackupEngine(policy: try PolicyLoader.load(path: path, environment: [:]), environment: environment)
+            }
+            // Files: every file and directory counted, against the total.
+            let files = try FilesSourceTests.Setup()
+            let backup = try await engine(files.policy).backup(tag: .manual)
+            #expect(backup.exitStatus == .ok)
+            let counted = try #require(seen.last { $0.label == "backup config" })
+            #expect(counted.itemUnit == "files" && counted.totalItems ?? 0 > 5 && counted.items == counted.totalItems, "\(counted)")
+            #expect(counted.bytes > 0)
+
+            // Redis: a file-mode restore reads the whole artifact under "restore <id>".
+            let redis = try RedisTestServer()
+            let c = try redis.connect()
+            for i in 0..<2_000 { _ = try c.command(["SET", "k\(i)", String(repeating: "v", count: 100)]) }
+            c.close()
+            let dir = TemporaryDirectory()
+            let policy = writeRedisPolicy(in: dir, url: redis.url)
+            let redisEngine = try engine(policy)
+            let taken = try #require(try await redisEngine.backup(tag: .manual).artifacts.first)
+            try FileManager.default.createDirectory(atPath: dir.file("restored"), withIntermediateDirectories: true)
+            _ = try await redisEngine.restore(RestoreRequest(source: "redis", backup: .latest, confirmed: true),
+                                              kindArguments: ["--to-dir", dir.file("restored")]) { _ in }
+            let read = try #require(seen.last { $0.label == "restore \(taken.id)" })
+            #expect(read.totalBytes == taken.bytesRaw && read.bytes == taken.bytesRaw, "\(read)")
+
+            // A bucket: the restore counts the objects it uploads against the plan.
+            let server = try S3TestServer()
+            let client = try server.client()
+            defer { client.shutdown() }
+            try await client.createBucket("media")
+            try await putAll(client, ["media": Dictionary(uniqueKeysWithValues: (0..<12).map { ("k\($0)", Array("object \($0)".utf8)) })])
+            let bucketDir = TemporaryDirectory()
+            let bucketEngine = try engine(writeS3Policy(in: bucketDir, server: server, buckets: ["media"]))
+            let snapshot = try #require(try await bucketEngine.backup(tag: .manual).artifacts.first)
+            _ = try await bucketEngine.restore(RestoreRequest(source: "minio", backup: .latest, confirmed: true),
+                                               kindArguments: ["--bucket", "media", "--to-bucket", "media-copy"]) { _ in }
+            let uploaded = try #require(seen.last { $0.label == "restore \(snapshot.id) into media-copy" })
+            #expect(uploaded.itemUnit == "objects" && uploaded.items == 12 && uploaded.totalItems == 12, "\(uploaded)")
+        }
+    }
+
+    final class Seen: @unchecked Sendable {
+        private let lock = NSLock()
+        private var states: [ProgressMeter.State] = []
+        func record(_ s: ProgressMeter.State) { lock.withLock { states.append(s) } }
+        func last(where match: (ProgressMeter.State) -> Bool) -> ProgressMeter.State? { lock.withLock { states.last(where: match) } }
     }
 
     @Test func theLineSaysDoneTotalRateAndETA() {

@@ -16,7 +16,7 @@ struct BackupRunner: EngineService {
         let selected = try core.selectSources(names)
         // Refused before anything runs: a source that would store a secret in clear, or the key in its backup.
         // (What a check cannot even look at — a missing path — is left to the backup, which records it as failed.)
-        let refused = try selected.flatMap { source in
+        let refused = selected.flatMap { source in
             ((try? registry.adapter(for: source.kind).check(source, policy: policy)) ?? []).map { "source \(source.name): \($0)" }
         }
         if !refused.isEmpty {

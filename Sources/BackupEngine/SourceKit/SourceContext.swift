@@ -32,6 +32,16 @@ struct SourceContext {
 
     /// The stored artifact, hashed as stored, decrypted when encrypted, inflated (fetched from off-site if missing).
     func reader(_ artifact: ArtifactInfo) async throws -> GzipReader { try await engine.artifactReader(artifact) }
+    /// The same, drawing progress on a terminal as `label` (bytes against the recorded raw size): for the reads a
+    /// person waits on (a restore, a drill's restore). The meter ends with the next `begin` or the command.
+    func reader(_ artifact: ArtifactInfo, progress label: String) async throws -> GzipReader {
+        let reader = try await engine.artifactReader(artifact)
+        if let meter = progress {
+            meter.begin("\(label) \(artifact.id)", totalBytes: artifact.bytesRaw)
+            reader.onRead = { meter.add(bytes: Int64($0)) }
+        }
+        return reader
+    }
     /// Where the artifact's file is on this host (fetched from the off-site copy when missing here).
     func localPath(_ artifact: ArtifactInfo) async throws -> String { try await engine.localArtifactPath(artifact) }
     /// The full verification; `copy` receives every decompressed byte (stream layouts).

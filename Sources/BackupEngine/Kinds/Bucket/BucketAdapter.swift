@@ -265,7 +265,12 @@ extension BucketAdapter {
         }
         do {
             let concurrency = s3.concurrency
-            let result = (try await restorer.execute(plan, concurrency: concurrency))
+            var uploading = restorer
+            if let meter = context.progress {
+                meter.begin("restore \(artifact.id) into \(target)", totalItems: plan.upload.count, itemUnit: "objects")
+                uploading.onUploaded = { meter.add(bytes: $0, items: 1) }
+            }
+            let result = (try await uploading.execute(plan, concurrency: concurrency))
             let seconds = SourceContext.seconds(since: clock)
             try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "ok", started: started, seconds: seconds,
                               detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted")

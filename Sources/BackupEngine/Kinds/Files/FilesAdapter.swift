@@ -66,7 +66,9 @@ struct FilesAdapter: SourceAdapter {
         var tar = TarWriter { try writer.write($0) }
         var owners = OwnerNames()
         var recorded: [Recorded] = []
+        context.progress?.counting("files", total: set.items.count)
         for item in set.items {
+            defer { context.progress?.add(items: 1) }
             var entry = TarEntry(path: item.relative, type: .file, mode: UInt32(item.info.st_mode) & 0o7777, uid: Int(item.info.st_uid),
                                  gid: Int(item.info.st_gid), user: owners.user(item.info.st_uid), group: owners.group(item.info.st_gid),
                                  mtime: Self.mtime(item.info))

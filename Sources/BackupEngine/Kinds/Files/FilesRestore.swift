@@ -122,7 +122,7 @@ extension FilesAdapter {
         var outcome = ExtractOutcome()
         var done = Set<String>()
         var directories: [TarEntry] = []
-        let reader = try await context.reader(artifact)
+        let reader = try await context.reader(artifact, progress: "restore")
         var tar = TarReader(GzipChunkSource(reader: reader))
         while let entry = try tar.next() {
             guard Self.selected(entry.path, only), expected[entry.path] != nil else { continue }

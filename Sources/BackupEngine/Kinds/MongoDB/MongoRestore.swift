@@ -160,7 +160,7 @@ extension MongoAdapter {
         if plan.drop { args.append("--drop") }
         if plan.dryRun { args.append("--dryRun") }
         if plan.artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
-        let reader = try await context.reader(plan.artifact)
+        let reader = try await context.reader(plan.artifact, progress: "restore")
         let started = DispatchTime.now()
         let outcome = try await tools.restore(command: mongo.mongorestore, arguments: args) {
             var chunk: [UInt8]?

@@ -41,7 +41,9 @@ struct QdrantAdapter: SourceAdapter {
         let state = Download(TarWriter { try writer.write($0) })
         var collections: [String: JSONValue] = [:]
         var points = 0
+        context.progress?.counting("collections", total: names.count)
         for name in names {
+            defer { context.progress?.add(items: 1) }
             guard let info = (try await client.collection(name)) else {
                 throw QdrantError(endpoint: client.url, operation: "read collection \(name)", status: 404, message: "collection \(name) does not exist")
             }

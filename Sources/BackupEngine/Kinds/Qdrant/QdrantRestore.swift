@@ -96,7 +96,7 @@ extension QdrantAdapter {
         let file = dir + "/\(QdrantClient.segment(collection)).snapshot"
         let writer = try AtomicFileWriter(path: file)
         var hasher = SHA256()
-        var reader = await TarReader(GzipChunkSource(reader: try context.reader(artifact)))
+        var reader = await TarReader(GzipChunkSource(reader: try context.reader(artifact, progress: "restore")))
         var found = false
         do {
             while let entry = try reader.next() {

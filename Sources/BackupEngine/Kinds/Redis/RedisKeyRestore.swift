@@ -99,7 +99,7 @@ extension RedisAdapter {
                     throw RedisError(endpoint: endpoint.description, problem: "unexpected reply to RESTORE: \(other)")
                 }
             }
-            _ = try await RDBVerifier.verify(GzipChunkSource(reader: try context.reader(artifact)), keys: visitor)
+            _ = try await RDBVerifier.verify(GzipChunkSource(reader: try context.reader(artifact, progress: "restore keys of")), keys: visitor)
         } catch {
             try? context.recordRestore(artifact, mode: "keys", target: endpoint.description, outcome: "failed", started: started,
                                        seconds: SourceContext.seconds(since: clock),

@@ -188,7 +188,7 @@ extension RedisAdapter {
     /// Returns the name the previous file was kept under.
     private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String, context: SourceContext) async throws -> String? {
         let destination = directory + "/" + dbfilename
-        let reader = try await context.reader(artifact)
+        let reader = try await context.reader(artifact, progress: "restore")
         let writer = try AtomicFileWriter(path: destination + ".incoming")
         do {
             while try reader.read({ try writer.write($0) }) {}
