@@ -59,7 +59,9 @@ struct PostDeployHook: AsyncParsableCommand {
         abstract: "Record how the release went; on success confirm it and unpin restore points beyond retention.pre_deploy."
     )
 
-    enum Outcome: String, ExpressibleByArgument { case success, failed }
+    /// `rollback-failed`: the deploy failed and the rollback did not bring the service back either (recorded as
+    /// failed; the webhook gets a critical `rollback_failed`).
+    enum Outcome: String, ExpressibleByArgument { case success, failed, rollbackFailed = "rollback-failed" }
 
     @OptionGroup var options: GlobalOptions
     @OptionGroup var labels: DeployLabels
@@ -67,7 +69,7 @@ struct PostDeployHook: AsyncParsableCommand {
     @Option(help: "The release (image).")
     var release: String
 
-    @Option(help: "success or failed.")
+    @Option(help: "success, failed, or rollback-failed (failed, and the rollback did not bring the service back: a critical notification).")
     var outcome: Outcome
 
     @Option(help: "How long the deployment took, in seconds.")
@@ -80,8 +82,9 @@ struct PostDeployHook: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let unpinned = try options.makeEngine().postDeploy(release: release, success: outcome == .success, durationSeconds: duration,
-                                                           environmentName: labels.environment, service: labels.service)
+        let unpinned = try await options.makeEngine().postDeploy(release: release, success: outcome == .success,
+                                                                 rollbackFailed: outcome == .rollbackFailed, durationSeconds: duration,
+                                                                 environmentName: labels.environment, service: labels.service)
         if options.json {
             try Output.json(["release": release, "outcome": outcome.rawValue, "unpinned": unpinned.joined(separator: ",")])
         } else {

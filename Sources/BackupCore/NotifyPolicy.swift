@@ -3,6 +3,8 @@ public enum NotifyEvent: String, Sendable, CaseIterable {
     case failure
     case success
     case drill
+    /// The deploy flow: deploy_started, deploy_succeeded, deploy_failed, rollback, rollback_failed.
+    case deploy
 }
 
 /// `notify:` in the policy: a webhook (the stack's n8n) that receives a JSON event per source outcome.

@@ -156,8 +156,10 @@ public final class BackupEngine {
         try await core.hooks.preDeploy(release: release, sources: sources)
     }
     @discardableResult
-    public func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
-        try core.hooks.postDeploy(release: release, success: success, durationSeconds: durationSeconds, environmentName: environmentName, service: service)
+    public func postDeploy(release: String, success: Bool, rollbackFailed: Bool = false, durationSeconds: Double?, environmentName: String,
+                           service: String) async throws -> [String] {
+        try await core.hooks.postDeploy(release: release, success: success, rollbackFailed: rollbackFailed, durationSeconds: durationSeconds,
+                                        environmentName: environmentName, service: service)
     }
     public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
         try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include, dryRun: dryRun, environmentName: environmentName, service: service)

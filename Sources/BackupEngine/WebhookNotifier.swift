@@ -7,6 +7,8 @@ import NIOCore
 /// What a notification is about.
 public enum NotificationSubject: String, Sendable, Codable {
     case backup, offsite, drill
+    case deployStarted = "deploy_started", deploySucceeded = "deploy_succeeded", deployFailed = "deploy_failed"
+    case rollback, rollbackFailed = "rollback_failed"
 }
 
 /// One outcome sent to the webhook.
@@ -22,6 +24,12 @@ public struct NotificationEvent: Sendable, Codable, Equatable {
     /// The failure, secrets scrubbed; nil on success.
     public var error: String?
     public var bytes_stored: Int64?
+    /// Deploy events: the release, why (a rollback's reason), whether data was restored, and `critical` when
+    /// the person on call must be woken (a rollback that did not bring the service back).
+    public var release: String? = nil
+    public var reason: String? = nil
+    public var data_restored: Bool? = nil
+    public var severity: String? = nil
 }
 
 /// POSTs events as JSON to the policy's webhook (the stack's n8n), with retries and backoff.

@@ -119,35 +119,77 @@ struct DeployHookTests {
 }
 
 /// scripts/deploy.sh with a stand-in docker (no Docker engine here) that records its calls.
+/// scripts/deploy.sh with the stand-in docker (Tests/StandIns/docker: records every call, keeps what runs in a
+/// state file, reads the compose files the way Compose does), a real kaleem-backup and Redis, and HTTP recorders
+/// for the health endpoint and the webhook. Calls of kaleem-backup are logged beside docker's (a wrapper), so the
+/// order of the whole flow is checked.
 struct DeployScriptTests {
     struct Run {
         let directory: TemporaryDirectory
         let result: ProcessResult
-        let dockerCalls: [[String: Any]]
+        /// Every call in order: docker's argv (compose's -f options removed), or ["kaleem-backup", "hook", NAME].
+        let calls: [[String]]
+        /// The image `compose up` saw in KALEEM_API_IMAGE, per up.
+        let ups: [String]
+        let running: String?
         let catalog: Catalog?
+        let webhook: [[String: Any]]
     }
 
-    func deploy(redisURL: String, health: HTTPRecorder, psFormat: String = "lines", extraEnv: [String: String] = [:]) throws -> Run {
+    func deploy(redisURL: String, health: HTTPRecorder, psFormat: String = "lines", extraEnv: [String: String] = [:],
+                files: [String: String] = [:]) throws -> Run {
         let dir = TemporaryDirectory()
-        let policy = writeRedisPolicy(in: dir, url: redisURL)
-        let log = dir.file("docker.jsonl")
+        let webhook = try HTTPRecorder()
+        let policy = writeRedisPolicy(in: dir, url: redisURL, extra: "notify: { webhook: \"\(webhook.url)/hook\", on: [failure, deploy], attempts: 1 }")
+        let log = dir.file("calls.jsonl")
+        let wrapper = dir.file("kb")
+        try """
+        #!/bin/sh
+        printf '{"argv": ["kaleem-backup", "%s", "%s"]}\\n' "$1" "$2" >> '\(log)'
+        exec '\(try kaleemBinary())' "$@"
+        """.write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        for (name, text) in files { try text.write(toFile: dir.file(name), atomically: true, encoding: .utf8) }
         var env = cliEnvironment([
             "PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
-            "KALEEM_BACKUP_BIN": try kaleemBinary(), "KALEEM_BACKUP_POLICY": policy, "KALEEM_API_IMAGE": "kaleem-api:2.0.0",
-            "HEALTH_URL": health.url + "/health", "HEALTH_TIMEOUT": "2", "HEALTH_INTERVAL": "0.2",
-            "DOCKER_LOG": log, "DOCKER_PS_FORMAT": psFormat, "DOCKER_PS_IMAGE": "kaleem-api:1.9.0",
+            "KALEEM_BACKUP_BIN": wrapper, "KALEEM_BACKUP_POLICY": policy, "KALEEM_API_IMAGE": "kaleem-api:2.0.0",
+            "HEALTH_URL": health.url + "/api/health", "MAX_ATTEMPTS": "3", "SLEEP_SECONDS": "0.1",
+            "DOCKER_LOG": log, "DOCKER_PS_FORMAT": psFormat, "DOCKER_PS_IMAGE": "kaleem-api:1.9.0", "DOCKER_STATE": dir.file("state.json"),
         ])
         env.merge(extraEnv) { $1 }
-        let result = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"], environment: env)
-        let calls = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+        if files["docker-compose.yml"] == nil {
+            try "services:\n  api:\n    image: kaleem-api:1.9.0\n  nginx:\n    image: nginx:1.25\n".write(toFile: dir.file("docker-compose.yml"), atomically: true, encoding: .utf8)
+        }
+        let result = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"], environment: env, currentDirectory: dir.path)
+        let entries = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+        var calls: [[String]] = []
+        var ups: [String] = []
+        for e in entries {
+            var argv = e["argv"] as? [String] ?? []
+            if argv.first == "compose" {
+                var rest = Array(argv.dropFirst())
+                while rest.first == "-f" { rest.removeFirst(min(2, rest.count)) }
+                argv = ["compose"] + rest
+                if rest.first == "up" { ups.append(e["image"] as? String ?? "") }
+            }
+            calls.append(argv)
+        }
+        let state = (try? Data(contentsOf: URL(fileURLWithPath: dir.file("state.json")))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: String] }
         let catalog = FileManager.default.fileExists(atPath: dir.file("repo/catalog.sqlite")) ? try Catalog(path: dir.file("repo/catalog.sqlite")) : nil
-        return Run(directory: dir, result: result, dockerCalls: calls, catalog: catalog)
+        let events = webhook.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }
+        return Run(directory: dir, result: result, calls: calls, ups: ups, running: state?["api"], catalog: catalog, webhook: events)
     }
 
-    static func ups(_ calls: [[String: Any]]) -> [String] {
-        calls.filter { ($0["argv"] as? [String])?.starts(with: ["compose", "up"]) == true }.compactMap { $0["image"] as? String }
+    /// The steps of a run, short: "pull", "pre-deploy", "ps", "up", "nginx -t", …
+    static func steps(_ run: Run) -> [String] {
+        run.calls.map { argv in
+            if argv.first == "kaleem-backup" { return argv.count > 2 ? argv[2] : "?" }
+            if argv.first == "pull" { return "pull" }
+            if argv.starts(with: ["compose", "exec"]) { return argv.drop { $0 != "nginx" }.dropFirst().joined(separator: " ") }
+            return argv.count > 1 ? argv[1] : "?"
+        }
     }
 
     @Test(arguments: ["lines", "array"])
@@ -156,37 +198,101 @@ struct DeployScriptTests {
         let health = try HTTPRecorder()
         let run = try deploy(redisURL: redis.url, health: health, psFormat: psFormat)
         #expect(run.result.status == 0, "\(run.result.stderr)")
-        #expect(Self.ups(run.dockerCalls) == ["kaleem-api:2.0.0"])
+        #expect(Self.steps(run) == ["pull", "pre-deploy", "ps", "up", "ps", "nginx -t", "nginx -s reload", "post-deploy"], "\(run.calls)")
+        #expect(run.ups == ["kaleem-api:2.0.0"])
+        #expect(run.running == "kaleem-api:2.0.0")
         #expect(run.result.stderr.contains("running now: kaleem-api:1.9.0"))
+        // The override file the document uses, written because it was missing.
+        let override = try String(contentsOfFile: run.directory.file("docker-compose.image.override.yml"), encoding: .utf8)
+        #expect(override == "services:\n  api:\n    image: ${KALEEM_API_IMAGE}\n")
         let events = try #require(run.catalog).deployments()
         #expect(events.map(\.event) == [DeploymentOutcome.success])
         #expect(try run.catalog!.artifacts().contains { $0.tag == .preDeploy && $0.pinned && $0.release == "kaleem-api:2.0.0" })
+        #expect(run.webhook.map { $0["event"] as? String } == ["deploy_started", "deploy_succeeded"], "\(run.webhook)")
+        #expect(run.webhook.allSatisfy { $0["release"] as? String == "kaleem-api:2.0.0" })
     }
 
+    /// The document's compose files: the base file names `kaleem-api:${IMAGE_TAG}`; the override applies the image.
+    @Test func theDocumentsComposeFilesGetTheNewImage() throws {
+        let redis = try RedisTestServer()
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(),
+                             extraEnv: ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml", "IMAGE_TAG": "1.9.0"],
+                             files: ["docker-compose.yml": "services:\n  api:\n    image: kaleem-api:${IMAGE_TAG}\n  nginx:\n    image: nginx:1.25\n",
+                                     "docker-compose.prod.yml": "services:\n  api:\n    restart: always\n"])
+        #expect(run.result.status == 0, "\(run.result.stderr)")
+        #expect(run.running == "kaleem-api:2.0.0")
+    }
+
+    /// An override file of the operator's that does not set the image: the new image never runs; the script sees
+    /// it, rolls back and fails (never reports success for an image that was not applied).
+    @Test func anImageThatWasNotAppliedRollsBack() throws {
+        let redis = try RedisTestServer()
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(),
+                             files: ["docker-compose.image.override.yml": "services:\n  api:\n    restart: always\n"])
+        #expect(run.result.status == 1, "\(run.result.stderr)")
+        #expect(run.result.stderr.contains("do not run kaleem-api:2.0.0"), "\(run.result.stderr)")
+        let events = try #require(run.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed])
+        #expect(events.first?.reason == "image-not-applied")
+        #expect(run.running == "kaleem-api:1.9.0")
+    }
+
+    @Test func pullFailureChangesNothing() throws {
+        let redis = try RedisTestServer()
+        let health = try HTTPRecorder()
+        let run = try deploy(redisURL: redis.url, health: health, extraEnv: ["DOCKER_PULL_FAIL": "1"])
+        #expect(run.result.status == 1)
+        #expect(Self.steps(run) == ["pull"])
+        #expect(run.result.stderr.contains("NOT deploying"))
+        #expect(run.catalog == nil) // no restore point taken, nothing pinned
+        #expect(health.requests.isEmpty)
+    }
+
+    /// The new image is unhealthy, the previous one is healthy again: exit 1, the rollback recorded and notified.
     @Test func healthFailureRollsBack() throws {
         let redis = try RedisTestServer()
-        let health = try HTTPRecorder(statuses: Array(repeating: 500, count: 100))
+        let health = try HTTPRecorder(statuses: [500, 500, 500]) // three failed checks of the new image, then 200
         let run = try deploy(redisURL: redis.url, health: health)
-        #expect(run.result.status == 1)
-        #expect(Self.ups(run.dockerCalls) == ["kaleem-api:2.0.0", "kaleem-api:1.9.0"])
+        #expect(run.result.status == 1, "\(run.result.stderr)")
+        #expect(run.ups == ["kaleem-api:2.0.0", "kaleem-api:1.9.0"])
+        #expect(Self.steps(run) == ["pull", "pre-deploy", "ps", "up", "ps", "up", "ps", "rollback", "post-deploy"], "\(run.calls)")
+        #expect(run.running == "kaleem-api:1.9.0")
         let events = try #require(run.catalog).deployments()
         #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed])
         #expect(events.first?.reason == "health-check-failed")
-        #expect(run.result.stderr.contains("rolling back"))
+        #expect(run.result.stderr.contains("back and healthy"))
+        #expect(run.webhook.map { $0["event"] as? String } == ["deploy_started", "rollback", "deploy_failed"], "\(run.webhook)")
+        #expect(run.webhook[1]["reason"] as? String == "health-check-failed" && run.webhook[1]["data_restored"] as? Bool == false)
     }
 
-    @Test func preDeployFailureChangesNothing() throws {
-        let health = try HTTPRecorder()
-        let run = try deploy(redisURL: "redis://127.0.0.1:\(try FreePort.pick())", health: health)
-        #expect(run.result.status == 1)
-        #expect(Self.ups(run.dockerCalls).isEmpty)
-        #expect(run.result.stderr.contains("NOT deploying"))
-        #expect(health.requests.isEmpty)
+    /// Neither image is healthy: exit 3, said loudly, and a critical rollback_failed notification.
+    @Test func aRollbackThatDoesNotComeBackExits3() throws {
+        let redis = try RedisTestServer()
+        let health = try HTTPRecorder(statuses: Array(repeating: 503, count: 100))
+        let run = try deploy(redisURL: redis.url, health: health)
+        #expect(run.result.status == 3, "\(run.result.stderr)")
+        #expect(run.result.stderr.contains("CRITICAL") && run.result.stderr.contains("THE SERVICE IS DOWN"))
+        #expect(try #require(run.catalog).deployments().map(\.event) == [DeploymentOutcome.rollback, .failed])
+        #expect(run.webhook.map { $0["event"] as? String } == ["deploy_started", "rollback", "rollback_failed"], "\(run.webhook)")
+        #expect(run.webhook.last?["severity"] as? String == "critical")
+    }
+
+    @Test func aFailingNginxTestRollsBack() throws {
+        let redis = try RedisTestServer()
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["DOCKER_NGINX_TEST": "fail"])
+        #expect(run.result.status == 1, "\(run.result.stderr)")
+        #expect(!Self.steps(run).contains("nginx -s reload"))
+        #expect(try #require(run.catalog).deployments().first?.reason == "nginx-config-invalid")
+        #expect(run.running == "kaleem-api:1.9.0")
+        // NGINX_RELOAD=0 skips nginx altogether.
+        let skipped = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["DOCKER_NGINX_TEST": "fail", "NGINX_RELOAD": "0"])
+        #expect(skipped.result.status == 0, "\(skipped.result.stderr)")
+        #expect(!Self.steps(skipped).contains { $0.hasPrefix("nginx") })
     }
 
     @Test func missingVariablesAreNamed() throws {
         let r = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"], environment: cliEnvironment())
-        #expect(r.status != 0)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("KALEEM_API_IMAGE"))
     }
 

@@ -216,7 +216,9 @@ import Testing
         let busy = s.root + "/busy.log.data"
         FileManager.default.createFile(atPath: busy, contents: Data(count: 24 << 20))
         let (writer, _) = try startProcess("/bin/sh", ["-c", "while :; do echo x >> \"$0\"; done", busy])
-        defer { writer.terminate() }
+        // SIGKILL: a SIGTERM can be ignored (the test process may ignore it, and an ignored signal stays ignored
+        // across exec), and then the loop would outlive the test.
+        defer { kill(writer.processIdentifier, SIGKILL); writer.waitUntilExit() }
         usleep(100_000)
         let r = try s.run(["backup", "--json"])
         #expect(r.status == 0, "\(r.stderr)")

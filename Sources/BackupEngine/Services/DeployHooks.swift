@@ -22,7 +22,19 @@ struct DeployHooks: EngineService {
         if let last = previous.first {
             logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])
         }
-        var result = try await core.runner.backup(sources: sources, tag: .preDeploy, release: release)
+        await core.notifier.notifyDeploy(.deployStarted, release: release, status: "started")
+        var result: BackupResult
+        do {
+            result = try await core.runner.backup(sources: sources, tag: .preDeploy, release: release)
+        } catch {
+            await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed", error: describe(error))
+            throw error
+        }
+        if result.exitStatus != .ok {
+            let failed = result.artifacts.filter { $0.status != .ok }.map { "\($0.source): \($0.detail ?? "failed")" }
+            await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed",
+                                             error: failed.joined(separator: "; "))
+        }
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
             try core.rotator.setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
         }
@@ -36,7 +48,8 @@ struct DeployHooks: EngineService {
     /// of releases older than the last `retention.pre_deploy` confirmed ones are unpinned (rotation may then
     /// remove them). Returns the ids unpinned.
     @discardableResult
-    func postDeploy(release: String, success: Bool, durationSeconds: Double?, environmentName: String, service: String) throws -> [String] {
+    func postDeploy(release: String, success: Bool, rollbackFailed: Bool = false, durationSeconds: Double?, environmentName: String,
+                    service: String) async throws -> [String] {
         let catalog = try catalog()
         // A release without a pre-deploy set is a typo or a deploy that skipped its restore point: confirming it
         // would push a real release out of the kept ones and unpin its restore point.
@@ -47,10 +60,17 @@ struct DeployHooks: EngineService {
         // Twice for the same release and outcome: recorded (and counted) once.
         if try catalog.deployments().contains(where: { $0.release == release && $0.event == (success ? .success : .failed) }) {
             logger.notice("post-deploy already recorded for this release", metadata: ["release": "\(release)"])
+            // A rollback that failed after the failure was recorded still wakes someone.
+            if rollbackFailed { await notifyRollbackFailed(release) }
             return []
         }
         try catalog.insertDeployment(deploymentEvent(release: release, event: success ? .success : .failed,
                                                      duration: durationSeconds, reason: nil, environmentName: environmentName, service: service))
+        if rollbackFailed {
+            await notifyRollbackFailed(release)
+        } else {
+            await core.notifier.notifyDeploy(success ? .deploySucceeded : .deployFailed, release: release, status: success ? "ok" : "failed")
+        }
         var unpinned: [String] = []
         if success {
             let confirmed = try catalog.deployments().filter { $0.event == .success }.reversed().map(\.release)
@@ -88,6 +108,7 @@ struct DeployHooks: EngineService {
             core.statusReport.writeMetricsTextfile()
         }
         guard let set else {
+            await core.notifier.notifyDeploy(.rollback, release: release, status: "ok", reason: reason, dataRestored: false)
             return RollbackResult(release: release, set: nil, lines: ["release \(release) has no pre-deploy set: there is no data to restore"])
         }
         let artifacts = try catalog.artifacts(runID: set.id).filter { $0.status == .ok && $0.deletedAt == nil }
@@ -101,9 +122,23 @@ struct DeployHooks: EngineService {
                                     : "would leave \(a.source) as it is (name it with --include \(a.source) to restore it from \(a.id))")
                 continue
             }
-            await lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
+            do {
+                await lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
+            } catch {
+                await core.notifier.notifyDeploy(.rollback, release: release, status: "failed", reason: reason, dataRestored: false,
+                                                 error: "restoring \(a.source) from \(a.id): \(describe(error))")
+                throw error
+            }
+        }
+        if !dryRun {
+            await core.notifier.notifyDeploy(.rollback, release: release, status: "ok", reason: reason, dataRestored: restoreData)
         }
         return RollbackResult(release: release, set: set, lines: lines)
+    }
+
+    private func notifyRollbackFailed(_ release: String) async {
+        await core.notifier.notifyDeploy(.rollbackFailed, release: release, status: "failed", reason: "previous-image-unhealthy",
+                                         error: "the rollback did not bring the service back: it is down", critical: true)
     }
 
     /// "the releases with a restore point are: …", newest first.
