@@ -277,6 +277,15 @@ struct DeployScriptTests {
         #expect(run.webhook.last?["severity"] as? String == "critical")
     }
 
+    /// compose up itself fails (for the new image and then for the previous one): the reason says so, exit 3.
+    @Test func aComposeUpThatFailsIsRolledBackAndSaid() throws {
+        let redis = try RedisTestServer()
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["DOCKER_UP_FAIL": "1"])
+        #expect(run.result.status == 3, "\(run.result.stderr)")
+        #expect(run.result.stderr.contains("docker compose up failed for kaleem-api:2.0.0"))
+        #expect(try #require(run.catalog).deployments().first?.reason == "compose-up-failed")
+    }
+
     @Test func aFailingNginxTestRollsBack() throws {
         let redis = try RedisTestServer()
         let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["DOCKER_NGINX_TEST": "fail"])
