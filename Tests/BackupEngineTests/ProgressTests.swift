@@ -101,13 +101,28 @@ import TestSupport
             defer { client.shutdown() }
             try await client.createBucket("media")
             try await putAll(client, ["media": Dictionary(uniqueKeysWithValues: (0..<12).map { ("k\($0)", Array("object \($0)".utf8)) })])
+            try await client.createBucket("offsite-copy")
             let bucketDir = TemporaryDirectory()
-            let bucketEngine = try engine(writeS3Policy(in: bucketDir, server: server, buckets: ["media"]))
+            let bucketPolicy = writeS3Policy(in: bucketDir, server: server, buckets: ["media"])
+            // The same source with an off-site copy (on the same S3 server).
+            var text = try String(contentsOfFile: bucketPolicy, encoding: .utf8)
+            text = text.replacingOccurrences(of: "  path: \(bucketDir.file("repo"))\n", with: """
+                  path: \(bucketDir.file("repo"))
+                  offsite: { endpoint: "\(server.endpoint)", bucket: offsite-copy, prefix: p, access_key: \(server.accessKey), secret_key_file: \(bucketDir.file("s3-secret")) }
+
+                """)
+            try text.write(toFile: bucketPolicy, atomically: true, encoding: .utf8)
+            let bucketEngine = try engine(bucketPolicy)
             let snapshot = try #require(try await bucketEngine.backup(tag: .manual).artifacts.first)
+            #expect(snapshot.offsite == .ok, "\(snapshot)")
+            // The blobs are gone here: the restore fetches them from off-site, counted blob by blob.
+            try FileManager.default.removeItem(atPath: bucketDir.file("repo/minio/blobs"))
             _ = try await bucketEngine.restore(RestoreRequest(source: "minio", backup: .latest, confirmed: true),
                                                kindArguments: ["--bucket", "media", "--to-bucket", "media-copy"]) { _ in }
             let uploaded = try #require(seen.last { $0.label == "restore \(snapshot.id) into media-copy" })
             #expect(uploaded.itemUnit == "objects" && uploaded.items == 12 && uploaded.totalItems == 12, "\(uploaded)")
+            let fetched = try #require(seen.last { $0.label.hasPrefix("fetch blobs of minio from ") })
+            #expect(fetched.itemUnit == "blobs" && fetched.items == 12 && fetched.totalItems == 12 && fetched.bytes > 0, "\(fetched)")
         }
     }
 

@@ -171,7 +171,13 @@ extension EngineCore {
         defer { remote.close() }
         logger.warning("file missing here; fetching the off-site copy", metadata: ["file": "\(relative)", "from": "\(remote.location)"])
         let local = repository
-        return (try await local.fetchIfMissing(relative, sha256: sha256, from: remote))
+        // On a terminal: the file's size once it is here (the transfer itself is one request).
+        let meter = environment.progress
+        meter?.begin("fetch \(relative) from \(remote.location)", totalItems: 1, itemUnit: "files")
+        defer { meter?.end() }
+        let fetched = try await local.fetchIfMissing(relative, sha256: sha256, from: remote)
+        meter?.add(bytes: FileIO.fileSize(local.absolute(relative)) ?? 0, items: 1)
+        return fetched
     }
 
     /// "No good backup": exit 1, or exit 4 naming them when the source's only backups are corrupt (a verify

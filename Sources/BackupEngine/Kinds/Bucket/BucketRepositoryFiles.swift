@@ -35,6 +35,9 @@ extension BucketAdapter {
             if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
         }
         context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
+        let meter = context.progress
+        meter?.begin("fetch blobs of \(source) from \(remote.location)", totalItems: missing.count, itemUnit: "blobs")
+        defer { meter?.end() }
         for digest in missing {
             guard let relative = remoteNames[digest] else {
                 throw IntegrityError(object: "\(remote.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
@@ -43,6 +46,7 @@ extension BucketAdapter {
             let expected = relative.hasSuffix(BlobStore.encryptedSuffix) ? nil : digest
             let local = context.repository
             _ = (try await local.fetchIfMissing(relative, sha256: expected, from: remote))
+            meter?.add(bytes: FileIO.fileSize(local.absolute(relative)) ?? 0, items: 1)
         }
     }
 
