@@ -1,9 +1,12 @@
 // snapshot, for each bucket (the policy's list, or every bucket the credentials see):
-//   list it (ListObjectsV2, 1,000 keys a request)
+//   list it a page at a time (ListObjectsV2, 1,000 keys a request), beside the previous snapshot's entries
+//   (merge-join in key order, a chunk at a time)
 //   an object whose size, ETag and last-modified equal the previous good snapshot's, and whose blob is
 //     here, reuses that entry: no GET
 //   any other object is downloaded once, hashed on the way, and stored under its sha256
 //   objects of the previous snapshot that are gone are counted as deleted
+//   the entries are written as content-addressed chunks as they come (SnapshotTree): unchanged parts of the
+//   listing give the chunks that are already stored
 // Downloads run `concurrency` at a time. Nothing here touches the catalog: the engine records the result.
 import ArtifactStore
 import BackupCore
@@ -37,13 +40,21 @@ public struct SnapshotStats: Sendable, Equatable {
     public var downloadedBytes: Int64 = 0
     /// Bytes the new blobs added to the repository (unchanged objects, and content already stored, add none).
     public var addedBytes: Int64 = 0
+    /// The chunks of the manifest, those new to the store, and the bytes they added (an unchanged night: none).
+    public var manifestChunks = 0
+    public var manifestChunksAdded = 0
+    public var manifestBytesAdded: Int64 = 0
+    /// The previous snapshot could not be read to its end (its later objects were downloaded again).
+    public var previousAbandoned = false
 
     public init() {}
 
     public var json: [String: JSONValue] {
         ["buckets": .int(buckets), "objects": .int(objects), "bytes": .int(Int(bytes)), "new": .int(new),
          "changed": .int(changed), "unchanged": .int(unchanged), "deleted": .int(deleted), "requests": .int(requests),
-         "downloaded_bytes": .int(Int(downloadedBytes)), "added_bytes": .int(Int(addedBytes))]
+         "downloaded_bytes": .int(Int(downloadedBytes)), "added_bytes": .int(Int(addedBytes)),
+         "manifest_chunks": .int(manifestChunks), "manifest_chunks_added": .int(manifestChunksAdded),
+         "manifest_bytes_added": .int(Int(manifestBytesAdded))]
     }
 }
 
@@ -69,52 +80,84 @@ public struct BucketSnapshotter: Sendable {
         self.blobs = blobs
     }
 
+    /// Takes a snapshot (manifest format 2, `SnapshotTree`): each bucket is listed a page at a time and merged
+    /// with the previous snapshot's entries (read a chunk at a time through `reader`), the objects that changed
+    /// are downloaded, and the entries are written as chunks into the blob store as they come. Memory is
+    /// bounded by a page of the listing, the downloads in flight and one chunk, not by the bucket.
+    /// A previous snapshot that cannot be read (a chunk missing or damaged) is abandoned where it fails: the
+    /// objects after that point are downloaded again, which costs time and loses nothing.
     public func take(source: String, artifact: String, createdAt: String, options: SnapshotOptions,
-                     previous: BucketSnapshot?) async throws -> (BucketSnapshot, SnapshotStats) {
+                     previous: SnapshotDocument?, reader: ChunkReader? = nil, shape: ChunkShape = ChunkShape(),
+                     onPreviousUnreadable: ((any Error) -> Void)? = nil) async throws -> (SnapshotTree, SnapshotStats) {
         let requestsBefore = client.requestCount
+        let reader = reader ?? ChunkReader(blobs: blobs)
         var stats = SnapshotStats()
         let names = options.buckets.isEmpty ? try await client.listBuckets().sorted() : options.buckets
-        var buckets: [BucketSnapshot.Bucket] = []
+        var buckets: [SnapshotTree.Bucket] = []
         for name in names {
-            let listed = try await client.listObjects(bucket: name, prefix: options.prefix)
-            var before: [String: BucketSnapshot.Entry] = [:]
-            if let old = previous?.bucket(named: name), old.prefix == options.prefix {
-                for entry in old.objects { before[entry.key] = entry }
+            var merge: MergeCursor?
+            var previousObjects = 0
+            if let old = previous?.buckets.first(where: { $0.name == name }), old.prefix == options.prefix,
+               let cursor = previous?.cursor(bucket: name, reader: reader) {
+                merge = MergeCursor(cursor)
+                previousObjects = old.objects
             }
-            var entries = [BucketSnapshot.Entry?](repeating: nil, count: listed.count)
-            var toFetch: [Int] = []
-            for (i, object) in listed.enumerated() {
-                if let old = before[object.key] {
-                    if old.size == object.size, old.etag == object.etag, old.lastModified == object.lastModified,
-                       blobs.contains(old.sha256) {
-                        entries[i] = old
-                        stats.unchanged += 1
+            let builder = TreeBuilder(store: blobs, shape: shape, bucket: name)
+            var lastListed: String?
+            try await client.listObjects(bucket: name, prefix: options.prefix) { listed in
+                try checkDeadline()
+                var entries = [BucketSnapshot.Entry?](repeating: nil, count: listed.count)
+                var toFetch: [Int] = []
+                for (i, object) in listed.enumerated() {
+                    // The merge needs key order; so do the chunk boundaries (checked again by the builder).
+                    if let lastListed, !KeyOrder.less(lastListed, object.key) {
+                        throw ListingOrderError(bucket: name, previous: lastListed, key: object.key)
+                    }
+                    lastListed = object.key
+                    var old: BucketSnapshot.Entry?
+                    if let cursor = merge {
+                        do {
+                            old = try await cursor.match(object.key)
+                        } catch {
+                            onPreviousUnreadable?(error)
+                            merge = nil
+                            stats.previousAbandoned = true
+                        }
+                    }
+                    if let old {
+                        if old.size == object.size, old.etag == object.etag, old.lastModified == object.lastModified,
+                           blobs.contains(old.sha256) {
+                            entries[i] = old
+                            stats.unchanged += 1
+                        } else {
+                            toFetch.append(i)
+                            stats.changed += 1
+                        }
                     } else {
                         toFetch.append(i)
-                        stats.changed += 1
+                        stats.new += 1
                     }
-                } else {
-                    toFetch.append(i)
-                    stats.new += 1
                 }
+                onListed?(listed.count, toFetch.count)
+                for (i, entry, added) in try await download(bucket: name, objects: listed, indices: toFetch, concurrency: options.concurrency) {
+                    entries[i] = entry
+                    stats.downloadedBytes += entry.size
+                    stats.addedBytes += added
+                }
+                for entry in entries { try builder.append(entry!) }
             }
-            onListed?(listed.count, toFetch.count)
-            let present = Set(listed.map(\.key))
-            stats.deleted += before.keys.filter { !present.contains($0) }.count
-            for (i, entry, added) in try await download(bucket: name, objects: listed, indices: toFetch, concurrency: options.concurrency) {
-                entries[i] = entry
-                stats.downloadedBytes += entry.size
-                stats.addedBytes += added
-            }
-            let objects = entries.map { $0! }
-            stats.objects += objects.count
-            stats.bytes += objects.reduce(0) { $0 + $1.size }
-            buckets.append(BucketSnapshot.Bucket(name: name, prefix: options.prefix, objects: objects))
+            let chunks = try builder.finish()
+            if let merge { stats.deleted += previousObjects - merge.matched }
+            stats.objects += builder.objects
+            stats.bytes += builder.bytes
+            stats.manifestChunks += builder.chunks
+            stats.manifestChunksAdded += builder.chunksAdded
+            stats.manifestBytesAdded += builder.chunkBytesAdded
+            buckets.append(SnapshotTree.Bucket(name: name, prefix: options.prefix, objects: builder.objects, bytes: builder.bytes, chunks: chunks))
         }
         stats.buckets = buckets.count
         stats.requests = client.requestCount - requestsBefore
-        let snapshot = BucketSnapshot(source: source, artifact: artifact, endpoint: client.endpoint, createdAt: createdAt,
-                                      buckets: buckets)
+        let snapshot = SnapshotTree(source: source, artifact: artifact, endpoint: client.endpoint, createdAt: createdAt, buckets: buckets)
         return (snapshot, stats)
     }
 

@@ -83,6 +83,13 @@ extension S3Client {
     /// Every object of a bucket (under `prefix`), in key order, one ListObjectsV2 request per 1,000 keys.
     public func listObjects(bucket: String, prefix: String = "") async throws -> [S3Object] {
         var objects: [S3Object] = []
+        try await listObjects(bucket: bucket, prefix: prefix) { objects.append(contentsOf: $0) }
+        return objects
+    }
+
+    /// Lists a bucket a page (up to 1,000 keys) at a time, in the server's order (UTF-8 key order), handing
+    /// each page to `page` before the next is requested: memory is bounded by one page, not by the bucket.
+    public func listObjects(bucket: String, prefix: String = "", page: ([S3Object]) async throws -> Void) async throws {
         var token: String?
         repeat {
             var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", "1000")]
@@ -94,6 +101,7 @@ extension S3Client {
                 throw malformed(operation)
             }
             let urlEncoded = xml.value("EncodingType") == "url"
+            var objects: [S3Object] = []
             for entry in xml.all("Contents") {
                 guard let rawKey = entry.value("Key"), let size = entry.value("Size").flatMap({ Int64($0) }) else {
                     throw malformed(operation)
@@ -104,8 +112,8 @@ extension S3Client {
             }
             token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
             if xml.value("IsTruncated") == "true" && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
+            try await page(objects)
         } while token != nil
-        return objects
     }
 
     /// The first object of a bucket (under `prefix`), or nil when it is empty: one ListObjectsV2 request with

@@ -121,12 +121,15 @@ struct BucketEndToEndTests {
         #expect(FileIO.fileMode(dir.file("repo/minio/blobs")) == 0o700)
         #expect(try sha256sum(path1) == a1["sha256"] as? String)
         #expect(!anyFileContains(dir.file("repo"), server.secretKey))
-        // Sizes: stored is what the snapshot added (every blob, the first time, and its manifest); raw the logical size.
+        // Sizes: stored is what the snapshot added (every blob, the first time, and its manifest: the snapshot
+        // file and the manifest's chunks, which are blobs too); raw the logical size.
         func blobBytes() -> Int64 {
             filesUnder(dir.file("repo/minio/blobs")).filter { !$0.hasPrefix("tmp/") }.reduce(0) { $0 + (FileIO.fileSize(dir.file("repo/minio/blobs/" + $1)) ?? 0) }
         }
         let blobsAfterFirst = blobBytes()
-        #expect(s1["added_bytes"] as? Int == Int(blobsAfterFirst))
+        let manifest1 = try #require(s1["manifest_bytes_added"] as? Int)
+        #expect(manifest1 > 0 && s1["manifest_chunks_added"] as? Int == s1["manifest_chunks"] as? Int)
+        #expect(try #require(s1["added_bytes"] as? Int) + manifest1 == Int(blobsAfterFirst))
         #expect(a1["bytes_stored"] as? Int == Int((FileIO.fileSize(path1) ?? 0) + blobsAfterFirst))
         #expect(a1["bytes_raw"] as? Int == s1["bytes"] as? Int)
 
@@ -155,9 +158,13 @@ struct BucketEndToEndTests {
         // Stored: the 13 new contents and the manifest; list shows it beside the logical size, DETAIL the changes.
         let addedNow = changes.values.flatMap(\.values).reduce(0) { $0 + $1.count }
         #expect(s2["added_bytes"] as? Int == addedNow)
-        #expect(blobBytes() == blobsAfterFirst + Int64(addedNow))
+        // ...and the chunks those 17 keys fall in (and the index chunks above them), not the whole manifest again.
+        let manifest2 = try #require(s2["manifest_bytes_added"] as? Int)
+        #expect(manifest2 > 0 && manifest2 < manifest1, "\(manifest2) of \(manifest1)")
+        #expect(try #require(s2["manifest_chunks_added"] as? Int) < (s2["manifest_chunks"] as? Int ?? 0))
+        #expect(blobBytes() == blobsAfterFirst + Int64(addedNow + manifest2))
         let path2 = dir.file("repo/" + (a2["path"] as! String))
-        #expect(a2["bytes_stored"] as? Int == Int(FileIO.fileSize(path2) ?? 0) + addedNow)
+        #expect(a2["bytes_stored"] as? Int == Int(FileIO.fileSize(path2) ?? 0) + addedNow + manifest2)
         #expect(a2["bytes_raw"] as? Int == s2["bytes"] as? Int)
         let listed = try runCLI(["list", "--policy", policy])
         let row2 = try #require(listed.stdout.split(separator: "\n").first { $0.hasPrefix(a2["id"] as! String) })

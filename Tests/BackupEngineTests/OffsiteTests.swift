@@ -57,7 +57,8 @@ struct OffsiteTests {
             #expect(keys.contains("kaleem/prod/" + path))
             #expect(keys.contains("kaleem/prod/" + (path as NSString).deletingLastPathComponent + "/\(a["id"] as! String).manifest.json"))
         }
-        #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2)
+        // Two objects' blobs and the manifest's two chunks (an object chunk, an index chunk).
+        #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2 + 2)
         #expect(keys.contains("kaleem/prod/catalog/catalog.sqlite"))
         #expect(FileManager.default.fileExists(atPath: dir.file("repo/catalog-copy/catalog.sqlite")))
         // The remote copy carries its sha256; the copy's bytes are the local file's.
@@ -75,7 +76,7 @@ struct OffsiteTests {
         #expect(try runCLI(["backup", "--policy", policy]).status == 0)
         keys = try await remoteKeys(client)
         for a in a1 { #expect(!keys.contains("kaleem/prod/" + (a["path"] as! String)), "removed off-site: \(a["id"]!)") }
-        #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2)
+        #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2 + 2) // and the old chunks with it
 
         // The off-site server goes away: the backup is still good, marked offsite failed, metric and all.
         let down = try S3TestServer()
@@ -127,9 +128,9 @@ struct OffsiteTests {
         let pre = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:9.9.9", "--policy", policy])
         #expect(pre.status == 0, "\(pre.stderr)")
 
-        // Blobs left the host encrypted too.
+        // Blobs left the host encrypted too: the objects' and the manifest's chunks (the keys are in them).
         let remoteBlobs = try await remoteKeys(client).filter { $0.contains("/blobs/") }
-        #expect(remoteBlobs.count == 3 && remoteBlobs.allSatisfy { $0.hasSuffix(".age") })
+        #expect(remoteBlobs.count == 3 + 2 && remoteBlobs.allSatisfy { $0.hasSuffix(".age") })
 
         // The old host is gone.
         try FileManager.default.removeItem(atPath: dir.file("old-host"))

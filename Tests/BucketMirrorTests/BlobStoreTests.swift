@@ -19,6 +19,20 @@ import TestSupport
         }
     }
 
+    /// A snapshot (format 2) read back whole.
+    func take(_ snapshotter: BucketSnapshotter, _ bucket: String, previous: SnapshotTree? = nil) async throws -> (SnapshotTree, BucketSnapshot, SnapshotStats) {
+        let (tree, stats) = try await snapshotter.take(source: "s", artifact: "A", createdAt: "t", options: SnapshotOptions(buckets: [bucket], concurrency: 4),
+                                                       previous: previous.map { .tree($0) })
+        return (tree, try await SnapshotDocument.tree(tree).materialize(reader: ChunkReader(blobs: snapshotter.blobs)), stats)
+    }
+
+    /// Every blob a snapshot references: its objects' and its manifest chunks'.
+    func referenced(_ tree: SnapshotTree, _ blobs: BlobStore) async throws -> Set<String> {
+        var all = Set<String>()
+        try await SnapshotDocument.tree(tree).mark(into: &all, reader: ChunkReader(blobs: blobs))
+        return all
+    }
+
     @Test func incrementalSnapshotsAndGarbageCollection() async throws {
         let server = try S3TestServer()
         let client = try server.client()
@@ -34,28 +48,31 @@ import TestSupport
         try await put(client, "media", objects)
 
         let snapshotter = BucketSnapshotter(client: client, blobs: blobs)
-        let options = SnapshotOptions(buckets: ["media"], concurrency: 4)
-        let (first, s1) = try await snapshotter.take(source: "minio", artifact: "A", createdAt: "t1", options: options, previous: nil)
+        let (firstTree, first, s1) = try await take(snapshotter, "media")
         #expect(s1.objects == 33 && s1.new == 33 && s1.unchanged == 0)
         #expect(s1.requests == 1 + 33) // one list, one GET each
         #expect(first.blobDigests.count == 32) // the two equal objects share a blob
+        #expect(s1.manifestChunks == 2 && s1.manifestChunksAdded == 2) // one object chunk, one index chunk
 
         // Change 2, add 1, delete 1.
         try await put(client, "media", ["img/1.bin": Array("changed 1".utf8), "img/2.bin": Array("changed 2".utf8),
                                         "img/new.bin": Array("new".utf8)])
         try await client.deleteObject(bucket: "media", key: "img/3.bin")
-        let (second, s2) = try await snapshotter.take(source: "minio", artifact: "B", createdAt: "t2", options: options, previous: first)
+        let (secondTree, second, s2) = try await take(snapshotter, "media", previous: firstTree)
         #expect(s2.new == 1 && s2.changed == 2 && s2.deleted == 1 && s2.unchanged == 30 - 3 + 3)
         #expect(s2.requests == 1 + 3) // one list, one GET per new or changed object
-        #expect(second.objectCount == 33)
+        #expect(second.buckets[0].objects.count == 33)
 
-        // Removing the first snapshot frees exactly the blobs only it referenced.
-        let onlyFirst = first.blobDigests.subtracting(second.blobDigests)
-        #expect(onlyFirst.count == 3)
-        let (removed, _) = try blobs.collectGarbage(keeping: second.blobDigests)
-        #expect(removed == 3)
+        // Removing the first snapshot frees exactly the blobs only it referenced: 3 objects' and its chunks.
+        let keep = try await referenced(secondTree, blobs)
+        let onlyFirst = try await referenced(firstTree, blobs).subtracting(keep)
+        #expect(first.blobDigests.subtracting(second.blobDigests).count == 3)
+        #expect(onlyFirst.count == 3 + 2)
+        let (removed, _) = try blobs.collectGarbage(keeping: keep)
+        #expect(removed == onlyFirst.count)
         for digest in onlyFirst { #expect(!blobs.contains(digest)) }
-        for digest in second.blobDigests { #expect(try blobs.rehash(digest) == digest) }
+        for digest in keep { #expect(try blobs.rehash(digest) == digest) }
+        #expect(try await SnapshotDocument.tree(secondTree).materialize(reader: ChunkReader(blobs: blobs)) == second)
         // Nothing is left in the download area.
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: blobs.temporaryDirectory)) ?? []).isEmpty)
     }
@@ -74,8 +91,7 @@ import TestSupport
         try await client.createBucket("secret")
         let objects: [String: [UInt8]] = ["a": Array("alpha".utf8), "big": (0..<200_000).map { UInt8(truncatingIfNeeded: $0 / 3) }, "empty": []]
         try await put(client, "secret", objects)
-        let (snapshot, _) = try await BucketSnapshotter(client: client, blobs: blobs)
-            .take(source: "s", artifact: "A", createdAt: "t", options: SnapshotOptions(buckets: ["secret"]), previous: nil)
+        let (_, snapshot, stats) = try await take(BucketSnapshotter(client: client, blobs: blobs), "secret")
         for entry in snapshot.buckets[0].objects {
             let path = blobs.path(for: entry.sha256)
             #expect(path.hasSuffix("/\(entry.sha256).age"))
@@ -91,7 +107,11 @@ import TestSupport
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: blobs.temporaryDirectory)) ?? []).isEmpty)
         // A plain store sees the same blobs (it just cannot read them), and GC knows the .age names.
         #expect(BlobStore(root: dir.file("blobs")).contains(snapshot.buckets[0].objects[0].sha256))
-        #expect(try blobs.collectGarbage(keeping: []).blobs == 3)
+        // The manifest's chunks are blobs too, encrypted like the objects.
+        #expect(stats.manifestChunks == 2)
+        let files = (FileManager.default.enumerator(atPath: dir.file("blobs"))?.allObjects as? [String] ?? []).filter { $0.count > 64 && !$0.hasPrefix("tmp") }
+        #expect(files.count == 3 + 2 && files.allSatisfy { $0.hasSuffix(".age") }, "\(files)")
+        #expect(try blobs.collectGarbage(keeping: []).blobs == 3 + 2)
     }
 
     @Test func restoreWritesOnlyWhatDiffers() async throws {
@@ -108,8 +128,7 @@ import TestSupport
         for i in big.indices { big[i] = UInt8(truncatingIfNeeded: i / 7) }
         try await put(client, "docs", ["a": Array("alpha".utf8), "b/c": Array("gamma".utf8), "empty": []])
         _ = try await client.putObject(bucket: "docs", key: "big", bytes: ByteBuffer(bytes: big))
-        let (snapshot, _) = try await BucketSnapshotter(client: client, blobs: blobs)
-            .take(source: "s", artifact: "A", createdAt: "t", options: SnapshotOptions(buckets: ["docs"]), previous: nil)
+        let (_, snapshot, _) = try await take(BucketSnapshotter(client: client, blobs: blobs), "docs")
         let restorer = BucketRestorer(client: client, blobs: blobs)
         let bucket = snapshot.buckets[0]
 

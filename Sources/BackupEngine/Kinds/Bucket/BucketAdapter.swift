@@ -35,7 +35,8 @@ struct BucketAdapter: SourceAdapter {
         })
     }
 
-    /// Takes a snapshot of a bucket source and writes its manifest (`<id>.snapshot.json`) atomically.
+    /// Takes a snapshot of a bucket source: its chunks go into the blob store as they are made, then the
+    /// snapshot file (`<id>.snapshot.json`, format 2) is written atomically.
     func backupSnapshot(_ policy: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
         let s3 = try settings(policy, as: S3SourcePolicy.self)
         let source = policy.name
@@ -48,7 +49,7 @@ struct BucketAdapter: SourceAdapter {
         configured.deadlineError = DeadlineExceeded(source: source, seconds: policy.deadlineSeconds)
         if let meter = context.progress {
             meter.begin("backup \(source)", totalItems: 0, itemUnit: "objects")
-            // Each bucket's objects join the total once listed; unchanged ones count as done at once, the ones
+            // Each page of objects joins the total once listed; unchanged ones count as done at once, the ones
             // to fetch as they arrive.
             configured.onListed = { objects, toFetch in meter.add(items: objects - toFetch, totalItems: objects) }
             configured.onFetched = { meter.add(bytes: $0, items: 1) }
@@ -56,33 +57,43 @@ struct BucketAdapter: SourceAdapter {
         let snapshotter = configured
         let options = SnapshotOptions(buckets: s3.buckets, prefix: s3.prefix, concurrency: s3.concurrency)
         let created = Timestamps.iso8601(artifact.createdAt)
-        let (snapshot, stats) = try await snapshotter.take(source: source, artifact: artifact.id, createdAt: created, options: options, previous: previous)
+        let logger = context.logger
+        let describe = context.describe
+        let (snapshot, stats) = try await snapshotter.take(
+            source: source, artifact: artifact.id, createdAt: created, options: options, previous: previous?.document,
+            reader: chunkReader(source: source, context: context)) { error in
+                logger.warning("previous snapshot unreadable from here on; downloading the rest", metadata: ["source": "\(source)", "error": "\(describe(error))"])
+            }
         let data = try snapshot.encoded()
         let path = context.absolute(artifact.path)
         try FileIO.writeAtomically(data, to: path)
         var json = stats.json
         json["previous"] = previous.map { .string($0.artifact) } ?? .null
+        json["manifest_format"] = .string(SnapshotTree.formatName)
         context.logger.info("bucket snapshot", metadata: ["source": "\(source)", "objects": "\(stats.objects)", "new": "\(stats.new)",
-                                                  "changed": "\(stats.changed)", "deleted": "\(stats.deleted)", "requests": "\(stats.requests)"])
-        // Stored: what this snapshot added to the repository (its new blobs and its manifest); raw: the logical
-        // size of every object it lists. The sha256 is the manifest's (what verify and off-site copies check).
-        return (json, StoredFile(path: path, bytesRaw: stats.bytes, bytesStored: Int64(data.count) + stats.addedBytes, sha256: sha256Hex(data)))
+                                                  "changed": "\(stats.changed)", "deleted": "\(stats.deleted)", "requests": "\(stats.requests)",
+                                                  "chunks_added": "\(stats.manifestChunksAdded)"])
+        // Stored: what this snapshot added to the repository (its new blobs, its new manifest chunks and its
+        // snapshot file); raw: the logical size of every object it lists. The sha256 is the snapshot file's (what
+        // verify and off-site copies check).
+        return (json, StoredFile(path: path, bytesRaw: stats.bytes, bytesStored: Int64(data.count) + stats.addedBytes + stats.manifestBytesAdded,
+                                 sha256: sha256Hex(data)))
     }
 
-    /// The newest good snapshot of the source, if its manifest reads back intact; otherwise nil (every object
-    /// is then downloaded again, which costs time but loses nothing).
-    func previousSnapshot(source: String, context: SourceContext) async -> BucketSnapshot? {
+    /// The newest good snapshot of the source, if its file reads back intact; otherwise nil (every object is
+    /// then downloaded again, which costs time but loses nothing).
+    func previousSnapshot(source: String, context: SourceContext) async -> (artifact: String, document: SnapshotDocument)? {
         guard let last = try? context.catalog().artifacts(source: source, status: .ok, limit: 1).first else { return nil }
         do {
-            return try await loadSnapshot(last, context: context)
+            return (last.id, try await loadDocument(last, context: context))
         } catch {
             context.logger.warning("previous snapshot unreadable; downloading every object", metadata: ["artifact": "\(last.id)", "error": "\(context.describe(error))"])
             return nil
         }
     }
 
-    /// Reads a snapshot manifest, checking it against the sha256 the catalog recorded.
-    func loadSnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> BucketSnapshot {
+    /// Reads a snapshot file (format 1 or 2), checking it against the sha256 the catalog recorded.
+    func loadDocument(_ artifact: ArtifactInfo, context: SourceContext) async throws -> SnapshotDocument {
         let path = try await context.localPath(artifact)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IntegrityError(object: path, problem: "the snapshot manifest is missing")
@@ -90,28 +101,73 @@ struct BucketAdapter: SourceAdapter {
         guard sha256Hex(data) == artifact.sha256 else {
             throw IntegrityError(object: path, problem: "sha256 is \(sha256Hex(data)), the catalog recorded \(artifact.sha256)")
         }
-        return try BucketSnapshot.decode(data, file: path)
+        return try SnapshotDocument.decode(data, file: path)
     }
 
-    /// sha256 of the manifest, then every blob it references, re-hashed.
+    /// The whole snapshot in memory (restores, drills and rollbacks plan from it).
+    func loadSnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> BucketSnapshot {
+        try await loadDocument(artifact, context: context).materialize(reader: chunkReader(source: artifact.source, context: context))
+    }
+
+    /// Reads manifest chunks from the blob store; a chunk that is not here is fetched from the off-site copy
+    /// first (after a disaster the repository may hold only snapshot files).
+    func chunkReader(source: String, context: SourceContext) -> ChunkReader {
+        let blobs = blobStore(source: source, context: context)
+        return ChunkReader { digest in
+            if !blobs.contains(digest) { try await fetchMissingBlobs([digest], source: source, context: context, quiet: true) }
+            return try ChunkReader.read(digest, from: blobs)
+        }
+    }
+
+    /// sha256 of the snapshot file, then every chunk (checked by its address as it is read) and every blob it
+    /// references, re-hashed; a chunk or a bucket at a time, so a million objects verify in bounded memory.
     func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String {
-        let snapshot = try await loadSnapshot(artifact, context: context)
-        try await fetchMissingBlobs(snapshot, source: artifact.source, context: context)
+        let document = try await loadDocument(artifact, context: context)
+        let reader = chunkReader(source: artifact.source, context: context)
         let blobs = blobStore(source: artifact.source, context: context)
         var checked = 0
-        for digest in snapshot.blobDigests.sorted() {
-            guard let actual = try blobs.rehash(digest) else {
-                throw IntegrityError(object: blobs.path(for: digest), problem: "blob is missing")
+        var objects = 0
+        var lastDigest = ""
+        for bucket in document.buckets {
+            guard let cursor = document.cursor(bucket: bucket.name, reader: reader) else { continue }
+            var missing: [String] = []
+            var pending: [String] = []
+            // Blobs are checked a batch at a time, so the missing ones of a batch are fetched off-site together.
+            func check(_ batch: [String]) async throws {
+                missing = batch.filter { !blobs.contains($0) }
+                if !missing.isEmpty { try await fetchMissingBlobs(missing, source: artifact.source, context: context) }
+                for digest in batch {
+                    guard let actual = try blobs.rehash(digest) else {
+                        throw IntegrityError(object: blobs.path(for: digest), problem: "blob is missing")
+                    }
+                    guard actual == digest else {
+                        throw IntegrityError(object: blobs.path(for: digest), problem: "blob content hashes to \(actual)")
+                    }
+                    checked += 1
+                }
             }
-            guard actual == digest else {
-                throw IntegrityError(object: blobs.path(for: digest), problem: "blob content hashes to \(actual)")
+            var inBucket = 0
+            while let entry = try await cursor.next() {
+                inBucket += 1
+                guard entry.sha256 != lastDigest else { continue } // the same content as the object before it
+                lastDigest = entry.sha256
+                pending.append(entry.sha256)
+                if pending.count == 1000 {
+                    try await check(pending)
+                    pending.removeAll(keepingCapacity: true)
+                }
             }
-            checked += 1
+            try await check(pending)
+            guard inBucket == bucket.objects else {
+                throw IntegrityError(object: context.absolute(artifact.path), problem: "bucket \(bucket.name) holds \(inBucket) objects, the snapshot file says \(bucket.objects)")
+            }
+            objects += inBucket
         }
-        if let recorded = artifact.stats["objects"]?.intValue, recorded != snapshot.objectCount {
-            throw IntegrityError(object: context.absolute(artifact.path), problem: "snapshot lists \(snapshot.objectCount) objects, the catalog recorded \(recorded)")
+        if let recorded = artifact.stats["objects"]?.intValue, recorded != objects {
+            throw IntegrityError(object: context.absolute(artifact.path), problem: "snapshot lists \(objects) objects, the catalog recorded \(recorded)")
         }
-        return "sha256 ok, \(snapshot.buckets.count) bucket(s), \(snapshot.objectCount) objects, \(checked) blobs re-hashed"
+        let chunks = try await document.chunkDigests(reader: reader).count
+        return "sha256 ok, \(document.buckets.count) bucket(s), \(objects) objects, \(checked) blobs re-hashed" + (chunks > 0 ? ", \(chunks) manifest chunks checked" : "")
     }
 
     /// After rotation removed snapshots of a bucket source: deletes the blobs no remaining snapshot references.
@@ -129,8 +185,9 @@ struct BucketAdapter: SourceAdapter {
     /// Every blob a remaining good snapshot of the source references (throws, never guesses, when one cannot be read).
     func referencedBlobs(source: String, context: SourceContext) async throws -> Set<String> {
         var keep = Set<String>()
+        let reader = chunkReader(source: source, context: context)
         for artifact in try context.catalog().artifacts(source: source, status: .ok) where artifact.deletedAt == nil {
-            await keep.formUnion(try loadSnapshot(artifact, context: context).blobDigests)
+            try await loadDocument(artifact, context: context).mark(into: &keep, reader: reader)
         }
         return keep
     }
@@ -298,7 +355,7 @@ extension BucketAdapter {
 
     func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy, context: SourceContext) async throws -> (DrillResult, String) {
         let snapshot = try await loadSnapshot(artifact, context: context)
-        try await fetchMissingBlobs(snapshot, source: artifact.source, context: context)
+        try await fetchMissingBlobs(snapshot.blobDigests.sorted(), source: artifact.source, context: context)
         let client = try s3Client(s3, source: artifact.source, endpoint: context.policy.drill.s3Endpoint, context: context)
         defer { client.shutdown() }
         let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source, context: context))

@@ -10,7 +10,9 @@ extension BucketAdapter {
 
     func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)] {
         let blobs = blobStore(source: artifact.source, context: context)
-        return try await loadSnapshot(artifact, context: context).blobDigests.sorted().map { digest in
+        var digests = Set<String>() // its objects' blobs and its manifest chunks
+        try await loadDocument(artifact, context: context).mark(into: &digests, reader: chunkReader(source: artifact.source, context: context))
+        return digests.sorted().map { digest in
             // An encrypted blob's stored bytes do not hash to its name: its sha256 is computed on upload.
             ("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest)
         }
@@ -23,19 +25,23 @@ extension BucketAdapter {
         }
     }
 
-    /// Fetches the blobs of a snapshot that are missing here from the off-site copy.
-    func fetchMissingBlobs(_ snapshot: BucketSnapshot, source: String, context: SourceContext) async throws {
+    /// Fetches the blobs (objects' or manifest chunks') missing here from the off-site copy.
+    func fetchMissingBlobs(_ digests: [String], source: String, context: SourceContext, quiet: Bool = false) async throws {
         let blobs = blobStore(source: source, context: context)
-        let missing = snapshot.blobDigests.filter { !blobs.contains($0) }.sorted()
+        let missing = digests.filter { !blobs.contains($0) }
         guard !missing.isEmpty, let remote = try context.offsite() else { return }
         defer { remote.close() }
-        // The remote names say which blobs are encrypted (`.age`); one listing for all.
+        // The remote names say which blobs are encrypted (`.age`): one listing of the blob directory for many,
+        // a listing of the blob's own name for one.
         var remoteNames: [String: String] = [:]
-        for key in (try await remote.list(under: "\(source)/blobs/")).map(\.relative) {
+        let under = missing.count == 1 ? "\(source)/blobs/\(missing[0].prefix(2))/\(missing[0])" : "\(source)/blobs/"
+        for key in (try await remote.list(under: under)).map(\.relative) {
             if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
         }
-        context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
-        let meter = context.progress
+        if !quiet {
+            context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
+        }
+        let meter = quiet ? nil : context.progress
         meter?.begin("fetch blobs of \(source) from \(remote.location)", totalItems: missing.count, itemUnit: "blobs")
         defer { meter?.end() }
         for digest in missing {
