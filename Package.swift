@@ -121,8 +121,11 @@ let package = Package(
                 "BackupCore", "BackupEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["BuildInfo"]
         ),
+        // The git commit compiled into BackupCLI (`kaleem-backup --version`).
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(name: "kaleem-backup", dependencies: ["BackupCLI"]),
 
         // Test helpers: real servers on 127.0.0.1, temp directories, the built binary.

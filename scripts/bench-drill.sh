@@ -43,7 +43,7 @@ YML
 
 # redis-server's own load time of the same RDB.
 mkdir -p "$work/load"
-gzip -dc "$(ls "$work"/repo/redis/*/*.rdb.gz | head -1)" > "$work/load/dump.rdb"
+gzip -dc "$(find "$work/repo/redis" -name '*.rdb.gz' | sort | head -1)" > "$work/load/dump.rdb"
 load=""
 for _ in 1 2 3; do
   lport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -60,7 +60,7 @@ man=$(printf '%s\n' "${t_manual[@]}" | best)
 kbt=$(printf '%s\n' "${t_kb[@]}" | best)
 /usr/bin/time -v "$bin" backup --policy "$work/policy.yml" 2> "$work/time.txt" >/dev/null
 rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time.txt")
-gz=$(ls -1 "$work"/repo/redis/*/*.rdb.gz | tail -1)
+gz=$(find "$work/repo/redis" -name '*.rdb.gz' | sort | tail -1)
 
 printf '\nRDB: %d bytes (%.1f MB); %s cores; best of %d runs\n' "$rdb_bytes" "$(calc "$rdb_bytes/1000000")" "$(nproc)" "$RUNS"
 printf '%-44s %8.2f s\n' "redis-cli --rdb" "$cli"

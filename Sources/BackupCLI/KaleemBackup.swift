@@ -16,10 +16,13 @@ public struct KaleemBackup: AsyncParsableCommand {
         4 integrity failure, 11 another run holds the repository lock.
         The policy is --policy, else $KALEEM_BACKUP_POLICY, else policies/local.yml, else the embedded copy of it.
         """,
-        version: "0.1.0",
+        version: "\(version) (commit \(BuildInfo.commit))",
         subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self, VerifyCommand.self,
                       RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, DemoCommand.self]
     )
+
+    /// The release; scripts/package-deb.sh reads it from this line.
+    static let version = "0.1.0"
 
     public init() {}
 

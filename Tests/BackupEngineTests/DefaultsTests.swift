@@ -59,6 +59,17 @@ struct DefaultsTests {
         #expect(redis.stderr.contains("REDIS_URL"))
     }
 
+    /// --version: the version and the commit the binary was built from (the BuildInfo plugin runs git at build time).
+    @Test func versionNamesTheCommit() throws {
+        let r = try runCLI(["--version"])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("0.1.0 (commit "), "\(r.stdout)")
+        let head = try runProcess("/usr/bin/git", ["-C", packageRoot, "rev-parse", "--short=12", "HEAD"])
+        if head.status == 0 { // a checkout: the binary names its commit (maybe marked -dirty)
+            #expect(r.stdout.contains("(commit \(head.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"), "\(r.stdout)")
+        }
+    }
+
     /// The README's first command: the demo on the embedded defaults, in an empty directory.
     @Test func demoRunsOnTheEmbeddedDefaults() throws {
         let dir = TemporaryDirectory()

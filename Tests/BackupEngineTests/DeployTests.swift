@@ -305,9 +305,11 @@ struct DeployScriptTests {
         #expect(r.stderr.contains("KALEEM_API_IMAGE"))
     }
 
+    /// Every script of the repository (deploy, test, package, benchmarks, checks) and the CI entry point.
     @Test func shellcheckClean() throws {
-        let r = try runProcess("shellcheck", [packageRoot + "/scripts/deploy.sh", packageRoot + "/scripts/test.sh",
-                                              packageRoot + "/scripts/install-deps.sh", packageRoot + "/scripts/quickstart.sh"])
+        let scripts = try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/scripts").filter { $0.hasSuffix(".sh") }.sorted()
+        #expect(scripts.contains("deploy.sh") && scripts.contains("package-deb.sh") && scripts.contains("bench-bucket-scale.sh"))
+        let r = try runProcess("shellcheck", scripts.map { packageRoot + "/scripts/" + $0 } + [packageRoot + "/.ci/run"])
         #expect(r.status == 0, "\(r.stdout)")
     }
 }

@@ -46,6 +46,10 @@ struct OffsiteTests {
         let textfile = dir.file("metrics.prom")
         let policy = writePolicy(dir, repo: dir.file("repo"), redis: redis.url, minio: s3, offsite: s3.endpoint,
                                  extra: "retention: { daily: 1, keep_last: 1 }\nmetrics: { textfile: \(textfile) }")
+        // The package a new host installs from (scripts/package-deb.sh --into-repository): copied off-site too.
+        let package = Array("!<arch>\ndebian-binary of a test package".utf8)
+        try FileManager.default.createDirectory(atPath: dir.file("repo/packages"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.file("repo/packages/kaleem-backup_0.1.0_amd64.deb"), contents: Data(package))
 
         let first = try runCLI(["backup", "--policy", policy, "--json"])
         #expect(first.status == 0, "\(first.stderr)")
@@ -60,6 +64,7 @@ struct OffsiteTests {
         // Two objects' blobs and the manifest's two chunks (an object chunk, an index chunk).
         #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2 + 2)
         #expect(keys.contains("kaleem/prod/catalog/catalog.sqlite"))
+        #expect(try await getBytes(client, "offsite-copy", "kaleem/prod/packages/kaleem-backup_0.1.0_amd64.deb") == package)
         #expect(FileManager.default.fileExists(atPath: dir.file("repo/catalog-copy/catalog.sqlite")))
         // The remote copy carries its sha256; the copy's bytes are the local file's.
         let redisArtifact = a1.first { $0["source"] as? String == "redis" }!
@@ -77,6 +82,7 @@ struct OffsiteTests {
         keys = try await remoteKeys(client)
         for a in a1 { #expect(!keys.contains("kaleem/prod/" + (a["path"] as! String)), "removed off-site: \(a["id"]!)") }
         #expect(keys.filter { $0.hasPrefix("kaleem/prod/minio/blobs/") }.count == 2 + 2) // and the old chunks with it
+        #expect(keys.contains("kaleem/prod/packages/kaleem-backup_0.1.0_amd64.deb")) // never rotated
 
         // The off-site server goes away: the backup is still good, marked offsite failed, metric and all.
         let down = try S3TestServer()

@@ -117,6 +117,7 @@ struct BackupRunner: EngineService {
             }
         },
         AfterRunStep(name: "catalog copy") { engine, _, _ in await engine.offsite.copyCatalog() },
+        AfterRunStep(name: "package copy") { engine, _, _ in await engine.offsite.copyPackages() },
         AfterRunStep(name: "metrics") { engine, _, _ in engine.statusReport.writeMetricsTextfile() },
         AfterRunStep(name: "notifications") { engine, _, result in await engine.notifier.notify(result) },
     ]

@@ -96,6 +96,31 @@ struct OffsiteReplicator: EngineService {
         }
     }
 
+    /// The installable packages kept in `<repo>/packages/` (`scripts/package-deb.sh --into-repository REPO`),
+    /// copied off-site as `packages/<name>` when the copy there is missing or of another size, so a new host can
+    /// install from the off-site bucket (runbooks/full-disaster-recovery.md, step 1). Never removed by rotation.
+    /// A failure is logged, never fatal.
+    func copyPackages() async {
+        let dir = repository.absolute("packages")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".deb") && !$0.hasPrefix(".") }.sorted()
+        guard !names.isEmpty else { return }
+        do {
+            guard let remote = try core.offsiteRepository() else { return }
+            defer { remote.close() }
+            var there: [String: Int64] = [:]
+            for file in try await remote.list(under: "packages/") { there[file.relative] = file.size }
+            for name in names {
+                let path = dir + "/" + name
+                let relative = "packages/" + name
+                if let size = there[relative], size == FileIO.fileSize(path) { continue }
+                (try await remote.put(path, as: relative, sha256: try sha256OfFile(path)))
+                logger.info("package copied off-site", metadata: ["file": "\(relative)", "to": "\(remote.location)"])
+            }
+        } catch {
+            logger.warning("package copy failed", metadata: ["error": "\(describe(error))"])
+        }
+    }
+
     /// `verify --offsite`: each artifact's remote files re-read and re-hashed (blobs: size and sha256 metadata).
     func verifyOffsite(ids: [String], all: Bool) async throws -> [VerifyResult] {
         guard let remote = try core.offsiteRepository() else {
