@@ -24,9 +24,12 @@ trap '[ -n "${moto_pid:-}" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"' EX
 
 "$root/scripts/install-deps.sh"
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-echo "building kaleem-backup (release)..." >&2
-swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
-bin="$root/.build/release/kaleem-backup"
+# BIN=path uses a binary already built (the package's, say) instead of building one.
+bin="${BIN:-$root/.build/release/kaleem-backup}"
+if [ -z "${BIN:-}" ]; then
+  echo "building kaleem-backup (release)..." >&2
+  swift build --force-resolved-versions --package-path "$root" -c release >/dev/null
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 -m moto.server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
@@ -53,16 +56,29 @@ if seed is not None:
 else:
     keys = [key(i) for i in range(start, end)]
     content = "object"
-lock = threading.Lock()
+errors = []
 def work(part):
+    if seed is not None:
+        # Overwrites go through boto3 (moto's dependency): moto refuses an unsigned PUT over an existing key.
+        import boto3
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench-secret", region_name="us-east-1")
+        for k in part:
+            s3.put_object(Bucket="scale", Key=k, Body=(content + " " + k).encode())
+        return
     conn = http.client.HTTPConnection(host)
     for k in part:
-        conn.request("PUT", "/scale/" + k, body=(content + " " + k).encode())
+        conn.request("PUT", "/scale/" + k, body=(content + " " + k).encode(), headers={"Content-Type": "application/octet-stream"})
         r = conn.getresponse(); r.read()
-        if r.status != 200: raise SystemExit(f"PUT {k}: {r.status}")
-threads = [threading.Thread(target=work, args=(keys[i::16],)) for i in range(16)]
+        if r.status != 200:
+            errors.append(f"PUT {k}: {r.status}")
+            return
+def run(part):
+    try: work(part)
+    except Exception as e: errors.append(repr(e))
+threads = [threading.Thread(target=run, args=(keys[i::16],)) for i in range(16)]
 for t in threads: t.start()
 for t in threads: t.join()
+if errors: sys.exit("seeding failed: " + "; ".join(errors[:3]))
 PY
 }
 
