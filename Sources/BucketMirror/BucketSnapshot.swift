@@ -4,6 +4,16 @@
 import BackupCore
 import Foundation
 
+/// How every manifest document (snapshot files of both formats, chunks) is written: sorted keys, so equal
+/// content gives equal bytes (and equal chunk addresses).
+enum ManifestJSON {
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+}
+
 public struct BucketSnapshot: Codable, Sendable, Equatable {
     public static let formatName = "kaleem-backup/bucket-snapshot/1"
 
@@ -65,11 +75,7 @@ public struct BucketSnapshot: Codable, Sendable, Equatable {
         self.buckets = buckets
     }
 
-    public func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
-    }
+    public func encoded() throws -> Data { try ManifestJSON.encode(self) }
 
     /// Reads a manifest; a file of another format or a damaged one is an error naming the file.
     public static func decode(_ data: Data, file: String) throws -> BucketSnapshot {

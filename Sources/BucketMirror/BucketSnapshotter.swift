@@ -44,8 +44,6 @@ public struct SnapshotStats: Sendable, Equatable {
     public var manifestChunks = 0
     public var manifestChunksAdded = 0
     public var manifestBytesAdded: Int64 = 0
-    /// The previous snapshot could not be read to its end (its later objects were downloaded again).
-    public var previousAbandoned = false
 
     public init() {}
 
@@ -121,7 +119,6 @@ public struct BucketSnapshotter: Sendable {
                         } catch {
                             onPreviousUnreadable?(error)
                             merge = nil
-                            stats.previousAbandoned = true
                         }
                     }
                     if let old {

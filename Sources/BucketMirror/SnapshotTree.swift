@@ -72,11 +72,7 @@ public struct SnapshotTree: Codable, Sendable, Equatable {
         self.buckets = buckets
     }
 
-    public func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
-    }
+    public func encoded() throws -> Data { try ManifestJSON.encode(self) }
 }
 
 /// Where the content-defined boundaries fall. The defaults aim at 64 objects a chunk (about 5 KB of gzip)
@@ -205,9 +201,7 @@ public final class TreeBuilder {
     }
 
     private func write(_ content: ChunkContent, objects: Int, bytes: Int64) throws -> ChunkRef {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let gz = try MemoryGzip.compress(try encoder.encode(content))
+        let gz = try MemoryGzip.compress(try ManifestJSON.encode(content))
         let writer = try store.writer()
         do {
             try gz.withUnsafeBytes { try writer.write($0) }
@@ -418,8 +412,9 @@ public final class EntryCursor {
     private var entries: [BucketSnapshot.Entry]
     private var entryPosition = 0
     private var lastKey: String?
-    /// Objects read so far.
+    /// Objects read so far, and the chunks (index and object) they were read from.
     public private(set) var count = 0
+    public private(set) var chunksRead = 0
 
     init(bucket: String, flat: [BucketSnapshot.Entry], reader: ChunkReader) {
         self.bucket = bucket
@@ -440,10 +435,12 @@ public final class EntryCursor {
             if objectPosition < objectRefs.count {
                 entries = try await reader.entries(of: objectRefs[objectPosition])
                 objectPosition += 1
+                chunksRead += 1
                 entryPosition = 0
             } else if indexPosition < indexRefs.count {
                 objectRefs = try await reader.objectChunks(of: indexRefs[indexPosition])
                 indexPosition += 1
+                chunksRead += 1
                 objectPosition = 0
             } else {
                 return nil

@@ -127,15 +127,14 @@ struct BucketAdapter: SourceAdapter {
         let blobs = blobStore(source: artifact.source, context: context)
         var checked = 0
         var objects = 0
+        var chunks = 0
         var lastDigest = ""
         for bucket in document.buckets {
             guard let cursor = document.cursor(bucket: bucket.name, reader: reader) else { continue }
-            var missing: [String] = []
             var pending: [String] = []
             // Blobs are checked a batch at a time, so the missing ones of a batch are fetched off-site together.
             func check(_ batch: [String]) async throws {
-                missing = batch.filter { !blobs.contains($0) }
-                if !missing.isEmpty { try await fetchMissingBlobs(missing, source: artifact.source, context: context) }
+                try await fetchMissingBlobs(batch, source: artifact.source, context: context)
                 for digest in batch {
                     guard let actual = try blobs.rehash(digest) else {
                         throw IntegrityError(object: blobs.path(for: digest), problem: "blob is missing")
@@ -162,11 +161,11 @@ struct BucketAdapter: SourceAdapter {
                 throw IntegrityError(object: context.absolute(artifact.path), problem: "bucket \(bucket.name) holds \(inBucket) objects, the snapshot file says \(bucket.objects)")
             }
             objects += inBucket
+            chunks += cursor.chunksRead
         }
         if let recorded = artifact.stats["objects"]?.intValue, recorded != objects {
             throw IntegrityError(object: context.absolute(artifact.path), problem: "snapshot lists \(objects) objects, the catalog recorded \(recorded)")
         }
-        let chunks = try await document.chunkDigests(reader: reader).count
         return "sha256 ok, \(document.buckets.count) bucket(s), \(objects) objects, \(checked) blobs re-hashed" + (chunks > 0 ? ", \(chunks) manifest chunks checked" : "")
     }
 
@@ -355,7 +354,7 @@ extension BucketAdapter {
 
     func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy, context: SourceContext) async throws -> (DrillResult, String) {
         let snapshot = try await loadSnapshot(artifact, context: context)
-        try await fetchMissingBlobs(snapshot.blobDigests.sorted(), source: artifact.source, context: context)
+        try await fetchMissingBlobs(snapshot.blobDigests, source: artifact.source, context: context)
         let client = try s3Client(s3, source: artifact.source, endpoint: context.policy.drill.s3Endpoint, context: context)
         defer { client.shutdown() }
         let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source, context: context))

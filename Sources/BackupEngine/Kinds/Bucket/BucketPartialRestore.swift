@@ -25,7 +25,7 @@ extension BucketAdapter {
                           context: SourceContext) async throws -> (ArtifactInfo, BucketSnapshot.Bucket) {
         let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
         let snapshot = try await loadSnapshot(artifact, context: context)
-        try await fetchMissingBlobs(snapshot.blobDigests.sorted(), source: source.name, context: context)
+        try await fetchMissingBlobs(snapshot.blobDigests, source: source.name, context: context)
         let whole: BucketSnapshot.Bucket
         if let name = request.bucket {
             guard let b = snapshot.bucket(named: name) else {

@@ -26,9 +26,9 @@ extension BucketAdapter {
     }
 
     /// Fetches the blobs (objects' or manifest chunks') missing here from the off-site copy.
-    func fetchMissingBlobs(_ digests: [String], source: String, context: SourceContext, quiet: Bool = false) async throws {
+    func fetchMissingBlobs(_ digests: some Sequence<String>, source: String, context: SourceContext, quiet: Bool = false) async throws {
         let blobs = blobStore(source: source, context: context)
-        let missing = digests.filter { !blobs.contains($0) }
+        let missing = digests.filter { !blobs.contains($0) }.sorted()
         guard !missing.isEmpty, let remote = try context.offsite() else { return }
         defer { remote.close() }
         // The remote names say which blobs are encrypted (`.age`): one listing of the blob directory for many,
