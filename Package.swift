@@ -39,7 +39,7 @@ let package = Package(
         // The SQLite catalog. The only target that imports GRDB.
         .target(
             name: "BackupCatalog",
-            dependencies: ["BackupCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["BackupCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
         // Repository layout, atomic files, streaming gzip and sha256, manifests, the run lock.
         .target(

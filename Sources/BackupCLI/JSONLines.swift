@@ -48,17 +48,44 @@ struct JSONText {
 
 /// Buffered writes to stdout, for large outputs.
 struct JSONStream {
-    private var buffer: [UInt8] = []
+    private(set) var buffer: [UInt8] = []
+    /// When false, the text is kept whole (`buffer`) instead of going to stdout a megabyte at a time.
+    private let toStandardOutput: Bool
 
-    init() { buffer.reserveCapacity(1 << 20) }
+    init(toStandardOutput: Bool = true) {
+        self.toStandardOutput = toStandardOutput
+        buffer.reserveCapacity(1 << 20)
+    }
 
     mutating func append(_ text: String) {
         buffer.append(contentsOf: text.utf8)
-        if buffer.count >= 1 << 20 { flush() }
+        flushIfFull()
+    }
+
+    /// Text known at compile time, copied as bytes (the hot loops of a million-entry document).
+    mutating func appendLiteral(_ text: StaticString) {
+        text.withUTF8Buffer { buffer.append(contentsOf: $0) }
+        flushIfFull()
+    }
+
+    /// `JSONText.quote(s)`, without making a string unless `s` needs escaping.
+    mutating func appendQuoted(_ s: String) {
+        if s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            append(JSONText.quote(s))
+        } else {
+            buffer.append(UInt8(ascii: "\""))
+            buffer.append(contentsOf: s.utf8)
+            buffer.append(UInt8(ascii: "\""))
+            flushIfFull()
+        }
+    }
+
+    private mutating func flushIfFull() {
+        if toStandardOutput && buffer.count >= 1 << 20 { flush() }
     }
 
     mutating func flush() {
-        guard !buffer.isEmpty else { return }
+        guard toStandardOutput, !buffer.isEmpty else { return }
         FileHandle.standardOutput.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)
     }

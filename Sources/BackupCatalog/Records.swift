@@ -144,3 +144,12 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
         return a
     }
 }
+
+/// The artifacts of one source as rotation reads them, newest first; `paths[i]` is `candidates[i]`'s file
+/// (empty when the paths were not asked for).
+public struct RetentionRows: Sendable {
+    public var candidates: [RetentionCandidate] = []
+    public var paths: [String] = []
+
+    public init() {}
+}

@@ -66,31 +66,33 @@ public enum RetentionPlanner {
         iso.timeZone = calendar.timeZone
 
         let sorted = artifacts.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
-        var reasons: [String: [String]] = [:]
-        func add(_ id: String, _ reason: String) { reasons[id, default: []].append(reason) }
+        // Reasons by position in `sorted` (a plan can cover a million artifacts: no hashing of ids).
+        var reasons = [[String]](repeating: [], count: sorted.count)
+        func add(_ i: Int, _ reason: String) { reasons[i].append(reason) }
 
-        let good = sorted.filter { $0.status == .ok }
-        if let newest = good.first { add(newest.id, "newest good") }
-        for a in sorted where a.pinned {
-            add(a.id, "pinned: " + (a.pinReason ?? a.release.map { "release \($0)" } ?? "by hand"))
+        let good = sorted.indices.filter { sorted[$0].status == .ok } // positions, newest first
+        if let newest = good.first { add(newest, "newest good") }
+        for i in sorted.indices where sorted[i].pinned {
+            let a = sorted[i]
+            add(i, "pinned: " + (a.pinReason ?? a.release.map { "release \($0)" } ?? "by hand"))
         }
 
         var heldBack: String?
         if let newest = sorted.first, newest.status == .failed {
             heldBack = "the newest backup (\(newest.id)) failed: no good backup is removed until one succeeds"
-            for a in good { add(a.id, "held back: newest backup failed") }
+            for i in good { add(i, "held back: newest backup failed") }
         }
 
-        for a in good.prefix(policy.keepLast) { add(a.id, "last \(policy.keepLast)") }
+        for i in good.prefix(policy.keepLast) { add(i, "last \(policy.keepLast)") }
 
         // Calendar buckets: the newest good artifact of each of the last N days, weeks and months up to `now`.
         // Walks the buckets (a handful), not the artifacts (there can be hundreds of thousands): each lookup
         // is a binary search in the newest-first list.
-        func newestGood(before end: Date) -> RetentionCandidate? {
-            var lo = 0, hi = good.count // first index whose createdAt < end
+        func newestGood(before end: Date) -> Int? {
+            var lo = 0, hi = good.count // first position whose createdAt < end
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if good[mid].createdAt < end { hi = mid } else { lo = mid + 1 }
+                if sorted[good[mid]].createdAt < end { hi = mid } else { lo = mid + 1 }
             }
             return lo < good.count ? good[lo] : nil
         }
@@ -98,8 +100,8 @@ public enum RetentionPlanner {
         func keepBuckets(count: Int, label: String, unit: Calendar.Component, calendar: Calendar, key: (Date) -> String) {
             guard count > 0, var bucket = calendar.dateInterval(of: unit, for: now) else { return }
             for _ in 0..<count {
-                if let a = newestGood(before: min(bucket.end, justAfterNow)), a.createdAt >= bucket.start {
-                    add(a.id, "\(label) \(key(bucket.start))")
+                if let i = newestGood(before: min(bucket.end, justAfterNow)), sorted[i].createdAt >= bucket.start {
+                    add(i, "\(label) \(key(bucket.start))")
                 }
                 guard let previous = calendar.date(byAdding: .second, value: -1, to: bucket.start),
                       let next = calendar.dateInterval(of: unit, for: previous) else { break }
@@ -112,25 +114,27 @@ public enum RetentionPlanner {
 
         if policy.preDeploy > 0 {
             var releases: [String] = []
-            for a in good where a.tag == .preDeploy {
-                let release = a.release ?? "(no release)"
+            for i in good where sorted[i].tag == .preDeploy {
+                let release = sorted[i].release ?? "(no release)"
                 if releases.contains(release) { continue }
                 guard releases.count < policy.preDeploy else { break }
                 releases.append(release)
-                add(a.id, "pre-deploy \(release)")
+                add(i, "pre-deploy \(release)")
             }
         }
 
         let grace = TimeInterval(policy.failedGraceHours) * 3600
-        for a in sorted where a.status != .ok {
-            if a.status == .running { add(a.id, "in progress") }
-            else if a.status == .corrupt { add(a.id, "corrupt: never removed automatically") }
-            else if now.timeIntervalSince(a.createdAt) < grace { add(a.id, "failed, kept for \(policy.failedGraceHours)h") }
+        for i in sorted.indices where sorted[i].status != .ok {
+            let a = sorted[i]
+            if a.status == .running { add(i, "in progress") }
+            else if a.status == .corrupt { add(i, "corrupt: never removed automatically") }
+            else if now.timeIntervalSince(a.createdAt) < grace { add(i, "failed, kept for \(policy.failedGraceHours)h") }
         }
 
         var plan = RetentionPlan(keep: [], remove: [], heldBack: heldBack)
-        for a in sorted {
-            if let r = reasons[a.id] { plan.keep.append(.init(id: a.id, reasons: r)) } else { plan.remove.append(a.id) }
+        plan.remove.reserveCapacity(sorted.count)
+        for (i, a) in sorted.enumerated() {
+            if reasons[i].isEmpty { plan.remove.append(a.id) } else { plan.keep.append(.init(id: a.id, reasons: reasons[i])) }
         }
         return plan
     }

@@ -61,15 +61,15 @@ struct Rotator: EngineService {
         let candidates = try catalog.retentionCandidates(sources: sources, withPaths: !dryRun)
         var results: [RotationResult] = []
         for source in sources {
-            results.append(try await rotateOne(source, rows: candidates[source] ?? [], catalog: catalog, now: now, dryRun: dryRun, protect: protect))
+            results.append(try await rotateOne(source, rows: candidates[source] ?? RetentionRows(), catalog: catalog, now: now, dryRun: dryRun, protect: protect))
         }
         return results
     }
 
-    private func rotateOne(_ source: String, rows: [(candidate: RetentionCandidate, path: String)], catalog: Catalog,
+    private func rotateOne(_ source: String, rows: RetentionRows, catalog: Catalog,
                            now: Date, dryRun: Bool, protect: Set<String>) async throws -> RotationResult {
-        var plan = RetentionPlanner.plan(rows.map(\.candidate), policy: policy.retention, now: now)
-        let protectedHere = plan.remove.filter { protect.contains($0) }
+        var plan = RetentionPlanner.plan(rows.candidates, policy: policy.retention, now: now)
+        let protectedHere = protect.isEmpty ? [] : plan.remove.filter { protect.contains($0) }
         if !protectedHere.isEmpty {
             plan.remove.removeAll { protect.contains($0) }
             for id in protectedHere { plan.keep.append(RetentionPlan.Kept(id: id, reasons: ["taken by this run"])) }
@@ -83,7 +83,7 @@ struct Rotator: EngineService {
             await adapter?.collectGarbage(source: source, context: context)
             return result
         }
-        let paths = Dictionary(rows.map { ($0.candidate.id, $0.path) }, uniquingKeysWith: { a, _ in a })
+        let paths = Dictionary(zip(rows.candidates.lazy.map(\.id), rows.paths), uniquingKeysWith: { a, _ in a })
         let ids = plan.remove.filter { paths[$0] != nil }
         try catalog.beginRemoval(ids: ids, at: now)
         var removed: [String] = []
