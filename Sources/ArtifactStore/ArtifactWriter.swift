@@ -36,7 +36,8 @@ public final class ArtifactWriter {
         if !recipients.isEmpty {
             encryptor = try AgeEncryptor(recipients: recipients) { [unowned self] chunk in try self.store(chunk) }
         }
-        gzip = ParallelGzipWriter(level: compression.level, workers: compression.workers) { [unowned self] chunk in
+        gzip = ParallelGzipWriter(level: compression.level, workers: compression.workers,
+                                  storeIncompressible: compression.storeIncompressible) { [unowned self] chunk in
             if let encryptor = self.encryptor { try encryptor.write(chunk) } else { try self.store(chunk) }
         }
     }

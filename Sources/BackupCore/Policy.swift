@@ -56,10 +56,13 @@ public struct CompressionPolicy: Sendable, Equatable {
     public var level: Int
     /// Compression threads; nil means one per core.
     public var workers: Int?
+    /// Store (not deflate) blocks that could not shrink by a tenth: dense vectors, media, compressed files.
+    public var storeIncompressible: Bool
 
-    public init(level: Int = Defaults.compressionLevel, workers: Int? = nil) {
+    public init(level: Int = Defaults.compressionLevel, workers: Int? = nil, storeIncompressible: Bool = true) {
         self.level = level
         self.workers = workers
+        self.storeIncompressible = storeIncompressible
     }
 }
 

@@ -33,9 +33,10 @@ public enum PolicyParser {
 
         var compression = CompressionPolicy()
         if let c = top["compression"] {
-            let map = try c.mapping(allowed: ["level", "workers"])
+            let map = try c.mapping(allowed: ["level", "workers", "store_incompressible"])
             if let l = map["level"] { compression.level = try l.int(in: 1...9) }
             if let w = map["workers"] { compression.workers = try w.int(in: 1...64) }
+            if let i = map["store_incompressible"] { compression.storeIncompressible = try i.bool() }
         }
 
         var retention = RetentionPolicy()

@@ -93,4 +93,42 @@ struct ParallelGzipWriterTests {
             #expect(throws: IntegrityError.self) { while try reader.read({ _ in }) {} }
         }
     }
+
+    /// Bytes that cannot shrink (random: dense vectors, media) are stored, not deflated: the file is still one
+    /// gzip member every reader takes, a few bytes larger than its input, and the writer says how much it
+    /// stored. Text around them is deflated as before. Turned off, everything is deflated.
+    @Test func incompressibleBlocksAreStoredAndStillGzip() throws {
+        let dir = TemporaryDirectory()
+        var state: UInt64 = 99
+        let random = (0..<(6 * Self.block)).map { _ -> UInt8 in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        let text = Self.sample(6 * Self.block, seed: 5)
+        let data = text + random + text
+        for store in [true, false] {
+            let path = dir.file("out-\(store).gz")
+            var stored: UInt64 = 0
+            let file = try AtomicFileWriter(path: path)
+            let gzip = ParallelGzipWriter(level: 6, workers: 2, storeIncompressible: store) { try file.write($0) }
+            try data.withUnsafeBytes { try gzip.write($0) }
+            try gzip.finish()
+            stored = gzip.storedBytes
+            try file.commit()
+            #expect(try runProcess("gzip", ["-t", path]).status == 0)
+            try gunzip(path, to: dir.file("back-\(store)"))
+            #expect(FileManager.default.contents(atPath: dir.file("back-\(store)")) == Data(data))
+            let size = FileIO.fileSize(path) ?? 0
+            if store {
+                #expect(stored == UInt64(random.count), "every random block stored, no text block")
+                // Stored blocks cost 5 bytes per 64 KiB; the text still compresses.
+                #expect(size < Int64(random.count) + Int64(text.count) / 2)
+            } else {
+                #expect(stored == 0)
+            }
+        }
+        #expect(ParallelGzipWriter.entropyBitsPerByte(random) > 7.9)
+        #expect(ParallelGzipWriter.entropyBitsPerByte(text) < 5)
+        #expect(ParallelGzipWriter.entropyBitsPerByte([]) == 0)
+    }
 }

@@ -19,7 +19,7 @@ struct PolicyParserTests {
         #expect(p.repository.path == "/var/backups/kaleem")
         #expect(p.repository.catalog == nil)
         #expect(p.sources.map(\.name) == ["cache"])
-        #expect(p.compression == CompressionPolicy(level: 6, workers: nil))
+        #expect(p.compression == CompressionPolicy(level: 6, workers: nil, storeIncompressible: true))
         guard let r = p.sources[0].settings as? RedisSourcePolicy else { Issue.record("not redis"); return }
         #expect(r.endpoint.port == 6379)
         #expect(r.timeoutSeconds == Defaults.sourceIdleTimeoutSeconds)
@@ -32,10 +32,10 @@ struct PolicyParserTests {
           zeta: { kind: redis, url: "redis://a" }
           alpha: { kind: redis, url: "redis://b" }
           mid: { kind: redis, url: "redis://c", password_file: /run/secrets/x, timeout: 5m }
-        compression: { level: 9, workers: 2 }
+        compression: { level: 9, workers: 2, store_incompressible: false }
         """)
         #expect(p.sources.map(\.name) == ["zeta", "alpha", "mid"])
-        #expect(p.compression == CompressionPolicy(level: 9, workers: 2))
+        #expect(p.compression == CompressionPolicy(level: 9, workers: 2, storeIncompressible: false))
         guard let r = p.sources[2].settings as? RedisSourcePolicy else { return }
         #expect(r.password == .file("/run/secrets/x"))
         #expect(r.timeoutSeconds == 300)
