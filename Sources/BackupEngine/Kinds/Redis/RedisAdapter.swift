@@ -91,7 +91,7 @@ struct RedisAdapter: SourceAdapter {
             if let writeError { throw writeError } // the scratch disk, not the backup: the drill could not run
             return (.failed, "the backup does not verify: \(check.detail)")
         }
-        try rdb.commit()
+        try rdb.commit(durable: false) // scratch: read once by the server below, deleted after; no fsync
         // The server of the backup's own version when one is configured, else the newest that loads it.
         let backupVersion = artifact.stats["redis_version"].flatMap { if case .string(let v) = $0 { return v } else { return nil } }
         let (chosen, found) = RedisVersions.chooseScratch(context.policy.drill.redisServers + ["redis-server"],
