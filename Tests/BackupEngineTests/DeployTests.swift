@@ -305,11 +305,12 @@ struct DeployScriptTests {
         #expect(r.stderr.contains("KALEEM_API_IMAGE"))
     }
 
-    /// Every script of the repository (deploy, test, package, benchmarks, checks) and the CI entry point.
+    /// Every script of the repository (deploy, test, package, benchmarks, checks) and the CI entry point, with
+    /// the files they source (scripts/lib/bench.sh) followed (-x).
     @Test func shellcheckClean() throws {
         let scripts = try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/scripts").filter { $0.hasSuffix(".sh") }.sorted()
         #expect(scripts.contains("deploy.sh") && scripts.contains("package-deb.sh") && scripts.contains("bench-bucket-scale.sh"))
-        let r = try runProcess("shellcheck", scripts.map { packageRoot + "/scripts/" + $0 } + [packageRoot + "/.ci/run"])
+        let r = try runProcess("shellcheck", ["-x"] + scripts.map { packageRoot + "/scripts/" + $0 } + [packageRoot + "/.ci/run"])
         #expect(r.status == 0, "\(r.stdout)")
     }
 }

@@ -172,11 +172,22 @@ def mongodump(argv):
     if mode == "empty":
         return
     archive = os.environ.get("STANDIN_ARCHIVE", os.path.join(FIXTURES, "dump-w-oplog.archive"))
+    dest = opts["--archive"]
+    if os.path.getsize(archive) > 1 << 20 and not opts.get("--gzip") and (dest is True or dest == "-"):
+        # A large archive (the benchmarks'): streamed in 1 MiB pieces, as mongodump streams, never held whole.
+        with open(archive, "rb") as f:
+            while True:
+                piece = f.read(1 << 20)
+                if not piece:
+                    break
+                out.write(piece)
+        out.flush()
+        log("done dumping (archive %d bytes)" % os.path.getsize(archive))
+        return
     with open(archive, "rb") as f:
         data = f.read()
     if opts.get("--gzip"):
         data = gzip.compress(data)
-    dest = opts["--archive"]
     if dest is True or dest == "-":
         for i in range(0, len(data), 1000):
             out.write(data[i:i + 1000])
