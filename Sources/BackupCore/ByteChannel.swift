@@ -58,6 +58,13 @@ public final class ByteChannel: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// True once the consumer called `abandon()`: a producer may stop early.
+    public var isAbandoned: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return abandoned
+    }
+
     /// Blocks until a chunk is available; nil at the end; rethrows a producer's failure.
     public func receive() throws -> [UInt8]? {
         condition.lock()

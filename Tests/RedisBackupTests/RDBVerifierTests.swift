@@ -214,3 +214,34 @@ struct RDBKeyWalkTests {
         }
     }
 }
+
+/// LZF payloads as RDB strings (encoding 3) inside a minimal RDB: what the decompressor accepts and refuses.
+@Suite struct LZFPayloadTests {
+    /// An RDB v9 holding one string key whose value is the LZF payload `lzf` said to decompress to `plain` bytes.
+    private func rdb(lzf: [UInt8], plain: Int) -> [UInt8] {
+        var b = Array("REDIS0009".utf8)
+        b += [0xFE, 0x00, 0x00, 0x01, 0x61] // SELECTDB 0, type string, key "a"
+        b += [0xC3, UInt8(lzf.count), UInt8(plain)] + lzf
+        b += [0xFF] + [UInt8](repeating: 0, count: 8) // EOF, no checksum
+        return b
+    }
+
+    @Test func literalsAndBackReferencesDecompress() throws {
+        // "abcabcabcX": literal "abc", a back-reference of 6 bytes at distance 3 (overlapping), literal "X";
+        // then "abcX" again at distance 4 (apart).
+        let lzf: [UInt8] = [0x02, 0x61, 0x62, 0x63, 0x80, 0x02, 0x00, 0x58, 0x40, 0x03]
+        let report = try RDBVerifier.verify(ChunkedBytes(rdb(lzf: lzf, plain: 14), chunkSize: 3))
+        #expect(report.keys == 1)
+    }
+
+    @Test(arguments: [
+        ([0x02, 0x61, 0x62, 0x63, 0x80, 0x05], 9, "back-reference before the start"),
+        ([0x05, 0x61, 0x62], 6, "literal run past the end of the input"),
+        ([0x02, 0x61, 0x62, 0x63], 4, "shorter than recorded"),
+        ([0x02, 0x61, 0x62, 0x63, 0x20, 0x00], 4, "longer than recorded"),
+        ([0x02, 0x61, 0x62, 0x63, 0xE0], 12, "long back-reference cut off"),
+    ] as [([UInt8], Int, String)])
+    func malformedPayloadsAreRefused(lzf: [UInt8], plain: Int, what: String) {
+        #expect(throws: RDBError.self, "\(what)") { try RDBVerifier.verify(ChunkedBytes(rdb(lzf: lzf, plain: plain), chunkSize: 2)) }
+    }
+}

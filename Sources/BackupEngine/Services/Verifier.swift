@@ -24,8 +24,8 @@ struct Verifier: EngineService {
         }
         artifacts = artifacts.filter { $0.deletedAt == nil }
         var results: [VerifyResult] = []
-        for artifact in artifacts {
-            var result = await verifyOne(artifact)
+        for (artifact, verified) in try await verifiedInOrder(artifacts) {
+            var result = verified
             // Removed by a rotation while we were verifying: not a failure, and no longer a backup to check.
             if !result.ok, let now = try? catalog.artifact(matching: artifact.id), now.deletedAt != nil {
                 logger.info("skipped: removed by rotation during verify", metadata: ["artifact": "\(artifact.id)"])
@@ -47,6 +47,44 @@ struct Verifier: EngineService {
         }
         if !results.isEmpty { core.statusReport.writeMetricsTextfile() }
         return results
+    }
+
+    /// `verifyOne` of each artifact, handed back in the given order as each one's turn comes. Stream artifacts
+    /// are verified up to one per core at once (each already on two threads: read ahead and walk), so that
+    /// `verify --all` uses the machine; snapshot artifacts (which may reach S3 and the catalog) and a run that
+    /// shows progress on a terminal go one at a time.
+    private func verifiedInOrder(_ artifacts: [ArtifactInfo]) async throws -> [(ArtifactInfo, VerifyResult)] {
+        let width = environment.progress == nil ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1
+        let parallel = artifacts.map { (try? registry.adapter(for: $0.kind))?.layout != .snapshot && width > 1 }
+        // verifyOne of stream artifacts touches only its own artifact's files and the engine's read-only
+        // settings (policy, repository, registry, logger): safe to run side by side.
+        let verifier = UncheckedVerifier(verifier: self)
+        var done: [Int: VerifyResult] = [:]
+        var ordered: [(ArtifactInfo, VerifyResult)] = []
+        await withTaskGroup(of: (Int, VerifyResult).self) { group in
+            var next = 0
+            var running = 0
+            var aloneRunning = false
+            while ordered.count < artifacts.count {
+                // Start what may run now: parallel ones up to the width; one that must run alone when none runs.
+                while next < artifacts.count, !aloneRunning, running < width, parallel[next] || running == 0 {
+                    let index = next, artifact = artifacts[index]
+                    group.addTask { (index, await verifier.verifier.verifyOne(artifact)) }
+                    running += 1
+                    next += 1
+                    aloneRunning = !parallel[index]
+                }
+                if let (index, result) = await group.next() {
+                    running -= 1
+                    if !parallel[index] { aloneRunning = false }
+                    done[index] = result
+                }
+                while let result = done.removeValue(forKey: ordered.count) {
+                    ordered.append((artifacts[ordered.count], result))
+                }
+            }
+        }
+        return ordered
     }
 
     /// - Parameter copy: receives every decompressed byte as it is verified (a drill writes them to its scratch
@@ -87,8 +125,11 @@ struct Verifier: EngineService {
                 }
             }
             defer { environment.progress?.end() }
-            let source = GzipChunkSource(reader: reader, copy: counted)
+            // Reading, hashing and inflating on one core, the kind's walk (and the drill's copy) on another.
+            let source = GzipChunkSource(reader: reader, copy: counted, readAhead: true)
+            defer { source.stopReadingAhead() }
             let detail = try adapter.verifyContents(artifact, source, path: path)
+            source.stopReadingAhead()
             let digest = reader.storedSHA256
             guard digest == artifact.sha256 else {
                 throw IntegrityError(object: path, problem: "sha256 is \(digest), the catalog recorded \(artifact.sha256)")
@@ -134,4 +175,9 @@ struct Verifier: EngineService {
             throw IntegrityError(object: path, problem: "the manifest disagrees with the catalog: " + differences.joined(separator: ", "))
         }
     }
+}
+
+/// The verifier handed to concurrent child tasks (see `verifiedInOrder`).
+private struct UncheckedVerifier: @unchecked Sendable {
+    let verifier: Verifier
 }
