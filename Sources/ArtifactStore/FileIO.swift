@@ -133,19 +133,16 @@ public final class AtomicFileWriter {
         try FileIO.writeAll(fd, buffer, path: partialPath)
     }
 
-    /// - Parameters:
-    ///   - finalPath: where the file goes, when its name was only known at the end (a blob named by its hash);
-    ///     default `path`.
-    ///   - durable: fsync the file and its directory (default). Only a scratch file that is thrown away after
-    ///     use (a drill's dump.rdb, which a crash makes worthless anyway) passes false.
-    public func commit(as finalPath: String? = nil, durable: Bool = true) throws {
+    /// - Parameter finalPath: where the file goes, when its name was only known at the end (a blob named by
+    ///   its hash); default `path`.
+    public func commit(as finalPath: String? = nil) throws {
         guard fd >= 0 else { return }
         let target = finalPath ?? path
-        if durable && fsync(fd) != 0 { throw FileSystemError("sync", path: partialPath) }
+        if fsync(fd) != 0 { throw FileSystemError("sync", path: partialPath) }
         if close(fd) != 0 { fd = -1; throw FileSystemError("close", path: partialPath) }
         fd = -1
         if rename(partialPath, target) != 0 { throw FileSystemError("rename into place", path: target) }
-        if durable { try FileIO.syncDirectory((target as NSString).deletingLastPathComponent) }
+        try FileIO.syncDirectory((target as NSString).deletingLastPathComponent)
     }
 
     /// Removes the partial file; safe to call after a failed commit or twice.

@@ -38,7 +38,13 @@ def vectors(rng, count):
         return bytes(rng.getrandbits(8) for _ in range(count * 4))
     # Large collections (the benchmarks'): float32 values in (-2, 2) as embeddings are, made fast: random
     # mantissas, and the top byte (sign and exponent) one of 0x3c..0x3f or 0xbc..0xbf.
-    data = bytearray(rng.randbytes(count * 4))
+    # randbytes takes at most 2^31 bits at once (256 MiB): made in pieces.
+    data = bytearray()
+    left = count * 4
+    while left:
+        n = min(left, 64 << 20)
+        data += rng.randbytes(n)
+        left -= n
     top = bytes((0x3C | (b & 3) | (b & 0x80)) for b in range(256))
     data[3::4] = data[3::4].translate(top)
     return bytes(data)
