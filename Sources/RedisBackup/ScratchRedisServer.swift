@@ -14,7 +14,9 @@ public final class ScratchRedisServer: @unchecked Sendable {
     public let password: Secret?
     private let process: ChildProcess
 
-    /// Starts the server and waits until it answers PING (and has finished loading any RDB).
+    /// Starts the server and waits until it answers PING (and has finished loading any RDB). `giveUp`, asked
+    /// every 20 ms while waiting, stops the wait (and the server) when it returns true: a drill whose
+    /// verification failed while the server was loading from it.
     /// - Parameters:
     ///   - settings: extra `redis.conf` lines, e.g. `["repl-diskless-sync no"]`.
     ///   - dieWithParent: the server gets SIGKILL when the thread that started it ends (Linux's parent-death
@@ -23,7 +25,7 @@ public final class ScratchRedisServer: @unchecked Sendable {
     ///     main thread, a daemon job's thread).
     public static func start(executable: String = "redis-server", directory: String, password: Secret? = nil,
                              settings: [String] = [], startTimeout: Double = 20, bind: String = "127.0.0.1",
-                             dieWithParent: Bool = false) throws -> ScratchRedisServer {
+                             dieWithParent: Bool = false, giveUp: (() -> Bool)? = nil) throws -> ScratchRedisServer {
         guard let path = ExecutableLookup.find(executable) else {
             throw BackupFailure("\(executable) is not installed or not on PATH",
                                 hint: "install it (Debian: apt-get install redis-server), or set the path to redis-server")
@@ -33,18 +35,26 @@ public final class ScratchRedisServer: @unchecked Sendable {
             let port = try FreePort.pick()
             do {
                 return try ScratchRedisServer(executable: path, directory: directory, port: port, password: password,
-                                              settings: settings, startTimeout: startTimeout, bind: bind, dieWithParent: dieWithParent)
-            } catch {
-                lastError = error // most likely the port was taken in between: try another one
+                                              settings: settings, startTimeout: startTimeout, bind: bind, dieWithParent: dieWithParent,
+                                              giveUp: giveUp)
+            } catch let error as BackupFailure where error.message.contains("Address already in use") {
+                lastError = error // the port was taken in between: try another one
             }
+            // Any other failure is the server's own (a bad RDB, a bad setting) and would be again: not retried.
+            // Nor may it be: a drill's dump.rdb is a FIFO, which a second server would read from the middle.
         }
         throw lastError!
     }
 
     public let bindAddress: String
 
+    /// Thrown by `start` when its `giveUp` said so before the server was ready (the server is killed first).
+    public struct GaveUp: Error, CustomStringConvertible {
+        public var description: String { "the scratch redis-server was stopped before it was ready" }
+    }
+
     private init(executable: String, directory: String, port: Int, password: Secret?, settings: [String],
-                 startTimeout: Double, bind: String, dieWithParent: Bool) throws {
+                 startTimeout: Double, bind: String, dieWithParent: Bool, giveUp: (() -> Bool)?) throws {
         self.port = port
         self.directory = directory
         self.password = password
@@ -77,6 +87,11 @@ public final class ScratchRedisServer: @unchecked Sendable {
                 throw BackupFailure("redis-server exited at start (port \(port)): \(logTail())")
             }
             if (try? ping()) == true { return }
+            if giveUp?() == true {
+                process.signal(SIGKILL)
+                process.wait()
+                throw GaveUp()
+            }
             if Date() > deadline {
                 process.signal(SIGKILL)
                 process.wait()

@@ -57,6 +57,59 @@ struct DrillTests {
         #expect(try String(contentsOfFile: textfile, encoding: .utf8).contains("kaleem_backup_drill_last_run_success{source=\"redis\"} 0"))
     }
 
+    /// The scratch server loads from a FIFO while the backup is verified: a server that stops reading part way
+    /// (as one refusing the RDB does) fails the drill, naming it, and nothing waits for it; a backup with
+    /// more than a pipe's worth of data is needed for the writer to be blocked on it.
+    @Test func aScratchServerThatStopsReadingFailsTheDrillWithoutHanging() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        try SampleData.fill(c, databases: [0], keysPerType: 3000)
+        c.close()
+        let dir = TemporaryDirectory()
+        let fake = dir.file("bin/redis-server")
+        try FileManager.default.createDirectory(atPath: dir.file("bin"), withIntermediateDirectories: true)
+        try """
+        #!/bin/sh
+        # A redis-server that reads the first bytes of its dump.rdb, then exits as one refusing the RDB would.
+        if [ "$1" = "--version" ]; then exec redis-server --version; fi
+        dir=$(sed -n 's/^dir //p' "$1")
+        head -c 100 "$dir/dump.rdb" >/dev/null
+        echo "# Can't handle RDB format version 99 (the test's fake server)" >> "$dir/redis.log"
+        exit 1
+        """.write(toFile: fake, atomically: true, encoding: .utf8)
+        #expect(chmod(fake, 0o755) == 0)
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "drill: { redis_server: \(fake) }")
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        let drill = try runCLI(["drill", "--policy", policy, "--json", "--latest"])
+        #expect(drill.status == 4, "\(drill.stdout) \(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "failed")
+        #expect((result["detail"] as? String)?.contains("refused to load the backup") == true, "\(result)")
+        #expect((result["detail"] as? String)?.contains("Can't handle RDB format version 99") == true, "\(result)")
+    }
+
+    /// A backup whose damage shows only after the server has read part of it: the drill fails as "does not
+    /// verify" (never "passed" on what the server loaded), and the scratch server does not wait for the rest.
+    @Test func damageFoundWhileTheServerLoadsFailsTheDrill() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        try SampleData.fill(c, databases: [0], keysPerType: 3000)
+        c.close()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url)
+        let backup = try runCLI(["backup", "--policy", policy, "--json"])
+        let artifact = try #require((try object(backup.stdout)["artifacts"] as? [[String: Any]])?.first)
+        let file = dir.file("repo/" + (artifact["path"] as! String))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        bytes[bytes.count * 9 / 10] ^= 0x01 // late in the file: the server has read most of the RDB by then
+        try bytes.write(to: URL(fileURLWithPath: file))
+        let drill = try runCLI(["drill", "--policy", policy, "--json", "--latest"])
+        #expect(drill.status == 4, "\(drill.stdout) \(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "failed")
+        #expect((result["detail"] as? String)?.contains("does not verify") == true, "\(result)")
+    }
+
     @Test func mongoDrillIsArchiveOnlyWithoutAScratchServer() throws {
         let dir = TemporaryDirectory()
         let policy = dir.file("p.yml")

@@ -65,9 +65,12 @@ struct RedisAdapter: SourceAdapter {
 
     private struct ScratchStartError: Error { var message: String }
 
-    /// One pass: the full verification (sha256, size, gzip, RDB, key count) decompresses the artifact, and every
-    /// byte it reads is written as the scratch server's dump.rdb; then a scratch redis-server (127.0.0.1, free
-    /// port, no persistence) loads it and the keys loaded (+ expired at load) are compared with those recorded.
+    /// One pass, overlapped with the load: the scratch server's dump.rdb is a FIFO. The full verification
+    /// (sha256, size, gzip, RDB, key count) decompresses the artifact on its own task and writes every byte it
+    /// reads into the FIFO while a scratch redis-server (127.0.0.1, free port, no persistence) loads from the
+    /// other end; then the keys loaded (+ expired at load) are compared with those recorded. The verdict is the
+    /// verification's: a server that loaded bytes which then failed to verify (a wrong sha256 found at the end)
+    /// still fails the drill. The RDB never touches the scratch disk.
     func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
         do {
             return try await drillRedis(artifact, context: context)
@@ -79,19 +82,6 @@ struct RedisAdapter: SourceAdapter {
     }
 
     private func drillRedis(_ artifact: ArtifactInfo, context: SourceContext) async throws -> (DrillResult, String) {
-        let dir = try context.temporaryDirectory(prefix: "kaleem-drill")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let rdb = try AtomicFileWriter(path: dir + "/dump.rdb")
-        var writeError: Error?
-        let check = await context.verify(artifact, copy: { bytes in
-            do { try rdb.write(bytes) } catch { writeError = error; throw error }
-        })
-        guard check.ok else {
-            rdb.abort()
-            if let writeError { throw writeError } // the scratch disk, not the backup: the drill could not run
-            return (.failed, "the backup does not verify: \(check.detail)")
-        }
-        try rdb.commit(durable: false) // scratch: read once by the server below, deleted after; no fsync
         // The server of the backup's own version when one is configured, else the newest that loads it.
         let backupVersion = artifact.stats["redis_version"].flatMap { if case .string(let v) = $0 { return v } else { return nil } }
         let (chosen, found) = RedisVersions.chooseScratch(context.policy.drill.redisServers + ["redis-server"],
@@ -100,13 +90,39 @@ struct RedisAdapter: SourceAdapter {
             let there = found.isEmpty ? "no redis-server could be run" : found.map { "\($0.executable) (\($0.version))" }.joined(separator: ", ")
             return (.error, "no redis-server here can load RDB v\(artifact.stats["rdb_version"]?.intValue ?? 0): \(there); set drill.redis_server in the policy")
         }
+        let dir = try context.temporaryDirectory(prefix: "kaleem-drill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let feed = try ScratchFeed(fifo: dir + "/dump.rdb")
+        defer { feed.abandon() } // on every way out: a verification still writing stops (it throws within 100 ms)
+        // The verification on a task of its own (an engine thread); the server is started and stopped on this
+        // one, which it dies with (parent-death signal).
+        let verifying = UncheckedSendable((context, artifact, feed))
+        async let checked: VerifyResult = {
+            let (context, artifact, feed) = verifying.value
+            let result = await context.verify(artifact, copy: { bytes in try feed.write(bytes) })
+            feed.verificationEnded(ok: result.ok)
+            return result
+        }()
         let server: ScratchRedisServer
         do {
-            server = try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600, dieWithParent: true)
-        } catch let error as BackupFailure where error.message.contains("exited at start") {
-            throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
+            // A verification that fails while the server loads stops the server (it would wait for the rest).
+            server = try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600, dieWithParent: true,
+                                                  giveUp: { feed.verificationFailed })
+        } catch {
+            // The server is gone: the verification goes on to its own verdict (what is left is not written), so
+            // that a damaged backup is called damaged even when the server choked on the damage first.
+            feed.stopFeeding()
+            let check = await checked
+            if !check.ok { return (.failed, "the backup does not verify: \(check.detail)") }
+            if let error = error as? BackupFailure, error.message.contains("exited at start") {
+                throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
+            }
+            throw error
         }
         defer { server.stop() }
+        feed.stopFeeding() // the server loaded all it reads: the rest of the verification is not written
+        let check = await checked
+        guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         let connection = try server.connect()
         defer { connection.close() }
         let loadedPerDB = try connection.keyspace()
