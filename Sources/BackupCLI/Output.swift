@@ -170,7 +170,7 @@ enum Output {
             }
             parts.append(text)
         }
-        if let files = a.stats["files"]?.intValue, a.stats["entries"] != nil {
+        if let files = a.stats["files"]?.intValue, a.kind == SourceKind("files") {
             var text = "\(files) files"
             if let added = a.stats["added"]?.intValue, let changed = a.stats["changed"]?.intValue, let removed = a.stats["removed"]?.intValue {
                 text += " (+\(added) ~\(changed) -\(removed) since the previous)"

@@ -36,6 +36,26 @@ struct CatalogTests {
         #expect(r.finishedAt == t0.addingTimeInterval(5))
     }
 
+    /// A removed backup keeps its counts but not its per-file list (which made the catalog grow by megabytes a
+    /// night with a files source); a live one keeps everything.
+    @Test func aRemovalDropsThePerFileList() throws {
+        let c = try Catalog()
+        try c.insertRun(run("r1", at: t0))
+        let entries: JSONValue = .array((0..<3).map { .object(["path": .string("f\($0)"), "sha256": .string("x")]) })
+        for id in ["old", "new"] {
+            var a = artifact(id, run: "r1", at: t0)
+            a.stats = ["files": .int(3), "entries": entries]
+            try c.insertArtifact(a)
+        }
+        try c.beginRemoval(ids: ["old"], at: t0.addingTimeInterval(60))
+        let old = try #require(try c.artifacts(includeDeleted: true).first { $0.id == "old" })
+        #expect(old.deletedAt != nil)
+        #expect(old.stats["entries"] == nil)
+        #expect(old.stats["files"] == .int(3))
+        let live = try #require(try c.artifact(matching: "new"))
+        #expect(live.stats["entries"] == entries)
+    }
+
     @Test func listsNewestFirstWithFilters() throws {
         let c = try Catalog()
         try c.insertRun(run("r1", at: t0))

@@ -42,3 +42,19 @@ struct TimeExpressionTests {
         }
     }
 }
+
+/// JSONValue decodes every JSON kind as its own case (the order of its trial decodes is a speed choice only).
+@Suite struct JSONValueDecodingTests {
+    @Test func everyKindDecodesAsItself() throws {
+        let text = #"{"t":true,"f":false,"i":1,"n":-7,"d":1.5,"s":"x","z":null,"a":[1,"y",false,null,2.25,{"k":[]}],"o":{"g":2,"e":{}}}"#
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        let expected: JSONValue = .object([
+            "t": .bool(true), "f": .bool(false), "i": .int(1), "n": .int(-7), "d": .double(1.5), "s": .string("x"), "z": .null,
+            "a": .array([.int(1), .string("y"), .bool(false), .null, .double(2.25), .object(["k": .array([])])]),
+            "o": .object(["g": .int(2), "e": .object([:])]),
+        ])
+        #expect(value == expected)
+        let again = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(value))
+        #expect(again == expected)
+    }
+}
