@@ -57,7 +57,8 @@ bench_row() {
   printf '%s %s\n  %-42s %9.3f s\n  %-42s %9.3f s\n  ratio %.2f (goal <= %s)   peak RSS %s MiB%s   -> %s\n' \
     "$id" "$what" "$peer" "$peer_s" "kaleem-backup" "$ours_s" "$ratio" "$goal" "$rss" "${rss_goal:+ (goal <= $rss_goal)}" "$met"
   if [ -n "${BENCH_TABLE:-}" ]; then
-    printf '| %s | %s | %s %.2f s | %.2f s | **%.2f×** | ≤ %s× | %s MiB%s | %s |\n' "$id" "$what" "$peer" "$peer_s" "$ours_s" \
+    # A peer that is a pipeline ("cat | gzip -6") must not split the Markdown row: its bars are escaped.
+    printf '| %s | %s | %s %.2f s | %.2f s | **%.2f×** | ≤ %s× | %s MiB%s | %s |\n' "$id" "${what//|/\\|}" "${peer//|/\\|}" "$peer_s" "$ours_s" \
       "$ratio" "$goal" "$rss" "${rss_goal:+ (≤ $rss_goal)}" "$met" >> "$BENCH_TABLE"
   fi
 }
