@@ -16,15 +16,12 @@ KEYS=${1:-1000000}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
 work="$(mktemp -d /tmp/kb-bench-XXXXXX)"
-port=$(free_port)
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 bench_deps
 command -v pigz >/dev/null || { apt-get install -y -qq pigz >/dev/null || true; }
 bin=$(bench_binary)
 
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no \
-  --repl-diskless-sync-delay 0 --daemonize yes --logfile "$work/redis.log"
-for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+bench_redis_server "$work"
 echo "loading $KEYS keys of mixed types..." >&2
 python3 "$bench_root/scripts/gen-redis-keys.py" "$KEYS" | redis-cli -p "$port" --pipe >/dev/null
 redis-cli -p "$port" dbsize | sed 's/^/keys: /' >&2

@@ -15,14 +15,11 @@ MIB=${1:-1024}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
 work="$(mktemp -d /tmp/kb-bench-verify-XXXXXX)"
-port=$(free_port)
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 bench_deps
 bin=$(bench_binary)
 
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no --repl-diskless-sync-delay 0 \
-  --daemonize yes --logfile "$work/redis.log"
-for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+bench_redis_server "$work"
 python3 "$bench_root/scripts/gen-redis-keys.py" 1000000 | redis-cli -p "$port" --pipe >/dev/null
 cat > "$work/policy.yml" <<YML
 repository: { path: $work/repo }

@@ -72,3 +72,16 @@ bench_abs_row() {
     printf '| %s | %s | %s | %.2f s | – | ≤ %s s | %s MiB | %s |\n' "$id" "$what" "$note" "$secs" "$goal" "$rss" "$met" >> "$BENCH_TABLE"
   fi
 }
+
+# bench_redis_server WORK: starts a scratch redis-server on a free port, its files in WORK, and waits until it
+# answers; sets $port. The EXIT trap (set here) stops it and removes WORK.
+bench_redis_server() {
+  bench_redis_work=$1
+  port=$(free_port)
+  trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$bench_redis_work"' EXIT
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$bench_redis_work" --save '' --appendonly no \
+    --repl-diskless-sync-delay 0 --daemonize yes --logfile "$bench_redis_work/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench: redis-server did not start on port $port" >&2
+  return 1
+}
