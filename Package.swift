@@ -31,6 +31,8 @@ let package = Package(
             path: "Sources/CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // glibc's <malloc.h> (mallopt), for the executable's start.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // Models, policy, errors. Pure: no I/O, no clock.
         .target(
             name: "BackupCore",
@@ -126,7 +128,7 @@ let package = Package(
         ),
         // The git commit compiled into BackupCLI (`kaleem-backup --version`).
         .plugin(name: "BuildInfo", capability: .buildTool()),
-        .executableTarget(name: "kaleem-backup", dependencies: ["BackupCLI"]),
+        .executableTarget(name: "kaleem-backup", dependencies: ["BackupCLI", "CMalloc"]),
 
         // Test helpers: real servers on 127.0.0.1, temp directories, the built binary.
         .target(
