@@ -58,7 +58,7 @@ struct Verifier: EngineService {
         let parallel = artifacts.map { (try? registry.adapter(for: $0.kind))?.layout != .snapshot && width > 1 }
         // verifyOne of stream artifacts touches only its own artifact's files and the engine's read-only
         // settings (policy, repository, registry, logger): safe to run side by side.
-        let verifier = UncheckedVerifier(verifier: self)
+        let verifier = UncheckedSendable(self)
         var done: [Int: VerifyResult] = [:]
         var ordered: [(ArtifactInfo, VerifyResult)] = []
         await withTaskGroup(of: (Int, VerifyResult).self) { group in
@@ -69,7 +69,7 @@ struct Verifier: EngineService {
                 // Start what may run now: parallel ones up to the width; one that must run alone when none runs.
                 while next < artifacts.count, !aloneRunning, running < width, parallel[next] || running == 0 {
                     let index = next, artifact = artifacts[index]
-                    group.addTask { (index, await verifier.verifier.verifyOne(artifact)) }
+                    group.addTask { (index, await verifier.value.verifyOne(artifact)) }
                     running += 1
                     next += 1
                     aloneRunning = !parallel[index]
@@ -175,9 +175,4 @@ struct Verifier: EngineService {
             throw IntegrityError(object: path, problem: "the manifest disagrees with the catalog: " + differences.joined(separator: ", "))
         }
     }
-}
-
-/// The verifier handed to concurrent child tasks (see `verifiedInOrder`).
-private struct UncheckedVerifier: @unchecked Sendable {
-    let verifier: Verifier
 }

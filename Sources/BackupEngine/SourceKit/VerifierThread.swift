@@ -112,11 +112,9 @@ struct GzipChunkSource: ByteSource {
     mutating func drain() {
         let copy = self.copy
         do {
-            if let readAhead {
-                while let chunk = try readAhead.channel.receive() {
-                    if let copy { try chunk.withUnsafeBytes { try copy($0) } }
-                }
-            } else {
+            if readAhead != nil {
+                while try nextChunk() != nil {}
+            } else { // without the chunk copies nextChunk makes
                 while try reader.read({ try copy?($0) }) {}
             }
         } catch { self.error = error }

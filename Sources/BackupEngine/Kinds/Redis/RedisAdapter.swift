@@ -103,26 +103,26 @@ struct RedisAdapter: SourceAdapter {
             feed.verificationEnded(ok: result.ok)
             return result
         }()
-        let server: ScratchRedisServer
+        let started: Result<ScratchRedisServer, Error>
         do {
             // A verification that fails while the server loads stops the server (it would wait for the rest).
-            server = try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600, dieWithParent: true,
-                                                  giveUp: { feed.verificationFailed })
+            started = .success(try ScratchRedisServer.start(executable: chosen.executable, directory: dir, startTimeout: 600,
+                                                            dieWithParent: true, giveUp: { feed.verificationFailed }))
         } catch {
-            // The server is gone: the verification goes on to its own verdict (what is left is not written), so
-            // that a damaged backup is called damaged even when the server choked on the damage first.
-            feed.stopFeeding()
-            let check = await checked
-            if !check.ok { return (.failed, "the backup does not verify: \(check.detail)") }
-            if let error = error as? BackupFailure, error.message.contains("exited at start") {
-                throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
-            }
-            throw error
+            started = .failure(error)
         }
-        defer { server.stop() }
-        feed.stopFeeding() // the server loaded all it reads: the rest of the verification is not written
+        defer { if case .success(let server) = started { server.stop() } }
+        // Loaded, or gone: the verification goes on to its own verdict without writing what is left, so that a
+        // damaged backup is called damaged even when the server choked on the damage first.
+        feed.stopFeeding()
         let check = await checked
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
+        let server: ScratchRedisServer
+        do {
+            server = try started.get()
+        } catch let error as BackupFailure where error.message.contains("exited at start") {
+            throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
+        }
         let connection = try server.connect()
         defer { connection.close() }
         let loadedPerDB = try connection.keyspace()

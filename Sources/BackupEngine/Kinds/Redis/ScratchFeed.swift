@@ -73,9 +73,3 @@ final class ScratchFeed: @unchecked Sendable {
     /// The verification ended and failed: the server will not get the rest, stop it.
     var verificationFailed: Bool { lock.withLock { failed } }
 }
-
-/// A value handed to a child task whose type is not `Sendable`, where the code says why that is safe.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
