@@ -8,10 +8,7 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-catalog-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-bench_deps
-bin=$(bench_binary)
+bench_setup catalog
 
 make_catalog() { # N DIR
   local n=$1 dir=$2

@@ -11,12 +11,9 @@ set -euo pipefail
 KEYS=${1:-1000000}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-drill-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-bench_deps
-bin=$(bench_binary)
+bench_setup drill
 
-bench_redis_server "$work"
+bench_redis_server
 python3 - "$KEYS" <<'PY' | redis-cli -p "$port" --pipe >/dev/null
 import sys, random
 n = int(sys.argv[1]); random.seed(42); out = sys.stdout.buffer

@@ -12,10 +12,7 @@ set -euo pipefail
 FILES=${1:-20000}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-files-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-bench_deps
-bin=$(bench_binary)
+bench_setup files
 
 echo "writing $FILES files..." >&2
 python3 - "$work/root/tree" "$FILES" <<'PY'

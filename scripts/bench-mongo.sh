@@ -13,10 +13,7 @@ set -euo pipefail
 BYTES=${1:-1073741824}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-mongo-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-bench_deps
-bin=$(bench_binary)
+bench_setup mongo
 
 echo "writing a mongodump archive of about $BYTES bytes..." >&2
 python3 "$bench_root/scripts/gen-mongo-archive.py" "$BYTES" "$work/dump.archive"

@@ -15,11 +15,9 @@ POINTS=${1:-500000}
 DIM=${2:-256}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-qdrant-XXXXXX)"
 qpid=""
-trap '[ -z "$qpid" ] || kill "$qpid" 2>/dev/null; rm -rf "$work"' EXIT
-bench_deps
-bin=$(bench_binary)
+bench_on_exit() { [ -z "$qpid" ] || kill "$qpid" 2>/dev/null; }
+bench_setup qdrant
 
 port=$(free_port)
 mkdir -p "$work/state"

@@ -15,13 +15,10 @@ set -euo pipefail
 KEYS=${1:-1000000}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-bench_deps
+bench_setup redis
 command -v pigz >/dev/null || { apt-get install -y -qq pigz >/dev/null || true; }
-bin=$(bench_binary)
 
-bench_redis_server "$work"
+bench_redis_server
 echo "loading $KEYS keys of mixed types..." >&2
 python3 "$bench_root/scripts/gen-redis-keys.py" "$KEYS" | redis-cli -p "$port" --pipe >/dev/null
 redis-cli -p "$port" dbsize | sed 's/^/keys: /' >&2

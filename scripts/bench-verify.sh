@@ -14,12 +14,9 @@ set -euo pipefail
 MIB=${1:-1024}
 # shellcheck source-path=SCRIPTDIR source=lib/bench.sh
 . "$(dirname "$0")/lib/bench.sh"
-work="$(mktemp -d /tmp/kb-bench-verify-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-bench_deps
-bin=$(bench_binary)
+bench_setup verify
 
-bench_redis_server "$work"
+bench_redis_server
 python3 "$bench_root/scripts/gen-redis-keys.py" 1000000 | redis-cli -p "$port" --pipe >/dev/null
 cat > "$work/policy.yml" <<YML
 repository: { path: $work/repo }

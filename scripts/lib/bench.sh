@@ -73,14 +73,31 @@ bench_abs_row() {
   fi
 }
 
-# bench_redis_server WORK: starts a scratch redis-server on a free port, its files in WORK, and waits until it
-# answers; sets $port. The EXIT trap (set here) stops it and removes WORK.
+# bench_setup NAME: what every bench starts with. Sets $work (a scratch directory, removed on exit) and $bin
+# (the release binary), after installing what the benches need.
+bench_setup() {
+  work=$(mktemp -d "/tmp/kb-bench-$1-XXXXXX")
+  trap bench_cleanup EXIT
+  bench_deps
+  # shellcheck disable=SC2034 # for the script that sourced this file
+  bin=$(bench_binary)
+}
+
+# On exit: the script's own bench_on_exit when it defines one (a server it started), the scratch redis-server
+# of bench_redis_server, then $work.
+bench_cleanup() {
+  if declare -F bench_on_exit >/dev/null; then bench_on_exit || true; fi
+  if [ -n "${bench_redis_port:-}" ]; then redis-cli -p "$bench_redis_port" shutdown nosave >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+
+# bench_redis_server: starts a scratch redis-server on a free port, its files in $work, and waits until it
+# answers; sets $port (bench_cleanup stops it).
 bench_redis_server() {
-  bench_redis_work=$1
   port=$(free_port)
-  trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$bench_redis_work"' EXIT
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$bench_redis_work" --save '' --appendonly no \
-    --repl-diskless-sync-delay 0 --daemonize yes --logfile "$bench_redis_work/redis.log"
+  bench_redis_port=$port
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no \
+    --repl-diskless-sync-delay 0 --daemonize yes --logfile "$work/redis.log"
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "bench: redis-server did not start on port $port" >&2
   return 1
