@@ -3,6 +3,12 @@
 # objects under many prefixes, on one moto server seeded once and grown from one size to the next.
 #
 #   scripts/bench-bucket-scale.sh [OBJECTS...]        (default: 20000 100000)
+#   SERVER=standin scripts/bench-bucket-scale.sh 1000000
+#   RESTORE=1 ...                                       also a real restore into a new bucket and a drill
+#
+# SERVER=moto (the default) seeds moto through the S3 API. SERVER=standin uses scripts/lib/s3-scale-standin.py,
+# an in-memory S3 stand-in filled without HTTP: moto cannot be used at a million objects (each ListObjectsV2
+# page sorts the whole bucket: about four hours to list it once).
 #
 # For each size, into a fresh repository:
 #   first         the first snapshot (every object downloaded, every chunk new)
@@ -12,7 +18,7 @@
 # and prints wall time, requests (counted at the server), peak RSS, the bytes the snapshot added to the
 # repository beside the new objects' blobs (snapshot file + new manifest chunks), that as a share of the
 # full manifest (the first snapshot's file + chunks), and the peak RSS of `ls` and `verify` of the last one.
-# moto fills at ~300 requests/s: 100,000 objects take ~6 minutes to seed; 1,000,000 about an hour.
+# moto fills at ~300 requests/s: 100,000 objects take ~6 minutes to seed.
 # Goals are printed, never asserted in the test suite.
 set -euo pipefail
 SIZES=("$@")
@@ -32,7 +38,12 @@ if [ -z "${BIN:-}" ]; then
 fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m moto.server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+server="${SERVER:-moto}"
+case "$server" in
+  moto) python3 -m moto.server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 & ;;
+  standin) python3 "$root/scripts/lib/s3-scale-standin.py" "$port" >"$work/moto.log" 2>&1 & ;;
+  *) echo "SERVER is moto or standin" >&2; exit 2 ;;
+esac
 moto_pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 endpoint="http://127.0.0.1:$port"
@@ -42,6 +53,10 @@ curl -s -X PUT "$endpoint/scale" >/dev/null
 # put FROM TO PREFIX|- [SEED]: objects FROM..TO-1 (keys under users/<i mod 997>/, or all under PREFIX), tiny
 # content; with SEED the keys are a random 1% sample of 0..FROM-1 instead (overwrites).
 put() {
+  if [ "$server" = standin ]; then
+    curl -sf -X POST "$endpoint/_seed?bucket=scale&from=$1&to=$2&prefix=$3${4:+&seed=$4}" >/dev/null
+    return
+  fi
   python3 - "$endpoint" "$@" <<'PY'
 import http.client, random, sys, threading, urllib.parse
 endpoint, start, end, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -112,7 +127,7 @@ PY
 seeded=0
 for n in "${SIZES[@]}"; do
   if [ "$n" -gt "$seeded" ]; then
-    echo "seeding objects $seeded..$n (moto: ~300 requests/s)..." >&2
+    echo "seeding objects $seeded..$n ($server)..." >&2
     put "$seeded" "$n" -
     seeded=$n
   fi
@@ -125,7 +140,7 @@ retention: { daily: 0, keep_last: 100 }
 YML
   total=$(python3 -c "print($seeded)")
   echo
-  echo "bucket of $total objects (then +1% new, then 1% overwritten): $(nproc) cores, moto on 127.0.0.1"
+  echo "bucket of $total objects (then +1% new, then 1% overwritten): $(nproc) cores, $server on 127.0.0.1"
   printf '%-14s %8s %9s %9s %9s %8s %10s %13s %11s %8s\n' "snapshot" "seconds" "requests" "RSS MiB" "objects" "fetched" \
     "file B" "chunks new" "manifest+B" "of full"
   snap first
@@ -147,7 +162,21 @@ YML
   t0=$(now)
   /usr/bin/time -f %M -o "$work/rss" "$bin" restore bucket --policy "$work/policy.yml" --backup "$id" --to-bucket "plan-$seeded" --dry-run >/dev/null 2>&1
   t1=$(now)
-  printf 'restore --dry-run (plan):    %.2f s, peak RSS %.1f MiB (plans from the whole snapshot in memory)\n' "$(calc "$t1 - $t0")" "$(calc "$(cat "$work/rss") / 1024")"
+  printf 'restore --dry-run (plan):    %.2f s, peak RSS %.1f MiB\n' "$(calc "$t1 - $t0")" "$(calc "$(cat "$work/rss") / 1024")"
+  t0=$(now)
+  /usr/bin/time -f %M -o "$work/rss" "$bin" restore bucket --policy "$work/policy.yml" --backup "$id" --to-bucket scale --dry-run >/dev/null 2>&1
+  t1=$(now)
+  printf 'restore --dry-run (into the source bucket, all listed): %.2f s, peak RSS %.1f MiB\n' "$(calc "$t1 - $t0")" "$(calc "$(cat "$work/rss") / 1024")"
+  if [ -n "${RESTORE:-}" ]; then
+    before=$(requests); t0=$(now)
+    /usr/bin/time -f %M -o "$work/rss" "$bin" restore bucket --policy "$work/policy.yml" --backup "$id" --to-bucket "copy-$seeded" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    t1=$(now); after=$(requests)
+    printf 'restore into a new bucket:   %.2f s, %d requests, peak RSS %.1f MiB\n' "$(calc "$t1 - $t0")" "$((after - before))" "$(calc "$(cat "$work/rss") / 1024")"
+    before=$(requests); t0=$(now)
+    /usr/bin/time -f %M -o "$work/rss" "$bin" drill --source bucket --policy "$work/policy.yml" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    t1=$(now); after=$(requests)
+    printf 'drill (restore, read back, delete): %.2f s, %d requests, peak RSS %.1f MiB\n' "$(calc "$t1 - $t0")" "$((after - before))" "$(calc "$(cat "$work/rss") / 1024")"
+  fi
   # The 1% new objects stay in the bucket for the next size (and are counted in it).
   seeded=$((seeded + one))
 done

@@ -58,7 +58,7 @@ public struct BlobStore: Sendable {
         Self.isDigest(sha256) && access(path(for: sha256), F_OK) == 0
     }
 
-    static func isDigest(_ s: String) -> Bool {
+    public static func isDigest(_ s: String) -> Bool {
         s.utf8.count == 64 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 

@@ -89,8 +89,10 @@ extension S3Client {
 
     /// Lists a bucket a page (up to 1,000 keys) at a time, in the server's order (UTF-8 key order), handing
     /// each page to `page` before the next is requested: memory is bounded by one page, not by the bucket.
-    public func listObjects(bucket: String, prefix: String = "", page: ([S3Object]) async throws -> Void) async throws {
+    /// `maxPages` stops after that many pages.
+    public func listObjects(bucket: String, prefix: String = "", maxPages: Int = .max, page: ([S3Object]) async throws -> Void) async throws {
         var token: String?
+        var pages = 0
         repeat {
             var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", "1000")]
             if !prefix.isEmpty { query.append(("prefix", prefix)) }
@@ -113,7 +115,8 @@ extension S3Client {
             token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
             if xml.value("IsTruncated") == "true" && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
             try await page(objects)
-        } while token != nil
+            pages += 1
+        } while token != nil && pages < maxPages
     }
 
     /// The first object of a bucket (under `prefix`), or nil when it is empty: one ListObjectsV2 request with

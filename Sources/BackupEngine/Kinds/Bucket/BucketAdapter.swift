@@ -104,11 +104,6 @@ struct BucketAdapter: SourceAdapter {
         return try SnapshotDocument.decode(data, file: path)
     }
 
-    /// The whole snapshot in memory (restores, drills and rollbacks plan from it).
-    func loadSnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> BucketSnapshot {
-        try await loadDocument(artifact, context: context).materialize(reader: chunkReader(source: artifact.source, context: context))
-    }
-
     /// Reads manifest chunks from the blob store; a chunk that is not here is fetched from the off-site copy
     /// first (after a disaster the repository may hold only snapshot files).
     func chunkReader(source: String, context: SourceContext) -> ChunkReader {
@@ -263,8 +258,8 @@ extension BucketAdapter {
         let json = BucketRestoreJSON(source: source.name, artifact: outcome.artifact.id, bucket: outcome.plan.sourceBucket,
                                      target: outcome.plan.targetBucket, endpoint: outcome.endpoint, dry_run: request.dryRun,
                                      uploaded: outcome.result?.uploaded ?? 0, unchanged: outcome.plan.unchanged,
-                                     deleted: outcome.result?.deleted ?? 0, planned_uploads: outcome.plan.upload.count,
-                                     planned_deletes: bucketRequest.deleteExtra ? outcome.plan.extra.count : 0,
+                                     deleted: outcome.result?.deleted ?? 0, planned_uploads: outcome.plan.uploads,
+                                     planned_deletes: bucketRequest.deleteExtra ? outcome.plan.extras : 0,
                                      requests: outcome.result?.requests ?? 0,
                                      duration_seconds: (outcome.durationSeconds * 1000).rounded() / 1000)
         var lines: [String] = []
@@ -285,12 +280,12 @@ extension BucketAdapter {
     func restoreBucket(_ request: BucketRestoreRequest, source: SourcePolicy, context: SourceContext,
                        plan printPlan: ([String]) -> Void) async throws -> BucketRestoreOutcome {
         let s3 = try settings(source, as: S3SourcePolicy.self)
-        let (artifact, bucket) = try await restoreSelection(request, source: source, context: context)
         if !request.keys.isEmpty && request.deleteExtra {
             throw BackupFailure("--delete-extra with --key would delete every other object of the bucket; refusing", exitStatus: .usage,
                                 hint: "use --prefix P --delete-extra to make a prefix match the snapshot")
         }
-        let target = request.toBucket ?? bucket.name
+        let (artifact, selection) = try await restoreSelection(request, source: source, context: context)
+        let target = request.toBucket ?? selection.name
         guard BucketName.isValid(target) else {
             throw BackupFailure("\"\(target)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)", exitStatus: .usage)
         }
@@ -300,19 +295,19 @@ extension BucketAdapter {
         let started = context.now()
         let clock = DispatchTime.now()
         let deleteExtra = request.deleteExtra
-        let plan = (try await restorer.plan(bucket, into: target, deleteExtra: deleteExtra))
+        let plan = (try await restorer.plan(selection, into: target, deleteExtra: deleteExtra))
         let targetText = "\(client.endpoint)/\(target)"
-        printPlan(["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(bucket.objects.count) objects in bucket \(bucket.name))",
+        printPlan(["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(selection.objects) objects in bucket \(selection.name))",
                    "into \(targetText)"] + plan.description)
         if request.dryRun {
             try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "dry-run", started: started,
-                              seconds: SourceContext.seconds(since: clock), detail: "\(plan.upload.count) objects would be uploaded")
+                              seconds: SourceContext.seconds(since: clock), detail: "\(plan.uploads) objects would be uploaded")
             return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: nil, durationSeconds: SourceContext.seconds(since: clock))
         }
         if request.isPartial {
             // Only what was asked for: it adds what is missing without asking; replacing what differs needs --yes.
-            if (plan.overwrites > 0 || (plan.deleteExtra && !plan.extra.isEmpty)) && !request.confirmed {
-                throw BackupFailure("\(plan.overwrites) of the selected objects differ in bucket \(target) at \(client.endpoint)\(plan.deleteExtra ? " and \(plan.extra.count) would be deleted" : ""); refusing to replace them without --yes",
+            if (plan.overwrites > 0 || (plan.deleteExtra && plan.extras > 0)) && !request.confirmed {
+                throw BackupFailure("\(plan.overwrites) of the selected objects differ in bucket \(target) at \(client.endpoint)\(plan.deleteExtra ? " and \(plan.extras) would be deleted" : ""); refusing to replace them without --yes",
                                     exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
             }
         } else if plan.targetObjects > 0 && !request.confirmed {
@@ -323,10 +318,10 @@ extension BucketAdapter {
             let concurrency = s3.concurrency
             var uploading = restorer
             if let meter = context.progress {
-                meter.begin("restore \(artifact.id) into \(target)", totalItems: plan.upload.count, itemUnit: "objects")
+                meter.begin("restore \(artifact.id) into \(target)", totalItems: plan.uploads, itemUnit: "objects")
                 uploading.onUploaded = { meter.add(bytes: $0, items: 1) }
             }
-            let result = (try await uploading.execute(plan, concurrency: concurrency))
+            let result = (try await uploading.execute(plan, selection, concurrency: concurrency))
             let seconds = SourceContext.seconds(since: clock)
             try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "ok", started: started, seconds: seconds,
                               detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted")
@@ -353,39 +348,42 @@ extension BucketAdapter {
     }
 
     func drillBuckets(_ artifact: ArtifactInfo, _ s3: S3SourcePolicy, context: SourceContext) async throws -> (DrillResult, String) {
-        let snapshot = try await loadSnapshot(artifact, context: context)
-        try await fetchMissingBlobs(snapshot.blobDigests, source: artifact.source, context: context)
+        let document = try await loadDocument(artifact, context: context)
+        let buckets = document.buckets
         let client = try s3Client(s3, source: artifact.source, endpoint: context.policy.drill.s3Endpoint, context: context)
         defer { client.shutdown() }
         let restorer = BucketRestorer(client: client, blobs: blobStore(source: artifact.source, context: context))
         let concurrency = s3.concurrency
         var details: [String] = []
         var failed = false
-        for (index, bucket) in snapshot.buckets.enumerated() {
-            let scratch = "kb-drill-\(artifact.id.lowercased())" + (snapshot.buckets.count > 1 ? "-\(index)" : "")
+        for (index, bucket) in buckets.enumerated() {
+            let scratch = "kb-drill-\(artifact.id.lowercased())" + (buckets.count > 1 ? "-\(index)" : "")
             // Never a bucket of the source: only a fresh scratch bucket.
-            if snapshot.buckets.contains(where: { $0.name == scratch }) || s3.buckets.contains(scratch) {
+            if buckets.contains(where: { $0.name == scratch }) || s3.buckets.contains(scratch) {
                 return (.error, "scratch bucket \(scratch) is a bucket of the source; refusing to drill into it")
             }
             if (try await client.bucketExists(scratch)) {
                 return (.error, "scratch bucket \(scratch) already exists at \(client.endpoint) (a drill that was interrupted?); delete it and run the drill again")
             }
-            let problems: [String]
+            // The whole bucket, its missing blobs fetched from the off-site copy; read a manifest chunk at a time.
+            let selection = try await select(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id)), from: bucket, of: document,
+                                             artifact: artifact, context: context)
+            let comparison: BucketComparison
             do {
-                let plan = try await restorer.plan(bucket, into: scratch, deleteExtra: false)
-                _ = try await restorer.execute(plan, concurrency: concurrency)
-                problems = try await restorer.compare(bucket, with: scratch, concurrency: concurrency)
+                let plan = try await restorer.plan(selection, into: scratch, deleteExtra: false)
+                _ = try await restorer.execute(plan, selection, concurrency: concurrency)
+                comparison = try await restorer.compare(selection, with: scratch, concurrency: concurrency)
             } catch {
                 await removeScratchBucket(scratch, restorer, context: context)
                 if error is BlobMismatch { return (.failed, context.describe(error)) }
                 throw error
             }
             await removeScratchBucket(scratch, restorer, context: context)
-            if problems.isEmpty {
-                details.append("\(bucket.name): \(bucket.objects.count) objects restored into \(scratch), sizes and sha256 equal")
+            if comparison.isEmpty {
+                details.append("\(bucket.name): \(selection.objects) objects restored into \(scratch), sizes and sha256 equal")
             } else {
                 failed = true
-                details.append("\(bucket.name): \(problems.count) object(s) differ: " + problems.prefix(5).joined(separator: "; "))
+                details.append("\(bucket.name): \(comparison.problems) object(s) differ: " + comparison.sample.prefix(5).joined(separator: "; "))
             }
         }
         return (failed ? .failed : .passed, details.joined(separator: "; ") + "; scratch buckets deleted")

@@ -18,52 +18,72 @@ struct BucketFilesRestoreJSON: Encodable {
 }
 
 extension BucketAdapter {
-    /// What a restore takes: the verified snapshot (missing blobs fetched from the off-site copy), its bucket
-    /// (`--bucket`, or the only one), narrowed to `--key`s and `--prefix`. Shared by restores into a bucket and
-    /// into a directory.
+    /// What a restore takes: the verified snapshot, its bucket (`--bucket`, or the only one), narrowed to
+    /// `--key`s and `--prefix`. Shared by restores into a bucket and into a directory.
     func restoreSelection(_ request: BucketRestoreRequest, source: SourcePolicy,
-                          context: SourceContext) async throws -> (ArtifactInfo, BucketSnapshot.Bucket) {
+                          context: SourceContext) async throws -> (ArtifactInfo, RestoreSelection) {
         let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
-        let snapshot = try await loadSnapshot(artifact, context: context)
-        try await fetchMissingBlobs(snapshot.blobDigests, source: source.name, context: context)
-        let whole: BucketSnapshot.Bucket
+        let document = try await loadDocument(artifact, context: context)
+        let buckets = document.buckets
+        let whole: SnapshotDocument.BucketSummary
         if let name = request.bucket {
-            guard let b = snapshot.bucket(named: name) else {
+            guard let b = buckets.first(where: { $0.name == name }) else {
                 throw BackupFailure("snapshot \(artifact.id) holds no bucket \"\(name)\"", exitStatus: .usage,
-                                    hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+                                    hint: "its buckets are: \(buckets.map(\.name).joined(separator: ", "))")
             }
             whole = b
-        } else if snapshot.buckets.count == 1 {
-            whole = snapshot.buckets[0]
+        } else if buckets.count == 1 {
+            whole = buckets[0]
         } else {
-            throw BackupFailure("snapshot \(artifact.id) holds \(snapshot.buckets.count) buckets; name one with --bucket", exitStatus: .usage,
-                                hint: "its buckets are: \(snapshot.buckets.map(\.name).joined(separator: ", "))")
+            throw BackupFailure("snapshot \(artifact.id) holds \(buckets.count) buckets; name one with --bucket", exitStatus: .usage,
+                                hint: "its buckets are: \(buckets.map(\.name).joined(separator: ", "))")
         }
-        return (artifact, try select(request, from: whole, artifact: artifact))
+        return (artifact, try await select(request, from: whole, of: document, artifact: artifact, context: context))
     }
 
-    /// The bucket's objects narrowed to `--key`s and `--prefix` (every named key must be in the snapshot).
-    func select(_ request: BucketRestoreRequest, from bucket: BucketSnapshot.Bucket, artifact: ArtifactInfo) throws -> BucketSnapshot.Bucket {
-        guard request.isPartial else { return bucket }
-        var objects = bucket.objects
-        if let prefix = request.prefix { objects = objects.filter { $0.key.hasPrefix(prefix) } }
-        if !request.keys.isEmpty {
-            let wanted = Set(request.keys)
-            let missing = wanted.subtracting(objects.map(\.key)).sorted()
-            guard missing.isEmpty else {
-                throw BackupFailure("snapshot \(artifact.id) holds no object \(missing.prefix(5).map { String(reflecting: $0) }.joined(separator: ", ")) in bucket \(bucket.name)\(request.prefix.map { " under \(String(reflecting: $0))" } ?? "")",
-                                    exitStatus: .usage, hint: "find it with: kaleem-backup ls \(artifact.id) --match '*part-of-the-name*'")
-            }
-            objects = objects.filter { wanted.contains($0.key) }
+    /// A bucket of the snapshot narrowed to `--key`s and `--prefix` (every named key must be in the snapshot).
+    /// One pass over its entries, a manifest chunk at a time: counts them, finds the named keys, and fetches the
+    /// blobs missing here from the off-site copy; the restore's own passes read the entries again.
+    func select(_ request: BucketRestoreRequest, from bucket: SnapshotDocument.BucketSummary, of document: SnapshotDocument,
+                artifact: ArtifactInfo, context: SourceContext) async throws -> RestoreSelection {
+        let reader = chunkReader(source: artifact.source, context: context)
+        let name = bucket.name
+        let keys = Set(request.keys)
+        let partial = request.isPartial
+        let prefixFilter = request.prefix
+        let open: () -> EntryStream = {
+            let cursor: EntryStream = document.cursor(bucket: name, reader: reader) ?? ArrayEntryStream([])
+            return partial ? FilteredEntryStream(cursor, prefix: prefixFilter, keys: keys) : cursor
         }
-        guard !objects.isEmpty else {
+        var objects = 0
+        var bytes: Int64 = 0
+        var found = Set<String>()
+        var batch: [String] = []
+        let stream = open()
+        while let entry = try await stream.next() {
+            objects += 1
+            bytes += entry.size
+            if keys.contains(entry.key) { found.insert(entry.key) }
+            batch.append(entry.sha256)
+            if batch.count == 1000 {
+                try await fetchMissingBlobs(batch, source: artifact.source, context: context)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        try await fetchMissingBlobs(batch, source: artifact.source, context: context)
+        let missing = keys.subtracting(found).sorted()
+        guard missing.isEmpty else {
+            throw BackupFailure("snapshot \(artifact.id) holds no object \(missing.prefix(5).map { String(reflecting: $0) }.joined(separator: ", ")) in bucket \(bucket.name)\(request.prefix.map { " under \(String(reflecting: $0))" } ?? "")",
+                                exitStatus: .usage, hint: "find it with: kaleem-backup ls \(artifact.id) --match '*part-of-the-name*'")
+        }
+        guard objects > 0 || !partial else {
             throw BackupFailure("no object of bucket \(bucket.name) in snapshot \(artifact.id) is under \(String(reflecting: request.prefix ?? ""))", exitStatus: .usage,
                                 hint: "list what it holds with: kaleem-backup ls \(artifact.id)")
         }
         // Extras (for --delete-extra) are looked for under the longer of the two prefixes only.
         var prefix = bucket.prefix
         if let p = request.prefix, p.hasPrefix(bucket.prefix) { prefix = p }
-        return BucketSnapshot.Bucket(name: bucket.name, prefix: prefix, objects: objects)
+        return RestoreSelection(name: name, prefix: prefix, objects: objects, bytes: bytes, open: open)
     }
 
     /// The relative path an object key becomes under --to-dir, or why it cannot be one: `/`-separated parts,
@@ -79,39 +99,52 @@ extension BucketAdapter {
 
     func restoreObjectsToDirectory(_ request: BucketRestoreRequest, directory: String, source: SourcePolicy, context: SourceContext,
                                    plan printPlan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let (artifact, bucket) = try await restoreSelection(request, source: source, context: context)
+        let (artifact, selection) = try await restoreSelection(request, source: source, context: context)
         // Every key must make a safe path before anything is written.
-        let refused = bucket.objects.compactMap { entry -> String? in
-            if case .failure(let why) = Self.safePath(forKey: entry.key) { return why.description }
-            return nil
+        var refused: [String] = []
+        var refusedCount = 0
+        var stream = selection.open()
+        while let entry = try await stream.next() {
+            if case .failure(let why) = Self.safePath(forKey: entry.key) {
+                refusedCount += 1
+                if refused.count < 3 { refused.append(why.description) }
+            }
         }
-        guard refused.isEmpty else {
-            throw BackupFailure("\(refused.count) object key(s) cannot be written as files under \(directory); nothing was written: \(refused.prefix(3).joined(separator: "; "))",
+        guard refusedCount == 0 else {
+            throw BackupFailure("\(refusedCount) object key(s) cannot be written as files under \(directory); nothing was written: \(refused.joined(separator: "; "))",
                                 exitStatus: .usage, hint: "narrow the restore with --key/--prefix to the objects you need, or restore into a bucket (--to-bucket)")
         }
         let root = URL(fileURLWithPath: directory).standardizedFileURL.path
         let blobs = blobStore(source: source.name, context: context)
-        var writes: [BucketSnapshot.Entry] = []
+        /// Whether the file for `entry` is already there with its content (nil: no file).
+        func identical(_ entry: BucketSnapshot.Entry) -> Bool? {
+            let path = root + "/" + entry.key
+            guard let size = FileIO.fileSize(path) else { return nil }
+            return size == entry.size && (try? sha256OfFile(path)) == entry.sha256
+        }
+        var writes = 0
         var unchanged = 0
         var replaces = 0
-        for entry in bucket.objects {
-            let path = root + "/" + entry.key
-            if let size = FileIO.fileSize(path) {
-                if size == entry.size, (try? sha256OfFile(path)) == entry.sha256 { unchanged += 1; continue }
-                replaces += 1
+        var bytes: Int64 = 0
+        stream = selection.open()
+        while let entry = try await stream.next() {
+            switch identical(entry) {
+            case true?: unchanged += 1; continue
+            case false?: replaces += 1
+            case nil: break
             }
-            writes.append(entry)
+            writes += 1
+            bytes += entry.size
         }
-        let bytes = writes.reduce(Int64(0)) { $0 + $1.size }
-        printPlan(["restore \(bucket.objects.count) object(s) of bucket \(bucket.name) from \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)))",
-                   "as files under \(root): write \(writes.count) (\(bytes) bytes), \(unchanged) already identical"
+        printPlan(["restore \(selection.objects) object(s) of bucket \(selection.name) from \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)))",
+                   "as files under \(root): write \(writes) (\(bytes) bytes), \(unchanged) already identical"
                     + (replaces > 0 ? ", \(replaces) of them replace a different file" : "")])
         let started = context.now()
         let clock = DispatchTime.now()
         if request.dryRun {
             try context.recordRestore(artifact, mode: "files", target: root, outcome: "dry-run", started: started, seconds: 0,
-                                      detail: "\(writes.count) objects would be written")
-            let json = BucketFilesRestoreJSON(source: source.name, artifact: artifact.id, bucket: bucket.name, directory: root, dry_run: true,
+                                      detail: "\(writes) objects would be written")
+            let json = BucketFilesRestoreJSON(source: source.name, artifact: artifact.id, bucket: selection.name, directory: root, dry_run: true,
                                               written: 0, unchanged: unchanged, bytes: bytes, duration_seconds: 0)
             return RestoreOutcome(lines: ["dry run completed: nothing was written"], json: json)
         }
@@ -119,9 +152,21 @@ extension BucketAdapter {
             throw BackupFailure("\(replaces) file(s) under \(root) differ from the snapshot; refusing to replace them without --yes", exitStatus: .usage,
                                 hint: "read the plan above, then run the same command with --yes")
         }
+        var written = 0
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            for entry in writes {
+            stream = selection.open()
+            while let entry = try await stream.next() {
+                // Taken again as it is now: a file that became identical since the plan is left alone, one that
+                // appeared and differs is not replaced without --yes.
+                switch identical(entry) {
+                case true?: continue
+                case false? where !request.confirmed:
+                    throw BackupFailure("\(root)/\(entry.key) appeared since the plan and differs from the snapshot; refusing to replace it without --yes",
+                                        exitStatus: .usage, hint: "run the same command again and read the new plan")
+                default: break
+                }
+                written += 1
                 try Self.makeParents(of: entry.key, under: root)
                 let file = try AtomicFileWriter(path: root + "/" + entry.key)
                 do {
@@ -146,11 +191,11 @@ extension BucketAdapter {
         }
         let seconds = SourceContext.seconds(since: clock)
         try context.recordRestore(artifact, mode: "files", target: root, outcome: "ok", started: started, seconds: seconds,
-                                  detail: "\(writes.count) objects written, \(unchanged) unchanged")
-        let json = BucketFilesRestoreJSON(source: source.name, artifact: artifact.id, bucket: bucket.name, directory: root, dry_run: false,
-                                          written: writes.count, unchanged: unchanged, bytes: bytes,
+                                  detail: "\(written) objects written, \(unchanged) unchanged")
+        let json = BucketFilesRestoreJSON(source: source.name, artifact: artifact.id, bucket: selection.name, directory: root, dry_run: false,
+                                          written: written, unchanged: unchanged, bytes: bytes,
                                           duration_seconds: (seconds * 1000).rounded() / 1000)
-        return RestoreOutcome(lines: ["wrote \(writes.count) file(s) under \(root), \(unchanged) unchanged"], json: json)
+        return RestoreOutcome(lines: ["wrote \(written) file(s) under \(root), \(unchanged) unchanged"], json: json)
     }
 
     /// Creates the directories of `relative` under `root` (0700), refusing to go through anything that is not a

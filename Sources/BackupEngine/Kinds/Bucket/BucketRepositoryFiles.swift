@@ -31,21 +31,25 @@ extension BucketAdapter {
         let missing = digests.filter { !blobs.contains($0) }.sorted()
         guard !missing.isEmpty, let remote = try context.offsite() else { return }
         defer { remote.close() }
-        // The remote names say which blobs are encrypted (`.age`): one listing of the blob directory for many,
-        // a listing of the blob's own name for one.
-        var remoteNames: [String: String] = [:]
-        let under = missing.count == 1 ? "\(source)/blobs/\(missing[0].prefix(2))/\(missing[0])" : "\(source)/blobs/"
-        for key in (try await remote.list(under: under)).map(\.relative) {
-            if let digest = BlobStore.digest(ofFileName: (key as NSString).lastPathComponent) { remoteNames[digest] = key }
-        }
         if !quiet {
             context.logger.warning("blobs missing here; fetching the off-site copies", metadata: ["source": "\(source)", "blobs": "\(missing.count)"])
         }
         let meter = quiet ? nil : context.progress
         meter?.begin("fetch blobs of \(source) from \(remote.location)", totalItems: missing.count, itemUnit: "blobs")
         defer { meter?.end() }
+        // Plain or encrypted (`.age`): the name this store would write is tried first, then the other; one
+        // request per blob, never a listing of the whole remote directory (a million blobs, batch after batch).
+        let suffixes = blobs.encryption?.recipients.isEmpty == false ? [BlobStore.encryptedSuffix, ""] : ["", BlobStore.encryptedSuffix]
         for digest in missing {
-            guard let relative = remoteNames[digest] else {
+            guard BlobStore.isDigest(digest) else {
+                throw IntegrityError(object: "the manifest of \(source)", problem: "\(String(reflecting: String(digest.prefix(80)))) is not a sha256 address")
+            }
+            var found: String?
+            for suffix in suffixes {
+                let candidate = "\(source)/blobs/\(digest.prefix(2))/\(digest)\(suffix)"
+                if try await remote.stat(candidate) != nil { found = candidate; break }
+            }
+            guard let relative = found else {
                 throw IntegrityError(object: "\(remote.location)\(source)/blobs/", problem: "blob \(digest) is neither here nor off-site")
             }
             // A plain blob is checked by its name; an encrypted one when it is decrypted (its content hashes to its name).
@@ -60,9 +64,8 @@ extension BucketAdapter {
 
     /// Buckets only when asked: uploads written after the deploy are user data, not the release's.
     func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
-        let snapshot = try await loadSnapshot(artifact, context: context)
         var lines: [String] = []
-        for bucket in snapshot.buckets {
+        for bucket in try await loadDocument(artifact, context: context).buckets {
             if restoreData {
                 let done = try await restoreBucket(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id), bucket: bucket.name,
                                                                   deleteExtra: true, confirmed: true), source: source, context: context) { _ in }
