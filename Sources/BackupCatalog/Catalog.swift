@@ -268,6 +268,16 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// The newest good artifact of `source` created before `date`, still on this host, whose off-site copy is
+    /// whole: what an off-site copy of a later artifact can be made incremental to.
+    public func lastOffsiteCopy(source: String, before date: Date) throws -> ArtifactInfo? {
+        try read("find the last off-site copy of \(source)") { db in
+            try ArtifactRecord.fetchOne(db, sql: ArtifactRecord.selectWithRun
+                + " WHERE a.source = ? AND a.status = 'ok' AND a.deleted_at IS NULL AND o.status = 'ok' AND a.created_at < ? ORDER BY a.created_at DESC LIMIT 1",
+                arguments: [source, date])?.model
+        }
+    }
+
     /// Copies the whole catalog, consistently, into a new SQLite file (the online backup API).
     public func backup(to path: String) throws {
         do {

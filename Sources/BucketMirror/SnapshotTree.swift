@@ -386,6 +386,50 @@ public enum SnapshotDocument: Sendable {
         }
     }
 
+    /// Every blob the snapshot references (its objects' and its chunks') that `base` does not, each handed to
+    /// `body` once, a chunk's blobs before the chunk and an index chunk's object chunks before it. Both trees
+    /// are content-addressed, so a chunk of this snapshot that `base` also has is skipped whole, unread: a
+    /// snapshot equal to its base costs the reading of nothing. The objects of a chunk that changed are merged by
+    /// key with `base`'s entries (read a chunk at a time, forward only), so an object whose content did not
+    /// change is not handed on. Without a base of format 2 (or when this one is format 1), every blob it
+    /// references is handed on (held in a set first, to hand each once). Memory: the base's chunk addresses
+    /// (one for every 64 objects), a chunk of each, never the bucket.
+    public func forEachBlob(notIn base: SnapshotDocument?, reader: ChunkReader, _ body: (_ sha256: String) async throws -> Void) async throws {
+        guard case .tree(let tree) = self, case .tree(let baseTree)? = base else {
+            var all = Set<String>()
+            try await mark(into: &all, reader: reader)
+            for digest in all.sorted() { try await body(digest) }
+            return
+        }
+        var baseChunks = Set<String>()
+        for bucket in baseTree.buckets {
+            for indexRef in bucket.chunks where !baseChunks.contains(indexRef.sha256) {
+                for objectRef in try await reader.objectChunks(of: indexRef) { baseChunks.insert(objectRef.sha256) }
+                baseChunks.insert(indexRef.sha256)
+            }
+        }
+        var handed = Set<String>() // chunks handed on (a chunk may repeat within a snapshot)
+        for bucket in tree.buckets {
+            let old = baseTree.buckets.first { $0.name == bucket.name && $0.prefix == bucket.prefix }
+            let merge = old.map { MergeCursor(EntryCursor(bucket: $0.name, index: $0.chunks, reader: reader)) }
+            var lastDigest = ""
+            for indexRef in bucket.chunks where !baseChunks.contains(indexRef.sha256) && !handed.contains(indexRef.sha256) {
+                for objectRef in try await reader.objectChunks(of: indexRef) where !baseChunks.contains(objectRef.sha256) && !handed.contains(objectRef.sha256) {
+                    for entry in try await reader.entries(of: objectRef) {
+                        if let previous = try await merge?.match(entry.key), previous.sha256 == entry.sha256 { continue }
+                        guard entry.sha256 != lastDigest else { continue }
+                        lastDigest = entry.sha256
+                        try await body(entry.sha256)
+                    }
+                    handed.insert(objectRef.sha256)
+                    try await body(objectRef.sha256)
+                }
+                handed.insert(indexRef.sha256)
+                try await body(indexRef.sha256)
+            }
+        }
+    }
+
     /// The chunks of a format-2 snapshot (index and object chunks), in order.
     public func chunkDigests(reader: ChunkReader) async throws -> [String] {
         guard case .tree(let t) = self else { return [] }

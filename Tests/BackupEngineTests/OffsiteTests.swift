@@ -112,6 +112,77 @@ struct OffsiteTests {
         c.close()
     }
 
+    /// A bucket snapshot is copied off-site incrementally to the last one copied whole: an unchanged night sends
+    /// its snapshot file and manifest only, a changed one its new blobs and the chunks around them; what is
+    /// off-site still verifies whole and restores.
+    @Test func bucketSnapshotsAreCopiedIncrementally() async throws {
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("uploads")
+        try await client.createBucket("offsite-copy")
+        var objects: [String: [UInt8]] = [:]
+        for i in 0..<300 { objects["u/\(i % 7)/\(String(format: "%04d", i)).jpg"] = Array("object \(i)".utf8) }
+        try await putAll(client, ["uploads": objects])
+        let dir = TemporaryDirectory()
+        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        let policy = dir.file("policy.yml")
+        try """
+        repository:
+          path: \(dir.file("repo"))
+          offsite: { endpoint: "\(s3.endpoint)", bucket: offsite-copy, prefix: kb, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+        sources:
+          minio: { kind: s3, endpoint: "\(s3.endpoint)", buckets: [uploads], access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+        retention: { daily: 0, keep_last: 10 }
+        """.write(toFile: policy, atomically: true, encoding: .utf8)
+        func backup() throws -> [String: Any] {
+            let run = try runCLI(["backup", "--policy", policy, "--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let id = try #require((try object(run.stdout)["artifacts"] as? [[String: Any]])?.first?["id"] as? String)
+            let listed = try array(try runCLI(["list", "--policy", policy, "--json"]).stdout)
+            return try #require(listed.first { $0["id"] as? String == id })
+        }
+        func blobCount() async throws -> Int { try await remoteKeys(client).filter { $0.hasPrefix("kb/minio/blobs/") }.count }
+
+        let first = try backup()
+        #expect(first["offsite"] as? String == "ok")
+        let full = try await blobCount()
+        #expect(full > 300) // every object's blob and the chunks
+        #expect((first["offsite_detail"] as? String ?? "").hasPrefix("\(full + 2) files"))
+
+        let unchanged = try backup()
+        #expect((unchanged["offsite_detail"] as? String ?? "").hasPrefix("2 files at "), "\(unchanged["offsite_detail"] ?? "")")
+        #expect((unchanged["offsite_detail"] as? String ?? "").hasSuffix("(incremental to \(first["id"]!))"))
+        #expect(try await blobCount() == full)
+
+        // One object changed, one added: their two blobs and the chunks that hold them (an object chunk or two and
+        // the index chunk above), not the rest.
+        try await putAll(client, ["uploads": ["u/3/0003.jpg": Array("changed".utf8), "u/9/new.jpg": Array("new".utf8)]])
+        let changed = try backup()
+        let detail = changed["offsite_detail"] as? String ?? ""
+        let copied = Int(detail.prefix { $0.isNumber }) ?? -1
+        #expect(copied >= 2 + 2 + 2 && copied <= 2 + 6 + 2, "\(detail)")
+        #expect(detail.hasSuffix("(incremental to \(unchanged["id"]!))"))
+        #expect(try await blobCount() == full + copied - 2)
+
+        let verify = try runCLI(["verify", "--offsite", "--all", "--policy", policy, "--json"])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+        #expect(try array(verify.stdout).count == 3)
+
+        // What is off-site restores alone: a new host with the off-site copy only.
+        let newHost = dir.file("new-host.yml")
+        try (try String(contentsOfFile: policy, encoding: .utf8)).replacingOccurrences(of: dir.file("repo"), with: dir.file("new-repo"))
+            .write(toFile: newHost, atomically: true, encoding: .utf8)
+        let rebuilt = try runCLI(["catalog", "rebuild", "--from-offsite", "--policy", newHost])
+        #expect(rebuilt.status == 0, "\(rebuilt.stderr)")
+        let restored = try runCLI(["restore", "minio", "--latest", "--to-bucket", "uploads-again", "--policy", newHost])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        var expected = objects
+        expected["u/3/0003.jpg"] = Array("changed".utf8)
+        expected["u/9/new.jpg"] = Array("new".utf8)
+        #expect(try await readAll(client, bucket: "uploads-again") == expected)
+    }
+
     /// A new host with nothing but the off-site bucket and the age key: rebuild the catalog, restore Redis
     /// and MinIO, verify. (runbooks/full-disaster-recovery.md follows these steps.)
     @Test func newHostFromTheOffsiteCopy() async throws {

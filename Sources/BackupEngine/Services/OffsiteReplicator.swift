@@ -14,12 +14,15 @@ import S3Client
 struct OffsiteReplicator: EngineService {
     let core: EngineCore
 
-    /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload): the
-    /// artifact, its manifest and whatever files its kind says belong to it.
-    func offsiteFiles(_ artifact: ArtifactInfo) async throws -> [(relative: String, sha256: String?)] {
-        let manifest = repository.relativeManifestPath(forArtifact: artifact.path, id: artifact.id)
-        let files: [(relative: String, sha256: String?)] = [(artifact.path, artifact.sha256), (manifest, nil)]
-        return await files + (try registry.adapter(for: artifact.kind).extraFiles(of: artifact, context: context))
+    /// The files of an artifact, relative to the repository, with their sha256 (nil: computed on upload), one at
+    /// a time: whatever files its kind says belong to it (all of them, or with `base` those that one does not
+    /// hold), then the artifact and its manifest, last, so a copy cut short never leaves an artifact off-site
+    /// without the files it needs.
+    func forEachOffsiteFile(_ artifact: ArtifactInfo, since base: ArtifactInfo? = nil,
+                            _ body: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {
+        try await registry.adapter(for: artifact.kind).forEachExtraFile(of: artifact, since: base, context: context, body)
+        try await body(artifact.path, artifact.sha256)
+        try await body(repository.relativeManifestPath(forArtifact: artifact.path, id: artifact.id), nil)
     }
 
     /// Copies every good artifact that has no good off-site copy yet; returns the failures (id → why).
@@ -41,25 +44,40 @@ struct OffsiteReplicator: EngineService {
         let meter = environment.progress
         meter?.begin("off-site copy to \(remote.location)", itemUnit: "files")
         defer { meter?.end() }
-        // Shared files (blobs) already there are not sent again (one listing per source, 1 request per 1,000 files).
+        // Shared files (blobs) already there are not sent again. An artifact whose source has an earlier one copied
+        // whole is copied incrementally: its kind hands on only what that one does not hold, each checked with one
+        // request (an unchanged night: nothing). Without such a base, the remote shared directory is listed once
+        // per source (1 request per 1,000 files) and every file the artifact needs is looked up there.
         var remoteShared: [String: Set<String>] = [:]
         for artifact in pending {
             do {
                 let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
-                if let shared, remoteShared[artifact.source] == nil {
+                let base = shared == nil ? nil : try catalog.lastOffsiteCopy(source: artifact.source, before: artifact.createdAt)
+                if let shared, base == nil, remoteShared[artifact.source] == nil {
                     remoteShared[artifact.source] = Set((try await remote.list(under: shared)).map(\.relative))
                 }
-                let files = try await offsiteFiles(artifact).filter { remoteShared[artifact.source]?.contains($0.relative) != true }
-                meter?.add(totalItems: files.count)
-                for (relative, known) in files {
+                var copied = 0
+                try await forEachOffsiteFile(artifact, since: base) { relative, known in
+                    let isShared = shared.map { relative.hasPrefix($0) } ?? false
+                    if isShared {
+                        if let listed = remoteShared[artifact.source] {
+                            if listed.contains(relative) { return }
+                        } else if try await remote.stat(relative) != nil {
+                            return
+                        }
+                    }
+                    meter?.add(totalItems: 1)
                     let path = repository.absolute(relative)
                     let sha = try known ?? sha256OfFile(path)
                     (try await remote.put(path, as: relative, sha256: sha))
                     meter?.add(bytes: FileIO.fileSize(path) ?? 0, items: 1)
-                    if let shared, relative.hasPrefix(shared) { remoteShared[artifact.source, default: []].insert(relative) }
+                    copied += 1
+                    if isShared { remoteShared[artifact.source]?.insert(relative) }
                 }
-                try catalog.setOffsite(id: artifact.id, state: .ok, detail: "\(files.count) files at \(remote.location)", at: environment.clock())
-                logger.info("off-site copy ok", metadata: ["artifact": "\(artifact.id)", "files": "\(files.count)"])
+                let files = copied
+                try catalog.setOffsite(id: artifact.id, state: .ok, detail: "\(files) files at \(remote.location)" + (base.map { " (incremental to \($0.id))" } ?? ""),
+                                       at: environment.clock())
+                logger.info("off-site copy ok", metadata: ["artifact": "\(artifact.id)", "files": "\(files)", "base": "\(base?.id ?? "-")"])
             } catch {
                 let detail = describe(error)
                 failures[artifact.id] = detail
@@ -142,7 +160,7 @@ struct OffsiteReplicator: EngineService {
             do {
                 var checked = 0
                 let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
-                for (relative, known) in try await offsiteFiles(artifact) {
+                try await forEachOffsiteFile(artifact) { relative, known in
                     if let shared, relative.hasPrefix(shared) {
                         // Shared files (blobs): size and recorded sha256 (HEAD) when the local file is here to compare; else re-read.
                         let local = repository.absolute(relative)

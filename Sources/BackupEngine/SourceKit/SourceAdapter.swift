@@ -71,8 +71,11 @@ protocol SourceAdapter: SourceSettingsParser {
 
     // MARK: repository
     /// Files beside the artifact and its manifest that belong to it (relative paths, sha256 when known), for
-    /// the off-site copy.
-    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)]
+    /// the off-site copy, handed to `emit` one at a time. With `since` (an earlier artifact of the source whose
+    /// off-site copy is whole), the kind may leave out the files that one holds too: an unchanged night copies
+    /// almost nothing. Files a file depends on come before it.
+    func forEachExtraFile(of artifact: ArtifactInfo, since base: ArtifactInfo?, context: SourceContext,
+                          _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws
     /// A directory of files shared by several artifacts of a source (relative, ending in `/`), or nil.
     func sharedDirectory(source: String) -> String?
     /// After rotation removed artifacts of the source: removes shared files no remaining artifact references.
@@ -98,7 +101,8 @@ extension SourceAdapter {
     }
     var restoresOnRollbackByDefault: Bool { true }
     func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] { [] }
-    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)] { [] }
+    func forEachExtraFile(of artifact: ArtifactInfo, since base: ArtifactInfo?, context: SourceContext,
+                          _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {}
     func sharedDirectory(source: String) -> String? { nil }
     func collectGarbage(source: String, context: SourceContext) async {}
     func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String] { [] }

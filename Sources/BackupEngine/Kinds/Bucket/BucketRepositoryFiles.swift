@@ -8,13 +8,15 @@ import Foundation
 extension BucketAdapter {
     func sharedDirectory(source: String) -> String? { "\(source)/blobs/" }
 
-    func extraFiles(of artifact: ArtifactInfo, context: SourceContext) async throws -> [(relative: String, sha256: String?)] {
+    func forEachExtraFile(of artifact: ArtifactInfo, since base: ArtifactInfo?, context: SourceContext,
+                          _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {
         let blobs = blobStore(source: artifact.source, context: context)
-        var digests = Set<String>() // its objects' blobs and its manifest chunks
-        try await loadDocument(artifact, context: context).mark(into: &digests, reader: chunkReader(source: artifact.source, context: context))
-        return digests.sorted().map { digest in
+        let reader = chunkReader(source: artifact.source, context: context)
+        // A base that cannot be read is no base: everything is handed on (and the copy checks what is there).
+        let baseDocument: SnapshotDocument? = if let base { try? await loadDocument(base, context: context) } else { nil }
+        try await loadDocument(artifact, context: context).forEachBlob(notIn: baseDocument, reader: reader) { digest in
             // An encrypted blob's stored bytes do not hash to its name: its sha256 is computed on upload.
-            ("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest)
+            try await emit("\(artifact.source)/blobs/" + blobs.relativePath(for: digest), blobs.isEncrypted(digest) ? nil : digest)
         }
     }
 
