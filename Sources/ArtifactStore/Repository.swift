@@ -39,6 +39,8 @@ public protocol Repository: Sendable {
     func stat(_ relative: String) async throws -> RepositoryFile?
     /// Every file whose relative path starts with `prefix` (a directory ends with `/`), in no promised order.
     func list(under prefix: String) async throws -> [RepositoryFile]
+    /// The same files a page at a time (a remote store lists 1,000 per request): memory holds one page.
+    func list(under prefix: String, page: ([RepositoryFile]) async throws -> Void) async throws
     /// Removes files; one that is already gone is not an error.
     func delete(_ relatives: [String]) async throws
     /// Re-reads a file whole and returns the sha256 of its content.
@@ -48,6 +50,10 @@ public protocol Repository: Sendable {
 }
 
 extension Repository {
+    public func list(under prefix: String, page: ([RepositoryFile]) async throws -> Void) async throws {
+        try await page(list(under: prefix))
+    }
+
     /// The stored file exists with this size and sha256: by the recorded sha256 when the store records one,
     /// else by re-reading it.
     public func check(_ relative: String, size: Int64, sha256: String) async throws {

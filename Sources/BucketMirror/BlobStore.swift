@@ -197,7 +197,7 @@ public struct BlobStore: Sendable {
 
     /// Removes every blob not in `keeping`, and leftover temporary files. Returns how many blobs and bytes went.
     @discardableResult
-    public func collectGarbage(keeping: Set<String>) throws -> (blobs: Int, bytes: Int64) {
+    public func collectGarbage(keeping: DigestSet) throws -> (blobs: Int, bytes: Int64) {
         var removed = 0
         var bytes: Int64 = 0
         let fm = FileManager.default

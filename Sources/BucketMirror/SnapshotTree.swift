@@ -366,21 +366,27 @@ public enum SnapshotDocument: Sendable {
         }
     }
 
-    /// Adds every blob the snapshot references (its objects' and, for format 2, its chunks') to `marked`. A chunk
+    /// Adds every blob the snapshot references (its objects' and, for format 2, its chunks') to `marked`, handing
+    /// each one not marked before to `visit` (a chunk after the blobs under it). A chunk
     /// already marked is not read again: its whole subtree was marked with it (chunks are content-addressed), so
     /// snapshots that share most of their chunks cost one read of each distinct chunk.
-    public func mark(into marked: inout Set<String>, reader: ChunkReader) async throws {
+    public func mark(into marked: inout DigestSet, reader: ChunkReader,
+                     visit: (_ sha256: String) async throws -> Void = { _ in }) async throws {
         switch self {
         case .flat(let s):
-            marked.formUnion(s.blobDigests)
+            for bucket in s.buckets {
+                for entry in bucket.objects where marked.insert(entry.sha256) { try await visit(entry.sha256) }
+            }
         case .tree(let t):
             for bucket in t.buckets {
                 for indexRef in bucket.chunks where !marked.contains(indexRef.sha256) {
                     for objectRef in try await reader.objectChunks(of: indexRef) where !marked.contains(objectRef.sha256) {
-                        for entry in try await reader.entries(of: objectRef) { marked.insert(entry.sha256) }
+                        for entry in try await reader.entries(of: objectRef) where marked.insert(entry.sha256) { try await visit(entry.sha256) }
                         marked.insert(objectRef.sha256)
+                        try await visit(objectRef.sha256)
                     }
                     marked.insert(indexRef.sha256) // after its subtree: an interrupted mark never skips a part it did not read
+                    try await visit(indexRef.sha256)
                 }
             }
         }
@@ -396,9 +402,9 @@ public enum SnapshotDocument: Sendable {
     /// (one for every 64 objects), a chunk of each, never the bucket.
     public func forEachBlob(notIn base: SnapshotDocument?, reader: ChunkReader, _ body: (_ sha256: String) async throws -> Void) async throws {
         guard case .tree(let tree) = self, case .tree(let baseTree)? = base else {
-            var all = Set<String>()
-            try await mark(into: &all, reader: reader)
-            for digest in all.sorted() { try await body(digest) }
+            // Handed on as met (each once): the set only remembers what was handed.
+            var all = DigestSet()
+            try await mark(into: &all, reader: reader, visit: body)
             return
         }
         var baseChunks = Set<String>()

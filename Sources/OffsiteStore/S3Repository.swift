@@ -69,12 +69,20 @@ public struct S3Repository: Repository {
     }
 
     public func list(under relativePrefix: String) async throws -> [RepositoryFile] {
-        try await client.listObjects(bucket: bucket, prefix: prefix + relativePrefix).compactMap { object in
-            guard object.key.hasPrefix(prefix) else { return nil }
-            let relative = String(object.key.dropFirst(prefix.count))
-            // A key this layout never writes (`a//b`, `../x`) is not a file of the repository.
-            guard (try? RepositoryPath.validate(relative, in: location)) != nil else { return nil }
-            return RepositoryFile(relative: relative, size: object.size, recordedSHA256: nil)
+        var files: [RepositoryFile] = []
+        try await list(under: relativePrefix) { files.append(contentsOf: $0) }
+        return files
+    }
+
+    public func list(under relativePrefix: String, page: ([RepositoryFile]) async throws -> Void) async throws {
+        try await client.listObjects(bucket: bucket, prefix: prefix + relativePrefix) { objects in
+            try await page(objects.compactMap { object in
+                guard object.key.hasPrefix(prefix) else { return nil }
+                let relative = String(object.key.dropFirst(prefix.count))
+                // A key this layout never writes (`a//b`, `../x`) is not a file of the repository.
+                guard (try? RepositoryPath.validate(relative, in: location)) != nil else { return nil }
+                return RepositoryFile(relative: relative, size: object.size, recordedSHA256: nil)
+            })
         }
     }
 

@@ -123,7 +123,8 @@ struct BucketBadInputTests {
         let reader = ChunkReader(blobs: BlobStore(root: dir.file("repo/minio/blobs")))
         let snapshot = try await document.materialize(reader: reader)
         var referenced = Set<String>() // the objects' blobs and the manifest's chunks
-        try await document.mark(into: &referenced, reader: reader)
+        var marked = DigestSet()
+        try await document.mark(into: &marked, reader: reader) { referenced.insert($0) }
         let blobFiles = filesUnder(dir.file("repo/minio/blobs")).map { ($0 as NSString).lastPathComponent }
         #expect(Set(blobFiles) == referenced)
         #expect(referenced.isStrictSuperset(of: snapshot.blobDigests))

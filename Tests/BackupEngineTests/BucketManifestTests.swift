@@ -101,7 +101,8 @@ struct BucketManifestTests {
         #expect(try array(listed.stdout).map { $0["id"] as? String } == [second["id"] as? String])
         let tree = try snapshotFile(dir, second)
         var referenced = Set<String>()
-        try await SnapshotDocument.tree(tree).mark(into: &referenced, reader: ChunkReader(blobs: blobs))
+        var marked = DigestSet()
+        try await SnapshotDocument.tree(tree).mark(into: &marked, reader: ChunkReader(blobs: blobs)) { referenced.insert($0) }
         let chunks = try await SnapshotDocument.tree(tree).chunkDigests(reader: ChunkReader(blobs: blobs))
         #expect(!Set(chunks).isDisjoint(with: firstChunks)) // shared with the rotated snapshot, and kept
         for digest in referenced { #expect(blobs.contains(digest)) }

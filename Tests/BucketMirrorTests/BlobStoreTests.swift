@@ -28,9 +28,11 @@ import TestSupport
 
     /// Every blob a snapshot references: its objects' and its manifest chunks'.
     func referenced(_ tree: SnapshotTree, _ blobs: BlobStore) async throws -> Set<String> {
-        var all = Set<String>()
-        try await SnapshotDocument.tree(tree).mark(into: &all, reader: ChunkReader(blobs: blobs))
-        return all
+        var marked = DigestSet()
+        var visited = Set<String>()
+        try await SnapshotDocument.tree(tree).mark(into: &marked, reader: ChunkReader(blobs: blobs)) { visited.insert($0) }
+        #expect(marked.count == visited.count && visited.allSatisfy { marked.contains($0) })
+        return visited
     }
 
     @Test func incrementalSnapshotsAndGarbageCollection() async throws {
@@ -68,7 +70,7 @@ import TestSupport
         let onlyFirst = try await referenced(firstTree, blobs).subtracting(keep)
         #expect(first.blobDigests.subtracting(second.blobDigests).count == 3)
         #expect(onlyFirst.count == 3 + 2)
-        let (removed, _) = try blobs.collectGarbage(keeping: keep)
+        let (removed, _) = try blobs.collectGarbage(keeping: DigestSet(keep))
         #expect(removed == onlyFirst.count)
         for digest in onlyFirst { #expect(!blobs.contains(digest)) }
         for digest in keep { #expect(try blobs.rehash(digest) == digest) }

@@ -162,9 +162,13 @@ import TestSupport
         #expect(try await merge.match("aa") == nil)
         #expect(try await merge.match("b")?.key == "b")
         #expect(merge.matched == 2)
-        var marked = Set<String>()
-        try await document.mark(into: &marked, reader: ChunkReader(blobs: store))
-        #expect(marked == v1.blobDigests)
+        var marked = DigestSet()
+        var visited = Set<String>()
+        try await document.mark(into: &marked, reader: ChunkReader(blobs: store)) { visited.insert($0) }
+        #expect(visited == v1.blobDigests && marked.count == visited.count)
+        // The compact set holds what it was given, and nothing that is not a digest.
+        #expect(v1.blobDigests.allSatisfy { marked.contains($0) } && !marked.contains(String(repeating: "0", count: 64)) && !marked.contains("a"))
+        #expect(Digest256(hex: String(repeating: "A", count: 64)) == nil && Digest256(hex: String(repeating: "f", count: 64)) != nil)
         // Neither format: an integrity error naming the file.
         #expect(throws: BackupFailure.self) { _ = try SnapshotDocument.decode(Data("{\"format\":\"x\"}".utf8), file: "f") }
     }

@@ -192,21 +192,28 @@ struct OffsiteReplicator: EngineService {
         guard !removed.isEmpty, let remote = try? core.offsiteRepository() else { return }
         defer { remote.close() }
         var keys: [String] = []
+        var removedShared = 0
         for r in removed {
             keys.append(r.path)
             keys.append(repository.relativeManifestPath(forArtifact: r.path, id: r.id))
         }
         do {
+            // The removed artifacts' own files first: nothing off-site is left naming blobs that are gone.
+            let all = keys
+            (try await remote.delete(all))
             if let kind = policy.source(named: source)?.kind {
                 let adapter = try registry.adapter(for: kind)
                 if let shared = adapter.sharedDirectory(source: source) {
-                    let remoteFiles = (try await remote.list(under: shared)).map(\.relative)
-                    await keys += try adapter.unusedRemoteFiles(source: source, remote: remoteFiles, context: context)
+                    // The remote listing a page at a time; the unused files of each page deleted with it.
+                    let unused = try await adapter.unusedRemoteFiles(source: source, context: context)
+                    try await remote.list(under: shared) { page in
+                        let gone = page.map(\.relative).filter(unused)
+                        if !gone.isEmpty { try await remote.delete(gone) }
+                        removedShared += gone.count
+                    }
                 }
             }
-            let all = keys
-            (try await remote.delete(all))
-            logger.info("off-site copies removed", metadata: ["source": "\(source)", "objects": "\(all.count)"])
+            logger.info("off-site copies removed", metadata: ["source": "\(source)", "objects": "\(all.count + removedShared)"])
         } catch {
             logger.warning("off-site copies not removed", metadata: ["source": "\(source)", "error": "\(describe(error))"])
         }

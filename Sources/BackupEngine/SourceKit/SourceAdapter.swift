@@ -80,8 +80,9 @@ protocol SourceAdapter: SourceSettingsParser {
     func sharedDirectory(source: String) -> String?
     /// After rotation removed artifacts of the source: removes shared files no remaining artifact references.
     func collectGarbage(source: String, context: SourceContext) async
-    /// Of the remote shared files of the source (relative paths), those no remaining artifact references.
-    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String]
+    /// Which remote shared files of the source (relative paths) no remaining artifact references: the test is
+    /// built once (what the remaining artifacts reference) and asked for each file of the remote listing.
+    func unusedRemoteFiles(source: String, context: SourceContext) async throws -> @Sendable (_ relative: String) -> Bool
 }
 
 extension SourceAdapter {
@@ -105,7 +106,7 @@ extension SourceAdapter {
                           _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {}
     func sharedDirectory(source: String) -> String? { nil }
     func collectGarbage(source: String, context: SourceContext) async {}
-    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String] { [] }
+    func unusedRemoteFiles(source: String, context: SourceContext) async throws -> @Sendable (_ relative: String) -> Bool { { _ in false } }
 
     /// The source's settings as this adapter's type (the registry only hands an adapter its own sources).
     func settings<T: SourceSettings>(_ source: SourcePolicy, as type: T.Type) throws -> T {

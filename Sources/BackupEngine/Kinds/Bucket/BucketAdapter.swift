@@ -177,8 +177,8 @@ struct BucketAdapter: SourceAdapter {
     }
 
     /// Every blob a remaining good snapshot of the source references (throws, never guesses, when one cannot be read).
-    func referencedBlobs(source: String, context: SourceContext) async throws -> Set<String> {
-        var keep = Set<String>()
+    func referencedBlobs(source: String, context: SourceContext) async throws -> DigestSet {
+        var keep = DigestSet()
         let reader = chunkReader(source: source, context: context)
         for artifact in try context.catalog().artifacts(source: source, status: .ok) where artifact.deletedAt == nil {
             try await loadDocument(artifact, context: context).mark(into: &keep, reader: reader)

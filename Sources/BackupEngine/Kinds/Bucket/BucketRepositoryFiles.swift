@@ -20,10 +20,10 @@ extension BucketAdapter {
         }
     }
 
-    func unusedRemoteFiles(source: String, remote: [String], context: SourceContext) async throws -> [String] {
+    func unusedRemoteFiles(source: String, context: SourceContext) async throws -> @Sendable (_ relative: String) -> Bool {
         let keep = try await referencedBlobs(source: source, context: context)
-        return remote.filter { key in
-            BlobStore.digest(ofFileName: (key as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
+        return { relative in
+            BlobStore.digest(ofFileName: (relative as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
         }
     }
 
