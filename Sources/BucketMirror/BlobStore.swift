@@ -195,14 +195,14 @@ public struct BlobStore: Sendable {
         return (temp.partialPath, { temp.abort() })
     }
 
-    /// Removes every blob not in `keeping`, and leftover temporary files. Returns how many blobs and bytes went.
+    /// Removes every blob of `partition` (its shards) not in `keeping`. Returns how many blobs and bytes went.
     @discardableResult
-    public func collectGarbage(keeping: DigestSet) throws -> (blobs: Int, bytes: Int64) {
+    public func collectGarbage(keeping: DigestSet, partition: BlobPartition = .all) throws -> (blobs: Int, bytes: Int64) {
         var removed = 0
         var bytes: Int64 = 0
         let fm = FileManager.default
         guard let shards = try? fm.contentsOfDirectory(atPath: root) else { return (0, 0) }
-        for shard in shards where shard.count == 2 {
+        for shard in shards where shard.count == 2 && partition.contains(shard) {
             let dir = root + "/" + shard
             for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
                 guard let digest = Self.digest(ofFileName: name), !keeping.contains(digest) else { continue }

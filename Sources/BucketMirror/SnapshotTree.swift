@@ -366,32 +366,6 @@ public enum SnapshotDocument: Sendable {
         }
     }
 
-    /// Adds every blob the snapshot references (its objects' and, for format 2, its chunks') to `marked`, handing
-    /// each one not marked before to `visit` (a chunk after the blobs under it). A chunk
-    /// already marked is not read again: its whole subtree was marked with it (chunks are content-addressed), so
-    /// snapshots that share most of their chunks cost one read of each distinct chunk.
-    public func mark(into marked: inout DigestSet, reader: ChunkReader,
-                     visit: (_ sha256: String) async throws -> Void = { _ in }) async throws {
-        switch self {
-        case .flat(let s):
-            for bucket in s.buckets {
-                for entry in bucket.objects where marked.insert(entry.sha256) { try await visit(entry.sha256) }
-            }
-        case .tree(let t):
-            for bucket in t.buckets {
-                for indexRef in bucket.chunks where !marked.contains(indexRef.sha256) {
-                    for objectRef in try await reader.objectChunks(of: indexRef) where !marked.contains(objectRef.sha256) {
-                        for entry in try await reader.entries(of: objectRef) where marked.insert(entry.sha256) { try await visit(entry.sha256) }
-                        marked.insert(objectRef.sha256)
-                        try await visit(objectRef.sha256)
-                    }
-                    marked.insert(indexRef.sha256) // after its subtree: an interrupted mark never skips a part it did not read
-                    try await visit(indexRef.sha256)
-                }
-            }
-        }
-    }
-
     /// Every blob the snapshot references (its objects' and its chunks') that `base` does not, each handed to
     /// `body` once, a chunk's blobs before the chunk and an index chunk's object chunks before it. Both trees
     /// are content-addressed, so a chunk of this snapshot that `base` also has is skipped whole, unread: a
@@ -402,9 +376,9 @@ public enum SnapshotDocument: Sendable {
     /// (one for every 64 objects), a chunk of each, never the bucket.
     public func forEachBlob(notIn base: SnapshotDocument?, reader: ChunkReader, _ body: (_ sha256: String) async throws -> Void) async throws {
         guard case .tree(let tree) = self, case .tree(let baseTree)? = base else {
-            // Handed on as met (each once): the set only remembers what was handed.
-            var all = DigestSet()
-            try await mark(into: &all, reader: reader, visit: body)
+            // Handed on as met (each once): the marker only remembers what was handed.
+            var marker = BlobMarker()
+            try await marker.mark(self, reader: reader, visit: body)
             return
         }
         var baseChunks = Set<String>()
@@ -533,6 +507,74 @@ public final class MergeCursor {
                 continue
             }
             return nil
+        }
+    }
+}
+
+/// A share of the sha256 address space: the addresses whose first byte `b` has `b * count / 256 == index`, which
+/// is a run of whole blob-store shards (`<aa>/`). Garbage collection marks and sweeps one share at a time, so its
+/// memory is bounded by the share, not by the bucket.
+public struct BlobPartition: Sendable, Equatable {
+    public let index: Int
+    public let count: Int
+    public static let all = BlobPartition(index: 0, count: 1)
+
+    public init(index: Int, count: Int) {
+        self.count = min(256, max(1, count))
+        self.index = min(self.count - 1, max(0, index))
+    }
+
+    /// How many shares keep each one's mark under `budget` addresses, for about `blobs` distinct blobs.
+    public static func count(forBlobs blobs: Int, budget: Int = 250_000) -> Int {
+        min(256, max(1, (blobs + budget - 1) / max(1, budget)))
+    }
+
+    /// The shard directory names (`00` … `ff`) of this share, in order.
+    public var shards: [String] {
+        (0..<256).filter { $0 * count / 256 == index }.map { String(format: "%02x", $0) }
+    }
+
+    public func contains(_ digest: String) -> Bool {
+        guard count > 1 else { return true }
+        let utf8 = Array(digest.utf8.prefix(2))
+        guard utf8.count == 2, let byte = UInt8(String(decoding: utf8, as: UTF8.self), radix: 16) else { return false }
+        return Int(byte) * count / 256 == index
+    }
+}
+
+/// Marks the blobs snapshots reference (their objects' and, for format 2, their chunks'), those of one
+/// `partition`, handing each newly marked one to `visit` (a chunk after the blobs under it). A chunk whose
+/// subtree was walked is not read again (chunks are content-addressed), so snapshots that share most of their
+/// chunks cost one read of each distinct chunk.
+public struct BlobMarker {
+    public let partition: BlobPartition
+    public private(set) var marked = DigestSet()
+    /// Chunks whose subtree was walked (of every share: a chunk's blobs fall in all of them).
+    private var walked = DigestSet()
+
+    public init(partition: BlobPartition = .all) { self.partition = partition }
+
+    public mutating func mark(_ document: SnapshotDocument, reader: ChunkReader,
+                              visit: (_ sha256: String) async throws -> Void = { _ in }) async throws {
+        let partition = self.partition
+        func add(_ digest: String, to marked: inout DigestSet) async throws {
+            if partition.contains(digest), marked.insert(digest) { try await visit(digest) }
+        }
+        switch document {
+        case .flat(let s):
+            for bucket in s.buckets { for entry in bucket.objects { try await add(entry.sha256, to: &marked) } }
+        case .tree(let t):
+            for bucket in t.buckets {
+                for indexRef in bucket.chunks where !walked.contains(indexRef.sha256) {
+                    for objectRef in try await reader.objectChunks(of: indexRef) where !walked.contains(objectRef.sha256) {
+                        for entry in try await reader.entries(of: objectRef) { try await add(entry.sha256, to: &marked) }
+                        walked.insert(objectRef.sha256)
+                        try await add(objectRef.sha256, to: &marked)
+                    }
+                    walked.insert(indexRef.sha256) // after its subtree: an interrupted mark never skips a part it did not read
+                    try await add(indexRef.sha256, to: &marked)
+                }
+            }
         }
     }
 }

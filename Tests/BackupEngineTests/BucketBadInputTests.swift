@@ -123,8 +123,9 @@ struct BucketBadInputTests {
         let reader = ChunkReader(blobs: BlobStore(root: dir.file("repo/minio/blobs")))
         let snapshot = try await document.materialize(reader: reader)
         var referenced = Set<String>() // the objects' blobs and the manifest's chunks
-        var marked = DigestSet()
-        try await document.mark(into: &marked, reader: reader) { referenced.insert($0) }
+        var marker = BlobMarker()
+        try await marker.mark(document, reader: reader) { referenced.insert($0) }
+        let marked = marker.marked
         let blobFiles = filesUnder(dir.file("repo/minio/blobs")).map { ($0 as NSString).lastPathComponent }
         #expect(Set(blobFiles) == referenced)
         #expect(referenced.isStrictSuperset(of: snapshot.blobDigests))

@@ -101,8 +101,9 @@ struct BucketManifestTests {
         #expect(try array(listed.stdout).map { $0["id"] as? String } == [second["id"] as? String])
         let tree = try snapshotFile(dir, second)
         var referenced = Set<String>()
-        var marked = DigestSet()
-        try await SnapshotDocument.tree(tree).mark(into: &marked, reader: ChunkReader(blobs: blobs)) { referenced.insert($0) }
+        var marker = BlobMarker()
+        try await marker.mark(SnapshotDocument.tree(tree), reader: ChunkReader(blobs: blobs)) { referenced.insert($0) }
+        let marked = marker.marked
         let chunks = try await SnapshotDocument.tree(tree).chunkDigests(reader: ChunkReader(blobs: blobs))
         #expect(!Set(chunks).isDisjoint(with: firstChunks)) // shared with the rotated snapshot, and kept
         for digest in referenced { #expect(blobs.contains(digest)) }

@@ -28,9 +28,10 @@ import TestSupport
 
     /// Every blob a snapshot references: its objects' and its manifest chunks'.
     func referenced(_ tree: SnapshotTree, _ blobs: BlobStore) async throws -> Set<String> {
-        var marked = DigestSet()
         var visited = Set<String>()
-        try await SnapshotDocument.tree(tree).mark(into: &marked, reader: ChunkReader(blobs: blobs)) { visited.insert($0) }
+        var marker = BlobMarker()
+        try await marker.mark(SnapshotDocument.tree(tree), reader: ChunkReader(blobs: blobs)) { visited.insert($0) }
+        let marked = marker.marked
         #expect(marked.count == visited.count && visited.allSatisfy { marked.contains($0) })
         return visited
     }

@@ -162,14 +162,56 @@ import TestSupport
         #expect(try await merge.match("aa") == nil)
         #expect(try await merge.match("b")?.key == "b")
         #expect(merge.matched == 2)
-        var marked = DigestSet()
         var visited = Set<String>()
-        try await document.mark(into: &marked, reader: ChunkReader(blobs: store)) { visited.insert($0) }
+        var marker = BlobMarker()
+        try await marker.mark(document, reader: ChunkReader(blobs: store)) { visited.insert($0) }
+        let marked = marker.marked
         #expect(visited == v1.blobDigests && marked.count == visited.count)
         // The compact set holds what it was given, and nothing that is not a digest.
         #expect(v1.blobDigests.allSatisfy { marked.contains($0) } && !marked.contains(String(repeating: "0", count: 64)) && !marked.contains("a"))
         #expect(Digest256(hex: String(repeating: "A", count: 64)) == nil && Digest256(hex: String(repeating: "f", count: 64)) != nil)
         // Neither format: an integrity error naming the file.
         #expect(throws: BackupFailure.self) { _ = try SnapshotDocument.decode(Data("{\"format\":\"x\"}".utf8), file: "f") }
+    }
+
+    /// Garbage collection one share of the address space at a time removes exactly what one pass removes, and
+    /// each share's mark holds only its own addresses.
+    @Test func garbageCollectionByPartsRemovesWhatOnePassDoes() async throws {
+        let dir = TemporaryDirectory()
+        let store = BlobStore(root: dir.file("blobs"))
+        var digests: [String] = []
+        for i in 0..<300 {
+            let writer = try store.writer()
+            try Data("blob \(i)".utf8).withUnsafeBytes { try writer.write($0) }
+            digests.append(try writer.commit().sha256)
+        }
+        let entries = (0..<200).map {
+            BucketSnapshot.Entry(key: String(format: "k%04d", $0), size: 1, etag: "e", lastModified: "", sha256: digests[$0], md5: nil)
+        }
+        let (index, _) = try build(entries, in: store, shape: ChunkShape(averageObjects: 8, minObjects: 2, maxObjects: 32, averageChunks: 4, minChunks: 2, maxChunks: 16))
+        let document = tree(index, objects: 200)
+        let reader = ChunkReader(blobs: store)
+        var whole = BlobMarker()
+        var visited = Set<String>()
+        try await whole.mark(document, reader: reader) { visited.insert($0) }
+        #expect(visited.count > 200 && whole.marked.count == visited.count)
+
+        let parts = 7
+        var union = Set<String>()
+        for i in 0..<parts {
+            let partition = BlobPartition(index: i, count: parts)
+            var marker = BlobMarker(partition: partition)
+            var mine = Set<String>()
+            try await marker.mark(document, reader: reader) { mine.insert($0) }
+            #expect(mine.allSatisfy { partition.contains($0) } && marker.marked.count == mine.count)
+            #expect(union.isDisjoint(with: mine))
+            union.formUnion(mine)
+            try store.collectGarbage(keeping: marker.marked, partition: partition)
+        }
+        #expect(union == visited)
+        for digest in visited { #expect(store.contains(digest)) }
+        for digest in digests[200...] { #expect(!store.contains(digest)) }
+        #expect(Set((0..<parts).flatMap { BlobPartition(index: $0, count: parts).shards }).count == 256)
+        #expect(BlobPartition.count(forBlobs: 1_000_000) == 4 && BlobPartition.count(forBlobs: 10) == 1 && BlobPartition.count(forBlobs: 1 << 40) == 256)
     }
 }

@@ -203,14 +203,8 @@ struct OffsiteReplicator: EngineService {
             (try await remote.delete(all))
             if let kind = policy.source(named: source)?.kind {
                 let adapter = try registry.adapter(for: kind)
-                if let shared = adapter.sharedDirectory(source: source) {
-                    // The remote listing a page at a time; the unused files of each page deleted with it.
-                    let unused = try await adapter.unusedRemoteFiles(source: source, context: context)
-                    try await remote.list(under: shared) { page in
-                        let gone = page.map(\.relative).filter(unused)
-                        if !gone.isEmpty { try await remote.delete(gone) }
-                        removedShared += gone.count
-                    }
+                if adapter.sharedDirectory(source: source) != nil {
+                    removedShared = try await adapter.removeUnusedRemoteFiles(source: source, remote: remote, context: context)
                 }
             }
             logger.info("off-site copies removed", metadata: ["source": "\(source)", "objects": "\(all.count + removedShared)"])

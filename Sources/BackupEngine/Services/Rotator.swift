@@ -80,7 +80,8 @@ struct Rotator: EngineService {
         guard !dryRun else { return result }
         let adapter = policy.source(named: source).flatMap { try? registry.adapter(for: $0.kind) }
         guard !plan.remove.isEmpty else {
-            await adapter?.collectGarbage(source: source, context: context)
+            // Nothing removed, nothing to collect: a night that removes no snapshot never reads every manifest.
+            // (What a crashed run left is collected by the next removal or the next failed run.)
             return result
         }
         let paths = Dictionary(zip(rows.candidates.lazy.map(\.id), rows.paths), uniquingKeysWith: { a, _ in a })

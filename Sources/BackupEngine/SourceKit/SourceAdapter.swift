@@ -80,9 +80,8 @@ protocol SourceAdapter: SourceSettingsParser {
     func sharedDirectory(source: String) -> String?
     /// After rotation removed artifacts of the source: removes shared files no remaining artifact references.
     func collectGarbage(source: String, context: SourceContext) async
-    /// Which remote shared files of the source (relative paths) no remaining artifact references: the test is
-    /// built once (what the remaining artifacts reference) and asked for each file of the remote listing.
-    func unusedRemoteFiles(source: String, context: SourceContext) async throws -> @Sendable (_ relative: String) -> Bool
+    /// Deletes the remote shared files of the source that no remaining artifact references; returns how many.
+    func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int
 }
 
 extension SourceAdapter {
@@ -106,7 +105,7 @@ extension SourceAdapter {
                           _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {}
     func sharedDirectory(source: String) -> String? { nil }
     func collectGarbage(source: String, context: SourceContext) async {}
-    func unusedRemoteFiles(source: String, context: SourceContext) async throws -> @Sendable (_ relative: String) -> Bool { { _ in false } }
+    func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int { 0 }
 
     /// The source's settings as this adapter's type (the registry only hands an adapter its own sources).
     func settings<T: SourceSettings>(_ source: SourcePolicy, as type: T.Type) throws -> T {

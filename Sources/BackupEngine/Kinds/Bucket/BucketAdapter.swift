@@ -164,26 +164,50 @@ struct BucketAdapter: SourceAdapter {
         return "sha256 ok, \(document.buckets.count) bucket(s), \(objects) objects, \(checked) blobs re-hashed" + (chunks > 0 ? ", \(chunks) manifest chunks checked" : "")
     }
 
-    /// After rotation removed snapshots of a bucket source: deletes the blobs no remaining snapshot references.
-    /// Skipped (never guessed) when a remaining manifest cannot be read.
+    /// After rotation removed snapshots of a bucket source: deletes the blobs no remaining snapshot references,
+    /// one share of the address space at a time (see `gcPartitions`). Skipped (never guessed) when a remaining
+    /// manifest cannot be read.
     func collectGarbage(source: String, context: SourceContext) async {
         do {
-            let keep = try await referencedBlobs(source: source, context: context)
-            let (blobs, bytes) = try blobStore(source: source, context: context).collectGarbage(keeping: keep)
-            context.logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)"])
+            let store = blobStore(source: source, context: context)
+            var blobs = 0
+            var bytes: Int64 = 0
+            let count = try gcPartitions(source: source, context: context)
+            for index in 0..<count {
+                let partition = BlobPartition(index: index, count: count)
+                let keep = try await referencedBlobs(source: source, partition: partition, context: context)
+                let removed = try store.collectGarbage(keeping: keep, partition: partition)
+                blobs += removed.blobs
+                bytes += removed.bytes
+            }
+            context.logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)", "passes": "\(count)"])
         } catch {
             context.logger.warning("blob garbage collection skipped", metadata: ["source": "\(source)", "error": "\(context.describe(error))"])
         }
     }
 
-    /// Every blob a remaining good snapshot of the source references (throws, never guesses, when one cannot be read).
-    func referencedBlobs(source: String, context: SourceContext) async throws -> DigestSet {
-        var keep = DigestSet()
+    /// How many shares of the address space garbage collection marks one at a time: enough that each mark holds
+    /// at most ~250,000 addresses (~17 MB), for the blobs the remaining snapshots may reference (the largest
+    /// snapshot's objects, plus every other one's new and changed objects, plus a chunk for every 50 objects).
+    /// Each share reads every distinct manifest chunk again: 1 pass up to ~250,000 objects, 5 at a million.
+    func gcPartitions(source: String, context: SourceContext) throws -> Int {
+        let kept = try context.catalog().artifacts(source: source, status: .ok).filter { $0.deletedAt == nil }
+        let sizes = kept.map { $0.stats["objects"]?.intValue ?? 0 }
+        let largest = sizes.max() ?? 0
+        let added = kept.reduce(0) { $0 + ($1.stats["new"]?.intValue ?? 0) + ($1.stats["changed"]?.intValue ?? 0) }
+        let estimate = largest + added + (largest + added) / 50
+        return BlobPartition.count(forBlobs: estimate)
+    }
+
+    /// The blobs of `partition` a remaining good snapshot of the source references (throws, never guesses, when
+    /// one cannot be read).
+    func referencedBlobs(source: String, partition: BlobPartition = .all, context: SourceContext) async throws -> DigestSet {
+        var marker = BlobMarker(partition: partition)
         let reader = chunkReader(source: source, context: context)
         for artifact in try context.catalog().artifacts(source: source, status: .ok) where artifact.deletedAt == nil {
-            try await loadDocument(artifact, context: context).mark(into: &keep, reader: reader)
+            try await marker.mark(loadDocument(artifact, context: context), reader: reader)
         }
-        return keep
+        return marker.marked
     }
 }
 

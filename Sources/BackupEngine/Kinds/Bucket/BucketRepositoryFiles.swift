@@ -20,11 +20,27 @@ extension BucketAdapter {
         }
     }
 
-    func unusedRemoteFiles(source: String, context: SourceContext) async throws -> @Sendable (_ relative: String) -> Bool {
-        let keep = try await referencedBlobs(source: source, context: context)
-        return { relative in
-            BlobStore.digest(ofFileName: (relative as NSString).lastPathComponent).map { !keep.contains($0) } ?? false
+    func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int {
+        let count = try gcPartitions(source: source, context: context)
+        var removed = 0
+        for index in 0..<count {
+            let partition = BlobPartition(index: index, count: count)
+            let keep = try await referencedBlobs(source: source, partition: partition, context: context)
+            // One listing of the blob directory when one share covers it, else one per shard of the share; a page
+            // at a time, each page's unused blobs deleted with it.
+            let prefixes = count == 1 ? ["\(source)/blobs/"] : partition.shards.map { "\(source)/blobs/\($0)/" }
+            for prefix in prefixes {
+                try await remote.list(under: prefix) { page in
+                    let unused = page.map(\.relative).filter { relative in
+                        guard let digest = BlobStore.digest(ofFileName: (relative as NSString).lastPathComponent), partition.contains(digest) else { return false }
+                        return !keep.contains(digest)
+                    }
+                    if !unused.isEmpty { try await remote.delete(unused) }
+                    removed += unused.count
+                }
+            }
         }
+        return removed
     }
 
     /// Fetches the blobs (objects' or manifest chunks') missing here from the off-site copy.
