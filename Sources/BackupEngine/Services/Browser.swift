@@ -40,16 +40,29 @@ struct Browser: EngineService {
     }
 
     /// `diff FROM TO`: entries added, changed (another digest or type) and removed, by path. Both backups must be
-    /// of one source. Memory: the older backup's paths and digests.
+    /// of one source. Memory: the older backup's paths and digests, unless the kind merges the two itself
+    /// (bucket snapshots: both in key order, a chunk of each in memory); then the differences only.
     func diff(_ fromID: String, _ toID: String, filter: ContentFilter) async throws -> ContentDiff {
         var filter = filter
         filter.digests = true
+        let fromArtifact = try core.statusReport.show(id: fromID)
+        let toArtifact = try core.statusReport.show(id: toID)
+        guard toArtifact.source == fromArtifact.source else {
+            throw BackupFailure("\(fromArtifact.id) is of source \(fromArtifact.source) and \(toArtifact.id) of \(toArtifact.source): diff compares two backups of one source", exitStatus: .usage)
+        }
+        for artifact in [fromArtifact, toArtifact] where artifact.status != .ok || artifact.deletedAt != nil {
+            throw BackupFailure("backup \(artifact.id) is \(artifact.deletedAt == nil ? artifact.status.rawValue : "removed by rotation"): there is nothing to list",
+                                exitStatus: .usage, hint: "list the good backups with: kaleem-backup list --source \(artifact.source)")
+        }
+        if var own = try await registry.adapter(for: fromArtifact.kind).diff(fromArtifact, toArtifact, filter: filter, context: context) {
+            own.removed.sort { $0.path < $1.path }
+            own.added.sort { $0.path < $1.path }
+            own.changed.sort { $0.to.path < $1.to.path }
+            return own
+        }
         var older: [String: ContentEntry] = [:]
         let from = try await contents(of: fromID, filter: filter) { entry in older[Browser.diffKey(entry)] = entry }
-        let to = try core.statusReport.show(id: toID)
-        guard to.source == from.source else {
-            throw BackupFailure("\(from.id) is of source \(from.source) and \(to.id) of \(to.source): diff compares two backups of one source", exitStatus: .usage)
-        }
+        let to = toArtifact
         var result = ContentDiff(from: from, to: to)
         try await contents(of: toID, filter: filter) { entry in
             guard let before = older.removeValue(forKey: Browser.diffKey(entry)) else { result.added.append(entry); return }

@@ -68,6 +68,9 @@ protocol SourceAdapter: SourceSettingsParser {
     /// `ls`: hands every entry of the backup that `filter` accepts to `emit`, in the backup's own order, holding
     /// no more than one entry (and the kind's small index) in memory.
     func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws
+    /// `diff`, when the kind can do better than the generic one (which keeps the older backup's paths and
+    /// digests): both backups' entries merged in their order. Nil: use the generic one.
+    func diff(_ from: ArtifactInfo, _ to: ArtifactInfo, filter: ContentFilter, context: SourceContext) async throws -> ContentDiff?
 
     // MARK: repository
     /// Files beside the artifact and its manifest that belong to it (relative paths, sha256 when known), for
@@ -101,6 +104,7 @@ extension SourceAdapter {
     }
     var restoresOnRollbackByDefault: Bool { true }
     func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] { [] }
+    func diff(_ from: ArtifactInfo, _ to: ArtifactInfo, filter: ContentFilter, context: SourceContext) async throws -> ContentDiff? { nil }
     func forEachExtraFile(of artifact: ArtifactInfo, since base: ArtifactInfo?, context: SourceContext,
                           _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {}
     func sharedDirectory(source: String) -> String? { nil }

@@ -10,11 +10,52 @@ extension BucketAdapter {
         let document = try await loadDocument(artifact, context: context)
         try await document.forEachEntry(reader: chunkReader(source: artifact.source, context: context)) { bucket, object in
             if filter.accepts(object.key) {
-                try emit(ContentEntry(path: object.key, type: "object", size: object.size,
-                                      detail: ["bucket": .string(bucket), "sha256": .string(object.sha256),
-                                               "last_modified": .string(object.lastModified)],
-                                      digest: object.sha256))
+                try emit(Self.entry(object, bucket: bucket))
             }
         }
+    }
+
+    static func entry(_ object: BucketSnapshot.Entry, bucket: String) -> ContentEntry {
+        ContentEntry(path: object.key, type: "object", size: object.size,
+                     detail: ["bucket": .string(bucket), "sha256": .string(object.sha256), "last_modified": .string(object.lastModified)],
+                     digest: object.sha256)
+    }
+
+    /// Both snapshots' entries merged bucket by bucket in key order, a chunk of each in memory: the memory is
+    /// the differences, never the bucket.
+    func diff(_ from: ArtifactInfo, _ to: ArtifactInfo, filter: ContentFilter, context: SourceContext) async throws -> ContentDiff? {
+        let reader = chunkReader(source: from.source, context: context)
+        let old = try await loadDocument(from, context: context)
+        let new = try await loadDocument(to, context: context)
+        var result = ContentDiff(from: from, to: to)
+        let names = Set(old.buckets.map(\.name)).union(new.buckets.map(\.name)).sorted()
+        for name in names {
+            let before: EntryStream? = old.cursor(bucket: name, reader: reader)
+            let after: EntryStream? = new.cursor(bucket: name, reader: reader)
+            func next(_ stream: EntryStream?) async throws -> BucketSnapshot.Entry? {
+                while let entry = try await stream?.next() { if filter.accepts(entry.key) { return entry } }
+                return nil
+            }
+            var a = try await next(before)
+            var b = try await next(after)
+            while a != nil || b != nil {
+                if let x = a, b == nil || KeyOrder.less(x.key, b!.key) {
+                    result.removed.append(Self.entry(x, bucket: name))
+                    a = try await next(before)
+                } else if let y = b, a == nil || KeyOrder.less(y.key, a!.key) {
+                    result.added.append(Self.entry(y, bucket: name))
+                    b = try await next(after)
+                } else if let x = a, let y = b {
+                    if x.sha256 != y.sha256 {
+                        result.changed.append((Self.entry(x, bucket: name), Self.entry(y, bucket: name)))
+                    } else {
+                        result.unchanged += 1
+                    }
+                    a = try await next(before)
+                    b = try await next(after)
+                }
+            }
+        }
+        return result
     }
 }
