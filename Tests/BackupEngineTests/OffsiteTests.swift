@@ -169,6 +169,14 @@ struct OffsiteTests {
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
         #expect(try array(verify.stdout).count == 3)
 
+        // The off-site bucket emptied behind our back: the next copy cannot trust its base and copies in full.
+        let everything = try await remoteKeys(client)
+        try await client.deleteObjects(bucket: "offsite-copy", keys: everything)
+        let afterWipe = try backup()
+        let wipeDetail = afterWipe["offsite_detail"] as? String ?? ""
+        #expect(!wipeDetail.contains("incremental"), "\(wipeDetail)")
+        #expect(try await blobCount() == (Int(wipeDetail.prefix { $0.isNumber }) ?? -1) - 2) // every blob it references
+
         // What is off-site restores alone: a new host with the off-site copy only.
         let newHost = dir.file("new-host.yml")
         try (try String(contentsOfFile: policy, encoding: .utf8)).replacingOccurrences(of: dir.file("repo"), with: dir.file("new-repo"))

@@ -52,7 +52,12 @@ struct OffsiteReplicator: EngineService {
         for artifact in pending {
             do {
                 let shared = try registry.adapter(for: artifact.kind).sharedDirectory(source: artifact.source)
-                let base = shared == nil ? nil : try catalog.lastOffsiteCopy(source: artifact.source, before: artifact.createdAt)
+                var base = shared == nil ? nil : try catalog.lastOffsiteCopy(source: artifact.source, before: artifact.createdAt)
+                // A base whose snapshot file is not there (the bucket emptied, the prefix changed) is no base.
+                if let b = base, try await remote.stat(b.path) == nil {
+                    logger.warning("the last off-site copy is not there any more; copying in full", metadata: ["artifact": "\(artifact.id)", "base": "\(b.id)"])
+                    base = nil
+                }
                 if let shared, base == nil, remoteShared[artifact.source] == nil {
                     remoteShared[artifact.source] = Set((try await remote.list(under: shared)).map(\.relative))
                 }
