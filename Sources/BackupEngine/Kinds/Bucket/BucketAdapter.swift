@@ -172,18 +172,28 @@ struct BucketAdapter: SourceAdapter {
             let store = blobStore(source: source, context: context)
             var blobs = 0
             var bytes: Int64 = 0
-            let count = try gcPartitions(source: source, context: context)
-            for index in 0..<count {
-                let partition = BlobPartition(index: index, count: count)
-                let keep = try await referencedBlobs(source: source, partition: partition, context: context)
+            let passes = try await forEachGCShare(source: source, context: context) { partition, keep in
                 let removed = try store.collectGarbage(keeping: keep, partition: partition)
                 blobs += removed.blobs
                 bytes += removed.bytes
             }
-            context.logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)", "passes": "\(count)"])
+            context.logger.info("blob garbage collected", metadata: ["source": "\(source)", "blobs": "\(blobs)", "bytes": "\(bytes)", "passes": "\(passes)"])
         } catch {
             context.logger.warning("blob garbage collection skipped", metadata: ["source": "\(source)", "error": "\(context.describe(error))"])
         }
+    }
+
+    /// Garbage collection's passes: for each share of the address space (`gcPartitions`), what the remaining
+    /// snapshots reference in it, handed to `sweep`. Returns the number of passes.
+    @discardableResult
+    func forEachGCShare(source: String, context: SourceContext,
+                        _ sweep: (BlobPartition, DigestSet) async throws -> Void) async throws -> Int {
+        let count = try gcPartitions(source: source, context: context)
+        for index in 0..<count {
+            let partition = BlobPartition(index: index, count: count)
+            try await sweep(partition, try await referencedBlobs(source: source, partition: partition, context: context))
+        }
+        return count
     }
 
     /// How many shares of the address space garbage collection marks one at a time: enough that each mark holds
@@ -389,7 +399,7 @@ extension BucketAdapter {
             if (try await client.bucketExists(scratch)) {
                 return (.error, "scratch bucket \(scratch) already exists at \(client.endpoint) (a drill that was interrupted?); delete it and run the drill again")
             }
-            // The whole bucket, its missing blobs fetched from the off-site copy; read a manifest chunk at a time.
+            // The whole bucket (its blobs fetched by the verification above), read a manifest chunk at a time.
             let selection = try await select(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id)), from: bucket, of: document,
                                              artifact: artifact, context: context)
             let comparison: BucketComparison

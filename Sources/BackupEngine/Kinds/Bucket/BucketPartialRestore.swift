@@ -42,8 +42,9 @@ extension BucketAdapter {
     }
 
     /// A bucket of the snapshot narrowed to `--key`s and `--prefix` (every named key must be in the snapshot).
-    /// One pass over its entries, a manifest chunk at a time: counts them, finds the named keys, and fetches the
-    /// blobs missing here from the off-site copy; the restore's own passes read the entries again.
+    /// Called after the snapshot verified, which fetched every blob missing here from the off-site copy. The
+    /// whole bucket takes its counts from the snapshot file; a selection is counted in one pass over its entries
+    /// (a manifest chunk at a time), which also finds the named keys. The restore's own passes read them again.
     func select(_ request: BucketRestoreRequest, from bucket: SnapshotDocument.BucketSummary, of document: SnapshotDocument,
                 artifact: ArtifactInfo, context: SourceContext) async throws -> RestoreSelection {
         let reader = chunkReader(source: artifact.source, context: context)
@@ -55,28 +56,22 @@ extension BucketAdapter {
             let cursor: EntryStream = document.cursor(bucket: name, reader: reader) ?? ArrayEntryStream([])
             return partial ? FilteredEntryStream(cursor, prefix: prefixFilter, keys: keys) : cursor
         }
+        guard partial else { return RestoreSelection(name: name, prefix: bucket.prefix, objects: bucket.objects, bytes: bucket.bytes, open: open) }
         var objects = 0
         var bytes: Int64 = 0
         var found = Set<String>()
-        var batch: [String] = []
         let stream = open()
         while let entry = try await stream.next() {
             objects += 1
             bytes += entry.size
             if keys.contains(entry.key) { found.insert(entry.key) }
-            batch.append(entry.sha256)
-            if batch.count == 1000 {
-                try await fetchMissingBlobs(batch, source: artifact.source, context: context)
-                batch.removeAll(keepingCapacity: true)
-            }
         }
-        try await fetchMissingBlobs(batch, source: artifact.source, context: context)
         let missing = keys.subtracting(found).sorted()
         guard missing.isEmpty else {
             throw BackupFailure("snapshot \(artifact.id) holds no object \(missing.prefix(5).map { String(reflecting: $0) }.joined(separator: ", ")) in bucket \(bucket.name)\(request.prefix.map { " under \(String(reflecting: $0))" } ?? "")",
                                 exitStatus: .usage, hint: "find it with: kaleem-backup ls \(artifact.id) --match '*part-of-the-name*'")
         }
-        guard objects > 0 || !partial else {
+        guard objects > 0 else {
             throw BackupFailure("no object of bucket \(bucket.name) in snapshot \(artifact.id) is under \(String(reflecting: request.prefix ?? ""))", exitStatus: .usage,
                                 hint: "list what it holds with: kaleem-backup ls \(artifact.id)")
         }

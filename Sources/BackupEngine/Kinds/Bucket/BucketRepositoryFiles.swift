@@ -21,14 +21,11 @@ extension BucketAdapter {
     }
 
     func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int {
-        let count = try gcPartitions(source: source, context: context)
         var removed = 0
-        for index in 0..<count {
-            let partition = BlobPartition(index: index, count: count)
-            let keep = try await referencedBlobs(source: source, partition: partition, context: context)
+        try await forEachGCShare(source: source, context: context) { partition, keep in
             // One listing of the blob directory when one share covers it, else one per shard of the share; a page
             // at a time, each page's unused blobs deleted with it.
-            let prefixes = count == 1 ? ["\(source)/blobs/"] : partition.shards.map { "\(source)/blobs/\($0)/" }
+            let prefixes = partition.count == 1 ? ["\(source)/blobs/"] : partition.shards.map { "\(source)/blobs/\($0)/" }
             for prefix in prefixes {
                 try await remote.list(under: prefix) { page in
                     let unused = page.map(\.relative).filter { relative in
