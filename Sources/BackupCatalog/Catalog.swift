@@ -190,6 +190,26 @@ public final class Catalog: Sendable {
             // from now on).
             try db.execute(sql: "UPDATE artifacts SET stats = \(Self.statsWithoutEntries) WHERE deleted_at IS NOT NULL")
         }
+        migrator.registerMigration("v8-unverified-restores") { db in
+            // A restore the target could not count (MongoDB with w=0) is neither ok nor failed: `unverified`.
+            // SQLite cannot alter a CHECK: the table is rebuilt (its rows kept, same columns and order).
+            try db.create(table: "restores_v8") { t in
+                t.column("id", .text).primaryKey()
+                t.column("artifact_id", .text).notNull().references("artifacts", onDelete: .restrict)
+                t.column("source", .text).notNull()
+                t.column("started_at", .datetime).notNull()
+                t.column("duration_seconds", .double).notNull()
+                t.column("mode", .text).notNull()
+                t.column("target", .text).notNull()
+                t.column("outcome", .text).notNull().check(sql: "outcome IN ('ok', 'failed', 'dry-run', 'unverified')")
+                t.column("user", .text).notNull()
+                t.column("host", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+            try db.execute(sql: "INSERT INTO restores_v8 SELECT id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail FROM restores")
+            try db.drop(table: "restores")
+            try db.rename(table: "restores_v8", to: "restores")
+        }
         return migrator
     }
 

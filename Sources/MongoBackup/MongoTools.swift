@@ -36,6 +36,8 @@ public struct MongoToolError: UserFacingError, Equatable {
 public struct MongoToolOutcome: Sendable {
     public var bytes: Int64
     public var stderrTail: [String]
+    /// mongorestore: the counts it printed, read from every line of its stderr (empty for the other tools).
+    public var report = MongoRestoreReport()
 }
 
 /// How the connection string reaches a tool. Never argv (visible in `ps`), never the environment, never a
@@ -108,7 +110,8 @@ public struct MongoTools: Sendable {
     /// `sh -c SHIM mongorestore --archive … --config=/dev/fd/3`, fed the config line, then `input` (each call returns
     /// the next chunk, nil at the end).
     public func restore(command: [String], arguments: [String], input: @escaping () throws -> [UInt8]?) async throws -> MongoToolOutcome {
-        try await run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil, credentials: .shellShim)
+        try await run(command: command, toolKey: "mongorestore", arguments: ["--archive"] + arguments, stdin: input, stdout: nil,
+                      credentials: .shellShim, readsCounts: true)
     }
 
     /// The shell that turns the first line of stdin into the tool's fd 3 (see `CredentialChannel.shellShim`).
@@ -158,23 +161,33 @@ public struct MongoTools: Sendable {
         }
     }
 
-    /// `uri: "…"` on one line (a JSON string is a YAML double-quoted scalar; newlines escaped).
-    var configLine: [UInt8] { Array("uri: \(Self.jsonQuoted(uri.value))\n".utf8) }
+    /// `uri: "…"` on one line, quoted the way yaml.v2 reads it back (see `MongoConfigYAML`).
+    var configLine: [UInt8] { Array(MongoConfigYAML.line(uri: uri.value).utf8) }
 
     /// Runs a script in the mongo shell (`mongosh --nodb --quiet`), connection string and all fed through stdin.
-    public func shell(command: [String], script: String) async throws -> MongoToolOutcome {
+    /// The script reports its own outcome (`MongoshScript`): mongosh's REPL exits 0 after a failing statement, so
+    /// a run whose output lacks the success marker is a failure, whatever its exit code.
+    public func shell(command: [String], script body: String) async throws -> MongoToolOutcome {
         var fed = false
-        let program = "const kb = connect(\(Self.jsonQuoted(uri.value)));\n" + script + "\n"
-        return try await run(command: command, toolKey: "mongosh", arguments: ["--nodb", "--quiet"], stdin: {
+        let script = MongoshScript(connect: uri.value, body: body, nonce: UUID().uuidString.prefix(12).lowercased())
+        let program = script.text
+        let stdout = BoundedText(limit: 64 * 1024)
+        let outcome = try await run(command: command, toolKey: "mongosh", arguments: ["--nodb", "--quiet"], stdin: {
             if fed { return nil }
             fed = true
             return Array(program.utf8)
-        }, stdout: { _ in }, credentials: .inScript)
-    }
-
-    static func jsonQuoted(_ s: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [s])) ?? Data("[\"\"]".utf8)
-        return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+        }, stdout: { stdout.append($0) }, credentials: .inScript)
+        switch script.outcome(stdout.text) {
+        case (true, _)?:
+            return outcome
+        case (false, let message)?:
+            throw MongoToolError(tool: "mongosh", problem: scrub("the script failed: \(message)"), stderrTail: outcome.stderrTail,
+                                 hintText: "check the connection string, the user's roles and that the server answers")
+        case nil:
+            let said = stdout.text.split(whereSeparator: \.isNewline).suffix(3).map { scrub(String($0)) }
+            throw MongoToolError(tool: "mongosh", problem: "exited 0 without reporting that the script ran to its end (mongosh's REPL exits 0 after a failing statement)",
+                                 stderrTail: outcome.stderrTail + said, hintText: "run the same mongosh by hand and read its output; check the connection string")
+        }
     }
 
     /// Where the first word of a configured command (the tool, or a wrapper such as docker) is: for preflight.
@@ -196,7 +209,7 @@ public struct MongoTools: Sendable {
 
     /// Runs one tool; `stdout` receives its standard output when given, `stdin` feeds its standard input.
     func run(command: [String], toolKey: String, arguments: [String], stdin: (() throws -> [UInt8]?)?,
-             stdout: (([UInt8]) throws -> Void)?, credentials: CredentialChannel) async throws -> MongoToolOutcome {
+             stdout: (([UInt8]) throws -> Void)?, credentials: CredentialChannel, readsCounts: Bool = false) async throws -> MongoToolOutcome {
         guard !command.isEmpty else { throw MongoToolError(tool: toolKey, problem: "no command configured", stderrTail: []) }
         // The first word of the configured command (the tool, or a wrapper such as docker) must exist here: found
         // before the lifeline shell runs it, so that a missing tool is said as such rather than as sh's exit 127.
@@ -225,6 +238,7 @@ public struct MongoTools: Sendable {
                                           platformOptions: platform)
         let timeout = timeoutSeconds
         let box = RunBox(stdin: input, stdout: stdout)
+        box.readsCounts = readsCounts
         let (status, tail, bytes): (TerminationStatus, [String], Int64)
         do {
             (status, tail, bytes) = try await Self.execute(configuration, box: box, timeout: timeout)
@@ -249,7 +263,7 @@ public struct MongoTools: Sendable {
             throw MongoToolError(tool: toolKey, problem: "failed (\(status))", stderrTail: cleanTail,
                                  hintText: "read its last output above; check the connection string, the user's roles and the tool's version")
         }
-        return MongoToolOutcome(bytes: bytes, stderrTail: cleanTail)
+        return MongoToolOutcome(bytes: bytes, stderrTail: cleanTail, report: box.report)
     }
 
     private static func execute(_ configuration: Configuration, box: RunBox, timeout: Double) async throws
@@ -263,7 +277,7 @@ public struct MongoTools: Sendable {
                 try? execution.send(signal: .kill, toProcessGroup: true)
             }
             defer { watchdog.cancel() }
-            async let tail: [String] = Self.tail(of: execution.standardError)
+            async let tail: [String] = Self.tail(of: execution.standardError, box: box)
             async let fed: Void = {
                 let writer = execution.standardInputWriter
                 if let stdin = box.stdin {
@@ -296,22 +310,42 @@ public struct MongoTools: Sendable {
         return (result.terminationStatus, result.closureResult.0, result.closureResult.1)
     }
 
-    /// The last lines of a stream (bounded memory).
-    private static func tail(of stream: SubprocessOutputSequence) async -> [String] {
+    /// The last lines of a stream (bounded memory); with `box.readsCounts`, every line also goes through
+    /// mongorestore's count reader, so that counts printed early are not lost with the tail.
+    private static func tail(of stream: SubprocessOutputSequence, box: RunBox) async -> [String] {
         var lines: [String] = []
         var partial = ""
+        /// A line longer than this is cut (a tool that never prints a newline cannot grow memory).
+        let longest = 64 * 1024
+        func take(_ line: String) {
+            if box.readsCounts { box.report.consume(line) }
+            if !line.isEmpty { lines.append(line) }
+        }
         do {
             for try await buffer in stream {
                 partial += buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
                 var parts = partial.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 partial = parts.removeLast()
-                lines += parts.filter { !$0.isEmpty }
+                if partial.utf8.count > longest { parts.append(String(partial.prefix(longest))); partial = "" }
+                parts.forEach(take)
                 if lines.count > Defaults.stderrTailLines * 4 { lines.removeFirst(lines.count - Defaults.stderrTailLines * 4) }
             }
         } catch {}
-        if !partial.isEmpty { lines.append(partial) }
+        if !partial.isEmpty { take(partial) }
         return Array(lines.suffix(Defaults.stderrTailLines * 4))
     }
+}
+
+/// The last `limit` bytes of a tool's output, as text.
+final class BoundedText: @unchecked Sendable {
+    private var bytes: [UInt8] = []
+    private let limit: Int
+    init(limit: Int) { self.limit = limit }
+    func append(_ chunk: [UInt8]) {
+        bytes += chunk
+        if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
+    }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 /// State shared by the tool's stdin feeder, its stdout consumer and the watchdog, which run as tasks of their own.
@@ -320,6 +354,8 @@ private final class RunBox: @unchecked Sendable {
     let stdout: (([UInt8]) throws -> Void)?
     var timedOut = false
     var feedError: Error?
+    var readsCounts = false
+    var report = MongoRestoreReport()
 
     init(stdin: (() throws -> [UInt8]?)?, stdout: (([UInt8]) throws -> Void)?) {
         self.stdin = stdin

@@ -178,4 +178,34 @@ struct CatalogTests {
         let broken = try check.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
         #expect(broken.isEmpty)
     }
+    /// v8 rebuilds `restores` so that `unverified` (a MongoDB restore with w=0) is accepted; the rows stay.
+    @Test func aV7CatalogAcceptsUnverifiedRestoresKeepingItsRows() throws {
+        let path = NSTemporaryDirectory() + "kb-v7-\(UUID().uuidString).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        let old = try DatabaseQueue(path: path, configuration: config)
+        try Catalog.migrator.migrate(old, upTo: "v7-prune-removed-entries")
+        try old.write { db in
+            try db.execute(sql: "INSERT INTO runs (id, tag, release, started_at, finished_at, status, host) VALUES ('r1', 'nightly', NULL, ?, ?, 'ok', 'h')", arguments: [t0, t0])
+            try db.execute(sql: """
+                INSERT INTO artifacts (id, run_id, source, kind, path, bytes_raw, bytes_stored, sha256, compression, status, created_at, pinned, pin_reason, stats, detail)
+                VALUES ('a1', 'r1', 'mongo', 'mongodb', 'mongo/d/a1.archive.gz', 100, 40, 'aa', 'gzip', 'ok', ?, 0, NULL, '{}', NULL)
+                """, arguments: [t0])
+            try db.execute(sql: "INSERT INTO restores (id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail) VALUES ('x1', 'a1', 'mongo', ?, 2, 'mongorestore', 't', 'ok', 'u', 'h', '26 documents restored')", arguments: [t0])
+            #expect(throws: (any Error).self) {
+                try db.execute(sql: "INSERT INTO restores (id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail) VALUES ('x2', 'a1', 'mongo', ?, 2, 'mongorestore', 't', 'unverified', 'u', 'h', '')", arguments: [t0])
+            }
+        }
+        try old.close()
+        let c = try Catalog(path: path)
+        try c.insertRestore(id: "x2", artifactID: "a1", source: "mongo", startedAt: t0.addingTimeInterval(1), durationSeconds: 1, mode: "mongorestore",
+                            target: "t", outcome: "unverified", user: "u", host: "h", detail: "w=0")
+        #expect(try c.restores(source: "mongo").map(\.outcome) == ["unverified", "ok"])
+        #expect(throws: (any Error).self) {
+            try c.insertRestore(id: "x3", artifactID: "a1", source: "mongo", startedAt: t0, durationSeconds: 1, mode: "m", target: "t", outcome: "maybe", user: "u", host: "h", detail: "")
+        }
+        let broken = try DatabaseQueue(path: path).read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        #expect(broken.isEmpty)
+    }
 }

@@ -2,7 +2,7 @@
 """Stand-ins for mongodump, mongorestore and mongosh (no MongoDB server can be installed on the build machines).
 
 They honour the real tools' command-line contract: --archive only in its `=` form or bare (stdout/stdin),
---config=FILE with `uri:` in YAML, unknown options rejected the way go-flags rejects them (exit 1), logs on
+--config=FILE read with yaml.v2's rules (strict keys, YAML 1.1 escapes), unknown options rejected the way go-flags rejects them (exit 1), logs on
 stderr, mongorestore's summary line. Data comes from the real mongodump archives in Tests/Fixtures/mongo.
 
 Environment knobs (for tests):
@@ -11,6 +11,10 @@ Environment knobs (for tests):
   STANDIN_LOG            append one JSON line per run: argv, whether a config with a uri was read, and for
                          mongorestore the sha256 of the archive bytes it received and the namespaces it restored
   STANDIN_FAILED_DOCS    mongorestore: report this many documents as failed (default 0)
+  STANDIN_TOOLS_VERSION  the Database Tools version whose output mongorestore imitates (default 100.16.0:
+                         backquoted namespaces in its count lines; 100.9.0: bare)
+  STANDIN_PROGRESS_LINES mongorestore: progress lines printed after the first namespace's count line (default 0)
+  STANDIN_MONGOSH_MODE   fail: mongosh's statement throws (it still exits 0, as its REPL does)
   STANDIN_MARKER         a path; the log says whether the tool could see it (a host /tmp file is invisible when
                          the tool runs through the docker stand-in)
 """
@@ -65,18 +69,123 @@ def parse(argv, allowed):
     return opts
 
 
+# --config, read as mongo-tools reads it: common/options/options.go (ParseConfigFile) reads the whole file and
+# calls gopkg.in/yaml.v2's UnmarshalStrict into a struct of four string fields; an unknown or repeated key is an
+# error, and so is any double-quoted escape that yaml.v2's scanner (scannerc.go, yaml_parser_scan_flow_scalar)
+# does not list: YAML 1.1's, without JSON's `\/`. The error goes out as ParseOptions' ("error parsing command
+# line options: error parsing config file PATH: yaml: ..."), exit 1 (mongodump/main, mongorestore/main).
+CONFIG_KEYS = ("password", "uri", "sslPEMKeyPassword", "destinationPassword")
+YAML_V2_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
+                   "r": "\r", "e": "\x1b", " ": " ", '"': '"', "'": "'", "\\": "\\", "N": "\x85", "_": "\xa0",
+                   "L": "\u2028", "P": "\u2029"}
+YAML_V2_HEX = {"x": 2, "u": 4, "U": 8}
+
+
+class YAMLError(Exception):
+    pass
+
+
+def yaml_v2_double_quoted(text, line_no):
+    """The value of a double-quoted scalar starting at text[0] == '"', and the rest of the line."""
+    out, i = [], 1
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            return "".join(out), text[i + 1:]
+        if c == "\\":
+            e = text[i + 1] if i + 1 < len(text) else ""
+            if e in YAML_V2_ESCAPES:
+                out.append(YAML_V2_ESCAPES[e])
+                i += 2
+                continue
+            if e in YAML_V2_HEX:
+                n = YAML_V2_HEX[e]
+                digits = text[i + 2:i + 2 + n]
+                if len(digits) != n or any(d not in "0123456789abcdefABCDEF" for d in digits):
+                    raise YAMLError("yaml: line %d: did not find expected hexdecimal number" % line_no)
+                v = int(digits, 16)
+                if 0xD800 <= v <= 0xDFFF or v > 0x10FFFF:
+                    raise YAMLError("yaml: line %d: found invalid Unicode character escape code" % line_no)
+                out.append(chr(v))
+                i += 2 + n
+                continue
+            raise YAMLError("yaml: line %d: found unknown escape character" % line_no)
+        out.append(c)
+        i += 1
+    raise YAMLError("yaml: line %d: found unexpected end of stream" % line_no)
+
+
+def yaml_v2_config(text):
+    """The keys of a flat `key: scalar` document, with yaml.v2 + UnmarshalStrict's rules for what we write."""
+    for ch in text:
+        if (ord(ch) < 0x20 and ch not in "\t\n\r") or ord(ch) == 0x7F:
+            raise YAMLError("yaml: control characters are not allowed")
+    found, errors = {}, []
+    for line_no, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, rest = line.partition(":")
+        if not sep or key != key.strip() or not key:
+            raise YAMLError("yaml: line %d: could not find expected ':'" % line_no)
+        rest = rest.strip()
+        if rest.startswith('"'):
+            value, after = yaml_v2_double_quoted(rest, line_no)
+        elif rest.startswith("'"):
+            end = rest.find("'", 1)
+            while end != -1 and rest[end:end + 2] == "''":
+                end = rest.find("'", end + 2)
+            if end == -1:
+                raise YAMLError("yaml: line %d: found unexpected end of stream" % line_no)
+            value, after = rest[1:end].replace("''", "'"), rest[end + 1:]
+        else:
+            value, after = rest.split(" #")[0].strip(), ""
+        if after.strip() and not after.strip().startswith("#"):
+            raise YAMLError("yaml: line %d: did not find expected key" % line_no)
+        if key in found:
+            errors.append('line %d: key "%s" already set in map' % (line_no, key))
+        elif key not in CONFIG_KEYS:
+            errors.append("line %d: field %s not found in type struct { Password string \"yaml:\\\"password\\\"\"; ... }"
+                          % (line_no, key))
+        found[key] = value
+    if errors:
+        raise YAMLError("yaml: unmarshal errors:\n  " + "\n  ".join(errors))
+    return found
+
+
 def read_config(opts):
     path = opts.get("--config")
     if not path:
         return None
-    with open(path) as f:
-        for line in f:
-            if line.startswith("uri:"):
-                v = line[4:].strip()
-                if v.startswith('"'):
-                    v = json.loads(v)
-                return v
-    die("error parsing config file %s: no uri" % path)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        config = yaml_v2_config(data.decode("utf-8"))
+    except (YAMLError, UnicodeDecodeError) as e:
+        die("error parsing command line options: error parsing config file %s: %s" % (path, e))
+    uri = config.get("uri") or None
+    # connstring.Parse (common/connstring) refuses any other scheme.
+    if uri is not None and not uri.startswith(("mongodb://", "mongodb+srv://")):
+        die('error parsing command line options: error parsing uri: scheme must be "mongodb" or "mongodb+srv"')
+    return uri
+
+
+def unacknowledged(uri):
+    """w=0 in the connection string (mongo-tools' WriteConcern.Acknowledged() is then false)."""
+    query = (uri or "").partition("?")[2]
+    return any(p.split("=", 1)[0].lower() == "w" and p.split("=", 1)[1:] == ["0"] for p in query.replace(";", "&").split("&"))
+
+
+def go_quote(ns):
+    """Go's %#q: a backquoted string when strconv.CanBackquote, else a double-quoted one with Go escapes."""
+    if "`" not in ns and all(ord(c) >= 0x20 and c != "\x7f" for c in ns):
+        return "`%s`" % ns
+    return json.dumps(ns)
+
+
+def tools_version():
+    parts = os.environ.get("STANDIN_TOOLS_VERSION", "100.16.0").split(".")
+    return tuple(int(p) for p in parts if p.isdigit())
 
 
 def record(entry):
@@ -237,16 +346,41 @@ def mongorestore(argv):
         log("dry run completed")
         return
     failed = int(os.environ.get("STANDIN_FAILED_DOCS", "0"))
-    for ns, n in sorted(restored.items()):
+    unacked = unacknowledged(uri)
+    # mongorestore/restore.go: Result.log prints `finished restoring NS (N document(s), M failure(s))` per
+    # namespace, NS formatted with %#q from Database Tools 100.16 on (%v before); with w=0 the driver returns no
+    # bulk result, so every count is 0.
+    quote = go_quote if tools_version() >= (100, 16) else (lambda ns: ns)
+    progress = int(os.environ.get("STANDIN_PROGRESS_LINES", "0"))
+    log("preparing collections to restore from")
+    for i, (ns, n) in enumerate(sorted(restored.items())):
+        log("reading metadata for %s from archive on stdin" % ns)
         if opts.get("--drop"):
             log("dropping collection %s before restoring" % ns)
-        log("finished restoring %s (%d documents, 0 failures)" % (ns, n))
+        log("restoring %s from archive on stdin" % ns)
+        log("finished restoring %s (%d %s, 0 failures)" % (quote(ns), 0 if unacked else n,
+                                                           "document" if (0 if unacked else n) == 1 else "documents"))
+        if i == 0:
+            # common/progress: a bar a second per namespace still restoring, which pushes early lines out of a tail.
+            for k in range(progress):
+                log("[%s] %s  %.1fMB/%.1fMB  (%.1f%%)" % ("#" * (k % 24) + "." * (24 - k % 24), ns, k / 10, progress / 10,
+                                                         100.0 * k / max(progress, 1)))
+        log("no indexes to restore for collection %s" % ns)
     total = sum(restored.values())
+    if unacked:
+        # mongorestore/main/mongorestore.go: the summary only when the write concern is acknowledged.
+        log("done")
+        return
     log("%d document(s) restored successfully. %d document(s) failed to restore." % (total - failed, failed))
 
 
 def mongosh(argv):
-    """Runs nothing: records the databases a script would drop (the script arrives on stdin)."""
+    """mongosh with a script on stdin: runs nothing, but answers as its REPL does. cli-repl (mongosh's
+    packages/cli-repl/src/cli-repl.ts) sets a failing exit code only for --eval and --file: a script piped on
+    stdin is read line by line by the REPL, an error thrown by a statement is printed and the next one runs, and
+    the process exits 0. kaleem-backup's scripts are one `try { ... print(OK) } catch (e) { print(FAIL + e) }`
+    statement: the stand-in prints what that statement would print. It records the databases a script would
+    drop."""
     for a in argv:
         if a not in ("--nodb", "--quiet"):
             die("MongoshInvalidInputError: unknown option %s" % a)
@@ -254,8 +388,19 @@ def mongosh(argv):
     import re
     record({"tool": "mongosh", "argv": argv, "connects": "connect(" in script,
             "drops": re.findall(r'getSiblingDB\("([^"]+)"\)\.dropDatabase\(\)', script)})
-    if os.environ.get("STANDIN_MONGOSH_MODE") == "fail":
-        die("MongoServerError: not authorized")
+    failing = os.environ.get("STANDIN_MONGOSH_MODE") == "fail"
+    shape = re.search(r'print\("([^"]*)"\);\s*\}\s*catch\s*\((\w+)\)\s*\{\s*print\("([^"]*)"\s*\+\s*\2\);', script)
+    error = "MongoServerError: not authorized on admin to execute command { ping: 1 }"
+    if shape is None:
+        # Statements outside a try: the REPL prints the error and carries on; exit 0 all the same.
+        if failing:
+            sys.stderr.write(error + "\n")
+        sys.exit(0)
+    if failing:
+        sys.stdout.write(shape.group(3) + error + "\n")
+    else:
+        sys.stdout.write(shape.group(1) + "\n")
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,9 @@ struct MongoAdapter: SourceAdapter {
             if let dot = ns.firstIndex(of: "."), !system.contains(String(ns[..<dot])) { databases.insert(String(ns[..<dot])) }
         }
         guard !databases.isEmpty else { return (.archiveOnly, "the archive holds no application database to restore") }
+        if MongoURIOptions.unacknowledged(uri.value) {
+            return (.error, "drill.mongo_uri asks for an unacknowledged write concern (w=0): mongorestore then counts nothing, so a drill could check nothing; remove w=0 from drill.mongo_uri")
+        }
         let prefix = "kb_drill_\(artifact.id.suffix(6))_"
         var args: [String] = []
         for db in databases.sorted() { args += ["--nsInclude=\(db).*", "--nsFrom=\(db).*", "--nsTo=\(prefix)\(db).*"] }
@@ -129,12 +132,8 @@ struct MongoAdapter: SourceAdapter {
             throw error
         }
         let dropped = await dropScratch()
-        var restored: [String: Int] = [:]
-        for line in outcome.stderrTail {
-            guard let r = line.range(of: #"finished restoring (\S+) \((\d+) documents?, (\d+) failures?\)"#, options: .regularExpression) else { continue }
-            let parts = line[r].split(separator: " ")
-            if parts.count >= 4, let n = Int(parts[3].dropFirst()) { restored[String(parts[2])] = n }
-        }
+        // Every count line of the run, however long its output (not only the tail's).
+        let restored = outcome.report.perNamespace
         var mismatches: [String] = []
         var compared = 0
         for (ns, value) in perNamespace {
@@ -147,8 +146,10 @@ struct MongoAdapter: SourceAdapter {
             compared += 1
             if restored[renamed] != expected { mismatches.append("\(renamed): \(restored[renamed].map(String.init) ?? "none") of \(expected)") }
         }
-        if let summary = Self.restoreSummary(outcome.stderrTail), summary.failed > 0 {
+        if let summary = outcome.report.summary, summary.failed > 0 {
             mismatches.append("\(summary.failed) document(s) failed to restore")
+        } else if outcome.report.summary == nil {
+            mismatches.append("mongorestore printed no summary line")
         }
         let into = " into \(Redaction.url(uri.value)) as \(prefix)*"
         if mismatches.isEmpty {

@@ -23,7 +23,7 @@ extension MongoAdapter {
         checks.append(shell)
         do {
             let tools = try tools(mongo, source: source.name, context: context)
-            _ = try await tools.shell(command: mongosh, script: "const kb_ping = kb.adminCommand({ ping: 1 }); if (kb_ping.ok !== 1) { quit(3) }")
+            _ = try await tools.shell(command: mongosh, script: "const kb_ping = kb.adminCommand({ ping: 1 }); if (kb_ping.ok !== 1) { throw new Error('ping answered ' + JSON.stringify(kb_ping)); }")
             checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: true, detail: "ping answered (through \(mongosh.joined(separator: " ")))"))
         } catch {
             checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error)))

@@ -43,6 +43,8 @@ public struct MongoRestoreResult: Sendable {
     public var restored: Int
     public var failed: Int
     public var durationSeconds: Double
+    /// mongorestore ran with an unacknowledged write concern (w=0): it counted nothing, nothing was compared.
+    public var unverified = false
 }
 
 extension MongoAdapter {
@@ -78,8 +80,10 @@ extension MongoAdapter {
                                 hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
         }
         let result = try await executeRestore(plan, source: source, toURI: toURI, context: context)
+        let seconds = String(format: "%.1f", result.durationSeconds)
         let line = request.dryRun ? "dry run completed: nothing was written"
-            : "restored \(result.restored) documents in \(String(format: "%.1f", result.durationSeconds)) s"
+            : result.unverified ? "sent \(plan.expectedDocuments) documents in \(seconds) s, NOT verified: the target's write concern is unacknowledged (w=0), so mongorestore counted nothing; check the target, or restore again with w=1 or majority in the connection string"
+            : "restored \(result.restored) documents in \(seconds) s"
         return RestoreOutcome(lines: [line], json: RestoreJSON(result))
     }
 
@@ -178,7 +182,18 @@ extension MongoAdapter {
                               seconds: seconds, detail: "mongorestore --dryRun")
             return result
         }
-        guard let summary = Self.restoreSummary(outcome.stderrTail) else {
+        let report = outcome.report
+        guard let summary = report.summary else {
+            if report.unacknowledged {
+                // w=0: mongorestore counts nothing and prints `done` (mongorestore/main/mongorestore.go). The data
+                // was sent; nothing can say how much of it landed.
+                result.unverified = true
+                let detail = "mongorestore wrote with an unacknowledged write concern (w=0) and counted nothing: the restore is not verified"
+                context.logger.warning("restore unverified", metadata: ["source": "\(plan.source)", "artifact": "\(plan.artifact.id)"])
+                try context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "unverified",
+                                          started: Date(timeIntervalSinceNow: -seconds), seconds: seconds, detail: detail)
+                return result
+            }
             throw MongoToolError(tool: "mongorestore", problem: "exited 0 but printed no summary line", stderrTail: outcome.stderrTail,
                                  hintText: "check the mongorestore version; the data may be partly restored")
         }
@@ -197,17 +212,6 @@ extension MongoAdapter {
                           seconds: seconds, detail: "\(summary.restored) documents restored")
         return result
     }
-
-    /// `N document(s) restored successfully. M document(s) failed to restore.` (the last such line).
-    static func restoreSummary(_ lines: [String]) -> (restored: Int, failed: Int)? {
-        for line in lines.reversed() {
-            guard let range = line.range(of: #"(\d+) document\(s\) restored successfully\. (\d+) document\(s\) failed to restore\."#,
-                                         options: .regularExpression) else { continue }
-            let numbers = line[range].split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-            if numbers.count == 2 { return (numbers[0], numbers[1]) }
-        }
-        return nil
-    }
 }
 
 struct RestoreJSON: Encodable {
@@ -222,6 +226,8 @@ struct RestoreJSON: Encodable {
     var namespaces: [String: Int]
     var oplog_entries: Int
     var duration_seconds: Double
+    /// mongorestore counted nothing (w=0): `restored` is 0 and means nothing.
+    var verified: Bool
 
     init(_ r: MongoRestoreResult) {
         source = r.plan.source
@@ -234,5 +240,6 @@ struct RestoreJSON: Encodable {
         namespaces = Dictionary(r.plan.namespaces.map { ($0.name, $0.documents) }, uniquingKeysWith: { a, _ in a })
         oplog_entries = r.plan.oplogEntries
         duration_seconds = (r.durationSeconds * 1000).rounded() / 1000
+        verified = !r.unverified && !r.plan.dryRun
     }
 }

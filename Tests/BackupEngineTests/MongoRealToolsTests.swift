@@ -1,0 +1,78 @@
+import BackupCatalog
+import BackupCore
+import Foundation
+import TestSupport
+import Testing
+
+/// The MongoDB paths against stand-ins that fail the way the real tools fail (Tests/StandIns/README.md): the
+/// `--config` read with yaml.v2's rules, mongorestore's current count lines with progress lines between them, an
+/// unacknowledged write concern, and mongosh's REPL, which exits 0 after a failing statement.
+struct MongoRealToolsTests {
+    typealias Setup = MongoEndToEndTests.Setup
+
+    /// A URI full of `/` (every URI has them): yaml.v2 refuses JSON's `\/`, so this failed on the real tools.
+    @Test func theConfigIsReadByAStrictYAMLReader() throws {
+        let s = Setup(extra: "    oplog: true")
+        let r = try s.run(["backup", "--json"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let dump = try #require(try s.logEntries().first)
+        #expect(dump["config_uri"] as? Bool == true)
+        let restore = try s.run(["restore", "mongo", "--latest", "--yes", "--json"])
+        #expect(restore.status == 0, "\(restore.stdout) \(restore.stderr)")
+    }
+
+    /// Database Tools 100.16+ backquote the namespace; progress lines push the early count lines out of any tail.
+    @Test(arguments: ["100.16.0", "100.9.0"])
+    func drillCountsSurviveLongOutput(version: String) throws {
+        let s = Setup(extra: """
+            oplog: true
+        drill: { mongo_uri: "mongodb://drill:scratch-pw@scratch:27017/" }
+        """)
+        #expect(try s.run(["backup"]).status == 0)
+        let drill = try s.run(["drill", "--json"], ["STANDIN_TOOLS_VERSION": version, "STANDIN_PROGRESS_LINES": "400"])
+        #expect(drill.status == 0, "\(drill.stdout) \(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "passed", "\(result)")
+        #expect((result["detail"] as? String)?.contains("every document count matches") == true)
+    }
+
+    /// w=0 in the target: mongorestore prints `done` and no counts. A restore says it is not verified (and does
+    /// not call a restore that ran a failure); a drill refuses up front, since it could check nothing.
+    @Test func unacknowledgedWriteConcern() throws {
+        let s = Setup(extra: """
+            oplog: true
+        drill: { mongo_uri: "mongodb://drill:scratch-pw@scratch:27017/?w=0" }
+        """)
+        #expect(try s.run(["backup"]).status == 0)
+        let restore = try s.run(["restore", "mongo", "--latest", "--yes", "--json", "--to-uri", "mongodb://u:p@other:27017/?w=0"])
+        #expect(restore.status == 0, "\(restore.stdout) \(restore.stderr)")
+        let json = try object(restore.stdout)
+        #expect(json["verified"] as? Bool == false)
+        let human = try s.run(["restore", "mongo", "--latest", "--yes", "--to-uri", "mongodb://u:p@other:27017/?w=0"])
+        #expect(human.stdout.contains("NOT verified"), "\(human.stdout)")
+        let restores = try Catalog(path: s.dir.file("repo/catalog.sqlite")).restores(source: "mongo")
+        #expect(restores.map(\.outcome) == ["unverified", "unverified"])
+
+        let before = try s.logEntries().count
+        let drill = try s.run(["drill", "--json"])
+        #expect(drill.status != 0)
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "error")
+        #expect((result["detail"] as? String)?.contains("w=0") == true)
+        #expect(try s.logEntries().count == before, "nothing was restored")
+    }
+
+    /// mongosh exits 0 after a failing statement: a refused drop must still read as "NOT dropped".
+    @Test func aFailingMongoshIsNotTakenForSuccess() throws {
+        let s = Setup(extra: """
+            oplog: true
+        drill: { mongo_uri: "mongodb://drill:scratch-pw@scratch:27017/" }
+        """)
+        #expect(try s.run(["backup"]).status == 0)
+        let drill = try s.run(["drill", "--json"], ["STANDIN_MONGOSH_MODE": "fail"])
+        let result = try #require(try array(drill.stdout).first)
+        let detail = try #require(result["detail"] as? String)
+        #expect(detail.contains("NOT dropped") && detail.contains("not authorized"), "\(detail)")
+        #expect(!detail.contains("scratch-pw"))
+    }
+}
