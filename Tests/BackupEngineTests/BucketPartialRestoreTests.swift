@@ -85,6 +85,19 @@ import Testing
         let trapped = try cli(["restore", "minio", "--latest", "--key", "other/c.txt", "--to-dir", out.file("trap")])
         #expect(trapped.status == 2 && trapped.stderr.contains("not a directory"), "\(trapped.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).isEmpty)
+        // The old temporary name (`<key>.partial`) planted as a symlink, and the key itself a symlink: the file
+        // they point at is neither written nor re-moded.
+        let victim = elsewhere.file("victim")
+        _ = FileManager.default.createFile(atPath: victim, contents: Data("precious".utf8), attributes: [.posixPermissions: 0o644])
+        try FileManager.default.removeItem(atPath: out.file("files/uploads/b.txt"))
+        try FileManager.default.createSymbolicLink(atPath: out.file("files/uploads/b.txt.partial"), withDestinationPath: victim)
+        #expect(try cli(["restore", "minio", "--latest", "--key", "uploads/b.txt", "--to-dir", out.file("files")]).status == 0)
+        #expect(FileManager.default.contents(atPath: out.file("files/uploads/b.txt")).map(Array.init) == objects["uploads/b.txt"])
+        try FileManager.default.removeItem(atPath: out.file("files/uploads/b.txt"))
+        try FileManager.default.createSymbolicLink(atPath: out.file("files/uploads/b.txt"), withDestinationPath: victim)
+        let linked = try cli(["restore", "minio", "--latest", "--key", "uploads/b.txt", "--to-dir", out.file("files"), "--yes"])
+        #expect(linked.status == 2 && linked.stderr.contains("symbolic link"), "\(linked.stderr)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious" && FileIO.fileMode(victim) == 0o644)
 
         // diff against a later snapshot: one added, one changed, one removed, the rest unchanged.
         try await client.putObject(bucket: "uploads", key: "uploads/new.txt", bytes: ByteBuffer(string: "new"))
@@ -99,9 +112,9 @@ import Testing
 
         // Every one that ran is in the catalog (refusals before anything ran are not restores).
         let restores = try Catalog(path: dir.file("repo/catalog.sqlite")).restores(source: "minio")
-        // 2 into the bucket, 3 as files; the one refused at the symlink is recorded as failed.
-        #expect(restores.filter { $0.outcome == "ok" }.count == 5, "\(restores.map { "\($0.mode) \($0.outcome)" })")
-        #expect(restores.filter { $0.outcome == "failed" }.count == 1)
+        // 2 into the bucket, 4 as files; the two refused at a symlink (a directory, a key) are recorded as failed.
+        #expect(restores.filter { $0.outcome == "ok" }.count == 6, "\(restores.map { "\($0.mode) \($0.outcome)" })")
+        #expect(restores.filter { $0.outcome == "failed" }.count == 2)
         #expect(restores.contains { $0.mode == "files" } && restores.contains { $0.mode == "bucket" })
     }
 }

@@ -286,6 +286,9 @@ extension BucketAdapter {
             if o.given("to-bucket") || o.given("endpoint") || o.flag("delete-extra") {
                 throw BackupFailure("--to-dir writes files; it does not go with --to-bucket, --endpoint or --delete-extra", exitStatus: .usage)
             }
+            guard !dir.isEmpty else {
+                throw BackupFailure("--to-dir is empty: it would write under /", exitStatus: .usage, hint: "give the directory to write the objects under")
+            }
             return try await restoreObjectsToDirectory(bucketRequest, directory: dir, source: source, context: context, plan: plan)
         }
         let outcome = try await restoreBucket(bucketRequest, source: source, context: context, plan: plan)

@@ -150,6 +150,7 @@ extension BucketAdapter {
         var written = 0
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            Self.removeLeftovers(under: root)
             stream = selection.open()
             while let entry = try await stream.next() {
                 // Taken again as it is now: a file that became identical since the plan is left alone, one that
@@ -163,7 +164,8 @@ extension BucketAdapter {
                 }
                 written += 1
                 try Self.makeParents(of: entry.key, under: root)
-                let file = try AtomicFileWriter(path: root + "/" + entry.key)
+                let parent = ([root] + entry.key.split(separator: "/").dropLast().map(String.init)).joined(separator: "/")
+                let file = try TargetFileWriter(directory: parent, name: String(entry.key.split(separator: "/").last ?? ""))
                 do {
                     var hasher = StreamingSHA256()
                     try blobs.read(entry.sha256) { chunk in
@@ -191,6 +193,18 @@ extension BucketAdapter {
                                           written: written, unchanged: unchanged, bytes: bytes,
                                           duration_seconds: (seconds * 1000).rounded() / 1000)
         return RestoreOutcome(lines: ["wrote \(written) file(s) under \(root), \(unchanged) unchanged"], json: json)
+    }
+
+    /// Removes what a killed restore left under `root` (`.kb-restore-*.partial` files), never following a symlink.
+    static func removeLeftovers(under root: String) {
+        TargetFileWriter.removeLeftovers(in: root)
+        guard let walker = FileManager.default.enumerator(at: URL(fileURLWithPath: root), includingPropertiesForKeys: [.isDirectoryKey, .isSymbolicLinkKey],
+                                                          options: []) else { return }
+        for case let url as URL in walker {
+            let values = try? url.resourceValues(forKeys: [.isDirectoryKey, .isSymbolicLinkKey])
+            if values?.isSymbolicLink == true { walker.skipDescendants(); continue }
+            if values?.isDirectory == true { TargetFileWriter.removeLeftovers(in: url.path) }
+        }
     }
 
     /// Creates the directories of `relative` under `root` (0700), refusing to go through anything that is not a

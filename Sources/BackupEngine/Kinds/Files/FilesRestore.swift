@@ -28,6 +28,9 @@ extension FilesAdapter {
                                 hint: "restore into a side directory first and compare, unless you are rebuilding the host")
         }
         let target = inPlace ? files.root : o.value("to-dir")!
+        guard !target.isEmpty else {
+            throw BackupFailure("--to-dir is empty: it would write under /", exitStatus: .usage, hint: "give the directory to restore the files into")
+        }
         let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
         let started = context.now()
         let clock = DispatchTime.now()

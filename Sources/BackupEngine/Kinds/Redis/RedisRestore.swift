@@ -51,7 +51,11 @@ extension RedisAdapter {
         let target: RedisRestoreTarget
         if let dir = o.value("to-dir") {
             let name = o.value("dbfilename") ?? "dump.rdb"
-            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+            guard !dir.isEmpty else {
+                throw BackupFailure("--to-dir is empty: it would write into /", exitStatus: .usage,
+                                    hint: "give the server's data directory (its `dir`), e.g. --to-dir /var/lib/redis")
+            }
+            guard TargetFileWriter.isPlainName(name) else {
                 throw BackupFailure("--dbfilename \(name) is not a file name (a name, not a path: no /)", exitStatus: .usage,
                                     hint: "give the server's dbfilename, e.g. dump.rdb; the directory is --to-dir")
             }
@@ -184,42 +188,33 @@ extension RedisAdapter {
         return chosen
     }
 
-    /// Decompresses the artifact to `<dir>/<name>.partial`, fsyncs, keeps an existing file aside, renames into place.
-    /// Returns the name the previous file was kept under.
+    /// Decompresses the artifact into `<dir>` under a random temporary name (created O_EXCL|O_NOFOLLOW relative
+    /// to the directory's descriptor: a symlink planted in the server's data directory cannot redirect it),
+    /// fsyncs, gives it the mode and owner of the file it replaces, keeps that file aside, renames into place.
+    /// A target name that is a symlink is refused before anything is written. Returns the name the previous
+    /// file was kept under.
     private func installRDB(_ artifact: ArtifactInfo, directory: String, dbfilename: String, context: SourceContext) async throws -> String? {
-        let destination = directory + "/" + dbfilename
+        let leftovers = TargetFileWriter.removeLeftovers(in: directory)
+        if !leftovers.isEmpty {
+            context.logger.notice("removed what an interrupted restore left", metadata: ["directory": "\(directory)", "files": "\(leftovers.joined(separator: ", "))"])
+        }
+        let writer = try TargetFileWriter(directory: directory, name: dbfilename)
         let reader = try await context.reader(artifact, progress: "restore")
-        let writer = try AtomicFileWriter(path: destination + ".incoming")
+        var kept: String?
         do {
             while try reader.read({ try writer.write($0) }) {}
             guard reader.storedSHA256 == artifact.sha256 else {
                 throw IntegrityError(object: context.absolute(artifact.path), problem: "the file changed while it was being restored")
             }
-            try writer.commit()
+            var existing = stat()
+            if lstat(directory + "/" + dbfilename, &existing) == 0 {
+                kept = "\(dbfilename).pre-restore-\(Timestamps.compact(context.now()))"
+            }
+            try writer.commit(mode: 0o600, keep: kept)
         } catch {
             writer.abort()
             throw error
         }
-        var kept: String?
-        var previous = stat()
-        if lstat(destination, &previous) == 0 {
-            // The restored file takes the mode and owner of the one it replaces: restoring as root must not leave a
-            // 0600 root-owned dump.rdb that the redis user cannot read at start.
-            let incoming = destination + ".incoming"
-            guard chmod(incoming, previous.st_mode & 0o7777) == 0 else { throw FileSystemError("set the mode of", path: incoming) }
-            if geteuid() == 0 || previous.st_uid == geteuid() {
-                if chown(incoming, previous.st_uid, previous.st_gid) != 0 && geteuid() == 0 {
-                    throw FileSystemError("set the owner of", path: incoming)
-                }
-            }
-        }
-        if FileManager.default.fileExists(atPath: destination) {
-            let name = "\(dbfilename).pre-restore-\(Timestamps.compact(context.now()))"
-            guard rename(destination, directory + "/" + name) == 0 else { throw FileSystemError("keep the previous file", path: destination) }
-            kept = name
-        }
-        guard rename(destination + ".incoming", destination) == 0 else { throw FileSystemError("rename into place", path: destination) }
-        try FileIO.syncDirectory(directory)
         return kept
     }
 
