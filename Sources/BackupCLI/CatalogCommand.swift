@@ -33,7 +33,8 @@ struct CatalogRebuildCommand: AsyncParsableCommand {
             try Output.json(CatalogRebuildJSON(catalog: result.catalogPath, previous_catalog: result.previousCatalog, runs: result.runs,
                                                artifacts: result.artifacts, fetched: result.fetched, skipped: result.skipped,
                                                from_copy: result.fromCopy, copy_rejected: result.copyRejected,
-                                               added_from_manifests: result.addedFromManifests, covered_by_copy: result.coveredByCopy))
+                                               added_from_manifests: result.addedFromManifests, covered_by_copy: result.coveredByCopy,
+                                               refused: result.refused))
         } else {
             print("catalog \(result.catalogPath) rebuilt: \(result.artifacts) artifacts in \(result.runs) runs"
                   + (fromOffsite ? " (\(result.fetched) manifests fetched off-site)" : ""))
@@ -46,8 +47,14 @@ struct CatalogRebuildCommand: AsyncParsableCommand {
             if let previous = result.previousCatalog { print("the previous catalog was moved to \(previous)") }
             for s in result.coveredByCopy { print("unreadable manifest (its backup is in the copy; verify will report it): \(s)") }
             for s in result.skipped { print("skipped \(s)") }
+            for s in result.refused { print("refused (not adopted: it does not describe the file beside it) \(s)") }
         }
         // A manifest that could not be read orphans its backup: the rebuild is not complete (exit 4).
+        if !result.refused.isEmpty {
+            ExitCodeMapping.printError("error: \(result.refused.count) manifest(s) were refused: they do not describe the file beside them in the repository's layout")
+            ExitCodeMapping.printError("Try: look at them (someone may have edited the repository or the off-site bucket); the backups they claim are not in the rebuilt catalog")
+            throw CommandExit(status: .integrity)
+        }
         if !result.skipped.isEmpty {
             ExitCodeMapping.printError("error: \(result.skipped.count) manifest(s) could not be read; their backups are not in the rebuilt catalog")
             ExitCodeMapping.printError("Try: restore those manifests (from the off-site copy: catalog rebuild --from-offsite), or copy catalog-copy/catalog.sqlite back if it is newer")
@@ -67,4 +74,5 @@ struct CatalogRebuildJSON: Encodable {
     var copy_rejected: [String]
     var added_from_manifests: Int
     var covered_by_copy: [String]
+    var refused: [String]
 }

@@ -65,6 +65,9 @@ public enum PolicyParser {
             guard isValidSourceName(name) else {
                 throw node.error("source name \"\(name)\" must be 1-64 letters, digits, '-' or '_' (it becomes a directory name)")
             }
+            guard !RepositoryLayout.reservedNames.contains(name) else {
+                throw node.error("source name \"\(name)\" is reserved: the repository uses a directory of that name (\(RepositoryLayout.reservedNames.sorted().joined(separator: ", ")))")
+            }
             sources.append(try parseSource(name: name, node: node, kinds: sourceKinds))
         }
         var schedules: [ScheduleEntry] = []

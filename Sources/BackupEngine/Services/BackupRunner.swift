@@ -142,7 +142,7 @@ struct BackupRunner: EngineService {
         try await core.rotator.finishPendingRemovals(catalog)
         let partials = repository.removePartialFiles()
         let stale = try catalog.markInterrupted(at: environment.clock())
-        for artifact in stale {
+        for artifact in stale where RepositoryLayout.problem(id: artifact.id, source: artifact.source, path: artifact.path, createdAt: nil) == nil {
             unlink(repository.absolute(artifact.path))
             unlink(repository.manifestPath(forArtifact: artifact.path, id: artifact.id))
         }

@@ -26,6 +26,9 @@ public struct CatalogRebuildResult: Sendable {
     public var addedFromManifests: Int = 0
     /// Unreadable manifests whose backups the copy holds: nothing is lost, but verify will report them.
     public var coveredByCopy: [String] = []
+    /// Manifests read but not adopted: they do not describe the file beside them in the repository's layout
+    /// (a path outside its source, an id or time that is not its own, a reserved source name).
+    public var refused: [String] = []
 }
 
 struct CatalogRebuilder: EngineService {
@@ -88,18 +91,26 @@ struct CatalogRebuilder: EngineService {
         }
         var manifests: [Manifest] = []
         var skipped: [String] = []
+        var refused: [String] = []
         let fm = FileManager.default
         for source in (try? fm.contentsOfDirectory(atPath: repository.root)) ?? [] {
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: repository.absolute(source), isDirectory: &isDir), isDir.boolValue,
-                  source != "catalog-copy" else { continue }
+                  !RepositoryLayout.reservedNames.contains(source) else { continue }
             for day in (try? fm.contentsOfDirectory(atPath: repository.absolute(source))) ?? [] where day != "blobs" {
                 for name in (try? fm.contentsOfDirectory(atPath: repository.absolute("\(source)/\(day)"))) ?? []
                 where name.hasSuffix(".manifest.json") {
                     let relative = "\(source)/\(day)/\(name)"
                     do {
                         guard let data = fm.contents(atPath: repository.absolute(relative)) else { throw FileSystemError("read", path: relative) }
-                        manifests.append(try Manifest.decode(data))
+                        let manifest = try Manifest.decode(data)
+                        // What a manifest says is untrusted (it may come from the off-site bucket): adopted only
+                        // when it describes the file beside it, in our layout.
+                        if let problem = Self.refusal(manifest, at: relative) {
+                            refused.append("\(relative): \(problem)")
+                            continue
+                        }
+                        manifests.append(manifest)
                     } catch {
                         skipped.append("\(relative): \(describe(error))")
                     }
@@ -188,9 +199,30 @@ struct CatalogRebuilder: EngineService {
         let runCount = try catalog.runCount()
         logger.info("catalog rebuilt", metadata: ["runs": "\(runCount)", "artifacts": "\(total)", "fetched": "\(fetched)",
                                                 "from_copy": "\(base?.origin ?? "none")", "from_manifests": "\(added)"])
-        return CatalogRebuildResult(catalogPath: core.catalogPath, previousCatalog: previous, runs: runCount, artifacts: total,
-                                    fetched: fetched, skipped: orphaned, fromCopy: base?.origin, copyRejected: copyRejected,
-                                    addedFromManifests: added, coveredByCopy: covered)
+        for r in refused { logger.warning("manifest refused", metadata: ["manifest": "\(r)"]) }
+        var result = CatalogRebuildResult(catalogPath: core.catalogPath, previousCatalog: previous, runs: runCount, artifacts: total,
+                                          fetched: fetched, skipped: orphaned, fromCopy: base?.origin, copyRejected: copyRejected,
+                                          addedFromManifests: added, coveredByCopy: covered)
+        result.refused = refused
+        return result
+    }
+
+    /// Why a manifest found at `relative` (`<source>/<day>/<id>.manifest.json`) is not adopted, or nil.
+    static func refusal(_ m: Manifest, at relative: String) -> String? {
+        let parts = relative.split(separator: "/")
+        let a = m.artifact
+        guard parts.count == 3, parts[2] == Substring(a.id + ".manifest.json") else { return "it describes \(a.id), not the file it is named after" }
+        guard parts[0] == Substring(a.source), (a.path as NSString).deletingLastPathComponent == "\(parts[0])/\(parts[1])" else {
+            return "it names \(a.path) of source \(a.source), outside \(parts[0])/\(parts[1])"
+        }
+        if let problem = RepositoryLayout.problem(id: a.id, source: a.source, path: a.path, createdAt: a.createdAt) { return problem }
+        guard m.run.id == a.runID, m.run.id.hasPrefix("run-"), RepositoryLayout.isValidID(String(m.run.id.dropFirst(4))) else {
+            return "its run \(String(reflecting: m.run.id)) is not a run id of ours"
+        }
+        guard a.sha256.count == 64, a.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }), a.bytesStored >= 0, a.bytesRaw >= 0 else {
+            return "its sha256 or sizes are not well formed"
+        }
+        return nil
     }
 
     /// Where the off-site copy of the catalog lives (written by `OffsiteReplicator.copyCatalog`).

@@ -111,6 +111,12 @@ struct Rotator: EngineService {
 
     /// Deletes an artifact's file and manifest (gone already is fine) and fsyncs the directory they were in.
     func removeFiles(of id: String, path: String) throws {
+        // A path read back from the catalog (which a rebuild may have taken from a copy) names a file to delete
+        // only when it is of our layout: `../../etc/x` or another source's file is never unlinked.
+        if let problem = RepositoryLayout.problem(id: id, source: String(path.prefix { $0 != "/" }), path: path, createdAt: nil) {
+            logger.warning("not deleting a file outside the repository's layout", metadata: ["artifact": "\(id)", "path": "\(path)", "problem": "\(problem)"])
+            return
+        }
         let file = repository.absolute(path)
         for f in [file, repository.manifestPath(forArtifact: path, id: id)] {
             if unlink(f) != 0 && errno != ENOENT { throw FileSystemError("delete", path: f) }
@@ -167,11 +173,17 @@ struct Rotator: EngineService {
     }
 
     /// The one way to pin or unpin: the catalog row and the manifest (what `catalog rebuild` reads).
+    /// A pin goes to the manifest first, an unpin to the catalog first: a kill between the two writes leaves the
+    /// backup pinned somewhere a rebuild reads, never unpinned everywhere.
     func setPinned(_ a: inout ArtifactInfo, pinned: Bool, reason: String?) throws {
-        try catalog().setPinned(id: a.id, pinned: pinned, reason: reason)
+        if !pinned { try catalog().setPinned(id: a.id, pinned: false, reason: nil) }
         a.pinned = pinned
         a.pinReason = pinned ? reason : nil
-        guard a.deletedAt == nil, a.status == .ok else { return }
+        if a.deletedAt == nil, a.status == .ok { try writePin(a) }
+        if pinned { try catalog().setPinned(id: a.id, pinned: true, reason: reason) }
+    }
+
+    private func writePin(_ a: ArtifactInfo) throws {
         let path = repository.manifestPath(forArtifact: a.path, id: a.id)
         var manifest: Manifest
         if let data = FileManager.default.contents(atPath: path), let m = try? Manifest.decode(data) {

@@ -153,6 +153,9 @@ struct Verifier: EngineService {
     }
 
     /// The manifest beside the artifact (what `catalog rebuild` reads) must say what the catalog says.
+    /// The counts a manifest repeats that must agree with the catalog's.
+    static let countKeys = ["documents", "keys", "objects", "files", "points", "namespaces"]
+
     func checkManifest(_ artifact: ArtifactInfo) throws {
         let path = repository.manifestPath(forArtifact: artifact.path, id: artifact.id)
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -171,6 +174,19 @@ struct Verifier: EngineService {
         if m.bytesStored != artifact.bytesStored { differences.append("size \(m.bytesStored)") }
         if m.path != artifact.path { differences.append("path \(m.path)") }
         if m.source != artifact.source || m.kind != artifact.kind { differences.append("source \(m.source) (\(m.kind))") }
+        // The fields a rebuild would adopt: a manifest edited consistently (a backdated time, a tag, counts)
+        // must not pass as sound. Pins are not compared: they differ legitimately (an off-site manifest copied
+        // before a pre-deploy pin; a pin is written to the manifest first, an unpin to the catalog first, so a
+        // kill between the two only ever keeps a backup longer).
+        if abs(m.createdAt.timeIntervalSince(artifact.createdAt)) > 0.002 { differences.append("created_at \(Timestamps.iso8601(m.createdAt))") }
+        if m.tag != artifact.tag { differences.append("tag \(m.tag.rawValue)") }
+        if m.release != artifact.release { differences.append("release \(m.release ?? "none")") }
+        for key in Self.countKeys where m.stats[key] != artifact.stats[key] {
+            differences.append("\(key) \(m.stats[key].map { "\($0)" } ?? "none")")
+        }
+        if let problem = RepositoryLayout.problem(id: m.id, source: m.source, path: m.path, createdAt: m.createdAt) {
+            differences.append(problem)
+        }
         if !differences.isEmpty {
             throw IntegrityError(object: path, problem: "the manifest disagrees with the catalog: " + differences.joined(separator: ", "))
         }
