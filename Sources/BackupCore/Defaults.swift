@@ -28,6 +28,11 @@ public enum Defaults {
     public static let retentionDaily = 7
     public static let retentionKeepLast = 3
     public static let retentionFailedGraceHours = 48
+    /// Rotation holds back when the newest backups are further apart, or further from now, than this: the
+    /// clock may have jumped forward (retention.max_gap_hours; 0 turns the check off).
+    public static let retentionMaxGapHours = 336
+    /// A backup dated more than this after `now` is from the future: the clock was set back.
+    public static let retentionClockSlackSeconds: Double = 900
     /// The longest a mongodump or mongorestore may run.
     public static let mongoTimeoutSeconds = 4 * 3600.0
     /// Lines of a child's stderr kept for an error message.

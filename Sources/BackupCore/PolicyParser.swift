@@ -41,13 +41,14 @@ public enum PolicyParser {
 
         var retention = RetentionPolicy()
         if let r = top["retention"] {
-            let map = try r.mapping(allowed: ["daily", "weekly", "monthly", "keep_last", "pre_deploy", "failed_grace_hours", "timezone"])
+            let map = try r.mapping(allowed: ["daily", "weekly", "monthly", "keep_last", "pre_deploy", "failed_grace_hours", "max_gap_hours", "timezone"])
             if let v = map["daily"] { retention.daily = try v.int(in: 0...3660) }
             if let v = map["weekly"] { retention.weekly = try v.int(in: 0...520) }
             if let v = map["monthly"] { retention.monthly = try v.int(in: 0...1200) }
             if let v = map["keep_last"] { retention.keepLast = try v.int(in: 0...100_000) }
             if let v = map["pre_deploy"] { retention.preDeploy = try v.int(in: 0...1000) }
             if let v = map["failed_grace_hours"] { retention.failedGraceHours = try v.int(in: 0...87_600) }
+            if let v = map["max_gap_hours"] { retention.maxGapHours = try v.int(in: 0...87_600) }
             if let v = map["timezone"] {
                 let name = try v.nonEmptyString()
                 guard TimeZone(identifier: name) != nil else {

@@ -49,7 +49,10 @@ public struct RetentionPlan: Sendable, Equatable {
 /// Rules, in the order reasons are listed:
 /// 1. `newest good`: the newest `ok` artifact is never removed.
 /// 2. `pinned: …`: pinned artifacts are never removed.
-/// 3. `held back: …`: when the newest artifact of the source failed, no good artifact is removed.
+/// 3. `held back: …`: when the newest artifact of the source failed, no good artifact is removed; nor when the
+///    clock looks wrong: a good backup dated after `now` (the clock was set back), or the newest good backups
+///    further apart than `maxGapHours` from each other or from `now` (it jumped forward). Anything dated after
+///    `now` is kept (`dated after the clock`).
 /// 4. `last N`: the newest `keepLast` good artifacts.
 /// 5. `daily D`, `weekly YYYY-Www`, `monthly YYYY-MM`: the newest good artifact of each calendar bucket inside
 ///    the window ending at `now`.
@@ -59,7 +62,9 @@ public struct RetentionPlan: Sendable, Equatable {
 ///    (`corrupt: never removed automatically`): they are evidence, and an operator removes them by hand. They
 ///    are not good either: they count for no rule above.
 public enum RetentionPlanner {
-    public static func plan(_ artifacts: [RetentionCandidate], policy: RetentionPolicy, now: Date) -> RetentionPlan {
+    /// - Parameter checkClock: false when `now` was given by the operator (`rotate --now`, a what-if): the clock
+    ///   is then not what is planned against, and the clock rules of 3. do not apply.
+    public static func plan(_ artifacts: [RetentionCandidate], policy: RetentionPolicy, now: Date, checkClock: Bool = true) -> RetentionPlan {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: policy.timeZone) ?? TimeZone(identifier: "UTC")!
         var iso = Calendar(identifier: .iso8601)
@@ -81,6 +86,37 @@ public enum RetentionPlanner {
         if let newest = sorted.first, newest.status == .failed {
             heldBack = "the newest backup (\(newest.id)) failed: no good backup is removed until one succeeds"
             for i in good { add(i, "held back: newest backup failed") }
+        }
+        // The clock. A backup dated after `now` means the clock was set back (or was ahead when it was taken):
+        // such a backup is never outside a window, and while one exists nothing good is removed. Good backups
+        // far apart (the newest two, or the newest and now) mean the clock may have jumped forward: every real
+        // backup would fall out of its window at once, so nothing good is removed this time, and it is said.
+        let slack = Defaults.retentionClockSlackSeconds
+        if !checkClock {
+            // `now` is the operator's: nothing to say about the clock.
+        } else if let newest = good.first, sorted[newest].createdAt.timeIntervalSince(now) > slack {
+            let a = sorted[newest]
+            heldBack = heldBack ?? "the clock (\(Timestamps.iso8601(now))) is earlier than the newest backup \(a.id) (\(Timestamps.iso8601(a.createdAt))): the clock may have been set back; no good backup is removed until it is right"
+            for i in good { add(i, "held back: clock earlier than the newest backup") }
+        } else if policy.maxGapHours > 0, let newest = good.first {
+            let gap = TimeInterval(policy.maxGapHours) * 3600
+            let newestAt = sorted[newest].createdAt
+            let previousAt = good.count > 1 ? sorted[good[1]].createdAt : nil
+            let jump: String?
+            if now.timeIntervalSince(newestAt) > gap {
+                jump = "the newest backup \(sorted[newest].id) is \(Self.days(now.timeIntervalSince(newestAt))) days older than the clock"
+            } else if let previousAt, newestAt.timeIntervalSince(previousAt) > gap {
+                jump = "the newest backup \(sorted[newest].id) is \(Self.days(newestAt.timeIntervalSince(previousAt))) days newer than the one before it"
+            } else {
+                jump = nil
+            }
+            if let jump {
+                heldBack = heldBack ?? "\(jump) (more than retention.max_gap_hours \(policy.maxGapHours)): the clock may have jumped, or no backup has succeeded since; no good backup is removed until the gap closes"
+                for i in good { add(i, "held back: backups further apart than max_gap_hours") }
+            }
+        }
+        if checkClock {
+            for i in sorted.indices where sorted[i].createdAt.timeIntervalSince(now) > slack { add(i, "dated after the clock") }
         }
 
         for i in good.prefix(policy.keepLast) { add(i, "last \(policy.keepLast)") }
@@ -138,6 +174,8 @@ public enum RetentionPlanner {
         }
         return plan
     }
+
+    static func days(_ seconds: TimeInterval) -> String { String(format: "%.1f", seconds / 86_400) }
 
     static func dayKey(_ date: Date, _ calendar: Calendar) -> String {
         let c = calendar.dateComponents([.year, .month, .day], from: date)

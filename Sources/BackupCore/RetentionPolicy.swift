@@ -15,6 +15,9 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var failedGraceHours: Int
     /// IANA name of the zone whose calendar days, weeks and months count.
     public var timeZone: String
+    /// Rotation removes nothing when the two newest good backups, or the newest and now, are further apart than
+    /// this (a clock that jumped forward would otherwise age every real backup out of its window); 0: off.
+    public var maxGapHours: Int = Defaults.retentionMaxGapHours
 
     public init(daily: Int = Defaults.retentionDaily, weekly: Int = 0, monthly: Int = 0,
                 keepLast: Int = Defaults.retentionKeepLast, preDeploy: Int = 0,

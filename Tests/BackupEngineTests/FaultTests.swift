@@ -93,7 +93,7 @@ import Testing
     }
 
     /// A clock set back ten days: the run's own new backup is older than the existing ones, and `keep_last: 1`
-    /// would remove it. It is kept (the older one goes), and a warning says why.
+    /// would remove it. It is kept, and so is the older one (dated after the clock), and the plan says why.
     @Test func aClockSetBackNeverDeletesTheBackupJustTaken() async throws {
         // On the engine executor, as the CLI runs the engine (EngineExecutor.swift).
         try await EngineExecutor.run {
@@ -115,7 +115,40 @@ import Testing
             #expect(!second.rotations.flatMap(\.removed).contains(newID))
             let listed = try engine().list(source: nil, limit: nil).map(\.id)
             #expect(listed.contains(newID), "the backup this run took was removed by its own rotation")
-            _ = first
+            // The real backup, dated after the clock, is not removed either: the clock is what is wrong.
+            #expect(listed.contains(first.artifacts[0].id), "a backup dated after the clock was removed")
+            #expect(second.rotations.first?.plan.heldBack?.contains("set back") == true)
+        }
+    }
+
+    /// Nine nightly backups, then one run with the clock 400 days ahead or 400 days back: rotation removes none
+    /// of the nine, and says why. When the clock is right again, rotation resumes.
+    @Test(arguments: [400.0, -400.0])
+    func aWrongClockRemovesNoBackup(days: Double) async throws {
+        try await EngineExecutor.run {
+            let server = try RedisTestServer()
+            let dir = TemporaryDirectory()
+            let path = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 3, daily: 7 }")
+            let policy = try PolicyLoader.load(path: path, environment: [:])
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let start = Timestamps.parseISO8601("2026-11-20T02:00:00Z")!
+            let clock = ManualClock(start)
+            func engine() -> BackupEngine {
+                BackupEngine(policy: policy, environment: EngineEnvironment(variables: [:], clock: { clock.now }, host: "test", logger: logger))
+            }
+            var nine: [String] = []
+            for night in 0..<9 {
+                clock.set(start.addingTimeInterval(Double(night) * 86_400))
+                nine.append(try await engine().backup(tag: .nightly).artifacts[0].id)
+            }
+            let before = Set(try engine().list(source: nil, limit: nil).map(\.id))
+            clock.set(start.addingTimeInterval(8 * 86_400 + days * 86_400 + 3600))
+            let wrong = try await engine().backup(tag: .nightly)
+            #expect(wrong.rotations.flatMap(\.removed).isEmpty, "\(wrong.rotations)")
+            #expect(wrong.rotations.first?.plan.heldBack != nil)
+            let after = Set(try engine().list(source: nil, limit: nil).map(\.id))
+            #expect(before.isSubset(of: after), "a wrong clock removed \(before.subtracting(after))")
         }
     }
 

@@ -41,7 +41,8 @@ struct Rotator: EngineService {
         defer { lock?.release() }
         let catalog = try catalog()
         if !dryRun { try await core.runner.recoverFromCrash(catalog) }
-        let results = try await rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun)
+        let results = try await rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun,
+                                       checkClock: now == nil)
         if !dryRun { core.statusReport.writeMetricsTextfile() }
         return results
     }
@@ -57,18 +58,20 @@ struct Rotator: EngineService {
     /// Rotation of the named sources; the caller holds the run lock unless `dryRun`.
     /// - Parameter protect: artifacts never removed here whatever the plan says (the run's own new backups: a
     ///   clock set back must not make a run delete what it just took).
-    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool, protect: Set<String> = []) async throws -> [RotationResult] {
+    func rotate(_ sources: [String], catalog: Catalog, now: Date, dryRun: Bool, protect: Set<String> = [],
+                checkClock: Bool = true) async throws -> [RotationResult] {
         let candidates = try catalog.retentionCandidates(sources: sources, withPaths: !dryRun)
         var results: [RotationResult] = []
         for source in sources {
-            results.append(try await rotateOne(source, rows: candidates[source] ?? RetentionRows(), catalog: catalog, now: now, dryRun: dryRun, protect: protect))
+            results.append(try await rotateOne(source, rows: candidates[source] ?? RetentionRows(), catalog: catalog, now: now, dryRun: dryRun,
+                                               protect: protect, checkClock: checkClock))
         }
         return results
     }
 
     private func rotateOne(_ source: String, rows: RetentionRows, catalog: Catalog,
-                           now: Date, dryRun: Bool, protect: Set<String>) async throws -> RotationResult {
-        var plan = RetentionPlanner.plan(rows.candidates, policy: policy.retention, now: now)
+                           now: Date, dryRun: Bool, protect: Set<String>, checkClock: Bool) async throws -> RotationResult {
+        var plan = RetentionPlanner.plan(rows.candidates, policy: policy.retention, now: now, checkClock: checkClock)
         let protectedHere = protect.isEmpty ? [] : plan.remove.filter { protect.contains($0) }
         if !protectedHere.isEmpty {
             plan.remove.removeAll { protect.contains($0) }
