@@ -187,8 +187,12 @@ compose() { docker compose "${compose_args[@]}" "$@"; }
 
 # Every other `docker compose` of the deploy (a policy's `docker compose exec -T mongo mongodump` in the
 # pre-deploy hook) finds the same project: it runs in the stack's directory, COMPOSE_FILE naming the same files.
-COMPOSE_FILE=$(IFS=:; printf '%s' "${resolved[*]}")
+# The separator is ':' unless a file name holds one.
 COMPOSE_PATH_SEPARATOR=:
+for sep in : ';' '|' ','; do
+  case "${resolved[*]}" in *"$sep"*) ;; *) COMPOSE_PATH_SEPARATOR=$sep; break ;; esac
+done
+COMPOSE_FILE=$(IFS=$COMPOSE_PATH_SEPARATOR; printf '%s' "${resolved[*]}")
 export COMPOSE_FILE COMPOSE_PATH_SEPARATOR
 
 # The images the service's containers run, one per line. `docker compose ps --format json` prints a JSON array
@@ -318,7 +322,9 @@ if ! set_id=$("$KB" hook pre-deploy --release "$NEW_IMAGE"); then
 fi
 log "restore point: $set_id"
 
-previous=$(service_images | head -n 1 || true)
+# (All of them read: `| head -n 1` would cut the docker inspect calls short.)
+previous=$(service_images || true)
+previous=${previous%%$'\n'*}
 log "running now: ${previous:-nothing}"
 
 log "deploying $NEW_IMAGE"

@@ -173,7 +173,10 @@ struct DeployScriptTests {
             "DOCKER_PROJECT": Self.projectName(dir.path),
         ])
         if stackDir { env["STACK_DIR"] = dir.path }
-        env.merge(extraEnv.mapValues { $0.replacingOccurrences(of: "{stack}", with: dir.path) }) { $1 }
+        env.merge(extraEnv.mapValues {
+            $0.replacingOccurrences(of: "{stack}", with: dir.path)
+                .replacingOccurrences(of: "{stackname}", with: URL(fileURLWithPath: dir.path).lastPathComponent)
+        }) { $1 }
         if files["docker-compose.yml"] == nil {
             try "services:\n  api:\n    image: kaleem-api:1.9.0\n  nginx:\n    image: nginx:1.25\n".write(toFile: dir.file("docker-compose.yml"), atomically: true, encoding: .utf8)
         }
@@ -262,10 +265,21 @@ struct DeployScriptTests {
     }
 
     /// The operations document's compose files: the base file has neither api nor nginx (redis, qdrant, ...), the
-    /// production file has both, the api as `kaleem-api:${IMAGE_TAG:-latest}`. Only both files make a deploy.
+    /// production file has both, the api as `kaleem-api:${IMAGE_TAG:-latest}` with 3 replicas. Only both files
+    /// make a deploy.
     static let documentFiles = [
         "docker-compose.yml": "version: '3.8'\nservices:\n  redis:\n    image: redis:6-alpine\n  qdrant:\n    image: qdrant/qdrant:latest\n",
-        "docker-compose.prod.yml": "version: '3.8'\nservices:\n  nginx:\n    image: nginx:alpine\n  api:\n    image: kaleem-api:${IMAGE_TAG:-latest}\n",
+        "docker-compose.prod.yml": """
+            version: '3.8'
+            services:
+              nginx:
+                image: nginx:alpine
+              api:
+                image: kaleem-api:${IMAGE_TAG:-latest}
+                deploy:
+                  replicas: 3
+
+            """,
     ]
 
     static func both(_ run: Run) -> [String] {
@@ -283,9 +297,10 @@ struct DeployScriptTests {
         let redis = try RedisTestServer()
         let home = TemporaryDirectory("kb-home")
         let cwd = from == "/" ? "/" : home.path
-        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(),
-                             extraEnv: ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml", "HOME": home.path],
-                             files: Self.documentFiles, cwd: cwd)
+        var env = ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml", "HOME": home.path]
+        // A policy named relative to the caller's directory stays found after the script enters the stack's.
+        if cwd != "/" { env["KALEEM_BACKUP_POLICY"] = "../{stackname}/policy.yml" }
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env, files: Self.documentFiles, cwd: cwd)
         #expect(run.result.status == 0, "\(run.result.stderr)")
         #expect(Self.steps(run) == Self.successSteps, "\(run.calls)")
         #expect(run.running == "kaleem-api:2.0.0")
@@ -385,6 +400,15 @@ struct DeployScriptTests {
         #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed])
         #expect(events.first?.reason == "image-not-applied")
         #expect(bad.running == "kaleem-api:1.9.0")
+
+        // The document's production file: 3 replicas, each container's image asked of docker inspect.
+        let replicas = try deploy(redisURL: redis.url, health: try HTTPRecorder(), psFormat: psFormat,
+                                  extraEnv: ["DOCKER_PS_NO_IMAGE": "1", "COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml"],
+                                  files: Self.documentFiles)
+        #expect(replicas.result.status == 0, "\(replicas.result.stderr)")
+        let inspect = Array(repeating: "inspect", count: 3)
+        #expect(Self.steps(replicas) == ["pull", "pre-deploy", "ps"] + inspect + ["up", "ps"] + inspect + ["nginx -t", "nginx -s reload", "post-deploy"], "\(replicas.calls)")
+        #expect(replicas.running == "kaleem-api:2.0.0")
     }
 
     /// The docker stand-in finds its project as Compose does and fails as Compose fails without one
