@@ -118,17 +118,21 @@ struct DeployHookTests {
     }
 }
 
-/// scripts/deploy.sh with a stand-in docker (no Docker engine here) that records its calls.
 /// scripts/deploy.sh with the stand-in docker (Tests/StandIns/docker: records every call, keeps what runs in a
-/// state file, reads the compose files the way Compose does), a real kaleem-backup and Redis, and HTTP recorders
-/// for the health endpoint and the webhook. Calls of kaleem-backup are logged beside docker's (a wrapper), so the
-/// order of the whole flow is checked.
+/// state file, finds its project and reads the compose files the way Compose does), a real kaleem-backup and
+/// Redis, and HTTP recorders for the health endpoint and the webhook. Calls of kaleem-backup are logged beside
+/// docker's (a wrapper, with its working directory and COMPOSE_FILE), so the order of the whole flow is checked.
 struct DeployScriptTests {
     struct Run {
         let directory: TemporaryDirectory
         let result: ProcessResult
-        /// Every call in order: docker's argv (compose's -f options removed), or ["kaleem-backup", "hook", NAME].
+        /// Every call in order: docker's argv (compose's global options removed), or ["kaleem-backup", "hook", NAME].
         let calls: [[String]]
+        /// Every docker call's whole argv, and the working directory of every call (docker's and kaleem-backup's).
+        let rawCalls: [[String]]
+        let cwds: [String]
+        /// The COMPOSE_FILE kaleem-backup's hooks saw.
+        let hookComposeFiles: [String]
         /// The image `compose up` saw in KALEEM_API_IMAGE, per up.
         let ups: [String]
         let running: String?
@@ -136,8 +140,19 @@ struct DeployScriptTests {
         let webhook: [[String: Any]]
     }
 
+    /// The project name Compose gives a directory (compose-go NormalizeProjectName of its base name).
+    static func projectName(_ directory: String) -> String {
+        let base = URL(fileURLWithPath: directory).lastPathComponent.lowercased()
+        let kept = String(base.unicodeScalars.filter { CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789_-").contains($0) })
+        return String(kept.drop { $0 == "_" || $0 == "-" })
+    }
+
+    /// Runs the script. The stack lives in the run's directory; by default STACK_DIR names it and the script runs
+    /// from there. `cwd` runs it from elsewhere (as cron and systemd do); `stackDir: false` leaves STACK_DIR unset.
+    /// The stand-in's containers belong to the stack's project (DOCKER_PROJECT): a deploy that addresses another
+    /// project sees nothing running and changes nothing.
     func deploy(redisURL: String, health: HTTPRecorder, psFormat: String = "lines", extraEnv: [String: String] = [:],
-                files: [String: String] = [:]) throws -> Run {
+                files: [String: String] = [:], cwd: String? = nil, stackDir: Bool = true) throws -> Run {
         let dir = TemporaryDirectory()
         let webhook = try HTTPRecorder()
         let policy = writeRedisPolicy(in: dir, url: redisURL, extra: "notify: { webhook: \"\(webhook.url)/hook\", on: [failure, deploy], attempts: 1 }")
@@ -145,7 +160,7 @@ struct DeployScriptTests {
         let wrapper = dir.file("kb")
         try """
         #!/bin/sh
-        printf '{"argv": ["kaleem-backup", "%s", "%s"]}\\n' "$1" "$2" >> '\(log)'
+        printf '{"argv": ["kaleem-backup", "%s", "%s"], "cwd": "%s", "composeFile": "%s"}\\n' "$1" "$2" "$(pwd)" "${COMPOSE_FILE:-}" >> '\(log)'
         exec '\(try kaleemBinary())' "$@"
         """.write(toFile: wrapper, atomically: true, encoding: .utf8)
         chmod(wrapper, 0o755)
@@ -155,22 +170,30 @@ struct DeployScriptTests {
             "KALEEM_BACKUP_BIN": wrapper, "KALEEM_BACKUP_POLICY": policy, "KALEEM_API_IMAGE": "kaleem-api:2.0.0",
             "HEALTH_URL": health.url + "/api/health", "MAX_ATTEMPTS": "3", "SLEEP_SECONDS": "0.1",
             "DOCKER_LOG": log, "DOCKER_PS_FORMAT": psFormat, "DOCKER_PS_IMAGE": "kaleem-api:1.9.0", "DOCKER_STATE": dir.file("state.json"),
+            "DOCKER_PROJECT": Self.projectName(dir.path),
         ])
-        env.merge(extraEnv) { $1 }
+        if stackDir { env["STACK_DIR"] = dir.path }
+        env.merge(extraEnv.mapValues {
+            $0.replacingOccurrences(of: "{stack}", with: dir.path)
+                .replacingOccurrences(of: "{stackname}", with: URL(fileURLWithPath: dir.path).lastPathComponent)
+        }) { $1 }
         if files["docker-compose.yml"] == nil {
             try "services:\n  api:\n    image: kaleem-api:1.9.0\n  nginx:\n    image: nginx:1.25\n".write(toFile: dir.file("docker-compose.yml"), atomically: true, encoding: .utf8)
         }
-        let result = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"], environment: env, currentDirectory: dir.path)
+        let result = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"], environment: env, currentDirectory: cwd ?? dir.path)
         let entries = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
-        var calls: [[String]] = []
+        var calls: [[String]] = [], raw: [[String]] = [], cwds: [String] = [], hookFiles: [String] = []
         var ups: [String] = []
         for e in entries {
             var argv = e["argv"] as? [String] ?? []
+            raw.append(argv)
+            cwds.append(e["cwd"] as? String ?? "?")
+            if argv.first == "kaleem-backup" { hookFiles.append(e["composeFile"] as? String ?? "") }
             if argv.first == "compose" {
                 var rest = Array(argv.dropFirst())
-                while rest.first == "-f" { rest.removeFirst(min(2, rest.count)) }
+                while let first = rest.first, ["-f", "--file", "--project-directory", "-p"].contains(first) { rest.removeFirst(min(2, rest.count)) }
                 argv = ["compose"] + rest
                 if rest.first == "up" { ups.append(e["image"] as? String ?? "") }
             }
@@ -179,7 +202,24 @@ struct DeployScriptTests {
         let state = (try? Data(contentsOf: URL(fileURLWithPath: dir.file("state.json")))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: String] }
         let catalog = FileManager.default.fileExists(atPath: dir.file("repo/catalog.sqlite")) ? try Catalog(path: dir.file("repo/catalog.sqlite")) : nil
         let events = webhook.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }
-        return Run(directory: dir, result: result, calls: calls, ups: ups, running: state?["api"], catalog: catalog, webhook: events)
+        return Run(directory: dir, result: result, calls: calls, rawCalls: raw, cwds: cwds, hookComposeFiles: hookFiles, ups: ups,
+                   running: state?["api"], catalog: catalog, webhook: events)
+    }
+
+    /// The compose files of the runs' `docker compose` calls (their -f values), each list once, and the
+    /// --project-directory they named.
+    static func composeFiles(_ run: Run) -> (files: [[String]], projectDirectories: Set<String>) {
+        var lists: [[String]] = [], dirs: Set<String> = []
+        for argv in run.rawCalls where argv.first == "compose" {
+            var files: [String] = [], i = 1
+            while i + 1 < argv.count, argv[i].hasPrefix("-") {
+                if argv[i] == "-f" { files.append(argv[i + 1]) }
+                if argv[i] == "--project-directory" { dirs.insert(argv[i + 1]) }
+                i += 2
+            }
+            if !lists.contains(files) { lists.append(files) }
+        }
+        return (lists, dirs)
     }
 
     /// The steps of a run, short: "pull", "pre-deploy", "ps", "up", "nginx -t", …
@@ -187,6 +227,7 @@ struct DeployScriptTests {
         run.calls.map { argv in
             if argv.first == "kaleem-backup" { return argv.count > 2 ? argv[2] : "?" }
             if argv.first == "pull" { return "pull" }
+            if argv.first == "inspect" { return "inspect" }
             if argv.starts(with: ["compose", "exec"]) { return argv.drop { $0 != "nginx" }.dropFirst().joined(separator: " ") }
             return argv.count > 1 ? argv[1] : "?"
         }
@@ -198,7 +239,7 @@ struct DeployScriptTests {
         let health = try HTTPRecorder()
         let run = try deploy(redisURL: redis.url, health: health, psFormat: psFormat)
         #expect(run.result.status == 0, "\(run.result.stderr)")
-        #expect(Self.steps(run) == ["pull", "pre-deploy", "ps", "up", "ps", "nginx -t", "nginx -s reload", "post-deploy"], "\(run.calls)")
+        #expect(Self.steps(run) == Self.successSteps, "\(run.calls)")
         #expect(run.ups == ["kaleem-api:2.0.0"])
         #expect(run.running == "kaleem-api:2.0.0")
         #expect(run.result.stderr.contains("running now: kaleem-api:1.9.0"))
@@ -221,6 +262,187 @@ struct DeployScriptTests {
                                      "docker-compose.prod.yml": "services:\n  api:\n    restart: always\n"])
         #expect(run.result.status == 0, "\(run.result.stderr)")
         #expect(run.running == "kaleem-api:2.0.0")
+    }
+
+    /// The operations document's compose files: the base file has neither api nor nginx (redis, qdrant, ...), the
+    /// production file has both, the api as `kaleem-api:${IMAGE_TAG:-latest}` with 3 replicas. Only both files
+    /// make a deploy.
+    static let documentFiles = [
+        "docker-compose.yml": "version: '3.8'\nservices:\n  redis:\n    image: redis:6-alpine\n  qdrant:\n    image: qdrant/qdrant:latest\n",
+        "docker-compose.prod.yml": """
+            version: '3.8'
+            services:
+              nginx:
+                image: nginx:alpine
+              api:
+                image: kaleem-api:${IMAGE_TAG:-latest}
+                deploy:
+                  replicas: 3
+
+            """,
+    ]
+
+    static func both(_ run: Run) -> [String] {
+        ["docker-compose.yml", "docker-compose.prod.yml", "docker-compose.image.override.yml"].map { run.directory.file($0) }
+    }
+
+    static let successSteps = ["pull", "pre-deploy", "ps", "up", "ps", "nginx -t", "nginx -s reload", "post-deploy"]
+
+    /// Cron starts the deploy in $HOME, systemd in /: the stack's relative compose files are still found (in
+    /// STACK_DIR, never the caller's directory), the override file is written there, Compose is told the project
+    /// directory, and the pre-deploy hook runs there too, with COMPOSE_FILE naming the same files (a policy's
+    /// `docker compose exec -T mongo mongodump` addresses the same project).
+    @Test(arguments: ["/", "home"])
+    func deploysFromAnyWorkingDirectory(from: String) throws {
+        let redis = try RedisTestServer()
+        let home = TemporaryDirectory("kb-home")
+        let cwd = from == "/" ? "/" : home.path
+        var env = ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml", "HOME": home.path]
+        // A policy named relative to the caller's directory stays found after the script enters the stack's.
+        if cwd != "/" { env["KALEEM_BACKUP_POLICY"] = "../{stackname}/policy.yml" }
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env, files: Self.documentFiles, cwd: cwd)
+        #expect(run.result.status == 0, "\(run.result.stderr)")
+        #expect(Self.steps(run) == Self.successSteps, "\(run.calls)")
+        #expect(run.running == "kaleem-api:2.0.0")
+        #expect(run.result.stderr.contains("running now: kaleem-api:1.9.0"))
+        let stack = run.directory.path
+        let compose = Self.composeFiles(run)
+        #expect(compose.files == [Self.both(run)])
+        #expect(compose.projectDirectories == [stack])
+        #expect(FileManager.default.fileExists(atPath: stack + "/docker-compose.image.override.yml"))
+        if cwd != "/" { #expect(!FileManager.default.fileExists(atPath: cwd + "/docker-compose.image.override.yml")) }
+        #expect(Set(run.cwds) == [stack], "\(run.cwds)")
+        #expect(run.hookComposeFiles.count == 2, "\(run.hookComposeFiles)") // pre-deploy, post-deploy
+        #expect(run.hookComposeFiles.allSatisfy { $0 == stack + "/docker-compose.yml:" + stack + "/docker-compose.prod.yml" }, "\(run.hookComposeFiles)")
+    }
+
+    /// Without STACK_DIR: the stack is KALEEM_ROOT (as /etc/kaleem-backup/env sets it), or the directory of the
+    /// first compose file when that is absolute. A stack directory that does not exist is a set-up error that
+    /// names STACK_DIR, before anything is done.
+    @Test func theStackDirectoryDefaults() throws {
+        let redis = try RedisTestServer()
+        let home = TemporaryDirectory("kb-home")
+        let root = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["KALEEM_ROOT": "{stack}"], cwd: home.path, stackDir: false)
+        #expect(root.result.status == 0, "\(root.result.stderr)")
+        #expect(root.running == "kaleem-api:2.0.0")
+        #expect(Self.composeFiles(root).files == [["docker-compose.yml", "docker-compose.image.override.yml"].map { root.directory.file($0) }])
+
+        let absolute = try deploy(redisURL: redis.url, health: try HTTPRecorder(),
+                                  extraEnv: ["COMPOSE_FILE": "{stack}/docker-compose.yml:docker-compose.prod.yml"],
+                                  files: Self.documentFiles, cwd: home.path, stackDir: false)
+        #expect(absolute.result.status == 0, "\(absolute.result.stderr)")
+        #expect(absolute.running == "kaleem-api:2.0.0")
+        #expect(Self.composeFiles(absolute).projectDirectories == [absolute.directory.path])
+        #expect(Self.composeFiles(absolute).files == [Self.both(absolute)])
+
+        let missing = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["STACK_DIR": "{stack}/nowhere"], cwd: home.path)
+        #expect(missing.result.status == 2)
+        #expect(missing.result.stderr.contains("STACK_DIR"), "\(missing.result.stderr)")
+        #expect(missing.calls.isEmpty)
+        // A compose file that is not there: named, before anything is done.
+        let typo = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yaml"],
+                              files: Self.documentFiles, cwd: home.path)
+        #expect(typo.result.status == 2)
+        #expect(typo.result.stderr.contains("docker-compose.prod.yaml (from COMPOSE_FILES) not found"), "\(typo.result.stderr)")
+        #expect(typo.calls.isEmpty)
+    }
+
+    /// Compose's own COMPOSE_FILE when COMPOSE_FILES is not set: from the environment, separated by ':' or by
+    /// COMPOSE_PATH_SEPARATOR, or from the stack's .env (the environment wins); COMPOSE_FILES wins over it. The
+    /// names are relative to the stack, the deploy runs from elsewhere.
+    @Test func composeFileIsHonoured() throws {
+        let redis = try RedisTestServer()
+        let home = TemporaryDirectory("kb-home")
+        var withDotEnv = Self.documentFiles
+        withDotEnv[".env"] = "JWT_SECRET=abc\nexport COMPOSE_FILE=\"docker-compose.yml;docker-compose.prod.yml\" # production\nCOMPOSE_PATH_SEPARATOR=;\n"
+        var dotEnvLoses = withDotEnv
+        dotEnvLoses[".env"] = "COMPOSE_FILE=docker-compose.yml\n"
+        let cases: [(String, [String: String], [String: String])] = [
+            ("colon", ["COMPOSE_FILE": "docker-compose.yml:docker-compose.prod.yml"], Self.documentFiles),
+            ("separator", ["COMPOSE_FILE": "docker-compose.yml,docker-compose.prod.yml", "COMPOSE_PATH_SEPARATOR": ","], Self.documentFiles),
+            (".env", [:], withDotEnv),
+            ("environment over .env", ["COMPOSE_FILE": "docker-compose.yml:docker-compose.prod.yml"], dotEnvLoses),
+            ("COMPOSE_FILES first", ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml", "COMPOSE_FILE": "nowhere.yml"], Self.documentFiles),
+        ]
+        for (name, env, files) in cases {
+            let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env, files: files, cwd: home.path)
+            #expect(run.result.status == 0, "\(name): \(run.result.stderr)")
+            #expect(run.running == "kaleem-api:2.0.0", "\(name)")
+            #expect(Self.composeFiles(run).files == [Self.both(run)], "\(name): \(run.rawCalls)")
+        }
+        // Without either, Compose's default file alone: the document's base file defines no nginx (the image
+        // override alone makes an api), and the deploy is rolled back at nginx -t ("no such service: nginx"), as it
+        // would be with real Compose.
+        let baseOnly = try deploy(redisURL: redis.url, health: try HTTPRecorder(), files: Self.documentFiles, cwd: home.path)
+        #expect(baseOnly.result.status == 1, "\(baseOnly.result.stderr)")
+        #expect(baseOnly.result.stderr.contains("no such service: nginx"), "\(baseOnly.result.stderr)")
+        #expect(try #require(baseOnly.catalog).deployments().first?.reason == "nginx-config-invalid")
+    }
+
+    /// Compose 2.14 and older print no Image in `ps --format json` (and always the array form; the line form is
+    /// checked too): the script asks docker inspect. A good deploy is not rolled back; one whose image was not
+    /// applied still is.
+    @Test(arguments: ["array", "lines"])
+    func composeWithoutImageInPs(psFormat: String) throws {
+        let redis = try RedisTestServer()
+        let good = try deploy(redisURL: redis.url, health: try HTTPRecorder(), psFormat: psFormat, extraEnv: ["DOCKER_PS_NO_IMAGE": "1"])
+        #expect(good.result.status == 0, "\(good.result.stderr)")
+        #expect(good.result.stderr.contains("running now: kaleem-api:1.9.0"), "\(good.result.stderr)")
+        #expect(Self.steps(good) == ["pull", "pre-deploy", "ps", "inspect", "up", "ps", "inspect", "nginx -t", "nginx -s reload", "post-deploy"], "\(good.calls)")
+        #expect(good.running == "kaleem-api:2.0.0")
+        #expect(try #require(good.catalog).deployments().map(\.event) == [DeploymentOutcome.success])
+
+        let bad = try deploy(redisURL: redis.url, health: try HTTPRecorder(), psFormat: psFormat, extraEnv: ["DOCKER_PS_NO_IMAGE": "1"],
+                             files: ["docker-compose.image.override.yml": "services:\n  api:\n    restart: always\n"])
+        #expect(bad.result.status == 1, "\(bad.result.stderr)")
+        #expect(bad.result.stderr.contains("do not run kaleem-api:2.0.0"), "\(bad.result.stderr)")
+        let events = try #require(bad.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed])
+        #expect(events.first?.reason == "image-not-applied")
+        #expect(bad.running == "kaleem-api:1.9.0")
+
+        // The document's production file: 3 replicas, each container's image asked of docker inspect.
+        let replicas = try deploy(redisURL: redis.url, health: try HTTPRecorder(), psFormat: psFormat,
+                                  extraEnv: ["DOCKER_PS_NO_IMAGE": "1", "COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml"],
+                                  files: Self.documentFiles)
+        #expect(replicas.result.status == 0, "\(replicas.result.stderr)")
+        let inspect = Array(repeating: "inspect", count: 3)
+        #expect(Self.steps(replicas) == ["pull", "pre-deploy", "ps"] + inspect + ["up", "ps"] + inspect + ["nginx -t", "nginx -s reload", "post-deploy"], "\(replicas.calls)")
+        #expect(replicas.running == "kaleem-api:2.0.0")
+    }
+
+    /// The docker stand-in finds its project as Compose does and fails as Compose fails without one
+    /// (Tests/StandIns/README.md names the upstream files).
+    @Test func theDockerStandInFindsItsProjectLikeCompose() throws {
+        let stack = TemporaryDirectory("kb-stack"), elsewhere = TemporaryDirectory("kb-home")
+        try "services:\n  api:\n    image: kaleem-api:1.9.0\n  nginx:\n    image: nginx:1.25\n".write(toFile: stack.file("docker-compose.yml"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: stack.file("sub"), withIntermediateDirectories: false)
+        func docker(_ args: [String], in dir: String, _ env: [String: String] = [:]) throws -> ProcessResult {
+            try runProcess(packageRoot + "/Tests/StandIns/docker", args, environment: cliEnvironment(env), currentDirectory: dir)
+        }
+        let ps = ["compose", "ps", "--format", "json"]
+        let none = try docker(ps, in: elsewhere.path)
+        #expect(none.status == 1 && none.stderr == "no configuration file provided: not found\n", "\(none.stderr)")
+        let relative = try docker(["compose", "-f", "docker-compose.yml"] + ps.dropFirst(), in: elsewhere.path)
+        #expect(relative.status == 1 && relative.stderr.contains("open \(elsewhere.path)/docker-compose.yml: no such file or directory"), "\(relative.stderr)")
+        let parent = try docker(ps + ["api"], in: stack.file("sub"))
+        #expect(parent.status == 0 && parent.stdout.contains("\"Image\": \"kaleem-api:1.0.0\""), "\(parent.stdout) \(parent.stderr)")
+        let name = URL(fileURLWithPath: stack.path).lastPathComponent
+        let fromEnv = try docker(ps + ["api"], in: elsewhere.path, ["COMPOSE_FILE": "../\(name)/docker-compose.yml"])
+        #expect(fromEnv.status == 0 && fromEnv.stdout.split(separator: "\n").count == 1, "\(fromEnv.stdout) \(fromEnv.stderr)")
+        let separator = try docker(ps, in: elsewhere.path, ["COMPOSE_FILE": "../\(name)/docker-compose.yml|../\(name)/nowhere.yml", "COMPOSE_PATH_SEPARATOR": "|"])
+        #expect(separator.status == 1 && separator.stderr.contains("stat \(stack.path)/nowhere.yml: no such file or directory"), "\(separator.stderr)")
+        let service = try docker(ps + ["web"], in: stack.path)
+        #expect(service.status == 1 && service.stderr == "no such service: web\n")
+        // Compose 2.14: an array without Image; docker inspect answers by ID.
+        let old = try docker(ps + ["api"], in: stack.path, ["DOCKER_PS_FORMAT": "array", "DOCKER_PS_NO_IMAGE": "1"])
+        let items = try #require(try JSONSerialization.jsonObject(with: Data(old.stdout.utf8)) as? [[String: Any]])
+        #expect(items.count == 1 && items[0]["Image"] == nil && items[0]["Service"] as? String == "api")
+        let id = try #require(items[0]["ID"] as? String)
+        let inspect = try docker(["inspect", "--format", "{{.Config.Image}}", id], in: "/")
+        #expect(inspect.status == 0 && inspect.stdout == "kaleem-api:1.0.0\n")
+        let unknown = try docker(["inspect", "--format", "{{.Config.Image}}", "nothing"], in: "/")
+        #expect(unknown.status == 1 && unknown.stderr == "Error: No such object: nothing\n")
     }
 
     /// An override file of the operator's that does not set the image: the new image never runs; the script sees

@@ -19,6 +19,9 @@ import Testing
             // In the temp directory kaleem-backup is given (its TMPDIR), which a container never sees.
             marker = dir + "/tmp/kb-marker-\(UUID().uuidString)"
             FileManager.default.createFile(atPath: marker, contents: Data("host".utf8))
+            // `docker compose exec` needs its project, as real Compose does: the stack's file, named by COMPOSE_FILE
+            // (what /etc/kaleem-backup/env sets for cron and systemd, which start in $HOME and /).
+            FileManager.default.createFile(atPath: dir + "/docker-compose.yml", contents: Data("services:\n  mongo:\n    image: mongo:7\n".utf8))
             FileManager.default.createFile(atPath: dir + "/policy.yml", contents: Data("""
             repository: { path: \(dir)/repo }
             sources:
@@ -37,7 +40,7 @@ import Testing
         var env: [String: String] {
             ["PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
              "STANDIN_LOG": dir + "/standin.jsonl", "STANDIN_MARKER": marker, "DOCKER_LOG": dir + "/docker.jsonl",
-             "TMPDIR": dir + "/tmp"]
+             "TMPDIR": dir + "/tmp", "COMPOSE_FILE": dir + "/docker-compose.yml"]
         }
 
         func log() throws -> [[String: Any]] {
