@@ -406,8 +406,14 @@ public struct TarReader<S: ByteSource> {
         try take(h, 386, 4, at: at)
         let realSize = try octal(h, 483, 12, at: at, field: "sparse real size")
         var extended = h[482] != 0
+        var blocks = 0
         while extended {
             let blockAt = reader.offset
+            blocks += 1
+            // Bounded both ways: by the chunks kept, and by the headers read (empty ones add no chunk).
+            guard blocks <= Self.maxSparseChunks / 21 + 1 else {
+                throw TarError(offset: blockAt, problem: "more than \(Self.maxSparseChunks / 21 + 1) sparse extension headers")
+            }
             let block = try readBlock(at: blockAt, what: "a sparse extension header")
             try take(block, 0, 21, at: blockAt)
             guard chunks.count <= Self.maxSparseChunks else {

@@ -169,6 +169,16 @@ import Testing
         Self.expectRejected(nearMax + [UInt8](repeating: 0x41, count: 512) + [UInt8](repeating: 0, count: 1024), "past the file's real size")
     }
 
+    /// Extension headers that add no chunk, each announcing another: bounded, not read forever.
+    @Test func emptyExtensionHeadersAreBounded() {
+        var ext = [UInt8](repeating: 0, count: 512)
+        ext[504] = 1
+        let limit = TarReader<ChunkedBytes>.maxSparseChunks / 21 + 1
+        let archive = Array(Self.sparse([], real: 0, stored: 0, extended: true).prefix(512))
+            + Array([[UInt8]](repeating: ext, count: limit + 1).joined()) + [UInt8](repeating: 0, count: 1024)
+        Self.expectRejected(archive, "sparse extension headers")
+    }
+
     /// Every byte of the sparse header area of the GNU tar vector set to other values (checksum recomputed):
     /// read or rejected, never a trap, never more content than the archive holds.
     @Test func sparseHeaderMutationsNeverTrap() throws {

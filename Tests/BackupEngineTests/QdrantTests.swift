@@ -15,9 +15,10 @@ import Testing
         let server: QdrantStandIn
         var policy: String { dir.file("policy.yml") }
 
-        init(modes: [String] = [], timeout: String = "20s", key: String = QdrantTests.key, collections: String = "") throws {
-            server = try QdrantStandIn(collections: ["documents": (points: 120, dim: 8), "faq": (points: 30, dim: 4)],
-                                       aliases: ["docs": "documents"], apiKey: QdrantTests.key, modes: modes)
+        init(modes: [String] = [], timeout: String = "20s", key: String = QdrantTests.key, collections: String = "",
+             extra: [String: (points: Int, dim: Int)] = [:], shards: [String: Int] = [:]) throws {
+            server = try QdrantStandIn(collections: ["documents": (points: 120, dim: 8), "faq": (points: 30, dim: 4)].merging(extra) { $1 },
+                                       aliases: ["docs": "documents"], shards: shards, apiKey: QdrantTests.key, modes: modes)
             FileManager.default.createFile(atPath: dir.file("qdrant_key"), contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
             FileManager.default.createFile(atPath: policy, contents: Data("""
             repository: { path: \(dir.file("repo")) }
@@ -197,5 +198,20 @@ import Testing
         #expect(s.server.snapshotsLeft().isEmpty, "\(s.server.snapshotsLeft())")
         let dry = try s.run(["restore", "qdrant", "--latest", "--collection", "documents", "--to-collection", "faq", "--dry-run"])
         #expect(dry.status == 2, "\(dry.stderr)")
+    }
+
+    /// A difference the plan cannot see (here collection info without shard_number, the stand-in's
+    /// no_shard_number): Qdrant's 400 is reported as the same refusal, exit 2, the collection unchanged, and the
+    /// file Qdrant kept from the upload deleted.
+    @Test func aServerRefusalIsReportedAndCleanedUp() throws {
+        let s = try Setup(modes: ["no_shard_number"], collections: ", collections: [documents]", extra: ["sharded": (points: 10, dim: 8)],
+                          shards: ["sharded": 2])
+        #expect(try s.run(["backup"]).status == 0)
+        let r = try s.run(["restore", "qdrant", "--latest", "--collection", "documents", "--to-collection", "sharded", "--yes"])
+        #expect(r.status == 2, "\(r.status) \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("Collection shard number: 2 Snapshot shard number: 1") && r.stderr.contains("nothing was written"), "\(r.stderr)")
+        #expect(s.server.requests().contains { ($0["path"] as? String ?? "").contains("/collections/sharded/snapshots/upload") })
+        #expect(s.server.count("sharded") == 10)
+        #expect(s.server.snapshotsLeft().isEmpty, "\(s.server.snapshotsLeft())")
     }
 }

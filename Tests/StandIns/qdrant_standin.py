@@ -32,7 +32,10 @@ Usage: qdrant_standin.py PORT STATE_DIR
   STATE_DIR/collections.json   initial collections {"name": {"points": N, "dim": D}}, aliases {"alias": "name"}
   QDRANT_API_KEY   when set, every request must carry it in the api-key header (else 401)
   QDRANT_MODE      comma list: fail_create (500), hang_download, truncate (half the bytes, then close),
-                   bad_checksum (reports a wrong sha256), fail_upload (500), extra_bytes (more than reported)
+                   bad_checksum (reports a wrong sha256), fail_upload (500), extra_bytes (more than reported),
+                   no_shard_number (collection info without config.params.shard_number, so that only the
+                   server's 400 can tell a shard-number difference)
+  collections.json may give "shards" per collection (default 1): its shard_number.
   QDRANT_LOG       one JSON line per request: method, path, api_key: present / absent / wrong
   GET /_standin/snapshots lists the snapshot files still on the "server" as "<collection>/<file>", those of
   deleted collections included (they must all be deleted)
@@ -48,7 +51,8 @@ with open(os.path.join(STATE, "collections.json")) as f:
     initial = json.load(f)
 # "deleted": points deleted but not yet vacuumed by the optimizer, which collection info's approximate count
 # still includes; a collection recovered from a snapshot starts with none.
-COLLECTIONS = {name: {"points": c["points"], "dim": c["dim"], "deleted": max(1, c["points"] // 50) if c["points"] else 0}
+COLLECTIONS = {name: {"points": c["points"], "dim": c["dim"], "shards": c.get("shards", 1),
+                      "deleted": max(1, c["points"] // 50) if c["points"] else 0}
                for name, c in initial.get("collections", {}).items()}
 WAL_SEGMENT = 1 << 20  # Qdrant preallocates 32 MiB (wal_capacity_mb); smaller here, holes all the same
 ALIASES = dict(initial.get("aliases", {}))
@@ -77,7 +81,7 @@ CACHE = {}
 
 
 def snapshot_tar(name, c):
-    key = (name, c["points"], c["dim"])
+    key = (name, c["points"], c["dim"], c.get("shards", 1))
     if key not in CACHE:
         CACHE[key] = make_snapshot_tar(name, c)
     return CACHE[key]
@@ -89,7 +93,7 @@ def make_snapshot_tar(name, c):
     rng = random.Random(name)
     seg = str(uuid.UUID(int=rng.getrandbits(128)))
     files = {
-        "config.json": json.dumps({"params": {"vectors": {"size": c["dim"], "distance": "Cosine"}, "shard_number": 1},
+        "config.json": json.dumps({"params": {"vectors": {"size": c["dim"], "distance": "Cosine"}, "shard_number": c.get("shards", 1)},
                                    "hnsw_config": {"m": 16}, "optimizer_config": {}}).encode(),
         "0/replica_state.json": b'{"is_local": true}',
         "0/segments/%s/points.json" % seg: json.dumps(list(range(c["points"]))).encode(),
@@ -121,7 +125,7 @@ def read_snapshot(path):
         config = json.load(t.extractfile("config.json"))
         points = [m for m in t.getmembers() if m.name.endswith("points.json")]
         count = len(json.load(t.extractfile(points[0]))) if points else 0
-    return {"points": count, "dim": config["params"]["vectors"]["size"], "deleted": 0}
+    return {"points": count, "dim": config["params"]["vectors"]["size"], "shards": config["params"].get("shard_number", 1), "deleted": 0}
 
 
 def approximate(c):
@@ -199,7 +203,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(404, error="Not found: Collection `%s` doesn't exist!" % parts[1])
             return self.reply(200, {"status": "green", "optimizer_status": "ok", "points_count": approximate(c),
                                     "indexed_vectors_count": 0, "segments_count": 1,
-                                    "config": {"params": {"vectors": vectors_config(c), "shard_number": 1}},
+                                    "config": {"params": dict({"vectors": vectors_config(c)},
+                                                              **({} if "no_shard_number" in MODES else {"shard_number": c.get("shards", 1)}))},
                                     "payload_schema": {"lang": {"data_type": "keyword", "points": c["points"]}}})
         if len(parts) == 3 and parts[0] == "collections" and parts[2] == "snapshots":
             if parts[1] not in COLLECTIONS:
@@ -305,6 +310,9 @@ class Handler(BaseHTTPRequestHandler):
                 # recover.rs: the existing collection's vectors config must equal the snapshot's.
                 return self.reply(400, error="Wrong input: Snapshot is not compatible with existing collection: Collection vectors: %s Snapshot Vectors: %s"
                                   % (vectors_config(existing), vectors_config(recovered)))
+            if existing is not None and existing.get("shards", 1) != recovered.get("shards", 1):
+                return self.reply(400, error="Wrong input: Snapshot is not compatible with existing collection: Collection shard number: %d Snapshot shard number: %d"
+                                  % (existing.get("shards", 1), recovered.get("shards", 1)))
             COLLECTIONS[parts[1]] = recovered
             return self.reply(200, True)
         self.reply(404, error="Not found")

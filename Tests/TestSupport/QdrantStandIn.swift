@@ -16,12 +16,17 @@ public final class QdrantStandIn: @unchecked Sendable {
     /// - Parameters:
     ///   - collections: name → (points, dimension).
     ///   - aliases: alias → collection.
-    ///   - modes: QDRANT_MODE switches (fail_create, hang_download, truncate, bad_checksum, fail_upload, extra_bytes).
-    public init(collections: [String: (points: Int, dim: Int)], aliases: [String: String] = [:], apiKey: String? = nil,
-                modes: [String] = []) throws {
+    ///   - shards: collection → shard_number (default 1).
+    ///   - modes: QDRANT_MODE switches (fail_create, hang_download, truncate, bad_checksum, fail_upload, extra_bytes,
+    ///     no_shard_number).
+    public init(collections: [String: (points: Int, dim: Int)], aliases: [String: String] = [:], shards: [String: Int] = [:],
+                apiKey: String? = nil, modes: [String] = []) throws {
         directory = TemporaryDirectory("kb-qdrant")
         self.apiKey = apiKey
-        let state: [String: Any] = ["collections": collections.mapValues { ["points": $0.points, "dim": $0.dim] }, "aliases": aliases]
+        let described = Dictionary(uniqueKeysWithValues: collections.map { name, c in
+            (name, ["points": c.points, "dim": c.dim, "shards": shards[name] ?? 1])
+        })
+        let state: [String: Any] = ["collections": described, "aliases": aliases]
         try JSONSerialization.data(withJSONObject: state).write(to: URL(fileURLWithPath: directory.file("collections.json")))
         port = try FreePort.pick()
         var env = ["QDRANT_LOG=\(directory.file("requests.jsonl"))"]
