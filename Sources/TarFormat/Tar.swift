@@ -53,7 +53,14 @@ public struct TarEntry: Sendable, Equatable {
     }
 
     /// Bytes the entry occupies in the archive (without padding): the stored chunks of a sparse file.
-    public var storedSize: Int64 { sparse.map { $0.reduce(0) { $0 + $1.length } } ?? size }
+    /// (Saturates rather than traps on a map built by hand; the reader's maps add up to at most `size`.)
+    public var storedSize: Int64 {
+        guard let sparse else { return size }
+        return sparse.reduce(Int64(0)) { total, chunk in
+            let (sum, overflow) = total.addingReportingOverflow(chunk.length)
+            return overflow ? Int64.max : sum
+        }
+    }
 }
 
 /// One stored piece of a sparse file: `length` bytes of data at `offset` of the real file.
