@@ -36,21 +36,86 @@ public struct QdrantError: UserFacingError, Equatable {
     }
 }
 
-/// What Qdrant says of a collection.
+/// What Qdrant says of a collection (`GET /collections/{c}`, openapi `CollectionInfo`).
 public struct QdrantCollectionInfo: Sendable, Equatable {
+    /// APPROXIMATE (openapi: "Approximate number of points"; nullable): shown to people, never compared.
+    /// Exact counts come from `countPoints(_:)`.
     public var pointsCount: Int
     public var status: String
     /// `config.params.vectors` as Qdrant reports it.
     public var vectors: JSONValue
+    /// `config.params.shard_number` (recovery refuses a snapshot with another one), nil when not reported.
+    public var shardNumber: Int?
     public var payloadSchema: JSONValue
+
+    /// The `result` of `GET /collections/{c}`.
+    public static func decode(_ result: JSONValue) throws -> QdrantCollectionInfo {
+        guard case .object = result, case .object? = result["config"], case .object? = result["config"]?["params"] else {
+            throw QdrantDecodingError("collection info without config.params")
+        }
+        var points = 0
+        if let p = result["points_count"], p != .null {
+            guard let n = p.intValue, n >= 0 else { throw QdrantDecodingError("points_count is not a count") }
+            points = n
+        }
+        let status: String
+        if case .string(let s)? = result["status"] { status = s } else { status = "unknown" }
+        return QdrantCollectionInfo(pointsCount: points, status: status, vectors: result["config"]?["params"]?["vectors"] ?? .null,
+                                    shardNumber: result["config"]?["params"]?["shard_number"]?.intValue,
+                                    payloadSchema: result["payload_schema"] ?? .object([:]))
+    }
 }
 
-/// `POST /collections/{c}/snapshots` → the snapshot Qdrant wrote.
+/// A reply that is not what Qdrant's API describes.
+public struct QdrantDecodingError: Error, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A collection snapshot (openapi `SnapshotDescription`): what `POST /collections/{c}/snapshots` wrote, or one
+/// of `GET /collections/{c}/snapshots`.
 public struct QdrantSnapshot: Sendable, Equatable {
     public var name: String
     public var size: Int64
     /// sha256 of the file, when Qdrant reports it (1.7+).
     public var checksum: String?
+
+    public init(name: String, size: Int64, checksum: String?) {
+        self.name = name
+        self.size = size
+        self.checksum = checksum
+    }
+
+    public static func decode(_ value: JSONValue) throws -> QdrantSnapshot {
+        guard case .string(let name)? = value["name"], !name.isEmpty, let size = value["size"]?.intValue, size >= 0 else {
+            throw QdrantDecodingError("a snapshot description without name or size")
+        }
+        var checksum: String?
+        if case .string(let c)? = value["checksum"] { checksum = c.lowercased() }
+        return QdrantSnapshot(name: name, size: Int64(size), checksum: checksum)
+    }
+
+    public static func decodeList(_ result: JSONValue) throws -> [QdrantSnapshot] {
+        guard case .array(let list) = result else { throw QdrantDecodingError("the snapshot list is not an array") }
+        return try list.map(decode)
+    }
+}
+
+/// `POST /collections/{c}/points/count` → `{"count": n}` (openapi `CountResult`).
+public enum QdrantCount {
+    public static func decode(_ result: JSONValue) throws -> Int {
+        guard let n = result["count"]?.intValue, n >= 0 else { throw QdrantDecodingError("a count result without count") }
+        return n
+    }
+}
+
+/// Qdrant's error body (openapi `ErrorResponse`): `{"status": {"error": "…"}, "time": …, "result": null}`.
+public enum QdrantErrorBody {
+    /// Qdrant's message, or nil when the body is not an error body.
+    public static func message(_ data: Data) -> String? {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data), case .string(let e)? = value["status"]?["error"] else { return nil }
+        return e
+    }
 }
 
 public final class QdrantClient: @unchecked Sendable {
@@ -93,10 +158,28 @@ public final class QdrantClient: @unchecked Sendable {
         let (status, body) = try await raw(.GET, "/collections/\(Self.segment(name))", "read collection \(name)")
         if status == 404 { return nil }
         let result = try envelope(status, body, "read collection \(name)")
-        return QdrantCollectionInfo(pointsCount: result["points_count"]?.intValue ?? 0,
-                                    status: result["status"].map { "\($0)" } ?? "unknown",
-                                    vectors: result["config"]?["params"]?["vectors"] ?? .null,
-                                    payloadSchema: result["payload_schema"] ?? .object([:]))
+        do { return try QdrantCollectionInfo.decode(result) } catch { throw malformed("read collection \(name)") }
+    }
+
+    /// The EXACT number of points: `POST /collections/{c}/points/count {"exact": true}` (collection info's
+    /// `points_count` is approximate).
+    public func countPoints(_ name: String) async throws -> Int {
+        let operation = "count the points of \(name)"
+        var req = request(.POST, "/collections/\(Self.segment(name))/points/count")
+        req.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        req.body = .bytes(ByteBuffer(string: #"{"exact":true}"#))
+        let response = try await execute(req, operation)
+        let data = try await collect(response, operation)
+        let result = try envelope(Int(response.status.code), data, operation)
+        do { return try QdrantCount.decode(result) } catch { throw malformed(operation) }
+    }
+
+    /// `GET /collections/{c}/snapshots`: the snapshot files Qdrant keeps for the collection (those it made and
+    /// those uploaded into it).
+    public func listSnapshots(_ collection: String) async throws -> [QdrantSnapshot] {
+        let operation = "list the snapshots of \(collection)"
+        let result = try await json(.GET, "/collections/\(Self.segment(collection))/snapshots", operation)
+        do { return try QdrantSnapshot.decodeList(result) } catch { throw malformed(operation) }
     }
 
     /// alias → collection.
@@ -111,12 +194,7 @@ public final class QdrantClient: @unchecked Sendable {
 
     public func createSnapshot(_ collection: String) async throws -> QdrantSnapshot {
         let result = try await json(.POST, "/collections/\(Self.segment(collection))/snapshots?wait=true", "create a snapshot of \(collection)")
-        guard case .string(let name)? = result["name"], !name.isEmpty, let size = result["size"]?.intValue, size >= 0 else {
-            throw malformed("create a snapshot of \(collection)")
-        }
-        var checksum: String?
-        if case .string(let c)? = result["checksum"] { checksum = c.lowercased() }
-        return QdrantSnapshot(name: name, size: Int64(size), checksum: checksum)
+        do { return try QdrantSnapshot.decode(result) } catch { throw malformed("create a snapshot of \(collection)") }
     }
 
     /// Streams the snapshot file to `chunk`; returns the bytes received.
@@ -166,13 +244,15 @@ public final class QdrantClient: @unchecked Sendable {
     }
 
     /// `POST /collections/{c}/snapshots/upload?priority=snapshot&checksum=…&wait=true`, the file streamed as the
-    /// multipart field `snapshot` (never held in memory).
-    public func uploadSnapshot(_ collection: String, file path: String, checksum: String) async throws {
+    /// multipart field `snapshot` (never held in memory). Qdrant moves the upload into its snapshots folder as
+    /// `<collection>/<fileName>` and KEEPS it, whether the recovery succeeds or not: the caller deletes it
+    /// (`deleteSnapshot(collection, name: fileName)`). `fileName`: `[A-Za-z0-9._-]` only.
+    public func uploadSnapshot(_ collection: String, file path: String, checksum: String, fileName: String) async throws {
         let operation = "upload a snapshot into \(collection)"
         guard let handle = FileHandle(forReadingAtPath: path) else { throw BackupFailure("cannot read \(path)") }
         let size = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.int64Value ?? 0)
         let boundary = "kaleem-backup-" + UUID().uuidString
-        let head = ByteBuffer(string: "--\(boundary)\r\nContent-Disposition: form-data; name=\"snapshot\"; filename=\"\(collection).snapshot\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+        let head = ByteBuffer(string: "--\(boundary)\r\nContent-Disposition: form-data; name=\"snapshot\"; filename=\"\(Self.segment(fileName))\"\r\nContent-Type: application/octet-stream\r\n\r\n")
         let tail = ByteBuffer(string: "\r\n--\(boundary)--\r\n")
         let stream = AsyncStream<ByteBuffer> { continuation in
             continuation.yield(head)
@@ -241,9 +321,7 @@ public final class QdrantClient: @unchecked Sendable {
     private func replyError(_ status: Int, _ body: ByteBuffer, _ operation: String) -> QdrantError {
         let data = Data(body.readableBytesView)
         var message = String(decoding: data.prefix(300), as: UTF8.self)
-        if let value = try? JSONDecoder().decode(JSONValue.self, from: data), case .string(let e)? = value["status"]?["error"] {
-            message = e
-        }
+        if let e = QdrantErrorBody.message(data) { message = e }
         if let apiKey { message = Redaction.scrub(message, secrets: [apiKey]) }
         return QdrantError(endpoint: url, operation: operation, status: status, message: message.isEmpty ? "no message" : message)
     }

@@ -4,6 +4,11 @@
 // An entry is a 512-byte ustar header (octal fields, checksum), preceded by a pax extended header (`x`) when
 // a value does not fit ustar (long or non-ASCII names, large ids, sub-second mtimes), then the content padded
 // to 512 bytes. The archive ends with two zero blocks.
+//
+// The reader also reads what tar-rs (the Rust `tar` crate, which Qdrant builds its snapshots with) and GNU tar
+// write: GNU long names (`L`, `K`), old-GNU sparse files (`S`: the sparse map in the header at 386, extension
+// headers after it; tar-rs `Builder::sparse(true)`, GNU `tar --sparse --format=gnu`) and base-256 numbers
+// (first byte 0x80: sizes of 8 GiB and more; tar-rs `header.rs` `num_field_wrapper_into`).
 import BackupCore
 import Foundation
 
@@ -28,9 +33,12 @@ public struct TarEntry: Sendable, Equatable {
     /// Seconds since the epoch (fraction kept through pax).
     public var mtime: Double
     public var linkTarget: String?
+    /// For a GNU sparse file (`S`): the stored chunks, ascending, within `size` (the file's real size); the rest
+    /// of the file is holes (zeros). `content` yields the file with its holes filled; nil for a plain file.
+    public var sparse: [TarSparseChunk]?
 
     public init(path: String, type: TarEntryType, size: Int64 = 0, mode: UInt32, uid: Int = 0, gid: Int = 0, user: String = "",
-                group: String = "", mtime: Double, linkTarget: String? = nil) {
+                group: String = "", mtime: Double, linkTarget: String? = nil, sparse: [TarSparseChunk]? = nil) {
         self.path = path
         self.type = type
         self.size = size
@@ -41,6 +49,27 @@ public struct TarEntry: Sendable, Equatable {
         self.group = group
         self.mtime = mtime
         self.linkTarget = linkTarget
+        self.sparse = sparse
+    }
+
+    /// Bytes the entry occupies in the archive (without padding): the stored chunks of a sparse file.
+    /// (Saturates rather than traps on a map built by hand; the reader's maps add up to at most `size`.)
+    public var storedSize: Int64 {
+        guard let sparse else { return size }
+        return sparse.reduce(Int64(0)) { total, chunk in
+            let (sum, overflow) = total.addingReportingOverflow(chunk.length)
+            return overflow ? Int64.max : sum
+        }
+    }
+}
+
+/// One stored piece of a sparse file: `length` bytes of data at `offset` of the real file.
+public struct TarSparseChunk: Sendable, Equatable {
+    public var offset: Int64
+    public var length: Int64
+    public init(offset: Int64, length: Int64) {
+        self.offset = offset
+        self.length = length
     }
 }
 
@@ -197,13 +226,21 @@ public struct TarWriter {
     }
 }
 
-/// Reads an archive strictly: header checksums, ustar magic, octal fields, pax records, sizes, padding, the
-/// end blocks. Every length read is checked before it is used. Content is streamed (`content(_:)`).
+/// Reads an archive strictly: header checksums, ustar magic, octal (or base-256) fields, pax records, sizes,
+/// sparse maps, padding, the end blocks. Every length read is checked before it is used. Content is streamed
+/// (`content(_:)`).
 public struct TarReader<S: ByteSource> {
     private var reader: ByteReader<S>
+    /// Stored bytes of the current entry not read yet.
     private var pendingContent: Int64 = 0
     private var pendingPadding = 0
+    /// The current entry's sparse map and real size, while its content has not been read.
+    private var pendingSparse: [TarSparseChunk]?
+    private var pendingRealSize: Int64 = 0
     public private(set) var ended = false
+
+    /// Chunks a sparse map may hold (each extension header adds at most 21): memory stays bounded.
+    public static var maxSparseChunks: Int { 1 << 18 }
 
     public init(_ source: S) { reader = ByteReader(source) }
 
@@ -239,6 +276,9 @@ public struct TarReader<S: ByteSource> {
             guard Array(h[257..<262]) == Array("ustar".utf8) else {
                 throw TarError(offset: at, problem: "not a POSIX ustar header (no \"ustar\" magic)")
             }
+            // The old GNU header (magic "ustar  \0", what tar-rs `Header::new_gnu` and `tar --format=gnu` write)
+            // has no name prefix: bytes 345... hold atime, ctime and the sparse map.
+            let gnu = Array(h[257..<265]) == Array("ustar  \0".utf8)
             let type = h[156]
             var size = try octal(h, 124, 12, at: at, field: "size")
             if let s = pax["size"] {
@@ -261,7 +301,7 @@ public struct TarReader<S: ByteSource> {
                 guard size <= 1 << 20 else { throw TarError(offset: at, problem: "pax global header of \(size) bytes") }
                 _ = try readContentBytes(Int(size), at: at)
                 continue
-            case UInt8(ascii: "0"), 0, UInt8(ascii: "5"), UInt8(ascii: "2"):
+            case UInt8(ascii: "0"), 0, UInt8(ascii: "5"), UInt8(ascii: "2"), UInt8(ascii: "S"):
                 break
             default:
                 let kind: String = [UInt8(ascii: "1"): "hard link", UInt8(ascii: "3"): "character device", UInt8(ascii: "4"): "block device",
@@ -269,7 +309,21 @@ public struct TarReader<S: ByteSource> {
                     ?? String(format: "type 0x%02x", type)
                 throw TarError(offset: at, problem: "unsupported entry (\(kind))")
             }
-            let prefix = Self.string(h, 345, 155)
+            if pax.keys.contains(where: { $0.hasPrefix("GNU.sparse.") }) {
+                // A pax-format sparse file stores its map inside the content: read as a plain file, it would be wrong.
+                throw TarError(offset: at, problem: "unsupported entry (a pax-format sparse file; old-GNU sparse entries, type S, are read)")
+            }
+            var sparse: [TarSparseChunk]?
+            var stored = size
+            if type == UInt8(ascii: "S") {
+                guard gnu else { throw TarError(offset: at, problem: "a sparse entry (type S) without the GNU magic") }
+                guard pax["size"] == nil else { throw TarError(offset: at, problem: "a sparse entry with a pax size") }
+                let map = try sparseMap(h, storedSize: size, at: at)
+                sparse = map.chunks
+                size = map.realSize
+                stored = map.storedSize
+            }
+            let prefix = gnu ? "" : Self.string(h, 345, 155)
             var path = pax["path"] ?? (prefix.isEmpty ? Self.string(h, 0, 100) : prefix + "/" + Self.string(h, 0, 100))
             let entryType: TarEntryType = type == UInt8(ascii: "5") ? .directory : (type == UInt8(ascii: "2") ? .symlink : .file)
             if entryType == .directory, path.hasSuffix("/") { path.removeLast() }
@@ -286,16 +340,42 @@ public struct TarReader<S: ByteSource> {
             }
             let entry = TarEntry(path: path, type: entryType, size: size, mode: UInt32(try octal(h, 100, 8, at: at, field: "mode") & 0o7777),
                                  uid: uid, gid: gid, user: pax["uname"] ?? Self.string(h, 265, 32), group: pax["gname"] ?? Self.string(h, 297, 32),
-                                 mtime: mtime, linkTarget: entryType == .symlink ? (pax["linkpath"] ?? Self.string(h, 157, 100)) : nil)
-            pendingContent = size
-            pendingPadding = Tar.padding(size)
+                                 mtime: mtime, linkTarget: entryType == .symlink ? (pax["linkpath"] ?? Self.string(h, 157, 100)) : nil,
+                                 sparse: sparse)
+            pendingContent = stored
+            pendingPadding = Tar.padding(stored)
+            pendingSparse = sparse
+            pendingRealSize = size
             return entry
         }
     }
 
-    /// Streams the current entry's content to `body`, then skips its padding.
+    /// Streams the current entry's content to `body`, then skips its padding. A sparse file's holes come as
+    /// zeros: `body` sees the file as it was (`entry.size` bytes).
     public mutating func content(_ body: (ArraySlice<UInt8>) throws -> Void) throws {
-        var left = pendingContent
+        if let map = pendingSparse {
+            pendingSparse = nil
+            let zeros = [UInt8](repeating: 0, count: 64 * 1024)
+            var position: Int64 = 0
+            // The map was checked when the header was read: ascending, within the real size.
+            for chunk in map + [TarSparseChunk(offset: pendingRealSize, length: 0)] {
+                var hole = chunk.offset - position
+                while hole > 0 {
+                    let n = Int(min(hole, Int64(zeros.count)))
+                    try body(zeros[0..<n])
+                    hole -= Int64(n)
+                }
+                try stored(chunk.length, body)
+                position = chunk.offset + chunk.length
+            }
+        }
+        try stored(pendingContent, body)
+        try skipPadding()
+    }
+
+    /// `n` stored bytes of the current entry, in pieces of at most 64 KiB.
+    private mutating func stored(_ n: Int64, _ body: (ArraySlice<UInt8>) throws -> Void) throws {
+        var left = min(n, pendingContent)
         while left > 0 {
             let n = Int(min(left, 64 * 1024))
             let at = reader.offset
@@ -305,13 +385,65 @@ public struct TarReader<S: ByteSource> {
             }
             try body(bytes[...])
             left -= Int64(n)
+            pendingContent -= Int64(n)
         }
-        pendingContent = 0
-        try skipPadding()
     }
 
     private mutating func skipContent() throws {
-        if pendingContent > 0 { try content { _ in } } else { try skipPadding() }
+        pendingSparse = nil
+        try stored(pendingContent) { _ in }
+        try skipPadding()
+    }
+
+    /// The old-GNU sparse map of header `h` (4 entries of offset and length at 386, `isextended` at 482, the real
+    /// size at 483), then of its extension headers (21 entries, `isextended` at 504), as GNU tar's
+    /// `oldgnu_get_sparse_info` reads it: an entry whose length field starts with NUL ends a header's list.
+    /// Checked: ascending, not overlapping, within the real size, and the lengths add up to the stored size.
+    private mutating func sparseMap(_ h: [UInt8], storedSize: Int64, at: Int64) throws -> (chunks: [TarSparseChunk], realSize: Int64, storedSize: Int64) {
+        var chunks: [TarSparseChunk] = []
+        func take(_ block: [UInt8], _ base: Int, _ count: Int, at: Int64) throws {
+            for i in 0..<count {
+                let o = base + i * 24
+                if block[o + 12] == 0 { return }
+                let offset = try octal(block, o, 12, at: at, field: "sparse offset")
+                let length = try octal(block, o + 12, 12, at: at, field: "sparse length")
+                chunks.append(TarSparseChunk(offset: offset, length: length))
+            }
+        }
+        try take(h, 386, 4, at: at)
+        let realSize = try octal(h, 483, 12, at: at, field: "sparse real size")
+        var extended = h[482] != 0
+        var blocks = 0
+        while extended {
+            let blockAt = reader.offset
+            blocks += 1
+            // Bounded both ways: by the chunks kept, and by the headers read (empty ones add no chunk).
+            guard blocks <= Self.maxSparseChunks / 21 + 1 else {
+                throw TarError(offset: blockAt, problem: "more than \(Self.maxSparseChunks / 21 + 1) sparse extension headers")
+            }
+            let block = try readBlock(at: blockAt, what: "a sparse extension header")
+            try take(block, 0, 21, at: blockAt)
+            guard chunks.count <= Self.maxSparseChunks else {
+                throw TarError(offset: blockAt, problem: "a sparse map of more than \(Self.maxSparseChunks) chunks")
+            }
+            extended = block[504] != 0
+        }
+        var end: Int64 = 0
+        var total: Int64 = 0
+        for (i, c) in chunks.enumerated() {
+            guard c.offset >= end else {
+                throw TarError(offset: at, problem: "sparse chunk \(i) at \(c.offset) overlaps the previous one or is out of order")
+            }
+            guard c.offset <= realSize, c.length <= realSize - c.offset else {
+                throw TarError(offset: at, problem: "sparse chunk \(i) (\(c.length) bytes at \(c.offset)) ends past the file's real size \(realSize)")
+            }
+            end = c.offset + c.length // <= realSize: no overflow
+            total += c.length // chunks do not overlap and lie within realSize: total <= realSize
+        }
+        guard total == storedSize else {
+            throw TarError(offset: at, problem: "the sparse map holds \(total) bytes, the header declares \(storedSize) stored")
+        }
+        return (chunks, realSize, total)
     }
 
     private mutating func skipPadding() throws {
@@ -356,17 +488,25 @@ public struct TarReader<S: ByteSource> {
         }
     }
 
-    /// An octal field: digits, optionally surrounded by spaces and ended by NUL or space. Bounded by its width.
+    /// A numeric field: octal digits, optionally surrounded by spaces and ended by NUL or space, bounded by its
+    /// width; or base-256 (first byte 0x80, then big-endian binary: GNU tar and tar-rs `numeric_extended_into`
+    /// for values that octal cannot hold, such as sizes of 8 GiB and more). Negative or past Int64: rejected.
     private func octal(_ h: [UInt8], _ at: Int, _ width: Int, at offset: Int64, field: String) throws -> Int64 {
+        if h[at] & 0x80 != 0 {
+            guard h[at] & 0x40 == 0 else { throw TarError(offset: offset, problem: "the \(field) field is a negative base-256 number") }
+            var v = Int64(h[at] & 0x3f)
+            for b in h[(at + 1)..<(at + width)] {
+                guard v <= Int64.max >> 8 else { throw TarError(offset: offset, problem: "the \(field) field (base-256) is past 2^63") }
+                v = v << 8 | Int64(b)
+            }
+            return v
+        }
         var v: Int64 = 0
         var digits = 0
         var done = false
         for b in h[at..<at + width] {
             if b == 0 || b == 32 { if digits > 0 { done = true }; continue }
             guard !done, b >= 48, b <= 55 else {
-                if b & 0x80 != 0 && digits == 0 {
-                    throw TarError(offset: offset, problem: "the \(field) field uses base-256 (not written by this tool)")
-                }
                 throw TarError(offset: offset, problem: "the \(field) field is not an octal number")
             }
             v = v * 8 + Int64(b - 48) // at most 11 digits of 3 bits: no overflow

@@ -16,12 +16,17 @@ public final class QdrantStandIn: @unchecked Sendable {
     /// - Parameters:
     ///   - collections: name → (points, dimension).
     ///   - aliases: alias → collection.
-    ///   - modes: QDRANT_MODE switches (fail_create, hang_download, truncate, bad_checksum, fail_upload, extra_bytes).
-    public init(collections: [String: (points: Int, dim: Int)], aliases: [String: String] = [:], apiKey: String? = nil,
-                modes: [String] = []) throws {
+    ///   - shards: collection → shard_number (default 1).
+    ///   - modes: QDRANT_MODE switches (fail_create, hang_download, truncate, bad_checksum, fail_upload, extra_bytes,
+    ///     no_shard_number).
+    public init(collections: [String: (points: Int, dim: Int)], aliases: [String: String] = [:], shards: [String: Int] = [:],
+                apiKey: String? = nil, modes: [String] = []) throws {
         directory = TemporaryDirectory("kb-qdrant")
         self.apiKey = apiKey
-        let state: [String: Any] = ["collections": collections.mapValues { ["points": $0.points, "dim": $0.dim] }, "aliases": aliases]
+        let described = Dictionary(uniqueKeysWithValues: collections.map { name, c in
+            (name, ["points": c.points, "dim": c.dim, "shards": shards[name] ?? 1])
+        })
+        let state: [String: Any] = ["collections": described, "aliases": aliases]
         try JSONSerialization.data(withJSONObject: state).write(to: URL(fileURLWithPath: directory.file("collections.json")))
         port = try FreePort.pick()
         var env = ["QDRANT_LOG=\(directory.file("requests.jsonl"))"]
@@ -41,7 +46,8 @@ public final class QdrantStandIn: @unchecked Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    /// Snapshot files still on the "server".
+    /// Snapshot files still on the "server", as "<collection>/<file>": those Qdrant made, those uploaded into a
+    /// collection (Qdrant keeps them), those of deleted collections (Qdrant keeps their folder).
     public func snapshotsLeft() -> [String] {
         guard let (_, body) = httpGet(url + "/_standin/snapshots"),
               let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return ["?"] }
@@ -63,6 +69,27 @@ public final class QdrantStandIn: @unchecked Sendable {
         URLSession.shared.dataTask(with: request) { data, response, _ in
             if (response as? HTTPURLResponse)?.statusCode == 200, let data,
                let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] { out = json["result"] as? [String: Any] }
+            done.signal()
+        }.resume()
+        _ = done.wait(timeout: .now() + 10)
+        return out
+    }
+
+    /// The exact number of points (POST /collections/{c}/points/count, exact), or nil (404 and the like).
+    /// Collection info's `points_count` is approximate, as Qdrant's is.
+    public func count(_ name: String) -> Int? {
+        var request = URLRequest(url: URL(string: url + "/collections/" + name + "/points/count")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(#"{"exact": true}"#.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "content-type")
+        if let apiKey { request.setValue(apiKey, forHTTPHeaderField: "api-key") }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var out: Int?
+        URLSession.shared.dataTask(with: request) { data, response, _ in
+            if (response as? HTTPURLResponse)?.statusCode == 200, let data,
+               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                out = (json["result"] as? [String: Any])?["count"] as? Int
+            }
             done.signal()
         }.resume()
         _ = done.wait(timeout: .now() + 10)

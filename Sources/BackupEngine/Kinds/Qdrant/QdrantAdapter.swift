@@ -1,6 +1,9 @@
 // `kind: qdrant`: collection snapshots (POST /collections/{c}/snapshots), streamed into one archive per run
 // (a tar of `collections/<name>.snapshot`), each checked against the size and sha256 Qdrant reported and
-// walked as a tar (config.json present) while it arrives; the server's snapshot is deleted whatever happens.
+// walked as a tar (config.json present; old-GNU sparse entries and base-256 sizes, as tar-rs writes them from
+// Qdrant 1.12 on) while it arrives; the server's snapshot is deleted whatever happens. The points are counted
+// exactly (POST …/points/count, exact) just before and just after the snapshot: collection info's
+// `points_count` is approximate and is recorded only for people to read.
 import ArtifactStore
 import BackupCore
 import Crypto
@@ -47,16 +50,24 @@ struct QdrantAdapter: SourceAdapter {
             guard let info = (try await client.collection(name)) else {
                 throw QdrantError(endpoint: client.url, operation: "read collection \(name)", status: 404, message: "collection \(name) does not exist")
             }
+            let before = (try await client.countPoints(name))
             let snapshot = (try await client.createSnapshot(name))
             do {
+                let after = try await client.countPoints(name)
                 let sha = try await download(name, snapshot, client: client, into: state, context: context)
                 await deleteSnapshot(name, snapshot, client: client, context: context)
-                points += info.pointsCount
-                collections[name] = .object([
-                    "points": .int(info.pointsCount), "vectors": info.vectors, "payload_schema": info.payloadSchema,
+                points += before
+                var record: [String: JSONValue] = [
+                    // Exact counts just before and just after the snapshot: the snapshot's own lies between them
+                    // (equal when nothing was written meanwhile). points_approximate: collection info's, for people.
+                    "points": .int(before), "points_after": .int(after), "points_exact": .bool(true),
+                    "points_approximate": .int(info.pointsCount),
+                    "vectors": info.vectors, "payload_schema": info.payloadSchema,
                     "aliases": .array(aliases.filter { $0.collection == name }.map { .string($0.alias) }),
                     "snapshot": .string(snapshot.name), "size": .int(Int(snapshot.size)), "sha256": .string(sha),
-                ])
+                ]
+                if let shards = info.shardNumber { record["shard_number"] = .int(shards) }
+                collections[name] = .object(record)
             } catch {
                 await deleteSnapshot(name, snapshot, client: client, context: context) // left behind, snapshots fill Qdrant's disk
                 throw error

@@ -1,6 +1,12 @@
 // Qdrant restores and drills: the snapshot of a collection is taken out of the archive (its sha256 checked)
-// into a private temporary file and uploaded with Qdrant's snapshot upload (priority=snapshot, checksum),
-// then the points count is compared with the one recorded.
+// into a private temporary file and uploaded as it is (sparse entries and all) with Qdrant's snapshot upload
+// (priority=snapshot, checksum), under a file name of ours that is deleted on the server afterwards (Qdrant
+// keeps every uploaded snapshot in snapshots/<collection>/). Then the EXACT points count is compared with the
+// exact counts the backup took around its snapshot.
+//
+// Qdrant refuses (HTTP 400) to recover a snapshot into an existing collection with another vectors config or
+// shard number: the plan compares them first and refuses with exit 2 (nothing written), and a 400 the server
+// still gives is reported the same way: the collection is unchanged.
 import ArtifactStore
 import BackupCore
 import Crypto
@@ -39,16 +45,25 @@ extension QdrantAdapter {
         let withAliases = request.options.flag("with-aliases")
         let (client, _) = try client(source, context: context)
         defer { client.shutdown() }
-        let expected = recorded[name]?["points"]?.intValue ?? 0
+        let counted = PointsRecord(recorded[name])
+        let expected = counted.points
         let existing = (try await client.collection(target))
-        var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): collection \(name), \(expected) points",
-                     "into collection \(target) at \(client.url)" + (existing.map { " (it exists and holds \($0.pointsCount) points: they are replaced)" } ?? " (created)")]
+        let existingPoints = existing == nil ? 0 : (try await client.countPoints(target))
+        var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): collection \(name), \(counted.describe)",
+                     "into collection \(target) at \(client.url)" + (existing == nil ? " (created)" : " (it exists and holds \(existingPoints) points: they are replaced)")]
+        let shapeProblem = existing.flatMap { Self.shapeDifference(existing: $0, recorded: recorded[name]) }
+        if let shapeProblem {
+            lines.append("collection \(target) exists with another shape (\(shapeProblem)): Qdrant refuses to recover this snapshot into it")
+        }
         let aliases: [String] = {
             guard case .array(let a)? = recorded[name]?["aliases"] else { return [] }
             return a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
         }()
         if withAliases && !aliases.isEmpty { lines.append("aliases re-created: \(aliases.joined(separator: ", ")) -> \(target)") }
         plan(lines)
+        if let shapeProblem {
+            throw Self.incompatible(target, detail: shapeProblem, backup: artifact.id, collection: name)
+        }
         let started = context.now()
         let clock = DispatchTime.now()
         if request.dryRun {
@@ -58,14 +73,17 @@ extension QdrantAdapter {
                                   json: QdrantRestoreJSON(source: source.name, artifact: artifact.id, collection: name, target: target, dry_run: true,
                                                           points: 0, expected: expected, aliases: [], duration_seconds: 0))
         }
-        if let existing, existing.pointsCount > 0, !request.confirmed {
-            throw BackupFailure("collection \(target) holds \(existing.pointsCount) points; refusing to replace it without --yes", exitStatus: .usage,
+        if existing != nil, existingPoints > 0, !request.confirmed {
+            throw BackupFailure("collection \(target) holds \(existingPoints) points; refusing to replace it without --yes", exitStatus: .usage,
                                 hint: "restore under another name first (--to-collection), or run the same command with --yes")
         }
         do {
             let points = try await upload(artifact, collection: name, into: target, client: client, context: context)
-            guard points == expected else {
-                throw BackupFailure("collection \(target) holds \(points) points after the restore, the backup recorded \(expected)")
+            if let problem = counted.mismatch(points) {
+                // The collection WAS replaced: say so, with the exact counts.
+                throw BackupFailure("collection \(target) was replaced from the snapshot but holds \(points) points (exact count); \(problem)",
+                                    exitStatus: .integrity,
+                                    hint: "compare the restored collection with the live one (POST /collections/\(target)/points/count); the backup's own check: kaleem-backup verify")
             }
             var created: [String] = []
             if withAliases {
@@ -77,7 +95,11 @@ extension QdrantAdapter {
             let seconds = SourceContext.seconds(since: clock)
             try context.recordRestore(artifact, mode: "qdrant", target: "\(client.url)/\(target)", outcome: "ok", started: started, seconds: seconds,
                                       detail: "\(points) points restored into \(target)")
-            return RestoreOutcome(lines: ["restored \(points) points into collection \(target) in \(String(format: "%.1f", seconds)) s"],
+            var done = ["restored \(points) points into collection \(target) in \(String(format: "%.1f", seconds)) s"]
+            if !counted.exact {
+                done.append("(the backup recorded about \(expected) points, an approximate count: not compared)")
+            }
+            return RestoreOutcome(lines: done,
                                   json: QdrantRestoreJSON(source: source.name, artifact: artifact.id, collection: name, target: target, dry_run: false,
                                                           points: points, expected: expected, aliases: created,
                                                           duration_seconds: (seconds * 1000).rounded() / 1000))
@@ -89,7 +111,7 @@ extension QdrantAdapter {
     }
 
     /// Takes the collection's snapshot out of the archive into a private file (sha256 checked), uploads it
-    /// into `target`, and returns the points count Qdrant then reports.
+    /// into `target`, deletes the uploaded file Qdrant keeps, and returns the EXACT points count of `target`.
     func upload(_ artifact: ArtifactInfo, collection: String, into target: String, client: QdrantClient, context: SourceContext) async throws -> Int {
         let dir = try context.temporaryDirectory(prefix: "kaleem-restore")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -118,8 +140,56 @@ extension QdrantAdapter {
         guard case .object(let recorded)? = artifact.stats["collections"], recorded[collection]?["sha256"] == .string(sha) else {
             throw IntegrityError(object: context.absolute(artifact.path), problem: "the snapshot of \(collection) hashes to \(sha), not what the backup recorded")
         }
-        (try await client.uploadSnapshot(target, file: file, checksum: sha))
-        return (try await client.collection(target))?.pointsCount ?? 0
+        // Qdrant moves the upload into snapshots/<target>/<file name> and keeps it (recovered or not): a name of
+        // ours, deleted right after, so that restores and drills do not fill Qdrant's disk.
+        let fileName = "kaleem-backup-restore-\(UUID().uuidString.lowercased()).snapshot"
+        let uploaded: Result<Void, Error>
+        do {
+            try await client.uploadSnapshot(target, file: file, checksum: sha, fileName: fileName)
+            uploaded = .success(())
+        } catch {
+            uploaded = .failure(error)
+        }
+        await removeUploaded(fileName, from: target, client: client, context: context)
+        do { try uploaded.get() } catch let error as QdrantError where error.status == 400 && error.message.contains("not compatible") {
+            throw Self.incompatible(target, detail: "Qdrant: \(error.message)", backup: artifact.id, collection: collection)
+        }
+        return try await client.countPoints(target)
+    }
+
+    /// Deletes the uploaded snapshot file Qdrant keeps. Where the collection does not exist (a recovery that
+    /// failed before creating it) the API cannot reach the file: it is named in a warning.
+    func removeUploaded(_ fileName: String, from target: String, client: QdrantClient, context: SourceContext) async {
+        do {
+            try await client.deleteSnapshot(target, name: fileName)
+        } catch let error as QdrantError where error.status == 404 {
+            if (try? await client.collection(target)) == nil {
+                context.logger.warning("Qdrant keeps the uploaded snapshot in its snapshots folder and the API cannot delete it (no collection): delete it by hand",
+                                       metadata: ["file": "<snapshots_path>/\(target)/\(fileName)"])
+            }
+        } catch {
+            context.logger.warning("the uploaded snapshot could not be deleted on the Qdrant server: delete it by hand",
+                                   metadata: ["collection": "\(target)", "snapshot": "\(fileName)", "error": "\(context.describe(error))"])
+        }
+    }
+
+    /// How an existing collection's shape differs from the backup's (vectors config, shard number), or nil.
+    static func shapeDifference(existing: QdrantCollectionInfo, recorded: JSONValue?) -> String? {
+        var problems: [String] = []
+        if let vectors = recorded?["vectors"], vectors != .null, existing.vectors != vectors {
+            problems.append("vectors \(existing.vectors), the backup's \(vectors)")
+        }
+        if let shards = recorded?["shard_number"]?.intValue, let now = existing.shardNumber, now != shards {
+            problems.append("shard_number \(now), the backup's \(shards)")
+        }
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+
+    static func incompatible(_ target: String, detail: String, backup: String, collection: String) -> BackupFailure {
+        BackupFailure("collection \(target) exists with another shape than the snapshot (\(detail)); nothing was written, the collection is unchanged",
+                      exitStatus: .usage,
+                      hint: "restore under another name (--to-collection NEW_NAME), or, if its points may go, delete the collection first "
+                          + "(DELETE /collections/\(target)) and run: kaleem-backup restore <source> --backup \(backup) --collection \(collection) --to-collection \(target) --yes")
     }
 
     // MARK: drill, rollback
@@ -149,16 +219,22 @@ extension QdrantAdapter {
                 } catch {
                     uploaded = .failure(error)
                 }
+                // Qdrant keeps a deleted collection's snapshot folder: its snapshots go first (the scratch
+                // collection is ours entirely), then the collection.
+                if let left = try? await client.listSnapshots(scratch) {
+                    for snapshot in left { await removeUploaded(snapshot.name, from: scratch, client: client, context: context) }
+                }
                 do { try await client.deleteCollection(scratch) } catch {
                     context.logger.warning("scratch collection not deleted", metadata: ["collection": "\(scratch)", "error": "\(context.describe(error))"])
                 }
                 let (points, info) = try uploaded.get()
-                let expected = recorded[name]?["points"]?.intValue ?? 0
+                let counted = PointsRecord(recorded[name])
                 var problems: [String] = []
-                if points != expected { problems.append("\(points) points, \(expected) recorded") }
+                if let problem = counted.mismatch(points) { problems.append("\(points) points (exact); \(problem)") }
                 if let info, let vectors = recorded[name]?["vectors"], info.vectors != vectors { problems.append("vectors config differs") }
                 if problems.isEmpty {
-                    details.append("\(name): \(points) points recovered into \(scratch), vectors config equal")
+                    details.append("\(name): \(points) points recovered into \(scratch)" + (counted.exact ? "" : " (the backup's count was approximate: not compared)")
+                                   + ", vectors config equal")
                 } else {
                     failed = true
                     details.append("\(name): " + problems.joined(separator: ", "))
@@ -198,4 +274,33 @@ struct QdrantRestoreJSON: Encodable {
     var expected: Int
     var aliases: [String]
     var duration_seconds: Double
+}
+
+/// The points a backup counted for a collection. Backups since issue 39 count exactly (POST …/points/count,
+/// exact) just before and just after the snapshot, so the snapshot's own count lies between the two (equal
+/// when nothing was written meanwhile). Older backups recorded collection info's approximate `points_count`:
+/// it is shown, never compared.
+struct PointsRecord {
+    var points: Int
+    var after: Int
+    var exact: Bool
+
+    init(_ record: JSONValue?) {
+        points = record?["points"]?.intValue ?? 0
+        after = record?["points_after"]?.intValue ?? points
+        exact = record?["points_exact"] == .bool(true)
+    }
+
+    var range: ClosedRange<Int> { min(points, after)...max(points, after) }
+
+    var describe: String {
+        guard exact else { return "about \(points) points (an approximate count)" }
+        return range.count == 1 ? "\(points) points" : "\(range.lowerBound) to \(range.upperBound) points (written to during the backup)"
+    }
+
+    /// Why an exact count after a restore does not match, or nil (also nil when the backup's count was approximate).
+    func mismatch(_ count: Int) -> String? {
+        guard exact, !range.contains(count) else { return nil }
+        return range.count == 1 ? "the backup counted \(points) exactly" : "the backup counted between \(range.lowerBound) and \(range.upperBound) exactly"
+    }
 }
