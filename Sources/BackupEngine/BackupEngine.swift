@@ -115,6 +115,9 @@ public final class BackupEngine {
     }
 
     // MARK: StatusReport
+    /// Tells the webhook that a scheduled run was lost (the daemon could not start it before its next occurrence).
+    public func notifyLostRun(schedule: String, reason: String) async { await core.notifier.notifyLostRun(schedule: schedule, reason: reason) }
+
     public func list(source: String?, limit: Int?) throws -> [ArtifactInfo] { try core.statusReport.list(source: source, limit: limit) }
     public func show(id: String, source: String? = nil) throws -> ArtifactInfo { try core.statusReport.show(id: id, source: source) }
     public func lastDrill(of artifactID: String) throws -> DrillRecord? { try core.statusReport.lastDrill(of: artifactID) }

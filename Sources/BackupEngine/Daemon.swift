@@ -1,3 +1,4 @@
+import ArtifactStore
 import BackupCatalog
 import BackupCore
 import Foundation
@@ -95,7 +96,12 @@ final class DaemonState: @unchecked Sendable {
         }
     }
 
-    /// Counts a finished scheduled job by outcome (`ok`, `failed`, `skipped`).
+    /// Counts a wait of a scheduled job for the repository lock.
+    func countLockWait(_ schedule: String) {
+        Metrics.Counter(label: "kaleem_backup_daemon_lock_waits_total", dimensions: [("schedule", schedule)], factory: metricsFactory).increment()
+    }
+
+    /// Counts a finished scheduled job by outcome (`ok`, `failed`, `skipped`, `lost`).
     func countJob(_ schedule: String, outcome: String) {
         Metrics.Counter(label: "kaleem_backup_daemon_jobs_total", dimensions: [("schedule", schedule), ("outcome", outcome)],
                 factory: metricsFactory).increment()
@@ -110,6 +116,16 @@ final class DaemonState: @unchecked Sendable {
     }
 
     func entry(_ name: String) -> ScheduleEntry? { lock.withLock { scheduler.entry(named: name) } }
+
+    /// When the schedule fires next (after the run in progress).
+    func nextFire(_ name: String) -> Date? { lock.withLock { scheduler.nextFire[name] } }
+
+    /// Set when the loop stops: a job waiting for the lock gives up instead of holding the shutdown.
+    private var stoppingFlag = false
+    var stopping: Bool {
+        get { lock.withLock { stoppingFlag } }
+        set { lock.withLock { stoppingFlag = newValue } }
+    }
 
     /// 200 while the loop ticks (within 10 ticks, at least 5 s); the body lists the next run times.
     func health(now: Date, tick: Double) -> (Bool, String) {
@@ -140,7 +156,8 @@ final class DaemonState: @unchecked Sendable {
 
     /// HELP lines for the metrics recorded through swift-metrics (its API has no help text; promtool wants one).
     static let help = [
-        "kaleem_backup_daemon_jobs_total": "Scheduled jobs the daemon ran, by schedule and outcome (ok, failed, skipped)",
+        "kaleem_backup_daemon_jobs_total": "Scheduled jobs the daemon ran, by schedule and outcome (ok, failed, skipped, lost)",
+        "kaleem_backup_daemon_lock_waits_total": "Times a scheduled job found the repository locked and waited to retry",
         "kaleem_backup_daemon_last_tick_timestamp_seconds": "Unix time of the scheduler loop's last tick",
     ]
 
@@ -226,6 +243,7 @@ struct SchedulerService: Service {
             try? await Task.sleep(nanoseconds: UInt64(tick * 1e9))
         }
         logger.notice("stopping: waiting for the running job to finish")
+        state.stopping = true
         for job in jobs { await job.value }
     }
 
@@ -237,6 +255,10 @@ struct SchedulerService: Service {
         logger.info("scheduled run started", metadata: ["schedule": "\(name)", "run": "\(entry.run.rawValue)"])
         let engine = BackupEngine(policy: policy, environment: environment)
         var outcome = "ok"
+        // A run that meets the repository lock (a CLI command, a deploy's pre-deploy hook) waits for it, with
+        // backoff, until its next occurrence would come: a lock held at 02:30 must not cost a day of RPO.
+        var delay: Double?
+        attempts: while true {
         do {
             switch entry.run {
             case .backup:
@@ -250,9 +272,32 @@ struct SchedulerService: Service {
                 if drills.contains(where: { $0.result == .failed || $0.result == .error }) { outcome = "failed" }
                 logger.info("scheduled drill finished", metadata: ["schedule": "\(name)", "results": "\(drills.map(\.result.rawValue))"])
             }
+            break attempts
+        } catch let locked as LockedError {
+            let now = clock()
+            let next = state.nextFire(name)
+            let wait = delay ?? max(1, min(30, (next.map { $0.timeIntervalSince(now) } ?? 120) / 8))
+            if state.stopping || (next.map { now.addingTimeInterval(wait) >= $0 } ?? false) {
+                outcome = "lost"
+                let reason = "the repository stayed locked until the next occurrence: \(locked.description)"
+                logger.error("scheduled run lost", metadata: ["schedule": "\(name)", "reason": "\(reason)"])
+                await engine.notifyLostRun(schedule: name, reason: reason)
+                break attempts
+            }
+            logger.warning("scheduled run waits for the repository lock", metadata: ["schedule": "\(name)", "holder": "\(locked.holder)",
+                                                                                  "retry_in_seconds": "\(Int(wait))"])
+            state.countLockWait(name)
+            var slept = 0.0
+            while slept < wait && !state.stopping {
+                try? await Task.sleep(nanoseconds: 250_000_000)
+                slept += 0.25
+            }
+            delay = min(wait * 2, 300)
         } catch {
             outcome = "failed"
             logger.error("scheduled run failed", metadata: ["schedule": "\(name)", "error": "\(engine.describe(error))"])
+            break attempts
+        }
         }
         state.countJob(name, outcome: outcome)
         state.finished(name, at: clock())

@@ -9,6 +9,8 @@ public enum NotificationSubject: String, Sendable, Codable {
     case backup, offsite, drill
     case deployStarted = "deploy_started", deploySucceeded = "deploy_succeeded", deployFailed = "deploy_failed"
     case rollback, rollbackFailed = "rollback_failed"
+    /// A scheduled run the daemon could not start before its next occurrence (the repository stayed locked).
+    case scheduledRunLost = "scheduled_run_lost"
 }
 
 /// One outcome sent to the webhook.

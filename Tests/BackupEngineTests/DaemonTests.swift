@@ -131,3 +131,76 @@ struct DaemonShutdownTests {
         #expect(!filesUnder(dir.file("repo")).contains { $0.hasSuffix(".partial") })
     }
 }
+
+struct DaemonLockTests {
+    /// A scheduled run that meets the repository lock (a CLI command holding it) waits and retries with backoff
+    /// until the lock is free, within its interval: the run is not lost. The waits are counted in /metrics.
+    @Test func aScheduledRunWaitsForTheLock() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let port = try FreePort.pick()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
+        schedules:
+          - { name: nightly, cron: "30 2 * * *", run: backup, tag: nightly }
+        daemon: { listen: "127.0.0.1:\(port)" }
+        """)
+        #expect(mkdir(dir.file("repo"), 0o700) == 0)
+        let fd = open(dir.file("repo/.lock"), O_RDWR | O_CREAT, 0o600)
+        #expect(fd >= 0 && flock(fd, LOCK_EX) == 0)
+        let held = Date()
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "8"],
+                                               environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // The first occurrence comes at ~8 s and finds the lock held; it is released at ~11 s.
+        while Date().timeIntervalSince(held) < 11 { usleep(100_000) }
+        var scraped = httpGet("http://127.0.0.1:\(port)/metrics")
+        #expect(scraped?.1.contains("kaleem_backup_daemon_lock_waits_total{schedule=\"nightly\"}") == true, "\(scraped?.1 ?? "no answer")")
+        flock(fd, LOCK_UN)
+        close(fd)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, scraped?.1.contains("kaleem_backup_daemon_jobs_total{schedule=\"nightly\",outcome=\"ok\"}") != true {
+            usleep(200_000)
+            scraped = httpGet("http://127.0.0.1:\(port)/metrics")
+        }
+        #expect(scraped?.1.contains("kaleem_backup_daemon_jobs_total{schedule=\"nightly\",outcome=\"ok\"}") == true)
+        #expect(scraped?.1.contains("outcome=\"lost\"") == false)
+        kill(process.processIdentifier, SIGTERM)
+        let result = wait()
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("waits for the repository lock"), "\(result.stderr)")
+    }
+    /// Held past the next occurrence: the run is lost, counted (`outcome="lost"`) and sent to the webhook.
+    @Test func aRunLockedOutUntilItsNextOccurrenceIsLostAndSaid() throws {
+        let redis = try RedisTestServer()
+        let hook = try HTTPRecorder()
+        defer { hook.stop() }
+        let dir = TemporaryDirectory()
+        let port = try FreePort.pick()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
+        schedules:
+          - { name: nightly, cron: "30 2 * * *", run: backup, tag: nightly }
+        daemon: { listen: "127.0.0.1:\(port)" }
+        notify: { webhook: "\(hook.url)", on: [failure] }
+        """)
+        #expect(mkdir(dir.file("repo"), 0o700) == 0)
+        let fd = open(dir.file("repo/.lock"), O_RDWR | O_CREAT, 0o600)
+        #expect(fd >= 0 && flock(fd, LOCK_EX) == 0)
+        defer { flock(fd, LOCK_UN); close(fd) }
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "3"],
+                                               environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(30)
+        var scraped = httpGet("http://127.0.0.1:\(port)/metrics")
+        while Date() < deadline, scraped?.1.contains("kaleem_backup_daemon_jobs_total{schedule=\"nightly\",outcome=\"lost\"}") != true {
+            usleep(200_000)
+            scraped = httpGet("http://127.0.0.1:\(port)/metrics")
+        }
+        #expect(scraped?.1.contains("outcome=\"lost\"") == true, "\(scraped?.1 ?? "no answer")")
+        while Date() < deadline, !hook.requests.contains(where: { String(decoding: $0.body, as: UTF8.self).contains("scheduled_run_lost") }) {
+            usleep(200_000)
+        }
+        #expect(hook.requests.contains { String(decoding: $0.body, as: UTF8.self).contains("scheduled_run_lost") })
+        kill(process.processIdentifier, SIGTERM)
+        _ = wait()
+    }
+}

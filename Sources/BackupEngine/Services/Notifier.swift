@@ -53,6 +53,16 @@ struct Notifier: EngineService {
         await WebhookNotifier(policy: notify, logger: logger, backoff: core.notifyBackoff).send([event])
     }
 
+    /// A scheduled run that never started (the lock was held until its next occurrence): a failure event.
+    func notifyLostRun(schedule: String, reason: String) async {
+        guard let notify = policy.notify, notify.wants(.failure) else { return }
+        var event = NotificationEvent(event: .scheduledRunLost, status: "failed", source: "", kind: "", run_id: "", artifact_id: "",
+                                      host: environment.host, time: Timestamps.iso8601(environment.clock()), error: reason, bytes_stored: nil)
+        event.reason = "schedule \(schedule)"
+        event.severity = "warning"
+        await WebhookNotifier(policy: notify, logger: logger, backoff: core.notifyBackoff).send([event])
+    }
+
     func notify(_ result: BackupResult) async {
         guard let notify = policy.notify else { return }
         let events = notificationEvents(for: result)
