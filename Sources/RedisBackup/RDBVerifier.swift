@@ -184,10 +184,12 @@ public enum RDBVerifier {
             case 0xF9: // FREQ
                 try input.skip(1)
             case 0xF7: // MODULE_AUX
-                _ = try input.length() // module id
-                let when = try input.length()
+                // The module id is a full 64-bit value (name characters packed in its top bits: any name from
+                // g-z, a digit, - or _ sets the top bit), not a length (rdb.c, rdbLoadObject / MODULE_AUX).
+                _ = try input.uint64()
+                let when = try input.uint64()
                 guard when == 2 else { throw RDBError(offset: opcodeOffset, problem: "module aux data with an unknown 'when' opcode \(when)") }
-                _ = try input.length()
+                _ = try input.uint64()
                 try skipModuleValue(&input)
             case 0xF5: // FUNCTION2
                 try input.skipString()
@@ -267,8 +269,8 @@ public enum RDBVerifier {
             for _ in 0..<n { try input.skipString(); try input.skipString() } // field, value (never 2*n: it could overflow)
         case 6:
             throw RDBError(offset: offset, problem: "pre-release module value (type 6) is not supported")
-        case 7: // module 2
-            _ = try input.length()
+        case 7: // module 2: a 64-bit module id, then the module's opcodes to RDB_MODULE_OPCODE_EOF
+            _ = try input.uint64()
             try skipModuleValue(&input)
         case 9: // zipmap
             let blob = try input.encodedBlob(offset: offset)
@@ -414,9 +416,9 @@ public enum RDBVerifier {
     private static func skipModuleValue<S>(_ input: inout RDBInput<S>) throws {
         while true {
             let offset = input.offset
-            switch try input.length() {
+            switch try input.uint64() {
             case 0: return
-            case 1, 2: _ = try input.length()
+            case 1, 2: _ = try input.uint64() // SINT, UINT: any 64-bit value
             case 3: try input.skip(4)
             case 4: try input.skip(8)
             case 5: try input.skipString()
@@ -746,7 +748,9 @@ enum ZipmapCheck {
             pairs += 1
         }
         guard p == end else { throw bad() }
-        if blob[0] < 254 && Int(blob[0]) != pairs { throw RDBError(offset: offset, problem: "zipmap announces \(blob[0]) pairs but holds \(pairs)") }
+        // zipmapValidateIntegrity: the count byte is the count, or ZIPMAP_BIGLEN (254) when too large to hold;
+        // anything else (0xFF included) is refused by Redis at load.
+        if blob[0] != 254 && Int(blob[0]) != pairs { throw RDBError(offset: offset, problem: "zipmap announces \(blob[0]) pairs but holds \(pairs)") }
     }
 }
 

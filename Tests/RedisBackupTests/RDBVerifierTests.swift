@@ -128,6 +128,41 @@ struct RDBCraftedTests {
         #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 23, value: [UInt8(two.count)] + two), chunkSize: 5)) }
     }
 
+    /// A module id packs the module's 9-character name in 6-bit codes from its top bits (Redis's
+    /// moduleTypeEncodeId): a name starting with g-z, a digit, - or _ sets bit 63. Read as a length, it was
+    /// "out of range" and every backup of such a server failed. Here: a type-7 value and a MODULE_AUX record.
+    static func moduleID(_ name: String, encver: UInt64 = 1) -> [UInt8] {
+        let charset = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        var id: UInt64 = 0
+        for ch in name { id = id << 6 | UInt64(charset.firstIndex(of: ch)!) }
+        id = id << 10 | encver
+        return [0x81] + withUnsafeBytes(of: id.bigEndian) { Array($0) }
+    }
+
+    @Test(arguments: ["graphdata", "ReJSON-RL", "_________", "0timeserie"])
+    func moduleIDsUseAll64Bits(name: String) throws {
+        let nine = String(name.prefix(9))
+        let huge: [UInt8] = [0x81] + [UInt8](repeating: 0xFF, count: 8)
+        let body = [2] + huge + [1] + [5] + [5] + Self.str("payload") + [3] + [0, 0, 0x80, 0x3F] + [0]
+        let value = Self.moduleID(nine) + body
+        #expect(try RDBVerifier.verify(ChunkedBytes(Self.rdb(type: 7, value: value), chunkSize: 3)).keys == 1)
+        let aux = Array("REDIS0012".utf8) + [0xF7] + Self.moduleID(nine) + [2] + [2] + body
+            + [0xFE, 0x00, 0x00, 1] + Array("k".utf8) + Self.str("v") + [0xFF] + [UInt8](repeating: 0, count: 8)
+        #expect(try RDBVerifier.verify(ChunkedBytes(aux, chunkSize: 4)).keys == 1)
+    }
+
+    /// zipmapValidateIntegrity: the count byte is the count, or 254 (too many to hold); 0xFF is refused by Redis.
+    @Test func aZipmapCountOf255IsRefused() throws {
+        func zipmap(count: UInt8) -> [UInt8] {
+            let blob: [UInt8] = [count, 1] + Array("a".utf8) + [1, 0] + Array("b".utf8) + [0xFF]
+            return Self.rdb(version: "06", type: 9, value: [UInt8(blob.count)] + blob)
+        }
+        #expect(try RDBVerifier.verify(ChunkedBytes(zipmap(count: 1), chunkSize: 2)).keys == 1)
+        #expect(try RDBVerifier.verify(ChunkedBytes(zipmap(count: 254), chunkSize: 2)).keys == 1)
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(zipmap(count: 0xFF), chunkSize: 2)) }
+        #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(zipmap(count: 2), chunkSize: 2)) }
+    }
+
     /// The fault campaign's reproduction: a hash announcing 2^62 fields (`0..<2*n` trapped).
     @Test func hugeHashLengthIsRejectedNotTrapped() {
         var value: [UInt8] = [0x81]
