@@ -48,6 +48,29 @@ public final class ScratchRedisServer: @unchecked Sendable {
 
     public let bindAddress: String
 
+    /// Thrown by `start` when the server logged that it cannot load its RDB (the server is killed first: before
+    /// exiting, Redis re-reads its dump file to check it, and a drill's dump file is a FIFO that never ends).
+    public struct RefusedToLoad: Error, CustomStringConvertible {
+        public var line: String
+        public var description: String { "redis-server refused to load the RDB: \(line)" }
+    }
+
+    /// What redis-server logs when its RDB cannot be loaded (rdb.c: rdbReportError, rdbLoad; server.c:
+    /// loadDataFromDisk).
+    static let loadFailureMarks = ["Internal error in RDB reading", "Terminating server after rdb file reading failure",
+                                   "Fatal error loading the DB", "Short read or OOM loading DB", "contains module data I can't load",
+                                   "contains AUX module data I can't load", "Can't handle RDB format version", "Wrong RDB checksum",
+                                   "Unrecoverable error"]
+
+    /// The first line of the log that says the RDB was refused, or nil.
+    func loadFailure() -> String? {
+        guard let text = try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where Self.loadFailureMarks.contains(where: { line.contains($0) }) {
+            return String(line.drop { $0 != "#" }.dropFirst().drop { $0 == " " }.prefix(300))
+        }
+        return nil
+    }
+
     /// Thrown by `start` when its `giveUp` said so before the server was ready (the server is killed first).
     public struct GaveUp: Error, CustomStringConvertible {
         public var description: String { "the scratch redis-server was stopped before it was ready" }
@@ -82,11 +105,19 @@ public final class ScratchRedisServer: @unchecked Sendable {
             process = try ChildProcess(executable: executable, arguments: [confPath])
         }
         let deadline = Date().addingTimeInterval(startTimeout)
+        var polls = 0
         while true {
             if !process.isRunning {
+                if let line = loadFailure() { throw RefusedToLoad(line: line) }
                 throw BackupFailure("redis-server exited at start (port \(port)): \(logTail())")
             }
             if (try? ping()) == true { return }
+            polls += 1
+            if polls % 10 == 0, let line = loadFailure() {
+                process.signal(SIGKILL)
+                process.wait()
+                throw RefusedToLoad(line: line)
+            }
             if giveUp?() == true {
                 process.signal(SIGKILL)
                 process.wait()

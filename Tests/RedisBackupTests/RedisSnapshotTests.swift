@@ -86,3 +86,34 @@ struct ChildProcessTests {
         #expect(listed.isSubset(of: [0, 1, 2, 3]), "inherited: \(listed.subtracting([0, 1, 2, 3]).sorted()) (the pipe was \(fds))")
     }
 }
+
+/// A scratch server that refuses its RDB (a module it does not have) is reported within seconds, with its own
+/// log line, even when its dump file is a FIFO whose write end is held (a drill's): before exiting, Redis re-reads
+/// the file to check it, and that read never ends.
+struct ScratchRefusalTests {
+    @Test func aRefusedLoadEndsTheWaitWithTheServersLine() throws {
+        let dir = TemporaryDirectory()
+        let fifo = dir.file("dump.rdb")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let fd = open(fifo, O_RDWR | O_NONBLOCK)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        // RDB v10 (Redis 7.0 loads it), one key of module type 7 whose module ("graphdata") is not loaded.
+        let charset = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        var id: UInt64 = 0
+        for ch in "graphdata" { id = id << 6 | UInt64(charset.firstIndex(of: ch)!) }
+        id = id << 10 | 1
+        let rdb: [UInt8] = Array("REDIS0010".utf8) + [0xFE, 0x00, 0x07, 1] + Array("k".utf8) + [0x81]
+            + withUnsafeBytes(of: id.bigEndian) { Array($0) } + [2, 5, 0] + [0xFF] + [UInt8](repeating: 0, count: 8)
+        #expect(rdb.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == rdb.count)
+        let started = Date()
+        do {
+            let server = try ScratchRedisServer.start(directory: dir.path, startTimeout: 120)
+            server.stop()
+            Issue.record("the server loaded a module it does not have")
+        } catch let refused as ScratchRedisServer.RefusedToLoad {
+            #expect(refused.line.contains("module"), "\(refused.line)")
+        }
+        #expect(Date().timeIntervalSince(started) < 30, "the refusal took \(Date().timeIntervalSince(started)) s")
+    }
+}

@@ -122,6 +122,8 @@ struct RedisAdapter: SourceAdapter {
             server = try started.get()
         } catch let error as BackupFailure where error.message.contains("exited at start") {
             throw ScratchStartError(message: "redis-server refused to load the backup: \(error.message)")
+        } catch let refused as ScratchRedisServer.RefusedToLoad {
+            throw ScratchStartError(message: "scratch redis-server \(chosen.version) refused to load the backup: \(refused.line)")
         }
         let connection = try server.connect()
         defer { connection.close() }
