@@ -9,8 +9,8 @@ struct RotateCommand: AsyncParsableCommand {
         abstract: "Apply the retention policy: remove what it does not keep, and say why each kept backup stays.",
         discussion: """
         Never removed: the newest good backup of a source, pinned backups, and any good backup while the newest \
-        backup of its source is a failure. --dry-run prints the plan and changes nothing; --now plans as of \
-        another moment ("what would go next Tuesday?").
+        backup of its source is a failure. --dry-run prints the plan and changes nothing; --now (with --dry-run) \
+        plans as of another moment ("what would go next Tuesday?").
         """
     )
 
@@ -22,7 +22,7 @@ struct RotateCommand: AsyncParsableCommand {
     @Flag(help: "Print the plan; delete nothing.")
     var dryRun = false
 
-    @Option(help: "Plan as of this moment instead of now: \(TimeExpression.help).")
+    @Option(help: "With --dry-run: plan as of this moment instead of now: \(TimeExpression.help).")
     var now: String?
 
     @Flag(help: "Accept a retention policy that keeps nothing by rule (only the newest good and pinned backups stay).")
@@ -31,6 +31,10 @@ struct RotateCommand: AsyncParsableCommand {
     func validate() throws {
         if let now, TimeExpression.parse(now, now: Date(), timeZone: .current) == nil {
             throw ValidationError("--now \(now) is not a time: give \(TimeExpression.help)")
+        }
+        // A what-if plans against a time that is not the clock's, without the clock checks: it never deletes.
+        if now != nil && !dryRun {
+            throw ValidationError("--now plans a what-if and deletes nothing: add --dry-run")
         }
     }
 

@@ -101,12 +101,19 @@ public enum RetentionPlanner {
         } else if policy.maxGapHours > 0, let newest = good.first {
             let gap = TimeInterval(policy.maxGapHours) * 3600
             let newestAt = sorted[newest].createdAt
-            let previousAt = good.count > 1 ? sorted[good[1]].createdAt : nil
+            // The newest gap wider than max_gap between two good backups: until the backups after it span max_gap
+            // themselves, they may all be the work of a clock that jumped (and stayed) ahead, and the backups
+            // before the gap are the real ones. Then nothing good is removed.
+            var recentGap: (after: Int, before: Int)?
+            for k in good.indices.dropLast() where sorted[good[k]].createdAt.timeIntervalSince(sorted[good[k + 1]].createdAt) > gap {
+                recentGap = (good[k], good[k + 1])
+                break
+            }
             let jump: String?
             if now.timeIntervalSince(newestAt) > gap {
                 jump = "the newest backup \(sorted[newest].id) is \(Self.days(now.timeIntervalSince(newestAt))) days older than the clock"
-            } else if let previousAt, newestAt.timeIntervalSince(previousAt) > gap {
-                jump = "the newest backup \(sorted[newest].id) is \(Self.days(newestAt.timeIntervalSince(previousAt))) days newer than the one before it"
+            } else if let g = recentGap, newestAt.timeIntervalSince(sorted[g.after].createdAt) < gap {
+                jump = "backup \(sorted[g.after].id) is \(Self.days(sorted[g.after].createdAt.timeIntervalSince(sorted[g.before].createdAt))) days newer than the one before it, and the backups since span less than max_gap_hours"
             } else {
                 jump = nil
             }

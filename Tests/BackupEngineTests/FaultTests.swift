@@ -149,6 +149,16 @@ import Testing
             #expect(wrong.rotations.first?.plan.heldBack != nil)
             let after = Set(try engine().list(source: nil, limit: nil).map(\.id))
             #expect(before.isSubset(of: after), "a wrong clock removed \(before.subtracting(after))")
+            // A clock that stays wrong, run after run: the real backups are still not removed (the backups after
+            // the jump do not yet span max_gap_hours).
+            if days > 0 {
+                for night in 1...5 {
+                    clock.set(start.addingTimeInterval(8 * 86_400 + days * 86_400 + 3600 + Double(night) * 86_400))
+                    let again = try await engine().backup(tag: .nightly)
+                    #expect(again.rotations.flatMap(\.removed).allSatisfy { !before.contains($0) }, "night \(night): \(again.rotations)")
+                }
+                #expect(before.isSubset(of: Set(try engine().list(source: nil, limit: nil).map(\.id))))
+            }
         }
     }
 

@@ -76,3 +76,27 @@ struct MongoRealToolsTests {
         #expect(!detail.contains("scratch-pw"))
     }
 }
+
+/// A database name recorded in the catalog (a rebuild may take it from a manifest) never reaches mongosh as
+/// script text, and verify refuses namespaces that are not the archive's.
+struct MongoNamespaceTrustTests {
+    @Test func aForgedNamespaceIsRefusedAndNeverScripted() throws {
+        let s = MongoEndToEndTests.Setup(extra: """
+            oplog: true
+        drill: { mongo_uri: "mongodb://drill:scratch-pw@scratch:27017/" }
+        """)
+        #expect(try s.run(["backup"]).status == 0)
+        let catalog = try Catalog(path: s.dir.file("repo/catalog.sqlite"))
+        var a = try #require(try catalog.artifacts(status: .ok).first)
+        guard case .object(var per)? = a.stats["per_namespace"] else { Issue.record("no per_namespace"); return }
+        per["x\")+kb.getSiblingDB(\"prod\").dropDatabase()+(\"x.c"] = .int(1)
+        a.stats["per_namespace"] = .object(per)
+        try catalog.updateArtifact(a)
+        let verify = try s.run(["verify", a.id])
+        #expect(verify.status == 4, "\(verify.stdout) \(verify.stderr)")
+        #expect(verify.stdout.contains("namespaces differ"), "\(verify.stdout)")
+        let drill = try s.run(["drill", "--json", "--backup", a.id])
+        #expect(drill.status != 0)
+        #expect(!(try s.logEntries()).contains { ($0["drops"] as? [String])?.contains("prod") == true })
+    }
+}

@@ -121,3 +121,57 @@ struct UntrustedRepositoryTests {
         }
     }
 }
+
+/// The review's findings, each reproduced.
+@Suite(.serialized) struct ReviewFindingTests {
+    /// A catalog copy whose rows were re-dated (ids, paths and checksums untouched) is refused whole: the rebuild
+    /// takes the manifests, and rotation removes nothing real.
+    @Test func aRedatedCatalogCopyIsRefused() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 3, daily: 7 }")
+        for _ in 0..<3 { #expect(try runCLI(["backup", "--policy", policy]).status == 0) }
+        let edit = try runProcess("/usr/bin/env", ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE artifacts SET created_at = '2020-01-01 00:00:00.000'"); c.commit()
+            """, dir.file("repo/catalog-copy/catalog.sqlite")])
+        #expect(edit.status == 0, "\(edit.stderr)")
+        try FileManager.default.removeItem(atPath: dir.file("repo/catalog.sqlite"))
+        let rebuild = try runCLI(["catalog", "rebuild", "--json", "--policy", policy])
+        #expect(rebuild.status == 0, "\(rebuild.stdout) \(rebuild.stderr)")
+        let json = try object(rebuild.stdout)
+        #expect((json["copy_rejected"] as? [String])?.first?.contains("layout") == true, "\(json)")
+        #expect(json["artifacts"] as? Int == 3)
+        let listed = try array(try runCLI(["list", "--json", "--policy", policy]).stdout)
+        #expect(listed.count == 3 && listed.allSatisfy { ($0["created_at"] as? String)?.hasPrefix("2020") == false })
+    }
+
+    /// `rotate --now` is a what-if: without --dry-run it is refused, nothing removed.
+    @Test func rotateNowNeedsDryRun() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url, extra: "retention: { keep_last: 1, daily: 0 }")
+        for _ in 0..<2 { #expect(try runCLI(["backup", "--policy", policy]).status == 0) }
+        let before = try array(try runCLI(["list", "--json", "--policy", policy]).stdout).count
+        let r = try runCLI(["rotate", "--now", "2099-01-01T00:00:00Z", "--policy", policy])
+        #expect(r.status == 2 && r.stderr.contains("--dry-run"), "\(r.stderr)")
+        #expect(try array(try runCLI(["list", "--json", "--policy", policy]).stdout).count == before)
+    }
+
+    /// A stored file of another size is damaged, said at once (before any walk of its content).
+    @Test func aFileOfAnotherSizeIsDamagedAtOnce() throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        let b = try runCLI(["backup", "--json", "--policy", policy])
+        let a = try #require((try object(b.stdout)["artifacts"] as? [[String: Any]])?.first)
+        let file = dir.file("repo/" + (a["path"] as! String))
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        handle.seekToEndOfFile()
+        handle.write(Data(repeating: 0, count: 4096))
+        handle.closeFile()
+        let v = try runCLI(["verify", a["id"] as! String, "--json", "--policy", policy])
+        #expect(v.status == 4)
+        #expect(v.stdout.contains("size is"), "\(v.stdout)")
+    }
+}

@@ -127,6 +127,18 @@ struct CatalogRebuilder: EngineService {
                     copyRejected.append("\(candidate.origin): damaged (\(problem))")
                     continue
                 }
+                // A copy is untrusted too (the off-site one above all): every row must be of our layout, its time
+                // its id's, or the whole copy is refused (a re-dated row would let rotation remove a real backup;
+                // a `../` path would be read by verify).
+                let outside = try copy.artifacts(includeDeleted: true).compactMap { a -> String? in
+                    if a.path.isEmpty && a.status != .ok { return nil } // a backup that failed before it had a file
+                    return RepositoryLayout.problem(id: a.id, source: a.source, path: a.path, createdAt: a.createdAt).map { "\(a.id): \($0)" }
+                }
+                if !outside.isEmpty {
+                    copyRejected.append("\(candidate.origin): \(outside.count) row(s) do not describe files of the repository's layout (\(outside[0]))")
+                    try? copy.close()
+                    continue
+                }
                 let started = try copy.newestRunStart()
                 if base == nil || (started ?? .distantPast) > (newest ?? .distantPast) {
                     base = candidate

@@ -113,6 +113,11 @@ struct Verifier: EngineService {
                 return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
             }
         }
+        // A stored file of another size is damaged whatever it holds: said before any walk (a crafted file
+        // could make the walk long, e.g. a sparse entry claiming 2^62 bytes).
+        if let size = FileIO.fileSize(path), size != artifact.bytesStored {
+            return VerifyResult(id: artifact.id, damagedBecause: "\(path): size is \(size) bytes, the catalog recorded \(artifact.bytesStored)")
+        }
         do {
             let reader = try await core.artifactReader(artifact)
             // Progress on a terminal: the decompressed bytes against the recorded raw size.

@@ -151,7 +151,7 @@ extension FilesAdapter {
             case .symlink:
                 let temporary = try Self.temporaryName(for: destination)
                 guard symlink(entry.linkTarget ?? "", temporary) == 0 else { throw FileSystemError("create the link", path: destination) }
-                if isRoot { _ = lchown(temporary, uid_t(entry.uid), gid_t(entry.gid)) }
+                if isRoot, let uid = uid_t(exactly: entry.uid), let gid = gid_t(exactly: entry.gid) { _ = lchown(temporary, uid, gid) }
                 Self.setTimes(temporary, entry.mtime, follow: false)
                 try Self.replace(destination, with: temporary, keep: inPlace ? "\(destination).kb-\(artifact.id)" : nil, outcome: &outcome)
                 done.insert(entry.path)
@@ -178,8 +178,8 @@ extension FilesAdapter {
                         unlink(temporary)
                         continue // an earlier copy of a file that changed while it was backed up; the later one follows
                     }
-                    if isRoot { _ = fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) }
-                    _ = fchmod(fd, mode_t(entry.mode))
+                    if isRoot, let uid = uid_t(exactly: entry.uid), let gid = gid_t(exactly: entry.gid) { _ = fchown(fd, uid, gid) }
+                    _ = fchmod(fd, mode_t(truncatingIfNeeded: entry.mode & 0o7777))
                     guard fsync(fd) == 0 else { throw FileSystemError("sync", path: temporary) }
                     close(fd)
                 } catch {
@@ -194,11 +194,19 @@ extension FilesAdapter {
             outcome.written += 1
         }
         // Directories last, deepest first: their modes and times after their contents.
+        // Each through a descriptor opened O_NOFOLLOW: a directory swapped for a symlink since it was written is
+        // not followed (chmod by name would change whatever the link points at).
         for d in directories.sorted(by: { $0.path.count > $1.path.count }) {
             let path = target + "/" + d.path
-            _ = chmod(path, mode_t(d.mode))
-            if isRoot { _ = lchown(path, uid_t(d.uid), gid_t(d.gid)) }
-            Self.setTimes(path, d.mtime, follow: false)
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                context.logger.warning("directory not given its mode and owner (it is no longer a directory)", metadata: ["path": "\(path)"])
+                continue
+            }
+            _ = fchmod(fd, mode_t(d.mode & 0o7777))
+            if isRoot, let uid = uid_t(exactly: d.uid), let gid = gid_t(exactly: d.gid) { _ = fchown(fd, uid, gid) }
+            if let times = Self.timespecs(d.mtime) { var t = times; _ = futimens(fd, &t) }
+            close(fd)
         }
         let missing = expected.keys.filter { Self.selected($0, only) && !done.contains($0) }
         if !missing.isEmpty {
@@ -249,10 +257,17 @@ extension FilesAdapter {
         guard rename(temporary, destination) == 0 else { unlink(temporary); throw FileSystemError("rename into place", path: destination) }
     }
 
-    static func setTimes(_ path: String, _ mtime: Double, follow: Bool) {
+    /// A time read from an archive as two timespecs, or nil when it is not a time (NaN, out of time_t's range):
+    /// the archive is untrusted, and a conversion of such a value traps.
+    static func timespecs(_ mtime: Double) -> [timespec]? {
+        guard mtime.isFinite, mtime >= -1e15, mtime <= 1e15 else { return nil }
         let seconds = time_t(mtime.rounded(.down))
-        let nanos = Int((mtime - Double(seconds)) * 1e9)
-        var times = [timespec(tv_sec: seconds, tv_nsec: nanos), timespec(tv_sec: seconds, tv_nsec: nanos)]
+        let nanos = max(0, min(999_999_999, Int((mtime - Double(seconds)) * 1e9)))
+        return [timespec(tv_sec: seconds, tv_nsec: nanos), timespec(tv_sec: seconds, tv_nsec: nanos)]
+    }
+
+    static func setTimes(_ path: String, _ mtime: Double, follow: Bool) {
+        guard var times = timespecs(mtime) else { return }
         _ = utimensat(AT_FDCWD, path, &times, follow ? 0 : AT_SYMLINK_NOFOLLOW)
     }
 }

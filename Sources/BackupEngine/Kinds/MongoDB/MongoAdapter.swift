@@ -59,6 +59,14 @@ struct MongoAdapter: SourceAdapter {
         if let recorded = artifact.stats["documents"]?.intValue, recorded != report.documents {
             throw IntegrityError(object: path, problem: "archive holds \(report.documents) documents, the catalog recorded \(recorded)")
         }
+        // The namespaces restores and drills act on are the catalog's: they must be the archive's own.
+        if case .object(let recorded)? = artifact.stats["per_namespace"] {
+            let catalog = recorded.mapValues { $0.intValue ?? -1 }
+            if catalog != report.namespaces {
+                let differ = Set(catalog.keys).symmetricDifference(report.namespaces.keys).union(catalog.keys.filter { report.namespaces[$0] != nil && report.namespaces[$0] != catalog[$0] })
+                throw IntegrityError(object: path, problem: "the catalog's namespaces differ from the archive's: \(differ.sorted().prefix(5).map { String(reflecting: $0) }.joined(separator: ", "))")
+            }
+        }
         let oplog = report.oplogEntries > 0 ? " + \(report.oplogEntries) oplog entries" : ""
         return "sha256 ok, gzip ok, archive ok: \(report.namespaces.count) namespaces, \(report.restorableDocuments) documents\(oplog), CRCs ok"
     }
@@ -98,6 +106,13 @@ struct MongoAdapter: SourceAdapter {
         for ns in perNamespace.keys where ns != MongoArchiveVerifier.oplogNamespace {
             if let dot = ns.firstIndex(of: "."), !system.contains(String(ns[..<dot])) { databases.insert(String(ns[..<dot])) }
         }
+        // Database names come from the catalog (a rebuild may have taken them from a manifest): only names MongoDB
+        // itself allows (no / \\ . space " $ or NUL, at most 63 bytes) are restored and dropped, and they reach
+        // mongosh as string literals, never as script text.
+        let unsafe = databases.filter { !Self.isValidDatabaseName($0) }
+        if !unsafe.isEmpty {
+            return (.error, "the backup records database names MongoDB does not allow: \(unsafe.sorted().map { String(reflecting: $0) }.joined(separator: ", ")); verify the backup and its manifest")
+        }
         guard !databases.isEmpty else { return (.archiveOnly, "the archive holds no application database to restore") }
         if MongoURIOptions.unacknowledged(uri.value) {
             return (.error, "drill.mongo_uri asks for an unacknowledged write concern (w=0): mongorestore then counts nothing, so a drill could check nothing; remove w=0 from drill.mongo_uri")
@@ -111,7 +126,7 @@ struct MongoAdapter: SourceAdapter {
         let mongosh = context.policy.drill.mongosh
         /// Drops the scratch databases; says whether it could.
         func dropScratch() async -> String {
-            let script = databases.sorted().map { "kb.getSiblingDB(\"\(prefix)\($0)\").dropDatabase();" }.joined(separator: "\n")
+            let script = databases.sorted().map { "kb.getSiblingDB(\(MongoshScript.jsString(prefix + $0))).dropDatabase();" }.joined(separator: "\n")
             do {
                 _ = try await tools.shell(command: mongosh, script: script)
                 return "scratch databases dropped"
@@ -156,6 +171,11 @@ struct MongoAdapter: SourceAdapter {
             return (.passed, "restored \(compared) namespaces\(into); every document count matches the archive; \(dropped)")
         }
         return (.failed, "restored\(into), counts differ: " + mismatches.sorted().joined(separator: "; ") + "; \(dropped)")
+    }
+
+    /// MongoDB's rules for a database name (on Linux): not empty, at most 63 bytes, none of `/\\. "$` or NUL.
+    static func isValidDatabaseName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 63 && !name.unicodeScalars.contains { "/\\. \"$\u{0}".unicodeScalars.contains($0) }
     }
 
     // MARK: rollback
