@@ -44,13 +44,23 @@ public final class TargetFileWriter {
 
     /// Opens `directory` once and creates the temporary file in it. Refuses (exit 2) a target that is a symlink
     /// or a directory, and a name that is not a single plain component.
-    public init(directory: String, name: String) throws {
+    public convenience init(directory: String, name: String) throws {
         guard !directory.isEmpty else { throw UnsafeTargetError(path: "/" + name, problem: "the target directory is empty (it would mean /)") }
-        guard Self.isPlainName(name) else { throw UnsafeTargetError(path: directory + "/" + name, problem: "\(name) is not a plain file name") }
-        self.directory = directory
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FileSystemError("open the directory", path: directory) }
+        try self.init(directoryDescriptor: descriptor, shownAs: directory, name: name)
+    }
+
+    /// Writes `name` in the directory open as `fd` (taken over: closed with the writer); `shown` names it in
+    /// messages. See `openDirectory(_:under:)` for a walk that no symlink can redirect.
+    public init(directoryDescriptor descriptor: Int32, shownAs shown: String, name: String) throws {
+        guard Self.isPlainName(name) else {
+            close(descriptor)
+            throw UnsafeTargetError(path: shown + "/" + name, problem: "\(name) is not a plain file name")
+        }
+        self.directory = shown
         self.name = name
-        dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dirfd >= 0 else { throw FileSystemError("open the directory", path: directory) }
+        dirfd = descriptor
         var info = stat()
         if fstatat(dirfd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
             if let problem = Self.refusal(info) {
@@ -62,13 +72,16 @@ public final class TargetFileWriter {
             previous = nil
         }
         var rng = SystemRandomNumberGenerator()
-        temporaryName = Self.temporaryPrefix + String(UInt64.random(in: 0...UInt64.max, using: &rng), radix: 16) + AtomicFileWriter.partialSuffix
-        fd = openat(dirfd, temporaryName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
+        let temporary = Self.temporaryPrefix + String(UInt64.random(in: 0...UInt64.max, using: &rng), radix: 16) + AtomicFileWriter.partialSuffix
+        let created = openat(descriptor, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard created >= 0 else {
+            // Thrown before every stored property is set: no deinit runs, so the descriptor is closed here, once.
             let code = errno
-            close(dirfd)
-            throw FileSystemError("create", path: directory + "/" + temporaryName, code: code)
+            close(descriptor)
+            throw FileSystemError("create", path: shown + "/" + temporary, code: code)
         }
+        temporaryName = temporary
+        fd = created
     }
 
     private static func refusal(_ info: stat) -> String? {
@@ -125,6 +138,40 @@ public final class TargetFileWriter {
     deinit {
         if fd >= 0 { close(fd); unlinkat(dirfd, temporaryName, 0) }
         close(dirfd)
+    }
+
+    /// Opens `relative` (directories separated by `/`) under `root`, one component at a time relative to the
+    /// previous one's descriptor, each `O_NOFOLLOW|O_DIRECTORY` (created 0700 when missing): a component that is
+    /// a symlink or not a directory is refused (exit 2), whenever it was planted. Returns the last descriptor.
+    public static func openDirectory(_ relative: [String], under root: String) throws -> Int32 {
+        guard !root.isEmpty else { throw UnsafeTargetError(path: "/", problem: "the target directory is empty (it would mean /)") }
+        var fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError("open the directory", path: root) }
+        var shown = root
+        for part in relative {
+            shown += "/" + part
+            guard isPlainName(part) else { close(fd); throw UnsafeTargetError(path: shown, problem: "\(part) is not a plain directory name") }
+            var next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT {
+                if mkdirat(fd, part, 0o700) != 0 && errno != EEXIST {
+                    let code = errno
+                    close(fd)
+                    throw FileSystemError("create the directory", path: shown, code: code)
+                }
+                next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            if next < 0 {
+                let code = errno
+                close(fd)
+                if code == ELOOP || code == ENOTDIR {
+                    throw UnsafeTargetError(path: shown, problem: "it is not a directory (a symlink or a file): nothing is written through it")
+                }
+                throw FileSystemError("open the directory", path: shown, code: code)
+            }
+            close(fd)
+            fd = next
+        }
+        return fd
     }
 
     /// Removes what killed restores left in `directory` (regular files named `.kb-restore-*.partial`, never

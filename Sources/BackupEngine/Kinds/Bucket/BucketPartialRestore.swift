@@ -163,9 +163,12 @@ extension BucketAdapter {
                 default: break
                 }
                 written += 1
-                try Self.makeParents(of: entry.key, under: root)
-                let parent = ([root] + entry.key.split(separator: "/").dropLast().map(String.init)).joined(separator: "/")
-                let file = try TargetFileWriter(directory: parent, name: String(entry.key.split(separator: "/").last ?? ""))
+                // Every parent opened relative to the one before, O_NOFOLLOW: a directory swapped for a symlink at
+                // any moment cannot send the file elsewhere.
+                let parts = entry.key.split(separator: "/").map(String.init)
+                let parent = try TargetFileWriter.openDirectory(Array(parts.dropLast()), under: root)
+                let file = try TargetFileWriter(directoryDescriptor: parent, shownAs: ([root] + parts.dropLast()).joined(separator: "/"),
+                                                name: parts.last ?? "")
                 do {
                     var hasher = StreamingSHA256()
                     try blobs.read(entry.sha256) { chunk in
@@ -204,23 +207,6 @@ extension BucketAdapter {
             let values = try? url.resourceValues(forKeys: [.isDirectoryKey, .isSymbolicLinkKey])
             if values?.isSymbolicLink == true { walker.skipDescendants(); continue }
             if values?.isDirectory == true { TargetFileWriter.removeLeftovers(in: url.path) }
-        }
-    }
-
-    /// Creates the directories of `relative` under `root` (0700), refusing to go through anything that is not a
-    /// real directory (a symlink planted there must not send a file elsewhere).
-    static func makeParents(of relative: String, under root: String) throws {
-        var path = root
-        for part in relative.split(separator: "/").dropLast() {
-            path += "/" + part
-            var info = stat()
-            if lstat(path, &info) == 0 {
-                guard (info.st_mode & S_IFMT) == S_IFDIR else {
-                    throw BackupFailure("\(path) exists and is not a directory (a symlink or a file); refusing to write through it", exitStatus: .usage)
-                }
-            } else if mkdir(path, 0o700) != 0 {
-                throw FileSystemError("create the directory", path: path)
-            }
         }
     }
 }
