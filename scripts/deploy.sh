@@ -193,7 +193,15 @@ for sep in : ';' '|' ','; do
   case "${resolved[*]}" in *"$sep"*) ;; *) COMPOSE_PATH_SEPARATOR=$sep; break ;; esac
 done
 COMPOSE_FILE=$(IFS=$COMPOSE_PATH_SEPARATOR; printf '%s' "${resolved[*]}")
+# And the same project name: with --project-directory, Compose names the project after STACK_DIR (compose-go's
+# NormalizeProjectName: lower case, only a-z 0-9 _ -), while a call with COMPOSE_FILE alone would name it after
+# the first file's directory. An explicit COMPOSE_PROJECT_NAME wins for both, and a top-level `name:` in the
+# files names it for both already.
+if [ -z "${COMPOSE_PROJECT_NAME:-}" ] && ! grep -qE '^name:' "${resolved[@]}" 2>/dev/null; then
+  COMPOSE_PROJECT_NAME=$(basename "$STACK_DIR" | tr '[:upper:]' '[:lower:]' | tr -cd 'a-z0-9_-' | sed 's/^[_-]*//')
+fi
 export COMPOSE_FILE COMPOSE_PATH_SEPARATOR
+if [ -n "${COMPOSE_PROJECT_NAME:-}" ]; then export COMPOSE_PROJECT_NAME; fi
 
 # The images the service's containers run, one per line. `docker compose ps --format json` prints a JSON array
 # (Compose 2.20 and older) or one object per line (2.21 and later). Compose 2.14 and older print no Image field
