@@ -314,24 +314,39 @@ public struct MongoTools: Sendable {
     /// mongorestore's count reader, so that counts printed early are not lost with the tail.
     private static func tail(of stream: SubprocessOutputSequence, box: RunBox) async -> [String] {
         var lines: [String] = []
-        var partial = ""
         /// A line longer than this is cut (a tool that never prints a newline cannot grow memory).
         let longest = 64 * 1024
         func take(_ line: String) {
             if box.readsCounts { box.report.consume(line) }
             if !line.isEmpty { lines.append(line) }
         }
+        // Bytes, split at newlines as they come: only the new bytes are scanned (re-splitting a long pending line
+        // on every chunk made a tool that never ends its line cost quadratic time). A line longer than `longest`
+        // is cut there and the rest of it dropped, up to its newline.
+        var pending: [UInt8] = []
+        var dropping = false
         do {
             for try await buffer in stream {
-                partial += buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-                var parts = partial.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-                partial = parts.removeLast()
-                if partial.utf8.count > longest { parts.append(String(partial.prefix(longest))); partial = "" }
-                parts.forEach(take)
+                buffer.withUnsafeBytes { raw in
+                    for byte in raw {
+                        if byte == 10 {
+                            if !dropping { take(String(decoding: pending, as: UTF8.self)) }
+                            pending.removeAll(keepingCapacity: true)
+                            dropping = false
+                        } else if !dropping {
+                            pending.append(byte)
+                            if pending.count >= longest {
+                                take(String(decoding: pending, as: UTF8.self))
+                                pending.removeAll(keepingCapacity: true)
+                                dropping = true
+                            }
+                        }
+                    }
+                }
                 if lines.count > Defaults.stderrTailLines * 4 { lines.removeFirst(lines.count - Defaults.stderrTailLines * 4) }
             }
         } catch {}
-        if !partial.isEmpty { take(partial) }
+        if !pending.isEmpty && !dropping { take(String(decoding: pending, as: UTF8.self)) }
         return Array(lines.suffix(Defaults.stderrTailLines * 4))
     }
 }

@@ -102,6 +102,11 @@ struct CatalogRebuilder: EngineService {
                 where name.hasSuffix(".manifest.json") {
                     let relative = "\(source)/\(day)/\(name)"
                     do {
+                        // A manifest is a few KiB; one of more than 16 MiB is not ours (and is not read whole).
+                        if let size = FileIO.fileSize(repository.absolute(relative)), size > Self.manifestLimit {
+                            refused.append("\(relative): \(size) bytes, more than a manifest's \(Self.manifestLimit)")
+                            continue
+                        }
                         guard let data = fm.contents(atPath: repository.absolute(relative)) else { throw FileSystemError("read", path: relative) }
                         let manifest = try Manifest.decode(data)
                         // What a manifest says is untrusted (it may come from the off-site bucket): adopted only
@@ -247,6 +252,7 @@ struct CatalogRebuilder: EngineService {
     }
 
     static let buildingSuffix = ".rebuilding-"
+    static let manifestLimit: Int64 = 16 << 20
 
     /// Removes what a killed rebuild left beside the catalog (`<catalog>.rebuilding-<stamp>` and its journal).
     static func removeUnfinished(besides catalogPath: String) {
