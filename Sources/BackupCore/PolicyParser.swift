@@ -154,31 +154,49 @@ public enum PolicyParser {
         if text.utf8.count > maxPolicyBytes {
             throw PolicyError(origin: origin, keyPath: "", problem: "the file is \(text.utf8.count) bytes; a policy is at most \(maxPolicyBytes) bytes")
         }
+        // A scan that may over-count nesting, never under-count it: a quote opens a quoted scalar only where a
+        // scalar can start (first on its line, or after `: `, `- `, `? `, `[`, `{`, `,`); `#` starts a comment only
+        // after a blank; `- ` and `? ` at the start of a line each open a level (`? ? ? x` nests mappings as
+        // `- - - x` nests sequences). A `'` inside a plain scalar (`don't`) or a `#` glued to one (`a#b`) no longer
+        // hides the brackets after it.
+        let bytes = Array(text.utf8)
         var line = 1
         var flow = 0
         var quote: UInt8?
         var atLineStart = true
         var indent = 0
-        var dashes = 0
+        var levels = 0
         var comment = false
-        for b in text.utf8 {
-            if b == 10 { line += 1; atLineStart = true; indent = 0; dashes = 0; comment = false; quote = nil; continue }
+        var previous: UInt8 = 10 // the last byte outside blanks on this line (10: none yet)
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            i += 1
+            if b == 10 { line += 1; atLineStart = true; indent = 0; levels = 0; comment = false; quote = nil; previous = 10; continue }
             if comment { continue }
             if let q = quote {
-                if b == q { quote = nil }
+                if q == 34 && b == 92 { i += 1; continue } // \" and \\ in a double-quoted scalar
+                if b == q {
+                    if q == 39 && i < bytes.count && bytes[i] == 39 { i += 1; continue } // '' in a single-quoted one
+                    quote = nil
+                    previous = b
+                }
                 continue
             }
             if atLineStart {
-                if b == 32 { indent += 1; continue }
-                if b == 45 { dashes += 1; continue } // "- - - x": each dash opens a sequence
+                if b == 32 || b == 9 { indent += 1; continue }
+                if (b == 45 || b == 63) && (i == bytes.count || bytes[i] == 32 || bytes[i] == 10) { levels += 1; continue } // "- " / "? "
                 atLineStart = false
-                if indent / 2 + dashes > maxNesting * 4 {
+                if indent / 2 + levels > maxNesting * 4 {
                     throw PolicyError(origin: origin, keyPath: "", line: line, problem: "nested too deeply (more than \(maxNesting * 4) levels of indentation)")
                 }
             }
+            let blankBefore = i >= 2 && (bytes[i - 2] == 32 || bytes[i - 2] == 9)
             switch b {
-            case 34, 39: quote = b
-            case 35: comment = true
+            case 34, 39:
+                if [10, 58, 45, 63, 91, 123, 44].contains(previous) { quote = b }
+            case 35:
+                if blankBefore || previous == 10 { comment = true; continue }
             case 91, 123:
                 flow += 1
                 if flow > maxNesting {
@@ -187,6 +205,7 @@ public enum PolicyParser {
             case 93, 125: flow = max(0, flow - 1)
             default: break
             }
+            if b != 32 && b != 9 { previous = b }
         }
     }
 

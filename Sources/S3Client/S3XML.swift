@@ -20,12 +20,16 @@ public final class XMLNode: @unchecked Sendable {
     /// The text of a child, or nil when there is no such child.
     public func value(_ child: String) -> String? { self[child]?.text }
 
-    /// Parses a document; nil when it is not well-formed XML.
+    /// The deepest element accepted: S3 replies are four levels deep; a peer's 100,000 levels would build a tree
+    /// whose release recurses as deep (a stack overflow).
+    public static let maxDepth = 32
+
+    /// Parses a document; nil when it is not well-formed XML or nests deeper than `maxDepth`.
     public static func parse(_ data: Data) -> XMLNode? {
         let builder = TreeBuilder()
         let parser = XMLParser(data: data)
         parser.delegate = builder
-        guard parser.parse(), let root = builder.root else { return nil }
+        guard parser.parse(), !builder.tooDeep, let root = builder.root else { return nil }
         return root
     }
 }
@@ -33,9 +37,15 @@ public final class XMLNode: @unchecked Sendable {
 private final class TreeBuilder: NSObject, XMLParserDelegate {
     var root: XMLNode?
     var stack: [XMLNode] = []
+    var tooDeep = false
 
     func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,
                 attributes: [String: String] = [:]) {
+        guard stack.count < XMLNode.maxDepth else {
+            tooDeep = true
+            parser.abortParsing()
+            return
+        }
         let node = XMLNode(name: elementName)
         if let parent = stack.last { parent.children.append(node) } else { root = node }
         stack.append(node)

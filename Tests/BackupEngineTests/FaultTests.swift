@@ -204,7 +204,11 @@ import Testing
     @Test func deeplyNestedPolicyIsRefusedNotCrashed() throws {
         let dir = TemporaryDirectory()
         for (name, text) in [("flow.yml", "repository: { path: /r }\nsources: " + String(repeating: "[", count: 10_000)),
-                             ("dashes.yml", "repository: { path: /r }\nsources:\n" + String(repeating: "- ", count: 10_000) + "x\n")] {
+                             ("dashes.yml", "repository: { path: /r }\nsources:\n" + String(repeating: "- ", count: 10_000) + "x\n"),
+                             // The campaign's bypasses: a quote inside a plain scalar, a # glued to one, complex keys.
+                             ("quote.yml", "repository: { path: /r }\nsources: [don't, " + String(repeating: "[", count: 10_000)),
+                             ("hash.yml", "repository: { path: /r }\nsources: [a#b, " + String(repeating: "[", count: 10_000)),
+                             ("keys.yml", "repository: { path: /r }\nsources:\n" + String(repeating: "? ", count: 10_000) + "x\n")] {
             let policy = dir.file(name)
             FileManager.default.createFile(atPath: policy, contents: Data(text.utf8))
             let r = try runCLI(["policy", "check", "--policy", policy])

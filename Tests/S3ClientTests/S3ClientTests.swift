@@ -213,3 +213,14 @@ final class Counter: @unchecked Sendable {
         #expect(error?.description.contains("hunter2") == false)
     }
 }
+
+/// A reply nested 100,000 deep (a hostile S3 peer) is refused: no tree is built whose release would recurse that
+/// deep. S3 replies are four levels deep.
+struct S3XMLDepthTests {
+    @Test func aDeepReplyIsRefused() {
+        let deep = String(repeating: "<a>", count: 100_000) + String(repeating: "</a>", count: 100_000)
+        #expect(XMLNode.parse(Data(deep.utf8)) == nil)
+        let fine = "<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>"
+        #expect(XMLNode.parse(Data(fine.utf8))?["Contents"]?.value("Key") == "k")
+    }
+}
