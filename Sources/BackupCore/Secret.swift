@@ -1,8 +1,15 @@
+import Foundation
+
 /// A secret value (a password, a key). It prints as `<redacted>` wherever it is interpolated, so a log line,
 /// an error or a JSON dump that reaches it by accident shows nothing.
 public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     public let value: String
-    public init(_ value: String) { self.value = value }
+    /// Every secret made is known to `KnownSecrets`, so that text from anywhere (a peer's error that quotes a
+    /// password, say) is scrubbed of it before it is stored, sent or printed.
+    public init(_ value: String) {
+        self.value = value
+        KnownSecrets.add(value)
+    }
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
 }
@@ -47,4 +54,32 @@ public enum Redaction {
             .map { $0.contains("://") ? url(String($0)) : String($0) }
             .joined(separator: " ")
     }
+}
+
+/// The secrets this process holds (a password from the policy or a file, a key): the one redactor every error
+/// text and stored detail passes through (`EngineCore.describe`). Values shorter than 4 characters are not
+/// scrubbed (they would blank out ordinary words); at most 1,024 are kept.
+public enum KnownSecrets {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var values: Set<String> = []
+
+    static func add(_ value: String) {
+        guard value.count >= 4 else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if values.count < 1024 { values.insert(value) }
+    }
+
+    /// `text` with every known secret (longest first) replaced by `***`, and URLs' user info redacted.
+    public static func scrub(_ text: String) -> String {
+        lock.lock()
+        let known = values.sorted { $0.count > $1.count }
+        lock.unlock()
+        return Redaction.scrub(text, secrets: known.map { Secret(unregistered: $0) })
+    }
+}
+
+extension Secret {
+    /// A value already known (no second registration).
+    init(unregistered value: String) { self.value = value }
 }

@@ -1,4 +1,5 @@
 import BackupCore
+import RedisBackup
 import Foundation
 import TestSupport
 import Testing
@@ -173,5 +174,29 @@ struct UntrustedRepositoryTests {
         let v = try runCLI(["verify", a["id"] as! String, "--json", "--policy", policy])
         #expect(v.status == 4)
         #expect(v.stdout.contains("size is"), "\(v.stdout)")
+    }
+}
+
+/// A peer whose error quotes the password it was sent: the password reaches neither the output, nor the catalog.
+struct QuotedSecretTests {
+    @Test func aPasswordQuotedByThePeerIsScrubbed() throws {
+        let port = try FreePort.pick()
+        let server = try ChildProcess(executable: "/usr/bin/env", arguments: ["python3", packageRoot + "/Tests/StandIns/redis_hostile.py", String(port), "echo-error"])
+        defer { server.signal(SIGKILL); _ = server.wait() }
+        usleep(500_000)
+        let dir = TemporaryDirectory()
+        let password = "Quoted-\(UUID().uuidString.prefix(8))"
+        let policy = writeRedisPolicy(in: dir, url: "redis://:\(password)@127.0.0.1:\(port)")
+        var r = try runCLI(["backup", "--json", "--policy", policy])
+        for _ in 0..<20 where r.stdout.contains("connection refused") {
+            usleep(250_000)
+            r = try runCLI(["backup", "--json", "--policy", policy])
+        }
+        #expect(r.status != 0)
+        #expect((r.stdout + r.stderr).contains("refused: AUTH"), "\(r.stdout) \(r.stderr)")
+        #expect(!(r.stdout + r.stderr).contains(password))
+        let listed = try runCLI(["list", "--json", "--policy", policy])
+        #expect(!(listed.stdout + listed.stderr).contains(password))
+        #expect(!anyFileContains(dir.file("repo"), password))
     }
 }

@@ -7,6 +7,7 @@ time (it never sends more than 4 MiB nor lives more than 60 s). Usage: redis_hos
   long-line    `+` and 4 MiB without a newline (a reader without a line cap grows without bound)
   wide-array   `*2000000000` then nothing (an array that claims two billion elements)
   bulk-no-crlf `$3` `abcXY` (a bulk whose CRLF is not there)
+  echo-error   an error that quotes the command it got, arguments and all (AUTH's password among them)
 """
 import socket, sys, time
 
@@ -25,8 +26,11 @@ while time.time() - started < 60:
         break
     conn.settimeout(10)
     try:
-        conn.recv(65536)
-        if mode == "huge-bulk":
+        request = conn.recv(65536)
+        if mode == "echo-error":
+            words = [w for w in request.split(b"\r\n") if w and not w[:1] in (b"*", b"$")]
+            conn.sendall(b"-ERR refused: " + b" ".join(words)[:200] + b"\r\n")
+        elif mode == "huge-bulk":
             conn.sendall(b"$9223372036854775807\r\nabc")
         elif mode == "deep-array":
             conn.sendall(b"*1\r\n" * 2_000_000 + b":1\r\n")

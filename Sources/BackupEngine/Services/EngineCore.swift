@@ -70,9 +70,11 @@ final class EngineCore {
     }
 
     /// One sentence for a catalog row or a log line (user-facing errors are already free of secrets).
+    /// One sentence for a catalog row, a notification or a log line: every secret this process knows is scrubbed
+    /// from it (a peer's message may quote a password).
     func describe(_ error: Error) -> String {
-        if let e = error as? UserFacingError { return e.description }
-        return "\(error)"
+        if let e = error as? UserFacingError { return KnownSecrets.scrub(e.description) }
+        return KnownSecrets.scrub("\(error)")
     }
 }
 
