@@ -43,6 +43,18 @@ public enum Redaction {
         return String(text[..<schemeEnd.upperBound]) + redactedUserInfo + String(rest[at...])
     }
 
+    /// A webhook URL as it may be shown: scheme and host only (user info redacted); the path and query, where
+    /// webhook tokens live (`/webhook/<uuid>`, `?token=…`), become `/…`.
+    public static func webhook(_ text: String) -> String {
+        guard let schemeEnd = text.range(of: "://") else { return "***" }
+        let rest = text[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        let authority = String(rest[..<authorityEnd])
+        let host = authority.split(separator: "@").last.map(String.init) ?? authority
+        let shown = String(text[..<schemeEnd.upperBound]) + (authority.contains("@") ? "***@" : "") + host
+        return authorityEnd == rest.endIndex ? shown : shown + "/…"
+    }
+
     /// Replaces every occurrence of each secret in `text` with `***`, and redacts URLs.
     public static func scrub(_ text: String, secrets: [Secret]) -> String {
         var out = text

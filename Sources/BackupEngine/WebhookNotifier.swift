@@ -68,7 +68,7 @@ struct WebhookNotifier {
             if let status, (400..<500).contains(status), status != 408, status != 429 { break }
         }
         logger.warning("webhook notification not delivered", metadata: [
-            "webhook": "\(Redaction.url(policy.webhook))", "source": "\(event.source)", "problem": "\(lastProblem)",
+            "webhook": "\(Redaction.webhook(policy.webhook))", "source": "\(event.source)", "problem": "\(lastProblem)",
         ])
         return false
     }
@@ -93,7 +93,7 @@ struct WebhookNotifier {
             return (nil, "no answer within \(Int(timeout)) s")
         } catch {
             // The URL may carry a token: the error is described without it.
-            return (nil, Redaction.scrub("\(error)", secrets: []))
+            return (nil, Redaction.scrub("\(error)", secrets: [Secret(request.url)]))
         }
     }
 }

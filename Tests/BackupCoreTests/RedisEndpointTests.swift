@@ -41,6 +41,10 @@ struct RedisEndpointTests {
         #expect(Redaction.url("redis://:pa/ss@h:1/0") == "redis://:***@h:1/0")
         #expect(Redaction.url("redis://user:a/b/c@h:1") == "redis://user:***@h:1")
         #expect(Redaction.url("mongodb://u:p@h/db?opt=a@b") == "mongodb://u:***@h/db?opt=a@b")
+        // A webhook's token lives in its path or query: shown as the host only.
+        #expect(Redaction.webhook("https://n8n.example/webhook/3f1c-token?x=1") == "https://n8n.example/…")
+        #expect(Redaction.webhook("http://u:p@127.0.0.1:5678/webhook/abc") == "http://***@127.0.0.1:5678/…")
+        #expect(Redaction.webhook("http://127.0.0.1:5678") == "http://127.0.0.1:5678")
         #expect(Redaction.scrub("login pw failed at redis://:pw@h:1", secrets: [Secret("pw")]) == "login *** failed at redis://:***@h:1")
         #expect("\(Secret("hunter2"))" == "<redacted>")
     }

@@ -112,9 +112,9 @@ struct Preflight: EngineService {
             let response = try await WebhookNotifier.http.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
             _ = try? await response.body.collect(upTo: 64 * 1024)
             return PreflightCheck(check: what, ok: response.status.code < 500,
-                                  detail: "\(Redaction.url(url)) answered HTTP \(response.status.code) to a GET (no event sent)")
+                                  detail: "\(Redaction.webhook(url)) answered HTTP \(response.status.code) to a GET (no event sent)")
         } catch {
-            return PreflightCheck(check: what, ok: false, detail: "\(Redaction.url(url)): \(Redaction.scrub("\(error)", secrets: []))")
+            return PreflightCheck(check: what, ok: false, detail: "\(Redaction.webhook(url)): \(Redaction.scrub("\(error)", secrets: [Secret(url)]))")
         }
     }
 }
