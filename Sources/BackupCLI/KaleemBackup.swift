@@ -69,7 +69,12 @@ struct GlobalOptions: ParsableArguments {
     var quiet = false
 
     func loadPolicy() throws -> Policy {
-        try PolicyLoader.load(path: policy, environment: ProcessInfo.processInfo.environment)
+        let environment = ProcessInfo.processInfo.environment
+        let loaded = try PolicyLoader.load(path: policy, environment: environment)
+        if !quiet, let warning = PolicyLoader.exposureWarning(path: policy, environment: environment) {
+            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+        }
+        return loaded
     }
 
     /// stderr is a terminal (a person is watching).

@@ -1,5 +1,8 @@
 import BackupCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Finds and reads the policy: `--policy`, else `$KALEEM_BACKUP_POLICY`, else `policies/local.yml` in the
 /// working directory, else the copy of it built into the binary.
@@ -21,6 +24,28 @@ public enum PolicyLoader {
             return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: defaultPath, environment: environment, sourceKinds: SourceKinds.policyTable)
         }
         return try PolicyParser.parse(EmbeddedPolicy.localYAML, origin: embeddedOrigin, environment: environment, sourceKinds: SourceKinds.policyTable)
+    }
+
+    /// A warning when the policy file holds a secret written in it (a password in a URL, a `password:`, a key)
+    /// and people other than its owner can read it; nil otherwise. Secrets from `${VAR}` or `*_file` are not in
+    /// the file.
+    public static func exposureWarning(path: String?, environment: [String: String]) -> String? {
+        guard let chosen = chosenPath(path, environment: environment) else { return nil }
+        var info = stat()
+        guard stat(chosen, &info) == 0, info.st_mode & 0o044 != 0,
+              let data = FileManager.default.contents(atPath: chosen) else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            let code = line.prefix { $0 != "#" }
+            let inURL = code.range(of: #"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:"']*:[^\s@"'$][^\s@"']*@"#, options: .regularExpression) != nil
+            let inKey = code.range(of: #"(^|[\s{,])(password|api_key|secret_access_key|secret_key|token)\s*:\s*["']?[^"'\s$}{,]"#,
+                                   options: .regularExpression) != nil
+            if inURL || inKey {
+                let mode = String(info.st_mode & 0o777, radix: 8)
+                return "the policy \(chosen) (mode \(mode)) holds a secret written in it and others can read it: chmod 600 it, or move the secret to ${VAR} or a *_file"
+            }
+        }
+        return nil
     }
 
     /// Which file `load` reads (nil: the embedded copy).

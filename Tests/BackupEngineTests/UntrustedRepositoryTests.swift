@@ -200,3 +200,22 @@ struct QuotedSecretTests {
         #expect(!anyFileContains(dir.file("repo"), password))
     }
 }
+
+/// A policy that holds a password in its text and that others can read is warned about (not refused).
+struct PolicyExposureTests {
+    @Test func aReadablePolicyWithASecretIsWarnedAbout() throws {
+        let dir = TemporaryDirectory()
+        let secret = dir.file("secret.yml"), referenced = dir.file("ref.yml")
+        try "repository: { path: \(dir.file("repo")) }\nsources:\n  redis: { kind: redis, url: \"redis://:hunter22@127.0.0.1:1\" }\n"
+            .write(toFile: secret, atomically: true, encoding: .utf8)
+        try "repository: { path: \(dir.file("repo")) }\nsources:\n  redis: { kind: redis, url: \"redis://:${PW:-x}@127.0.0.1:1\", password_file: /nonexistent }\n"
+            .write(toFile: referenced, atomically: true, encoding: .utf8)
+        #expect(chmod(secret, 0o644) == 0 && chmod(referenced, 0o644) == 0)
+        let warned = try runCLI(["list", "--policy", secret])
+        #expect(warned.stderr.contains("warning:") && warned.stderr.contains("chmod 600"), "\(warned.stderr)")
+        #expect(!warned.stderr.contains("hunter22"))
+        #expect(chmod(secret, 0o600) == 0)
+        #expect(!(try runCLI(["list", "--policy", secret])).stderr.contains("chmod 600"))
+        #expect(!(try runCLI(["list", "--policy", referenced])).stderr.contains("chmod 600"))
+    }
+}
