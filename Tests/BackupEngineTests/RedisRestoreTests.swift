@@ -106,6 +106,24 @@ struct RedisRestoreTests {
         l.close()
         #expect(try runProcess("/bin/sh", ["-c", "pgrep -f '[k]aleem-restore' || true"]).stdout.isEmpty)
         #expect(try Catalog(path: dir.file("repo/catalog.sqlite")).restores(source: "redis").first?.mode == "online")
+
+        // The target's password need not be in argv: --to-password-file, or $REDISCLI_AUTH as for redis-cli.
+        let l1 = try live.connect()
+        _ = try l1.command("SET", "changed-again", "x")
+        l1.close()
+        let bare = "redis://127.0.0.1:\(live.server.port)"
+        let fromEnv = try runCLI(["restore", "redis", "--latest", "--to-url", bare, "--yes", "--policy", policy],
+                                 environment: cliEnvironment(["REDISCLI_AUTH": "live-pw"]))
+        #expect(fromEnv.status == 0, "\(fromEnv.stdout) \(fromEnv.stderr)")
+        let l2 = try live.connect()
+        #expect(try Self.digest(l2) == original)
+        _ = try l2.command("SET", "changed-once-more", "x")
+        let file = dir.file("target-password")
+        try "live-pw\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try runCLI(["restore", "redis", "--latest", "--to-url", bare, "--to-password-file", file, "--yes", "--policy", policy])
+        #expect(fromFile.status == 0, "\(fromFile.stdout) \(fromFile.stderr)")
+        #expect(try Self.digest(l2) == original)
+        l2.close()
     }
 
     @Test func corruptedBackupIsNotRestored() throws {

@@ -26,7 +26,7 @@ extension RedisAdapter {
     func restoreKeys(_ source: SourcePolicy, _ request: RestoreRequest, pattern: String, context: SourceContext,
                      plan: ([String]) -> Void) async throws -> RestoreOutcome {
         let o = request.options
-        guard let url = o.value("to-url") else {
+        guard let url = try o.value("to-url").map({ try Self.targetURL($0, passwordFile: o.value("to-password-file")) }) else {
             throw BackupFailure("--match restores keys into a live server: give it with --to-url redis://…", exitStatus: .usage,
                                 hint: "to look at the keys first: kaleem-backup ls ID --match '\(pattern)'")
         }

@@ -24,12 +24,37 @@ public struct RedisRestoreResult: Sendable {
 }
 
 extension RedisAdapter {
+    /// The --to-url with its password from `--to-password-file`, else `$REDISCLI_AUTH` (redis-cli's variable),
+    /// else as written: a password need not be in argv (`ps` shows argv to every user).
+    static func targetURL(_ url: String, passwordFile: String?) throws -> String {
+        let password: String
+        if let passwordFile {
+            guard let data = FileManager.default.contents(atPath: passwordFile) else {
+                throw BackupFailure("cannot read --to-password-file \(passwordFile)", exitStatus: .usage, hint: "check that it exists and is readable by this user")
+            }
+            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        } else if let fromEnvironment = ProcessInfo.processInfo.environment["REDISCLI_AUTH"], !fromEnvironment.isEmpty {
+            password = fromEnvironment
+        } else {
+            return url
+        }
+        let endpoint: RedisEndpoint
+        do { endpoint = try RedisEndpoint.parse(url) } catch {
+            throw BackupFailure("--to-url \(Redaction.url(url)) is not a redis:// URL (\(error))", exitStatus: .usage)
+        }
+        let encoded = password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let user = (endpoint.username ?? "").addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
+        return "redis://\(user):\(encoded)@\(host):\(endpoint.port)" + (endpoint.database.map { "/\($0)" } ?? "")
+    }
+
     var restoreOptions: [RestoreOptionSpec] {
         [
             RestoreOptionSpec("to-dir", value: "DIR", help: "file mode: install the RDB into this directory (the server's `dir`)"),
             RestoreOptionSpec("dbfilename", value: "NAME", help: "file mode: the file name (the server's `dbfilename`)", default: "dump.rdb"),
             RestoreOptionSpec("server-url", value: "URL", help: "file mode: check this server's dir, dbfilename and appendonly first (redis://…)"),
-            RestoreOptionSpec("to-url", value: "URL", help: "online mode: replace all the data of this live server (redis://…)"),
+            RestoreOptionSpec("to-url", value: "URL", help: "online mode: replace all the data of this live server (redis://…; its password better through --to-password-file or REDISCLI_AUTH than in the URL)"),
+            RestoreOptionSpec("to-password-file", value: "FILE", help: "the --to-url server's password, read from this file (else $REDISCLI_AUTH, as redis-cli; else the URL's)"),
             RestoreOptionSpec("listen", value: "ADDR", help: "online mode: the address the target uses to reach the scratch server", default: "127.0.0.1"),
             RestoreOptionSpec("match", value: "PATTERN", help: "only the keys matching this glob (SCAN MATCH rules), into the live server of --to-url; existing keys are left alone"),
             RestoreOptionSpec("db", value: "N", help: "with --match: only keys of this database"),
@@ -61,7 +86,7 @@ extension RedisAdapter {
             }
             target = .directory(path: dir, dbfilename: o.value("dbfilename") ?? "dump.rdb", serverURL: o.value("server-url"))
         } else if let url = o.value("to-url") {
-            target = .online(url: url)
+            target = .online(url: try Self.targetURL(url, passwordFile: o.value("to-password-file")))
         } else {
             throw BackupFailure("a Redis restore needs --to-dir DIR (file mode) or --to-url redis://… (online mode)", exitStatus: .usage,
                                 hint: "file mode for a server whose data directory you can reach; online mode for one in a container")
