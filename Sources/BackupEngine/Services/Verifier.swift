@@ -144,6 +144,10 @@ struct Verifier: EngineService {
             }
             try checkManifest(artifact)
             return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
+        } catch let error as FileSystemError where error.code == ENOENT && error.operation == "rename into place" {
+            // A copy fetched from off-site vanished before it was put in place (a concurrent run's crash recovery
+            // removes `.partial` files): nothing is known of the backup, it is not called damaged.
+            return VerifyResult(id: artifact.id, ok: false, detail: "could not verify: the copy fetched from off-site vanished before it was put in place (\(describe(error))); run verify again")
         } catch let error as FileSystemError where error.code == ENOENT {
             return VerifyResult(id: artifact.id, damagedBecause: "stored file \(path) is missing")
         } catch {
