@@ -93,6 +93,10 @@ extension S3Client {
     public func listObjects(bucket: String, prefix: String = "", maxPages: Int = .max, page: ([S3Object]) async throws -> Void) async throws {
         var token: String?
         var pages = 0
+        // A peer that repeats a page, or goes back, or sends empty truncated pages for ever, would list until the
+        // deadline: S3 lists in key order, so each page must start after the last key of the one before.
+        var lastKey: String?
+        var emptyTruncated = 0
         repeat {
             var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", "1000")]
             if !prefix.isEmpty { query.append(("prefix", prefix)) }
@@ -112,8 +116,16 @@ extension S3Client {
                                         etag: Self.unquote(entry.value("ETag") ?? ""),
                                         lastModified: entry.value("LastModified") ?? ""))
             }
+            let previousToken = token
             token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
             if xml.value("IsTruncated") == "true" && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
+            if let token, token == previousToken { throw malformed(operation + " (the same continuation token again: the listing would never end)") }
+            if let first = objects.first?.key, let lastKey, Array(first.utf8).lexicographicallyPrecedes(Array(lastKey.utf8)) || first == lastKey {
+                throw malformed(operation + " (a page starts at or before the previous page's last key: the listing went back)")
+            }
+            if let last = objects.last?.key { lastKey = last }
+            emptyTruncated = objects.isEmpty && token != nil ? emptyTruncated + 1 : 0
+            if emptyTruncated > 100 { throw malformed(operation + " (more than 100 empty pages in a row, each truncated)") }
             try await page(objects)
             pages += 1
         } while token != nil && pages < maxPages

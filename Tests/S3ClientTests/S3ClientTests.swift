@@ -9,6 +9,8 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
     func increment() -> Int { lock.withLock { n += 1; return n } }
+    func next() -> Int { increment() }
+    var value: Int { lock.withLock { n } }
 }
 
 /// The client against a real S3 server (moto) on 127.0.0.1.
@@ -222,5 +224,38 @@ struct S3XMLDepthTests {
         #expect(XMLNode.parse(Data(deep.utf8)) == nil)
         let fine = "<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>"
         #expect(XMLNode.parse(Data(fine.utf8))?["Contents"]?.value("Key") == "k")
+    }
+}
+
+/// A listing that would never end (a hostile or broken S3): the same continuation token again, a page that goes
+/// back, empty truncated pages for ever. Each is refused at once, not listed until the deadline.
+struct EndlessListingTests {
+    static func page(_ keys: [String], token: String) -> String {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated>"
+            + keys.map { "<Contents><Key>\($0)</Key><Size>1</Size><ETag>\"e\"</ETag></Contents>" }.joined()
+            + "<NextContinuationToken>\(token)</NextContinuationToken></ListBucketResult>"
+    }
+
+    @Test(arguments: ["same-token", "goes-back", "empty-pages"])
+    func anEndlessListingIsRefused(mode: String) async throws {
+        let counter = Counter()
+        let server = try HTTPRecorder { _ in
+            let n = counter.next()
+            let body: String
+            switch mode {
+            case "same-token": body = Self.page(["k\(n)"], token: "t")
+            case "goes-back": body = Self.page(["a", "b"], token: "t\(n)")
+            default: body = Self.page([], token: "t\(n)")
+            }
+            return (200, ["Content-Type": "application/xml"], body)
+        }
+        defer { server.stop() }
+        let client = try S3Client(endpoint: server.url, credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")),
+                                  options: S3ClientOptions())
+        defer { client.shutdown() }
+        await #expect(throws: S3Error.self) {
+            try await client.listObjects(bucket: "b") { _ in }
+        }
+        #expect(counter.value < 200, "\(counter.value) requests")
     }
 }
