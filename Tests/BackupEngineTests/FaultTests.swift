@@ -287,6 +287,35 @@ import Testing
     }
 }
 
+/// A first catalog that cannot be written (the disk is full) leaves no empty file behind: once space is freed,
+/// the next command works instead of refusing a "truncated" catalog.
+@Suite(.serialized) struct FirstCatalogOnAFullDiskTests {
+    @Test func aFailedFirstCatalogLeavesNoEmptyFile() throws {
+        let dir = TemporaryDirectory()
+        let repo = dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1", repository: repo)
+        let out = dir.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let script = """
+        mount -t tmpfs -o size=64k kb-full "$1" || exit 90
+        dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null
+        "$2" list --json --policy "$3" > /dev/null 2> "$4/first.err"; echo $? > "$4/first.rc"
+        ls -la "$1" > "$4/after-first"
+        rm -f "$1/filler"
+        mount -o remount,size=4m "$1"
+        "$2" list --json --policy "$3" > "$4/second.json" 2> "$4/second.err"; echo $? > "$4/second.rc"
+        """
+        let r = try runProcess("/usr/bin/unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "kb",
+                                                    repo, try kaleemBinary(), policy, out], environment: cliEnvironment())
+        #expect(r.status == 0, "\(r.stderr)")
+        func read(_ name: String) -> String { (try? String(contentsOfFile: out + "/" + name, encoding: .utf8)) ?? "" }
+        #expect(read("first.rc").trimmingCharacters(in: .whitespacesAndNewlines) != "0", "\(read("first.err"))")
+        #expect(!read("after-first").contains("catalog.sqlite"), "\(read("after-first"))")
+        #expect(read("second.rc").trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(read("second.err"))")
+    }
+}
+
 /// A Redis that sends one byte every half second never trips the idle `timeout`; the source's `deadline`
 /// stops it (every kind gets one; default 6 h).
 @Suite struct DeadlineTests {

@@ -58,7 +58,19 @@ final class EngineCore {
                                     hint: "run `kaleem-backup catalog rebuild` (it reads the manifests), or copy \(repository.absolute("catalog-copy/catalog.sqlite")) back")
             }
         }
-        let c = try Catalog(path: catalogPath)
+        let existed = access(catalogPath, F_OK) == 0
+        let c: Catalog
+        do {
+            c = try Catalog(path: catalogPath)
+        } catch {
+            // A first catalog that could not be written (a full disk) must not be left as an empty file that
+            // every later run refuses as truncated: the one this process created goes.
+            if !existed, let size = FileIO.fileSize(catalogPath), size == 0 {
+                unlink(catalogPath)
+                unlink(catalogPath + "-journal")
+            }
+            throw error
+        }
         catalogStore = c
         return c
     }
