@@ -123,7 +123,12 @@ public final class TargetFileWriter {
         guard closed == 0 else { throw FileSystemError("close", path: directory + "/" + temporaryName) }
         if exists, let keep {
             guard Self.isPlainName(keep) else { throw UnsafeTargetError(path: directory + "/" + keep, problem: "\(keep) is not a plain file name") }
-            guard renameat(dirfd, name, dirfd, keep) == 0 else { throw FileSystemError("keep the previous file as", path: directory + "/" + keep) }
+            // A second name for the previous file, then the new one renamed over the first: at no moment is the
+            // target name missing (a restore killed in between leaves the old file or the new one, never none).
+            // Where hard links are not supported, the previous file is renamed aside instead.
+            if linkat(dirfd, name, dirfd, keep, 0) != 0 {
+                guard renameat(dirfd, name, dirfd, keep) == 0 else { throw FileSystemError("keep the previous file as", path: directory + "/" + keep) }
+            }
         }
         guard renameat(dirfd, temporaryName, dirfd, name) == 0 else { throw FileSystemError("rename into place", path: shown) }
         if fsync(dirfd) != 0, errno != EINVAL { throw FileSystemError("sync directory", path: directory) }
