@@ -227,3 +227,31 @@ struct BucketEndToEndTests {
         #expect(show.status == 0)
     }
 }
+
+/// A garbage collection a kill interrupted (its marker left) is finished by the next rotation, even one that
+/// removes nothing: an orphan blob does not wait for the next removal.
+@Suite(.serialized) struct InterruptedGCTests {
+    @Test func anInterruptedCollectionIsFinishedByTheNextRotation() async throws {
+        let server = try S3TestServer()
+        defer { server.stop() }
+        let client = try server.client()
+        defer { client.shutdown() }
+        try await client.createBucket("uploads")
+        try await putAll(client, ["uploads": ["a.txt": Array("a".utf8), "b.txt": Array("b".utf8)]])
+        let dir = TemporaryDirectory()
+        let policy = writeS3Policy(in: dir, server: server, buckets: ["uploads"])
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        let orphan = String(repeating: "0", count: 64)
+        let orphanPath = dir.file("repo/minio/blobs/00/" + orphan)
+        try FileManager.default.createDirectory(atPath: dir.file("repo/minio/blobs/00"), withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: orphanPath, contents: Data("orphan".utf8))
+        // Without a marker, a rotation that removes nothing reads nothing and collects nothing.
+        #expect(try runCLI(["rotate", "--policy", policy]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: orphanPath))
+        // The marker of an interrupted collection: the next rotation finishes it, then the marker goes.
+        _ = FileManager.default.createFile(atPath: dir.file("repo/.gc-pending-minio"), contents: Data())
+        #expect(try runCLI(["rotate", "--policy", policy]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: orphanPath))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("repo/.gc-pending-minio")))
+    }
+}

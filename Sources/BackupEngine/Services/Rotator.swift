@@ -83,8 +83,9 @@ struct Rotator: EngineService {
         guard !dryRun else { return result }
         let adapter = policy.source(named: source).flatMap { try? registry.adapter(for: $0.kind) }
         guard !plan.remove.isEmpty else {
-            // Nothing removed, nothing to collect: a night that removes no snapshot never reads every manifest.
-            // (What a crashed run left is collected by the next removal or the next failed run.)
+            // Nothing removed, nothing to collect: a night that removes no snapshot never reads every manifest,
+            // unless a collection was interrupted (its marker is still there): that one is finished now.
+            if let adapter, access(gcMarker(source), F_OK) == 0 { await collectGarbage(source, adapter: adapter) }
             return result
         }
         let paths = Dictionary(zip(rows.candidates.lazy.map(\.id), rows.paths), uniquingKeysWith: { a, _ in a })
@@ -102,7 +103,7 @@ struct Rotator: EngineService {
             }
         }
         try catalog.finishRemoval(ids: removed)
-        await adapter?.collectGarbage(source: source, context: context)
+        if let adapter { await collectGarbage(source, adapter: adapter) }
         if !removed.isEmpty {
             await core.offsite.removeOffsite(removed.compactMap { id in paths[id].map { (id, $0) } }, source: source, catalog: catalog)
         }
@@ -110,6 +111,18 @@ struct Rotator: EngineService {
         logger.info("rotation", metadata: ["source": "\(source)", "kept": "\(plan.keep.count)", "removed": "\(removed.count)",
                                            "held_back": "\(plan.heldBack ?? "no")"])
         return result
+    }
+
+    /// `<repo>/.gc-pending-<source>`: there while a garbage collection of the source runs, so that one a kill
+    /// interrupted is finished by the next rotation even when it removes nothing.
+    func gcMarker(_ source: String) -> String { repository.absolute(".gc-pending-\(source)") }
+
+    func collectGarbage(_ source: String, adapter: any SourceAdapter) async {
+        let marker = gcMarker(source)
+        let fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd >= 0 { fsync(fd); close(fd) }
+        await adapter.collectGarbage(source: source, context: context)
+        unlink(marker)
     }
 
     /// Deletes an artifact's file and manifest (gone already is fine) and fsyncs the directory they were in.
