@@ -29,7 +29,7 @@ public enum MongoConfigYAML {
                 // C0 and C1 controls, DEL, and the line/paragraph separators and BOM that YAML treats specially:
                 // escaped, never written raw.
                 if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || v == 0xFEFF {
-                    out += v <= 0xFF ? "\\x" + hex(v, width: 2) : "\\u" + hex(v, width: 4)
+                    out += v <= 0xFF ? "\\x" + hexDigits(v, width: 2) : "\\u" + hexDigits(v, width: 4)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
@@ -38,10 +38,12 @@ public enum MongoConfigYAML {
         return out + "\""
     }
 
-    private static func hex(_ v: UInt32, width: Int) -> String {
-        let digits = String(v, radix: 16, uppercase: true)
-        return String(repeating: "0", count: max(0, width - digits.count)) + digits
-    }
+}
+
+/// `v` in hexadecimal, zero-padded to `width` digits.
+private func hexDigits(_ v: UInt32, width: Int) -> String {
+    let digits = String(v, radix: 16, uppercase: true)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
 }
 
 /// What mongorestore said about the documents it restored, gathered line by line from its whole stderr (not
@@ -250,8 +252,7 @@ public struct MongoshScript: Sendable {
             case "\\": out += "\\\\"
             default:
                 if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let digits = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
+                    out += "\\u" + hexDigits(scalar.value, width: 4)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

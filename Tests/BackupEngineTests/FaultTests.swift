@@ -321,20 +321,8 @@ import Testing
 @Suite struct DeadlineTests {
     @Test func aTricklingServerIsStoppedByTheDeadline() throws {
         let port = try FreePort.pick()
-        let server = try ChildProcess(executable: "/usr/bin/env", arguments: ["python3", packageRoot + "/Tests/StandIns/redis_trickle.py", String(port)])
+        let server = try startStandInServer("redis_trickle.py", port: port)
         defer { server.signal(SIGKILL); _ = server.wait() }
-        let started = Date()
-        while Date().timeIntervalSince(started) < 10 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-            close(fd)
-            if ok { break }
-            usleep(50_000)
-        }
         let dir = TemporaryDirectory()
         let policy = dir.file("p.yml")
         FileManager.default.createFile(atPath: policy, contents: Data("""

@@ -181,9 +181,8 @@ struct UntrustedRepositoryTests {
 struct QuotedSecretTests {
     @Test func aPasswordQuotedByThePeerIsScrubbed() throws {
         let port = try FreePort.pick()
-        let server = try ChildProcess(executable: "/usr/bin/env", arguments: ["python3", packageRoot + "/Tests/StandIns/redis_hostile.py", String(port), "echo-error"])
+        let server = try startStandInServer("redis_hostile.py", port: port, arguments: ["echo-error"])
         defer { server.signal(SIGKILL); _ = server.wait() }
-        usleep(500_000)
         let dir = TemporaryDirectory()
         let password = "Quoted-\(UUID().uuidString.prefix(8))"
         let policy = writeRedisPolicy(in: dir, url: "redis://:\(password)@127.0.0.1:\(port)")

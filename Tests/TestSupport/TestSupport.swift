@@ -199,3 +199,24 @@ public struct ChunkedBytes: ByteSource {
         return Array(bytes[offset..<end])
     }
 }
+
+/// Starts a Python stand-in server of Tests/StandIns (`script port args…`) and waits until 127.0.0.1:`port`
+/// accepts connections (10 s at most); the caller stops it. A stand-in that does not come up fails the test.
+public func startStandInServer(_ script: String, port: Int, arguments: [String] = []) throws -> ChildProcess {
+    let server = try ChildProcess(executable: "/usr/bin/env", arguments: ["python3", packageRoot + "/Tests/StandIns/" + script, String(port)] + arguments)
+    let started = Date()
+    while Date().timeIntervalSince(started) < 10 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        close(fd)
+        if ok { return server }
+        usleep(50_000)
+    }
+    server.signal(SIGKILL)
+    _ = server.wait()
+    throw BackupFailure("the stand-in \(script) did not start listening on port \(port)")
+}
