@@ -70,6 +70,11 @@ import Testing
         // A prefix of safe keys, and a unicode key, are written as files with their content.
         #expect(try cli(["restore", "minio", "--latest", "--prefix", "uploads/", "--to-dir", out.file("files")]).status == 0)
         #expect(try cli(["restore", "minio", "--latest", "--key", "fotos/ünï çødé.jpg", "--to-dir", out.file("files")]).status == 0)
+        // A console's folder marker (zero bytes, a trailing /) becomes the directory, not a refusal.
+        let folder = try cli(["restore", "minio", "--latest", "--key", "dir/", "--to-dir", out.file("files")])
+        #expect(folder.status == 0, "\(folder.stdout) \(folder.stderr)")
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: out.file("files/dir"), isDirectory: &isDirectory) && isDirectory.boolValue)
         #expect(FileManager.default.contents(atPath: out.file("files/uploads/a.txt")).map(Array.init) == objects["uploads/a.txt"])
         #expect(FileManager.default.contents(atPath: out.file("files/uploads/b.txt")).map(Array.init) == objects["uploads/b.txt"])
         #expect(FileManager.default.contents(atPath: out.file("files/fotos/ünï çødé.jpg")).map(Array.init) == objects["fotos/ünï çødé.jpg"])
@@ -112,8 +117,8 @@ import Testing
 
         // Every one that ran is in the catalog (refusals before anything ran are not restores).
         let restores = try Catalog(path: dir.file("repo/catalog.sqlite")).restores(source: "minio")
-        // 2 into the bucket, 4 as files; the two refused at a symlink (a directory, a key) are recorded as failed.
-        #expect(restores.filter { $0.outcome == "ok" }.count == 6, "\(restores.map { "\($0.mode) \($0.outcome)" })")
+        // 2 into the bucket, 5 as files; the two refused at a symlink (a directory, a key) are recorded as failed.
+        #expect(restores.filter { $0.outcome == "ok" }.count == 7, "\(restores.map { "\($0.mode) \($0.outcome)" })")
         #expect(restores.filter { $0.outcome == "failed" }.count == 2)
         #expect(restores.contains { $0.mode == "files" } && restores.contains { $0.mode == "bucket" })
     }

@@ -81,6 +81,9 @@ extension BucketAdapter {
         return RestoreSelection(name: name, prefix: prefix, objects: objects, bytes: bytes, open: open)
     }
 
+    /// A zero-byte key ending in `/`: what S3 and MinIO consoles create for a "folder".
+    static func isFolderMarker(_ entry: BucketSnapshot.Entry) -> Bool { entry.size == 0 && entry.key.hasSuffix("/") }
+
     /// The relative path an object key becomes under --to-dir, or why it cannot be one: `/`-separated parts,
     /// none empty, `.` or `..`, none over 255 bytes, no NUL; never absolute, never ending with `/`.
     static func safePath(forKey key: String) -> Result<String, BackupFailure> {
@@ -100,6 +103,7 @@ extension BucketAdapter {
         var refusedCount = 0
         var stream = selection.open()
         while let entry = try await stream.next() {
+            if Self.isFolderMarker(entry), case .success = Self.safePath(forKey: String(entry.key.dropLast())) { continue }
             if case .failure(let why) = Self.safePath(forKey: entry.key) {
                 refusedCount += 1
                 if refused.count < 3 { refused.append(why.description) }
@@ -113,6 +117,10 @@ extension BucketAdapter {
         let blobs = blobStore(source: source.name, context: context)
         /// Whether the file for `entry` is already there with its content (nil: no file).
         func identical(_ entry: BucketSnapshot.Entry) -> Bool? {
+            if Self.isFolderMarker(entry) {
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: root + "/" + entry.key, isDirectory: &isDirectory) && isDirectory.boolValue ? true : nil
+            }
             let path = root + "/" + entry.key
             guard let size = FileIO.fileSize(path) else { return nil }
             return size == entry.size && (try? sha256OfFile(path)) == entry.sha256
@@ -166,6 +174,11 @@ extension BucketAdapter {
                 // Every parent opened relative to the one before, O_NOFOLLOW: a directory swapped for a symlink at
                 // any moment cannot send the file elsewhere.
                 let parts = entry.key.split(separator: "/").map(String.init)
+                if Self.isFolderMarker(entry) {
+                    // A console's "folder" (a zero-byte key ending in /): the directory, nothing in it.
+                    close(try TargetFileWriter.openDirectory(parts, under: root))
+                    continue
+                }
                 let parent = try TargetFileWriter.openDirectory(Array(parts.dropLast()), under: root)
                 let file = try TargetFileWriter(directoryDescriptor: parent, shownAs: ([root] + parts.dropLast()).joined(separator: "/"),
                                                 name: parts.last ?? "")
