@@ -56,6 +56,14 @@ public enum FileIO {
         }
     }
 
+    /// fsync of a file by name (before it is renamed into place).
+    public static func syncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError("open", path: path) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw FileSystemError("sync", path: path) }
+    }
+
     /// fsync of a directory, so that a rename inside it survives a power cut.
     public static func syncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY)

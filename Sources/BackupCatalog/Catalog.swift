@@ -31,6 +31,11 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Closes the database (every write is committed; the file can then be renamed).
+    public func close() throws {
+        do { try dbQueue.close() } catch { throw CatalogError(path: path, operation: "close", underlying: error) }
+    }
+
     /// An in-memory catalog, for tests.
     public init() throws {
         path = ":memory:"

@@ -20,7 +20,10 @@ public enum Redaction {
     public static func url(_ text: String) -> String {
         guard let schemeEnd = text.range(of: "://") else { return text }
         let rest = text[schemeEnd.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        // The user info ends at the last `@` before any `?` or `#`: a password may hold a `/` that was not
+        // percent-encoded (the URL is then malformed, and exactly then it is printed in an error), so the
+        // authority is not cut at the first `/`.
+        let authorityEnd = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         guard let at = authority.lastIndex(of: "@") else { return text }
         let userInfo = authority[..<at]

@@ -151,6 +151,10 @@ public enum RDBVerifier {
                     }
                 }
                 report.bytes = input.offset
+                // Redis writes nothing after the end marker and checksum: bytes there are not an RDB it wrote.
+                if try input.hasMore() {
+                    throw RDBError(offset: report.bytes, problem: "bytes follow the RDB's end marker and checksum (it is not a file Redis wrote, or two were joined)")
+                }
                 try checkCounts(report, version: version)
                 return report
             case 0xFE: // SELECTDB
@@ -805,6 +809,19 @@ struct RDBInput<S: ByteSource> {
         chunk = next
         pos = 0
         crcFrom = 0
+    }
+
+    /// Whether anything follows what was consumed (reads at most up to the next non-empty chunk).
+    mutating func hasMore() throws -> Bool {
+        if pos < chunk.count { return true }
+        while let next = try source.nextChunk() {
+            base += Int64(chunk.count)
+            chunk = next
+            pos = 0
+            crcFrom = 0
+            if !next.isEmpty { return true }
+        }
+        return false
     }
 
     /// The CRC of everything consumed so far (finalized).

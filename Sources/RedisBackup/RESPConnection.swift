@@ -208,18 +208,33 @@ public final class RESPConnection {
         }
     }
 
-    /// One line without its CRLF (or LF).
+    /// The longest reply line accepted (a type byte and a number, a status, an error message): a peer that never
+    /// ends its line is refused instead of growing memory.
+    public static let maxLineBytes = 64 * 1024
+    /// The longest bulk string accepted in a command reply: Redis's own `proto-max-bulk-len` default.
+    public static let maxBulkBytes = 512 * 1024 * 1024
+    /// The most elements of one array reply, and the deepest nesting (the replies we read are flat or one level).
+    public static let maxArrayElements = 1 << 20
+    public static let maxDepth = 32
+
+    /// One line without its CRLF (or LF), at most `maxLineBytes`.
     public func readLine() throws -> [UInt8] {
         var scanFrom = start
         while true {
             if let nl = buffer[scanFrom..<end].firstIndex(of: 10) {
                 var lineEnd = nl
                 if lineEnd > start && buffer[lineEnd - 1] == 13 { lineEnd -= 1 }
+                guard lineEnd - start <= Self.maxLineBytes else {
+                    throw failure("protocol error: a reply line of more than \(Self.maxLineBytes) bytes", hint: "is this a Redis server?")
+                }
                 let line = Array(buffer[start..<lineEnd])
                 start = nl + 1
                 return line
             }
             scanFrom = end
+            guard end - start <= Self.maxLineBytes else {
+                throw failure("protocol error: a reply line of more than \(Self.maxLineBytes) bytes without an end", hint: "is this a Redis server?")
+            }
             let offsetFromStart = scanFrom - start
             guard try fill() else { throw failure("the server closed the connection") }
             scanFrom = start + offsetFromStart
@@ -237,7 +252,10 @@ public final class RESPConnection {
         }
     }
 
-    public func readReply() throws -> RESPValue {
+    public func readReply() throws -> RESPValue { try readReply(depth: 0) }
+
+    private func readReply(depth: Int) throws -> RESPValue {
+        guard depth <= Self.maxDepth else { throw failure("protocol error: replies nested more than \(Self.maxDepth) deep") }
         let line = try readLine()
         guard let type = line.first else { throw failure("protocol error: empty reply line") }
         let rest = String(decoding: line.dropFirst(), as: UTF8.self)
@@ -248,16 +266,20 @@ public final class RESPConnection {
             guard let v = Int(rest) else { throw failure("protocol error: bad integer \(rest)") }
             return .integer(v)
         case UInt8(ascii: "$"):
-            guard let n = Int(rest) else { throw failure("protocol error: bad bulk length \(rest)") }
+            guard let n = Int(rest) else { throw failure("protocol error: bad bulk length \(rest.prefix(40))") }
             if n < 0 { return .bulk(nil) }
+            guard n <= Self.maxBulkBytes else { throw failure("protocol error: a bulk reply of \(n) bytes (more than \(Self.maxBulkBytes))") }
             var out: [UInt8] = []
+            out.reserveCapacity(min(n, 1 << 20) + 2)
             try readExactly(n + 2) { out.append(contentsOf: $0) }
+            guard out.suffix(2) == [13, 10] else { throw failure("protocol error: a bulk reply not ended by CRLF") }
             return .bulk(Array(out.dropLast(2)))
         case UInt8(ascii: "*"):
-            guard let n = Int(rest) else { throw failure("protocol error: bad array length \(rest)") }
+            guard let n = Int(rest) else { throw failure("protocol error: bad array length \(rest.prefix(40))") }
             if n < 0 { return .array(nil) }
+            guard n <= Self.maxArrayElements else { throw failure("protocol error: an array reply of \(n) elements (more than \(Self.maxArrayElements))") }
             var items: [RESPValue] = []
-            for _ in 0..<n { items.append(try readReply()) }
+            for _ in 0..<n { items.append(try readReply(depth: depth + 1)) }
             return .array(items)
         default:
             throw failure("protocol error: unexpected reply \(String(decoding: line.prefix(40), as: UTF8.self))")

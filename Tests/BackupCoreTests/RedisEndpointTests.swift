@@ -37,6 +37,10 @@ struct RedisEndpointTests {
         #expect(Redaction.url("redis://u:pw@h:1/0") == "redis://u:***@h:1/0")
         #expect(Redaction.url("redis://pw@h:1") == "redis://***@h:1")
         #expect(Redaction.url("redis://h:1") == "redis://h:1")
+        // A password holding an unencoded `/` (a malformed URL, printed exactly in the error that says so).
+        #expect(Redaction.url("redis://:pa/ss@h:1/0") == "redis://:***@h:1/0")
+        #expect(Redaction.url("redis://user:a/b/c@h:1") == "redis://user:***@h:1")
+        #expect(Redaction.url("mongodb://u:p@h/db?opt=a@b") == "mongodb://u:***@h/db?opt=a@b")
         #expect(Redaction.scrub("login pw failed at redis://:pw@h:1", secrets: [Secret("pw")]) == "login *** failed at redis://:***@h:1")
         #expect("\(Secret("hunter2"))" == "<redacted>")
     }

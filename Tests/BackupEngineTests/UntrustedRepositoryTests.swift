@@ -94,3 +94,30 @@ struct UntrustedRepositoryTests {
         #expect((r.stdout + r.stderr).contains("reserved"))
     }
 }
+
+/// `catalog rebuild` killed at any write or rename leaves the catalog that was there, or none (which every
+/// command reports), never a valid catalog missing backups.
+@Suite(.serialized) struct KilledRebuildTests {
+    @Test(arguments: [1, 3, 10, 40, 120, 400])
+    func aKilledRebuildNeverLeavesAPartialCatalog(n: Int) throws {
+        let server = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: server.url)
+        for _ in 0..<3 { #expect(try runCLI(["backup", "--policy", policy]).status == 0) }
+        try? FileManager.default.removeItem(atPath: dir.file("repo/catalog-copy"))
+        for syscall in ["pwrite64,write", "rename,renameat,renameat2"] {
+            _ = try runProcess("/usr/bin/strace", ["-f", "-qq", "-o", "/dev/null", "-e", "trace=\(syscall)",
+                                                   "-e", "inject=\(syscall):signal=KILL:when=\(n)", try kaleemBinary(),
+                                                   "catalog", "rebuild", "--policy", policy], environment: cliEnvironment())
+            let list = try runCLI(["list", "--json", "--policy", policy])
+            if list.status == 0 {
+                #expect(try array(list.stdout).count == 3, "\(syscall) #\(n): a catalog with \(list.stdout)")
+            } else {
+                #expect(list.status == 2 && list.stderr.contains("catalog rebuild"), "\(syscall) #\(n): \(list.stderr)")
+            }
+            let again = try runCLI(["catalog", "rebuild", "--policy", policy])
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(try array(try runCLI(["list", "--json", "--policy", policy]).stdout).count == 3)
+        }
+    }
+}

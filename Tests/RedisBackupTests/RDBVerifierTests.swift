@@ -61,6 +61,18 @@ struct RDBVerifierTests {
         }
     }
 
+    /// Redis writes nothing after the checksum: a byte there (or another RDB joined on) is refused, in any chunking.
+    @Test(arguments: ["hash-ziplist.rdb", "encodings.rdb"])
+    func trailingBytesAreRejected(name: String) throws {
+        let bytes = try fixture(name)
+        #expect(throws: Never.self) { _ = try RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: 7)) }
+        for extra in [[UInt8(0)], Array(bytes)] {
+            for size in [1, 7, 1 << 20] {
+                #expect(throws: RDBError.self) { _ = try RDBVerifier.verify(ChunkedBytes(bytes + extra, chunkSize: size)) }
+            }
+        }
+    }
+
     @Test func rejectsWhatIsNotAnRDB() {
         #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Array("HELLO WORLD".utf8), chunkSize: 4)) }
         #expect(throws: RDBError.self) { try RDBVerifier.verify(ChunkedBytes(Array("REDIS0099".utf8) + [0xFF], chunkSize: 4)) }

@@ -137,19 +137,16 @@ struct CatalogRebuilder: EngineService {
             }
         }
         for rejected in copyRejected { logger.warning("catalog copy not used", metadata: ["copy": "\(rejected)"]) }
-        // The catalog that is there (if any) is kept aside, never deleted.
-        var previous: String?
-        if access(core.catalogPath, F_OK) == 0 {
-            let aside = core.catalogPath + ".pre-rebuild-" + stamp
-            guard rename(core.catalogPath, aside) == 0 else { throw FileSystemError("move the old catalog aside to", path: aside) }
-            for suffix in ["-wal", "-shm"] { _ = rename(core.catalogPath + suffix, aside + suffix) }
-            previous = aside
-        }
+        // The new catalog is built under a temporary name and put in place only when complete: a rebuild killed
+        // at any point leaves the catalog that was there (or none, which every command then reports), never a
+        // valid catalog that lacks backups.
+        Self.removeUnfinished(besides: core.catalogPath)
+        let building = core.catalogPath + Self.buildingSuffix + stamp
+        temporaries.append(building)
         if let base {
-            for suffix in ["-wal", "-shm"] { unlink(core.catalogPath + suffix) }
-            guard rename(base.path, core.catalogPath) == 0 else { throw FileSystemError("put the catalog copy in place at", path: core.catalogPath) }
+            guard rename(base.path, building) == 0 else { throw FileSystemError("take the catalog copy to", path: building) }
         }
-        let catalog = try Catalog(path: core.catalogPath)
+        let catalog = try Catalog(path: building)
         let known = try catalog.artifactIDs()
         var runs: [String: RunInfo] = [:]
         for m in manifests where !known.contains(m.artifact.id) {
@@ -197,6 +194,18 @@ struct CatalogRebuilder: EngineService {
         }
         let total = try catalog.artifacts().filter { $0.status == .ok || $0.status == .corrupt }.count
         let runCount = try catalog.runCount()
+        try catalog.close()
+        try FileIO.syncFile(building)
+        // Complete: the catalog that is there (if any) is kept aside, never deleted, and the new one put in place.
+        var previous: String?
+        if access(core.catalogPath, F_OK) == 0 {
+            let aside = core.catalogPath + ".pre-rebuild-" + stamp
+            guard rename(core.catalogPath, aside) == 0 else { throw FileSystemError("move the old catalog aside to", path: aside) }
+            for suffix in ["-wal", "-shm", "-journal"] { _ = rename(core.catalogPath + suffix, aside + suffix) }
+            previous = aside
+        }
+        guard rename(building, core.catalogPath) == 0 else { throw FileSystemError("put the rebuilt catalog in place at", path: core.catalogPath) }
+        try FileIO.syncDirectory((core.catalogPath as NSString).deletingLastPathComponent)
         logger.info("catalog rebuilt", metadata: ["runs": "\(runCount)", "artifacts": "\(total)", "fetched": "\(fetched)",
                                                 "from_copy": "\(base?.origin ?? "none")", "from_manifests": "\(added)"])
         for r in refused { logger.warning("manifest refused", metadata: ["manifest": "\(r)"]) }
@@ -223,6 +232,17 @@ struct CatalogRebuilder: EngineService {
             return "its sha256 or sizes are not well formed"
         }
         return nil
+    }
+
+    static let buildingSuffix = ".rebuilding-"
+
+    /// Removes what a killed rebuild left beside the catalog (`<catalog>.rebuilding-<stamp>` and its journal).
+    static func removeUnfinished(besides catalogPath: String) {
+        let dir = (catalogPath as NSString).deletingLastPathComponent
+        let prefix = (catalogPath as NSString).lastPathComponent + buildingSuffix
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
+            unlink(dir + "/" + name)
+        }
     }
 
     /// Where the off-site copy of the catalog lives (written by `OffsiteReplicator.copyCatalog`).
