@@ -91,6 +91,8 @@ for t in "${targets[@]}"; do
             echo "Reproduce: $bin/fuzz-$t $dest"
         } >"$dest.note"
         echo "fuzz: $t: $kind, input kept as $dest (note: $dest.note)"
+        # A CI log is all that is left of a CI clone: the input in it, when it is small.
+        if [ "$(wc -c <"$a")" -le 8192 ]; then echo "fuzz: $t: the input, base64: $(base64 -w0 "$a")"; fi
         found=$(( found + 1 ))
     done
     result=ok
