@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // libFuzzer targets over the real readers of kaleem-backup (issue #40). A separate package so that the main
 // package's `swift build` / `swift test` never see libFuzzer. Build and run: scripts/fuzz-coverage.sh.
-// The sanitizers come from the command line (`swift build --sanitize fuzzer --sanitize address`), so every
+// The sanitizers come from the command line (`swift build --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address`,
+// scripts/fuzz-coverage.sh says why not `--sanitize address` as well), so every
 // module (the readers included, not only these targets) is instrumented for coverage and ASan.
 import PackageDescription
 

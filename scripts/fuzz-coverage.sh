@@ -38,7 +38,11 @@ seed_dirs() {
     esac
 }
 
-flags=(--sanitize fuzzer --sanitize address --force-resolved-versions)
+# `--sanitize fuzzer` makes SwiftPM link libFuzzer's main (and not rename the entry point); the one
+# -sanitize=fuzzer,address for every Swift module: given `--sanitize fuzzer --sanitize address`, SwiftPM passes
+# two -sanitize= options in an order that changes from one run to the next, the driver keeps only the last, and
+# the modules lose either the coverage counters or ASan (and are all rebuilt each time).
+flags=(--sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --force-resolved-versions)
 # libFuzzer reports a trap itself (the input, the stack); the Swift backtracer would only get in its way.
 export SWIFT_BACKTRACE=enable=no
 build_log=$(mktemp)
