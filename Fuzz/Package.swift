@@ -25,6 +25,7 @@ let package = Package(
     targets: [
         .target(name: "FuzzSupport", dependencies: [.product(name: "BackupCore", package: "kaleem-backup")]),
         fuzzTarget("resp", [.product(name: "RedisBackup", package: "kaleem-backup")]),
+        fuzzTarget("snapshot", [.product(name: "RedisBackup", package: "kaleem-backup")]),
         fuzzTarget("rdb", [.product(name: "RedisBackup", package: "kaleem-backup")]),
         fuzzTarget("mongo", [.product(name: "MongoBackup", package: "kaleem-backup")]),
         fuzzTarget("tar", [.product(name: "TarFormat", package: "kaleem-backup")]),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of the readers a peer or a file feeds (#40):
-#   scripts/fuzz-coverage.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s; targets: resp rdb mongo tar policy cron)
+#   scripts/fuzz-coverage.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s; targets: resp snapshot rdb mongo tar policy cron)
 # Builds the fuzz targets of the package in Fuzz/ (each one file over the real reader, no mocks), runs each for
 # the budget from its seeds (Tests/Fixtures/fuzz/<target>/ and the fixtures: RDBs, archives, tars, policies) with
 # its dictionary (Fuzz/dict/<target>.dict), prints a table (runs, coverage, corpus, result) and exits 1 when a
@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 if [ $# -gt 0 ]; then shift; fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(resp rdb mongo tar policy cron)
+[ ${#targets[@]} -gt 0 ] || targets=(resp snapshot rdb mongo tar policy cron)
 
 # The longest input tried, and the seed directories, per target. RESP goes beyond the 64 KiB reply-line bound;
 # tar holds the 130 KiB sparse-extended fixture.
 max_len() {
     case "$1" in
         resp) echo 131072 ;;
-        rdb | mongo) echo 65536 ;;
+        snapshot | rdb | mongo) echo 65536 ;;
         tar) echo 139264 ;;
         policy) echo 16384 ;;
         cron) echo 256 ;;
@@ -42,7 +42,7 @@ seed_dirs() {
 # -sanitize=fuzzer,address for every Swift module: given `--sanitize fuzzer --sanitize address`, SwiftPM passes
 # two -sanitize= options in an order that changes from one run to the next, the driver keeps only the last, and
 # the modules lose either the coverage counters or ASan (and are all rebuilt each time).
-flags=(--sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --force-resolved-versions)
+flags=(--sanitize fuzzer -Xswiftc "-sanitize=fuzzer,address" --force-resolved-versions)
 # libFuzzer reports a trap itself (the input, the stack); the Swift backtracer would only get in its way.
 export SWIFT_BACKTRACE=enable=no
 build_log=$(mktemp)

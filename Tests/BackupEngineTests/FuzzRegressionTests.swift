@@ -31,7 +31,12 @@ struct FuzzRegressionTests {
 
     /// The same readers as Fuzz/Sources/fuzz-<target> (the policy with the real kinds, not the fuzz stand-in).
     static let readers: [String: @Sendable ([UInt8]) throws -> Void] = [
-        "resp": replayRESP,
+        "resp": { bytes in try feed(bytes) { connection in for _ in 0..<10_000 { _ = try connection.readReply() } } },
+        "snapshot": { bytes in
+            try feed(bytes) { connection in
+                _ = try RedisSnapshot.receive(connection, endpoint: RedisEndpoint(host: "fuzz"), startTimeout: 5) { _ in }
+            }
+        },
         "rdb": { bytes in
             _ = try? RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: 1 + bytes.count % 97))
             _ = try RDBVerifier.verify(ChunkedBytes(bytes, chunkSize: 1 + bytes.count % 97),
@@ -58,8 +63,8 @@ struct FuzzRegressionTests {
     ]
 
     /// The input written in full to one end of a socketpair (by a thread: it may exceed the socket's buffer),
-    /// then that end shut; the replies read from the other end until one is refused or the input ends.
-    static func replayRESP(_ bytes: [UInt8]) throws {
+    /// then that end shut; `body` reads the other end through a connection, as the fuzz targets do.
+    static func feed(_ bytes: [UInt8], _ body: (RESPConnection) throws -> Void) throws {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw BackupFailure("socketpair") }
         let peer = fds[1]
@@ -79,7 +84,7 @@ struct FuzzRegressionTests {
         defer { done.wait(); close(peer) }
         let connection = RESPConnection(fileDescriptor: fds[0], endpointDescription: "fuzz", ioTimeout: 5)
         defer { connection.close() }
-        for _ in 0..<10_000 { _ = try connection.readReply() }
+        try body(connection)
     }
 
     @Test func everyKeptInputEndsInAResultOrAnError() throws {
