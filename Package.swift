@@ -8,6 +8,11 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kaleem-backup", targets: ["kaleem-backup"]),
+        // The readers a peer or a file feeds, for the fuzz targets in Fuzz/ (a separate package: Fuzz/README.md).
+        .library(name: "BackupCore", targets: ["BackupCore"]),
+        .library(name: "RedisBackup", targets: ["RedisBackup"]),
+        .library(name: "MongoBackup", targets: ["MongoBackup"]),
+        .library(name: "TarFormat", targets: ["TarFormat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

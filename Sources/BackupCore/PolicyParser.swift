@@ -319,8 +319,11 @@ public enum PolicyParser {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             // `{ url: ${REDIS_URL} }`: in a flow mapping the braces of an unquoted ${VAR} end the mapping.
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            let nearby = lines[max(0, mark.line - 2)..<min(lines.count, mark.line + 1)]
+            // Lines as YAML counts them (CR, CRLF, LF, NEL, LS, PS; "\r\n" is one Character), and the mark clamped:
+            // a line past the end (CR line ends split on "\n" alone) made an empty-or-reversed range trap.
+            let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+            let upper = min(lines.count, max(0, mark.line + 1))
+            let nearby = lines[min(max(0, mark.line - 2), upper)..<upper]
             let unquoted = nearby.contains { line in
                 guard let r = line.range(of: "${") else { return false }
                 let before = line[..<r.lowerBound].last
