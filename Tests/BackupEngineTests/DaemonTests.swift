@@ -135,18 +135,25 @@ struct DaemonShutdownTests {
 struct DaemonLockTests {
     /// A scheduled run that meets the repository lock (a CLI command holding it) waits and retries with backoff
     /// until the lock is free, within its interval: the run is not lost. The waits are counted in /metrics.
-    @Test func aScheduledRunWaitsForTheLock() throws {
-        let redis = try RedisTestServer()
-        let dir = TemporaryDirectory()
-        let port = try FreePort.pick()
+    /// A policy with one schedule and the daemon's port, and the repository's lock held by the test.
+    static func lockedRepository(_ dir: TemporaryDirectory, redis: RedisTestServer, port: Int, extra: String = "") -> (policy: String, lock: Int32) {
         let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
         schedules:
           - { name: nightly, cron: "30 2 * * *", run: backup, tag: nightly }
         daemon: { listen: "127.0.0.1:\(port)" }
+        \(extra)
         """)
         #expect(mkdir(dir.file("repo"), 0o700) == 0)
         let fd = open(dir.file("repo/.lock"), O_RDWR | O_CREAT, 0o600)
         #expect(fd >= 0 && flock(fd, LOCK_EX) == 0)
+        return (policy, fd)
+    }
+
+    @Test func aScheduledRunWaitsForTheLock() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let port = try FreePort.pick()
+        let (policy, fd) = Self.lockedRepository(dir, redis: redis, port: port)
         let held = Date()
         let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "8"],
                                                environment: cliEnvironment())
@@ -176,15 +183,7 @@ struct DaemonLockTests {
         defer { hook.stop() }
         let dir = TemporaryDirectory()
         let port = try FreePort.pick()
-        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
-        schedules:
-          - { name: nightly, cron: "30 2 * * *", run: backup, tag: nightly }
-        daemon: { listen: "127.0.0.1:\(port)" }
-        notify: { webhook: "\(hook.url)", on: [failure] }
-        """)
-        #expect(mkdir(dir.file("repo"), 0o700) == 0)
-        let fd = open(dir.file("repo/.lock"), O_RDWR | O_CREAT, 0o600)
-        #expect(fd >= 0 && flock(fd, LOCK_EX) == 0)
+        let (policy, fd) = Self.lockedRepository(dir, redis: redis, port: port, extra: "notify: { webhook: \"\(hook.url)\", on: [failure] }")
         defer { flock(fd, LOCK_UN); close(fd) }
         let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "3"],
                                                environment: cliEnvironment())

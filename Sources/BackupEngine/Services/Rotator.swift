@@ -118,6 +118,8 @@ struct Rotator: EngineService {
     func gcMarker(_ source: String) -> String { repository.absolute(".gc-pending-\(source)") }
 
     func collectGarbage(_ source: String, adapter: any SourceAdapter) async {
+        // Only kinds that keep shared blobs collect anything; the others need no marker.
+        guard adapter.layout == .snapshot else { return }
         let marker = gcMarker(source)
         let fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if fd >= 0 { fsync(fd); close(fd) }
