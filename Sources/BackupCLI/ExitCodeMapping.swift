@@ -30,7 +30,7 @@ enum ExitCodeMapping {
     }
 
     static func printError(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        StandardStream.error(text + "\n")
     }
 }
 

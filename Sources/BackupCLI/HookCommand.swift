@@ -37,7 +37,7 @@ struct PreDeployHook: AsyncParsableCommand {
     func run() async throws {
         let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources)
         if let last = previous.first {
-            FileHandle.standardError.write(Data("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n".utf8))
+            StandardStream.error("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n")
         }
         if options.json {
             try Output.json(BackupResultJSON(result))
@@ -46,7 +46,7 @@ struct PreDeployHook: AsyncParsableCommand {
         }
         if result.exitStatus != .ok {
             for a in result.artifacts where a.status != .ok {
-                FileHandle.standardError.write(Data("error: pre-deploy backup of \(a.source) failed: \(a.detail ?? "")\n".utf8))
+                StandardStream.error("error: pre-deploy backup of \(a.source) failed: \(a.detail ?? "")\n")
             }
             throw CommandExit(status: result.exitStatus)
         }

@@ -86,7 +86,7 @@ struct JSONStream {
 
     mutating func flush() {
         guard toStandardOutput, !buffer.isEmpty else { return }
-        FileHandle.standardOutput.write(Data(buffer))
+        StandardStream.output(buffer)
         buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -72,7 +72,7 @@ struct GlobalOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         let loaded = try PolicyLoader.load(path: policy, environment: environment)
         if !quiet, let warning = PolicyLoader.exposureWarning(path: policy, environment: environment) {
-            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+            StandardStream.error("warning: \(warning)\n")
         }
         return loaded
     }
@@ -85,7 +85,7 @@ struct GlobalOptions: ParsableArguments {
         var environment = EngineEnvironment(logger: makeLogger())
         if !quiet && (Self.onTerminal || verbose) {
             // Which policy and which repository: `list` after a backup must not silently read another one.
-            FileHandle.standardError.write(Data("kaleem-backup: policy \(policy.origin), repository \(policy.repository.path)\n".utf8))
+            StandardStream.error("kaleem-backup: policy \(policy.origin), repository \(policy.repository.path)\n")
         }
         if Self.onTerminal && !quiet && !json {
             environment.progress = ProgressRenderer.shared.meter

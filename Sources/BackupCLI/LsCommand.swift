@@ -56,7 +56,7 @@ struct LsCommand: AsyncParsableCommand {
         }
         if options.json { out.append(count == 0 ? "]\n" : "\n]\n") }
         out.flush()
-        if !options.json { FileHandle.standardError.write(Data("\(count) entries, \(Output.bytes(bytes))\n".utf8)) }
+        if !options.json { StandardStream.error("\(count) entries, \(Output.bytes(bytes))\n") }
     }
 
     /// A detail value as text: strings bare, the rest as JSON.

@@ -263,11 +263,16 @@ public struct MongoTools: Sendable {
             throw MongoToolError(tool: toolKey, problem: "failed (\(status))", stderrTail: cleanTail,
                                  hintText: "read its last output above; check the connection string, the user's roles and the tool's version")
         }
+        if box.stoppedReading {
+            throw MongoToolError(tool: toolKey, problem: "exited with status 0 before reading all of its input", stderrTail: cleanTail,
+                                 hintText: "the archive was not fully restored; read the tool's last output above and check its version and wrapper command")
+        }
         return MongoToolOutcome(bytes: bytes, stderrTail: cleanTail, report: box.report)
     }
 
     private static func execute(_ configuration: Configuration, box: RunBox, timeout: Double) async throws
         -> (TerminationStatus, [String], Int64) {
+        BrokenPipe.ignore() // the tool may exit while its stdin is being fed
         let result = try await Subprocess.run(configuration, input: .inputWriter, output: .sequence, error: .sequence) { execution in
             let watchdog = Task {
                 try await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
@@ -282,9 +287,18 @@ public struct MongoTools: Sendable {
                 let writer = execution.standardInputWriter
                 if let stdin = box.stdin {
                     do {
-                        while let chunk = try stdin() { _ = try await writer.write(chunk) }
+                        while let chunk = try stdin() {
+                            do {
+                                _ = try await writer.write(chunk)
+                            } catch {
+                                // EPIPE: the tool exited or closed its stdin. Its own exit status and output say
+                                // why (a refused connection, a bad configuration), so that is what is reported.
+                                box.stoppedReading = true
+                                break
+                            }
+                        }
                     } catch {
-                        box.feedError = error
+                        box.feedError = error // our side: the artifact could not be read
                     }
                 }
                 try? await writer.finish()
@@ -369,6 +383,8 @@ private final class RunBox: @unchecked Sendable {
     let stdout: (([UInt8]) throws -> Void)?
     var timedOut = false
     var feedError: Error?
+    /// The tool stopped reading its stdin before the feed ended (the write got EPIPE).
+    var stoppedReading = false
     var readsCounts = false
     var report = MongoRestoreReport()
 

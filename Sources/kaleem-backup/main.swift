@@ -1,4 +1,5 @@
 import BackupCLI
+import BackupCore
 import CMalloc
 import Foundation
 
@@ -12,5 +13,9 @@ _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
 // freed, and the engine runs ~30 threads, so a drill of 30,000 objects peaked at 87.6 MiB of RSS over a 6.4 MB
 // heap. With this: 61.6 MiB; a MongoDB backup (P7) 72.9 -> 57.2 MiB; P1, P8, P9, P10 unchanged in time and RSS.
 _ = mallopt(M_ARENA_MAX, Int32(max(2, min(64, ProcessInfo.processInfo.activeProcessorCount))))
+
+// A tool that stops reading its stdin (mongorestore refusing its configuration) must fail the job with an
+// error, not kill the process: see BrokenPipe.
+BrokenPipe.ignore()
 
 await KaleemBackup.runMain()

@@ -36,6 +36,23 @@ struct MongoRealToolsTests {
         #expect((result["detail"] as? String)?.contains("every document count matches") == true)
     }
 
+    /// mongorestore dials the server before it reads its archive: a refused connection exits with the archive's
+    /// feed still writing, which gets EPIPE. Before SIGPIPE was ignored (BrokenPipe) the whole process died of
+    /// signal 13: no error, no catalog row (and in CI the test runner itself died, 300 tests in flight).
+    @Test func aToolThatStopsReadingFailsTheRestoreWithItsOwnError() throws {
+        let s = Setup(extra: "    oplog: true")
+        let big = s.dir.file("big.archive")
+        let made = try runProcess("python3", [packageRoot + "/scripts/gen-mongo-archive.py", String(8 << 20), big])
+        #expect(made.status == 0, "\(made.stderr)")
+        let backup = try s.run(["backup", "--json"], ["STANDIN_ARCHIVE": big])
+        #expect(backup.status == 0, "\(backup.stdout) \(backup.stderr)")
+        let restore = try s.run(["restore", "mongo", "--latest", "--yes"], ["STANDIN_MODE": "fail"])
+        #expect(restore.status == 1, "\(restore.status) \(restore.stdout) \(restore.stderr)")
+        #expect(restore.stderr.contains("connection refused"), "\(restore.stderr)")
+        let restores = try Catalog(path: s.dir.file("repo/catalog.sqlite")).restores(source: "mongo")
+        #expect(restores.map(\.outcome) == ["failed"])
+    }
+
     /// w=0 in the target: mongorestore prints `done` and no counts. A restore says it is not verified (and does
     /// not call a restore that ran a failure); a drill refuses up front, since it could check nothing.
     @Test func unacknowledgedWriteConcern() throws {

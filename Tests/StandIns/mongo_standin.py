@@ -312,6 +312,13 @@ def mongorestore(argv):
     uri = read_config(opts)
     mode = os.environ.get("STANDIN_MODE", "ok")
     src = opts.get("--archive")
+    if mode == "fail":
+        # mongorestore/main.go builds the session (db.NewSessionProvider, which dials the server) in
+        # restore.New, before it opens the archive: a refused connection exits without reading a byte of stdin,
+        # and whoever feeds it gets EPIPE.
+        record({"tool": "mongorestore", "argv": argv, "config_uri": bool(uri), "bytes": 0})
+        log("Failed: error connecting to db server: connection refused")
+        sys.exit(1)
     data = sys.stdin.buffer.read() if src is True or src == "-" or src is None else open(src, "rb").read()
     entry = {"tool": "mongorestore", "argv": argv, "config_uri": bool(uri), "sha256": hashlib.sha256(data).hexdigest(),
              "bytes": len(data)}
@@ -319,10 +326,6 @@ def mongorestore(argv):
         record(entry)
         while True:
             time.sleep(1)
-    if mode == "fail":
-        record(entry)
-        log("Failed: error connecting to db server: connection refused")
-        sys.exit(1)
     if opts.get("--gzip") and data[:2] != b"\x1f\x8b":
         die("Failed: gzip: invalid header")
     try:

@@ -30,6 +30,7 @@ final class ScratchFeed: @unchecked Sendable {
 
     init(fifo path: String) throws {
         self.path = path
+        BrokenPipe.ignore()
         guard mkfifo(path, 0o600) == 0 else { throw FileSystemError("create the FIFO", path: path) }
         fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError("open", path: path) }
