@@ -27,7 +27,7 @@ struct DemoCommand: AsyncParsableCommand {
             environment["REDIS_URL"] = demo.url
             say("started a scratch redis-server on 127.0.0.1:\(demo.port) with \(demo.keys) sample keys")
         }
-        let policy = try PolicyLoader.load(path: options.policy, environment: environment)
+        let policy = try PolicyLoader.load(path: options.policy, environment: environment, embeddedFallback: true)
         let engine = BackupEngine(policy: policy, environment: EngineEnvironment(variables: environment, logger: options.makeLogger()))
         say("policy: \(policy.origin); repository: \(engine.repository.root)")
         let result = try await engine.backup(tag: .manual)

@@ -5,25 +5,43 @@ import Glibc
 #endif
 
 /// Finds and reads the policy: `--policy`, else `$KALEEM_BACKUP_POLICY`, else `policies/local.yml` in the
-/// working directory, else the copy of it built into the binary.
+/// working directory (a checkout), else the installed package's `/etc/kaleem-backup/policy.yml`. With none of
+/// them a command refuses (exit 2): it used to fall back to the embedded demo policy and create `./backups` in
+/// whatever directory it ran from (cron's `$HOME`, systemd's `/`), a repository no one would look for. Only
+/// `demo` (which is about the embedded defaults) still falls back to the copy built into the binary.
 public enum PolicyLoader {
     public static let environmentVariable = "KALEEM_BACKUP_POLICY"
     public static let defaultPath = "policies/local.yml"
+    /// Where the Debian package installs the stack's policy (scripts/package-deb.sh).
+    public static let systemPath = "/etc/kaleem-backup/policy.yml"
     public static let embeddedOrigin = "<embedded policies/local.yml>"
 
-    public static func load(path: String?, environment: [String: String]) throws -> Policy {
-        let chosen = path ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
-        if let chosen {
-            guard let data = FileManager.default.contents(atPath: chosen) else {
-                let reason = FileManager.default.fileExists(atPath: chosen) ? "cannot be read (permissions?)" : "does not exist"
-                throw PolicyError(origin: chosen, keyPath: "", problem: "the policy file \(reason)")
-            }
-            return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: chosen, environment: environment, sourceKinds: SourceKinds.policyTable)
+    /// The error of a command that found no policy anywhere (exit 2).
+    public struct NoPolicy: UserFacingError {
+        public var directory: String
+        public var exitStatus: ExitStatus { .usage }
+        public var description: String {
+            "no policy found: no --policy, no $\(environmentVariable), no \(defaultPath) in \(directory), no \(systemPath); nothing was run"
         }
-        if let data = FileManager.default.contents(atPath: defaultPath) {
-            return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: defaultPath, environment: environment, sourceKinds: SourceKinds.policyTable)
+        public var hint: String? {
+            "pass --policy FILE or set \(environmentVariable) (cron/kaleem-backup.env does); `kaleem-backup demo` runs on the embedded defaults"
         }
-        return try PolicyParser.parse(EmbeddedPolicy.localYAML, origin: embeddedOrigin, environment: environment, sourceKinds: SourceKinds.policyTable)
+    }
+
+    static func noPolicy() -> NoPolicy { NoPolicy(directory: FileManager.default.currentDirectoryPath) }
+
+    /// - Parameter embeddedFallback: `demo` only: with no file found, the embedded copy of `policies/local.yml`
+    ///   (and `/etc/kaleem-backup/policy.yml` is not looked at: a demo never runs on the production policy).
+    public static func load(path: String?, environment: [String: String], embeddedFallback: Bool = false) throws -> Policy {
+        guard let chosen = chosenPath(path, environment: environment, systemWide: !embeddedFallback) else {
+            guard embeddedFallback else { throw noPolicy() }
+            return try PolicyParser.parse(EmbeddedPolicy.localYAML, origin: embeddedOrigin, environment: environment, sourceKinds: SourceKinds.policyTable)
+        }
+        guard let data = FileManager.default.contents(atPath: chosen) else {
+            let reason = FileManager.default.fileExists(atPath: chosen) ? "cannot be read (permissions?)" : "does not exist"
+            throw PolicyError(origin: chosen, keyPath: "", problem: "the policy file \(reason)")
+        }
+        return try PolicyParser.parse(String(decoding: data, as: UTF8.self), origin: chosen, environment: environment, sourceKinds: SourceKinds.policyTable)
     }
 
     /// A warning when the policy file holds a secret written in it (a password in a URL, a `password:`, a key)
@@ -49,9 +67,10 @@ public enum PolicyLoader {
     }
 
     /// Which file `load` reads (nil: the embedded copy).
-    public static func chosenPath(_ path: String?, environment: [String: String]) -> String? {
+    public static func chosenPath(_ path: String?, environment: [String: String], systemWide: Bool = true) -> String? {
         if let chosen = path ?? environment[environmentVariable].flatMap({ $0.isEmpty ? nil : $0 }) { return chosen }
-        return FileManager.default.fileExists(atPath: defaultPath) ? defaultPath : nil
+        if FileManager.default.fileExists(atPath: defaultPath) { return defaultPath }
+        return systemWide && FileManager.default.fileExists(atPath: systemPath) ? systemPath : nil
     }
 
     /// Every `${VAR}` (and `${VAR:?…}`, `${VAR?…}`) the policy's text needs and the environment lacks, with its

@@ -92,4 +92,22 @@ struct DefaultsTests {
         #expect((demo["newest"] as? [[String: Any]])?.first?["id"] as? String == made)
         #expect((demo["newest"] as? [[String: Any]])?.count == 2)
     }
+
+    /// Without a policy a command refuses (exit 2) and says where it looked; it used to run the embedded demo
+    /// policy and create ./backups in whatever directory it ran from (cron's $HOME, systemd's /). The demo still
+    /// runs on the embedded defaults (above).
+    @Test(arguments: [["list"], ["backup"], ["rotate", "--dry-run"], ["policy", "check"], ["schedule"]])
+    func aCommandWithoutAPolicyRefuses(command: [String]) throws {
+        let dir = TemporaryDirectory()
+        // A host with the package installed has /etc/kaleem-backup/policy.yml (found, rightly): hidden here under
+        // an empty tmpfs in a private mount namespace.
+        let r = FileManager.default.fileExists(atPath: "/etc/kaleem-backup")
+            ? try runProcess("unshare", ["--mount", "sh", "-c", "mount -t tmpfs none /etc/kaleem-backup && exec \"$@\"", "sh",
+                                         try kaleemBinary()] + command, environment: cliEnvironment(), currentDirectory: dir.path)
+            : try runCLI(command, in: dir.path)
+        #expect(r.status == 2, "\(r.status) \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("no policy found"), "\(r.stderr)")
+        #expect(r.stderr.contains("--policy"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
 }
