@@ -65,6 +65,9 @@ public struct MongoRestoreReport: Sendable, Equatable {
     public var unacknowledged = false
     /// Count lines beyond `limit` (a tool printing more namespaces than the archive holds is not believed).
     public var ignoredLines = 0
+    /// `applied N oplog entries` (mongorestore/oplog.go, after `replaying oplog`): the replay ran, N entries
+    /// applied (no-op entries are skipped, so N may be below the archive's count).
+    public var oplogApplied: Int?
 
     /// At most this many namespaces are kept; a report never grows without bound.
     public let limit: Int
@@ -74,7 +77,7 @@ public struct MongoRestoreReport: Sendable, Equatable {
     public static func == (a: MongoRestoreReport, b: MongoRestoreReport) -> Bool {
         a.perNamespace == b.perNamespace && a.failuresPerNamespace == b.failuresPerNamespace
             && a.summary?.restored == b.summary?.restored && a.summary?.failed == b.summary?.failed
-            && a.unacknowledged == b.unacknowledged && a.ignoredLines == b.ignoredLines
+            && a.unacknowledged == b.unacknowledged && a.ignoredLines == b.ignoredLines && a.oplogApplied == b.oplogApplied
     }
 
     /// Reads one line of stderr (timestamp prefix and all).
@@ -91,7 +94,19 @@ public struct MongoRestoreReport: Sendable, Equatable {
             unacknowledged = false
             return
         }
+        if let applied = Self.oplogLine(line) {
+            oplogApplied = applied
+            return
+        }
         if summary == nil, Self.message(of: line) == "done" { unacknowledged = true }
+    }
+
+    /// `applied N oplog entries`.
+    static func oplogLine(_ line: Substring) -> Int? {
+        let text = message(of: line)
+        let prefix = "applied ", suffix = " oplog entries"
+        guard text.hasPrefix(prefix), text.hasSuffix(suffix), text.count > prefix.count + suffix.count else { return nil }
+        return decimal(text.dropFirst(prefix.count).dropLast(suffix.count))
     }
 
     public mutating func consume(_ line: String) { consume(Substring(line)) }

@@ -117,3 +117,70 @@ struct MongoNamespaceTrustTests {
         #expect(!(try s.logEntries()).contains { ($0["drops"] as? [String])?.contains("prod") == true })
     }
 }
+
+/// An archive taken with `oplog: true` is restored to one instant: mongorestore replays its oplog after the
+/// documents (`--oplogReplay`) unless a filter or a rename makes that impossible (the tool refuses them together).
+struct MongoOplogReplayTests {
+    typealias Setup = MongoEndToEndTests.Setup
+
+    @Test func aWholeRestoreReplaysTheOplogAndSaysSo() throws {
+        let s = Setup(extra: "    oplog: true")
+        #expect(try s.run(["backup"]).status == 0)
+        let plan = try s.run(["restore", "mongo", "--latest", "--dry-run"])
+        #expect(plan.stdout.contains("then 18 oplog entries replayed (--oplogReplay"), "\(plan.stdout)")
+        let restore = try s.run(["restore", "mongo", "--latest", "--drop", "--yes", "--json"])
+        #expect(restore.status == 0, "\(restore.stdout) \(restore.stderr)")
+        let json = try object(restore.stdout)
+        #expect(json["oplog_replayed"] as? Bool == true)
+        #expect(json["oplog_applied"] as? Int == 18)
+        #expect(json["restored"] as? Int == 26)
+        let run = try #require(try s.logEntries().last { $0["tool"] as? String == "mongorestore" })
+        #expect((run["argv"] as? [String])?.contains("--oplogReplay") == true)
+
+        // Asked not to: the documents only, and the plan says the oplog is left.
+        let plain = try s.run(["restore", "mongo", "--latest", "--no-oplog-replay", "--yes", "--json"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(try object(plain.stdout)["oplog_replayed"] as? Bool == false)
+        let last = try #require(try s.logEntries().last { $0["tool"] as? String == "mongorestore" })
+        #expect((last["argv"] as? [String])?.contains("--oplogReplay") == false)
+    }
+
+    /// mongorestore refuses --oplogReplay beside --nsInclude/--nsExclude/--nsFrom: by default the replay is left out
+    /// and the plan says why; asked for explicitly, it is refused before anything runs.
+    @Test func aFilteredRestoreCannotReplay() throws {
+        let s = Setup(extra: "    oplog: true")
+        #expect(try s.run(["backup"]).status == 0)
+        let renamed = try s.run(["restore", "mongo", "--latest", "--ns-from", "test.*", "--ns-to", "copy_test.*", "--yes", "--json"])
+        #expect(renamed.status == 0, "\(renamed.stdout) \(renamed.stderr)")
+        #expect(try object(renamed.stdout)["oplog_replayed"] as? Bool == false)
+        let human = try s.run(["restore", "mongo", "--latest", "--ns-include", "test.*", "--dry-run"])
+        #expect(human.stdout.contains("18 oplog entries that are not replayed (mongorestore replays an oplog only into a whole"), "\(human.stdout)")
+        let before = try s.logEntries().count
+        let refused = try s.run(["restore", "mongo", "--latest", "--ns-include", "test.*", "--oplog-replay", "--yes"])
+        #expect(refused.status == 2 && refused.stderr.contains("cannot replay an oplog into a filtered"), "\(refused.stderr)")
+        #expect(try s.logEntries().count == before)
+    }
+
+    @Test func noOplogToReplayIsAUsageError() throws {
+        let s = Setup()
+        #expect(try s.run(["backup"], ["STANDIN_ARCHIVE": fixturesDirectory + "/mongo/test.bar.archive"]).status == 0)
+        let r = try s.run(["restore", "mongo", "--latest", "--oplog-replay", "--yes"])
+        #expect(r.status == 2 && r.stderr.contains("holds no oplog to replay"), "\(r.stderr)")
+        // Without the flag, an archive with no oplog restores as before, with no --oplogReplay.
+        let plain = try s.run(["restore", "mongo", "--latest", "--yes", "--json"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        let run = try #require(try s.logEntries().last { $0["tool"] as? String == "mongorestore" })
+        #expect((run["argv"] as? [String])?.contains("--oplogReplay") == false)
+    }
+
+    /// A tool that was asked to replay and never said it applied anything: the restore is not taken as done.
+    @Test func aReplayThatIsNeverReportedFails() throws {
+        let s = Setup(extra: "    oplog: true")
+        #expect(try s.run(["backup"]).status == 0)
+        let r = try s.run(["restore", "mongo", "--latest", "--yes"], ["STANDIN_OPLOG_SILENT": "1"])
+        #expect(r.status == 1, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("never said it applied it"), "\(r.stderr)")
+        let restores = try Catalog(path: s.dir.file("repo/catalog.sqlite")).restores(source: "mongo")
+        #expect(restores.map(\.outcome) == ["failed"])
+    }
+}

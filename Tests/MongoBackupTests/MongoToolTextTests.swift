@@ -77,6 +77,21 @@ struct MongoToolTextTests {
         #expect(r.summary?.restored == 120_009 && r.summary?.failed == 2)
     }
 
+    /// `replaying oplog` then `applied N oplog entries` (mongorestore/oplog.go); look-alikes are not believed.
+    @Test func oplogReplayLine() {
+        var r = MongoRestoreReport()
+        r.consume("2026-12-04T10:00:00.000+0000\treplaying oplog")
+        #expect(r.oplogApplied == nil)
+        r.consume("2026-12-04T10:00:01.000+0000\tapplied 18 oplog entries")
+        #expect(r.oplogApplied == 18)
+        for line in ["applied  oplog entries", "applied -3 oplog entries", "applied 99999999999999999999999 oplog entries",
+                     "x applied 3 oplog entries", "applied 3 oplog entries later"] {
+            var other = MongoRestoreReport()
+            other.consume(line)
+            #expect(other.oplogApplied == nil, "\(line)")
+        }
+    }
+
     /// w=0: no summary, `done`.
     @Test func unacknowledgedWritesCountNothing() throws {
         let r = try report("mongorestore-w0.stderr")

@@ -14,6 +14,7 @@ Environment knobs (for tests):
   STANDIN_TOOLS_VERSION  the Database Tools version whose output mongorestore imitates (default 100.16.0:
                          backquoted namespaces in its count lines; 100.9.0: bare)
   STANDIN_PROGRESS_LINES mongorestore: progress lines printed after the first namespace's count line (default 0)
+  STANDIN_OPLOG_SILENT   mongorestore --oplogReplay: say "replaying oplog" but never "applied N oplog entries"
   STANDIN_MONGOSH_MODE   fail: mongosh's statement throws (it still exits 0, as its REPL does)
   STANDIN_MARKER         a path; the log says whether the tool could see it (a host /tmp file is invisible when
                          the tool runs through the docker stand-in)
@@ -312,6 +313,14 @@ def mongorestore(argv):
     uri = read_config(opts)
     mode = os.environ.get("STANDIN_MODE", "ok")
     src = opts.get("--archive")
+    if opts.get("--oplogReplay"):
+        # mongorestore/restore.go ParseAndValidateOptions, before it connects or reads a byte of the archive.
+        if opts.get("--nsInclude") or opts.get("--db") or opts.get("-d"):
+            die("Failed: cannot use --oplogReplay with includes specified")
+        if opts.get("--nsExclude"):
+            die("Failed: cannot use --oplogReplay with excludes specified")
+        if opts.get("--nsFrom"):
+            die("Failed: cannot use --oplogReplay with namespace renames specified")
     if mode == "fail":
         # mongorestore/main.go builds the session (db.NewSessionProvider, which dials the server) in
         # restore.New, before it opens the archive: a refused connection exits without reading a byte of stdin,
@@ -337,12 +346,17 @@ def mongorestore(argv):
     pairs = list(zip(opts.get("--nsFrom", []), opts.get("--nsTo", [])))
     includes = opts.get("--nsInclude", [])
     excludes = opts.get("--nsExclude", [])
+    replay = bool(opts.get("--oplogReplay"))
+    if replay:
+        # restore.go, once the archive's prelude is read: "no oplog file to replay".
+        if "oplog" not in counts:
+            die("Failed: no oplog file to replay; make sure you run mongodump with --oplog")
     def match(p, ns):
         return ns.startswith(p.split("*")[0]) if "*" in p else ns == p
     def included(ns):
         return (not includes or any(match(p, ns) for p in includes)) and not any(match(p, ns) for p in excludes)
-    restored = {rename(ns, pairs): n for ns, n in counts.items()
-                if (ns != "oplog" or opts.get("--oplogReplay")) and included(ns)}
+    # The oplog is never a collection restored: --oplogReplay applies it after them (restore.go, RestoreOplog).
+    restored = {rename(ns, pairs): n for ns, n in counts.items() if ns != "oplog" and included(ns)}
     entry["restored"] = restored
     record(entry)
     if opts.get("--dryRun"):
@@ -369,6 +383,12 @@ def mongorestore(argv):
                 log("[%s] %s  %.1fMB/%.1fMB  (%.1f%%)" % ("#" * (k % 24) + "." * (24 - k % 24), ns, k / 10, progress / 10,
                                                          100.0 * k / max(progress, 1)))
         log("no indexes to restore for collection %s" % ns)
+    if replay:
+        # restore.go logs "replaying oplog"; oplog.go "applied %v oplog entries" once it is done. The archive
+        # fixtures hold no no-op entries, so every entry counts.
+        log("replaying oplog")
+        if os.environ.get("STANDIN_OPLOG_SILENT") != "1":
+            log("applied %d oplog entries" % counts["oplog"])
     total = sum(restored.values())
     if unacked:
         # mongorestore/main/mongorestore.go: the summary only when the write concern is acknowledged.

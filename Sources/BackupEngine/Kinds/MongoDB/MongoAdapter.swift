@@ -182,9 +182,10 @@ struct MongoAdapter: SourceAdapter {
 
     func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --drop --yes"] }
-        let plan = try await planRestore(source, backup: .id(artifact.id), toURI: nil, renames: [], drop: true, dryRun: false, context: context)
+        var plan = try await planRestore(source, backup: .id(artifact.id), toURI: nil, renames: [], drop: true, dryRun: false, context: context)
+        try Self.chooseOplogReplay(&plan, asked: false, refused: false) // a whole restore: replayed when there is an oplog
         let done = try await executeRestore(plan, source: source, toURI: nil, context: context)
-        return ["restored \(artifact.source) from \(artifact.id): \(done.restored) documents"]
+        return ["restored \(artifact.source) from \(artifact.id): \(done.restored) documents" + (done.oplogApplied.map { ", oplog replayed (\($0) entries)" } ?? "")]
     }
 
 }

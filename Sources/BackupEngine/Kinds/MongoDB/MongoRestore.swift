@@ -19,13 +19,20 @@ public struct MongoRestorePlan: Sendable {
     public var exclude: [String] = []
     /// The namespaces that will be restored, with their document counts (oplog never: it is not replayed).
     public var namespaces: [(name: String, documents: Int)] = []
-    /// Oplog entries in the archive (not restored).
+    /// Oplog entries in the archive (`mongodump --oplog`).
     public var oplogEntries = 0
+    /// `mongorestore --oplogReplay`: the oplog is replayed after the documents, so the data lands as of the end
+    /// of the dump (one consistent instant), not a mix of each collection's moment.
+    public var oplogReplay = false
+    /// Why an archive's oplog is not replayed, when it is not.
+    public var oplogNotReplayed: String?
     /// Documents mongorestore must report restored (those of `namespaces`).
     public var expectedDocuments: Int
 
     public var description: [String] {
-        let oplog = oplogEntries > 0 ? ", and \(oplogEntries) oplog entries that are not replayed" : ""
+        let oplog = oplogEntries == 0 ? ""
+            : oplogReplay ? ", then \(oplogEntries) oplog entries replayed (--oplogReplay: the data as of the end of the dump)"
+            : ", and \(oplogEntries) oplog entries that are not replayed (\(oplogNotReplayed ?? "--no-oplog-replay"))"
         var lines = ["restore \(source) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): \(expectedDocuments) documents in \(namespaces.count) namespaces\(oplog)",
                      "into \(target)"]
         for ns in namespaces { lines.append("  \(ns.name): \(ns.documents) documents") }
@@ -45,6 +52,8 @@ public struct MongoRestoreResult: Sendable {
     public var durationSeconds: Double
     /// mongorestore ran with an unacknowledged write concern (w=0): it counted nothing, nothing was compared.
     public var unverified = false
+    /// Oplog entries mongorestore said it applied (`--oplogReplay`).
+    public var oplogApplied: Int?
 }
 
 extension MongoAdapter {
@@ -56,6 +65,8 @@ extension MongoAdapter {
             RestoreOptionSpec("ns-include", value: "PATTERN", help: "restore only the namespaces matching (e.g. 'kaleem.users', 'kaleem.*'); mongorestore --nsInclude", repeatable: true),
             RestoreOptionSpec("ns-exclude", value: "PATTERN", help: "leave out the namespaces matching; mongorestore --nsExclude", repeatable: true),
             RestoreOptionSpec("drop", help: "drop each collection before restoring it"),
+            RestoreOptionSpec("oplog-replay", help: "replay the archive's oplog after the documents (mongorestore --oplogReplay); the default for an archive taken with oplog: true and no namespace filter or rename"),
+            RestoreOptionSpec("no-oplog-replay", help: "restore the documents only, leaving an archive's oplog unreplayed"),
         ]
     }
 
@@ -74,6 +85,7 @@ extension MongoAdapter {
                                 hint: "its namespaces are: \(Self.namespaces(of: plan.artifact).map(\.name).joined(separator: ", "))")
         }
         plan.dryRun = request.dryRun
+        try Self.chooseOplogReplay(&plan, asked: o.flag("oplog-replay"), refused: o.flag("no-oplog-replay"))
         printPlan(plan.description)
         if !request.dryRun && !request.confirmed {
             throw BackupFailure("restoring writes into \(plan.target); refusing without --yes", exitStatus: .usage,
@@ -83,7 +95,7 @@ extension MongoAdapter {
         let seconds = String(format: "%.1f", result.durationSeconds)
         let line = request.dryRun ? "dry run completed: nothing was written"
             : result.unverified ? "sent \(plan.expectedDocuments) documents in \(seconds) s, NOT verified: the target's write concern is unacknowledged (w=0), so mongorestore counted nothing; check the target, or restore again with w=1 or majority in the connection string"
-            : "restored \(result.restored) documents in \(seconds) s"
+            : "restored \(result.restored) documents in \(seconds) s" + (result.oplogApplied.map { ", then replayed the oplog (\($0) entries applied)" } ?? "")
         return RestoreOutcome(lines: [line], json: RestoreJSON(result))
     }
 
@@ -112,6 +124,31 @@ extension MongoAdapter {
         plan.namespaces = selected
         plan.oplogEntries = artifact.stats["per_namespace"]?[MongoArchiveVerifier.oplogNamespace]?.intValue ?? 0
         return plan
+    }
+
+    /// Whether the oplog is replayed: by default whenever the archive holds one and mongorestore can replay it.
+    /// mongorestore refuses `--oplogReplay` beside `--nsInclude`, `--nsExclude` or `--nsFrom` (restore.go's
+    /// ParseAndValidateOptions: "cannot use --oplogReplay with includes/excludes/namespace renames specified"):
+    /// asked for explicitly there, it is refused up front; by default it is left out and the plan says why.
+    static func chooseOplogReplay(_ plan: inout MongoRestorePlan, asked: Bool, refused: Bool) throws {
+        if asked && refused { throw BackupFailure("--oplog-replay and --no-oplog-replay contradict each other", exitStatus: .usage) }
+        if asked && plan.oplogEntries == 0 {
+            throw BackupFailure("backup \(plan.artifact.id) holds no oplog to replay (it was not taken with oplog: true)", exitStatus: .usage,
+                                hint: "restore it without --oplog-replay; set oplog: true on the source for point-in-time dumps")
+        }
+        let filtered = !plan.include.isEmpty || !plan.exclude.isEmpty || !plan.renames.isEmpty
+        if asked && filtered {
+            throw BackupFailure("mongorestore cannot replay an oplog into a filtered or renamed restore (--ns-include, --ns-exclude, --ns-from)", exitStatus: .usage,
+                                hint: "restore the whole archive to replay its oplog, or leave out --oplog-replay")
+        }
+        guard plan.oplogEntries > 0 else { return }
+        if refused {
+            plan.oplogNotReplayed = "--no-oplog-replay"
+        } else if filtered {
+            plan.oplogNotReplayed = "mongorestore replays an oplog only into a whole, unrenamed restore"
+        } else {
+            plan.oplogReplay = true
+        }
     }
 
     /// The archive's namespaces (the oplog left out) with their document counts, as recorded at backup time.
@@ -163,6 +200,7 @@ extension MongoAdapter {
         for r in plan.renames { args += ["--nsFrom=\(r.from)", "--nsTo=\(r.to)"] }
         if plan.drop { args.append("--drop") }
         if plan.dryRun { args.append("--dryRun") }
+        if plan.oplogReplay { args.append("--oplogReplay") }
         if plan.artifact.stats["gzip_inside"] == .bool(true) { args.append("--gzip") }
         let reader = try await context.reader(plan.artifact, progress: "restore")
         let started = DispatchTime.now()
@@ -199,6 +237,17 @@ extension MongoAdapter {
         }
         result.restored = summary.restored
         result.failed = summary.failed
+        result.oplogApplied = report.oplogApplied
+        if plan.oplogReplay {
+            guard let applied = report.oplogApplied else {
+                throw MongoToolError(tool: "mongorestore", problem: "was asked to replay the oplog (--oplogReplay) but never said it applied it", stderrTail: outcome.stderrTail,
+                                     hintText: "the documents are restored but not brought to one instant; check the mongorestore version, or restore with --no-oplog-replay")
+            }
+            if applied > plan.oplogEntries {
+                throw MongoToolError(tool: "mongorestore", problem: "applied \(applied) oplog entries, the archive holds \(plan.oplogEntries)", stderrTail: outcome.stderrTail,
+                                     hintText: "the tool's account does not match the archive; check the target before using it")
+            }
+        }
         if summary.failed > 0 {
             throw MongoToolError(tool: "mongorestore", problem: "\(summary.failed) document(s) failed to restore (\(summary.restored) restored)",
                                  stderrTail: outcome.stderrTail, hintText: "duplicate keys or validation rules: restore with --drop into an empty target, or read the log above")
@@ -225,6 +274,9 @@ struct RestoreJSON: Encodable {
     /// The namespaces restored, with the documents the archive holds for each.
     var namespaces: [String: Int]
     var oplog_entries: Int
+    /// `--oplogReplay` was used, and how many entries mongorestore said it applied.
+    var oplog_replayed: Bool
+    var oplog_applied: Int?
     var duration_seconds: Double
     /// mongorestore counted nothing (w=0): `restored` is 0 and means nothing.
     var verified: Bool
@@ -239,6 +291,8 @@ struct RestoreJSON: Encodable {
         expected = r.plan.expectedDocuments
         namespaces = Dictionary(r.plan.namespaces.map { ($0.name, $0.documents) }, uniquingKeysWith: { a, _ in a })
         oplog_entries = r.plan.oplogEntries
+        oplog_replayed = r.plan.oplogReplay && !r.plan.dryRun
+        oplog_applied = r.oplogApplied
         duration_seconds = (r.durationSeconds * 1000).rounded() / 1000
         verified = !r.unverified && !r.plan.dryRun
     }
