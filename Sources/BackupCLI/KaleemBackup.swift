@@ -14,11 +14,11 @@ public struct KaleemBackup: AsyncParsableCommand {
         discussion: """
         Exit codes: 0 ok, 1 failed, 2 usage or policy error, 3 partial (some sources failed), \
         4 integrity failure, 11 another run holds the repository lock.
-        The policy is --policy, else $KALEEM_BACKUP_POLICY, else policies/local.yml, else the embedded copy of it.
+        The policy is --policy, else $KALEEM_BACKUP_POLICY, else policies/local.yml, else /etc/kaleem-backup/policy.yml (demo alone falls back to the embedded copy of policies/local.yml).
         """,
         version: "\(version) (commit \(BuildInfo.commit))",
         subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self, VerifyCommand.self,
-                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, DemoCommand.self]
+                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, ImportCommand.self, DemoCommand.self]
     )
 
     /// The release; scripts/package-deb.sh reads it from this line.

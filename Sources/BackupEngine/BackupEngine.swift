@@ -114,6 +114,12 @@ public final class BackupEngine {
         try await core.verifier.verify(ids: ids, all: all, source: source)
     }
 
+    // MARK: Importer
+    /// Adopts backups made by the operations document's own scripts (see Importer.swift).
+    public func importBackups(_ paths: [String], source: String?, takenAt: Date?, dryRun: Bool) async throws -> [ImportItem] {
+        try await core.importer.importPaths(paths, source: source, takenAt: takenAt, dryRun: dryRun)
+    }
+
     // MARK: StatusReport
     /// Tells the webhook that a scheduled run was lost (the daemon could not start it before its next occurrence).
     public func notifyLostRun(schedule: String, reason: String) async { await core.notifier.notifyLostRun(schedule: schedule, reason: reason) }

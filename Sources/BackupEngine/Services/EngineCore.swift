@@ -312,4 +312,5 @@ extension EngineCore {
     var browser: Browser { Browser(core: self) }
     var notifier: Notifier { Notifier(core: self) }
     var preflight: Preflight { Preflight(core: self) }
+    var importer: Importer { Importer(core: self) }
 }

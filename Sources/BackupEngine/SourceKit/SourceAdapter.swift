@@ -36,6 +36,10 @@ protocol SourceAdapter: SourceSettingsParser {
     /// `.snapshot` layouts: takes the snapshot and writes its manifest at `artifact.path`.
     func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile)
 
+    /// `import`: streams a backup made by other means (the operations document's own scripts) into `writer`,
+    /// verified as this kind's backups are; returns the stats recorded with it. Kinds that import nothing throw.
+    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
+
     // MARK: verify
     /// `.stream` layouts: walks the decompressed contents natively and compares them with the recorded stats.
     /// The engine checks the stored file's sha256 and size around it. Returns the detail line.

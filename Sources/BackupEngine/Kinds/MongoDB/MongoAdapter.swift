@@ -49,6 +49,19 @@ struct MongoAdapter: SourceAdapter {
         return stats
     }
 
+    /// `import` of a mongodump archive (`mongo-*.archive.gz` of the deploy script: `--archive --gzip`) or of a
+    /// `mongodump --out` directory (`mongodb-YYYYMMDD/`, turned into the archive `mongodump --archive` writes).
+    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+        guard format != .rdb else { throw BackupFailure("a mongodb source imports mongodump archives and directories, not an RDB file", exitStatus: .usage) }
+        let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
+        let (_, (report, gzipped)) = try verification.around {
+            try Importer.stream(path, format: format) { chunk in try verification.feed(chunk, alongside: writer) }
+        }
+        var stats = report.stats
+        stats["gzip_inside"] = .bool(gzipped)
+        return stats
+    }
+
     // MARK: verify
 
     func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String {

@@ -38,6 +38,19 @@ struct RedisAdapter: SourceAdapter {
         return stats
     }
 
+    /// `import` of an RDB file (`redis-YYYYMMDD.rdb`, a copy of the server's dump.rdb): the same verifier as a
+    /// snapshot's, over the file's bytes.
+    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+        guard format == .rdb else { throw BackupFailure("a redis source imports RDB files, not a \(format.rawValue)", exitStatus: .usage) }
+        let verification = VerifierThread { source in try RDBVerifier.verify(source) }
+        let (_, report) = try verification.around {
+            try Importer.stream(path, format: format) { chunk in try verification.feed(chunk, alongside: writer) }
+        }
+        var stats = report.stats
+        stats["framing"] = .string("file")
+        return stats
+    }
+
     /// The seconds a diskless server waits before a snapshot (`repl-diskless-sync-delay`, 5 by default), or nil
     /// when it is not diskless or will not say (CONFIG may be denied to a backup user: then nothing is said).
     static func disklessSyncDelay(_ endpoint: RedisEndpoint, password: Secret?) -> Int? {
