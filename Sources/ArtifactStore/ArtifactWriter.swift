@@ -58,8 +58,14 @@ public final class ArtifactWriter {
     public var partialPath: String { file.partialPath }
     public var bytesRaw: Int64 { raw }
 
+    /// When set, a source's `min_rate:` over what is written (a peer trickling a byte at a time, which no idle
+    /// timeout ever sees; readers that buffer also check it where the bytes arrive).
+    public var minimumRate: RateWindow?
+
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
-        if let deadline, Date() > deadline { throw deadlineError }
+        let now = Date()
+        if let deadline, now > deadline { throw deadlineError }
+        try minimumRate?.add(buffer.count, now: now)
         raw += Int64(buffer.count)
         onWrite?(buffer.count)
         try gzip.write(buffer)

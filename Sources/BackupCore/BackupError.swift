@@ -39,6 +39,29 @@ public struct BackupFailure: UserFacingError, Equatable {
 }
 
 /// A backup that ran past its source's `deadline:`. Exit 1.
+/// A backup stream that stored less than its `min_rate:` over a whole window: a peer trickling bytes.
+public struct TooSlow: UserFacingError, Equatable {
+    public var source: String
+    public var bytes: Int64
+    public var windowSeconds: Double
+    public var minimumRate: Int64
+
+    public init(source: String, bytes: Int64, windowSeconds: Double, minimumRate: Int64) {
+        self.source = source
+        self.bytes = bytes
+        self.windowSeconds = windowSeconds
+        self.minimumRate = minimumRate
+    }
+
+    public var exitStatus: ExitStatus { .failed }
+    public var description: String {
+        "the backup of source \"\(source)\" received \(bytes) bytes in \(Int(windowSeconds)) s, less than its min_rate of \(minimumRate) bytes/s, and was stopped"
+    }
+    public var hint: String? {
+        "check the server and the network (a peer sending a byte at a time); lower sources.\(source).min_rate, or 0 to turn the check off"
+    }
+}
+
 public struct DeadlineExceeded: UserFacingError, Equatable {
     public var source: String
     public var seconds: Double
@@ -53,6 +76,6 @@ public struct DeadlineExceeded: UserFacingError, Equatable {
         "the backup of source \"\(source)\" did not finish within its deadline of \(Int(seconds)) s and was stopped"
     }
     public var hint: String? {
-        "a source that sends slowly keeps each silence under its timeout; check the server and the network, or raise sources.\(source).deadline"
+        "a source that sends slowly keeps each silence under its timeout; check the server and the network, or raise sources.\(source).deadline (without it, the deadline is 5 × the previous backup's duration, 30 min to 6 h)"
     }
 }

@@ -2,6 +2,15 @@
 public enum Defaults {
     /// The longest one backup of a source may take unless its `deadline:` says otherwise.
     public static let sourceDeadlineSeconds: Double = 6 * 3600
+    /// Without `deadline:`, a source that has a good backup gets this many times that backup's duration
+    /// (within `fittedDeadlineFloorSeconds` … `sourceDeadlineSeconds`): a stuck transfer of a 20 s backup is
+    /// stopped after 30 min, not 6 h.
+    public static let fittedDeadlineFactor = 5.0
+    public static let fittedDeadlineFloorSeconds: Double = 30 * 60
+    /// `min_rate:` — a backup stream that stores fewer bytes than this a second, over `sourceRateWindowSeconds`,
+    /// is stopped (a peer trickling a byte at a time never trips an idle timeout). 0 turns it off.
+    public static let sourceMinimumRate: Int64 = 1024
+    public static let sourceRateWindowSeconds: Double = 120
     /// Free space kept for the catalog and manifests when checking, before a backup, that the previous backup's
     /// size still fits on the repository's disk.
     public static let freeSpaceReserve: Int64 = 8 * 1024 * 1024

@@ -74,9 +74,31 @@ public struct SourcePolicy: Sendable, Equatable {
     /// The longest one backup of this source may take, whatever its kind (`deadline:`; default 6 h). A source
     /// that keeps sending slowly (each silence shorter than its `timeout`) is stopped here.
     public var deadlineSeconds: Double = Defaults.sourceDeadlineSeconds
+    /// `deadline:` was written in the policy; otherwise the engine fits it to the previous backup's duration
+    /// (`fittedDeadline`).
+    public var deadlineExplicit = false
+    /// `min_rate:` in bytes a second (0: off) over `min_rate_window:`; see `Defaults.sourceMinimumRate`.
+    public var minimumRate: Int64 = Defaults.sourceMinimumRate
+    public var rateWindowSeconds: Double = Defaults.sourceRateWindowSeconds
 
     /// Keys every source entry may have, whatever its kind; each adapter allows these beside its own.
-    public static let commonKeys: Set<String> = ["kind", "deadline"]
+    public static let commonKeys: Set<String> = ["kind", "deadline", "min_rate", "min_rate_window"]
+
+    /// A fresh `min_rate:` window for one transfer of this source (nil when the check is off).
+    public func rateWindow() -> RateWindow? {
+        guard minimumRate > 0 else { return nil }
+        let name = self.name, rate = minimumRate
+        return RateWindow(bytesPerSecond: rate, window: rateWindowSeconds) { bytes, seconds in
+            TooSlow(source: name, bytes: bytes, windowSeconds: seconds, minimumRate: rate)
+        }
+    }
+
+    /// The deadline of the next backup: the policy's `deadline:` when written; else `fittedDeadlineFactor` ×
+    /// the previous good backup's duration, within 30 min … 6 h; else (no backup yet) 6 h.
+    public func fittedDeadline(previousDuration: Double?) -> Double {
+        guard !deadlineExplicit, let previous = previousDuration, previous.isFinite, previous >= 0 else { return deadlineSeconds }
+        return min(Defaults.sourceDeadlineSeconds, max(Defaults.fittedDeadlineFloorSeconds, previous * Defaults.fittedDeadlineFactor))
+    }
 
     public init(name: String, kind: SourceKind, settings: any SourceSettings) {
         self.name = name

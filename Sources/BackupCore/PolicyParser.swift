@@ -222,7 +222,13 @@ public enum PolicyParser {
             throw kindNode.error("unknown source kind \"\(kind.rawValue)\"; expected one of: \(kinds.names)")
         }
         var source = SourcePolicy(name: name, kind: kind, settings: try parser.parseSettings(node))
-        if let d = try node.mapping(allowed: nil)["deadline"] { source.deadlineSeconds = try d.duration() }
+        let common = try node.mapping(allowed: nil)
+        if let d = common["deadline"] {
+            source.deadlineSeconds = try d.duration()
+            source.deadlineExplicit = true
+        }
+        if let r = common["min_rate"] { source.minimumRate = try r.byteSize(in: 0...(1 << 30), example: "1KiB (a second; 0 turns it off)") }
+        if let w = common["min_rate_window"] { source.rateWindowSeconds = try w.duration(in: 5...86_400) }
         return source
     }
 
@@ -449,6 +455,25 @@ public struct PolicyNode {
             throw error("expected a whole number from \(range.lowerBound) to \(range.upperBound), found \"\(s)\"")
         }
         return v
+    }
+
+    /// Bytes, as a number or with a unit (`512`, `64KiB`, `1MiB`, `2GiB`; K, M, G are the same binary units).
+    public func byteSize(in range: ClosedRange<Int64>, example: String) throws(PolicyError) -> Int64 {
+        let s = try string()
+        let units: [(String, Int64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)]
+        var value: Int64?
+        if let plain = Int64(s) {
+            value = plain
+        } else {
+            for (suffix, factor) in units where s.hasSuffix(suffix) {
+                if let n = Int64(s.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), n >= 0, n <= Int64.max / factor { value = n * factor }
+                break
+            }
+        }
+        guard let value, range.contains(value) else {
+            throw error("expected a size from \(range.lowerBound) to \(range.upperBound) bytes such as \(example), found \"\(s)\"")
+        }
+        return value
     }
 
     /// The range of every duration in a policy: a timeout of 0 would mean "none" to a socket, and a huge one

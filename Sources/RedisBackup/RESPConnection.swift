@@ -50,6 +50,9 @@ public final class RESPConnection {
     /// silence (a server that trickles a byte every few seconds never trips the idle timeout).
     public var deadline: Date?
     public var deadlineError: Error?
+    /// When set, every byte received is counted against a minimum rate (set once a snapshot's payload starts:
+    /// the keepalives before it are the server's BGSAVE, bounded by the start timeout instead).
+    public var rate: RateWindow?
     private var fd: Int32 = -1
     private var buffer = [UInt8](repeating: 0, count: Defaults.readChunkSize)
     private var start = 0
@@ -197,7 +200,11 @@ public final class RESPConnection {
         }
         while true {
             let n = buffer.withUnsafeMutableBytes { b in recv(fd, b.baseAddress! + end, b.count - end, 0) }
-            if n > 0 { end += n; return true }
+            if n > 0 {
+                end += n
+                try rate?.add(n)
+                return true
+            }
             if n == 0 { return false }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK {

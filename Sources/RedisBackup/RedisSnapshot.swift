@@ -25,7 +25,7 @@ public enum RedisSnapshot {
     ///     its BGSAVE runs or waits for an earlier one, which can hang in the server).
     public static func take(endpoint: RedisEndpoint, password: Secret?, timeout: Double,
                             startTimeout: Double = Defaults.snapshotStartTimeoutSeconds,
-                            deadline: Date? = nil, deadlineError: Error? = nil,
+                            deadline: Date? = nil, deadlineError: Error? = nil, rate: RateWindow? = nil,
                             chunk: ([UInt8]) throws -> Void) throws -> (framing: SnapshotFraming, bytes: Int64) {
         let connection = try RESPConnection(endpoint: endpoint, ioTimeout: timeout)
         connection.deadline = deadline
@@ -35,11 +35,11 @@ public enum RedisSnapshot {
         _ = try connection.command("REPLCONF", "capa", "eof")
         _ = try connection.command("REPLCONF", "rdb-only", "1")
         try connection.writeRaw(Array("SYNC\r\n".utf8))
-        return try receive(connection, endpoint: endpoint, startTimeout: startTimeout, chunk: chunk)
+        return try receive(connection, endpoint: endpoint, startTimeout: startTimeout, rate: rate, chunk: chunk)
     }
 
     /// Reads the reply to a `SYNC` already sent: keepalives, the framing line, then the payload.
-    public static func receive(_ connection: RESPConnection, endpoint: RedisEndpoint, startTimeout: Double,
+    public static func receive(_ connection: RESPConnection, endpoint: RedisEndpoint, startTimeout: Double, rate: RateWindow? = nil,
                                chunk: ([UInt8]) throws -> Void) throws -> (framing: SnapshotFraming, bytes: Int64) {
         let deadline = DispatchTime.now() + startTimeout
         let stuck = {
@@ -59,6 +59,7 @@ public enum RedisSnapshot {
         guard header.hasPrefix("$") else {
             throw RedisError(endpoint: endpoint.description, problem: "unexpected reply to SYNC: \(header.prefix(60))")
         }
+        connection.rate = rate // the payload starts here
         if header.hasPrefix("$EOF:") {
             let mark = Array(header.utf8.dropFirst(5))
             guard mark.count == eofMarkLength else {

@@ -581,3 +581,57 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("kaleem-drill-") }.isEmpty)
     }
 }
+
+/// `min_rate`: a peer trickling a byte at a time is stopped after one window, long before any deadline; and a
+/// deadline not written in the policy is fitted to the previous backup's duration.
+@Suite struct ProgressTimeoutTests {
+    @Test func aTrickleIsStoppedByTheMinimumRate() throws {
+        let port = try FreePort.pick()
+        let server = try startStandInServer("redis_trickle.py", port: port)
+        defer { server.signal(SIGKILL); _ = server.wait() }
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          redis: { kind: redis, url: "redis://127.0.0.1:\(port)", timeout: 5s, deadline: 1h, min_rate: 1KiB, min_rate_window: 5s }
+        """.utf8))
+        let t0 = Date()
+        let r = try runCLI(["backup", "--json", "--policy", policy])
+        let took = Date().timeIntervalSince(t0)
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("less than its min_rate of 1024 bytes/s"), "\(r.stdout)")
+        #expect(took < 60, "took \(took) s")
+        #expect(filesUnder(dir.file("repo")).allSatisfy { !$0.hasSuffix(".partial") })
+    }
+
+    @Test(arguments: [("min_rate: fast", "min_rate"), ("min_rate: -1", "min_rate"), ("min_rate: 2GiB", "min_rate"),
+                      ("min_rate_window: 1s", "min_rate_window")])
+    func theSettingsAreValidated(setting: String, key: String) throws {
+        let dir = TemporaryDirectory()
+        let policy = dir.file("p.yml")
+        FileManager.default.createFile(atPath: policy, contents: Data("""
+        repository: { path: \(dir.file("repo")) }
+        sources:
+          redis: { kind: redis, url: "redis://127.0.0.1:1", \(setting) }
+        """.utf8))
+        let r = try runCLI(["policy", "check", "--policy", policy])
+        #expect(r.status == 2 && r.stderr.contains("sources.redis.\(key)"), "\(r.stderr)")
+    }
+
+    @Test func theDeadlineIsFittedToThePreviousBackup() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url)
+        let first = try object(try runCLI(["backup", "--json", "--policy", policy]).stdout)
+        let second = try object(try runCLI(["backup", "--json", "--policy", policy]).stdout)
+        func deadline(_ run: [String: Any]) -> Double? {
+            ((run["artifacts"] as? [[String: Any]])?.first?["stats"] as? [String: Any])?["deadline_seconds"] as? Double
+        }
+        #expect(deadline(first) == Double(6 * 3600))  // nothing to fit to yet
+        #expect(deadline(second) == Double(30 * 60))  // a fast first backup: the 30 min floor
+        // Written in the policy, it is kept as written.
+        let explicit = writeRedisPolicy(in: dir, url: redis.url, extra: "    deadline: 2h", name: "explicit.yml")
+        #expect(deadline(try object(try runCLI(["backup", "--json", "--policy", explicit]).stdout)) == 7200)
+    }
+}

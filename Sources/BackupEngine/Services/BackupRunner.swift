@@ -161,6 +161,11 @@ struct BackupRunner: EngineService {
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
                                     status: .running, createdAt: created, tag: run.tag, release: run.release)
         var adapter: (any SourceAdapter)?
+        // Without `deadline:`, the deadline is fitted to this source's previous good backup (every adapter reads
+        // `deadlineSeconds` from the source it is handed).
+        var source = source
+        let previous = (try? catalog.artifacts(source: source.name, status: .ok, limit: 1))?.first?.stats["duration_seconds"]?.doubleValue
+        source.deadlineSeconds = source.fittedDeadline(previousDuration: previous)
         do {
             let kind = try registry.adapter(for: source.kind)
             adapter = kind
@@ -215,6 +220,7 @@ struct BackupRunner: EngineService {
             let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
             writer.deadline = Date(timeIntervalSinceNow: source.deadlineSeconds)
             writer.deadlineError = DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)
+            writer.minimumRate = source.rateWindow()
             if let meter { writer.onWrite = { meter.add(bytes: Int64($0)) } }
             do {
                 stats = try await adapter.backupStream(source, into: writer, context: context)
@@ -227,6 +233,7 @@ struct BackupRunner: EngineService {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - startTime.uptimeNanoseconds) / 1e9
         stats["duration_seconds"] = .double((seconds * 1000).rounded() / 1000)
+        stats["deadline_seconds"] = .double(source.deadlineSeconds)
         artifact.bytesRaw = stored.bytesRaw
         artifact.bytesStored = stored.bytesStored
         artifact.sha256 = stored.sha256

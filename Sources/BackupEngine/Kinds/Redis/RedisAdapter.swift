@@ -29,7 +29,8 @@ struct RedisAdapter: SourceAdapter {
             try RedisSnapshot.take(endpoint: policy.endpoint, password: password, timeout: policy.timeoutSeconds,
                                    startTimeout: policy.startTimeoutSeconds,
                                    deadline: Date(timeIntervalSinceNow: source.deadlineSeconds),
-                                   deadlineError: DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds)) { chunk in
+                                   deadlineError: DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds),
+                                   rate: source.rateWindow()) { chunk in
                 try verification.feed(chunk, alongside: writer)
             }
         }
