@@ -41,6 +41,8 @@ import Testing
 
         let check = try runCLI(["policy", "check"] + policy, environment: env, in: host.home)
         #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        #expect(check.stdout.contains("pre-deploy set: mongo, redis, config"), "\(check.stdout)")
+        #expect(check.stdout.contains("compose project: \(host.root) (\(host.root)/docker-compose.yml, \(host.root)/docker-compose.prod.yml)"), "\(check.stdout)")
 
         let backup = try runCLI(["backup", "--json"] + policy, environment: env, in: host.home)
         #expect(backup.status == 0, "\(backup.stdout) \(backup.stderr)")
@@ -111,6 +113,23 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out + "/nginx/nginx.conf"))
         #expect(FileManager.default.fileExists(atPath: out + "/nginx/conf.d/default.conf"))
         #expect(!FileManager.default.fileExists(atPath: out + "/nginx.conf"))
+    }
+
+    /// A host with both forms (the root nginx.conf and a nginx/ directory) has both backed up: the root file is
+    /// no longer silently left out.
+    @Test func bothNginxFormsAreTaken() throws {
+        let host = try OpsHost()
+        try FileManager.default.createDirectory(atPath: host.root + "/nginx/conf.d", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: host.root + "/nginx/conf.d/site.conf", contents: Data("server { listen 8080; }\n".utf8))
+        let env = host.environment()
+        let backup = try runCLI(["backup", "--source", "config", "--policy", Self.production], environment: env, in: host.home)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let out = host.base + "/restored"
+        let restore = try runCLI(["restore", "config", "--latest", "--to-dir", out, "--yes", "--policy", Self.production], environment: env, in: "/")
+        #expect(restore.status == 0, "\(restore.stderr)")
+        for file in ["nginx.conf", "nginx.lb.conf", "nginx/conf.d/site.conf"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
+        }
     }
 
     /// On the document's host both nginx files are taken; a named path that goes missing (redis.conf) fails the
