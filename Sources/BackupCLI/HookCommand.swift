@@ -23,7 +23,7 @@ struct DeployLabels: ParsableArguments {
 struct PreDeployHook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pre-deploy",
-        abstract: "Back up all (or the named) sources as one pinned set for the release; print the set id. Non-zero exit: do not deploy."
+        abstract: "Back up the policy's pre-deploy sources (deploy.pre_deploy_sources; all when unset) or the named ones as one pinned set for the release; print the set id. Non-zero exit: do not deploy."
     )
 
     @OptionGroup var options: GlobalOptions
@@ -31,7 +31,7 @@ struct PreDeployHook: AsyncParsableCommand {
     @Option(help: "The release (image) about to go out, e.g. kaleem-api:1.4.2.")
     var release: String
 
-    @Option(name: .customLong("source"), help: "Only this source (repeatable).")
+    @Option(name: .customLong("source"), help: "Only this source (repeatable); default: the policy's deploy.pre_deploy_sources, else all.")
     var sources: [String] = []
 
     func run() async throws {

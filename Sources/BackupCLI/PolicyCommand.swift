@@ -69,6 +69,8 @@ struct PolicyCheckCommand: AsyncParsableCommand {
         for source in policy.sources {
             print("source \(source.name): \(source.kind.rawValue) \(source.location)")
         }
+        if let compose = policy.compose { print("compose project: \(compose.description) (given to every docker compose command)") }
+        print("pre-deploy set: \((policy.preDeploySources ?? policy.sources.map(\.name)).joined(separator: ", "))")
     }
 }
 

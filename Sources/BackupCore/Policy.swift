@@ -20,6 +20,11 @@ public struct Policy: Sendable, Equatable {
     public var restore = RestorePolicy()
     /// Encryption at rest (age); nil: artifacts are stored unencrypted.
     public var encryption: EncryptionPolicy?
+    /// The stack's Compose project (`compose:`), already applied to every Compose command of the policy; nil:
+    /// Compose finds it itself (working directory, `COMPOSE_FILE`).
+    public var compose: ComposeProject?
+    /// The sources `hook pre-deploy` backs up when none are named (`deploy.pre_deploy_sources`); nil: all of them.
+    public var preDeploySources: [String]?
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),

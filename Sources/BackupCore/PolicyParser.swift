@@ -23,7 +23,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption", "compose", "deploy"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog", "offsite"])
@@ -100,6 +100,29 @@ public enum PolicyParser {
             if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
             if let f = map["mongo_uri_file"] { policy.drill.mongoURI = .file(try f.nonEmptyString()) }
             if let c = map["mongosh"] { policy.drill.mongosh = try c.command() }
+        }
+        if let c = top["compose"] {
+            let project = try parseCompose(c)
+            policy.compose = project
+            policy.drill.mongosh = project.apply(to: policy.drill.mongosh)
+            for i in policy.sources.indices {
+                if let settings = policy.sources[i].settings as? any ComposeCommands {
+                    policy.sources[i].settings = settings.applying(project)
+                }
+            }
+        }
+        if let d = top["deploy"] {
+            let map = try d.mapping(allowed: ["pre_deploy_sources"])
+            if let s = map["pre_deploy_sources"] {
+                let names = try s.stringList()
+                guard !names.isEmpty else { throw s.error("expected at least one source name (or leave the key out for all sources)") }
+                for name in names where policy.source(named: name) == nil {
+                    throw s.error("no source named \"\(name)\"; the sources are: \(sources.map(\.name).joined(separator: ", "))")
+                }
+                var unique: [String] = []
+                for name in names where !unique.contains(name) { unique.append(name) }
+                policy.preDeploySources = unique
+            }
         }
         if let r = top["restore"] {
             let map = try r.mapping(allowed: ["redis_server"])
@@ -276,6 +299,45 @@ public enum PolicyParser {
             entry.tag = tag
         }
         return entry
+    }
+
+    /// `compose: { project_directory: /opt/kaleem, files: [docker-compose.yml, docker-compose.prod.yml], project_name: kaleem }`.
+    private static func parseCompose(_ node: PolicyNode) throws(PolicyError) -> ComposeProject {
+        let map = try node.mapping(allowed: ["project_directory", "files", "project_name"])
+        var project = ComposeProject()
+        if let d = map["project_directory"] {
+            let dir = try d.nonEmptyString()
+            guard dir.hasPrefix("/") else {
+                throw d.error("project_directory must be an absolute directory (cron and systemd run jobs in $HOME and /), found \"\(dir)\"")
+            }
+            project.projectDirectory = dir.count > 1 && dir.hasSuffix("/") ? String(dir.dropLast()) : dir
+        }
+        if let f = map["files"] {
+            let files = try f.stringList()
+            guard !files.isEmpty else { throw f.error("expected at least one Compose file") }
+            for file in files {
+                if file.hasPrefix("/") {
+                    project.files.append(file)
+                } else if let dir = project.projectDirectory {
+                    project.files.append(dir == "/" ? "/" + file : dir + "/" + file)
+                } else {
+                    throw f.error("\"\(file)\" is relative: give project_directory (the files are relative to it) or an absolute path")
+                }
+            }
+        }
+        if let n = map["project_name"] {
+            let name = try n.nonEmptyString()
+            // compose-go loader/loader.go: a project name is lowercase letters, digits, '-' and '_', starting with a letter or digit.
+            let ok = name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 95 }
+            guard ok, let first = name.utf8.first, first != 45, first != 95 else {
+                throw n.error("\"\(name)\" is not a Compose project name: lowercase letters, digits, '-' and '_', starting with a letter or digit")
+            }
+            project.projectName = name
+        }
+        guard project.projectDirectory != nil || !project.files.isEmpty else {
+            throw node.error("give project_directory (and files), e.g. compose: { project_directory: /opt/kaleem, files: [docker-compose.yml, docker-compose.prod.yml] }")
+        }
+        return project
     }
 
     private static func parseOffsite(_ node: PolicyNode) throws(PolicyError) -> OffsitePolicy {

@@ -51,6 +51,10 @@ struct ScheduleCommandTests {
         }
         #expect(PolicyLoader.missingVariables(path: packageRoot + "/policies/production.yml", environment: environment) == [])
         #expect(environment["KALEEM_BACKUP_POLICY"] == "/etc/kaleem-backup/policy.yml")
+        // The jobs' Compose project (cron starts them in $HOME, systemd in /): the policy's compose: from KALEEM_ROOT.
+        let loaded = try PolicyLoader.load(path: packageRoot + "/policies/production.yml", environment: environment)
+        #expect(loaded.compose?.projectDirectory == environment["KALEEM_ROOT"])
+        #expect(loaded.compose?.files == ["/opt/kaleem/docker-compose.yml", "/opt/kaleem/docker-compose.prod.yml"])
         // sh reads it the same way (what the cron lines do).
         let sourced = try runProcess("/bin/sh", ["-c", "set -a; . \"$0\"; set +a; printf %s \"$REDIS_URL\"", packageRoot + "/cron/kaleem-backup.env"])
         #expect(sourced.status == 0 && sourced.stdout == environment["REDIS_URL"])

@@ -15,9 +15,11 @@ public struct RollbackResult: Sendable {
 struct DeployHooks: EngineService {
     let core: EngineCore
 
-    /// `hook pre-deploy`: one backup set of all (or the named) sources, tagged pre-deploy with the release and
-    /// pinned. Says so when the release already had a set (a new one is taken anyway).
-    func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
+    /// `hook pre-deploy`: one backup set of the named sources (else the policy's `deploy.pre_deploy_sources`, else
+    /// all), tagged pre-deploy with the release and pinned. Says so when the release already had a set (a new one
+    /// is taken anyway).
+    func preDeploy(release: String, sources named: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
+        let sources = named.isEmpty ? (policy.preDeploySources ?? []) : named
         let previous = try catalog().preDeployRuns(release: release)
         if let last = previous.first {
             logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])

@@ -6,6 +6,7 @@ import ArtifactStore
 import AsyncHTTPClient
 import BackupCore
 import Foundation
+import MongoBackup
 
 struct Preflight: EngineService {
     let core: EngineCore
@@ -27,12 +28,45 @@ struct Preflight: EngineService {
         if let textfile = policy.metricsTextfile {
             checks.append(writableDirectory("metrics directory", (textfile as NSString).deletingLastPathComponent))
         }
+        checks += await composeProjects()
         for source in policy.sources {
             guard let adapter = try? registry.adapter(for: source.kind) else { continue }
             checks += await adapter.preflight(source, context: context)
         }
         if policy.repository.offsite != nil { checks.append(await offsite()) }
         if let notify = policy.notify { checks.append(await webhook(notify.webhook)) }
+        return checks
+    }
+
+    /// Every Compose command of the policy (MongoDB tools, drill.mongosh) finds its project from the working
+    /// directory this runs in, and the project has the service: cron runs jobs in $HOME, systemd in /.
+    private func composeProjects() async -> [PreflightCheck] {
+        var commands: [(key: String, command: [String])] = []
+        for source in policy.sources {
+            guard let settings = source.settings as? any ComposeCommands else { continue }
+            commands += settings.commands.map { ("sources.\(source.name).\($0.key)", $0.command) }
+        }
+        if policy.sources.contains(where: { $0.settings is any ComposeCommands && $0.kind.rawValue == "mongodb" }) { commands.append(("drill.mongosh", policy.drill.mongosh)) }
+        var checks: [PreflightCheck] = []
+        var asked: [[String]: String?] = [:]
+        for (key, command) in commands {
+            guard let split = ComposeProbe.split(command) else { continue }
+            let probeKey = split.global + [split.service ?? ""]
+            let problem: String?
+            if let known = asked[probeKey] {
+                problem = known
+            } else {
+                problem = await ComposeProbe.problem(command)
+                asked[probeKey] = problem
+            }
+            let project = policy.compose.map { "compose: \($0.description)" } ?? "no compose: in the policy; COMPOSE_FILE=\(ProcessInfo.processInfo.environment["COMPOSE_FILE"] ?? "(unset)")"
+            if let problem {
+                checks.append(PreflightCheck(check: "\(key): Compose project", ok: false,
+                                             detail: "\(problem) (\(project)); set compose: { project_directory: …, files: […] } in the policy, or COMPOSE_FILE in the job's environment (cron/kaleem-backup.env)"))
+            } else {
+                checks.append(PreflightCheck(check: "\(key): Compose project", ok: true, detail: "found, with service \(split.service ?? "?") (\(project))"))
+            }
+        }
         return checks
     }
 

@@ -21,7 +21,8 @@ struct FileSet {
     var warnings: [String] = []
 
     /// Walks the policy's paths. A named path (no glob) that matches nothing is an error: a renamed file must
-    /// not silently drop out of the backups; a glob that matches nothing is a warning.
+    /// not silently drop out of the backups; a glob that matches nothing is a warning; of alternatives
+    /// (`nginx.conf|nginx/`) at least one must exist.
     static func collect(_ policy: FilesSourcePolicy, source: String) throws -> FileSet {
         var set = FileSet()
         var seen = Set<String>()
@@ -52,16 +53,27 @@ struct FileSet {
             }
         }
         for pattern in policy.paths {
-            let trimmed = pattern.hasSuffix("/") ? String(pattern.dropLast()) : pattern
-            let components = trimmed.split(separator: "/").map(String.init).filter { $0 != "." }
-            let matches = try expand(root: root, components)
+            // `nginx.conf|nginx/`: alternatives, each one a path or glob; every one that exists is taken. The
+            // entry fails when none exists and none is a glob (one of the forms must be there).
+            let alternatives = pattern.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            var matches: [String] = []
+            for alternative in alternatives {
+                let trimmed = alternative.hasSuffix("/") ? String(alternative.dropLast()) : alternative
+                let components = trimmed.split(separator: "/").map(String.init).filter { $0 != "." }
+                matches += try expand(root: root, components)
+            }
             if matches.isEmpty {
-                if isGlob(trimmed) {
+                if alternatives.contains(where: isGlob) {
                     set.warnings.append("\(pattern) matches nothing under \(root)")
                     continue
                 }
+                if alternatives.count > 1 {
+                    throw BackupFailure("none of \(alternatives.joined(separator: ", ")) exists under \(root) (source \"\(source)\", entry \"\(pattern)\")",
+                                        exitStatus: .failed,
+                                        hint: "one of them must exist: was it renamed or removed? Fix sources.\(source).paths")
+                }
                 throw BackupFailure("\(pattern) does not exist under \(root) (source \"\(source)\")", exitStatus: .failed,
-                                    hint: "a named path must exist: was it renamed or removed? Fix sources.\(source).paths, or write it as a glob if it is optional")
+                                    hint: "a named path must exist: was it renamed or removed? Fix sources.\(source).paths, write it as a glob if it is optional, or as alternatives (a|b) if it has two forms")
             }
             for m in matches { try add(m) }
         }

@@ -6,6 +6,8 @@ public struct FilesSourcePolicy: SourceSettings, Equatable {
     /// Absolute directory the paths are relative to.
     public var root: String
     /// Relative paths or globs (`docker-compose*.yml`); a trailing `/` or a directory takes its whole tree.
+    /// `a|b` are alternatives (`nginx.conf|nginx/`): each that exists is taken, and at least one must (unless one
+    /// is a glob).
     public var paths: [String]
     /// Globs left out: a name (`*.log`, anywhere), a relative path (`nginx/cache/`, a directory and below).
     public var exclude: [String] = []
@@ -43,6 +45,15 @@ extension FilesAdapter {
             }
         }
         try relative(paths, p)
+        for path in paths where path.contains("|") {
+            let alternatives = path.split(separator: "|", omittingEmptySubsequences: false)
+            if alternatives.contains(where: { $0.isEmpty || $0 == "/" }) {
+                throw p.error("\"\(path)\": an empty alternative; write alternatives as a|b, e.g. \"nginx.conf|nginx/\"")
+            }
+            for alternative in alternatives where alternative.hasPrefix("/") || alternative.split(separator: "/").contains("..") {
+                throw p.error("\"\(alternative)\" (in \"\(path)\") must be relative to root, without \"..\"")
+            }
+        }
         var policy = FilesSourcePolicy(root: root, paths: paths)
         if let e = map["exclude"] { policy.exclude = try e.stringList(); try relative(policy.exclude, e) }
         if let s = map["secret_paths"] { policy.secretPaths = try s.stringList(); try relative(policy.secretPaths, s) }

@@ -78,3 +78,14 @@ extension MongoAdapter {
         return policy
     }
 }
+
+extension MongoSourcePolicy: ComposeCommands {
+    public func applying(_ project: ComposeProject) -> MongoSourcePolicy {
+        var copy = self
+        copy.mongodump = project.apply(to: mongodump)
+        copy.mongorestore = project.apply(to: mongorestore)
+        return copy
+    }
+
+    public var commands: [(key: String, command: [String])] { [("mongodump", mongodump), ("mongorestore", mongorestore)] }
+}
