@@ -227,6 +227,10 @@ public struct DrillPolicy: Sendable, Equatable {
     public var mongoURI: SecretReference?
     /// The shell used to drop the scratch databases (its script, connection string included, goes through stdin).
     public var mongosh: [String] = ["mongosh"]
+    /// Without `mongo_uri`: the image of a throwaway MongoDB container (`docker run --rm`, published on a free
+    /// 127.0.0.1 port, removed after) a drill restores into. `auto`: `mongo:<major.minor>` of the server the
+    /// backup was taken from; `off`: archive-only drills.
+    public var mongoImage: String = "auto"
     /// Where MinIO drills create their scratch bucket `kb-drill-<id>`; nil: the source's own endpoint.
     public var s3Endpoint: String?
     /// `redis-server` binaries a Redis drill may load a backup with (paths or names); the one of the backup's

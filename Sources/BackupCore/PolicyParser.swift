@@ -94,7 +94,15 @@ public enum PolicyParser {
             }
         }
         if let d = top["drill"] {
-            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh", "endpoint", "redis_server"])
+            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh", "mongo_image", "endpoint", "redis_server"])
+            if let i = map["mongo_image"] {
+                let image = try i.nonEmptyString()
+                // A word `docker run` takes as an image: no option, no space, no shell.
+                guard image.range(of: #"^[a-z0-9][a-z0-9._/:@-]*$"#, options: .regularExpression) != nil else {
+                    throw i.error("expected auto, off or an image such as mongo:7.0, found \"\(image)\"")
+                }
+                policy.drill.mongoImage = image
+            }
             if let r = map["redis_server"] { policy.drill.redisServers = try r.stringList() }
             if let e = map["endpoint"] { policy.drill.s3Endpoint = try parseS3Endpoint(e) }
             if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }

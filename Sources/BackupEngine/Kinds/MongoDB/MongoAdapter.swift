@@ -92,7 +92,10 @@ struct MongoAdapter: SourceAdapter {
         if let scratch = context.policy.drill.mongoURI {
             do {
                 let mongo = try settings(source, as: MongoSourcePolicy.self)
-                return try await drillMongo(artifact, mongo, scratch: scratch, context: context)
+                guard let uri = try context.secrets(for: artifact.source).resolve(scratch, key: "drill.mongo_uri") else {
+                    return (.error, "no drill.mongo_uri")
+                }
+                return try await drillMongo(artifact, mongo, scratch: uri, context: context)
             } catch {
                 return (.error, "the drill could not run: \(context.describe(error))")
             }
@@ -101,18 +104,67 @@ struct MongoAdapter: SourceAdapter {
         let oplog = artifact.stats["oplog_entries"]?.intValue ?? artifact.stats["per_namespace"]?[MongoArchiveVerifier.oplogNamespace]?.intValue ?? 0
         let ns = artifact.stats["namespaces"]?.intValue ?? 0
         let entries = oplog > 0 ? " + \(oplog) oplog entries" : ""
-        return (.archiveOnly, "archive verified (\(docs - oplog) documents\(entries) in \(ns) namespaces, every CRC); no scratch MongoDB configured, nothing restored")
+        let verified = "archive verified (\(docs - oplog) documents\(entries) in \(ns) namespaces, every CRC)"
+        let setting = context.policy.drill.mongoImage
+        if setting == "off" {
+            return (.archiveOnly, "\(verified); drill.mongo_image is off and no drill.mongo_uri is set, nothing restored")
+        }
+        guard let docker = MongoTools.locate(["docker"]) else {
+            return (.archiveOnly, "\(verified); docker is not installed here (for a throwaway MongoDB) and no drill.mongo_uri is set, nothing restored")
+        }
+        let image = setting == "auto" ? ThrowawayMongo.image(forServerVersion: artifact.stats["server_version"].map { "\($0)" }) : setting
+        return await drillInThrowaway(artifact, source: source, docker: docker, image: image, context: context)
+    }
+
+    /// §8.4: the backup restored into a throwaway MongoDB of its own server's version, counted, and the container
+    /// removed whatever happened.
+    private func drillInThrowaway(_ artifact: ArtifactInfo, source: SourcePolicy, docker: String, image: String,
+                                  context: SourceContext) async -> (DrillResult, String) {
+        let container: ThrowawayMongo
+        do {
+            container = try await ThrowawayMongo.start(docker: docker, image: image, label: "\(artifact.id.suffix(6))-\(UInt32.random(in: 0...UInt32.max))")
+        } catch {
+            return (.error, "the drill could not start a throwaway MongoDB (\(image)): \(context.describe(error))")
+        }
+        let outcome: (DrillResult, String)
+        do {
+            let mongo = try settings(source, as: MongoSourcePolicy.self)
+            let uri = Secret(container.uri)
+            try await Self.waitUntilAnswers(uri: uri, mongosh: context.policy.drill.mongosh, source: artifact.source, timeout: 120)
+            outcome = try await drillMongo(artifact, mongo, scratch: uri, context: context, dropAfter: false)
+        } catch {
+            outcome = (.error, "the drill into a throwaway MongoDB (\(image)) could not run: \(context.describe(error))")
+        }
+        let removed = await container.remove()
+        if let removed { context.logger.warning("throwaway MongoDB not removed", metadata: ["container": "\(container.name)", "error": "\(removed)"]) }
+        let place = "throwaway \(image) container on 127.0.0.1:\(container.port), " + (removed.map { "NOT removed (\($0)): docker rm -f \(container.name)" } ?? "removed")
+        return (outcome.0, outcome.1 + "; " + place)
+    }
+
+    /// A fresh mongod takes a few seconds to accept connections (and docker's port proxy accepts before it does):
+    /// pinged through the drill's mongosh until it answers.
+    static func waitUntilAnswers(uri: Secret, mongosh: [String], source: String, timeout: Double) async throws {
+        let tools = MongoTools(uri: uri, timeoutSeconds: 30, source: source)
+        let until = Date(timeIntervalSinceNow: timeout)
+        while true {
+            do {
+                _ = try await tools.shell(command: mongosh, script: "const kb_ping = kb.adminCommand({ ping: 1 }); if (kb_ping.ok !== 1) { throw new Error('ping answered ' + JSON.stringify(kb_ping)); }")
+                return
+            } catch {
+                if Date() > until {
+                    throw BackupFailure("the throwaway MongoDB did not answer a ping within \(Int(timeout)) s: \(error)")
+                }
+                try await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
     }
 
     /// MongoDB into the scratch server of `drill.mongo_uri`: each database `db` of the archive is restored as
     /// `kb_drill_<id>_db` (never under its own name, so even a scratch URI pointing at production writes
     /// nothing of production), per-namespace counts compared with the archive's, then the scratch databases
     /// are dropped.
-    private func drillMongo(_ artifact: ArtifactInfo, _ mongo: MongoSourcePolicy, scratch: SecretReference,
-                            context: SourceContext) async throws -> (DrillResult, String) {
-        guard let uri = try context.secrets(for: artifact.source).resolve(scratch, key: "drill.mongo_uri") else {
-            return (.error, "no drill.mongo_uri")
-        }
+    private func drillMongo(_ artifact: ArtifactInfo, _ mongo: MongoSourcePolicy, scratch uri: Secret,
+                            context: SourceContext, dropAfter: Bool = true) async throws -> (DrillResult, String) {
         guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return (.error, "the backup recorded no namespaces") }
         let system: Set<String> = ["admin", "config", "local"]
         var databases = Set<String>()
@@ -139,6 +191,7 @@ struct MongoAdapter: SourceAdapter {
         let mongosh = context.policy.drill.mongosh
         /// Drops the scratch databases; says whether it could.
         func dropScratch() async -> String {
+            guard dropAfter else { return "scratch databases go with the container" }
             let script = databases.sorted().map { "kb.getSiblingDB(\(MongoshScript.jsString(prefix + $0))).dropDatabase();" }.joined(separator: "\n")
             do {
                 _ = try await tools.shell(command: mongosh, script: script)

@@ -1,0 +1,91 @@
+// A throwaway MongoDB for restore drills (§8.4 of the operations document: test the database restore): `docker
+// run -d --rm` of the backup's own server version, published on a free 127.0.0.1 port, removed after the drill
+// whatever happened. Containers are named `kb-drill-…`; one left by a killed drill is removed by the next.
+import BackupCore
+import Foundation
+import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct ThrowawayMongo: Sendable {
+    public static let namePrefix = "kb-drill-"
+
+    public let docker: String
+    public let name: String
+    public let image: String
+    public let port: Int
+
+    /// The connection string of the container (no auth: it holds only the drill's copy, on 127.0.0.1).
+    public var uri: String { "mongodb://127.0.0.1:\(port)/" }
+
+    /// `mongo:<major>.<minor>` of the server a backup was taken from (the archive's prelude); `mongo:7.0` when
+    /// the archive does not say.
+    public static func image(forServerVersion version: String?) -> String {
+        let parts = (version ?? "").split(separator: ".").prefix(2)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) && $0.count <= 3 }) else { return "mongo:7.0" }
+        return "mongo:\(parts[0]).\(parts[1])"
+    }
+
+    /// Starts the container. Throws with docker's own message when it cannot (no such image, no daemon).
+    public static func start(docker: String, image: String, label: String) async throws -> ThrowawayMongo {
+        await removeStale(docker: docker)
+        let port = try FreeLocalPort.pick()
+        let name = namePrefix + label
+        let result = try await run(docker, ["run", "-d", "--rm", "--name", name, "-p", "127.0.0.1:\(port):27017", image])
+        guard result.status == 0 else {
+            throw BackupFailure("docker run \(image) failed (exit \(result.status)): \(result.stderr.suffix(400))",
+                                hint: "check that docker runs here and can pull \(image), or set drill.mongo_image (off: archive-only drills) or drill.mongo_uri")
+        }
+        return ThrowawayMongo(docker: docker, name: name, image: image, port: port)
+    }
+
+    /// Removes the container; nil when it is gone, else what docker said.
+    public func remove() async -> String? {
+        guard let result = try? await Self.run(docker, ["rm", "-f", name]) else { return "docker rm -f \(name) could not run" }
+        return result.status == 0 ? nil : "docker rm -f \(name) failed: \(result.stderr.suffix(300))"
+    }
+
+    /// Containers of drills that died before removing theirs.
+    static func removeStale(docker: String) async {
+        guard let listed = try? await run(docker, ["ps", "-a", "--filter", "name=\(namePrefix)", "--format", "{{.Names}}"]),
+              listed.status == 0 else { return }
+        let names = listed.stdout.split(whereSeparator: \.isNewline).map(String.init).filter { $0.hasPrefix(namePrefix) }
+        if !names.isEmpty { _ = try? await run(docker, ["rm", "-f"] + names) }
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let result = try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), input: .none,
+                                              output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+        let status: Int32
+        switch result.terminationStatus {
+        case .exited(let code): status = code
+        case .signaled(let signal): status = 128 + Int32(signal)
+        }
+        return (status, result.standardOutput ?? "", result.standardError ?? "")
+    }
+}
+
+/// A TCP port on 127.0.0.1 free at the moment of asking (the kernel's choice for a bind to port 0).
+public enum FreeLocalPort {
+    public static func pick() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BackupFailure("cannot open a socket to find a free port: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw BackupFailure("cannot bind a socket to find a free port: \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
