@@ -160,12 +160,14 @@ public final class BackupEngine {
     }
     @discardableResult
     public func postDeploy(release: String, success: Bool, rollbackFailed: Bool = false, durationSeconds: Double?, environmentName: String,
-                           service: String) async throws -> [String] {
+                           service: String, deployID: String? = nil, reason: String? = nil, detail: String? = nil) async throws -> [String] {
         try await core.hooks.postDeploy(release: release, success: success, rollbackFailed: rollbackFailed, durationSeconds: durationSeconds,
-                                        environmentName: environmentName, service: service)
+                                        environmentName: environmentName, service: service, deployID: deployID, reason: reason, detail: detail)
     }
-    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
-        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include, dryRun: dryRun, environmentName: environmentName, service: service)
+    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false,
+                         environmentName: String, service: String, deployID: String? = nil, detail: String? = nil) async throws -> RollbackResult {
+        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include,
+                                      dryRun: dryRun, environmentName: environmentName, service: service, deployID: deployID, detail: detail)
     }
 
     // MARK: OffsiteReplicator
