@@ -8,8 +8,8 @@
 # a retry and a redeploy of the same tag are counted again):
 #   1. docker pull the new image; a failed pull is a failed deploy: recorded (deployment_duration_seconds
 #      {status="failed"}), notified (deploy_failed, reason pull-failed), exit 1; nothing changed, nothing pinned;
-#   2. a pinned restore point of every stateful source (kaleem-backup hook pre-deploy); if it fails, stop:
-#      nothing has been changed;
+#   2. a pinned restore point of every stateful source (kaleem-backup hook pre-deploy --deploy-id); if it fails,
+#      stop: nothing has been changed (the hook records and notifies the failed deploy);
 #   3. note the image running now (to roll back to);
 #   4. docker compose --project-directory STACK_DIR -f <each compose file> -f COMPOSE_OVERRIDE up -d --no-deps api:
 #      the override file sets the service's image to ${KALEEM_API_IMAGE} (written when missing), whatever the base
@@ -524,8 +524,8 @@ deploy() {
 
   log "taking the pre-deploy restore point for $NEW_IMAGE (deploy $DEPLOY_ID)"
   local set_id
-  if ! set_id=$("$KB" hook pre-deploy --release "$NEW_IMAGE"); then
-    log "the pre-deploy backup failed: NOT deploying (nothing was changed)"
+  if ! set_id=$("$KB" hook pre-deploy --release "$NEW_IMAGE" --deploy-id "$DEPLOY_ID"); then
+    log "the pre-deploy backup failed: NOT deploying (nothing was changed; recorded as a failed deploy)"
     exit 1
   fi
   log "restore point: $set_id"

@@ -34,8 +34,16 @@ struct PreDeployHook: AsyncParsableCommand {
     @Option(name: .customLong("source"), help: "Only this source (repeatable).")
     var sources: [String] = []
 
+    @OptionGroup var labels: DeployLabels
+
+    @Option(help: ArgumentHelp("The deploy attempt (the deploy script's id): a restore point that fails is recorded as this attempt's failure (default: the failed run's id).", valueName: "id"))
+    var deployId: String?
+
+    func validate() throws { try validateDeployID(deployId) }
+
     func run() async throws {
-        let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources)
+        let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources, deployID: deployId,
+                                                                          environmentName: labels.environment, service: labels.service)
         if let last = previous.first {
             FileHandle.standardError.write(Data("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n".utf8))
         }

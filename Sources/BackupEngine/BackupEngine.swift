@@ -155,8 +155,9 @@ public final class BackupEngine {
     public func unpin(id: String) throws -> ArtifactInfo { try core.rotator.unpin(id: id) }
 
     // MARK: DeployHooks
-    public func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
-        try await core.hooks.preDeploy(release: release, sources: sources)
+    public func preDeploy(release: String, sources: [String], deployID: String? = nil, environmentName: String = "production",
+                          service: String = "api") async throws -> (result: BackupResult, previous: [RunInfo]) {
+        try await core.hooks.preDeploy(release: release, sources: sources, deployID: deployID, environmentName: environmentName, service: service)
     }
     @discardableResult
     public func postDeploy(release: String, success: Bool, rollbackFailed: Bool = false, durationSeconds: Double?, environmentName: String,

@@ -115,6 +115,30 @@ struct DeployHookTests {
         let r = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:2.0.0", "--policy", policy])
         #expect(r.status != 0)
         #expect(r.stderr.contains("pre-deploy backup of redis failed"))
+        // A failed restore point is a failed deploy attempt: recorded, under the attempt's id when given (#35).
+        let named = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:2.0.0", "--deploy-id", "deploy-7", "--policy", policy])
+        #expect(named.status != 0)
+        let events = try Catalog(path: dir.file("repo/catalog.sqlite")).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.failed, .failed], "\(events)")
+        #expect(events.allSatisfy { $0.reason == "pre-deploy-backup-failed" && $0.release == "kaleem-api:2.0.0" })
+        #expect(events.last?.deployID == "deploy-7" && events.first?.deployID?.hasPrefix("run-") == true, "\(events)")
+    }
+
+    /// deploy.sh when the restore point fails: nothing changed, the attempt recorded as failed under its id.
+    @Test func aFailedRestorePointIsAFailedDeploy() throws {
+        let run = try DeployScriptTests().deploy(redisURL: "redis://127.0.0.1:\(try FreePort.pick())", health: try HTTPRecorder(),
+                                                 extraEnv: ["DEPLOY_ID": "deploy-rp"])
+        #expect(run.result.status == 1, "\(run.result.stderr)")
+        #expect(DeployScriptTests.steps(run) == ["pull", "pre-deploy"], "\(run.calls)")
+        #expect(run.running == nil) // compose up never ran
+        let events = try #require(run.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.failed] && events[0].deployID == "deploy-rp" && events[0].reason == "pre-deploy-backup-failed", "\(events)")
+        // (and the failed backup's own `backup` event, notify.on: [failure])
+        let deployEvents = run.webhook.filter { ($0["event"] as? String)?.hasPrefix("deploy") == true }
+        #expect(deployEvents.map { $0["event"] as? String } == ["deploy_started", "deploy_failed"], "\(run.webhook)")
+        #expect(deployEvents.allSatisfy { $0["deploy_id"] as? String == "deploy-rp" })
+        let metrics = try String(contentsOfFile: run.directory.file("m/kaleem_backup.prom"), encoding: .utf8)
+        #expect(metrics.contains("deployment_duration_seconds_count{environment=\"production\",service=\"api\",status=\"failed\"} 1"), "\(metrics)")
     }
 }
 

@@ -17,23 +17,41 @@ struct DeployHooks: EngineService {
 
     /// `hook pre-deploy`: one backup set of all (or the named) sources, tagged pre-deploy with the release and
     /// pinned. Says so when the release already had a set (a new one is taken anyway).
-    func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
+    ///
+    /// A restore point that fails stops the deploy: that attempt is a failed deploy, recorded (under `deployID`,
+    /// else the failed run's id) and notified, so `DeploymentFailed` fires for it too (#35).
+    func preDeploy(release: String, sources: [String], deployID: String? = nil, environmentName: String = "production",
+                   service: String = "api") async throws -> (result: BackupResult, previous: [RunInfo]) {
         let previous = try catalog().preDeployRuns(release: release)
         if let last = previous.first {
             logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])
         }
-        await core.notifier.notifyDeploy(.deployStarted, release: release, status: "started")
+        await core.notifier.notifyDeploy(.deployStarted, release: release, status: "started", deployID: deployID)
+        let started = environment.clock()
+        func recordFailure(attempt: String) {
+            do {
+                try catalog().insertDeployment(deploymentEvent(release: release, event: .failed, duration: environment.clock().timeIntervalSince(started),
+                                                               reason: "pre-deploy-backup-failed", environmentName: environmentName,
+                                                               service: service, deployID: attempt))
+            } catch {
+                logger.warning("cannot record the failed deploy", metadata: ["release": "\(release)", "error": "\(describe(error))"])
+            }
+            core.statusReport.writeMetricsTextfile()
+        }
         var result: BackupResult
         do {
             result = try await core.runner.backup(sources: sources, tag: .preDeploy, release: release)
         } catch {
-            await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed", error: describe(error))
+            recordFailure(attempt: deployID ?? "pre-deploy-" + Timestamps.iso8601(started))
+            await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed", error: describe(error),
+                                             deployID: deployID)
             throw error
         }
         if result.exitStatus != .ok {
+            recordFailure(attempt: deployID ?? result.run.id)
             let failed = result.artifacts.filter { $0.status != .ok }.map { "\($0.source): \($0.detail ?? "failed")" }
             await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed",
-                                             error: failed.joined(separator: "; "))
+                                             error: failed.joined(separator: "; "), deployID: deployID)
         }
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
             try core.rotator.setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
