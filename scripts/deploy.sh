@@ -560,7 +560,8 @@ deploy() {
       roll_back health-check-failed "$nginx_note"
     fi
     local detail="$nginx_note; api: $NEW_IMAGE healthy, kept (its own health passes)"
-    "$KB" hook rollback --release "$NEW_IMAGE" --reason nginx-config-restored --deploy-id "$DEPLOY_ID" --detail "$detail" \
+    # (recorded and notified; its advice on restoring data does not apply to nginx's configuration)
+    "$KB" hook rollback --release "$NEW_IMAGE" --reason nginx-config-restored --deploy-id "$DEPLOY_ID" --detail "$detail" >/dev/null \
       || log "the rollback hook failed"
     post_deploy success nginx-config-restored "$detail"
     record_release "$NEW_IMAGE" deployed "$previous"
