@@ -132,6 +132,8 @@ NEW_IMAGE="${KALEEM_API_IMAGE:-}"
 NGINX_STATUS_URL="${NGINX_STATUS_URL:-}"
 PROMETHEUS_URL="${PROMETHEUS_URL:-}"
 PROMETHEUS_ALERTS="${PROMETHEUS_ALERTS:-^(Backup|Deployment|LongDeployment)}"
+# The URLs may hold credentials: no child (docker, kaleem-backup, curl) gets them in its environment.
+export -n HEALTH_URL NGINX_STATUS_URL PROMETHEUS_URL
 # One id for each attempt: kaleem-backup counts each once (a retry and a redeploy of the same tag too).
 DEPLOY_ID="${DEPLOY_ID:-$ACTION-$(date -u +%Y%m%dT%H%M%SZ)-$$}"
 case "$DEPLOY_ID" in ''|*[!A-Za-z0-9._:-]*) die "DEPLOY_ID must be letters, digits, '.', '_', ':' or '-', found '$DEPLOY_ID'" ;; esac
@@ -324,13 +326,22 @@ runs_image() {
   [ -n "$images" ] && ! printf '%s\n' "$images" | grep -qvxF -- "$1"
 }
 
-healthy() {
+# GET a URL, body on stdout; status non-zero unless it answers 2xx. The URL may hold credentials
+# (user:password@host): it goes to curl on its standard input (a config line), never in its argv.
+fetch() {
   if command -v curl >/dev/null 2>&1; then
-    curl -fsS -o /dev/null --max-time 5 "$HEALTH_URL"
+    local u=${1//\\/\\\\}
+    u=${u//\"/\\\"}
+    printf 'url = "%s"\n' "$u" | curl -fsS --max-time 5 -K -
   else
-    python3 -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=5).status < 300 else 1)' "$HEALTH_URL" 2>/dev/null
+    printf '%s' "$1" | python3 -c 'import sys, urllib.request; r = urllib.request.urlopen(sys.stdin.read(), timeout=5); sys.stdout.write(r.read().decode("utf-8", "replace")); sys.exit(0 if r.status < 300 else 1)' 2>/dev/null
   fi
 }
+
+# A URL as logs and notifications show it: without its credentials.
+shown() { printf '%s' "$1" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@#\1***@#'; }
+
+healthy() { fetch "$HEALTH_URL" >/dev/null; }
 
 wait_healthy() {
   local attempt
@@ -355,7 +366,7 @@ start_and_check() {
     return 3
   fi
   if ! wait_healthy; then
-    log "$image is not healthy after $MAX_ATTEMPTS checks of $HEALTH_URL"
+    log "$image is not healthy after $MAX_ATTEMPTS checks of $(shown "$HEALTH_URL")"
     return 4
   fi
 }
@@ -389,7 +400,7 @@ nginx_check() {
     fi
     [ "$attempt" -lt 3 ] && sleep "$SLEEP_SECONDS"
   done
-  nginx_problem="nginx_status ($NGINX_STATUS_URL) did not answer with stub_status's \"Active connections\""
+  nginx_problem="nginx_status ($(shown "$NGINX_STATUS_URL")) did not answer with stub_status's \"Active connections\""
   log "$nginx_problem"
   return 1
 }
@@ -456,15 +467,6 @@ nginx_step() {
   nginx_note="nginx: $first; ${nginx_problem:+with its last good configuration: $nginx_problem; }not reloaded: nginx runs the configuration it had loaded"
   log "$nginx_note"
   return 1
-}
-
-# GET a URL, body on stdout; status non-zero unless it answers 2xx.
-fetch() {
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsS --max-time 5 "$1"
-  else
-    python3 -c 'import sys, urllib.request; r = urllib.request.urlopen(sys.argv[1], timeout=5); sys.stdout.write(r.read().decode("utf-8", "replace")); sys.exit(0 if r.status < 300 else 1)' "$1" 2>/dev/null
-  fi
 }
 
 started=$SECONDS
@@ -668,7 +670,7 @@ alerts_check() {
   fi
   local body firing
   if ! body=$(fetch "${PROMETHEUS_URL%/}/api/v1/alerts"); then
-    alerts_note="alerts: not checked: ${PROMETHEUS_URL%/}/api/v1/alerts did not answer"
+    alerts_note="alerts: not checked: $(shown "${PROMETHEUS_URL%/}/api/v1/alerts") did not answer"
     log "$alerts_note"
     return 0
   fi

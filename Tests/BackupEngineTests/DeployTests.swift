@@ -773,7 +773,7 @@ struct DeployScriptTests {
         #expect(try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack).result.status == 0)
         _ = try c.command("SET", "written-by-2.0.0", "x")
         let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(),
-                             extraEnv: ["PROMETHEUS_URL": "http://127.0.0.1:\(try FreePort.pick())"], stack: stack,
+                             extraEnv: ["PROMETHEUS_URL": "http://kb:s3cret-word@127.0.0.1:\(try FreePort.pick())"], stack: stack,
                              arguments: ["rollback", "--to", "kaleem-api:1.8.0", "--restore-data", "--reason", "bad-migration"])
         #expect(run.result.status == 0, "\(run.result.stderr)")
         #expect(run.running == "kaleem-api:1.8.0")
@@ -781,7 +781,10 @@ struct DeployScriptTests {
         #expect(try c.command("EXISTS", "written-by-2.0.0") == .integer(0))
         let event = try #require(run.webhook.first)
         #expect(event["event"] as? String == "rollback" && event["reason"] as? String == "bad-migration" && event["data_restored"] as? Bool == true, "\(event)")
-        #expect((event["detail"] as? String)?.contains("alerts: not checked") == true, "\(event)")
+        #expect((event["detail"] as? String)?.contains("alerts: not checked: http://***@127.0.0.1") == true, "\(event)")
+        // The URL's credentials reach neither the log nor the notification.
+        #expect(!run.result.stderr.contains("s3cret-word") && !run.result.stdout.contains("s3cret-word"))
+        #expect(!(event["detail"] as? String ?? "").contains("s3cret-word"))
         let same = try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack, arguments: ["rollback", "--to", "kaleem-api:1.8.0"])
         #expect(same.result.status == 2 && same.result.stderr.contains("already runs"), "\(same.result.stderr)")
         for bad in [["rollback", "--to"], ["rollback", "--bogus"], ["rollback", "--reason", "Two Words"], ["redeploy"]] {
