@@ -34,8 +34,16 @@ struct PreDeployHook: AsyncParsableCommand {
     @Option(name: .customLong("source"), help: "Only this source (repeatable); default: the policy's deploy.pre_deploy_sources, else all.")
     var sources: [String] = []
 
+    @OptionGroup var labels: DeployLabels
+
+    @Option(help: ArgumentHelp("The deploy attempt (the deploy script's id): a restore point that fails is recorded as this attempt's failure (default: the failed run's id).", valueName: "id"))
+    var deployId: String?
+
+    func validate() throws { try validateDeployID(deployId) }
+
     func run() async throws {
-        let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources)
+        let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources, deployID: deployId,
+                                                                          environmentName: labels.environment, service: labels.service)
         if let last = previous.first {
             StandardStream.error("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n")
         }
@@ -75,16 +83,27 @@ struct PostDeployHook: AsyncParsableCommand {
     @Option(help: "How long the deployment took, in seconds.")
     var duration: Double?
 
+    @Option(help: ArgumentHelp("The deploy attempt (the deploy script's id). Each attempt is counted once: a retry or a redeploy of the same tag is another attempt. Default: the release's newest pre-deploy set. Needed for a failure before the restore point (a failed docker pull).", valueName: "id"))
+    var deployId: String?
+
+    @Option(help: "Why it failed (a short word, e.g. pull-failed), recorded and sent with the notification.")
+    var reason: String?
+
+    @Option(help: "What happened, in a sentence, sent with the notification (e.g. what was rolled back).")
+    var detail: String?
+
     func validate() throws {
         if let duration, !(duration.isFinite && duration >= 0 && duration <= 7 * 86_400) {
             throw ValidationError("--duration must be a number of seconds from 0 to 604800, found \(duration)")
         }
+        try validateDeployID(deployId)
     }
 
     func run() async throws {
         let unpinned = try await options.makeEngine().postDeploy(release: release, success: outcome == .success,
                                                                  rollbackFailed: outcome == .rollbackFailed, durationSeconds: duration,
-                                                                 environmentName: labels.environment, service: labels.service)
+                                                                 environmentName: labels.environment, service: labels.service,
+                                                                 deployID: deployId, reason: reason, detail: detail)
         if options.json {
             try Output.json(["release": release, "outcome": outcome.rawValue, "unpinned": unpinned.joined(separator: ",")])
         } else {
@@ -123,14 +142,22 @@ struct RollbackHook: AsyncParsableCommand {
     @Flag(help: "Say what would be restored, and from which backups; record and change nothing.")
     var dryRun = false
 
+    @Option(help: ArgumentHelp("The deploy attempt this rollback belongs to (the deploy script's id).", valueName: "id"))
+    var deployId: String?
+
+    @Option(help: "What happened, in a sentence, sent with the notification (nginx, the API, the data and alerts checks).")
+    var detail: String?
+
     func validate() throws {
         if restoreData && !yes && !dryRun { throw ValidationError("--restore-data replaces live data: add --yes") }
+        try validateDeployID(deployId)
     }
 
     func run() async throws {
         let result = try await options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
                                                        includeBuckets: includeBuckets, include: include, dryRun: dryRun,
-                                                       environmentName: labels.environment, service: labels.service)
+                                                       environmentName: labels.environment, service: labels.service,
+                                                       deployID: deployId, detail: detail)
         if options.json {
             try Output.json(["release": result.release, "set": result.set?.id ?? "", "lines": result.lines.joined(separator: "\n")])
         } else if dryRun {
@@ -142,5 +169,14 @@ struct RollbackHook: AsyncParsableCommand {
             if let set = result.set { print(restoreData ? "restored the pre-deploy set \(set.id):" : "to restore the data of pre-deploy set \(set.id), run:") }
             for line in result.lines { print("  \(line)") }
         }
+    }
+}
+
+/// A deploy id is a label of the catalog and the notification, not free text: letters, digits and `._:-`, at most 128.
+func validateDeployID(_ id: String?) throws {
+    guard let id else { return }
+    let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+    if id.isEmpty || id.count > 128 || !id.unicodeScalars.allSatisfy(allowed.contains) {
+        throw ValidationError("--deploy-id must be 1 to 128 letters, digits, '.', '_', ':' or '-', found \(String(reflecting: id))")
     }
 }

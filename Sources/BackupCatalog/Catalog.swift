@@ -215,6 +215,12 @@ public final class Catalog: Sendable {
             try db.drop(table: "restores")
             try db.rename(table: "restores_v8", to: "restores")
         }
+        migrator.registerMigration("v9-deployment-attempts") { db in
+            // Each deploy attempt is one event (#35): the deploy script's id for it, so a retry and a redeploy of
+            // the same tag are counted, and the same attempt reported twice is counted once. NULL for the events
+            // recorded before (they were told apart by release).
+            try db.alter(table: "deployments") { t in t.add(column: "deploy_id", .text) }
+        }
         return migrator
     }
 
@@ -580,20 +586,20 @@ public final class Catalog: Sendable {
 
     public func insertDeployment(_ d: DeploymentEvent) throws {
         try write("record deployment of \(d.release)") { db in
-            try db.execute(sql: "INSERT INTO deployments (id, release, environment, service, event, duration_seconds, reason, recorded_at, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [d.id, d.release, d.environment, d.service, d.event.rawValue, d.durationSeconds, d.reason, d.recordedAt, d.host])
+            try db.execute(sql: "INSERT INTO deployments (id, release, environment, service, event, duration_seconds, reason, recorded_at, host, deploy_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [d.id, d.release, d.environment, d.service, d.event.rawValue, d.durationSeconds, d.reason, d.recordedAt, d.host, d.deployID])
         }
     }
 
     public func deployments() throws -> [DeploymentEvent] {
         try read("list deployments") { db in
-            try Row.fetchAll(db, sql: "SELECT id, release, environment, service, event, duration_seconds, reason, recorded_at, host FROM deployments ORDER BY recorded_at").map {
+            try Row.fetchAll(db, sql: "SELECT id, release, environment, service, event, duration_seconds, reason, recorded_at, host, deploy_id FROM deployments ORDER BY recorded_at").map {
                 let raw: String = $0[4]
                 guard let event = DeploymentOutcome(rawValue: raw) else {
                     throw UnknownCatalogValue(problem: "deployment \(String(reflecting: $0[1] as String)) has the event \(String(reflecting: raw)), not one of \(DeploymentOutcome.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 return DeploymentEvent(id: $0[0], release: $0[1], environment: $0[2], service: $0[3], event: event, durationSeconds: $0[5],
-                                       reason: $0[6], recordedAt: $0[7], host: $0[8])
+                                       reason: $0[6], recordedAt: $0[7], host: $0[8], deployID: $0[9])
             }
         }
     }
@@ -710,9 +716,13 @@ public struct DeploymentEvent: Sendable, Equatable {
     public var reason: String?
     public var recordedAt: Date
     public var host: String
+    /// The deploy attempt it belongs to (the deploy script's id, else the attempt's pre-deploy set); nil for
+    /// events recorded before attempts were told apart.
+    public var deployID: String?
 
     public init(id: String, release: String, environment: String, service: String, event: DeploymentOutcome, durationSeconds: Double?,
-                reason: String?, recordedAt: Date, host: String) {
+                reason: String?, recordedAt: Date, host: String, deployID: String? = nil) {
+        self.deployID = deployID
         self.id = id
         self.release = release
         self.environment = environment

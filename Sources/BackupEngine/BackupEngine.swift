@@ -161,17 +161,20 @@ public final class BackupEngine {
     public func unpin(id: String) throws -> ArtifactInfo { try core.rotator.unpin(id: id) }
 
     // MARK: DeployHooks
-    public func preDeploy(release: String, sources: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
-        try await core.hooks.preDeploy(release: release, sources: sources)
+    public func preDeploy(release: String, sources: [String], deployID: String? = nil, environmentName: String = "production",
+                          service: String = "api") async throws -> (result: BackupResult, previous: [RunInfo]) {
+        try await core.hooks.preDeploy(release: release, sources: sources, deployID: deployID, environmentName: environmentName, service: service)
     }
     @discardableResult
     public func postDeploy(release: String, success: Bool, rollbackFailed: Bool = false, durationSeconds: Double?, environmentName: String,
-                           service: String) async throws -> [String] {
+                           service: String, deployID: String? = nil, reason: String? = nil, detail: String? = nil) async throws -> [String] {
         try await core.hooks.postDeploy(release: release, success: success, rollbackFailed: rollbackFailed, durationSeconds: durationSeconds,
-                                        environmentName: environmentName, service: service)
+                                        environmentName: environmentName, service: service, deployID: deployID, reason: reason, detail: detail)
     }
-    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
-        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include, dryRun: dryRun, environmentName: environmentName, service: service)
+    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false,
+                         environmentName: String, service: String, deployID: String? = nil, detail: String? = nil) async throws -> RollbackResult {
+        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include,
+                                      dryRun: dryRun, environmentName: environmentName, service: service, deployID: deployID, detail: detail)
     }
 
     // MARK: OffsiteReplicator

@@ -19,18 +19,42 @@ public enum MetricsExport {
     /// Buckets of `deployment_duration_seconds` (a deploy takes minutes).
     public static let deploymentBuckets: [Double] = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600]
 
-    public static func render(_ summaries: [SourceSummary], deployments: [DeploymentEvent] = []) -> String {
+    /// The deployment labels (environment, service) whose series exist from the first export: those of
+    /// `KALEEM_ENVIRONMENT` / `KALEEM_SERVICE` as the deploy hooks default them (production, api).
+    public static func defaultDeploymentLabels(_ env: [String: String] = ProcessInfo.processInfo.environment) -> (environment: String, service: String) {
+        (env["KALEEM_ENVIRONMENT"].flatMap { $0.isEmpty ? nil : $0 } ?? "production", env["KALEEM_SERVICE"].flatMap { $0.isEmpty ? nil : $0 } ?? "api")
+    }
+
+    public static func render(_ summaries: [SourceSummary], deployments: [DeploymentEvent] = [],
+                              deploymentLabels: (environment: String, service: String) = defaultDeploymentLabels()) -> String {
         let registry = PrometheusCollectorRegistry()
-        // The stack's deployment metrics, from the deploy hooks' records.
+        // The stack's deployment metrics, from the deploy hooks' records. `deployment_success_total` and
+        // `deployment_duration_seconds{status="success"|"failed"}` exist at 0 from the first export (for the
+        // default labels and every pair a deployment was recorded with), so `increase(..._count{status="failed"}
+        // [10m]) > 0` fires on the first failure ever: a series born at 1 has no increase (#35).
+        var labelSets = [(deploymentLabels.environment, deploymentLabels.service)]
+        for d in deployments where !labelSets.contains(where: { $0 == (d.environment, d.service) }) {
+            labelSets.append((d.environment, d.service))
+        }
+        for (environment, service) in labelSets {
+            _ = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "deployment_success", unitName: "total", helpText: "Successful deployments"),
+                                     labels: [("environment", environment), ("service", service)])
+            for status in [DeploymentOutcome.success, .failed] {
+                _ = registry.makeValueHistogram(
+                    descriptor: MetricNameDescriptor(metricName: "deployment_duration", unitName: "seconds", helpText: "How long deployments took"),
+                    labels: [("environment", environment), ("service", service), ("status", status.rawValue)],
+                    buckets: deploymentBuckets)
+            }
+        }
         for d in deployments {
             switch d.event {
             case .success, .failed:
-                if let seconds = d.durationSeconds {
-                    registry.makeValueHistogram(
-                        descriptor: MetricNameDescriptor(metricName: "deployment_duration", unitName: "seconds", helpText: "How long deployments took"),
-                        labels: [("environment", d.environment), ("service", d.service), ("status", d.event.rawValue)],
-                        buckets: deploymentBuckets).record(seconds)
-                }
+                // Every attempt is counted, with its duration when known (0 else: an attempt without a duration
+                // would not be counted at all, and DeploymentFailed would miss it).
+                registry.makeValueHistogram(
+                    descriptor: MetricNameDescriptor(metricName: "deployment_duration", unitName: "seconds", helpText: "How long deployments took"),
+                    labels: [("environment", d.environment), ("service", d.service), ("status", d.event.rawValue)],
+                    buckets: deploymentBuckets).record(d.durationSeconds ?? 0)
                 if d.event == .success {
                     registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "deployment_success", unitName: "total", helpText: "Successful deployments"),
                                          labels: [("environment", d.environment), ("service", d.service)]).increment()

@@ -32,6 +32,10 @@ public struct NotificationEvent: Sendable, Codable, Equatable {
     public var reason: String? = nil
     public var data_restored: Bool? = nil
     public var severity: String? = nil
+    /// The deploy attempt (the deploy script's id), and what the deploy script says happened (nginx's
+    /// configuration put back, the API kept or rolled back, the data and alerts checked): absent when not given.
+    public var deploy_id: String? = nil
+    public var detail: String? = nil
 }
 
 /// POSTs events as JSON to the policy's webhook (the stack's n8n), with retries and backoff.

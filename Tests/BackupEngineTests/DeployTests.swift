@@ -115,6 +115,30 @@ struct DeployHookTests {
         let r = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:2.0.0", "--policy", policy])
         #expect(r.status != 0)
         #expect(r.stderr.contains("pre-deploy backup of redis failed"))
+        // A failed restore point is a failed deploy attempt: recorded, under the attempt's id when given (#35).
+        let named = try runCLI(["hook", "pre-deploy", "--release", "kaleem-api:2.0.0", "--deploy-id", "deploy-7", "--policy", policy])
+        #expect(named.status != 0)
+        let events = try Catalog(path: dir.file("repo/catalog.sqlite")).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.failed, .failed], "\(events)")
+        #expect(events.allSatisfy { $0.reason == "pre-deploy-backup-failed" && $0.release == "kaleem-api:2.0.0" })
+        #expect(events.last?.deployID == "deploy-7" && events.first?.deployID?.hasPrefix("run-") == true, "\(events)")
+    }
+
+    /// deploy.sh when the restore point fails: nothing changed, the attempt recorded as failed under its id.
+    @Test func aFailedRestorePointIsAFailedDeploy() throws {
+        let run = try DeployScriptTests().deploy(redisURL: "redis://127.0.0.1:\(try FreePort.pick())", health: try HTTPRecorder(),
+                                                 extraEnv: ["DEPLOY_ID": "deploy-rp"])
+        #expect(run.result.status == 1, "\(run.result.stderr)")
+        #expect(DeployScriptTests.steps(run) == ["pull", "pre-deploy"], "\(run.calls)")
+        #expect(run.running == nil) // compose up never ran
+        let events = try #require(run.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.failed] && events[0].deployID == "deploy-rp" && events[0].reason == "pre-deploy-backup-failed", "\(events)")
+        // (and the failed backup's own `backup` event, notify.on: [failure])
+        let deployEvents = run.webhook.filter { ($0["event"] as? String)?.hasPrefix("deploy") == true }
+        #expect(deployEvents.map { $0["event"] as? String } == ["deploy_started", "deploy_failed"], "\(run.webhook)")
+        #expect(deployEvents.allSatisfy { $0["deploy_id"] as? String == "deploy-rp" })
+        let metrics = try String(contentsOfFile: run.directory.file("m/kaleem_backup.prom"), encoding: .utf8)
+        #expect(metrics.contains("deployment_duration_seconds_count{environment=\"production\",service=\"api\",status=\"failed\"} 1"), "\(metrics)")
     }
 }
 
@@ -151,12 +175,16 @@ struct DeployScriptTests {
     /// from there. `cwd` runs it from elsewhere (as cron and systemd do); `stackDir: false` leaves STACK_DIR unset.
     /// The stand-in's containers belong to the stack's project (DOCKER_PROJECT): a deploy that addresses another
     /// project sees nothing running and changes nothing.
+    /// `stack`: run again in the stack of an earlier run (its catalog, state, release history and nginx files);
+    /// `arguments`: the script's (`rollback --to R`).
     func deploy(redisURL: String, health: HTTPRecorder, psFormat: String = "lines", extraEnv: [String: String] = [:],
-                files: [String: String] = [:], cwd: String? = nil, stackDir: Bool = true) throws -> Run {
-        let dir = TemporaryDirectory()
+                files: [String: String] = [:], cwd: String? = nil, stackDir: Bool = true, stack: TemporaryDirectory? = nil,
+                arguments: [String] = []) throws -> Run {
+        let dir = stack ?? TemporaryDirectory()
         let webhook = try HTTPRecorder()
-        let policy = writeRedisPolicy(in: dir, url: redisURL, extra: "notify: { webhook: \"\(webhook.url)/hook\", on: [failure, deploy], attempts: 1 }")
+        let policy = writeRedisPolicy(in: dir, url: redisURL, extra: "notify: { webhook: \"\(webhook.url)/hook\", on: [failure, deploy], attempts: 1 }\nmetrics: { textfile: \(dir.file("m/kaleem_backup.prom")) }")
         let log = dir.file("calls.jsonl")
+        try? FileManager.default.removeItem(atPath: log)
         let wrapper = dir.file("kb")
         try """
         #!/bin/sh
@@ -177,10 +205,10 @@ struct DeployScriptTests {
             $0.replacingOccurrences(of: "{stack}", with: dir.path)
                 .replacingOccurrences(of: "{stackname}", with: URL(fileURLWithPath: dir.path).lastPathComponent)
         }) { $1 }
-        if files["docker-compose.yml"] == nil {
+        if files["docker-compose.yml"] == nil && !FileManager.default.fileExists(atPath: dir.file("docker-compose.yml")) {
             try "services:\n  api:\n    image: kaleem-api:1.9.0\n  nginx:\n    image: nginx:1.25\n".write(toFile: dir.file("docker-compose.yml"), atomically: true, encoding: .utf8)
         }
-        let result = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"], environment: env, currentDirectory: cwd ?? dir.path)
+        let result = try runProcess("/bin/bash", [packageRoot + "/scripts/deploy.sh"] + arguments, environment: env, currentDirectory: cwd ?? dir.path)
         let entries = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
@@ -459,15 +487,74 @@ struct DeployScriptTests {
         #expect(run.running == "kaleem-api:1.9.0")
     }
 
-    @Test func pullFailureChangesNothing() throws {
+    /// A failed pull is a failed deploy: nothing changed and no restore point taken, but recorded (the failed
+    /// series goes up, so DeploymentFailed fires), notified, exit 1 (#35).
+    @Test func aFailedPullIsAFailedDeploy() throws {
         let redis = try RedisTestServer()
         let health = try HTTPRecorder()
-        let run = try deploy(redisURL: redis.url, health: health, extraEnv: ["DOCKER_PULL_FAIL": "1"])
+        let run = try deploy(redisURL: redis.url, health: health, extraEnv: ["DOCKER_PULL_FAIL": "1", "DEPLOY_ID": "deploy-pull-1"])
         #expect(run.result.status == 1)
-        #expect(Self.steps(run) == ["pull"])
+        #expect(Self.steps(run) == ["pull", "post-deploy"], "\(run.calls)")
         #expect(run.result.stderr.contains("NOT deploying"))
-        #expect(run.catalog == nil) // no restore point taken, nothing pinned
+        let catalog = try #require(run.catalog)
+        #expect(try catalog.artifacts().isEmpty) // no restore point taken, nothing pinned
+        let events = try catalog.deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.failed] && events[0].reason == "pull-failed" && events[0].deployID == "deploy-pull-1")
         #expect(health.requests.isEmpty)
+        #expect(run.webhook.map { $0["event"] as? String } == ["deploy_failed"], "\(run.webhook)")
+        #expect(run.webhook.first?["reason"] as? String == "pull-failed" && run.webhook.first?["deploy_id"] as? String == "deploy-pull-1")
+        let metrics = try String(contentsOfFile: run.directory.file("m/kaleem_backup.prom"), encoding: .utf8)
+        #expect(metrics.contains("deployment_duration_seconds_count{environment=\"production\",service=\"api\",status=\"failed\"} 1"), "\(metrics)")
+        #expect(metrics.contains("deployment_success_total{environment=\"production\",service=\"api\"} 0"), "\(metrics)")
+    }
+
+    /// Each attempt is one event: the series exist at 0 from the first export (a nightly backup), a failed
+    /// attempt, its retry and a redeploy of the same tag are three attempts, and the same attempt reported twice
+    /// is counted once (#35).
+    @Test func everyAttemptIsCounted() throws {
+        let redis = try RedisTestServer()
+        let stack = TemporaryDirectory()
+        func metrics() throws -> String { try String(contentsOfFile: stack.file("m/kaleem_backup.prom"), encoding: .utf8) }
+        func sample(_ name: String, _ status: String? = nil) throws -> String? {
+            let labels = "environment=\"production\",service=\"api\"" + (status.map { ",status=\"\($0)\"" } ?? "")
+            return try metrics().split(separator: "\n").first { $0.hasPrefix("\(name){\(labels)} ") }.map { String($0.split(separator: " ").last!) }
+        }
+        // The first export, before any deploy: both outcomes at 0.
+        writeRedisPolicy(in: stack, url: redis.url, extra: "metrics: { textfile: \(stack.file("m/kaleem_backup.prom")) }")
+        #expect(try runCLI(["backup", "--policy", stack.file("policy.yml")]).status == 0)
+        #expect(try sample("deployment_duration_seconds_count", "failed") == "0")
+        #expect(try sample("deployment_duration_seconds_count", "success") == "0")
+        #expect(try sample("deployment_success_total") == "0")
+        #expect(try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", stack.file("m/kaleem_backup.prom")]).status == 0)
+
+        let failed = try deploy(redisURL: redis.url, health: try HTTPRecorder(statuses: [500, 500, 500]), stack: stack)
+        #expect(failed.result.status == 1, "\(failed.result.stderr)")
+        #expect(try sample("deployment_duration_seconds_count", "failed") == "1")
+        let retry = try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack)
+        #expect(retry.result.status == 0, "\(retry.result.stderr)")
+        let again = try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack)
+        #expect(again.result.status == 0, "\(again.result.stderr)")
+        #expect(try sample("deployment_duration_seconds_count", "failed") == "1")
+        #expect(try sample("deployment_duration_seconds_count", "success") == "2")
+        #expect(try sample("deployment_success_total") == "2")
+        let events = try #require(again.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed, .success, .success])
+        #expect(Set(events.compactMap(\.deployID)).count == 3, "\(events)")
+        // The same attempt reported again: counted once.
+        let id = try #require(events.last?.deployID)
+        let twice = try runCLI(["hook", "post-deploy", "--release", "kaleem-api:2.0.0", "--outcome", "success", "--deploy-id", id,
+                                "--policy", stack.file("policy.yml")])
+        #expect(twice.status == 0, "\(twice.stderr)")
+        #expect(try sample("deployment_success_total") == "2")
+        // A failure before any restore point needs its attempt named; a success never goes without one.
+        let unnamed = try runCLI(["hook", "post-deploy", "--release", "kaleem-api:9.9.9", "--outcome", "failed", "--policy", stack.file("policy.yml")])
+        #expect(unnamed.status == 2 && unnamed.stderr.contains("--deploy-id"), "\(unnamed.stderr)")
+        let named = try runCLI(["hook", "post-deploy", "--release", "kaleem-api:9.9.9", "--outcome", "success", "--deploy-id", "deploy-x",
+                                "--policy", stack.file("policy.yml")])
+        #expect(named.status == 2, "\(named.stderr)")
+        let bad = try runCLI(["hook", "post-deploy", "--release", "kaleem-api:2.0.0", "--outcome", "failed", "--deploy-id", "a b",
+                              "--policy", stack.file("policy.yml")])
+        #expect(bad.status == 2 && bad.stderr.contains("--deploy-id"), "\(bad.stderr)")
     }
 
     /// The new image is unhealthy, the previous one is healthy again: exit 1, the rollback recorded and notified.
@@ -508,17 +595,215 @@ struct DeployScriptTests {
         #expect(try #require(run.catalog).deployments().first?.reason == "compose-up-failed")
     }
 
-    @Test func aFailingNginxTestRollsBack() throws {
+    /// nginx -t fails and no good configuration is kept yet: the API, healthy, stays; nginx is not reloaded;
+    /// the deploy is recorded failed and the notification says both (#35). NGINX_RELOAD=0 skips nginx.
+    @Test func aFailingNginxTestKeepsAHealthyAPI() throws {
         let redis = try RedisTestServer()
         let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["DOCKER_NGINX_TEST": "fail"])
         #expect(run.result.status == 1, "\(run.result.stderr)")
         #expect(!Self.steps(run).contains("nginx -s reload"))
-        #expect(try #require(run.catalog).deployments().first?.reason == "nginx-config-invalid")
-        #expect(run.running == "kaleem-api:1.9.0")
+        let events = try #require(run.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.failed] && events[0].reason == "nginx-config-invalid", "\(events)")
+        #expect(run.running == "kaleem-api:2.0.0")
+        let failed = try #require(run.webhook.last)
+        #expect(failed["event"] as? String == "deploy_failed" && failed["reason"] as? String == "nginx-config-invalid")
+        let detail = try #require(failed["detail"] as? String)
+        #expect(detail.contains("nginx -t failed") && detail.contains("unknown directive") && detail.contains("not reloaded"), "\(detail)")
+        #expect(detail.contains("api: kaleem-api:2.0.0 healthy, kept"), "\(detail)")
         // NGINX_RELOAD=0 skips nginx altogether.
         let skipped = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["DOCKER_NGINX_TEST": "fail", "NGINX_RELOAD": "0"])
         #expect(skipped.result.status == 0, "\(skipped.result.stderr)")
         #expect(!Self.steps(skipped).contains { $0.hasPrefix("nginx") })
+    }
+
+    /// nginx -t fails and then the API's own health fails too: the API is rolled back (its health, not nginx's
+    /// failure, decides).
+    @Test func theAPIIsRolledBackOnlyWhenItsOwnHealthFails() throws {
+        let redis = try RedisTestServer()
+        // The new image healthy at once, then unhealthy for the check after nginx; the previous image healthy.
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(statuses: [200, 500, 500, 500]), extraEnv: ["DOCKER_NGINX_TEST": "fail"])
+        #expect(run.result.status == 1, "\(run.result.stderr)")
+        #expect(run.running == "kaleem-api:1.9.0")
+        let events = try #require(run.catalog).deployments()
+        #expect(events.map(\.event) == [DeploymentOutcome.rollback, .failed] && events[0].reason == "nginx-config-invalid", "\(events)")
+        let rollback = try #require(run.webhook.first { $0["event"] as? String == "rollback" })
+        let detail = try #require(rollback["detail"] as? String)
+        #expect(detail.contains("nginx -t failed") && detail.contains("api: rolled back to kaleem-api:1.9.0 (healthy)"), "\(detail)")
+    }
+
+    static let goodNginx = "worker_processes auto;\nevents { worker_connections 1024; }\nhttp {\n  upstream api_upstream {\n    server api:3000;\n  }\n}\n"
+
+    /// nginx rolled back with its own configuration: a deploy whose nginx check passes keeps the configuration;
+    /// the next one, whose nginx.conf fails nginx -t, gets it back (tested again, reloaded), the failing files
+    /// kept aside; the healthy API stays; exit 4, and the notification says both (#35).
+    @Test func nginxIsRolledBackWithItsOwnConfiguration() throws {
+        let redis = try RedisTestServer()
+        let stack = TemporaryDirectory()
+        var files = Self.documentFiles
+        files["nginx.conf"] = Self.goodNginx
+        let env = ["DOCKER_NGINX_TEST": "config", "COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml"]
+        let first = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env, files: files, stack: stack)
+        #expect(first.result.status == 0, "\(first.result.stderr)")
+        #expect(try String(contentsOfFile: stack.file(".kaleem-deploy/nginx-good/nginx.conf"), encoding: .utf8) == Self.goodNginx)
+        var attributes = try FileManager.default.attributesOfItem(atPath: stack.file(".kaleem-deploy"))
+        #expect((attributes[.posixPermissions] as? Int) == 0o700)
+
+        let broken = Self.goodNginx.replacingOccurrences(of: "    server api:3000;", with: "    sever api:3000;")
+        try broken.write(toFile: stack.file("nginx.conf"), atomically: true, encoding: .utf8)
+        let second = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env.merging(["KALEEM_API_IMAGE": "kaleem-api:2.1.0", "DEPLOY_ID": "deploy-two"]) { $1 },
+                                stack: stack)
+        #expect(second.result.status == 4, "\(second.result.stderr)")
+        #expect(second.result.stderr.contains("unknown directive \"sever\" in /etc/nginx/nginx.conf:5"), "\(second.result.stderr)")
+        #expect(Self.steps(second) == ["pull", "pre-deploy", "ps", "up", "ps", "nginx -t", "nginx -t", "nginx -s reload", "rollback", "post-deploy"], "\(second.calls)")
+        #expect(second.running == "kaleem-api:2.1.0")
+        #expect(try String(contentsOfFile: stack.file("nginx.conf"), encoding: .utf8) == Self.goodNginx)
+        #expect(try String(contentsOfFile: stack.file(".kaleem-deploy/nginx-failed-deploy-two/nginx.conf"), encoding: .utf8) == broken)
+        attributes = try FileManager.default.attributesOfItem(atPath: stack.file(".kaleem-deploy/nginx-failed-deploy-two"))
+        #expect((attributes[.posixPermissions] as? Int) == 0o700)
+        let events = try #require(second.catalog).deployments().filter { $0.deployID == "deploy-two" }
+        #expect(events.map(\.event) == [DeploymentOutcome.rollback, .success] && events[0].reason == "nginx-config-restored", "\(events)")
+        #expect(second.webhook.map { $0["event"] as? String } == ["deploy_started", "rollback", "deploy_succeeded"], "\(second.webhook)")
+        let detail = try #require(second.webhook[1]["detail"] as? String)
+        #expect(detail.contains("last good configuration was put back") && detail.contains("api: kaleem-api:2.1.0 healthy, kept"), "\(detail)")
+        #expect(second.webhook[1]["data_restored"] as? Bool == false)
+        let releases = try String(contentsOfFile: stack.file(".kaleem-deploy/releases"), encoding: .utf8)
+        #expect(releases.split(separator: "\n").map { $0.split(separator: "\t").dropFirst(2).joined(separator: " ") }
+                == ["kaleem-api:2.0.0 deployed kaleem-api:1.9.0", "kaleem-api:2.1.0 deployed kaleem-api:2.0.0"], "\(releases)")
+    }
+
+    /// The document's nginx_status check (§5.5.2) after the reload, when NGINX_STATUS_URL is set: stub_status's
+    /// answer passes; anything else fails nginx's check (no good configuration kept yet: the API stays, exit 1).
+    @Test func nginxStatusIsChecked() throws {
+        let redis = try RedisTestServer()
+        let stub = try HTTPRecorder { _ in (200, ["Content-Type": "text/plain"], "Active connections: 3 \nserver accepts handled requests\n 16 16 31 \nReading: 0 Writing: 1 Waiting: 2 \n") }
+        let ok = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["NGINX_STATUS_URL": stub.url + "/nginx_status"])
+        #expect(ok.result.status == 0, "\(ok.result.stderr)")
+        #expect(stub.requests.map(\.path) == ["/nginx_status"])
+        #expect(ok.result.stderr.contains("nginx_status: Active connections: 3"), "\(ok.result.stderr)")
+
+        let wrong = try HTTPRecorder { _ in (404, [:], "404 Not Found") }
+        let bad = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: ["NGINX_STATUS_URL": wrong.url + "/nginx_status", "SLEEP_SECONDS": "0"])
+        #expect(bad.result.status == 1, "\(bad.result.stderr)")
+        #expect(wrong.requests.count == 3)
+        #expect(bad.running == "kaleem-api:2.0.0")
+        let detail = try #require(bad.webhook.last?["detail"] as? String)
+        #expect(detail.contains("nginx_status (\(wrong.url)/nginx_status) did not answer"), "\(detail)")
+    }
+
+    /// Prometheus's `GET /api/v1/alerts`, as Prometheus 2.42 answered it with policies/alerts/backup.rules.yml
+    /// loaded (Tests/Fixtures/prometheus/alerts.json: BackupCorrupt firing for redis, APIHighErrorRate firing,
+    /// BackupLastRunFailed and BackupMetricsMissing pending); any other path: Prometheus's 404.
+    static func prometheus() throws -> HTTPRecorder {
+        let alerts = try String(contentsOfFile: packageRoot + "/Tests/Fixtures/prometheus/alerts.json", encoding: .utf8)
+        return try HTTPRecorder { request in
+            request.path == "/api/v1/alerts" ? (200, ["Content-Type": "application/json"], alerts) : (404, ["Content-Type": "text/plain; charset=utf-8"], "404 page not found\n")
+        }
+    }
+
+    /// kaleem-backup's calls of a run by subcommand ("hook rollback", "list", "backup", "diff").
+    static func kbCalls(_ run: Run) -> [String] {
+        run.calls.filter { $0.first == "kaleem-backup" }.map { $0[1] == "hook" ? "hook " + $0[2] : $0[1] }
+    }
+
+    /// §3 on demand: `deploy.sh rollback` puts back the release that ran before the running one, through the same
+    /// compose files and override file; nginx checked and reloaded; the data of the running release's restore
+    /// point compared with the live source (a backup now, then diff); the alerts listed when PROMETHEUS_URL is
+    /// set; the notification says all of it; a final health check. A second rollback has no release before
+    /// 1.9.0 to go to: exit 2, nothing changed (#35).
+    @Test func rollbackOnDemandToThePreviousRelease() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        defer { c.close() }
+        try SampleData.fill(c, databases: [0], keysPerType: 2)
+        let stack = TemporaryDirectory()
+        let env = ["COMPOSE_FILES": "docker-compose.yml docker-compose.prod.yml"]
+        let deployed = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env, files: Self.documentFiles, stack: stack)
+        #expect(deployed.result.status == 0, "\(deployed.result.stderr)")
+        _ = try c.command("SET", "written-by-2.0.0", "x")
+
+        let prometheus = try Self.prometheus()
+        let health = try HTTPRecorder()
+        let run = try deploy(redisURL: redis.url, health: health, extraEnv: env.merging(["PROMETHEUS_URL": prometheus.url + "/"]) { $1 },
+                             stack: stack, arguments: ["rollback"])
+        #expect(run.result.status == 0, "\(run.result.stderr)")
+        #expect(run.running == "kaleem-api:1.9.0")
+        #expect(run.ups == ["kaleem-api:1.9.0"])
+        #expect(Self.composeFiles(run).files == Self.composeFiles(deployed).files, "\(run.rawCalls)")
+        #expect(Self.steps(run).enumerated().filter { run.calls[$0.offset].first != "kaleem-backup" }.map(\.element)
+                == ["ps", "up", "ps", "nginx -t", "nginx -s reload"], "\(run.calls)")
+        #expect(Self.kbCalls(run) == ["list", "backup", "diff", "hook rollback"], "\(run.calls)")
+        #expect(prometheus.requests.map(\.path) == ["/api/v1/alerts"])
+        #expect(health.requests.count == 2) // the image's check, the final one
+        let stderr = run.result.stderr
+        #expect(stderr.contains("rolling api back from kaleem-api:2.0.0 to kaleem-api:1.9.0"), "\(stderr)")
+        #expect(stderr.contains("data: redis since the restore point") && stderr.contains("1 added, 0 changed, 0 removed"), "\(stderr)")
+        #expect(stderr.contains("alerts: BackupCorrupt{instance=127.0.0.1:19111,job=node,source=redis} (critical); 1 other alert(s) firing"), "\(stderr)")
+        // The catalog: the rollback of 2.0.0, under this rollback's id; a pre-rollback backup of the live state.
+        let catalog = try #require(run.catalog)
+        let rollback = try #require(try catalog.deployments().last)
+        #expect(rollback.event == .rollback && rollback.release == "kaleem-api:2.0.0" && rollback.reason == "manual")
+        #expect(rollback.deployID?.hasPrefix("rollback-") == true)
+        #expect(try catalog.artifacts().contains { $0.tag.rawValue == "pre-rollback" && $0.release == "kaleem-api:2.0.0" })
+        // The data was compared, not restored.
+        _ = try c.command("SELECT", "0")
+        #expect(try c.command("EXISTS", "written-by-2.0.0") == .integer(1))
+        // One notification, saying everything.
+        #expect(run.webhook.map { $0["event"] as? String } == ["rollback"], "\(run.webhook)")
+        let detail = try #require(run.webhook.first?["detail"] as? String)
+        for part in ["api: rolled back from kaleem-api:2.0.0 to kaleem-api:1.9.0 (healthy)", "nginx: configuration tested and reloaded",
+                     "redis: 1 added", "alerts: BackupCorrupt"] {
+            #expect(detail.contains(part), "\(part): \(detail)")
+        }
+        #expect(run.webhook.first?["data_restored"] as? Bool == false)
+
+        let again = try deploy(redisURL: redis.url, health: try HTTPRecorder(), extraEnv: env, stack: stack, arguments: ["rollback"])
+        #expect(again.result.status == 2, "\(again.result.stderr)")
+        #expect(again.result.stderr.contains("no release deployed before kaleem-api:1.9.0 is known") && again.result.stderr.contains("--to RELEASE"), "\(again.result.stderr)")
+        #expect(again.ups.isEmpty && again.running == "kaleem-api:1.9.0")
+    }
+
+    /// `rollback --to RELEASE --restore-data`: the named image, the running release's restore point restored into
+    /// Redis; Prometheus unreachable is said, not fatal. The same target again: exit 2.
+    @Test func rollbackToANamedReleaseWithItsData() throws {
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        defer { c.close() }
+        try SampleData.fill(c, databases: [0], keysPerType: 2)
+        let stack = TemporaryDirectory()
+        #expect(try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack).result.status == 0)
+        _ = try c.command("SET", "written-by-2.0.0", "x")
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(),
+                             extraEnv: ["PROMETHEUS_URL": "http://kb:s3cret-word@127.0.0.1:\(try FreePort.pick())"], stack: stack,
+                             arguments: ["rollback", "--to", "kaleem-api:1.8.0", "--restore-data", "--reason", "bad-migration"])
+        #expect(run.result.status == 0, "\(run.result.stderr)")
+        #expect(run.running == "kaleem-api:1.8.0")
+        _ = try c.command("SELECT", "0")
+        #expect(try c.command("EXISTS", "written-by-2.0.0") == .integer(0))
+        let event = try #require(run.webhook.first)
+        #expect(event["event"] as? String == "rollback" && event["reason"] as? String == "bad-migration" && event["data_restored"] as? Bool == true, "\(event)")
+        #expect((event["detail"] as? String)?.contains("alerts: not checked: http://***@127.0.0.1") == true, "\(event)")
+        // The URL's credentials reach neither the log nor the notification.
+        #expect(!run.result.stderr.contains("s3cret-word") && !run.result.stdout.contains("s3cret-word"))
+        #expect(!(event["detail"] as? String ?? "").contains("s3cret-word"))
+        let same = try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack, arguments: ["rollback", "--to", "kaleem-api:1.8.0"])
+        #expect(same.result.status == 2 && same.result.stderr.contains("already runs"), "\(same.result.stderr)")
+        for bad in [["rollback", "--to"], ["rollback", "--bogus"], ["rollback", "--reason", "Two Words"], ["redeploy"]] {
+            let r = try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack, arguments: bad)
+            #expect(r.result.status == 2 && r.calls.isEmpty, "\(bad): \(r.result.stderr)")
+        }
+    }
+
+    /// A rollback that does not come back: exit 3 and a critical notification.
+    @Test func aRollbackOnDemandThatDoesNotComeBackExits3() throws {
+        let redis = try RedisTestServer()
+        let stack = TemporaryDirectory()
+        #expect(try deploy(redisURL: redis.url, health: try HTTPRecorder(), stack: stack).result.status == 0)
+        let run = try deploy(redisURL: redis.url, health: try HTTPRecorder(statuses: Array(repeating: 503, count: 100)), stack: stack, arguments: ["rollback"])
+        #expect(run.result.status == 3, "\(run.result.stderr)")
+        #expect(run.result.stderr.contains("THE SERVICE IS DOWN"))
+        #expect(run.webhook.map { $0["event"] as? String } == ["rollback_failed"], "\(run.webhook)")
+        #expect(run.webhook.first?["severity"] as? String == "critical")
+        #expect(try #require(run.catalog).deployments().last?.reason == "rollback-manual")
     }
 
     @Test func missingVariablesAreNamed() throws {
@@ -566,5 +851,100 @@ struct HookMistakeTests {
         #expect(dry.status == 0 && dry.stdout.contains("would restore redis from"), "\(dry.stdout) \(dry.stderr)")
         #expect(try catalog.deployments().count == 1)
         #expect(try catalog.restores(source: "redis").isEmpty)
+    }
+}
+
+/// runbooks/deploy-and-rollback.md, every command of its `sh` blocks run in order, as written, on a stack laid out
+/// as the operations document's host (its compose files, nginx.conf) with the stand-in docker, a real kaleem-backup
+/// and Redis, and HTTP stand-ins for the health URL, nginx_status and Prometheus; only the host's paths and URLs
+/// are replaced by the test's. A command expects exit 0 unless it says `# exit N` (#35).
+struct DeployRunbookTests {
+    /// The commands of the `sh` blocks (`\` continuations joined), each with the exit status it expects.
+    static func commands(_ path: String) throws -> [(command: String, status: Int32)] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var commands: [(String, Int32)] = [], inBlock = false, pending = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") { inBlock = !inBlock && line == "```sh"; continue }
+            guard inBlock else { continue }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if pending.isEmpty && (trimmed.isEmpty || trimmed.hasPrefix("#")) { continue }
+            if trimmed.hasSuffix("\\") { pending += String(trimmed.dropLast()) + " "; continue }
+            let command = pending + trimmed
+            pending = ""
+            var status: Int32 = 0
+            if let r = command.range(of: "# exit "), let n = Int32(command[r.upperBound...].prefix { $0.isNumber }) { status = n }
+            commands.append((command, status))
+        }
+        return commands
+    }
+
+    @Test func everyCommandOfTheDeployRunbookRuns() throws {
+        let commands = try Self.commands(packageRoot + "/runbooks/deploy-and-rollback.md")
+        #expect(commands.count >= 12, "\(commands)")
+        #expect(commands.contains { $0.command.contains("deploy.sh rollback --to") && $0.command.contains("--restore-data") })
+
+        let redis = try RedisTestServer()
+        let c = try redis.connect()
+        defer { c.close() }
+        try SampleData.fill(c, databases: [0], keysPerType: 2)
+        let stack = TemporaryDirectory("kb-opt-kaleem"), etc = TemporaryDirectory(), home = TemporaryDirectory("kb-home")
+        var files = DeployScriptTests.documentFiles
+        files["nginx.conf"] = DeployScriptTests.goodNginx
+        for (name, text) in files { try text.write(toFile: stack.file(name), atomically: true, encoding: .utf8) }
+        try FileManager.default.createDirectory(atPath: stack.file("scripts"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: stack.file("scripts/deploy.sh"), withDestinationPath: packageRoot + "/scripts/deploy.sh")
+        try FileManager.default.createDirectory(atPath: home.file("bin"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: home.file("bin/kaleem-backup"), withDestinationPath: try kaleemBinary())
+        let webhook = try HTTPRecorder()
+        let policy = writeRedisPolicy(in: etc, url: redis.url, extra: "notify: { webhook: \"\(webhook.url)/hook\", on: [failure, deploy], attempts: 1 }\nmetrics: { textfile: \(etc.file("m/kaleem_backup.prom")) }")
+        let health = try HTTPRecorder()
+        let stub = try HTTPRecorder { _ in (200, [:], "Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n") }
+        let prometheus = try DeployScriptTests.prometheus()
+        func host(_ command: String) -> String {
+            command.replacingOccurrences(of: "/etc/kaleem-backup/policy.yml", with: policy)
+                .replacingOccurrences(of: "/opt/kaleem", with: stack.path)
+                .replacingOccurrences(of: "http://localhost:8088/api/health", with: health.url + "/api/health")
+                .replacingOccurrences(of: "http://localhost/nginx_status", with: stub.url + "/nginx_status")
+                .replacingOccurrences(of: "http://localhost:9090", with: prometheus.url)
+        }
+        let env = cliEnvironment([
+            "PATH": home.file("bin") + ":" + packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+            "HOME": home.path, "MAX_ATTEMPTS": "3", "SLEEP_SECONDS": "0.1",
+            "DOCKER_PS_IMAGE": "registry.example/kaleem-api:1.4.0", "DOCKER_STATE": stack.file("state.json"),
+            "DOCKER_PROJECT": DeployScriptTests.projectName(stack.path), "DOCKER_NGINX_TEST": "config",
+        ])
+        /// Runs the commands in one shell, in order (exports carry over), from $HOME; the status of each.
+        func run(_ list: [String]) throws -> (statuses: [Int32], result: ProcessResult) {
+            let statusFile = home.file("statuses")
+            try? FileManager.default.removeItem(atPath: statusFile)
+            let script = "set +e\n" + list.map { host($0) + "\necho $? >> '\(statusFile)'\n" }.joined()
+            let result = try runProcess("/bin/bash", ["-c", script], environment: env, currentDirectory: home.path)
+            let statuses = ((try? String(contentsOfFile: statusFile, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
+            return (statuses, result)
+        }
+
+        // Before the runbook: 1.4.1 deployed over 1.4.0 with the same settings; then data written by 1.4.1.
+        let exports = commands.prefix { $0.command.hasPrefix("export ") }.map(\.command)
+        #expect(exports.count == 6)
+        let before = try run(exports + ["KALEEM_API_IMAGE=registry.example/kaleem-api:1.4.1 /opt/kaleem/scripts/deploy.sh"])
+        #expect(before.statuses.last == 0, "\(before.result.stderr)")
+        _ = try c.command("SET", "written-by-1.4.1", "x")
+
+        let runbook = try run(commands.map(\.command))
+        #expect(runbook.statuses.count == commands.count, "\(runbook.result.stderr)")
+        for (i, expected) in commands.enumerated() where i < runbook.statuses.count {
+            #expect(runbook.statuses[i] == expected.status, "\(expected.command) exited \(runbook.statuses[i]): \(runbook.result.stderr)")
+        }
+        // Where it ends: 1.4.0 runs, the data of 1.4.1's restore point is back, everything was said.
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stack.file("state.json")))) as? [String: String]
+        #expect(state?["api"] == "registry.example/kaleem-api:1.4.0")
+        _ = try c.command("SELECT", "0")
+        #expect(try c.command("EXISTS", "written-by-1.4.1") == .integer(0))
+        #expect(runbook.result.stdout.contains("registry.example/kaleem-api:1.4.2\tdeployed\tregistry.example/kaleem-api:1.4.1"), "\(runbook.result.stdout)")
+        #expect(runbook.result.stdout.contains("would restore redis from"), "\(runbook.result.stdout)")
+        #expect(runbook.result.stderr.contains("alerts: BackupCorrupt"), "\(runbook.result.stderr)")
+        #expect(!stub.requests.isEmpty && prometheus.requests.count == 2 && !health.requests.isEmpty)
+        let events = webhook.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }.map { $0["event"] as? String ?? "?" }
+        #expect(events == ["deploy_started", "deploy_succeeded", "deploy_started", "deploy_succeeded", "rollback", "rollback"], "\(events)")
     }
 }

@@ -49,6 +49,40 @@ struct MetricsTests {
         }
     }
 
+    /// Each alert: an Arabic summary (the operations document's own for its two), an English description, and a
+    /// runbook_url naming a runbook of runbooks/ under the base; install-alert-rules.sh puts another base in its
+    /// place and the result still passes promtool (#35).
+    @Test func alertAnnotationsAndRunbookURLs() throws {
+        let rules = try String(contentsOfFile: packageRoot + "/policies/alerts/backup.rules.yml", encoding: .utf8)
+        let alerts = rules.components(separatedBy: "- alert: ").dropFirst()
+        #expect(alerts.count == 11)
+        for alert in alerts {
+            let name = String(alert.prefix { !$0.isWhitespace })
+            func annotation(_ key: String) -> String? {
+                alert.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(key + ": ") }
+                    .map { String($0.trimmingCharacters(in: .whitespaces).dropFirst(key.count + 2)).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            }
+            let summary = try #require(annotation("summary"), "\(name)")
+            #expect(summary.unicodeScalars.contains { (0x0600...0x06FF).contains($0.value) }, "\(name): \(summary)")
+            #expect(annotation("description")?.unicodeScalars.allSatisfy(\.isASCII) == true, "\(name)")
+            let url = try #require(annotation("runbook_url"), "\(name)")
+            #expect(url.hasPrefix("https://kb.kaleem-ai.com/runbooks/"), "\(name): \(url)")
+            let runbook = url.replacingOccurrences(of: "https://kb.kaleem-ai.com/runbooks/", with: "")
+            #expect(FileManager.default.fileExists(atPath: packageRoot + "/runbooks/\(runbook).md"), "\(name): \(url)")
+        }
+        #expect(rules.contains("summary: \"فشل في النشر\"") && rules.contains("summary: \"زمن النشر طويل\""))
+
+        let dest = TemporaryDirectory()
+        let r = try runProcess(packageRoot + "/scripts/install-alert-rules.sh", ["--runbook-base", "https://wiki.example/ops/runbooks/", dest.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let installed = try String(contentsOfFile: dest.file("kaleem-backup.rules.yml"), encoding: .utf8)
+        #expect(!installed.contains("runbook_url: \"https://kb.kaleem-ai.com") && installed.contains("runbook_url: \"https://wiki.example/ops/runbooks/deploy-and-rollback\""))
+        #expect(installed.components(separatedBy: "runbook_url: \"https://wiki.example/ops/runbooks/").count == 12)
+        #expect(try runProcess("promtool", ["check", "rules", dest.file("kaleem-backup.rules.yml")]).status == 0)
+        let bad = try runProcess(packageRoot + "/scripts/install-alert-rules.sh", ["--runbook-base", "kb.example", dest.path])
+        #expect(bad.status == 2 && bad.stderr.contains("--runbook-base must be an http"), "\(bad.stderr)")
+    }
+
     @Test func textfileMustBeAProm() throws {
         let dir = TemporaryDirectory()
         let policy = writeRedisPolicy(in: dir, url: "redis://h", extra: "metrics: { textfile: /tmp/x.txt }")

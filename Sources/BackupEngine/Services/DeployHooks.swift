@@ -18,24 +18,42 @@ struct DeployHooks: EngineService {
     /// `hook pre-deploy`: one backup set of the named sources (else the policy's `deploy.pre_deploy_sources`, else
     /// all), tagged pre-deploy with the release and pinned. Says so when the release already had a set (a new one
     /// is taken anyway).
-    func preDeploy(release: String, sources named: [String]) async throws -> (result: BackupResult, previous: [RunInfo]) {
+    ///
+    /// A restore point that fails stops the deploy: that attempt is a failed deploy, recorded (under `deployID`,
+    /// else the failed run's id) and notified, so `DeploymentFailed` fires for it too (#35).
+    func preDeploy(release: String, sources named: [String], deployID: String? = nil, environmentName: String = "production",
+                   service: String = "api") async throws -> (result: BackupResult, previous: [RunInfo]) {
         let sources = named.isEmpty ? (policy.preDeploySources ?? []) : named
         let previous = try catalog().preDeployRuns(release: release)
         if let last = previous.first {
             logger.notice("release already has a pre-deploy set; taking a new one", metadata: ["release": "\(release)", "previous_set": "\(last.id)"])
         }
-        await core.notifier.notifyDeploy(.deployStarted, release: release, status: "started")
+        await core.notifier.notifyDeploy(.deployStarted, release: release, status: "started", deployID: deployID)
+        let started = environment.clock()
+        func recordFailure(attempt: String) {
+            do {
+                try catalog().insertDeployment(deploymentEvent(release: release, event: .failed, duration: environment.clock().timeIntervalSince(started),
+                                                               reason: "pre-deploy-backup-failed", environmentName: environmentName,
+                                                               service: service, deployID: attempt))
+            } catch {
+                logger.warning("cannot record the failed deploy", metadata: ["release": "\(release)", "error": "\(describe(error))"])
+            }
+            core.statusReport.writeMetricsTextfile()
+        }
         var result: BackupResult
         do {
             result = try await core.runner.backup(sources: sources, tag: .preDeploy, release: release)
         } catch {
-            await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed", error: describe(error))
+            recordFailure(attempt: deployID ?? "pre-deploy-" + Timestamps.iso8601(started))
+            await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed", error: describe(error),
+                                             deployID: deployID)
             throw error
         }
         if result.exitStatus != .ok {
+            recordFailure(attempt: deployID ?? result.run.id)
             let failed = result.artifacts.filter { $0.status != .ok }.map { "\($0.source): \($0.detail ?? "failed")" }
             await core.notifier.notifyDeploy(.deployFailed, release: release, status: "failed", reason: "pre-deploy-backup-failed",
-                                             error: failed.joined(separator: "; "))
+                                             error: failed.joined(separator: "; "), deployID: deployID)
         }
         for i in result.artifacts.indices where result.artifacts[i].status == .ok {
             try core.rotator.setPinned(&result.artifacts[i], pinned: true, reason: "release \(release)")
@@ -46,32 +64,41 @@ struct DeployHooks: EngineService {
         return (result, previous)
     }
 
-    /// `hook post-deploy`: records the deployment; on success the release is confirmed, and the pre-deploy sets
-    /// of releases older than the last `retention.pre_deploy` confirmed ones are unpinned (rotation may then
+    /// `hook post-deploy`: records the deployment attempt; on success the release is confirmed, and the pre-deploy
+    /// sets of releases older than the last `retention.pre_deploy` confirmed ones are unpinned (rotation may then
     /// remove them). Returns the ids unpinned.
+    ///
+    /// Each attempt is one event (#35): `deployID` names it (the deploy script's id), else the newest pre-deploy
+    /// set of the release (each attempt takes one). A retry or a redeploy of the same tag is a new attempt and is
+    /// counted; the same attempt reported twice is counted once. A failed attempt may have no restore point (a
+    /// failed `docker pull` stops before it) when `deployID` names it; a success never may (confirming it would
+    /// push a real release out of the kept ones and unpin its restore point).
     @discardableResult
     func postDeploy(release: String, success: Bool, rollbackFailed: Bool = false, durationSeconds: Double?, environmentName: String,
-                    service: String) async throws -> [String] {
+                    service: String, deployID: String? = nil, reason: String? = nil, detail: String? = nil) async throws -> [String] {
         let catalog = try catalog()
-        // A release without a pre-deploy set is a typo or a deploy that skipped its restore point: confirming it
-        // would push a real release out of the kept ones and unpin its restore point.
-        guard try catalog.preDeployRuns(release: release).first != nil else {
-            throw BackupFailure("release \(release) has no pre-deploy restore point; nothing recorded, nothing unpinned", exitStatus: .usage,
-                                hint: try DeployHooks.releasesHint(catalog))
+        let restorePoint = try catalog.preDeployRuns(release: release).first
+        guard let attempt = deployID ?? restorePoint?.id, restorePoint != nil || !success else {
+            // A typo, or a deploy that skipped its restore point.
+            throw BackupFailure("release \(release) has no pre-deploy restore point; nothing recorded, nothing unpinned"
+                                + (success ? "" : " (a deploy that failed before its restore point is recorded with --deploy-id)"),
+                                exitStatus: .usage, hint: try DeployHooks.releasesHint(catalog))
         }
-        // Twice for the same release and outcome: recorded (and counted) once.
-        if try catalog.deployments().contains(where: { $0.release == release && $0.event == (success ? .success : .failed) }) {
-            logger.notice("post-deploy already recorded for this release", metadata: ["release": "\(release)"])
+        let event: DeploymentOutcome = success ? .success : .failed
+        // The same attempt twice: recorded (and counted) once.
+        if try catalog.deployments().contains(where: { $0.deployID == attempt && $0.event == event }) {
+            logger.notice("post-deploy already recorded for this deploy", metadata: ["release": "\(release)", "deploy_id": "\(attempt)"])
             // A rollback that failed after the failure was recorded still wakes someone.
-            if rollbackFailed { await notifyRollbackFailed(release) }
+            if rollbackFailed { await notifyRollbackFailed(release, deployID: attempt, detail: detail) }
             return []
         }
-        try catalog.insertDeployment(deploymentEvent(release: release, event: success ? .success : .failed,
-                                                     duration: durationSeconds, reason: nil, environmentName: environmentName, service: service))
+        try catalog.insertDeployment(deploymentEvent(release: release, event: event, duration: durationSeconds, reason: reason,
+                                                     environmentName: environmentName, service: service, deployID: attempt))
         if rollbackFailed {
-            await notifyRollbackFailed(release)
+            await notifyRollbackFailed(release, deployID: attempt, detail: detail)
         } else {
-            await core.notifier.notifyDeploy(success ? .deploySucceeded : .deployFailed, release: release, status: success ? "ok" : "failed")
+            await core.notifier.notifyDeploy(success ? .deploySucceeded : .deployFailed, release: release, status: success ? "ok" : "failed",
+                                             reason: reason, deployID: attempt, detail: detail)
         }
         var unpinned: [String] = []
         if success {
@@ -95,7 +122,8 @@ struct DeployHooks: EngineService {
     /// prints the commands. Kinds that are not restored by default (buckets) only with `includeBuckets` or when
     /// named in `include`.
     func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
-                         dryRun: Bool = false, environmentName: String, service: String) async throws -> RollbackResult {
+                  dryRun: Bool = false, environmentName: String, service: String, deployID: String? = nil,
+                  detail: String? = nil) async throws -> RollbackResult {
         let catalog = try catalog()
         _ = try core.selectSources(include)
         let set = try catalog.preDeployRuns(release: release).first
@@ -106,11 +134,12 @@ struct DeployHooks: EngineService {
         }
         if !dryRun {
             try catalog.insertDeployment(deploymentEvent(release: release, event: .rollback, duration: nil, reason: reason,
-                                                         environmentName: environmentName, service: service))
+                                                         environmentName: environmentName, service: service, deployID: deployID))
             core.statusReport.writeMetricsTextfile()
         }
         guard let set else {
-            await core.notifier.notifyDeploy(.rollback, release: release, status: "ok", reason: reason, dataRestored: false)
+            await core.notifier.notifyDeploy(.rollback, release: release, status: "ok", reason: reason, dataRestored: false,
+                                             deployID: deployID, detail: detail)
             return RollbackResult(release: release, set: nil, lines: ["release \(release) has no pre-deploy set: there is no data to restore"])
         }
         let artifacts = try catalog.artifacts(runID: set.id).filter { $0.status == .ok && $0.deletedAt == nil }
@@ -128,19 +157,21 @@ struct DeployHooks: EngineService {
                 await lines += try adapter.rollback(a, source: source, restoreData: restoreData && chosen, context: context)
             } catch {
                 await core.notifier.notifyDeploy(.rollback, release: release, status: "failed", reason: reason, dataRestored: false,
-                                                 error: "restoring \(a.source) from \(a.id): \(describe(error))")
+                                                 error: "restoring \(a.source) from \(a.id): \(describe(error))", deployID: deployID, detail: detail)
                 throw error
             }
         }
         if !dryRun {
-            await core.notifier.notifyDeploy(.rollback, release: release, status: "ok", reason: reason, dataRestored: restoreData)
+            await core.notifier.notifyDeploy(.rollback, release: release, status: "ok", reason: reason, dataRestored: restoreData,
+                                             deployID: deployID, detail: detail)
         }
         return RollbackResult(release: release, set: set, lines: lines)
     }
 
-    private func notifyRollbackFailed(_ release: String) async {
+    private func notifyRollbackFailed(_ release: String, deployID: String?, detail: String?) async {
         await core.notifier.notifyDeploy(.rollbackFailed, release: release, status: "failed", reason: "previous-image-unhealthy",
-                                         error: "the rollback did not bring the service back: it is down", critical: true)
+                                         error: "the rollback did not bring the service back: it is down", critical: true,
+                                         deployID: deployID, detail: detail)
     }
 
     /// "the releases with a restore point are: …", newest first.
@@ -154,11 +185,11 @@ struct DeployHooks: EngineService {
     }
 
     private func deploymentEvent(release: String, event: DeploymentOutcome, duration: Double?, reason: String?, environmentName: String,
-                                 service: String) -> DeploymentEvent {
+                                 service: String, deployID: String?) -> DeploymentEvent {
         var rng = SystemRandomNumberGenerator()
         let now = environment.clock()
         return DeploymentEvent(id: "deploy-" + Identifier.make(at: now, using: &rng), release: release, environment: environmentName,
                                service: service, event: event, durationSeconds: duration, reason: reason, recordedAt: now,
-                               host: environment.host)
+                               host: environment.host, deployID: deployID)
     }
 }

@@ -42,13 +42,15 @@ struct Notifier: EngineService {
     /// A step of the deploy flow, when `notify.on` has `deploy`. Secrets are scrubbed from `error` by the caller's
     /// `describe`, as for backups.
     func notifyDeploy(_ subject: NotificationSubject, release: String, status: String, reason: String? = nil, dataRestored: Bool? = nil,
-                      error: String? = nil, critical: Bool = false) async {
+                      error: String? = nil, critical: Bool = false, deployID: String? = nil, detail: String? = nil) async {
         guard let notify = policy.notify, notify.wants(.deploy) else { return }
         var event = NotificationEvent(event: subject, status: status, source: "", kind: "", run_id: "", artifact_id: "", host: environment.host,
                                       time: Timestamps.iso8601(environment.clock()), error: error, bytes_stored: nil)
         event.release = release
         event.reason = reason
         event.data_restored = dataRestored
+        event.deploy_id = deployID
+        event.detail = detail
         event.severity = critical ? "critical" : (subject == .deployFailed || subject == .rollback ? "warning" : "info")
         await WebhookNotifier(policy: notify, logger: logger, backoff: core.notifyBackoff).send([event])
     }
