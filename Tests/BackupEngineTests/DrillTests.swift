@@ -117,6 +117,7 @@ struct DrillTests {
         repository: { path: \(dir.file("repo")) }
         sources:
           mongo: { kind: mongodb, uri: "mongodb://u:pw@db:27017/" }
+        drill: { mongo_image: "off" }
         """.utf8))
         let env = ["PATH": packageRoot + "/Tests/StandIns:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
         #expect(try runCLI(["backup", "--policy", policy], environment: env).status == 0)
@@ -125,6 +126,65 @@ struct DrillTests {
         let result = try #require(try array(drill.stdout).first)
         #expect(result["result"] as? String == "archive-only")
         #expect((result["detail"] as? String)?.contains("26 documents + 18 oplog entries") == true)
+        #expect((result["detail"] as? String)?.contains("drill.mongo_image is off") == true)
+    }
+
+    /// §8.4 by default: without drill.mongo_uri, the backup is restored into a throwaway MongoDB of its server's
+    /// version (`docker run -d --rm mongo:4.0` for the fixture's 4.0.2), pinged until it answers (the stand-in's
+    /// mongod accepts a second after it starts), counted, and the container removed.
+    @Test func mongoDrillIntoAThrowawayContainer() throws {
+        let s = MongoEndToEndTests.Setup(extra: "    oplog: true")
+        let dockerLog = s.dir.file("docker.jsonl")
+        let env = ["DOCKER_LOG": dockerLog, "DOCKER_CONTAINERS": s.dir.file("containers.json")]
+        #expect(try s.run(["backup"], env).status == 0)
+        let drill = try s.run(["drill", "--json"], env)
+        #expect(drill.status == 0, "\(drill.stdout) \(drill.stderr)")
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "passed", "\(result)")
+        let detail = result["detail"] as? String ?? ""
+        #expect(detail.contains("every document count matches") && detail.contains("throwaway mongo:4.0 container") && detail.contains("removed"), "\(detail)")
+        let calls = try String(contentsOfFile: dockerLog, encoding: .utf8).split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["argv"] as? [String]
+        }
+        let run = try #require(calls.first { $0.first == "run" && $0.contains("-d") })
+        #expect(run.contains("mongo:4.0") && run.contains("--rm"))
+        #expect(run.contains { $0.hasPrefix("127.0.0.1:") && $0.hasSuffix(":27017") })
+        #expect(calls.contains { $0.first == "rm" && $0.contains("-f") })
+        // Nothing left running: the stand-in's mongod is gone and the container list is empty.
+        let left = try String(contentsOfFile: s.dir.file("containers.json"), encoding: .utf8)
+        #expect(left == "{}", "\(left)")
+        // The restore reached the container's port, and the tools never saw the production password there.
+        let restore = try #require(try s.logEntries().last { $0["tool"] as? String == "mongorestore" })
+        #expect(restore["refused"] == nil)
+    }
+
+    /// No docker on the host: archive-only, and the result says why.
+    @Test func mongoDrillWithoutDockerIsArchiveOnlyAndSaysWhy() throws {
+        let s = MongoEndToEndTests.Setup()
+        let tools = TemporaryDirectory()
+        for tool in ["mongodump", "mongorestore", "mongosh"] {
+            // A wrapper, not a symlink: the stand-in finds its fixtures from its own path.
+            FileManager.default.createFile(atPath: tools.file(tool), contents: Data("#!/bin/sh\nexec \"\(packageRoot)/Tests/StandIns/\(tool)\" \"$@\"\n".utf8),
+                                           attributes: [.posixPermissions: 0o755])
+        }
+        let env = ["PATH": tools.path + ":/usr/bin:/bin"]
+        #expect(try s.run(["backup"], env).status == 0)
+        let drill = try s.run(["drill", "--json"], env)
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "archive-only")
+        #expect((result["detail"] as? String)?.contains("docker is not installed here") == true, "\(result)")
+    }
+
+    /// An image the registry does not have: the drill is an error with docker's message, nothing left running.
+    @Test func aThrowawayImageThatDoesNotExistIsAnError() throws {
+        let s = MongoEndToEndTests.Setup(extra: "drill: { mongo_image: \"mongo:99.0\" }")
+        let env = ["DOCKER_CONTAINERS": s.dir.file("containers.json")]
+        #expect(try s.run(["backup"], env).status == 0)
+        let drill = try s.run(["drill", "--json"], env)
+        #expect(drill.status != 0)
+        let result = try #require(try array(drill.stdout).first)
+        #expect(result["result"] as? String == "error")
+        #expect((result["detail"] as? String)?.contains("manifest unknown") == true, "\(result)")
     }
 
     /// With `drill.mongo_uri`, the archive is restored under scratch names, counts compared, scratch databases dropped.

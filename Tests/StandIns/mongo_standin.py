@@ -171,6 +171,76 @@ def read_config(opts):
     return uri
 
 
+def local_address(uri):
+    """(host, port) of a connection string naming a server on this machine (127.0.0.1, localhost) with a port;
+    None for any other (the stand-ins cannot reach db.internal and do not pretend to check it)."""
+    rest = (uri or "").split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = rest.partition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit():
+        return ("127.0.0.1", int(port))
+    return None
+
+
+def published_ports():
+    """The 127.0.0.1 ports of the containers the docker stand-in runs (`run -d mongo:X`), from its state file."""
+    path = os.environ.get("DOCKER_CONTAINERS") or os.path.join(os.environ.get("TMPDIR") or "/tmp", "kb-docker-containers.json")
+    try:
+        with open(path) as f:
+            return {c.get("port") for c in json.load(f).values()}
+    except (OSError, ValueError):
+        return set()
+
+
+def refused(uri):
+    """The error a real tool gives when a throwaway mongod (one the docker stand-in started, or one it has just
+    removed) does not accept the connection, or None: a drill must wait for it to start. Other addresses are not
+    dialled (the tests' sources name servers that do not exist here)."""
+    address = local_address(uri)
+    if address is None or address[1] not in published_ports() | removed_ports():
+        return None
+    import socket
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(address)
+        return None
+    except OSError:
+        return "connect ECONNREFUSED %s:%d" % address
+    finally:
+        s.close()
+
+
+def removed_ports():
+    """Ports of containers the docker stand-in removed: a tool dialling one after the drill is refused too."""
+    path = (os.environ.get("DOCKER_CONTAINERS") or os.path.join(os.environ.get("TMPDIR") or "/tmp", "kb-docker-containers.json")) + ".removed"
+    try:
+        with open(path) as f:
+            return {int(line) for line in f if line.strip().isdigit()}
+    except OSError:
+        return set()
+
+
+def mongod(argv):
+    """What `docker run -d mongo:X` starts here: a listener on --port (127.0.0.1) that accepts connections after
+    STANDIN_MONGOD_START_SECONDS (default 1: a real mongod takes seconds to start, and a drill must wait for it),
+    and exits after STANDIN_MONGOD_LIFETIME seconds (default 600) if no one stops it."""
+    import socket
+    port = int(argv[argv.index("--port") + 1])
+    time.sleep(float(os.environ.get("STANDIN_MONGOD_START_SECONDS", "1")))
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+    srv.settimeout(1)
+    until = time.time() + float(os.environ.get("STANDIN_MONGOD_LIFETIME", "600"))
+    while time.time() < until:
+        try:
+            conn, _ = srv.accept()
+            conn.close()
+        except socket.timeout:
+            pass
+
+
 def unacknowledged(uri):
     """w=0 in the connection string (mongo-tools' WriteConcern.Acknowledged() is then false)."""
     query = (uri or "").partition("?")[2]
@@ -321,6 +391,11 @@ def mongorestore(argv):
             die("Failed: cannot use --oplogReplay with excludes specified")
         if opts.get("--nsFrom"):
             die("Failed: cannot use --oplogReplay with namespace renames specified")
+    if refused(uri):
+        # Dialled before the archive is read (restore.New), as below.
+        record({"tool": "mongorestore", "argv": argv, "config_uri": bool(uri), "bytes": 0, "refused": True})
+        log("Failed: error connecting to db server: server selection error: %s" % refused(uri))
+        sys.exit(1)
     if mode == "fail":
         # mongorestore/main.go builds the session (db.NewSessionProvider, which dials the server) in
         # restore.New, before it opens the archive: a refused connection exits without reading a byte of stdin,
@@ -412,6 +487,8 @@ def mongosh(argv):
     record({"tool": "mongosh", "argv": argv, "connects": "connect(" in script,
             "drops": re.findall(r'getSiblingDB\("([^"]+)"\)\.dropDatabase\(\)', script)})
     failing = os.environ.get("STANDIN_MONGOSH_MODE") == "fail"
+    target = re.search(r'connect\("([^"]*)"\)', script)
+    down = refused(target.group(1)) if target else None
     shape = re.search(r'print\("([^"]*)"\);\s*\}\s*catch\s*\((\w+)\)\s*\{\s*print\("([^"]*)"\s*\+\s*\2\);', script)
     error = "MongoServerError: not authorized on admin to execute command { ping: 1 }"
     if shape is None:
@@ -419,7 +496,9 @@ def mongosh(argv):
         if failing:
             sys.stderr.write(error + "\n")
         sys.exit(0)
-    if failing:
+    if down:
+        sys.stdout.write(shape.group(3) + "MongoNetworkError: " + down + "\n")
+    elif failing:
         sys.stdout.write(shape.group(3) + error + "\n")
     else:
         sys.stdout.write(shape.group(1) + "\n")
@@ -428,4 +507,4 @@ def mongosh(argv):
 
 if __name__ == "__main__":
     tool = os.path.basename(sys.argv[0])
-    {"mongodump": mongodump, "mongorestore": mongorestore, "mongosh": mongosh}[tool](sys.argv[1:])
+    {"mongodump": mongodump, "mongorestore": mongorestore, "mongosh": mongosh, "mongod": mongod}[tool](sys.argv[1:])
