@@ -10,6 +10,8 @@
 # redis-server, python3 with moto. Usage: scripts/fault-campaign.sh [POINTS_PER_COMMAND (default 25)] [FUZZ (default 20000)]
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+only=""
+case "${1:-}" in --hostile-only|--symlinks-only) only="${1#--}"; only="${only%-only}"; shift ;; esac
 points="${1:-25}"
 fuzz="${2:-20000}"
 swift build --force-resolved-versions --package-path "$root" >/dev/null || exit 1
@@ -73,7 +75,6 @@ PY
 }
 
 calls="write,pwrite64,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,openat,ftruncate"
-declare -A tried survived
 campaign() { # $1 label, $2 prepare-function, $3.. the command
   local label="$1" prepare="$2"; shift 2
   local total n step p
@@ -107,6 +108,93 @@ prep_offsite() {
 }
 pin_id() { "$bin" list --json --policy "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])'; }
 
+# Hostile peers: a fake Redis and a fake S3 that answer with one bad reply each (Tests/StandIns/redis_hostile.py,
+# redis_trickle.py, s3_hostile.py). Each run must end by itself, cleanly (exit 1, never a signal), within
+# 300 s and 1 GiB of memory, leaving no *.partial and no `running` row.
+declare -A tried survived
+hostile_one() { # $1 label, $2 policy
+  local label="$1" p="$2" repo out rc rss secs
+  repo=$(python3 -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["repository"]["path"])' "$p")
+  out=$(python3 - "$bin" "$p" <<'PY'
+import resource, subprocess, sys, time
+t = time.time()
+try:
+    rc = subprocess.run([sys.argv[1], "backup", "--policy", sys.argv[2]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300).returncode
+except subprocess.TimeoutExpired:
+    rc = "timeout"
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, int(time.time() - t))
+PY
+)
+  read -r rc rss secs <<<"$out"
+  tried[hostile]=$(( ${tried[hostile]:-0} + 1 ))
+  if [ "$rc" = 1 ] && [ "$rss" -lt 1024 ] && [ -z "$(find "$repo" -name '*.partial' 2>/dev/null)" ] \
+     && "$bin" list --json --policy "$p" | python3 -c 'import json,sys; sys.exit(any(a["status"]=="running" for a in json.load(sys.stdin)))'; then
+    survived[hostile]=$(( ${survived[hostile]:-0} + 1 ))
+    echo "  $label: exit $rc, ${rss} MiB, ${secs} s" >&2
+  else
+    echo "  $label: exit $rc, ${rss} MiB, ${secs} s: NOT survived" >&2
+  fi
+}
+hostile() {
+  local mode port pid p
+  for mode in huge-bulk deep-array long-line wide-array bulk-no-crlf echo-error trickle; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    if [ "$mode" = trickle ]; then python3 "$root/Tests/StandIns/redis_trickle.py" "$port" 0.2 >/dev/null & pid=$!
+    else python3 "$root/Tests/StandIns/redis_hostile.py" "$port" "$mode" >/dev/null & pid=$!; fi
+    sleep 0.5
+    p="$work/hostile-redis-$mode.yml"
+    printf 'repository: { path: %s }\nsources:\n  redis: { kind: redis, url: "redis://:pw@127.0.0.1:%s", timeout: 10s, min_rate_window: 20s }\n' "$work/hr-$mode" "$port" > "$p"
+    chmod 600 "$p"; hostile_one "redis $mode" "$p"
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  done
+  for mode in deep-xml repeat-token trickle huge-length garbage; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    python3 "$root/Tests/StandIns/s3_hostile.py" "$port" "$mode" >/dev/null & pid=$!
+    sleep 0.5
+    p="$work/hostile-s3-$mode.yml"
+    printf 'repository: { path: %s }\nsources:\n  minio: { kind: s3, endpoint: "http://127.0.0.1:%s", buckets: [uploads], access_key: a, secret_key_file: %s, timeout: 10s, deadline: 2m }\n' "$work/hs-$mode" "$port" "$work/s3-secret" > "$p"
+    chmod 600 "$p"; hostile_one "s3 $mode" "$p"
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  done
+}
+
+# Symlinks and traversal: restores into a directory where the target name (or its .partial) is a planted
+# symlink, and an off-site manifest whose path climbs out of the repository. The victim file must be untouched.
+symlinks() {
+  local p d victim id rc
+  p=$(fresh links)
+  id=$("$bin" list --json --source redis --policy "$p" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+  for plant in dump.rdb dump.rdb.incoming dump.rdb.incoming.partial; do
+    d="$work/target-$plant"; mkdir -p "$d"; victim="$work/victim-$plant"; echo precious > "$victim"
+    ln -sf "$victim" "$d/$plant"
+    "$bin" restore redis --backup "$id" --to-dir "$d" --yes --policy "$p" >/dev/null 2>&1; rc=$?
+    tried[symlink]=$(( ${tried[symlink]:-0} + 1 ))
+    if [ "$(cat "$victim")" = precious ] && [ "$rc" -lt 128 ]; then survived[symlink]=$(( ${survived[symlink]:-0} + 1 ))
+    else echo "  restore --to-dir with $plant planted: the victim changed (exit $rc)" >&2; fi
+  done
+  # A manifest edited to point outside the repository: rebuild refuses it, rotation never unlinks the victim.
+  local repo; repo="$work/repo-links"
+  victim="$work/victim-manifest"; echo precious > "$victim"
+  python3 - "$repo" "$victim" <<'PY'
+import glob, json, sys
+for m in glob.glob(sys.argv[1] + "/redis/*/*.manifest.json")[:1]:
+    doc = json.load(open(m)); doc["artifact"]["path"] = "../" * 8 + sys.argv[2].lstrip("/"); json.dump(doc, open(m, "w"))
+PY
+  "$bin" catalog rebuild --policy "$p" >/dev/null 2>&1
+  sed -i 's/keep_last: 10/keep_last: 1/' "$p"
+  "$bin" rotate --policy "$p" >/dev/null 2>&1
+  tried[symlink]=$(( ${tried[symlink]:-0} + 1 ))
+  if [ -f "$victim" ] && [ "$(cat "$victim")" = precious ]; then survived[symlink]=$(( ${survived[symlink]:-0} + 1 ))
+  else echo "  a manifest path out of the repository: the victim was removed" >&2; fi
+}
+
+if [ -n "$only" ]; then
+  "$only"
+  echo; echo "| fault | tried | survived |"; echo "|---|---|---|"
+  echo "| $only | ${tried[$only]} | ${survived[$only]:-0} |"
+  [ "${tried[$only]}" = "${survived[$only]:-0}" ]; exit $?
+fi
+
 echo "== kills: $points points per command, spread over every $calls" >&2
 campaign "backup (redis)" prep_backup backup --source redis
 campaign "bucket snapshot" prep_backup backup --source minio
@@ -133,6 +221,11 @@ for delta in -60 -30 -10 0 10 30 60 120 250 500; do
   else echo "  tmpfs of $kib KiB: exit $?" >&2; fi
 done
 
+echo "== hostile peers (fake Redis, fake S3)" >&2
+hostile
+echo "== planted symlinks, a manifest path out of the repository" >&2
+symlinks
+
 echo "== fuzzers: $fuzz mutants per reader" >&2
 tried[fuzz]=4; survived[fuzz]=0
 if "$root/scripts/fuzz.sh" "$fuzz" >"$work/fuzz.log" 2>&1; then survived[fuzz]=4; else cat "$work/fuzz.log" >&2; fi
@@ -141,8 +234,10 @@ echo
 echo "| fault | tried | survived |"
 echo "|---|---|---|"
 all=0
-for label in "backup (redis)" "bucket snapshot" "rotate" "pin" "off-site upload" "tmpfs" "fuzz"; do
+for label in "backup (redis)" "bucket snapshot" "rotate" "pin" "off-site upload" "tmpfs" "hostile" "symlink" "fuzz"; do
   name="$label"; [ "$label" = tmpfs ] && name="disk full (tmpfs sizes)"; [ "$label" = fuzz ] && name="fuzzed readers (RDB, archive, age, gzip)"
+  [ "$label" = hostile ] && name="hostile peers (Redis: 7 bad replies, S3: 5; bounded in time and memory)"
+  [ "$label" = symlink ] && name="planted symlinks and an escaping manifest path (victim untouched)"
   echo "| $name | ${tried[$label]} | ${survived[$label]} |"
   [ "${tried[$label]}" = "${survived[$label]}" ] || all=1
 done

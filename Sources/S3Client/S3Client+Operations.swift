@@ -165,10 +165,12 @@ extension S3Client {
             }
             var received: Int64 = 0
             var iterator = response.body.makeAsyncIterator()
+            let rate = rateWindow(operation)
             while true {
                 let chunk: ByteBuffer?
                 do { chunk = try await iterator.next() } catch { throw transportError(error, operation) }
                 guard let chunk else { break }
+                try rate.add(chunk.readableBytes)
                 received += Int64(chunk.readableBytes)
                 try write(chunk)
             }

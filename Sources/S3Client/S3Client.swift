@@ -21,6 +21,11 @@ public struct S3ClientOptions: Sendable {
     public var multipartThreshold: Int64 = 16 << 20
     /// Part size of a multipart upload (at least 5 MiB, except the last part).
     public var partSize: Int = 8 << 20
+    /// A reply body (a listing page, an object) that arrives slower than this many bytes a second over
+    /// `rateWindowSeconds` is abandoned: a server trickling a byte every half second keeps each silence under
+    /// `timeoutSeconds` and would otherwise hold a backup until its deadline. 0 turns the check off.
+    public var minimumRate: Int64 = 1024
+    public var rateWindowSeconds: Double = 30
 
     public init() {}
 }
@@ -137,9 +142,18 @@ public final class S3Client: @unchecked Sendable {
         try await withRetries(operation) { attempt in
             let request = self.makeRequest(method, bucket: bucket, key: key, query: query, headers: headers, body: body)
             let response = try await self.execute(request, operation)
-            let data: ByteBuffer
+            var data = ByteBuffer()
+            let rate = self.rateWindow(operation)
             do {
-                data = try await response.body.collect(upTo: limit)
+                for try await chunk in response.body {
+                    try rate.add(chunk.readableBytes)
+                    guard data.readableBytes + chunk.readableBytes <= limit else {
+                        throw S3Error(endpoint: self.endpoint, operation: operation, status: nil, code: nil,
+                                      message: "the reply is larger than \(limit) bytes")
+                    }
+                    var piece = chunk
+                    data.writeBuffer(&piece)
+                }
             } catch {
                 throw self.transportError(error, operation)
             }
@@ -147,6 +161,15 @@ public final class S3Client: @unchecked Sendable {
                 throw self.replyError(status: Int(response.status.code), body: data, operation: operation, requestID: response.headers.first(name: "x-amz-request-id"))
             }
             return Response(status: Int(response.status.code), headers: response.headers, body: data)
+        }
+    }
+
+    /// The minimum rate of one reply body (`minimumRate` over `rateWindowSeconds`).
+    func rateWindow(_ operation: String) -> RateWindow {
+        let endpoint = self.endpoint, rate = options.minimumRate
+        return RateWindow(bytesPerSecond: rate, window: options.rateWindowSeconds) { bytes, seconds in
+            S3Error(endpoint: endpoint, operation: operation, status: nil, code: nil,
+                    message: "the reply arrived at \(Int(Double(bytes) / max(seconds, 1))) bytes/s over \(Int(seconds)) s, below \(rate) bytes/s (a server trickling its answer)")
         }
     }
 

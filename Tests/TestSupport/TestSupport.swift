@@ -13,6 +13,11 @@ public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
     public init(_ label: String = "kb-test") {
+        // The test runner runs engine code in process and writes into pipes and sockets of children and peers
+        // that may go away (a stand-in that exits early): as the CLI does, it takes EPIPE rather than dying of
+        // SIGPIPE with every test in flight (CI's "unexpected signal code 13"). Almost every test makes one of
+        // these first; children start with default signal dispositions (posix_spawn SETSIGDEF).
+        BrokenPipe.ignore()
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-XXXXXX").path
         var bytes = Array(template.utf8CString)
         let made = bytes.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
