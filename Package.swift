@@ -13,6 +13,10 @@ let package = Package(
         .library(name: "RedisBackup", targets: ["RedisBackup"]),
         .library(name: "MongoBackup", targets: ["MongoBackup"]),
         .library(name: "TarFormat", targets: ["TarFormat"]),
+        .library(name: "S3Client", targets: ["S3Client"]),
+        .library(name: "QdrantClient", targets: ["QdrantClient"]),
+        .library(name: "ArtifactStore", targets: ["ArtifactStore"]),
+        .library(name: "BackupCatalog", targets: ["BackupCatalog"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -11,6 +11,10 @@ let readers: [Target.Dependency] = [
     .product(name: "RedisBackup", package: "kaleem-backup"),
     .product(name: "MongoBackup", package: "kaleem-backup"),
     .product(name: "TarFormat", package: "kaleem-backup"),
+    .product(name: "S3Client", package: "kaleem-backup"),
+    .product(name: "QdrantClient", package: "kaleem-backup"),
+    .product(name: "ArtifactStore", package: "kaleem-backup"),
+    .product(name: "BackupCatalog", package: "kaleem-backup"),
 ]
 
 func fuzzTarget(_ name: String, _ deps: [Target.Dependency]) -> Target {
@@ -31,5 +35,13 @@ let package = Package(
         fuzzTarget("tar", [.product(name: "TarFormat", package: "kaleem-backup")]),
         fuzzTarget("policy", [.product(name: "BackupCore", package: "kaleem-backup")]),
         fuzzTarget("cron", [.product(name: "BackupCore", package: "kaleem-backup")]),
+        // The second slice: S3 replies, Qdrant envelopes, age, gzip, manifests, catalog copies. These pull
+        // async-http-client/NIO, swift-crypto (BoringSSL) and GRDB into the instrumented build (a longer clean build).
+        fuzzTarget("s3xml", [.product(name: "S3Client", package: "kaleem-backup")]),
+        fuzzTarget("qdrant", [.product(name: "QdrantClient", package: "kaleem-backup")]),
+        fuzzTarget("age", [.product(name: "ArtifactStore", package: "kaleem-backup")]),
+        fuzzTarget("gzip", [.product(name: "ArtifactStore", package: "kaleem-backup")]),
+        fuzzTarget("manifest", [.product(name: "ArtifactStore", package: "kaleem-backup")]),
+        fuzzTarget("catalog", [.product(name: "BackupCatalog", package: "kaleem-backup")]),
     ]
 )

@@ -330,6 +330,23 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Why this catalog, a copy found in a repository (`catalog-copy/`, or the off-site one), is not to be started
+    /// from by a catalog rebuild, or nil: SQLite finds it damaged ("damaged (…)"), or a row does not describe a
+    /// file of the repository's layout. A copy is untrusted (the off-site one above all): every row must be of our
+    /// layout, its time its id's, or the whole copy is refused (a re-dated row would let rotation remove a real
+    /// backup; a `../` path would be read by verify). Throws when its rows cannot be read.
+    public func copyRefusal() throws -> String? {
+        if let problem = integrityProblem() { return "damaged (\(problem))" }
+        let outside = try artifacts(includeDeleted: true).compactMap { a -> String? in
+            if a.path.isEmpty && a.status != .ok { return nil } // a backup that failed before it had a file
+            return RepositoryLayout.problem(id: a.id, source: a.source, path: a.path, createdAt: a.createdAt).map { "\(a.id): \($0)" }
+        }
+        if !outside.isEmpty {
+            return "\(outside.count) row(s) do not describe files of the repository's layout (\(outside[0]))"
+        }
+        return nil
+    }
+
     /// The start of the newest run recorded: how recent what this catalog knows is.
     public func newestRunStart() throws -> Date? {
         try read("find the newest run") { db in try Date.fetchOne(db, sql: "SELECT MAX(started_at) FROM runs") }

@@ -118,6 +118,34 @@ public enum QdrantErrorBody {
     }
 }
 
+/// A 2xx reply's envelope (`{"result": …, "status": "ok", "time": …}`) and the pure readers of a `result` the client
+/// applies without a type of its own (the fuzz target `fuzz-qdrant` in Fuzz/ feeds these arbitrary bytes).
+public enum QdrantEnvelope {
+    public enum Reading: Sendable, Equatable {
+        /// The `result` (null when absent).
+        case result(JSONValue)
+        /// Not JSON.
+        case notJSON
+        /// A `status` string other than "ok".
+        case status(String)
+    }
+
+    public static func read(_ data: Data) -> Reading {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else { return .notJSON }
+        if case .string(let s)? = value["status"], s != "ok" { return .status(s) }
+        return .result(value["result"] ?? .null)
+    }
+
+    /// `GET /aliases`: alias → collection (entries without both names are skipped).
+    public static func aliases(_ result: JSONValue) -> [(alias: String, collection: String)] {
+        guard case .array(let list)? = result["aliases"] else { return [] }
+        return list.compactMap { item in
+            guard case .string(let a)? = item["alias_name"], case .string(let c)? = item["collection_name"] else { return nil }
+            return (a, c)
+        }
+    }
+}
+
 public final class QdrantClient: @unchecked Sendable {
     public let url: String
     private let apiKey: Secret?
@@ -184,12 +212,7 @@ public final class QdrantClient: @unchecked Sendable {
 
     /// alias → collection.
     public func aliases() async throws -> [(alias: String, collection: String)] {
-        let result = try await json(.GET, "/aliases", "list aliases")
-        guard case .array(let list)? = result["aliases"] else { return [] }
-        return list.compactMap { item in
-            guard case .string(let a)? = item["alias_name"], case .string(let c)? = item["collection_name"] else { return nil }
-            return (a, c)
-        }
+        QdrantEnvelope.aliases(try await json(.GET, "/aliases", "list aliases"))
     }
 
     public func createSnapshot(_ collection: String) async throws -> QdrantSnapshot {
@@ -311,11 +334,11 @@ public final class QdrantClient: @unchecked Sendable {
     /// The `result` of a 2xx reply; a `QdrantError` with Qdrant's own message otherwise.
     private func envelope(_ status: Int, _ body: ByteBuffer, _ operation: String) throws -> JSONValue {
         guard (200..<300).contains(status) else { throw replyError(status, body, operation) }
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) else { throw malformed(operation) }
-        if case .string(let s)? = value["status"], s != "ok" {
-            throw QdrantError(endpoint: url, operation: operation, status: status, message: "status \(s)")
+        switch QdrantEnvelope.read(Data(body.readableBytesView)) {
+        case .notJSON: throw malformed(operation)
+        case .status(let s): throw QdrantError(endpoint: url, operation: operation, status: status, message: "status \(s)")
+        case .result(let result): return result
         }
-        return value["result"] ?? .null
     }
 
     private func replyError(_ status: Int, _ body: ByteBuffer, _ operation: String) -> QdrantError {

@@ -46,10 +46,10 @@ extension S3Client {
 
     public func listBuckets() async throws -> [String] {
         let reply = try await send(.GET, "ListBuckets")
-        guard let xml = XMLNode.parse(Data(reply.body.readableBytesView)) else {
+        guard let names = S3Replies.bucketNames(Data(reply.body.readableBytesView)) else {
             throw malformed("ListBuckets")
         }
-        return (xml["Buckets"]?.all("Bucket") ?? []).compactMap { $0.value("Name") }
+        return names
     }
 
     /// True when the bucket exists and these credentials may use it; false when it does not exist.
@@ -103,22 +103,11 @@ extension S3Client {
             if let token { query.append(("continuation-token", token)) }
             let operation = "ListObjectsV2 bucket \"\(bucket)\""
             let reply = try await send(.GET, operation, bucket: bucket, query: query)
-            guard let xml = XMLNode.parse(Data(reply.body.readableBytesView)), xml.name == "ListBucketResult" else {
-                throw malformed(operation)
-            }
-            let urlEncoded = xml.value("EncodingType") == "url"
-            var objects: [S3Object] = []
-            for entry in xml.all("Contents") {
-                guard let rawKey = entry.value("Key"), let size = entry.value("Size").flatMap({ Int64($0) }) else {
-                    throw malformed(operation)
-                }
-                objects.append(S3Object(key: urlEncoded ? S3Encoding.decode(rawKey) : rawKey, size: size,
-                                        etag: Self.unquote(entry.value("ETag") ?? ""),
-                                        lastModified: entry.value("LastModified") ?? ""))
-            }
+            guard let listing = S3Replies.listPage(Data(reply.body.readableBytesView)) else { throw malformed(operation) }
+            let objects = listing.objects
             let previousToken = token
-            token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
-            if xml.value("IsTruncated") == "true" && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
+            token = listing.isTruncated ? listing.nextContinuationToken : nil
+            if listing.isTruncated && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
             if let token, token == previousToken { throw malformed(operation + " (the same continuation token again: the listing would never end)") }
             if let first = objects.first?.key, let lastKey, Array(first.utf8).lexicographicallyPrecedes(Array(lastKey.utf8)) || first == lastKey {
                 throw malformed(operation + " (a page starts at or before the previous page's last key: the listing went back)")
@@ -138,13 +127,8 @@ extension S3Client {
         if !prefix.isEmpty { query.append(("prefix", prefix)) }
         let operation = "ListObjectsV2 bucket \"\(bucket)\""
         let reply = try await send(.GET, operation, bucket: bucket, query: query)
-        guard let xml = XMLNode.parse(Data(reply.body.readableBytesView)), xml.name == "ListBucketResult" else {
-            throw malformed(operation)
-        }
-        guard let entry = xml.all("Contents").first else { return nil }
-        guard let rawKey = entry.value("Key"), let size = entry.value("Size").flatMap({ Int64($0) }) else { throw malformed(operation) }
-        return S3Object(key: xml.value("EncodingType") == "url" ? S3Encoding.decode(rawKey) : rawKey, size: size,
-                        etag: Self.unquote(entry.value("ETag") ?? ""), lastModified: entry.value("LastModified") ?? "")
+        guard let listing = S3Replies.listPage(Data(reply.body.readableBytesView)) else { throw malformed(operation) }
+        return listing.objects.first
     }
 
     // MARK: objects
@@ -220,7 +204,7 @@ extension S3Client {
         let headers = metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-" + $0.key, $0.value) }
         let start = try await send(.POST, "CreateMultipartUpload \(bucket)/\(key)", bucket: bucket, key: key,
                                    query: [("uploads", "")], headers: headers)
-        guard let xml = XMLNode.parse(Data(start.body.readableBytesView)), let uploadID = xml.value("UploadId") else {
+        guard let uploadID = S3Replies.uploadID(Data(start.body.readableBytesView)) else {
             throw malformed("CreateMultipartUpload \(bucket)/\(key)")
         }
         do {
@@ -251,11 +235,11 @@ extension S3Client {
             let reply = try await send(.POST, operation, bucket: bucket, key: key, query: [("uploadId", uploadID)],
                                        body: .bytes(buffer, sha256: buffer.sha256Hex))
             // A 200 reply can still carry an <Error> body.
-            guard let done = XMLNode.parse(Data(reply.body.readableBytesView)) else { throw malformed(operation) }
-            if done.name == "Error" {
-                throw replyError(status: reply.status, body: reply.body, operation: operation, requestID: nil)
+            switch S3Replies.completion(Data(reply.body.readableBytesView)) {
+            case nil: throw malformed(operation)
+            case .error?: throw replyError(status: reply.status, body: reply.body, operation: operation, requestID: nil)
+            case .etag(let etag)?: return etag
             }
-            return Self.unquote(done.value("ETag") ?? "")
         } catch {
             _ = try? await send(.DELETE, "AbortMultipartUpload \(bucket)/\(key)", bucket: bucket, key: key,
                                 query: [("uploadId", uploadID)])
@@ -292,9 +276,9 @@ extension S3Client {
             let operation = "DeleteObjects bucket \"\(bucket)\""
             let reply = try await send(.POST, operation, bucket: bucket, query: [("delete", "")],
                                        headers: [("content-md5", md5)], body: .bytes(buffer, sha256: buffer.sha256Hex))
-            if let xml = XMLNode.parse(Data(reply.body.readableBytesView)), let failed = xml.all("Error").first {
-                throw S3Error(endpoint: endpoint, operation: operation, status: reply.status, code: failed.value("Code"),
-                              message: "could not delete \(failed.value("Key") ?? "a key"): \(failed.value("Message") ?? "")")
+            if let failed = S3Replies.firstDeleteError(Data(reply.body.readableBytesView)) {
+                throw S3Error(endpoint: endpoint, operation: operation, status: reply.status, code: failed.code,
+                              message: "could not delete \(failed.key ?? "a key"): \(failed.message ?? "")")
             }
             start += batch.count
         }
@@ -306,14 +290,7 @@ extension S3Client {
         S3Error(endpoint: endpoint, operation: operation, status: nil, code: nil, message: "the reply is not the XML S3 sends")
     }
 
-    static func unquote(_ etag: String) -> String {
-        var e = etag
-        for quote in ["&quot;", "&#34;", "\""] {
-            if e.hasPrefix(quote) { e.removeFirst(quote.count) }
-            if e.hasSuffix(quote) { e.removeLast(quote.count) }
-        }
-        return e
-    }
+    static func unquote(_ etag: String) -> String { S3Replies.unquote(etag) }
 
     static func xmlEscape(_ s: String) -> String {
         var out = ""

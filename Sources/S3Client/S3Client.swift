@@ -227,9 +227,9 @@ public final class S3Client: @unchecked Sendable {
     func replyError(status: Int, body: ByteBuffer, operation: String, requestID: String?) -> S3Error {
         var code: String?
         var message = ""
-        if let xml = XMLNode.parse(Data(body.readableBytesView)), xml.name == "Error" {
-            code = xml.value("Code")
-            message = xml.value("Message") ?? ""
+        if let error = S3Replies.error(Data(body.readableBytesView)) {
+            code = error.code
+            message = error.message
         }
         if code == nil {
             // HEAD replies have no body: name the usual meaning of the status.

@@ -13,6 +13,27 @@ struct TimestampTests {
     }
 }
 
+/// fuzz-manifest's find (#40): ICU's ISO 8601 parser died (SIGFPE) on a time with a fraction of a hundred digits, in
+/// a manifest (which may come from the off-site bucket): `catalog rebuild` or `verify` would have crashed. Such a
+/// text is now refused before ICU sees it; the times we write and people type read as before.
+struct ISO8601ShapeTests {
+    @Test func aLongFractionIsRefusedNotACrash() {
+        #expect(Timestamps.parseISO8601("2026-12-04T22:56:04." + String(repeating: "2", count: 100) + "Z") == nil)
+        #expect(Timestamps.parseISO8601("2026-12-04T22:56:04.1234567890Z") == nil)
+        for text in ["20260-12-04T22:56:04Z", "2026-12-04 22:56:04Z", "2026-12-04T22:56:04", "2026-12-04T22:56:04.Z", "2026-12-04T22:56:04Z ", "2026-12-04T22:56:04+5"] {
+            #expect(Timestamps.parseISO8601(text) == nil, "\(text)")
+        }
+    }
+
+    @Test func theTimesWeWriteAndPeopleTypeStillRead() {
+        let withFraction = Timestamps.parseISO8601("2026-12-04T22:56:04.123Z")
+        #expect(abs((withFraction?.timeIntervalSince1970 ?? 0) - 1_796_424_964.123) < 0.001)
+        #expect(Timestamps.parseISO8601("2026-12-04T22:56:04Z") == Date(timeIntervalSince1970: 1_796_424_964))
+        #expect(Timestamps.parseISO8601("2026-12-05T01:56:04+03:00") == Date(timeIntervalSince1970: 1_796_424_964))
+        #expect(Timestamps.parseISO8601("2026-12-04T22:56:04.123456789Z") != nil)
+    }
+}
+
 struct TimeExpressionTests {
     let now = Date(timeIntervalSince1970: 1_796_000_000) // 2026-11-30T02:13:20Z
     let berlin = TimeZone(identifier: "Europe/Berlin")!

@@ -1,8 +1,12 @@
+import ArtifactStore
+import BackupCatalog
 import BackupCore
 import BackupEngine
 import Foundation
 import MongoBackup
+import QdrantClient
 import RedisBackup
+import S3Client
 import TarFormat
 import TestSupport
 import Testing
@@ -60,7 +64,75 @@ struct FuzzRegressionTests {
                 _ = cron.upcoming(after: Date(timeIntervalSince1970: 1_790_000_000), in: TimeZone(identifier: zone)!, count: 3)
             }
         },
+        "s3xml": { bytes in
+            let body = Data(bytes)
+            _ = S3Replies.listPage(body)
+            _ = S3Replies.bucketNames(body)
+            _ = S3Replies.uploadID(body)
+            _ = S3Replies.completion(body)
+            _ = S3Replies.error(body)
+            _ = S3Replies.firstDeleteError(body)
+        },
+        "qdrant": { bytes in
+            _ = QdrantErrorBody.message(Data(bytes))
+            guard case .result(let result) = QdrantEnvelope.read(Data(bytes)) else { return }
+            _ = try? QdrantCollectionInfo.decode(result)
+            _ = try? QdrantSnapshot.decodeList(result)
+            _ = try? QdrantSnapshot.decode(result)
+            _ = try? QdrantCount.decode(result)
+            _ = QdrantEnvelope.aliases(result)
+        },
+        "age": { bytes in
+            let decryptor = AgeDecryptor(identities: [try fuzzAgeIdentity()], object: "fuzz.age")
+            let chunk = 1 + bytes.count % 97
+            try bytes.withUnsafeBytes { b in
+                var off = 0
+                while off < b.count {
+                    let n = min(chunk, b.count - off)
+                    _ = try decryptor.feed(UnsafeRawBufferPointer(rebasing: b[off..<off + n]))
+                    off += n
+                }
+            }
+            _ = try decryptor.finish()
+        },
+        "gzip": { bytes in
+            try withInputFile(bytes) { path in
+                let reader = try GzipReader(path: path, chunkSize: 1 + bytes.count % 4099)
+                while try reader.read({ _ in }) {}
+            }
+            let source = try InflatingSource(ChunkedBytes(bytes, chunkSize: 1 + bytes.count % 97))
+            while try source.nextChunk() != nil {}
+            _ = MemoryGzip.decompress(Data(bytes), limit: 1 << 20)
+        },
+        "manifest": { bytes in
+            let manifest = try Manifest.decode(Data(bytes))
+            let a = manifest.artifact
+            _ = manifest.refusal(at: (a.path as NSString).deletingLastPathComponent + "/" + a.id + ".manifest.json")
+        },
+        "catalog": { bytes in
+            try withInputFile(bytes) { path in
+                let copy = try Catalog(path: path)
+                defer { try? copy.close() }
+                if try copy.copyRefusal() == nil {
+                    _ = try copy.newestRunStart()
+                    _ = try copy.artifacts(includeDeleted: true)
+                }
+            }
+        },
     ]
+
+    /// The key the age seeds are encrypted to (Fuzz/Sources/fuzz-age holds the same; made for the seeds only).
+    static func fuzzAgeIdentity() throws -> AgeIdentity {
+        try AgeIdentity("AGE-SECRET-KEY-1VR3Y7VNYFT0MJ57U6P745XRXVZU8QPQWVWD77XMEPU9AVGGFFWKQ9FW0ZQ")
+    }
+
+    /// The input as a file (the gzip reader and a catalog copy take a path), removed afterwards.
+    static func withInputFile(_ bytes: [UInt8], _ body: (String) throws -> Void) throws {
+        let dir = TemporaryDirectory("kb-fuzz")
+        let path = dir.path + "/input"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try body(path)
+    }
 
     /// The input written in full to one end of a socketpair (by a thread: it may exceed the socket's buffer),
     /// then that end shut; `body` reads the other end through a connection, as the fuzz targets do.

@@ -227,6 +227,50 @@ struct S3XMLDepthTests {
     }
 }
 
+/// fuzz-s3xml's finds (#40): FoundationXML's XMLParser trapped on an element name with bytes that are not UTF-8
+/// (`<Size\xff…>` in a listing) and crashed on a processing instruction without data (`<?xml?>`): one reply killed
+/// the process. A body that is not what S3 writes (not UTF-8, another declared encoding, a processing instruction,
+/// a DTD) is now refused before the parser sees it; S3's replies (declared or not, with or without a byte order
+/// mark, comments, CDATA) read as before. The inputs are kept as Tests/Fixtures/fuzz/s3xml/crash-*.
+struct S3XMLEncodingTests {
+    @Test func aReplyThatIsNotUTF8IsRefusedNotATrap() throws {
+        var listing = Array("<?xml version=\"1.0\" encoding=\"utf-8\"?><ListBucketResult><Contents><Key>k</Key><Size".utf8)
+        listing += [0xFF, 0xFF, 0xFF, 0xFF] + Array(">27</Size></Contents></ListBucketResult>".utf8)
+        #expect(XMLNode.parse(Data(listing)) == nil)
+        #expect(S3Replies.listPage(Data(listing)) == nil)
+        let kept = try Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/fuzz/s3xml/crash-3196f06305700a118e8406e5db03a9dce57ef6ce"))
+        #expect(S3Replies.listPage(kept) == nil)
+        #expect(S3Replies.error(kept) == nil)
+    }
+
+    @Test func processingInstructionsAndDTDsAreRefused() throws {
+        for body in ["<?xml?>\n<Error><Code>X</Code></Error>", "<Error><?pi?><Code>X</Code></Error>", "<?xml-stylesheet href='a'?><Error/>",
+                     "<?xml version=\"1.0\"?><!DOCTYPE Error [<!ENTITY a \"aaaa\">]><Error><Code>&a;</Code></Error>",
+                     "<?xml version=\"1.0\"?><?xml version=\"1.0\"?><Error/>"] {
+            #expect(XMLNode.parse(Data(body.utf8)) == nil, "\(body)")
+        }
+        let kept = try Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/fuzz/s3xml/crash-3f08614a6c687b96a8068243063c6892b05b1c99"))
+        #expect(S3Replies.listPage(kept) == nil)
+        let fine = "<Error><!-- a comment --><Code>NoSuchKey</Code><Message><![CDATA[m]]></Message></Error>"
+        #expect(S3Replies.error(Data(fine.utf8))?.code == "NoSuchKey")
+    }
+
+    @Test func anotherDeclaredEncodingIsRefused() {
+        for declaration in ["<?xml version=\"1.0\" encoding=\"UTF-16\"?>", "<?xml version='1.0' encoding='ISO-8859-1'?>", "<?xml version=\"1.0\" encoding=ebcdic?>"] {
+            #expect(XMLNode.parse(Data((declaration + "<Error><Code>X</Code></Error>").utf8)) == nil, "\(declaration)")
+        }
+    }
+
+    @Test func utf8RepliesReadAsBefore() {
+        let body = "<Error><Code>NoSuchKey</Code><Message>مفتاح</Message></Error>"
+        for prefix in ["", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "<?xml version='1.0' encoding = 'utf8' ?>", "<?xml version=\"1.0\"?>", "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-8\"?>"] {
+            let error = S3Replies.error(Data((prefix + body).utf8))
+            #expect(error?.code == "NoSuchKey", "\(prefix)")
+            #expect(error?.message == "مفتاح")
+        }
+    }
+}
+
 /// A listing that would never end (a hostile or broken S3): the same continuation token again, a page that goes
 /// back, empty truncated pages for ever. Each is refused at once, not listed until the deadline.
 struct EndlessListingTests {

@@ -6,7 +6,12 @@ import RedisBackup
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    _ = try? RDBVerifier.verify(FuzzBytes(data, size))
+    do {
+        let report = try RDBVerifier.verify(FuzzBytes(data, size))
+        Verdict.report(true, "RDB v\(report.version), \(report.keys) keys")
+    } catch {
+        Verdict.report(false, "\(error)")
+    }
     _ = try? RDBVerifier.verify(FuzzBytes(data, size), keys: RDBKeyVisitor(capture: { _, _ in true }, visit: { _ in }))
     return 0
 }

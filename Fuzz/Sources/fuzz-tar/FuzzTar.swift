@@ -7,10 +7,15 @@ import TarFormat
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var reader = TarReader(FuzzBytes(data, size))
+    var entries = 0
     do {
         while let entry = try reader.next() {
+            entries += 1
             if entry.size <= 16 << 20 { try reader.content { _ in } }
         }
-    } catch {}
+        Verdict.report(true, "\(entries) entries")
+    } catch {
+        Verdict.report(false, "\(error)")
+    }
     return 0
 }

@@ -128,20 +128,9 @@ struct CatalogRebuilder: EngineService {
         for candidate in candidates {
             do {
                 let copy = try Catalog(path: candidate.path)
-                if let problem = copy.integrityProblem() {
-                    copyRejected.append("\(candidate.origin): damaged (\(problem))")
-                    continue
-                }
-                // A copy is untrusted too (the off-site one above all): every row must be of our layout, its time
-                // its id's, or the whole copy is refused (a re-dated row would let rotation remove a real backup;
-                // a `../` path would be read by verify).
-                let outside = try copy.artifacts(includeDeleted: true).compactMap { a -> String? in
-                    if a.path.isEmpty && a.status != .ok { return nil } // a backup that failed before it had a file
-                    return RepositoryLayout.problem(id: a.id, source: a.source, path: a.path, createdAt: a.createdAt).map { "\(a.id): \($0)" }
-                }
-                if !outside.isEmpty {
-                    copyRejected.append("\(candidate.origin): \(outside.count) row(s) do not describe files of the repository's layout (\(outside[0]))")
-                    try? copy.close()
+                if let problem = try copy.copyRefusal() {
+                    copyRejected.append("\(candidate.origin): \(problem)")
+                    if !problem.hasPrefix("damaged") { try? copy.close() }
                     continue
                 }
                 let started = try copy.newestRunStart()
@@ -234,22 +223,7 @@ struct CatalogRebuilder: EngineService {
     }
 
     /// Why a manifest found at `relative` (`<source>/<day>/<id>.manifest.json`) is not adopted, or nil.
-    static func refusal(_ m: Manifest, at relative: String) -> String? {
-        let parts = relative.split(separator: "/")
-        let a = m.artifact
-        guard parts.count == 3, parts[2] == Substring(a.id + ".manifest.json") else { return "it describes \(a.id), not the file it is named after" }
-        guard parts[0] == Substring(a.source), (a.path as NSString).deletingLastPathComponent == "\(parts[0])/\(parts[1])" else {
-            return "it names \(a.path) of source \(a.source), outside \(parts[0])/\(parts[1])"
-        }
-        if let problem = RepositoryLayout.problem(id: a.id, source: a.source, path: a.path, createdAt: a.createdAt) { return problem }
-        guard m.run.id == a.runID, m.run.id.hasPrefix("run-"), RepositoryLayout.isValidID(String(m.run.id.dropFirst(4))) else {
-            return "its run \(String(reflecting: m.run.id)) is not a run id of ours"
-        }
-        guard a.sha256.count == 64, a.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }), a.bytesStored >= 0, a.bytesRaw >= 0 else {
-            return "its sha256 or sizes are not well formed"
-        }
-        return nil
-    }
+    static func refusal(_ m: Manifest, at relative: String) -> String? { m.refusal(at: relative) }
 
     static let buildingSuffix = ".rebuilding-"
     static let manifestLimit: Int64 = 16 << 20
