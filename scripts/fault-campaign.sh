@@ -168,8 +168,8 @@ symlinks() {
     d="$work/target-$plant"; mkdir -p "$d"; victim="$work/victim-$plant"; echo precious > "$victim"
     ln -sf "$victim" "$d/$plant"
     "$bin" restore redis --backup "$id" --to-dir "$d" --yes --policy "$p" >/dev/null 2>&1; rc=$?
-    tried[symlink]=$(( ${tried[symlink]:-0} + 1 ))
-    if [ "$(cat "$victim")" = precious ] && [ "$rc" -lt 128 ]; then survived[symlink]=$(( ${survived[symlink]:-0} + 1 ))
+    tried[symlinks]=$(( ${tried[symlinks]:-0} + 1 ))
+    if [ "$(cat "$victim")" = precious ] && [ "$rc" -lt 128 ]; then survived[symlinks]=$(( ${survived[symlinks]:-0} + 1 ))
     else echo "  restore --to-dir with $plant planted: the victim changed (exit $rc)" >&2; fi
   done
   # A manifest edited to point outside the repository: rebuild refuses it, rotation never unlinks the victim.
@@ -183,8 +183,8 @@ PY
   "$bin" catalog rebuild --policy "$p" >/dev/null 2>&1
   sed -i 's/keep_last: 10/keep_last: 1/' "$p"
   "$bin" rotate --policy "$p" >/dev/null 2>&1
-  tried[symlink]=$(( ${tried[symlink]:-0} + 1 ))
-  if [ -f "$victim" ] && [ "$(cat "$victim")" = precious ]; then survived[symlink]=$(( ${survived[symlink]:-0} + 1 ))
+  tried[symlinks]=$(( ${tried[symlinks]:-0} + 1 ))
+  if [ -f "$victim" ] && [ "$(cat "$victim")" = precious ]; then survived[symlinks]=$(( ${survived[symlinks]:-0} + 1 ))
   else echo "  a manifest path out of the repository: the victim was removed" >&2; fi
 }
 
@@ -234,10 +234,10 @@ echo
 echo "| fault | tried | survived |"
 echo "|---|---|---|"
 all=0
-for label in "backup (redis)" "bucket snapshot" "rotate" "pin" "off-site upload" "tmpfs" "hostile" "symlink" "fuzz"; do
+for label in "backup (redis)" "bucket snapshot" "rotate" "pin" "off-site upload" "tmpfs" "hostile" "symlinks" "fuzz"; do
   name="$label"; [ "$label" = tmpfs ] && name="disk full (tmpfs sizes)"; [ "$label" = fuzz ] && name="fuzzed readers (RDB, archive, age, gzip)"
   [ "$label" = hostile ] && name="hostile peers (Redis: 7 bad replies, S3: 5; bounded in time and memory)"
-  [ "$label" = symlink ] && name="planted symlinks and an escaping manifest path (victim untouched)"
+  [ "$label" = symlinks ] && name="planted symlinks and an escaping manifest path (victim untouched)"
   echo "| $name | ${tried[$label]} | ${survived[$label]} |"
   [ "${tried[$label]}" = "${survived[$label]}" ] || all=1
 done
