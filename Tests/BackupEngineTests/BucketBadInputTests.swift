@@ -84,6 +84,42 @@ struct BucketBadInputTests {
         #expect(stats["new"] as? Int == 11)
     }
 
+    /// A real full disk (a tmpfs smaller than the bucket): the failed snapshot's blobs are collected before the
+    /// failure is recorded, so the row says why ("No space left"), not "interrupted" with the cause lost, and no
+    /// blob of it stays.
+    @Test func aFullDiskDuringASnapshotKeepsItsCause() async throws {
+        let server = try S3TestServer()
+        let client = try server.client()
+        defer { client.shutdown() }
+        try await client.createBucket("media")
+        var objects: [String: [UInt8]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<24 { objects["photo/\(i).jpg"] = (0..<(96 << 10)).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+        try await putAll(client, ["media": objects])
+        let dir = TemporaryDirectory()
+        let repo = dir.file("repo")
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        let policy = writeS3Policy(in: dir, server: server, buckets: ["media"])
+        let out = dir.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let script = """
+        mount -t tmpfs -o size=1200k kb-full "$1" || exit 90
+        "$2" backup --json --policy "$3" > "$4/b.json" 2> "$4/b.err"; echo $? > "$4/b.rc"
+        "$2" list --json --policy "$3" > "$4/list.json" 2> "$4/list.err"
+        find "$1" -type f -path '*blobs*' ! -name '*.sqlite*' > "$4/blobs"
+        """
+        let r = try runProcess("/usr/bin/unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "kb",
+                                                    repo, try kaleemBinary(), policy, out], environment: cliEnvironment())
+        #expect(r.status == 0, "\(r.stderr)")
+        func read(_ name: String) -> String { (try? String(contentsOfFile: out + "/" + name, encoding: .utf8)) ?? "" }
+        #expect(read("b.rc").trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(read("b.err"))")
+        let rows = try array(read("list.json"))
+        let row = try #require(rows.first, "\(read("list.err"))")
+        #expect(row["status"] as? String == "failed")
+        #expect((row["detail"] as? String)?.contains("No space left") == true, "\(row)")
+        #expect(read("blobs").isEmpty, "blobs left: \(read("blobs"))")
+    }
+
     @Test func drillVerifyRotationAndTampering() async throws {
         let server = try S3TestServer()
         let client = try server.client()

@@ -178,14 +178,16 @@ struct BackupRunner: EngineService {
             // Kept in the catalog row for history (the exit code uses the type above, not this text).
             if failure == .integrity { artifact.stats["failure"] = .string(FailureKind.integrity.rawValue) }
             if !artifact.path.isEmpty { unlink(repository.manifestPath(forArtifact: artifact.path, id: id)) }
+            // What a failed snapshot stored (blobs no good snapshot references) goes first: on a full disk that is
+            // what frees the space to record the failure (recorded after it, the row stayed `running` and the
+            // next run relabelled it "interrupted", the cause lost).
+            if let adapter, adapter.layout == .snapshot { await adapter.collectGarbage(source: source.name, context: context) }
             do {
                 try catalog.updateArtifact(artifact)
             } catch let catalogError {
                 // The row stays `running`; the next run's recovery marks it failed. The run still reports it.
                 logger.error("the failure could not be recorded in the catalog", metadata: ["artifact": "\(id)", "error": "\(describe(catalogError))"])
             }
-            // What a failed snapshot stored (blobs no good snapshot references) must not stay and fill the disk.
-            if let adapter, adapter.layout == .snapshot { await adapter.collectGarbage(source: source.name, context: context) }
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
             return (artifact, failure)
         }
