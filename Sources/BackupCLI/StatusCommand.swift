@@ -27,6 +27,11 @@ struct StatusCommand: AsyncParsableCommand {
                           r.corrupt == 0 ? "-" : "\(r.corrupt) CORRUPT"])
         }
         Output.table(table)
+        for r in rows {
+            for k in r.interruptedRestores {
+                print("INTERRUPTED RESTORE: \(k.source) backup \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the target may be half-restored; run the restore again (it removes the temporary .kb-restore-* files it finds)")
+            }
+        }
     }
 
     static func age(_ seconds: Double) -> String {
@@ -50,6 +55,8 @@ struct StatusJSON: Encodable {
     var last_verify_at: String?
     var last_verify_ok: Bool?
     var corrupt: Int
+    /// Restores of the source killed before their end (`[]` when none).
+    var interrupted_restores: [InterruptedRestore]
 
     init(_ s: SourceStatus) {
         source = s.source
@@ -64,9 +71,10 @@ struct StatusJSON: Encodable {
         last_verify_at = s.lastVerify.map(Timestamps.iso8601)
         last_verify_ok = s.lastVerifyOK
         corrupt = s.corrupt
+        interrupted_restores = s.interruptedRestores
     }
 
-    enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill, last_verify_at, last_verify_ok, corrupt }
+    enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill, last_verify_at, last_verify_ok, corrupt, interrupted_restores }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -80,5 +88,6 @@ struct StatusJSON: Encodable {
         try c.encode(last_verify_at, forKey: .last_verify_at)
         try c.encode(last_verify_ok, forKey: .last_verify_ok)
         try c.encode(corrupt, forKey: .corrupt)
+        try c.encode(interrupted_restores, forKey: .interrupted_restores)
     }
 }

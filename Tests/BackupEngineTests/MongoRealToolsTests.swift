@@ -184,3 +184,28 @@ struct MongoOplogReplayTests {
         #expect(restores.map(\.outcome) == ["failed"])
     }
 }
+
+/// A restore killed before its end leaves a marker: `status` names the target that may be half-restored, and the
+/// next restore of the source clears it.
+struct InterruptedRestoreTests {
+    @Test func aKilledRestoreIsReportedUntilTheNextOne() throws {
+        let s = MongoEndToEndTests.Setup(extra: "    oplog: true", timeout: "120s")
+        #expect(try s.run(["backup"]).status == 0)
+        let (process, wait) = try startProcess(try kaleemBinary(), ["restore", "mongo", "--latest", "--yes", "--policy", s.policy],
+                                               environment: cliEnvironment(s.env(["STANDIN_MODE": "hang"])))
+        // The tool is running (it logged its run) before the kill.
+        for _ in 0..<100 where (try? s.logEntries().contains { $0["tool"] as? String == "mongorestore" }) != true { usleep(100_000) }
+        kill(process.processIdentifier, SIGKILL)
+        _ = wait()
+        let status = try runCLI(["status", "--json", "--policy", s.policy], environment: s.env())
+        let row = try #require(try array(status.stdout).first)
+        let killed = try #require((row["interrupted_restores"] as? [[String: Any]])?.first, "\(status.stdout)")
+        #expect(killed["source"] as? String == "mongo" && killed["backup"] as? String == "latest")
+        let human = try runCLI(["status", "--policy", s.policy], environment: s.env())
+        #expect(human.stdout.contains("INTERRUPTED RESTORE: mongo backup latest"), "\(human.stdout)")
+        // A restore that completes clears the marker of the killed one.
+        #expect(try s.run(["restore", "mongo", "--latest", "--yes"]).status == 0)
+        let after = try array(try runCLI(["status", "--json", "--policy", s.policy], environment: s.env()).stdout)
+        #expect((after.first?["interrupted_restores"] as? [Any])?.isEmpty == true)
+    }
+}

@@ -12,6 +12,61 @@ public enum BackupSelector: Sendable, Equatable {
     case before(Date)
 }
 
+/// A restore that was running when its process died: what `status` reports.
+public struct InterruptedRestore: Codable, Sendable, Equatable {
+    public var source: String
+    public var backup: String
+    /// The restore's options, as a person would retype them (passwords left out).
+    public var target: String
+    public var started_at: String
+    public var pid: Int32
+    public var host: String
+}
+
+/// `<repository>/.restores/<pid>-<random>.json` (0600), one per restore in progress (a name no source can have).
+enum RestoreMarkers {
+    static func directory(_ repository: LocalRepository) -> String { repository.root + "/.restores" }
+
+    static func begin(_ request: RestoreRequest, repository: LocalRepository, clock: Date) -> String? {
+        let backup: String
+        switch request.backup {
+        case .id(let id): backup = id
+        case .latest: backup = "latest"
+        case .before(let date): backup = "before \(Timestamps.iso8601(date))"
+        }
+        let marker = InterruptedRestore(source: request.source, backup: backup, target: request.options.described,
+                                        started_at: Timestamps.iso8601(clock), pid: getpid(), host: ProcessInfo.processInfo.hostName)
+        let dir = directory(repository)
+        guard (try? FileIO.makeDirectories(dir)) != nil, let data = try? JSONEncoder().encode(marker) else { return nil }
+        let path = dir + "/\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        guard (try? FileIO.writeAtomically(data, to: path)) != nil else { return nil }
+        return path
+    }
+
+    static func end(_ path: String) { unlink(path) }
+
+    /// Markers whose process is gone (on this host): restores that were killed.
+    static func interrupted(_ repository: LocalRepository) -> [(path: String, marker: InterruptedRestore)] {
+        let dir = directory(repository)
+        let host = ProcessInfo.processInfo.hostName
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.sorted().compactMap { name in
+            let path = dir + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size < 64 * 1024,
+                  let data = FileManager.default.contents(atPath: path),
+                  let marker = try? JSONDecoder().decode(InterruptedRestore.self, from: data) else { return nil }
+            let alive = marker.host == host && marker.pid > 0 && (kill(marker.pid, 0) == 0 || errno == EPERM)
+            return alive ? nil : (path, marker)
+        }
+    }
+
+    /// After a restore of `source` completed: the markers of its killed restores are done with.
+    static func clearInterrupted(source: String, repository: LocalRepository) {
+        for (path, marker) in interrupted(repository) where marker.source == source { unlink(path) }
+    }
+}
+
 struct Restorer: EngineService {
     let core: EngineCore
 
@@ -23,7 +78,12 @@ struct Restorer: EngineService {
         if !kindArguments.isEmpty {
             request.options = try RestoreOptions.parse(kindArguments, specs: adapter.restoreOptions, kind: source.kind, source: source.name)
         }
+        // A marker while the restore writes: a restore killed before its end leaves it, and `status` says which
+        // target may be half-restored (the next restore of the source clears the markers of dead restores).
+        let marker = request.dryRun || !request.confirmed ? nil : RestoreMarkers.begin(request, repository: repository, clock: environment.clock())
+        defer { if let marker { RestoreMarkers.end(marker) } }
         let outcome = try await adapter.restore(source, request, context: context, plan: plan)
+        RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
         return (outcome.lines, outcome.json)
     }
 

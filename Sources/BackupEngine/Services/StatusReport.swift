@@ -20,6 +20,8 @@ public struct SourceStatus: Sendable {
     public var lastVerify: Date?
     public var lastVerifyOK: Bool?
     public var corrupt = 0
+    /// Restores of this source killed before their end: their targets may be half-restored.
+    public var interruptedRestores: [InterruptedRestore] = []
 }
 
 struct StatusReport: EngineService {
@@ -45,6 +47,7 @@ struct StatusReport: EngineService {
         let catalog = try catalog()
         let summaries = Dictionary(uniqueKeysWithValues: try catalog.sourceSummaries().map { ($0.source, $0) })
         let now = now ?? environment.clock()
+        let killed = RestoreMarkers.interrupted(repository).map(\.marker)
         return try policy.sources.map { source in
             let newest = try catalog.artifacts(source: source.name, status: .ok, limit: 1).first
             let drill = try catalog.drills(source: source.name, limit: 1).first
@@ -52,7 +55,8 @@ struct StatusReport: EngineService {
             return SourceStatus(source: source.name, kind: source.kind, newestGood: newest,
                                 rpoSeconds: newest.map { now.timeIntervalSince($0.createdAt) },
                                 lastRunOK: summary?.lastRunOK, lastDrill: drill,
-                                lastVerify: summary?.lastVerify, lastVerifyOK: summary?.lastVerifyOK, corrupt: summary?.corrupt ?? 0)
+                                lastVerify: summary?.lastVerify, lastVerifyOK: summary?.lastVerifyOK, corrupt: summary?.corrupt ?? 0,
+                                interruptedRestores: killed.filter { $0.source == source.name })
         }
     }
     /// Writes the metrics textfile when the policy names one. Never fails the command: a problem is logged.

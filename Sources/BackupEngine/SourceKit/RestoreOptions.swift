@@ -78,6 +78,14 @@ public struct RestoreOptions: Sendable, Equatable {
     public func value(_ name: String) -> String? { values[name]?.last ?? defaults[name] }
     public func values(_ name: String) -> [String] { values[name] ?? [] }
     public func flag(_ name: String) -> Bool { flags.contains(name) }
+    /// The options as given, for a person to read (values of options about passwords left out).
+    public var described: String {
+        let shown = values.keys.sorted().flatMap { name in
+            (values[name] ?? []).map { name.contains("password") ? "--\(name) …" : "--\(name) \($0)" }
+        } + flags.sorted().map { "--\($0)" }
+        return shown.isEmpty ? "its own server" : shown.joined(separator: " ")
+    }
+
     /// Whether the option was given (not defaulted).
     public func given(_ name: String) -> Bool { values[name] != nil || flags.contains(name) }
 
