@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackupCore
 import BackupEngine
+import Foundation
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,10 +11,67 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
+    @Flag(help: "For probes (Nagios, Healthchecks): exit 1 when a source is past --max-rpo, its last run failed, its last drill failed or is older than --max-drill-age, or a restore was interrupted; 4 when a backup is corrupt; 0 otherwise. Each problem is one line on stderr.")
+    var check = false
+
+    @Option(help: "With --check: the longest acceptable age of a source's newest good backup (e.g. 26h, the BackupTooOld alert's).")
+    var maxRpo = "26h"
+
+    @Option(help: "With --check: the longest acceptable age of a source's last drill (e.g. 8d, the DrillOverdue alert's).")
+    var maxDrillAge = "8d"
+
+    func validate() throws {
+        for (name, value) in [("--max-rpo", maxRpo), ("--max-drill-age", maxDrillAge)] where Self.seconds(value) == nil {
+            throw ValidationError("\(name) \(value) is not a duration: give e.g. 90m, 26h or 8d")
+        }
+    }
+
+    /// `30s`, `90m`, `26h`, `8d`, or seconds.
+    static func seconds(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let v = Double(text.dropLast()), v > 0, v.isFinite else { return nil }
+            return v * factor
+        }
+        return Double(text).flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
+    }
+
+    /// What --check finds wrong, one line each, and the exit status.
+    static func problems(_ rows: [SourceStatus], maxRPO: Double, maxDrillAge: Double, now: Date) -> (lines: [String], status: ExitStatus) {
+        var lines: [String] = []
+        for r in rows {
+            if let rpo = r.rpoSeconds {
+                if rpo > maxRPO { lines.append("\(r.source): newest good backup is \(age(rpo)) old, more than \(age(maxRPO))") }
+            } else {
+                lines.append("\(r.source): no good backup")
+            }
+            if r.lastRunOK == false { lines.append("\(r.source): its last backup failed") }
+            if let drill = r.lastDrill {
+                if drill.result == .failed || drill.result == .error { lines.append("\(r.source): its last drill \(drill.result.rawValue == "failed" ? "failed" : "could not run")") }
+                let drillAge = now.timeIntervalSince(drill.startedAt)
+                if drillAge > maxDrillAge { lines.append("\(r.source): last drill \(age(drillAge)) ago, more than \(age(maxDrillAge))") }
+            } else {
+                lines.append("\(r.source): never drilled")
+            }
+            if r.corrupt > 0 { lines.append("\(r.source): \(r.corrupt) corrupt backup(s)") }
+            for k in r.interruptedRestores { lines.append("\(r.source): a restore into \(k.target) started \(k.started_at) was interrupted") }
+        }
+        let status: ExitStatus = rows.contains { $0.corrupt > 0 } ? .integrity : (lines.isEmpty ? .ok : .failed)
+        return (lines, status)
+    }
+
     func run() async throws {
         let rows = try options.makeEngine().status()
+        show(rows)
+        guard check else { return }
+        let (lines, status) = Self.problems(rows, maxRPO: Self.seconds(maxRpo)!, maxDrillAge: Self.seconds(maxDrillAge)!, now: Date())
+        for line in lines { StandardStream.error("CHECK: \(line)\n") }
+        if status != .ok { throw CommandExit(status: status) }
+    }
+
+    func show(_ rows: [SourceStatus]) {
         if options.json {
-            try Output.json(rows.map(StatusJSON.init))
+            try? Output.json(rows.map(StatusJSON.init))
             return
         }
         var table = [["SOURCE", "NEWEST GOOD", "AGE (RPO)", "LAST RUN", "LAST DRILL", "DRILL TIME (RTO)", "LAST VERIFY", "CORRUPT"]]

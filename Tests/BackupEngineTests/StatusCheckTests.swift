@@ -1,0 +1,40 @@
+import BackupCore
+import Foundation
+import TestSupport
+import Testing
+
+/// `status --check` for probes: exit 1 on a stale or failed source, 4 on a corrupt backup, 0 when all is well.
+struct StatusCheckTests {
+    @Test func probesSeeWhatTheAlertsSee() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url)
+        let empty = try runCLI(["status", "--check", "--policy", policy])
+        #expect(empty.status == 1, "\(empty.stderr)")
+        #expect(empty.stderr.contains("CHECK: redis: no good backup") && empty.stderr.contains("never drilled"), "\(empty.stderr)")
+
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        #expect(try runCLI(["drill", "--policy", policy]).status == 0)
+        let fine = try runCLI(["status", "--check", "--json", "--policy", policy])
+        #expect(fine.status == 0, "\(fine.stderr)")
+        #expect(try array(fine.stdout).count == 1) // the ordinary output is still there
+
+        sleep(2)
+        let stale = try runCLI(["status", "--check", "--max-rpo", "1s", "--policy", policy])
+        #expect(stale.status == 1 && stale.stderr.contains("more than"), "\(stale.stderr)")
+
+        // A backup damaged on disk and found by verify: exit 4.
+        let artifact = try #require(try array(try runCLI(["list", "--json", "--policy", policy]).stdout).first)
+        let path = dir.file("repo/") + (artifact["path"] as? String ?? "")
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        handle.seek(toFileOffset: 40)
+        handle.write(Data([0xAA, 0xBB, 0xCC]))
+        handle.closeFile()
+        _ = try runCLI(["verify", "--all", "--policy", policy])
+        let corrupt = try runCLI(["status", "--check", "--policy", policy])
+        #expect(corrupt.status == 4 && corrupt.stderr.contains("corrupt"), "\(corrupt.status) \(corrupt.stderr)")
+
+        let bad = try runCLI(["status", "--check", "--max-rpo", "soon", "--policy", policy])
+        #expect(bad.status == 2)
+    }
+}
