@@ -28,9 +28,11 @@ struct BackupCommand: AsyncParsableCommand {
 
     func run() async throws {
         let result = try await options.makeEngine().backup(sources: sources, tag: tag, release: release)
+        // --quiet (cron): nothing at all on success, so that cron mails only when something is wrong.
+        let silent = options.quiet && result.exitStatus == .ok && result.offsiteFailures.isEmpty && result.rotationSkipped == nil
         if options.json {
             try Output.json(BackupResultJSON(result))
-        } else {
+        } else if !silent {
             print("run \(result.run.id): \(result.run.status.rawValue) (tag \(result.run.tag.rawValue)\(result.run.release.map { ", release \($0)" } ?? ""))")
             Output.artifactTable(result.artifacts)
             for r in result.rotations {

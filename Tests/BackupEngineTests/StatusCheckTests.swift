@@ -37,4 +37,16 @@ struct StatusCheckTests {
         let bad = try runCLI(["status", "--check", "--max-rpo", "soon", "--policy", policy])
         #expect(bad.status == 2)
     }
+
+    /// `backup --quiet` (cron's): nothing on stdout or stderr when all went well; the table when not.
+    @Test func quietBackupSaysNothingOnSuccess() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url)
+        let ok = try runCLI(["backup", "--quiet", "--policy", policy])
+        #expect(ok.status == 0 && ok.stdout.isEmpty && ok.stderr.isEmpty, "\(ok.stdout) \(ok.stderr)")
+        let down = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1", name: "down.yml")
+        let failed = try runCLI(["backup", "--quiet", "--policy", down])
+        #expect(failed.status == 1 && failed.stdout.contains("failed"), "\(failed.stdout) \(failed.stderr)")
+    }
 }
