@@ -48,6 +48,10 @@ import TestSupport
             #expect(c[name]?.ok == true, "\(name): \(String(describing: c[name]))")
         }
         #expect(c["source minio: bucket uploads readable"]?.detail.contains("a/1.txt") == true)
+        // It reads only: the repository and the metrics directory are not created (a backup creates them).
+        #expect(!FileManager.default.fileExists(atPath: dir.file("repo")))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("metrics")))
+        #expect(c["repository writable"]?.detail.contains("does not exist yet") == true)
         // The probe is gone from the off-site bucket, and no event reached the webhook (a GET only).
         #expect(try await client.listObjects(bucket: "offsite-copy").isEmpty)
         #expect(hook.requests.allSatisfy { $0.method == "GET" })

@@ -104,10 +104,21 @@ struct Preflight: EngineService {
         }
     }
 
-    /// A probe file created and removed (the directory is created if missing, as a backup would).
+    /// A probe file created and removed. A directory that does not exist yet is not created (`policy check`
+    /// reads only): its nearest existing parent must let a backup create it.
     private func writableDirectory(_ what: String, _ path: String) -> PreflightCheck {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            var parent = (path as NSString).deletingLastPathComponent
+            while !parent.isEmpty, parent != "/", !FileManager.default.fileExists(atPath: parent) {
+                parent = (parent as NSString).deletingLastPathComponent
+            }
+            if parent.isEmpty { parent = "." }
+            return access(parent, W_OK | X_OK) == 0
+                ? PreflightCheck(check: "\(what) writable", ok: true, detail: "\(path) does not exist yet; the first backup creates it under \(parent)")
+                : PreflightCheck(check: "\(what) writable", ok: false, detail: "\(path) does not exist and \(parent) is not writable: \(String(cString: strerror(errno)))")
+        }
         do {
-            try FileIO.makeDirectories(path)
             let probe = path + "/.kaleem-preflight-\(getpid())"
             try FileIO.writeAtomically(Data("probe\n".utf8), to: probe)
             unlink(probe)
