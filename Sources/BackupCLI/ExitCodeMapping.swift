@@ -11,6 +11,7 @@ enum ExitCodeMapping {
         case let user as UserFacingError:
             printError("error: \(user.description)")
             if let hint = user.hint { printError("Try: \(hint)") }
+            errorAsJSON(user.description, status: user.exitStatus, hint: user.hint)
             return user.exitStatus
         default:
             // Help and --version exit 0 on stdout; every other parsing error is a usage error (2).
@@ -22,11 +23,30 @@ enum ExitCodeMapping {
             }
             if !message.isEmpty { printError(message) }
             if error is CleanExit { return .ok }
-            if code.rawValue == ExitCode.validationFailure.rawValue || error is ValidationError {
-                return .usage
-            }
-            return code.rawValue == EX_USAGE ? .usage : (code.rawValue == 0 ? .ok : .failed)
+            let status: ExitStatus = code.rawValue == ExitCode.validationFailure.rawValue || error is ValidationError || code.rawValue == EX_USAGE
+                ? .usage : (code.rawValue == 0 ? .ok : .failed)
+            errorAsJSON(message, status: status, hint: nil)
+            return status
         }
+    }
+
+    /// With `--json`, a command that fails still prints one JSON object on stdout, so that a script reading it
+    /// gets the reason rather than nothing: `{"error", "exit_code", "try"}` (the same text is on stderr).
+    static func errorAsJSON(_ message: String, status: ExitStatus, hint: String?) {
+        guard CommandLine.arguments.dropFirst().contains("--json") else { return }
+        struct ErrorJSON: Encodable {
+            var error: String
+            var exit_code: Int32
+            var `try`: String?
+            func encode(to encoder: Encoder) throws {
+                enum Keys: String, CodingKey { case error, exit_code, `try` }
+                var c = encoder.container(keyedBy: Keys.self)
+                try c.encode(error, forKey: .error)
+                try c.encode(exit_code, forKey: .exit_code)
+                try c.encode(`try`, forKey: .try)
+            }
+        }
+        try? Output.json(ErrorJSON(error: message.trimmingCharacters(in: .whitespacesAndNewlines), exit_code: status.rawValue, try: hint))
     }
 
     static func printError(_ text: String) {

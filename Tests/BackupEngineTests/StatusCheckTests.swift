@@ -49,4 +49,20 @@ struct StatusCheckTests {
         let failed = try runCLI(["backup", "--quiet", "--policy", down])
         #expect(failed.status == 1 && failed.stdout.contains("failed"), "\(failed.stdout) \(failed.stderr)")
     }
+
+    /// `--json` and an error: one JSON object on stdout with the reason, the exit code and what to try.
+    @Test func jsonErrorsAreJSON() throws {
+        let dir = TemporaryDirectory()
+        let r = try runCLI(["list", "--json", "--policy", dir.file("missing.yml")])
+        #expect(r.status == 2)
+        let error = try object(r.stdout)
+        #expect((error["error"] as? String)?.contains("does not exist") == true, "\(r.stdout)")
+        #expect(error["exit_code"] as? Int == 2)
+        #expect(error["try"] as? String != nil)
+        let usage = try runCLI(["rotate", "--json", "--now", "tomorrow"])
+        #expect(usage.status == 2)
+        #expect(try object(usage.stdout)["exit_code"] as? Int == 2, "\(usage.stdout)")
+        // Without --json, stdout stays empty.
+        #expect(try runCLI(["list", "--policy", dir.file("missing.yml")]).stdout.isEmpty)
+    }
 }
