@@ -114,6 +114,12 @@ public final class BackupEngine {
         try await core.verifier.verify(ids: ids, all: all, source: source)
     }
 
+    // MARK: Forgetter
+    /// Removes backups on purpose, local and off-site (see Forgetter.swift).
+    public func forget(ids: [String], dryRun: Bool, force: Bool, reason: String?) async throws -> [ForgetItem] {
+        try await core.forgetter.forget(ids: ids, dryRun: dryRun, force: force, reason: reason)
+    }
+
     // MARK: Importer
     /// Adopts backups made by the operations document's own scripts (see Importer.swift).
     public func importBackups(_ paths: [String], source: String?, takenAt: Date?, dryRun: Bool) async throws -> [ImportItem] {

@@ -22,20 +22,37 @@ public final class S3TestServer: @unchecked Sendable {
 
     public init(authentication: Bool = false) throws {
         directory = TemporaryDirectory("kb-s3")
-        port = try FreePort.pick()
         let log = directory.file("moto.log")
-        let command = "exec python3 -m moto.server -H 127.0.0.1 -p \(port) >\"$0\" 2>&1"
-        process = try ChildProcess(executable: "/bin/sh", arguments: ["-c", command, log])
-        let deadline = Date().addingTimeInterval(30)
-        while !Self.accepts(port: port) {
-            if process?.isRunning != true || Date() > deadline {
-                let tail = (try? String(contentsOfFile: log, encoding: .utf8)).map { String($0.suffix(1500)) } ?? ""
-                process?.signal(SIGKILL)
-                throw BackupFailure("the S3 test server (python3 -m moto.server) did not start on port \(port): \(tail)",
-                                    hint: "install it: python3 -m pip install 'moto[server]'")
+        // A free port can be taken by another test between the pick and moto's bind: then something else accepts
+        // on it and moto exits. The server counts as started only when moto itself answers (its S3 XML, its
+        // process alive); else it is tried again on another port.
+        var started: Int?
+        for _ in 0..<3 where started == nil {
+            let candidate = try FreePort.pick()
+            let command = "exec python3 -m moto.server -H 127.0.0.1 -p \(candidate) >\"$0\" 2>&1"
+            let child = try ChildProcess(executable: "/bin/sh", arguments: ["-c", command, log])
+            let deadline = Date().addingTimeInterval(30)
+            while child.isRunning, Date() < deadline {
+                if Self.accepts(port: candidate), let reply = httpGet("http://127.0.0.1:\(candidate)/", timeout: 5),
+                   reply.1.contains("ListAllMyBucketsResult"), child.isRunning {
+                    started = candidate
+                    break
+                }
+                usleep(50_000)
             }
-            usleep(50_000)
+            if started == nil {
+                child.signal(SIGKILL)
+                _ = child.wait()
+            } else {
+                process = child
+            }
         }
+        guard let started else {
+            let tail = (try? String(contentsOfFile: log, encoding: .utf8)).map { String($0.suffix(1500)) } ?? ""
+            throw BackupFailure("the S3 test server (python3 -m moto.server) did not start: \(tail)",
+                                hint: "install it: python3 -m pip install 'moto[server]'")
+        }
+        port = started
         if authentication {
             let r = try runProcess("python3", [packageRoot + "/Tests/StandIns/moto_setup.py", "http://127.0.0.1:\(port)"])
             let parts = r.stdout.split(whereSeparator: \.isWhitespace)

@@ -313,4 +313,5 @@ extension EngineCore {
     var notifier: Notifier { Notifier(core: self) }
     var preflight: Preflight { Preflight(core: self) }
     var importer: Importer { Importer(core: self) }
+    var forgetter: Forgetter { Forgetter(core: self) }
 }
