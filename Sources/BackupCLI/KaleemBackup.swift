@@ -45,6 +45,7 @@ public struct KaleemBackup: AsyncParsableCommand {
                 }
             }
             ProgressRenderer.shared.stop()
+            StandardStream.finishOutput()
             Foundation.exit(ExitStatus.ok.rawValue)
         } catch {
             ProgressRenderer.shared.stop()
@@ -56,7 +57,7 @@ public struct KaleemBackup: AsyncParsableCommand {
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Policy file (default: $KALEEM_BACKUP_POLICY, then policies/local.yml, then the embedded default).")
+    @Option(name: .long, help: "Policy file (default: $KALEEM_BACKUP_POLICY, then policies/local.yml, then /etc/kaleem-backup/policy.yml; none found: exit 2).")
     var policy: String?
 
     @Flag(name: .long, help: "Print the result as JSON on stdout.")

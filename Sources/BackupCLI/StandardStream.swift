@@ -11,6 +11,22 @@ enum StandardStream {
     static func output(_ bytes: [UInt8]) { write(1, bytes) }
     static func error(_ text: String) { write(2, Array(text.utf8)) }
 
+    /// The errno of the first write to stdout that failed (a full disk, a closed descriptor); 0 when none did.
+    nonisolated(unsafe) private static var lostOutput: Int32 = 0
+
+    /// At the end of a command that succeeded: flushes what `print` buffered; when some of the output could not
+    /// be written (`list --json > /dev/full`, a closed stdout), says so and exits 1, as coreutils do, instead of
+    /// exit 0 over an empty or cut file. A reader that went away (EPIPE) ends the process by SIGPIPE as before.
+    static func finishOutput() {
+        if fflush(nil) != 0 {
+            if errno == EPIPE { BrokenPipe.dieOfBrokenStandardStream() }
+            if lostOutput == 0 { lostOutput = errno == 0 ? EIO : errno }
+        }
+        guard lostOutput != 0 else { return }
+        error("error: the output could not be written to standard output: \(String(cString: strerror(lostOutput)))\n")
+        _exit(ExitStatus.failed.rawValue)
+    }
+
     private static func write(_ fd: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
@@ -23,7 +39,8 @@ enum StandardStream {
                 } else if n < 0 && errno == EPIPE {
                     BrokenPipe.dieOfBrokenStandardStream()
                 } else {
-                    return // a full disk under a redirected stream: nothing better to say it on
+                    if fd == 1 && lostOutput == 0 { lostOutput = n < 0 ? errno : EIO }
+                    return // a full disk under a redirected stream: said at the end (finishOutput)
                 }
             }
         }

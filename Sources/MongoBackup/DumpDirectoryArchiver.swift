@@ -56,7 +56,8 @@ public enum DumpDirectoryArchiver {
     public static func archive(directory: String, emit: ([UInt8]) throws -> Void) throws {
         let namespaces = try scan(directory)
         var serverVersion = "unknown", toolVersion = "unknown"
-        if let data = FileManager.default.contents(atPath: directory + "/prelude.json"), data.count < 1 << 20,
+        if case .regular(let size)? = entry(directory + "/prelude.json"), size < 1 << 20,
+           let data = FileManager.default.contents(atPath: directory + "/prelude.json"), data.count < 1 << 20,
            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             serverVersion = (object["ServerVersion"] as? String) ?? serverVersion
             toolVersion = (object["ToolVersion"] as? String) ?? toolVersion
@@ -97,9 +98,19 @@ public enum DumpDirectoryArchiver {
         var out: [Namespace] = []
         for db in top.sorted() {
             let dbPath = directory + "/" + db
-            var isDirectory: ObjCBool = false
-            guard fm.fileExists(atPath: dbPath, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            // Links are not followed (lstat): a `<db>` or a file that points elsewhere would import what is
+            // outside the dump (another directory's files, /etc/shadow); a FIFO would block the read forever.
+            switch entry(dbPath) {
+            case .directory: break
+            case .other(let what): throw DumpDirectoryError(path: dbPath, problem: "is \(what), not a database directory (links are not followed)")
+            default: continue
+            }
             let files = try fm.contentsOfDirectory(atPath: dbPath)
+            for file in files where file.hasSuffix(".bson") || file.hasSuffix(".metadata.json") {
+                if case .other(let what) = entry(dbPath + "/" + file) {
+                    throw DumpDirectoryError(path: dbPath + "/" + file, problem: "is \(what), not a regular file (links are not followed)")
+                }
+            }
             if let gz = files.first(where: { $0.hasSuffix(".bson.gz") || $0.hasSuffix(".metadata.json.gz") }) {
                 throw DumpDirectoryError(path: dbPath + "/" + gz, problem: "is gzipped (mongodump --gzip --out)")
             }
@@ -122,11 +133,35 @@ public enum DumpDirectoryArchiver {
                 out.append(ns)
             }
         }
+        if case .other(let what) = entry(directory + "/oplog.bson") {
+            throw DumpDirectoryError(path: directory + "/oplog.bson", problem: "is \(what), not a regular file (links are not followed)")
+        }
         if fm.fileExists(atPath: directory + "/oplog.bson") {
             out.append(Namespace(db: "", collection: "oplog", metadata: nil, type: "collection", bson: directory + "/oplog.bson"))
         }
         if out.isEmpty { throw DumpDirectoryError(path: directory, problem: "holds no <db>/<collection>.bson or .metadata.json") }
         return out
+    }
+
+    enum Entry {
+        case regular(size: Int64)
+        case directory
+        /// A symbolic link, a FIFO, a device, a socket: what it is, in words.
+        case other(String)
+    }
+
+    /// What `path` itself is (lstat: a link is a link); nil when it does not exist.
+    static func entry(_ path: String) -> Entry? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return .regular(size: Int64(info.st_size))
+        case S_IFDIR: return .directory
+        case S_IFLNK: return .other("a symbolic link")
+        case S_IFIFO: return .other("a FIFO")
+        case S_IFSOCK: return .other("a socket")
+        default: return .other("a device")
+        }
     }
 
     static func readMetadata(_ path: String) throws -> (string: String, object: [String: Any]) {
@@ -147,9 +182,15 @@ public enum DumpDirectoryArchiver {
 
     /// The documents of a .bson file, in blocks of about `blockSize` bytes; each length checked before use.
     static func documents(of path: String, block: ([UInt8]) throws -> Void) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // O_NONBLOCK: a FIFO put in place of the file after the scan does not block the open; then refused.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { throw DumpDirectoryError(path: path, problem: "cannot be opened: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw DumpDirectoryError(path: path, problem: "is not a regular file")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var offset: Int64 = 0
         var pending: [UInt8] = []
         func readExactly(_ n: Int) throws -> [UInt8]? {

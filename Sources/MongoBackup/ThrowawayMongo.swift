@@ -33,7 +33,10 @@ public struct ThrowawayMongo: Sendable {
     public static func start(docker: String, image: String, label: String) async throws -> ThrowawayMongo {
         await removeStale(docker: docker)
         let port = try FreeLocalPort.pick()
-        let name = namePrefix + label
+        // The owner's pid in the name: the next drill removes only containers whose drill is gone. A drill
+        // running beside (a manual `drill` while the daemon's runs) keeps its container.
+        let name = namePrefix + "\(getpid())-" + label
+        active.withLock { _ = $0.insert(name) }
         let result = try await run(docker, ["run", "-d", "--rm", "--name", name, "-p", "127.0.0.1:\(port):27017", image])
         guard result.status == 0 else {
             throw BackupFailure("docker run \(image) failed (exit \(result.status)): \(result.stderr.suffix(400))",
@@ -44,6 +47,7 @@ public struct ThrowawayMongo: Sendable {
 
     /// Removes the container; nil when it is gone, else what docker said.
     public func remove() async -> String? {
+        defer { Self.active.withLock { _ = $0.remove(name) } }
         guard let result = try? await Self.run(docker, ["rm", "-f", name]) else { return "docker rm -f \(name) could not run" }
         return result.status == 0 ? nil : "docker rm -f \(name) failed: \(result.stderr.suffix(300))"
     }
@@ -52,8 +56,30 @@ public struct ThrowawayMongo: Sendable {
     static func removeStale(docker: String) async {
         guard let listed = try? await run(docker, ["ps", "-a", "--filter", "name=\(namePrefix)", "--format", "{{.Names}}"]),
               listed.status == 0 else { return }
-        let names = listed.stdout.split(whereSeparator: \.isNewline).map(String.init).filter { $0.hasPrefix(namePrefix) }
+        let names = listed.stdout.split(whereSeparator: \.isNewline).map(String.init).filter { $0.hasPrefix(namePrefix) && isStale($0) }
         if !names.isEmpty { _ = try? await run(docker, ["rm", "-f"] + names) }
+    }
+
+    /// The names of the containers this process's drills are using.
+    static let active = LockedSet()
+
+    /// A `kb-drill-<pid>-…` container whose drill has ended (its process is gone, or it is this process and no
+    /// drill of it uses the container); one without a pid (an older release's) is stale.
+    static func isStale(_ name: String) -> Bool {
+        let rest = name.dropFirst(namePrefix.count)
+        guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0 else { return true }
+        if pid == getpid() { return !active.withLock { $0.contains(name) } }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    final class LockedSet: @unchecked Sendable {
+        private let lock = NSLock()
+        private var names = Set<String>()
+        func withLock<T>(_ body: (inout Set<String>) -> T) -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            return body(&names)
+        }
     }
 
     static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {

@@ -134,7 +134,7 @@ struct Importer: EngineService {
             var stats: [String: JSONValue]
             let stored: StoredFile
             do {
-                stats = try adapter.importStream(format: format, from: path, into: writer, context: context)
+                stats = try adapter.importStream(format: format, from: path, digest: digest, into: writer, context: context)
                 stored = try writer.commit()
             } catch {
                 writer.abort()
@@ -232,7 +232,9 @@ struct Importer: EngineService {
             if digits.count == 14 {
                 parts.hour = number(8..<10); parts.minute = number(10..<12); parts.second = number(12..<14)
             }
-            guard let month = parts.month, (1...12).contains(month), let day = parts.day, (1...31).contains(day),
+            // Every field in its range: a calendar would carry 12:61:39 or 25:00 over silently.
+            guard let year = parts.year, year >= 1970, let month = parts.month, (1...12).contains(month), let day = parts.day, (1...31).contains(day),
+                  (0...23).contains(parts.hour ?? 0), (0...59).contains(parts.minute ?? 0), (0...59).contains(parts.second ?? 0),
                   let date = calendar.date(from: parts), calendar.component(.day, from: date) == day else {
                 throw BackupFailure("\(name) holds \(name[match]), which is not a date", exitStatus: .usage, hint: "give the time it was taken with --taken")
             }
@@ -251,6 +253,23 @@ struct Importer: EngineService {
     }
 
     /// The bytes an import of `path` stores: the file as it is, or the archive of a directory dump.
+    /// With `expecting` (the digest of the first pass), the bytes are hashed again as they go: a file that changed
+    /// in between (a dump still being written, a file replaced) fails the import instead of being recorded under
+    /// the digest of other bytes (a later import of those would be skipped as already imported).
+    static func stream(_ path: String, format: ImportFormat, expecting digest: String? = nil, emit: ([UInt8]) throws -> Void) throws {
+        guard let digest else { return try stream(path, format: format, emit: emit) }
+        var hasher = StreamingSHA256()
+        try stream(path, format: format) { chunk in
+            chunk.withUnsafeBytes { hasher.update($0) }
+            try emit(chunk)
+        }
+        let read = hasher.finalize()
+        guard read == digest else {
+            throw BackupFailure("\(path) changed while it was imported (sha256 \(digest.prefix(12))… when checked, \(read.prefix(12))… when read again): nothing was stored",
+                                hint: "import it again once nothing writes to it (a mongodump still running, a copy in progress)")
+        }
+    }
+
     static func stream(_ path: String, format: ImportFormat, emit: ([UInt8]) throws -> Void) throws {
         if format == .mongoDirectory {
             try DumpDirectoryArchiver.archive(directory: path, emit: emit)
@@ -273,7 +292,7 @@ struct Importer: EngineService {
 }
 
 extension SourceAdapter {
-    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         throw BackupFailure("source kind \(kind.rawValue) cannot import a \(format.rawValue)", exitStatus: .usage)
     }
 }

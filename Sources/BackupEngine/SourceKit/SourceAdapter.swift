@@ -38,7 +38,7 @@ protocol SourceAdapter: SourceSettingsParser {
 
     /// `import`: streams a backup made by other means (the operations document's own scripts) into `writer`,
     /// verified as this kind's backups are; returns the stats recorded with it. Kinds that import nothing throw.
-    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
+    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
 
     // MARK: verify
     /// `.stream` layouts: walks the decompressed contents natively and compares them with the recorded stats.

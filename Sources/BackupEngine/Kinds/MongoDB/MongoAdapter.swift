@@ -51,11 +51,11 @@ struct MongoAdapter: SourceAdapter {
 
     /// `import` of a mongodump archive (`mongo-*.archive.gz` of the deploy script: `--archive --gzip`) or of a
     /// `mongodump --out` directory (`mongodb-YYYYMMDD/`, turned into the archive `mongodump --archive` writes).
-    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         guard format != .rdb else { throw BackupFailure("a mongodb source imports mongodump archives and directories, not an RDB file", exitStatus: .usage) }
         let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
         let (_, (report, gzipped)) = try verification.around {
-            try Importer.stream(path, format: format) { chunk in try verification.feed(chunk, alongside: writer) }
+            try Importer.stream(path, format: format, expecting: digest) { chunk in try verification.feed(chunk, alongside: writer) }
         }
         var stats = report.stats
         stats["gzip_inside"] = .bool(gzipped)

@@ -41,11 +41,11 @@ struct RedisAdapter: SourceAdapter {
 
     /// `import` of an RDB file (`redis-YYYYMMDD.rdb`, a copy of the server's dump.rdb): the same verifier as a
     /// snapshot's, over the file's bytes.
-    func importStream(format: ImportFormat, from path: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         guard format == .rdb else { throw BackupFailure("a redis source imports RDB files, not a \(format.rawValue)", exitStatus: .usage) }
         let verification = VerifierThread { source in try RDBVerifier.verify(source) }
         let (_, report) = try verification.around {
-            try Importer.stream(path, format: format) { chunk in try verification.feed(chunk, alongside: writer) }
+            try Importer.stream(path, format: format, expecting: digest) { chunk in try verification.feed(chunk, alongside: writer) }
         }
         var stats = report.stats
         stats["framing"] = .string("file")
