@@ -49,7 +49,8 @@ public final class ArtifactWriter {
     }
 
     /// When set, a write after this moment throws `deadlineError` (the source's `deadline:`).
-    public var deadline: Date?
+    public var deadline: Date? { didSet { monotonicDeadline = deadline.map { MonotonicDeadline($0) } } }
+    private var monotonicDeadline: MonotonicDeadline?
     public var deadlineError: Error = BackupFailure("the deadline passed")
 
     /// Told the size of every write (progress on a terminal).
@@ -63,9 +64,8 @@ public final class ArtifactWriter {
     public var minimumRate: RateWindow?
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
-        let now = Date()
-        if let deadline, now > deadline { throw deadlineError }
-        try minimumRate?.add(buffer.count, now: now)
+        if monotonicDeadline?.passed == true { throw deadlineError }
+        try minimumRate?.add(buffer.count)
         raw += Int64(buffer.count)
         onWrite?(buffer.count)
         try gzip.write(buffer)

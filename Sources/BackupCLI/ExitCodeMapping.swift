@@ -33,7 +33,7 @@ enum ExitCodeMapping {
     /// With `--json`, a command that fails still prints one JSON object on stdout, so that a script reading it
     /// gets the reason rather than nothing: `{"error", "exit_code", "try"}` (the same text is on stderr).
     static func errorAsJSON(_ message: String, status: ExitStatus, hint: String?) {
-        guard CommandLine.arguments.dropFirst().contains("--json") else { return }
+        guard CommandLine.arguments.dropFirst().contains("--json"), !Output.printedJSON else { return }
         struct ErrorJSON: Encodable {
             var error: String
             var exit_code: Int32

@@ -138,10 +138,15 @@ struct BackupResultJSON: Encodable {
 }
 
 enum Output {
+    /// Set once a JSON document went to stdout: a command that printed its result and then fails (`policy check
+    /// --json` with a failing check) must not add a second document (`ExitCodeMapping.errorAsJSON`).
+    nonisolated(unsafe) static var printedJSON = false
+
     static func json<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        printedJSON = true
     }
 
     static func bytes(_ n: Int64) -> String {

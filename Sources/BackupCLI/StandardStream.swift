@@ -8,7 +8,10 @@ import Glibc
 /// Writes to the process's standard output and error with write(2). Foundation's `FileHandle.write` traps on
 /// EPIPE once SIGPIPE is ignored (see `BrokenPipe`); here a closed stdout ends the process as the shell expects.
 enum StandardStream {
-    static func output(_ bytes: [UInt8]) { write(1, bytes) }
+    static func output(_ bytes: [UInt8]) {
+        Output.printedJSON = true // only JSON lines come this way
+        write(1, bytes)
+    }
     static func error(_ text: String) { write(2, Array(text.utf8)) }
 
     /// The errno of the first write to stdout that failed (a full disk, a closed descriptor); 0 when none did.

@@ -8,7 +8,9 @@ public final class RateWindow: @unchecked Sendable {
     public let bytesPerSecond: Int64
     public let window: Double
     private let onSlow: @Sendable (_ bytes: Int64, _ seconds: Double) -> Error
-    private var start: Date?
+    /// On the monotonic clock (nanoseconds of uptime): a wall clock stepped forward would otherwise make one
+    /// window last a day and stop a healthy transfer.
+    private var start: UInt64?
     private var bytes: Int64 = 0
 
     public init(bytesPerSecond: Int64, window: Double, onSlow: @escaping @Sendable (_ bytes: Int64, _ seconds: Double) -> Error) {
@@ -18,14 +20,14 @@ public final class RateWindow: @unchecked Sendable {
     }
 
     /// Counts `n` bytes that just arrived; throws when the window that just ended was too slow.
-    public func add(_ n: Int, now: Date = Date()) throws {
+    public func add(_ n: Int, now: UInt64 = DispatchTime.now().uptimeNanoseconds) throws {
         guard bytesPerSecond > 0 else { return }
         guard let begun = start else {
             start = now
             bytes = Int64(n)
             return
         }
-        let elapsed = now.timeIntervalSince(begun)
+        let elapsed = Double(now &- begun) / 1e9
         if elapsed >= window {
             if Double(bytes) < Double(bytesPerSecond) * elapsed { throw onSlow(bytes, elapsed) }
             start = now
@@ -33,4 +35,17 @@ public final class RateWindow: @unchecked Sendable {
         }
         bytes += Int64(n)
     }
+}
+
+/// A deadline given as a wall-clock time, kept on the monotonic clock from the moment it is set: a clock stepped
+/// by NTP or by hand (a day forward, an hour back) neither stops a transfer early nor lets it run on.
+public struct MonotonicDeadline: Sendable {
+    private let uptime: UInt64
+
+    public init(_ date: Date, now: Date = Date()) {
+        let seconds = min(max(0, date.timeIntervalSince(now)), 1e9)
+        uptime = DispatchTime.now().uptimeNanoseconds &+ UInt64(seconds * 1e9)
+    }
+
+    public var passed: Bool { DispatchTime.now().uptimeNanoseconds > uptime }
 }

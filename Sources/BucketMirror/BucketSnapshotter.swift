@@ -61,11 +61,12 @@ public struct BucketSnapshotter: Sendable {
     public let blobs: BlobStore
     /// When set, the snapshot stops with `deadlineError` once it has passed (checked before each object and as
     /// its bytes arrive).
-    public var deadline: Date?
+    public var deadline: Date? { didSet { monotonicDeadline = deadline.map { MonotonicDeadline($0) } } }
+    private var monotonicDeadline: MonotonicDeadline?
     public var deadlineError: (any Error & Sendable) = CancellationError()
 
     func checkDeadline() throws {
-        if let deadline, Date() > deadline { throw deadlineError }
+        if monotonicDeadline?.passed == true { throw deadlineError }
     }
 
     /// Told each bucket's object count once listed (`listed`) and each object fetched with its size (`fetched`):

@@ -48,7 +48,8 @@ public final class RESPConnection {
     public let endpointDescription: String
     /// When set, reading after this moment throws `deadlineError`: the whole exchange is bounded, not only each
     /// silence (a server that trickles a byte every few seconds never trips the idle timeout).
-    public var deadline: Date?
+    public var deadline: Date? { didSet { monotonicDeadline = deadline.map { MonotonicDeadline($0) } } }
+    private var monotonicDeadline: MonotonicDeadline?
     public var deadlineError: Error?
     /// When set, every byte received is counted against a minimum rate (set once a snapshot's payload starts:
     /// the keepalives before it are the server's BGSAVE, bounded by the start timeout instead).
@@ -183,7 +184,7 @@ public final class RESPConnection {
 
     /// Reads more bytes from the socket into the buffer; false at end of stream.
     private func fill() throws -> Bool {
-        if let deadline, Date() > deadline {
+        if monotonicDeadline?.passed == true {
             throw deadlineError ?? failure("the exchange did not finish in time")
         }
         if start == end { start = 0; end = 0 }
