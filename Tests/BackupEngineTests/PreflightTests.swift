@@ -25,6 +25,7 @@ import TestSupport
         try await putAll(client, ["uploads": ["a/1.txt": Array("one".utf8)]])
         let hook = try HTTPRecorder()
         let dir = TemporaryDirectory()
+        chmod(dir.path, 0o755) // node_exporter (another user) must reach the metrics directory under it
         try "secret".write(toFile: dir.file("secret"), atomically: true, encoding: .utf8)
         let policy = dir.file("policy.yml")
         try """

@@ -61,7 +61,7 @@ struct ScheduleCommandTests {
         for unit in ["kaleem-backup.service", "kaleem-backup-drill.service"] {
             let service = try String(contentsOfFile: packageRoot + "/cron/" + unit, encoding: .utf8)
             #expect(service.contains("EnvironmentFile=/etc/kaleem-backup/env"), "\(unit)")
-            #expect(service.contains("ReadWritePaths=/opt/kaleem/backups /var/lib/node_exporter/textfile"), "\(unit)")
+            #expect(service.contains("ReadWritePaths=/opt/kaleem/backups /var/lib/prometheus/node-exporter"), "\(unit)")
         }
         #expect(try String(contentsOfFile: packageRoot + "/cron/kaleem-backup-drill.service", encoding: .utf8).contains("ExecStart=/usr/local/bin/kaleem-backup drill"))
         #expect(try String(contentsOfFile: packageRoot + "/cron/kaleem-backup-drill.timer", encoding: .utf8).contains("OnCalendar="))

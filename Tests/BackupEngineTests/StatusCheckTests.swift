@@ -65,4 +65,26 @@ struct StatusCheckTests {
         // Without --json, stdout stays empty.
         #expect(try runCLI(["list", "--policy", dir.file("missing.yml")]).stdout.isEmpty)
     }
+
+    /// The metrics directory node_exporter (another user) reads: created 0755 with its parents despite the umask
+    /// 077, the file 0644; an existing one node_exporter cannot list is said by `policy check`.
+    @Test func theMetricsDirectoryIsReadableByNodeExporter() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        chmod(dir.path, 0o755)
+        let textfile = dir.file("prometheus/node-exporter/kaleem_backup.prom")
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "metrics: { textfile: \(textfile) }")
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        func mode(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1 }
+        #expect(mode(dir.file("prometheus")) == 0o755 && mode(dir.file("prometheus/node-exporter")) == 0o755)
+        #expect(mode(textfile) == 0o644)
+        let ok = try runCLI(["policy", "check", "--json", "--policy", policy])
+        let check = try #require((try object(ok.stdout)["checks"] as? [[String: Any]])?.first { $0["check"] as? String == "metrics directory readable by node_exporter" })
+        #expect(check["ok"] as? Bool == true)
+        chmod(dir.file("prometheus/node-exporter"), 0o700)
+        let bad = try runCLI(["policy", "check", "--json", "--policy", policy])
+        #expect(bad.status == 2)
+        let failing = try #require((try object(bad.stdout)["checks"] as? [[String: Any]])?.first { $0["check"] as? String == "metrics directory readable by node_exporter" })
+        #expect(failing["ok"] as? Bool == false && (failing["detail"] as? String)?.contains("chmod o+rx") == true, "\(failing)")
+    }
 }

@@ -23,6 +23,12 @@ struct Preflight: EngineService {
             }
         }
         checks += encryption()
+        if let textfile = policy.metricsTextfile {
+            let directory = (textfile as NSString).deletingLastPathComponent
+            let problem = StatusReport.unreadableByOthers(directory)
+            checks.append(PreflightCheck(check: "metrics directory readable by node_exporter", ok: problem == nil,
+                                         detail: problem ?? "\(directory): others may traverse and list it (the textfile is written 0644)"))
+        }
         guard connect else { return checks }
         checks.append(writableDirectory("repository", policy.repository.path))
         if let textfile = policy.metricsTextfile {

@@ -59,13 +59,47 @@ struct StatusReport: EngineService {
                                 interruptedRestores: killed.filter { $0.source == source.name })
         }
     }
+    /// Creates the metrics directory (and its missing parents) 0755: node_exporter runs as its own user and must
+    /// traverse and list it, while this process's umask (077) would make them 0700. Directories that exist are
+    /// left as they are (`policy check` says when node_exporter cannot read one).
+    static func makeReadableDirectories(_ directory: String) throws {
+        var missing: [String] = []
+        var current = directory
+        while !current.isEmpty, current != "/", !FileManager.default.fileExists(atPath: current) {
+            missing.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        try FileIO.makeDirectories(directory)
+        for created in missing { chmod(created, 0o755) }
+    }
+
+    /// Why a process of another user (node_exporter's) cannot read files in `directory`, or nil when it can:
+    /// every parent must be searchable by others, the directory searchable and listable.
+    static func unreadableByOthers(_ directory: String) -> String? {
+        var components: [String] = []
+        var current = directory
+        while !current.isEmpty, current != "/" {
+            components.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        for path in components.reversed() {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil } // not there yet: created readable
+            let needed: mode_t = path == directory ? 0o005 : 0o001
+            if info.st_mode & needed != needed {
+                return "\(path) is mode \(String(info.st_mode & 0o7777, radix: 8)): node_exporter (another user) cannot \(path == directory ? "list" : "traverse") it; chmod o+\(path == directory ? "rx" : "x") \(path)"
+            }
+        }
+        return nil
+    }
+
     /// Writes the metrics textfile when the policy names one. Never fails the command: a problem is logged.
     @discardableResult
     func writeMetricsTextfile() -> String? {
         guard let path = policy.metricsTextfile else { return nil }
         do {
             let text = MetricsExport.render(try catalog().sourceSummaries(), deployments: try catalog().deployments())
-            try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
+            try Self.makeReadableDirectories((path as NSString).deletingLastPathComponent)
             try FileIO.writeAtomically(Data(text.utf8), to: path)
             // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable.
             chmod(path, 0o644)
