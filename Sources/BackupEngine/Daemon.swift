@@ -128,11 +128,31 @@ final class DaemonState: @unchecked Sendable {
     }
 
     /// 200 while the loop ticks (within 10 ticks, at least 5 s); the body lists the next run times.
+    /// What is wrong with the backups themselves (a field of /healthz, never its HTTP status: a supervisor must
+    /// not restart a healthy daemon because a source's server is down): a source whose newest good backup is older
+    /// than 26 h (the BackupTooOld alert's limit) or missing, whose last run failed, or that has corrupt backups.
+    func backupProblems(now: Date) -> [String] {
+        let engine = BackupEngine(policy: policy, environment: environment)
+        // Read only: a probe never creates the catalog (the first job does).
+        guard FileManager.default.fileExists(atPath: engine.catalogPath) else { return ["no backup yet (no catalog)"] }
+        guard let rows = try? engine.status(now: now) else { return ["the catalog cannot be read"] }
+        var problems: [String] = []
+        for r in rows {
+            if let rpo = r.rpoSeconds { if rpo > 26 * 3600 { problems.append("\(r.source): newest good backup is \(Int(rpo / 3600)) h old") } }
+            else { problems.append("\(r.source): no good backup") }
+            if r.lastRunOK == false { problems.append("\(r.source): last backup failed") }
+            if r.corrupt > 0 { problems.append("\(r.source): \(r.corrupt) corrupt backup(s)") }
+        }
+        return problems
+    }
+
     func health(now: Date, tick: Double) -> (Bool, String) {
-        lock.withLock {
+        let problems = backupProblems(now: now)
+        return lock.withLock {
             let alive = lastTick.map { now.timeIntervalSince($0) < max(5, tick * 10) } ?? false
             let health = DaemonHealth(
-                status: alive ? "ok" : "stalled", running: scheduler.running, queued: scheduler.queue,
+                status: !alive ? "stalled" : problems.isEmpty ? "ok" : "degraded", problems: problems,
+                running: scheduler.running, queued: scheduler.queue,
                 schedules: scheduler.entries.map { e in
                     DaemonHealth.Schedule(name: e.name, run: e.run.rawValue,
                                           next: scheduler.nextFire[e.name].map { Timestamps.iso8601($0, in: e.zone) },
@@ -200,17 +220,21 @@ struct DaemonHealth: Encodable {
         var next: String?
         var last_run: String?
     }
+    /// `ok`, `degraded` (the daemon runs, the backups have `problems`: HTTP 200), `stalled` (the scheduler loop
+    /// stopped ticking: HTTP 503).
     var status: String
+    var problems: [String]
     var running: String?
     var queued: [String]
     var schedules: [Schedule]
     var last_tick: String?
 
-    enum CodingKeys: String, CodingKey { case status, running, queued, schedules, last_tick }
+    enum CodingKeys: String, CodingKey { case status, problems, running, queued, schedules, last_tick }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(status, forKey: .status)
+        try c.encode(problems, forKey: .problems)
         try c.encode(running, forKey: .running)
         try c.encode(queued, forKey: .queued)
         try c.encode(schedules, forKey: .schedules)
