@@ -63,11 +63,15 @@ mkdir -p "$work/secrets"
 for s in redis-password minio-secret qdrant-api-key offsite-secret; do printf 'not-a-real-secret\n' > "$work/secrets/$s"; done
 age-keygen -o "$work/secrets/age-key.txt" 2>/dev/null
 recipient=$(age-keygen -y "$work/secrets/age-key.txt")
-# The stack's directory as the configuration source expects it (KALEEM_ROOT, /opt/kaleem on the stack's hosts).
-mkdir -p "$work/stack/nginx" "$work/stack/ssl"
+# The stack's directory as the configuration source expects it (KALEEM_ROOT, /opt/kaleem on the stack's hosts):
+# the operations document's layout (root nginx.conf and nginx.lb.conf, the compose files, ssl/, redis.conf).
+mkdir -p "$work/stack/ssl"
 printf 'MONGO_URI=not-a-real-secret\n' > "$work/stack/.env"
 printf 'services: {}\n' > "$work/stack/docker-compose.yml"
-printf 'server {}\n' > "$work/stack/nginx/kaleem.conf"
+printf 'services: {}\n' > "$work/stack/docker-compose.prod.yml"
+printf 'events {}\nhttp { server {} }\n' > "$work/stack/nginx.conf"
+printf 'upstream api { server 127.0.0.1:8088; }\n' > "$work/stack/nginx.lb.conf"
+printf 'appendonly yes\n' > "$work/stack/redis.conf"
 sed -e "s#/etc/kaleem-backup/secrets/#$work/secrets/#" -e "s#^KALEEM_AGE_RECIPIENT=.*#KALEEM_AGE_RECIPIENT=$recipient#" \
     -e "s#^KALEEM_ROOT=.*#KALEEM_ROOT=$work/stack#" /etc/kaleem-backup/env > "$work/env"
 grep -q "^KALEEM_ROOT=$work/stack\$" "$work/env" || fail "/etc/kaleem-backup/env does not set KALEEM_ROOT"
