@@ -53,7 +53,9 @@ extension XMLNode {
             guard bytes.count > start + 5, [0x20, 0x09, 0x0D, 0x0A].contains(bytes[start + 5]),
                   let end = find(Array("?>".utf8), in: bytes, from: start) else { return false }
             let declaration = String(decoding: bytes[start..<end], as: UTF8.self)
-            guard declaration.contains("version") else { return false }
+            // A declaration holds attributes only: a `<` or `>` before its `?>` means the `?>` found belongs to a
+            // later processing instruction (`<?xml version</Contents><?xmid?>`, which crashed FoundationXML).
+            guard declaration.contains("version"), !declaration.dropFirst(5).contains(where: { $0 == "<" || $0 == ">" }) else { return false }
             if let attribute = declaration.range(of: "encoding") {
                 let rest = declaration[attribute.upperBound...].drop { " =\t\r\n".contains($0) }
                 guard let quote = rest.first, quote == "\"" || quote == "'" else { return false }
