@@ -32,7 +32,7 @@ public struct ThrowawayMongo: Sendable {
     /// Starts the container. Throws with docker's own message when it cannot (no such image, no daemon).
     public static func start(docker: String, image: String, label: String) async throws -> ThrowawayMongo {
         await removeStale(docker: docker)
-        let port = try FreeLocalPort.pick()
+        let port = try FreePort.pick()
         // The owner's pid in the name: the next drill removes only containers whose drill is gone. A drill
         // running beside (a manual `drill` while the daemon's runs) keeps its container.
         let name = namePrefix + "\(getpid())-" + label
@@ -91,27 +91,5 @@ public struct ThrowawayMongo: Sendable {
         case .signaled(let signal): status = 128 + Int32(signal)
         }
         return (status, result.standardOutput ?? "", result.standardError ?? "")
-    }
-}
-
-/// A TCP port on 127.0.0.1 free at the moment of asking (the kernel's choice for a bind to port 0).
-public enum FreeLocalPort {
-    public static func pick() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BackupFailure("cannot open a socket to find a free port: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw BackupFailure("cannot bind a socket to find a free port: \(String(cString: strerror(errno)))") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
