@@ -45,7 +45,7 @@ struct PreDeployHook: AsyncParsableCommand {
         let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources, deployID: deployId,
                                                                           environmentName: labels.environment, service: labels.service)
         if let last = previous.first {
-            StandardStream.error("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n")
+            options.say(.notice, "note: ", "release \(release) already had pre-deploy set \(last.id); a new set was taken")
         }
         if options.json {
             try Output.json(BackupResultJSON(result))
@@ -54,8 +54,9 @@ struct PreDeployHook: AsyncParsableCommand {
         }
         if result.exitStatus != .ok {
             for a in result.artifacts where a.status != .ok {
-                StandardStream.error("error: pre-deploy backup of \(a.source) failed: \(a.detail ?? "")\n")
+                options.say(.error, "error: ", "pre-deploy backup of \(a.source) failed: \(a.detail ?? "")", ["source": "\(a.source)"])
             }
+            BackupCommand.sayHints(result, options: options)
             throw CommandExit(status: result.exitStatus)
         }
     }

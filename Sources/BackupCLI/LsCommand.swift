@@ -56,7 +56,7 @@ struct LsCommand: AsyncParsableCommand {
         }
         if options.json { out.append(count == 0 ? "]\n" : "\n]\n") }
         out.flush()
-        if !options.json { StandardStream.error("\(count) entries, \(Output.bytes(bytes))\n") }
+        if !options.json && !options.quiet { options.say(.info, "", "\(count) entries, \(Output.bytes(bytes))", ["entries": "\(count)", "bytes": "\(bytes)"]) }
     }
 
     /// A detail value as text: strings bare, the rest as JSON.

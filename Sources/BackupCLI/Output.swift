@@ -128,10 +128,17 @@ struct BackupResultJSON: Encodable {
     /// Rotation after the backup: `{"keep", "remove", "held_back", ...}` as `rotate --json` prints it.
     var rotation: JSONValue
     var rotation_skipped: String?
+    /// Each failed source: `{"artifact", "source", "error", "try"}` (what the `Try:` line says).
+    var failures: [FailureJSON]
+
+    struct FailureJSON: Encodable { var artifact: String; var source: String; var error: String; var `try`: String? }
 
     init(_ r: BackupResult) {
         run = RunJSON(r.run)
         artifacts = r.artifacts.map(ArtifactJSON.init)
+        failures = r.artifacts.filter { $0.status != .ok }.map {
+            FailureJSON(artifact: $0.id, source: $0.source, error: $0.detail ?? "", try: r.hints[$0.id])
+        }
         rotation = RotationJSON.value(r.rotations)
         rotation_skipped = r.rotationSkipped
     }
@@ -186,16 +193,17 @@ enum Output {
         return parts.joined(separator: ", ")
     }
 
-    static func table(_ rows: [[String]]) {
-        guard let header = rows.first else { return }
-        var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        for row in rows {
-            let line = row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
-            print(line.trimmingCharacters(in: .whitespaces))
-        }
+    /// The width tables fit: the terminal's when stdout is one, else `$COLUMNS`, else 80.
+    static let width: Int = {
+        var size = winsize()
+        if isatty(1) == 1, ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col >= 40 { return Int(size.ws_col) }
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns >= 40 { return columns }
+        return 80
+    }()
+
+    /// Prints `rows` (the first is the header) as a table that fits `width` columns.
+    static func table(_ rows: [[String]], wrap: Set<Int>? = nil, drop: [Int] = [], width: Int = Output.width) {
+        for line in TableLayout.lines(rows, wrap: wrap, drop: drop, width: width) { print(line) }
     }
 
     static func artifactTable(_ artifacts: [ArtifactInfo]) {
@@ -207,6 +215,94 @@ enum Output {
             rows.append([a.id, a.source, a.status.rawValue, created, a.status == .ok ? stored : "-",
                          a.tag.rawValue + (a.release.map { " \($0)" } ?? "") + (a.pinned ? " (pinned)" : ""), summary(a)])
         }
-        table(rows)
+        // CREATED goes first when the table is too wide: the id already says when (20261205T021701Z-…, UTC).
+        table(rows, wrap: [5, 6], drop: [3])
+    }
+}
+
+/// Tables that fit a width (80 columns unless the terminal says otherwise), losing nothing: too wide, a table
+/// leaves out the columns it may (`drop`, whose content is said elsewhere), then wraps the columns that may
+/// wrap (`wrap`, default the last) onto continuation lines, each down to 12 characters; when that is still too
+/// wide, each row becomes a block (its first cell, then one `HEADER  value` line per other column).
+enum TableLayout {
+    static let minimumWrapWidth = 12
+
+    static func lines(_ rows: [[String]], wrap: Set<Int>? = nil, drop: [Int] = [], width: Int) -> [String] {
+        guard let header = rows.first, !header.isEmpty else { return [] }
+        let wrapping = wrap ?? [header.count - 1]
+        func cell(_ row: [String], _ c: Int) -> String { c < row.count ? row[c] : "" }
+        var columns = Array(header.indices)
+        var widths = header.indices.map { c in rows.map { cell($0, c).count }.max() ?? 0 }
+        func total() -> Int { columns.map { widths[$0] }.reduce(0, +) + 2 * (columns.count - 1) }
+        for c in drop where total() > width { columns.removeAll { $0 == c } }
+        while total() > width {
+            guard let widest = columns.filter({ wrapping.contains($0) && widths[$0] > minimumWrapWidth })
+                .max(by: { widths[$0] < widths[$1] }) else { break }
+            widths[widest] -= 1 // one at a time, the widest first: the wrapping columns end up balanced
+        }
+        if total() > width { return blocks(rows, width: width) }
+        var out: [String] = []
+        for row in rows {
+            let wrapped = columns.map { wrapText(cell(row, $0), width: widths[$0]) }
+            let height = wrapped.map(\.count).max() ?? 1
+            for i in 0..<height {
+                var line = ""
+                for (n, c) in columns.enumerated() {
+                    let text = i < wrapped[n].count ? wrapped[n][i] : ""
+                    line += n == columns.count - 1 ? text : text.padding(toLength: widths[c], withPad: " ", startingAt: 0) + "  "
+                }
+                out.append(trimmingTrailingSpaces(line))
+            }
+        }
+        return out
+    }
+
+    /// Each row as a block: `redis` then `  NEWEST GOOD  20261205T…` lines, the values wrapped under themselves.
+    static func blocks(_ rows: [[String]], width: Int) -> [String] {
+        guard let header = rows.first else { return [] }
+        let keyWidth = header.dropFirst().map(\.count).max() ?? 0
+        let valueWidth = max(minimumWrapWidth, width - 2 - keyWidth - 2)
+        var out: [String] = []
+        for (r, row) in rows.dropFirst().enumerated() {
+            if r > 0 { out.append("") }
+            out.append(contentsOf: wrapText(row.first ?? "", width: width))
+            for c in header.indices.dropFirst() {
+                let value = c < row.count ? row[c] : ""
+                for (i, piece) in wrapText(value, width: valueWidth).enumerated() {
+                    let key = i == 0 ? header[c] : ""
+                    out.append(trimmingTrailingSpaces("  " + key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  " + piece))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Words onto lines of at most `width` characters; a word longer than a line is cut.
+    static func wrapText(_ text: String, width: Int) -> [String] {
+        let text = text.replacingOccurrences(of: "\n", with: " ")
+        guard text.count > width else { return [text] }
+        var lines: [String] = []
+        var current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: true) {
+            var word = Substring(word)
+            if !current.isEmpty && current.count + 1 + word.count <= width {
+                current += " " + word
+                continue
+            }
+            if !current.isEmpty { lines.append(current); current = "" }
+            while word.count > width {
+                lines.append(String(word.prefix(width)))
+                word = word.dropFirst(width)
+            }
+            current = String(word)
+        }
+        if !current.isEmpty || lines.isEmpty { lines.append(current) }
+        return lines
+    }
+
+    private static func trimmingTrailingSpaces(_ line: String) -> String {
+        var line = line
+        while line.last == " " { line.removeLast() }
+        return line
     }
 }

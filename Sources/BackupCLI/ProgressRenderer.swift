@@ -77,10 +77,12 @@ final class ProgressRenderer: @unchecked Sendable {
             if s.bytes > 0 { parts.append(mebibytes(s.bytes)) }
             if s.items > 0, total > s.items, seconds > 0.5 { parts.append("ETA " + clock(seconds / Double(s.items) * Double(total - s.items))) }
         } else if let total = s.totalBytes, total > 0 {
-            parts.append("\(mebibytes(s.bytes)) / \(mebibytes(total))")
-            parts.append("\(min(100, Int(Double(s.bytes) * 100 / Double(total))))%")
+            // An estimate (the previous backup's size) is said as one: `~`, and at most 99 % while running.
+            let mark = s.estimated ? "~" : ""
+            parts.append("\(mebibytes(s.bytes)) / \(mark)\(mebibytes(total))")
+            parts.append("\(mark)\(min(s.estimated ? 99 : 100, Int(Double(s.bytes) * 100 / Double(total))))%")
             if rate > 0 { parts.append(mebibytes(Int64(rate)) + "/s") }
-            if rate > 0, total > s.bytes { parts.append("ETA " + clock(Double(total - s.bytes) / rate)) }
+            if rate > 0, total > s.bytes { parts.append("ETA " + mark + clock(Double(total - s.bytes) / rate)) }
         } else {
             parts.append(mebibytes(s.bytes))
             if rate > 0 { parts.append(mebibytes(Int64(rate)) + "/s") }

@@ -1,14 +1,24 @@
 import BackupCore
 import Foundation
+import Logging
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// Every `print` of the commands (results, tables, JSON) goes through here: the progress line on a terminal is
+/// erased first, so that a result never starts on the same line as a progress line (stderr and stdout are then the
+/// same terminal).
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    ProgressRenderer.shared.clearLine()
+    Swift.print(items.map { "\($0)" }.joined(separator: separator), terminator: terminator)
+}
+
 /// Writes to the process's standard output and error with write(2). Foundation's `FileHandle.write` traps on
 /// EPIPE once SIGPIPE is ignored (see `BrokenPipe`); here a closed stdout ends the process as the shell expects.
 enum StandardStream {
     static func output(_ bytes: [UInt8]) {
+        ProgressRenderer.shared.clearLine() // entries of `ls` stream out while the read is drawn below them
         Output.printedJSON = true // only JSON lines come this way
         write(1, bytes)
     }
@@ -46,6 +56,26 @@ enum StandardStream {
                     return // a full disk under a redirected stream: said at the end (finishOutput)
                 }
             }
+        }
+    }
+}
+
+extension GlobalOptions {
+    /// A line for the person on stderr (`error: …`, `note: …`, `CHECK: …`), or, with `--log-format json`, the
+    /// same as one JSON log line (`{"time", "level", "message", "label", …fields}`), so that a log shipper reading
+    /// stderr never meets a line it cannot parse.
+    func say(_ level: Logger.Level, _ prefix: String, _ text: String, _ fields: Logger.Metadata = [:]) {
+        Diagnostics.say(level, prefix, text, fields, json: logFormat == .json)
+    }
+}
+
+enum Diagnostics {
+    static func say(_ level: Logger.Level, _ prefix: String, _ text: String, _ fields: Logger.Metadata = [:], json: Bool) {
+        ProgressRenderer.shared.clearLine()
+        if json {
+            StandardStream.error(JSONLogHandler.line(time: Date(), level: level, label: "kaleem-backup", message: text, metadata: fields))
+        } else {
+            StandardStream.error(prefix + text + "\n")
         }
     }
 }

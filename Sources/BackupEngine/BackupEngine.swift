@@ -26,6 +26,8 @@ public struct BackupResult: Sendable {
     public var offsiteFailures: [String: String] = [:]
     /// Why the failed artifacts of this run failed, by type (the exit code comes from it).
     public var failures: [String: FailureKind] = [:]
+    /// What to try for each failed artifact of this run (id → hint), for the `Try:` lines.
+    public var hints: [String: String] = [:]
 
     public var exitStatus: ExitStatus {
         switch run.status {

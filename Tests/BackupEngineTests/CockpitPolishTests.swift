@@ -1,0 +1,184 @@
+@testable import BackupCLI
+import BackupCore
+import BackupEngine
+import Foundation
+import Testing
+import TestSupport
+
+/// #36 item 7, the terminal's polish: tables within 80 columns losing nothing, `Try:` hints on backup and
+/// connection failures, `--log-format json` on every command, the manual page with EXIT STATUS, progress for
+/// `ls`, `diff` and `find` and a backup's estimated total, help texts that list the exits.
+@Suite struct CockpitPolishTests {
+    // MARK: tables
+
+    @Test func tablesWrapDropOrBecomeBlocksWithinTheWidth() {
+        let detail = "Redis redis://127.0.0.1:1: cannot connect: Connection refused (and a word longer than any column: " + String(repeating: "x", count: 30) + ")"
+        let rows = [["ID", "SOURCE", "CREATED", "DETAIL"],
+                    ["20261205T021701Z-ac5866", "redis", "2026-12-05 02:17:01", detail]]
+        let lines = TableLayout.lines(rows, wrap: [3], drop: [2], width: 80)
+        for line in lines { #expect(line.count <= 80, "\(line)") }
+        #expect(!lines[0].contains("CREATED"), "dropped first: \(lines)")
+        // Nothing lost: the wrapped cell's words come back in order (the long word cut, not dropped).
+        let column = lines[0].range(of: "DETAIL")!.lowerBound.utf16Offset(in: lines[0])
+        let rejoined = lines.dropFirst().map { String($0.dropFirst(column)) }.joined(separator: " ")
+        #expect(rejoined.replacingOccurrences(of: " ", with: "") == detail.replacingOccurrences(of: " ", with: ""), "\(lines)")
+
+        // Too many columns even wrapped: one block per row, every value there.
+        let wide = [["SOURCE", "NEWEST GOOD", "AGE (RPO)", "LAST RUN", "LAST DRILL", "DRILL TIME (RTO)", "LAST VERIFY", "CORRUPT"],
+                    ["redis", "20261205T021701Z-ac5866", "8 min", "FAILED", "ok 2026-12-04", "archive verified (no RTO)", "ok 2026-12-05", "2 CORRUPT"]]
+        let blocks = TableLayout.lines(wide, wrap: [4, 5, 6], width: 80)
+        for line in blocks { #expect(line.count <= 80, "\(line)") }
+        #expect(blocks.first == "redis" && blocks.contains("  CORRUPT           2 CORRUPT"), "\(blocks)")
+        // Wide enough: the table as it was.
+        #expect(TableLayout.lines(wide, width: 200).count == 2)
+    }
+
+    @Test func listStatusAndPolicyCheckFitEightyColumns() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
+        _ = try runCLI(["backup", "--policy", policy])
+        for command in [["list"], ["status"], ["policy", "check", "--connect"], ["list", "--source", "redis"]] {
+            let r = try runCLI(command + ["--policy", policy])
+            for line in r.stdout.split(separator: "\n") { #expect(line.count <= 80, "\(command): \(line)") }
+            #expect(!r.stdout.isEmpty, "\(command)")
+        }
+        // The refused connection is all there, wrapped.
+        let list = try runCLI(["list", "--policy", policy]).stdout
+        let words = list.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        #expect(words.contains("Connection") && words.contains("refused"), "\(list)")
+        // A wider terminal ($COLUMNS) gets one line per row.
+        let wide = try runCLI(["list", "--policy", policy], environment: ["COLUMNS": "200"])
+        #expect(wide.stdout.split(separator: "\n").count == 2, "\(wide.stdout)")
+    }
+
+    // MARK: hints
+
+    @Test func backupAndConnectionFailuresSayWhatToTry() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
+        let backup = try runCLI(["backup", "--policy", policy])
+        #expect(backup.status == 1)
+        #expect(backup.stderr.contains("Try (redis): check that the Redis server is running"), "\(backup.stderr)")
+        let json = try runCLI(["backup", "--json", "--policy", policy])
+        let failures = try #require(try object(json.stdout)["failures"] as? [[String: Any]])
+        #expect(failures.count == 1 && (failures[0]["try"] as? String)?.contains("Redis server is running") == true, "\(failures)")
+        #expect((failures[0]["error"] as? String)?.contains("Connection refused") == true)
+
+        let check = try runCLI(["policy", "check", "--connect", "--policy", policy])
+        #expect(check.status == 2)
+        #expect(check.stderr.contains("Try: check that the Redis server is running"), "\(check.stderr)")
+        let checks = try #require(try object(try runCLI(["policy", "check", "--connect", "--json", "--policy", policy]).stdout)["checks"] as? [[String: Any]])
+        let connect = try #require(checks.first { ($0["check"] as? String)?.contains("connects") == true })
+        #expect((connect["hint"] as? String)?.contains("Redis server is running") == true, "\(connect)")
+        #expect(checks.allSatisfy { $0.keys.contains("hint") }, "every check has the key (null when none)")
+    }
+
+    // MARK: --log-format json
+
+    @Test func everyCommandLogsJSONWhenAsked() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
+        let commands: [([String], Int32)] = [
+            (["backup", "-v"], 1), (["list"], 0), (["status", "--check"], 1), (["policy", "check", "--connect"], 2),
+            (["verify", "--all"], 0), (["show", "nope"], 2), (["list", "--nope"], 2), (["restore", "redis", "--latest"], 2),
+        ]
+        for (command, expected) in commands {
+            let r = try runCLI(command + ["--log-format", "json", "--policy", policy])
+            #expect(r.status == expected, "\(command): \(r.status) \(r.stderr)")
+            let lines = r.stderr.split(separator: "\n")
+            for line in lines {
+                let parsed = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(parsed?["level"] != nil && parsed?["message"] != nil && parsed?["time"] != nil, "\(command): not a JSON log line: \(line)")
+            }
+            if expected != 0 {
+                #expect(!lines.isEmpty, "\(command) said nothing")
+            }
+            if expected == 2 {
+                let error = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.last
+                #expect(error?["exit_code"] as? String == "2", "\(command): \(r.stderr)")
+            }
+        }
+        let backup = try runCLI(["backup", "--log-format", "json", "--policy", policy])
+        #expect(backup.stderr.contains("\"try\":\"check that the Redis server is running"), "\(backup.stderr)")
+    }
+
+    // MARK: the manual
+
+    @Test func theManualHasEveryCommandAndTheExitStatus() throws {
+        let dir = TemporaryDirectory()
+        let r = try runCLI(["generate-manual", "--output-directory", dir.file("man"), "--date", "2026-12-05"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let path = dir.file("man/kaleem-backup.1")
+        let page = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o644)
+        #expect(page.hasPrefix(".Dd December 5, 2026\n.Dt KALEEM-BACKUP 1\n"))
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "EXIT STATUS", "ENVIRONMENT", "FILES"] {
+            #expect(page.contains(".Sh \(section)\n"), "\(section)")
+        }
+        for (status, _) in Manual.exitStatus { #expect(page.contains(".It \(status.rawValue)\n"), "exit \(status.rawValue)") }
+        #expect(Manual.exitStatus.map(\.0.rawValue) == [0, 1, 2, 3, 4, 11])
+        // groff renders it without a warning, with every command and the kinds' restore options.
+        let rendered = try runProcess("/usr/bin/groff", ["-mdoc", "-Tutf8", "-ww", path], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(rendered.status == 0 && rendered.stderr.isEmpty, "\(rendered.stderr)")
+        let text = rendered.stdout.replacingOccurrences(of: "\u{8}.", with: "").replacingOccurrences(of: "‐\n", with: "")
+        for command in ["backup", "restore", "drill", "status", "forget", "generate-manual", "policy check"] {
+            #expect(page.contains(".It Cm \(command)\n"), "\(command)")
+        }
+        #expect(page.contains("Options of redis sources") && page.contains(".It Fl -to-url Ar"), "kind options")
+        #expect(text.contains("EXIT STATUS") || text.contains("E\u{8}EX"), "\(text.prefix(400))")
+        // Standard output too (man -l -).
+        #expect(try runCLI(["generate-manual"]).stdout.contains(".Sh EXIT STATUS"))
+    }
+
+    @Test func helpTextsListTheExits() throws {
+        let backup = try runCLI(["backup", "--help"]).stdout
+        for code in ["0 every source", "1 every source failed", "2 usage", "3 some sources", "4 a backup did not verify", "11 another run"] {
+            #expect(backup.replacingOccurrences(of: "\n", with: " ").contains(code), "\(code): \(backup)")
+        }
+        let restore = try runCLI(["restore", "--help"]).stdout.replacingOccurrences(of: "\n", with: " ")
+        #expect(restore.contains("Exit codes: 0 restored") && restore.contains("4 the backup does not verify"))
+    }
+
+    // MARK: progress
+
+    /// `ls`, `diff` and `find` draw the reads they wait on (bytes against the recorded size); a backup's total is
+    /// the previous backup's size, said as an estimate.
+    @Test func browsingAndBackupsReportProgress() async throws {
+        try await EngineExecutor.run {
+            let redis = try RedisTestServer()
+            let c = try redis.connect()
+            for i in 0..<500 { _ = try c.command(["SET", "k\(i)", String(repeating: "v", count: 100)]) }
+            let dir = TemporaryDirectory()
+            let policy = writeRedisPolicy(in: dir, url: redis.url)
+            let seen = ProgressTests.Seen()
+            var environment = EngineEnvironment(variables: [:])
+            environment.progress = ProgressMeter { state in if let state { seen.record(state) } }
+            let engine = BackupEngine(policy: try PolicyLoader.load(path: policy, environment: [:]), environment: environment)
+            let first = try #require(try await engine.backup(tag: .manual).artifacts.first)
+            let firstState = try #require(seen.last { $0.label == "backup redis" })
+            #expect(firstState.totalBytes == nil && !firstState.estimated, "no previous backup, no estimate: \(firstState)")
+            _ = try c.command(["SET", "extra", "1"])
+            c.close()
+            let second = try #require(try await engine.backup(tag: .manual).artifacts.first)
+            let estimated = try #require(seen.last { $0.label == "backup redis" })
+            #expect(estimated.totalBytes == first.bytesRaw && estimated.estimated, "\(estimated)")
+            #expect(ProgressRenderer.line(estimated, seconds: 2).contains("/ ~"), "\(ProgressRenderer.line(estimated, seconds: 2))")
+
+            _ = try await engine.contents(of: second.id, filter: ContentFilter()) { _ in }
+            let ls = try #require(seen.last { $0.label == "ls \(second.id)" })
+            #expect(ls.totalBytes == second.bytesRaw && ls.bytes == second.bytesRaw, "\(ls)")
+            _ = try await engine.diff(first.id, second.id, filter: ContentFilter())
+            #expect(seen.last { $0.label == "diff 1/2 \(first.id)" } != nil && seen.last { $0.label == "diff 2/2 \(second.id)" } != nil)
+            _ = try await engine.find("k1*", source: nil)
+            #expect(seen.last { $0.label == "find 1/2 \(second.id)" } != nil && seen.last { $0.label == "find 2/2 \(first.id)" } != nil)
+        }
+        // An estimate never claims 100 % before the end.
+        var s = ProgressMeter.State(label: "backup redis", bytes: 300, totalBytes: 200, itemUnit: "objects", generation: 1)
+        s.estimated = true
+        #expect(ProgressRenderer.line(s, seconds: 1) == "backup redis  300 B / ~200 B  ~99%  300 B/s")
+    }
+
+    func object(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+    }
+}
