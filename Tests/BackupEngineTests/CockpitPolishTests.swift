@@ -182,3 +182,12 @@ import TestSupport
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
     }
 }
+
+/// #37 item 6: every target declares what it imports and imports what it declares (scripts/check-dependencies.py
+/// reads Package.swift and the sources); a module reached only through another target's dependency fails here.
+struct DependencyDeclarationTests {
+    @Test func everyTargetDeclaresWhatItImportsAndNothingElse() throws {
+        let r = try runProcess("/usr/bin/python3", [packageRoot + "/scripts/check-dependencies.py"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+}
