@@ -193,12 +193,13 @@ enum Output {
         return parts.joined(separator: ", ")
     }
 
-    /// The width tables fit: the terminal's when stdout is one, else `$COLUMNS`, else 80.
+    /// The width tables fit: the terminal's when stdout is one (80 when it does not say), else `$COLUMNS`; a
+    /// pipe or a file without `$COLUMNS` gets one line per row, whole (what `grep` and cron's mail want).
     static let width: Int = {
         var size = winsize()
-        if isatty(1) == 1, ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col >= 40 { return Int(size.ws_col) }
+        if isatty(1) == 1 { return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col >= 40 ? Int(size.ws_col) : 80 }
         if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns >= 40 { return columns }
-        return 80
+        return Int.max / 4
     }()
 
     /// Prints `rows` (the first is the header) as a table that fits `width` columns.
@@ -220,7 +221,7 @@ enum Output {
     }
 }
 
-/// Tables that fit a width (80 columns unless the terminal says otherwise), losing nothing: too wide, a table
+/// Tables that fit a width (the terminal's, or $COLUMNS), losing nothing: too wide, a table
 /// leaves out the columns it may (`drop`, whose content is said elsewhere), then wraps the columns that may
 /// wrap (`wrap`, default the last) onto continuation lines, each down to 12 characters; when that is still too
 /// wide, each row becomes a block (its first cell, then one `HEADER  value` line per other column).

@@ -37,18 +37,21 @@ import TestSupport
         let dir = TemporaryDirectory()
         let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
         _ = try runCLI(["backup", "--policy", policy])
+        // An 80-column terminal ($COLUMNS stands for it: the test's stdout is a pipe).
         for command in [["list"], ["status"], ["policy", "check", "--connect"], ["list", "--source", "redis"]] {
-            let r = try runCLI(command + ["--policy", policy])
+            let r = try runCLI(command + ["--policy", policy], environment: ["COLUMNS": "80"])
             for line in r.stdout.split(separator: "\n") { #expect(line.count <= 80, "\(command): \(line)") }
             #expect(!r.stdout.isEmpty, "\(command)")
         }
         // The refused connection is all there, wrapped.
-        let list = try runCLI(["list", "--policy", policy]).stdout
+        let list = try runCLI(["list", "--policy", policy], environment: ["COLUMNS": "80"]).stdout
         let words = list.split(whereSeparator: { $0 == " " || $0 == "\n" })
         #expect(words.contains("Connection") && words.contains("refused"), "\(list)")
-        // A wider terminal ($COLUMNS) gets one line per row.
+        // A wider terminal gets one line per row; so does a pipe (grep, cron's mail), whole.
         let wide = try runCLI(["list", "--policy", policy], environment: ["COLUMNS": "200"])
         #expect(wide.stdout.split(separator: "\n").count == 2, "\(wide.stdout)")
+        let piped = try runCLI(["list", "--policy", policy])
+        #expect(piped.stdout.split(separator: "\n").count == 2 && piped.stdout.contains("cannot connect: Connection refused"), "\(piped.stdout)")
     }
 
     // MARK: hints
