@@ -152,7 +152,8 @@ enum Output {
     static func json<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        ProgressRenderer.shared.clearLine()
+        Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self)) // JSON: escaped already, byte for byte
         printedJSON = true
     }
 

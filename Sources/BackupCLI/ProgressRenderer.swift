@@ -128,8 +128,26 @@ struct ProgressAwareLogHandler: LogHandler {
         set { inner[metadataKey: key] = newValue }
     }
 
+    /// The line is cleared first; a peer's text in the message or the fields (an error reply quoted in `error=`)
+    /// gets its control characters made visible (TerminalText): one event, one line, nothing sent to the terminal.
     func log(event: LogEvent) {
         ProgressRenderer.shared.clearLine()
+        var event = event
+        event.message = Logger.Message(stringLiteral: TerminalText.safe(event.message.description, keepNewlines: false))
+        event.metadata = event.metadata.map(Self.safe)
         inner.log(event: event)
+    }
+
+    static func safe(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        metadata.mapValues(safe)
+    }
+
+    static func safe(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
+        switch value {
+        case .string(let s): return .string(TerminalText.safe(s, keepNewlines: false))
+        case .stringConvertible(let c): return .string(TerminalText.safe(c.description, keepNewlines: false))
+        case .array(let a): return .array(a.map(safe))
+        case .dictionary(let d): return .dictionary(safe(d))
+        }
     }
 }

@@ -11,7 +11,7 @@ import Glibc
 /// same terminal).
 func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
     ProgressRenderer.shared.clearLine()
-    Swift.print(items.map { "\($0)" }.joined(separator: separator), terminator: terminator)
+    Swift.print(TerminalText.safe(items.map { "\($0)" }.joined(separator: separator)), terminator: terminator)
 }
 
 /// Writes to the process's standard output and error with write(2). Foundation's `FileHandle.write` traps on
@@ -22,7 +22,10 @@ enum StandardStream {
         Output.printedJSON = true // only JSON lines come this way
         write(1, bytes)
     }
-    static func error(_ text: String) { write(2, Array(text.utf8)) }
+    /// Text for a person on stderr, control characters made visible (`TerminalText`).
+    static func error(_ text: String) { write(2, Array(TerminalText.safe(text).utf8)) }
+    /// A JSON log line on stderr, as it is (already escaped).
+    static func errorJSON(_ text: String) { write(2, Array(text.utf8)) }
 
     /// The errno of the first write to stdout that failed (a full disk, a closed descriptor); 0 when none did.
     nonisolated(unsafe) private static var lostOutput: Int32 = 0
@@ -73,9 +76,36 @@ enum Diagnostics {
     static func say(_ level: Logger.Level, _ prefix: String, _ text: String, _ fields: Logger.Metadata = [:], json: Bool) {
         ProgressRenderer.shared.clearLine()
         if json {
-            StandardStream.error(JSONLogHandler.line(time: Date(), level: level, label: "kaleem-backup", message: text, metadata: fields))
+            StandardStream.errorJSON(JSONLogHandler.line(time: Date(), level: level, label: "kaleem-backup", message: text, metadata: fields))
         } else {
             StandardStream.error(prefix + text + "\n")
         }
+    }
+}
+
+/// Text from peers and from backups (a Redis error reply, an S3 error body, a key name, a tool's stderr) is shown
+/// to a person with its control characters made visible: an ESC sequence in a hostile server's error must not
+/// retitle, clear or rewrite the operator's terminal, and a newline in a key must not look like another entry.
+/// C0 controls (but newline and tab, which our own texts use) and DEL become `\x1b`, C1 controls `\u{85}`, and the
+/// bidirectional overrides and isolates (which reorder what is shown) `\u{202E}`. JSON output needs none of it
+/// (its strings are escaped) and is never passed here.
+enum TerminalText {
+    static func safe(_ s: String, keepNewlines: Bool = true) -> String {
+        guard s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for scalar in s.unicodeScalars {
+            let v = scalar.value
+            if (v == 0x0A && keepNewlines) || v == 0x09 {
+                out.unicodeScalars.append(scalar)
+            } else if v < 0x20 || v == 0x7F {
+                out += String(format: "\\x%02x", v)
+            } else if (0x80...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
+                out += String(format: "\\u{%X}", v)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }

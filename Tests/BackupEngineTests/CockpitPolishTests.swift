@@ -194,3 +194,29 @@ struct DependencyDeclarationTests {
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 }
+
+/// A hostile peer's error text carries terminal escapes (retitle the window, clear the screen, red) and a bidi
+/// override: shown to a person (the results table, the log line, `list`, `status`), they are made visible
+/// (`\x1b`, `\u{202E}`), never sent to the terminal; JSON keeps the text, escaped.
+struct TerminalEscapeTests {
+    @Test func aPeersEscapeSequencesNeverReachTheTerminal() throws {
+        let port = try FreePort.pick()
+        let server = try startStandInServer("redis_hostile.py", port: port, arguments: ["escape-error"])
+        defer { server.signal(SIGKILL); _ = server.wait() }
+        let dir = TemporaryDirectory()
+        // A password, so that AUTH is the first command (the stand-in answers one command).
+        let policy = writeRedisPolicy(in: dir, url: "redis://:not-in-the-text@127.0.0.1:\(port)")
+        let backup = try runCLI(["backup", "-v", "--policy", policy])
+        #expect(backup.status == 1)
+        var shown = backup.stdout + backup.stderr
+        for command in [["list"], ["status"], ["list", "--source", "redis"]] {
+            let r = try runCLI(command + ["--policy", policy], environment: ["COLUMNS": "80"])
+            shown += r.stdout + r.stderr
+        }
+        #expect(!shown.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E }, "\(shown.debugDescription)")
+        #expect(backup.stdout.contains("\\x1b]0;pwned\\x07\\x1b[2J\\u{202E}evil"), "\(backup.stdout)")
+        #expect(backup.stderr.contains("\\x1b]0;pwned"), "the log line too: \(backup.stderr)")
+        let json = try runCLI(["list", "--json", "--policy", policy])
+        #expect(json.stdout.contains("\\u001b]0;pwned"), "\(json.stdout)")
+    }
+}
