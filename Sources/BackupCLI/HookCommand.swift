@@ -131,10 +131,10 @@ struct RollbackHook: AsyncParsableCommand {
     @Flag(help: "Restore the data of the release's pre-deploy set (MongoDB with --drop, Redis online).")
     var restoreData = false
 
-    @Flag(help: "Also restore the sources not restored by default (bucket snapshots: uploads after a deploy are users' data).")
+    @Flag(help: "The same as --include s3: also restore the bucket snapshots (uploads after a deploy are users' data).")
     var includeBuckets = false
 
-    @Option(name: .customLong("include"), help: "With --restore-data: also restore this source, whatever its kind (repeatable).")
+    @Option(name: .customLong("include"), help: ArgumentHelp("With --restore-data: also restore this source, or every source of this kind (s3, qdrant, files: not restored by default) (repeatable).", valueName: "kind|source"))
     var include: [String] = []
 
     @Flag(help: "Confirm --restore-data (it replaces live data).")
@@ -156,7 +156,7 @@ struct RollbackHook: AsyncParsableCommand {
 
     func run() async throws {
         let result = try await options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
-                                                       includeBuckets: includeBuckets, include: include, dryRun: dryRun,
+                                                       include: include + (includeBuckets ? ["s3"] : []), dryRun: dryRun,
                                                        environmentName: labels.environment, service: labels.service,
                                                        deployID: deployId, detail: detail)
         if options.json {

@@ -220,3 +220,24 @@ struct TerminalEscapeTests {
         #expect(json.stdout.contains("\\u001b]0;pwned"), "\(json.stdout)")
     }
 }
+
+/// #37 item 3: `hook rollback --include KIND|SOURCE`; `--include-buckets` is `--include s3` and no longer takes the
+/// files and Qdrant sources along (it did: every kind not restored by default was "a bucket").
+struct RollbackIncludeTests {
+    @Test func includeTakesAKindOrASourceAndIncludeBucketsIsOnlyBuckets() throws {
+        let files = try FilesSourceTests.Setup()
+        let pre = try runCLI(["hook", "pre-deploy", "--release", "v1", "--policy", files.policy])
+        #expect(pre.status == 0, "\(pre.stderr)")
+        func dryRun(_ extra: [String]) throws -> ProcessResult {
+            try runCLI(["hook", "rollback", "--release", "v1", "--reason", "test", "--restore-data", "--dry-run"] + extra + ["--policy", files.policy])
+        }
+        let buckets = try dryRun(["--include-buckets"])
+        #expect(buckets.status == 0 && buckets.stdout.contains("would leave config as it is"), "\(buckets.stdout) \(buckets.stderr)")
+        let byKind = try dryRun(["--include", "files"])
+        #expect(byKind.stdout.contains("would restore config from"), "\(byKind.stdout)")
+        let bySource = try dryRun(["--include", "config"])
+        #expect(bySource.stdout.contains("would restore config from"), "\(bySource.stdout)")
+        let unknown = try dryRun(["--include", "nope"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("--include nope: neither a source") && unknown.stderr.contains("Try: name a source (config)"), "\(unknown.stderr)")
+    }
+}
