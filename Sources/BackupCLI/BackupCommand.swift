@@ -25,6 +25,7 @@ struct BackupCommand: AsyncParsableCommand {
     var release: String?
 
     func validate() throws {
+        try validateRelease(release)
         if tag == .preDeploy && release == nil {
             throw ValidationError("--tag pre-deploy needs --release (the release this restore point belongs to)")
         }

@@ -15,8 +15,9 @@ enum ExitCodeMapping {
                 if let hint = user.hint { fields["try"] = "\(hint)" }
                 Diagnostics.say(.error, "", user.description, fields, json: true)
             } else {
-                printError("error: \(user.description)")
-                if let hint = user.hint { printError("Try: \(hint)") }
+                // One line each: a peer's newline quoted in the error cannot forge another `error:` or `Try:` line.
+                printError("error: \(PeerText.escape(user.description))")
+                if let hint = user.hint { printError("Try: \(PeerText.escape(hint))") }
             }
             errorAsJSON(user.description, status: user.exitStatus, hint: user.hint)
             return user.exitStatus
@@ -26,7 +27,8 @@ enum ExitCodeMapping {
             let message = command.fullMessage(for: error)
             if code == .success {
                 // restore --help: its kinds' own options after OPTIONS, laid out as OPTIONS.
-                print(message.contains("USAGE: kaleem-backup restore ") ? message.trimmingCharacters(in: .newlines) + "\n" + RestoreCommand.kindOptionsHelp() : message)
+                StandardStream.text((message.contains("USAGE: kaleem-backup restore ") ? message.trimmingCharacters(in: .newlines) + "\n" + RestoreCommand.kindOptionsHelp() : message) + "\n")
+                StandardStream.finishOutput() // help written to a full disk is an error too
                 return .ok
             }
             if error is CleanExit {

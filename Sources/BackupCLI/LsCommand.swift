@@ -59,7 +59,7 @@ struct LsCommand: AsyncParsableCommand {
         }
         if options.json { out.append(count == 0 ? "]\n" : "\n]\n") }
         out.flush()
-        if !options.json && !options.quiet { options.say(.info, "", "\(count) entries, \(Output.bytes(bytes))", ["entries": "\(count)", "bytes": "\(bytes)"]) }
+        if !options.json && !options.quiet { options.say(.info, "", "\(count) \(count == 1 ? "entry" : "entries"), \(Output.bytes(bytes))", ["entries": "\(count)", "bytes": "\(bytes)"]) }
     }
 
     /// A detail value as text: strings bare, the rest as JSON.

@@ -14,6 +14,8 @@ struct ManualCommand: ParsableCommand {
         discussion: "Read it with: kaleem-backup generate-manual | man -l -"
     )
 
+    @OptionGroup var options: GlobalOptions
+
     @Option(help: "Write kaleem-backup.1 into this directory (created if missing) instead of standard output.")
     var outputDirectory: String?
 
@@ -25,15 +27,22 @@ struct ManualCommand: ParsableCommand {
     }
 
     func run() throws {
-        let page = try Manual.render(date: Manual.day(date ?? Manual.defaultDay())!)
+        // A $SOURCE_DATE_EPOCH that is no day (negative, past 9999, not a number) falls back to today.
+        let day = date.flatMap(Manual.day) ?? Manual.day(Manual.defaultDay()) ?? Manual.day(String(Timestamps.iso8601(Date()).prefix(10)))!
+        let page = try Manual.render(date: day)
         guard let outputDirectory else {
-            print(page, terminator: "")
+            StandardStream.text(page)
             return
         }
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let path = (outputDirectory as NSString).appendingPathComponent("kaleem-backup.1")
-        // The page holds no secret: readable by all, as /usr/share/man is.
-        try Data(page.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        do {
+            try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+            // The page holds no secret: readable by all, as /usr/share/man is.
+            try Data(page.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw BackupFailure("the manual page could not be written to \(path): \((error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription)",
+                                exitStatus: .failed, hint: "name a directory you can write (it is created if missing), or write to standard output: kaleem-backup generate-manual > kaleem-backup.1")
+        }
         chmod(path, 0o644)
     }
 }
@@ -234,13 +243,18 @@ enum Manual {
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
               let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
               (1970...9999).contains(y), (1...12).contains(m), (1...31).contains(d) else { return nil }
+        // A day the calendar has (not February 30).
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        guard let real = utc.date(from: DateComponents(year: y, month: m, day: d)),
+              utc.component(.day, from: real) == d, utc.component(.month, from: real) == m else { return nil }
         let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
         return "\(months[m - 1]) \(d), \(y)"
     }
 
     /// Reproducible builds: the day of $SOURCE_DATE_EPOCH when set.
     static func defaultDay() -> String {
-        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Double.init)
+        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 && $0 < 253_402_300_800 ? $0 : nil }
         let date = epoch.map { Date(timeIntervalSince1970: $0) } ?? Date()
         return String(Timestamps.iso8601(date).prefix(10))
     }

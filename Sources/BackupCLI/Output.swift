@@ -198,8 +198,8 @@ enum Output {
     /// pipe or a file without `$COLUMNS` gets one line per row, whole (what `grep` and cron's mail want).
     static let width: Int = {
         var size = winsize()
-        if isatty(1) == 1 { return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col >= 40 ? Int(size.ws_col) : 80 }
-        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns >= 40 { return columns }
+        if isatty(1) == 1 { return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? max(20, Int(size.ws_col)) : 80 }
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return max(20, columns) }
         return Int.max / 4
     }()
 
@@ -230,11 +230,14 @@ enum TableLayout {
     static let minimumWrapWidth = 12
 
     static func lines(_ rows: [[String]], wrap: Set<Int>? = nil, drop: [Int] = [], width: Int) -> [String] {
+        // Cells are one line with their control characters visible (a peer's text in a DETAIL), measured in the
+        // columns a terminal gives them (a CJK character takes two), before anything is laid out.
+        let rows = rows.map { $0.map(cellText) }
         guard let header = rows.first, !header.isEmpty else { return [] }
         let wrapping = wrap ?? [header.count - 1]
         func cell(_ row: [String], _ c: Int) -> String { c < row.count ? row[c] : "" }
         var columns = Array(header.indices)
-        var widths = header.indices.map { c in rows.map { cell($0, c).count }.max() ?? 0 }
+        var widths = header.indices.map { c in rows.map { PeerText.displayWidth(cell($0, c)) }.max() ?? 0 }
         func total() -> Int { columns.map { widths[$0] }.reduce(0, +) + 2 * (columns.count - 1) }
         for c in drop where total() > width { columns.removeAll { $0 == c } }
         while total() > width {
@@ -251,7 +254,7 @@ enum TableLayout {
                 var line = ""
                 for (n, c) in columns.enumerated() {
                     let text = i < wrapped[n].count ? wrapped[n][i] : ""
-                    line += n == columns.count - 1 ? text : text.padding(toLength: widths[c], withPad: " ", startingAt: 0) + "  "
+                    line += n == columns.count - 1 ? text : pad(text, to: widths[c]) + "  "
                 }
                 out.append(trimmingTrailingSpaces(line))
             }
@@ -259,10 +262,20 @@ enum TableLayout {
         return out
     }
 
+    /// A cell as shown: tabs and newlines as spaces, other control characters as escapes (`\x1b`).
+    static func cellText(_ s: String) -> String {
+        PeerText.escape(s.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " "))
+    }
+
+    static func pad(_ s: String, to width: Int) -> String {
+        let w = PeerText.displayWidth(s)
+        return w >= width ? s : s + String(repeating: " ", count: width - w)
+    }
+
     /// Each row as a block: `redis` then `  NEWEST GOOD  20261205T…` lines, the values wrapped under themselves.
     static func blocks(_ rows: [[String]], width: Int) -> [String] {
         guard let header = rows.first else { return [] }
-        let keyWidth = header.dropFirst().map(\.count).max() ?? 0
+        let keyWidth = header.dropFirst().map(PeerText.displayWidth).max() ?? 0
         let valueWidth = max(minimumWrapWidth, width - 2 - keyWidth - 2)
         var out: [String] = []
         for (r, row) in rows.dropFirst().enumerated() {
@@ -272,31 +285,47 @@ enum TableLayout {
                 let value = c < row.count ? row[c] : ""
                 for (i, piece) in wrapText(value, width: valueWidth).enumerated() {
                     let key = i == 0 ? header[c] : ""
-                    out.append(trimmingTrailingSpaces("  " + key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  " + piece))
+                    out.append(trimmingTrailingSpaces("  " + pad(key, to: keyWidth) + "  " + piece))
                 }
             }
         }
         return out
     }
 
-    /// Words onto lines of at most `width` characters; a word longer than a line is cut.
+    /// Words onto lines of at most `width` terminal columns; a word longer than a line is cut.
     static func wrapText(_ text: String, width: Int) -> [String] {
         let text = text.replacingOccurrences(of: "\n", with: " ")
-        guard text.count > width else { return [text] }
+        guard PeerText.displayWidth(text) > width else { return [text] }
         var lines: [String] = []
         var current = ""
+        var currentWidth = 0
         for word in text.split(separator: " ", omittingEmptySubsequences: true) {
-            var word = Substring(word)
-            if !current.isEmpty && current.count + 1 + word.count <= width {
+            var word = String(word)
+            var wordWidth = PeerText.displayWidth(word)
+            if !current.isEmpty && currentWidth + 1 + wordWidth <= width {
                 current += " " + word
+                currentWidth += 1 + wordWidth
                 continue
             }
-            if !current.isEmpty { lines.append(current); current = "" }
-            while word.count > width {
-                lines.append(String(word.prefix(width)))
-                word = word.dropFirst(width)
+            if !current.isEmpty { lines.append(current); current = ""; currentWidth = 0 }
+            while wordWidth > width {
+                // Cut at the last character that fits.
+                var piece = ""
+                var pieceWidth = 0
+                var rest = Substring(word)
+                while let c = rest.first {
+                    let cw = c.unicodeScalars.reduce(0) { $0 + PeerText.columns($1) }
+                    if pieceWidth + cw > width && !piece.isEmpty { break }
+                    piece.append(c)
+                    pieceWidth += cw
+                    rest = rest.dropFirst()
+                }
+                lines.append(piece)
+                word = String(rest)
+                wordWidth = PeerText.displayWidth(word)
             }
-            current = String(word)
+            current = word
+            currentWidth = wordWidth
         }
         if !current.isEmpty || lines.isEmpty { lines.append(current) }
         return lines

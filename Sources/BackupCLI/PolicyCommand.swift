@@ -41,7 +41,7 @@ struct PolicyCheckCommand: AsyncParsableCommand {
             checks += missing.map { PreflightCheck(check: "policy variables", ok: false, detail: $0) }
             if options.json { try Output.json(PreflightJSON(ok: false, valid: false, summary: nil, checks: checks)) }
             guard missing.count > 1 else { throw error }
-            throw BackupFailure("\(error)\n  and: " + missing.joined(separator: "; "), exitStatus: .usage,
+            throw BackupFailure("\(error); and: " + missing.joined(separator: "; "), exitStatus: .usage,
                                 hint: "export the variables (or write ${VAR:-default} in the policy), then run policy check again")
         }
         let engine = try options.makeEngine(policy: policy)

