@@ -81,6 +81,30 @@ struct PingTests {
         #expect(failed.stderr.contains("HTTP 500"))
     }
 
+    /// The daemon's scheduled backups ping as the CLI's do.
+    @Test func theDaemonsScheduledRunsPing() throws {
+        let recorder = try HTTPRecorder()
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: """
+        schedules:
+          - { name: nightly, cron: "30 2 * * *", run: backup, tag: nightly }
+        daemon: { listen: "127.0.0.1:\(try FreePort.pick())" }
+        notify: { ping: { url: "\(recorder.url)/hc" } }
+        """)
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "1"],
+                                               environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, recorder.requests.count < 2 { usleep(100_000) }
+        kill(process.processIdentifier, SIGTERM)
+        #expect(wait().status == 0)
+        let paths = recorder.requests.map(\.path)
+        #expect(Array(paths.prefix(2)) == ["/hc/start", "/hc"], "\(paths)")
+        let start = String(decoding: recorder.requests.first?.body ?? Data(), as: UTF8.self)
+        #expect(start.hasPrefix("kaleem-backup on ") && start.contains("nightly backup of redis started"), "\(start)")
+    }
+
     func parse(_ yaml: String) throws(PolicyError) -> Policy {
         try PolicyParser.parse(yaml, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
     }
