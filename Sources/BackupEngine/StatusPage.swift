@@ -112,33 +112,37 @@ enum StatusPage {
     .runs .card{margin-bottom:.5rem}
     code,.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em;overflow-wrap:anywhere}
     .failure{white-space:pre-wrap;overflow-wrap:anywhere;margin:.25rem 0 0;padding:.4rem .6rem;border-left:3px solid var(--bad);background:rgba(198,40,40,.07)}
+    .problems{margin:0 0 1rem}
     footer{margin-top:2rem;color:var(--mute);font-size:.85rem}
     """
 
     /// The whole page. `now` is the time the ages are computed against.
     static func render(_ snapshot: StatusSnapshot, schedules: [StatusPageSchedule], running: String?, host: String, now: Date) -> String {
         let e = escape
-        var problems = 0
+        // The problems /healthz names (a source past the RPO limit or with no good backup, a failed last run, a
+        // corrupt backup), and a catalog that cannot be read.
+        var problems: [String] = snapshot.problem.map { [$0] } ?? []
         for s in snapshot.sources {
-            if (s.rpoSeconds ?? .infinity) > maxRPO { problems += 1 }
-            if s.lastRunOK == false { problems += 1 }
-            if s.corrupt > 0 { problems += 1 }
+            if let rpo = s.rpoSeconds { if rpo > maxRPO { problems.append("\(s.source): newest good backup is \(age(rpo)) old") } }
+            else { problems.append("\(s.source): no good backup") }
+            if s.lastRunOK == false { problems.append("\(s.source): last backup failed") }
+            if s.corrupt > 0 { problems.append("\(s.source): \(s.corrupt) corrupt backup(s)") }
         }
-        if snapshot.problem != nil { problems += 1 }
         var h = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width,initial-scale=1">
         <meta name="robots" content="noindex">
+        <meta http-equiv="refresh" content="60">
         <title>kaleem-backup on \(e(host))</title>
         <style>\(css)</style></head>
         <body>
         <header><h1>kaleem-backup <span class="mute">on \(e(host))</span></h1>
-        <p class="meta">Generated \(time(now)) · <span id="overall" class="badge \(problems == 0 ? "ok" : "bad")" data-problems="\(problems)">\(problems == 0 ? "all good" : "\(problems) problem\(problems == 1 ? "" : "s")")</span>\(running.map { " · running: <b>\(e($0))</b>" } ?? "")</p></header>
+        <p class="meta">Generated \(time(now)) · <span id="overall" class="badge \(problems.isEmpty ? "ok" : "bad")" data-problems="\(problems.count)">\(problems.isEmpty ? "all good" : "\(problems.count) problem\(problems.count == 1 ? "" : "s")")</span>\(running.map { " · running: <b>\(e($0))</b>" } ?? "")</p></header>
 
         """
-        if let problem = snapshot.problem {
-            h += "<p class=\"bad\" id=\"catalog-problem\">\(e(problem))</p>\n"
+        if !problems.isEmpty {
+            h += "<ul class=\"bad problems\" id=\"problems\">" + problems.map { "<li>\(e($0))</li>" }.joined() + "</ul>\n"
         }
 
         h += "<h2>Sources</h2>\n<div class=\"grid\" id=\"sources\">\n"
@@ -169,7 +173,7 @@ enum StatusPage {
         for r in snapshot.runs { h += runCard(r) }
         h += "</div>\n"
         h += """
-        <footer>Ages are against \(age(maxRPO)) (the BackupTooOld alert's limit); drills against \(age(maxDrillAge)). The same figures as <code>kaleem-backup status</code>; machine-readable: <code>/healthz</code>, <code>/metrics</code>.</footer>
+        <footer>Ages are against 26 h (the BackupTooOld alert's limit, as /healthz); drills against 8 days (DrillOverdue's). Refreshes every minute. The same figures as <code>kaleem-backup status</code>; machine-readable: <code>/healthz</code>, <code>/metrics</code>.</footer>
         </body></html>
 
         """

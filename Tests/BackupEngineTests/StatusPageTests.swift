@@ -1,5 +1,6 @@
 import BackupCatalog
 import BackupCore
+import BackupEngine
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -192,6 +193,33 @@ import Testing
         let r = try runCLI(["daemon", "--policy", policy])
         #expect(r.status == 2, "\(r.stderr)")
         #expect(r.stderr.contains("daemon.status_auth.password_file") && r.stderr.contains(dir.file("nope")), "\(r.stderr)")
+    }
+
+    /// The page reveals the stack's shape: by default the daemon listens on the loopback only; status_auth is
+    /// checked like every key.
+    @Test func loopbackByDefaultAndStatusAuthParsed() throws {
+        let base = "repository: { path: /r }\nsources:\n  cache: { kind: redis, url: \"redis://127.0.0.1:6379\" }\n"
+        func parse(_ extra: String) throws(PolicyError) -> Policy {
+            try PolicyParser.parse(base + extra, origin: "t.yml", environment: [:], sourceKinds: SourceKinds.policyTable)
+        }
+        #expect(try parse("").daemonListen == DaemonListen(host: "127.0.0.1", port: 9464))
+        #expect(try parse("").statusAuth == nil)
+        #expect(try parse("daemon: { status_auth: { user: ops, password_file: /etc/kb/pw } }").statusAuth
+                == StatusAuth(user: "ops", passwordFile: "/etc/kb/pw"))
+        for (extra, keyPath, problem) in [
+            ("daemon: { status_auth: { password_file: /p } }", "daemon.status_auth", "missing key \"user\""),
+            ("daemon: { status_auth: { user: ops } }", "daemon.status_auth", "missing key \"password_file\""),
+            ("daemon: { status_auth: { user: \"a:b\", password_file: /p } }", "daemon.status_auth.user", "cannot contain"),
+            ("daemon: { status_auth: { user: ops, password: x } }", "daemon.status_auth.password", "password"),
+        ] {
+            do {
+                _ = try parse(extra)
+                Issue.record("accepted: \(extra)")
+            } catch {
+                #expect(error.keyPath == keyPath, "\(error)")
+                #expect(error.problem.contains(problem), "\(error.problem)")
+            }
+        }
     }
 
     // MARK: helpers
