@@ -11,8 +11,27 @@ struct BackupRunner: EngineService {
 
     // MARK: backup
 
-    /// Backs up the named sources (all when empty) as one run.
+    /// Backs up the named sources (all when empty) as one run, with the run's `notify.ping` pings: start once
+    /// the run holds the repository lock, then success or fail. A run that meets the lock sends none (the run
+    /// holding it pings; the daemon retries): a ping never changes the outcome.
     func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) async throws -> BackupResult {
+        let pinger = Pinger(policy: policy.notify?.ping, logger: logger, host: environment.host)
+        do {
+            let result = try await runBackup(sources: names, tag: tag, release: release) { selected in
+                await pinger.start(sources: selected, tag: tag)
+            }
+            await pinger.finished(result)
+            return result
+        } catch let locked as LockedError {
+            throw locked
+        } catch {
+            await pinger.failed(reason: describe(error))
+            throw error
+        }
+    }
+
+    private func runBackup(sources names: [String], tag: RunTag, release: String?,
+                           started: ([String]) async -> Void) async throws -> BackupResult {
         let selected = try core.selectSources(names)
         // Refused before anything runs: a source that would store a secret in clear, or the key in its backup.
         // (What a check cannot even look at — a missing path — is left to the backup, which records it as failed.)
@@ -26,6 +45,7 @@ struct BackupRunner: EngineService {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "backup")
         defer { lock.release() }
+        await started(selected.map(\.name))
         let catalog = try catalog()
         try await recoverFromCrash(catalog)
 

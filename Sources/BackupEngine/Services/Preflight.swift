@@ -40,7 +40,8 @@ struct Preflight: EngineService {
             checks += await adapter.preflight(source, context: context)
         }
         if policy.repository.offsite != nil { checks.append(await offsite()) }
-        if let notify = policy.notify { checks.append(await webhook(notify.webhook)) }
+        // Only the webhook is probed: a request to a ping URL is a ping (a GET to Healthchecks' URL says "success").
+        if let url = policy.notify?.webhook { checks.append(await webhook(url)) }
         return checks
     }
 
