@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "ArtifactStore", "BackupCore", "TestSupport"]),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "QdrantClient", "TestSupport"]
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "OffsiteStore", "BucketMirror", "TarFormat", "QdrantClient", "TestSupport"]
         ),
     ]
 )

@@ -23,7 +23,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption", "compose", "deploy"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption", "compose", "deploy", "host"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog", "offsite"])
@@ -118,6 +118,11 @@ public enum PolicyParser {
                     policy.sources[i].settings = settings.applying(project)
                 }
             }
+        }
+        if let h = top["host"] {
+            let name = try h.nonEmptyString()
+            if let problem = HostName.problem(name) { throw h.error("host \"\(name)\" \(problem)") }
+            policy.host = name
         }
         if let d = top["deploy"] {
             let map = try d.mapping(allowed: ["pre_deploy_sources"])
