@@ -16,6 +16,9 @@ public struct Policy: Sendable, Equatable {
     public var notify: NotifyPolicy?
     /// Where the daemon serves /metrics and /healthz.
     public var daemonListen = DaemonListen()
+    /// `daemon: { fleet: true }`: the daemon's /metrics also has every host's status from the off-site bucket,
+    /// labelled `host` (#38), read at most every 5 minutes.
+    public var daemonFleet = false
     /// Scratch targets for restore drills.
     public var drill = DrillPolicy()
     /// Tools for restores (`restore:`).

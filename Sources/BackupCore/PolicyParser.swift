@@ -152,7 +152,13 @@ public enum PolicyParser {
             policy.encryption = EncryptionPolicy(recipients: recipients, identityFile: try map["identity_file"]?.nonEmptyString())
         }
         if let d = top["daemon"] {
-            let map = try d.mapping(allowed: ["listen"])
+            let map = try d.mapping(allowed: ["listen", "fleet"])
+            if let f = map["fleet"] {
+                policy.daemonFleet = try f.bool()
+                if policy.daemonFleet && policy.repository.offsite == nil {
+                    throw f.error("fleet: true reads the hosts' catalog copies from the off-site bucket: add repository.offsite")
+                }
+            }
             if let l = map["listen"] {
                 let text = try l.nonEmptyString()
                 guard let listen = DaemonListen.parse(text) else { throw l.error("expected host:port such as 127.0.0.1:9464, found \"\(text)\"") }

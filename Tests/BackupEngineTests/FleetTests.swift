@@ -308,4 +308,50 @@ struct FleetTests {
         let me = try runCLI(["drill", "--from-host", "staging", "--policy", staging.policy])
         #expect(me.status == 2 && me.stderr.contains("this host"), "\(me.stderr)")
     }
+
+    /// `daemon: { fleet: true }`: /metrics has every host's status with a `host` label, text promtool accepts,
+    /// and a corrupt copy is `readable 0` for its host only.
+    @Test func theDaemonExportsEveryHostWithAHostLabel() async throws {
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("fleet")
+        let port = try FreePort.pick()
+        let a = try await makeHost("prod", s3: s3, client: client, extra: """
+        schedules:
+          - { name: nightly, cron: "30 2 1 1 *", run: backup, tag: nightly }
+        daemon: { listen: "127.0.0.1:\(port)", fleet: true }
+        """)
+        let b = try await makeHost("staging", s3: s3, client: client)
+        for h in [a, b] { #expect(try runCLI(["backup", "--policy", h.policy]).status == 0) }
+        // staging's copy damaged: staging is reported unreadable, prod as it is.
+        let bad = b.dir.file("bad")
+        try Data(repeating: 1, count: 4096).write(to: URL(fileURLWithPath: bad))
+        let root = S3Repository(client: try s3.client(), bucket: "fleet", prefix: "kaleem/")
+        defer { root.close() }
+        try await root.put(bad, as: "staging/catalog/catalog.sqlite", sha256: try sha256OfFile(bad))
+
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", a.policy], environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        var scraped: (Int, String)?
+        for _ in 0..<300 {
+            scraped = httpGet("http://127.0.0.1:\(port)/metrics", timeout: 30)
+            if scraped?.0 == 200 { break }
+            usleep(100_000)
+        }
+        let text = try #require(scraped?.1)
+        #expect(text.contains("kaleem_backup_fleet_up 1"), "\(text)")
+        #expect(text.contains("kaleem_backup_fleet_catalog_copy_readable{host=\"prod\"} 1"))
+        #expect(text.contains("kaleem_backup_fleet_catalog_copy_readable{host=\"staging\"} 0"))
+        #expect(text.contains("kaleem_backup_fleet_catalog_copy_timestamp_seconds{host=\"prod\"}"))
+        #expect(text.contains("kaleem_backup_fleet_last_success_timestamp_seconds{host=\"prod\",source=\"redis\"}"))
+        #expect(text.contains("kaleem_backup_fleet_corrupt_artifacts{host=\"prod\",source=\"minio\"} 0"))
+        #expect(!text.contains("source=\"redis\",host=\"staging\"") && !text.contains("{host=\"staging\",source="))
+        let file = a.dir.file("metrics.txt")
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let check = try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", file])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(wait().status == 0)
+    }
 }
