@@ -10,7 +10,7 @@ set -euo pipefail
 # --runtime: only what building and running kaleem-backup (and its demo) needs.
 packages=(zlib1g-dev libsqlite3-dev libxml2 redis-server redis-tools)
 if [ "${1:-}" != "--runtime" ]; then
-  packages+=(python3 python3-pip prometheus shellcheck age strace)
+  packages+=(python3 python3-pip prometheus shellcheck age strace groff-base)
 fi
 missing=()
 for p in "${packages[@]}"; do

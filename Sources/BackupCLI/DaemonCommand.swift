@@ -19,13 +19,8 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "host:port for /metrics and /healthz (default: the policy's daemon.listen, else 127.0.0.1:9464).")
     var listen: String?
 
-    @Option(help: "How the daemon logs on stderr: text (one line per event, for a person) or json (one JSON object per line: time, level, message, label, and the event's fields).")
-    var logFormat: LogFormat = .text
-
     @Option(help: .hidden)
     var testInterval: Double?
-
-    enum LogFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     func validate() throws {
         if let listen, DaemonListen.parse(listen) == nil { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:9464") }
@@ -34,7 +29,7 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         let policy = try options.loadPolicy()
-        let environment = EngineEnvironment(logger: options.makeLogger(minimum: .info, json: logFormat == .json))
+        let environment = EngineEnvironment(logger: options.makeLogger(minimum: .info))
         var daemonOptions = DaemonOptions(listen: listen.flatMap(DaemonListen.parse) ?? policy.daemonListen)
         daemonOptions.testInterval = testInterval
         do {
