@@ -27,6 +27,9 @@ struct DrillCommand: AsyncParsableCommand {
     @Flag(help: "Drill a good backup picked at random.")
     var random = false
 
+    @Option(help: "Drill a backup of another host (its name in the shared off-site bucket), read from its off-site copy (never written to). Printed and notified; recorded in neither catalog.")
+    var fromHost: String?
+
     func validate() throws {
         if [backup != nil, latest, random].filter({ $0 }).count > 1 {
             throw ValidationError("give one of --backup ID, --latest, --random")
@@ -35,7 +38,13 @@ struct DrillCommand: AsyncParsableCommand {
 
     func run() async throws {
         let selector: DrillSelector = backup.map { .id($0) } ?? (random ? .random : .latest)
-        let drills = try await options.makeEngine().drill(sources: sources, selector: selector)
+        let engine = try options.makeEngine()
+        let drills: [DrillRecord]
+        if let fromHost {
+            drills = try await engine.drill(fromHost: fromHost, sources: sources, selector: selector)
+        } else {
+            drills = try await engine.drill(sources: sources, selector: selector)
+        }
         if options.json {
             try Output.json(drills.map(DrillJSON.init))
         } else {

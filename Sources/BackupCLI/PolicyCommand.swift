@@ -66,7 +66,10 @@ struct PolicyCheckCommand: AsyncParsableCommand {
         guard !options.json, !connect else { return }
         print("policy \(policy.origin): ok")
         print("repository: \(policy.repository.path)")
-        if let offsite = policy.repository.offsite { print("off-site copy: \(offsite.location)") }
+        if let offsite = policy.repository.offsite {
+            // This host's directory in the shared bucket (#38); the machine's host name unless the policy says host:.
+            print("off-site copy: \(offsite.location)\(policy.host ?? ProcessInfo.processInfo.hostName)/ (host: \(policy.host ?? "the machine's host name"))")
+        }
         if let encryption = policy.encryption {
             print("encryption: age, \(encryption.recipients.count) recipient(s)\(encryption.identityFile == nil ? ", no identity_file (backups cannot be read back here)" : "")")
         }

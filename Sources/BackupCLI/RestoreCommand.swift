@@ -61,6 +61,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Confirm writing into the target.")
     var yes = false
 
+    @Option(help: "Restore a backup of another host (its name in the shared off-site bucket, see fleet status): read from its off-site copy, never written to; restored into the targets named here.")
+    var fromHost: String?
+
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The options of the source's kind (see below).", valueName: "kind-options"))
     var kindOptions: [String] = []
 
@@ -84,8 +87,12 @@ struct RestoreCommand: AsyncParsableCommand {
         let engine = try options.makeEngine()
         let json = options.json
         let request = RestoreRequest(source: source, backup: selector(engine.policy), dryRun: dryRun, confirmed: yes)
-        let outcome = try await engine.restore(request, kindArguments: kindOptions) { lines in
-            if !json { for line in lines { print(line) } }
+        let show: ([String]) -> Void = { lines in if !json { for line in lines { print(line) } } }
+        let outcome: (lines: [String], json: any Encodable)
+        if let fromHost {
+            outcome = try await engine.restore(fromHost: fromHost, request, kindArguments: kindOptions, plan: show)
+        } else {
+            outcome = try await engine.restore(request, kindArguments: kindOptions, plan: show)
         }
         if json {
             try Output.json(outcome.json)

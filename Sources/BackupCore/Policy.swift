@@ -1,3 +1,5 @@
+import Foundation
+
 /// A validated policy: where backups go and what to back up. Built by `PolicyParser` from a YAML file.
 public struct Policy: Sendable, Equatable {
     /// The file it was read from (for messages), or `<embedded local.yml>`.
@@ -17,6 +19,9 @@ public struct Policy: Sendable, Equatable {
     /// Basic auth for the daemon's status page (`daemon.status_auth`); nil: the page is open to whoever can
     /// reach the listen address (127.0.0.1 by default).
     public var statusAuth: StatusAuth?
+    /// `daemon: { fleet: true }`: the daemon's /metrics also has every host's status from the off-site bucket,
+    /// labelled `host` (#38), read at most every 5 minutes.
+    public var daemonFleet = false
     /// Scratch targets for restore drills.
     public var drill = DrillPolicy()
     /// Tools for restores (`restore:`).
@@ -28,6 +33,9 @@ public struct Policy: Sendable, Equatable {
     public var compose: ComposeProject?
     /// The sources `hook pre-deploy` backs up when none are named (`deploy.pre_deploy_sources`); nil: all of them.
     public var preDeploySources: [String]?
+    /// This host's name in the shared off-site bucket (`host:`): its files go under `<prefix><host>/` (#38);
+    /// nil: the machine's host name (`EngineEnvironment.host`), checked with `HostName` when first used.
+    public var host: String?
 
     public init(origin: String, repository: RepositoryPolicy, sources: [SourcePolicy],
                 compression: CompressionPolicy = CompressionPolicy(), retention: RetentionPolicy = RetentionPolicy(),
@@ -175,6 +183,30 @@ public enum BucketName {
     }
 }
 
+/// A host's name as the off-site layout uses it (`<prefix><host>/`): one safe path segment that no other part of
+/// the layout can be mistaken for (#38).
+public enum HostName {
+    /// 1–64 of ASCII letters, digits, `-`, `_`, `.`; starting with a letter or digit; not a reserved directory
+    /// name of the repository (`catalog`, `packages`, …) and not a day (`2026-12-05`), which the old layout
+    /// (without hosts) has at the same depth.
+    public static func problem(_ name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= 64 else { return "must be 1 to 64 characters" }
+        guard name.utf8.allSatisfy({ (97...122).contains($0) || (65...90).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 95 || $0 == 46 }) else {
+            return "may hold only ASCII letters, digits, '-', '_' and '.' (it becomes a path segment of the off-site bucket)"
+        }
+        guard let first = name.utf8.first, (97...122).contains(first) || (65...90).contains(first) || (48...57).contains(first) else {
+            return "must start with a letter or a digit"
+        }
+        guard !RepositoryLayout.reservedNames.contains(name.lowercased()) else {
+            return "is reserved: the repository uses a directory of that name (\(RepositoryLayout.reservedNames.sorted().joined(separator: ", ")))"
+        }
+        guard name.range(of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"#, options: .regularExpression) == nil else { return "must not look like a day (YYYY-MM-DD)" }
+        return nil
+    }
+
+    public static func isValid(_ name: String) -> Bool { problem(name) == nil }
+}
+
 /// `repository.offsite`: where the off-site copy of the repository goes.
 public struct OffsitePolicy: Sendable, Equatable {
     public var endpoint: String
@@ -195,6 +227,9 @@ public struct OffsitePolicy: Sendable, Equatable {
 
     /// `endpoint/bucket/prefix`, for messages.
     public var location: String { "\(endpoint)/\(bucket)/\(prefix)" }
+
+    /// Where one host's copy lives in the bucket: `<prefix><host>/` (#38).
+    public func hostPrefix(_ host: String) -> String { prefix + host + "/" }
 }
 
 /// `daemon: { listen: "127.0.0.1:9464" }`

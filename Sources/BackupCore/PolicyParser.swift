@@ -23,7 +23,7 @@ public enum PolicyParser {
             throw PolicyError(origin: origin, keyPath: "", problem: "cannot read YAML: \(error)")
         }
         let reader = PolicyNode(node: root, path: "", origin: origin, environment: environment)
-        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption", "compose", "deploy"])
+        let top = try reader.mapping(allowed: ["repository", "sources", "compression", "retention", "schedules", "metrics", "notify", "daemon", "drill", "restore", "encryption", "compose", "deploy", "host"])
 
         guard let repoNode = top["repository"] else { throw reader.error("missing key \"repository\" (expected repository: { path: DIR })") }
         let repoMap = try repoNode.mapping(allowed: ["path", "catalog", "offsite"])
@@ -119,6 +119,11 @@ public enum PolicyParser {
                 }
             }
         }
+        if let h = top["host"] {
+            let name = try h.nonEmptyString()
+            if let problem = HostName.problem(name) { throw h.error("host \"\(name)\" \(problem)") }
+            policy.host = name
+        }
         if let d = top["deploy"] {
             let map = try d.mapping(allowed: ["pre_deploy_sources"])
             if let s = map["pre_deploy_sources"] {
@@ -147,7 +152,7 @@ public enum PolicyParser {
             policy.encryption = EncryptionPolicy(recipients: recipients, identityFile: try map["identity_file"]?.nonEmptyString())
         }
         if let d = top["daemon"] {
-            let map = try d.mapping(allowed: ["listen", "status_auth"])
+            let map = try d.mapping(allowed: ["listen", "status_auth", "fleet"])
             if let a = map["status_auth"] {
                 let auth = try a.mapping(allowed: ["user", "password_file"])
                 guard let u = auth["user"] else { throw a.error("missing key \"user\" (the basic-auth user name of the status page)") }
@@ -155,6 +160,12 @@ public enum PolicyParser {
                 let user = try u.nonEmptyString()
                 guard !user.contains(":") else { throw u.error("a basic-auth user name cannot contain \":\"") }
                 policy.statusAuth = StatusAuth(user: user, passwordFile: try f.nonEmptyString())
+            }
+            if let f = map["fleet"] {
+                policy.daemonFleet = try f.bool()
+                if policy.daemonFleet && policy.repository.offsite == nil {
+                    throw f.error("fleet: true reads the hosts' catalog copies from the off-site bucket: add repository.offsite")
+                }
             }
             if let l = map["listen"] {
                 let text = try l.nonEmptyString()

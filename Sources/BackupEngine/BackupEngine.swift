@@ -161,6 +161,17 @@ public final class BackupEngine {
         try await core.drills.drill(sources: names, selector: selector)
     }
 
+    // MARK: FromHost (#38)
+    /// `restore … --from-host NAME`: a backup of another host, read from its off-site copy (read only).
+    public func restore(fromHost host: String, _ request: RestoreRequest, kindArguments: [String] = [],
+                        plan: ([String]) -> Void) async throws -> (lines: [String], json: any Encodable) {
+        try await core.fromHost.with(host: host) { try await $0.restorer.restore(request, kindArguments: kindArguments, plan: plan) }
+    }
+    /// `drill --from-host NAME`.
+    public func drill(fromHost host: String, sources names: [String] = [], selector: DrillSelector = .latest) async throws -> [DrillRecord] {
+        try await core.fromHost.with(host: host) { try await $0.drills.drill(sources: names, selector: selector) }
+    }
+
     // MARK: Rotator
     public func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil, allowEmptyPolicy: Bool = false) async throws -> [RotationResult] {
         try await core.rotator.rotate(sources: names, dryRun: dryRun, now: now, allowEmptyPolicy: allowEmptyPolicy)
@@ -193,6 +204,12 @@ public final class BackupEngine {
     public func preflight(connect: Bool) async -> [PreflightCheck] { await core.preflight.run(connect: connect) }
 
     // MARK: CatalogRebuilder
+    /// `offsite migrate`: an off-site copy of the old layout moved under `<prefix><host>/` (#38).
+    public func migrateOffsite(dryRun: Bool) async throws -> OffsiteMigrationResult { try await core.offsiteMigrator.migrate(dryRun: dryRun) }
+
+    /// `fleet status`: every host's catalog copy in the off-site bucket, read only (#38).
+    public func fleetStatus(limits: FleetLimits = FleetLimits()) async throws -> [FleetHostStatus] { try await core.fleet.status(limits: limits) }
+
     public func rebuildCatalog(fromOffsite: Bool) async throws -> CatalogRebuildResult {
         try await core.rebuilder.rebuildCatalog(fromOffsite: fromOffsite)
     }

@@ -60,7 +60,8 @@ public enum Daemon {
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.get("metrics") { _, _ -> Response in
-            let text = state.metrics()
+            var text = state.metrics()
+            if policy.daemonFleet { text += await state.fleet.text(policy: policy, environment: environment) } // #38
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
@@ -97,6 +98,8 @@ final class DaemonState: @unchecked Sendable {
     /// The daemon's own live metrics (jobs run, last tick), recorded through swift-metrics into a Prometheus
     /// registry; `/metrics` serves them after the catalog's.
     let live = PrometheusCollectorRegistry()
+    /// Every host's status from the off-site bucket (`daemon: { fleet: true }`, #38).
+    let fleet = FleetMetricsCache()
     var metricsFactory: PrometheusMetricsFactory { PrometheusMetricsFactory(registry: live) }
 
     init(policy: Policy, entries: [ScheduleEntry], environment: EngineEnvironment) {

@@ -101,3 +101,25 @@ public struct S3Repository: Repository {
 
     public func close() { client.shutdown() }
 }
+
+/// Another host's off-site copy, read only (`--from-host`, #38): reads go through, a write or a removal is refused
+/// before any request is made, whatever code path asks for it.
+public struct ReadOnlyRepository: Repository {
+    public let base: any Repository
+    public init(_ base: any Repository) { self.base = base }
+    public var location: String { base.location }
+
+    public func put(_ localFile: String, as relative: String, sha256: String) async throws {
+        throw BackupFailure("refused to write \(location + relative): another host's off-site copy is read only")
+    }
+    public func get(_ relative: String, to localFile: String, sha256: String?) async throws { try await base.get(relative, to: localFile, sha256: sha256) }
+    public func stat(_ relative: String) async throws -> RepositoryFile? { try await base.stat(relative) }
+    public func list(under prefix: String) async throws -> [RepositoryFile] { try await base.list(under: prefix) }
+    public func list(under prefix: String, page: ([RepositoryFile]) async throws -> Void) async throws { try await base.list(under: prefix, page: page) }
+    public func delete(_ relatives: [String]) async throws {
+        guard !relatives.isEmpty else { return }
+        throw BackupFailure("refused to remove \(relatives.count) file(s) from \(location): another host's off-site copy is read only")
+    }
+    public func digest(_ relative: String) async throws -> String { try await base.digest(relative) }
+    public func close() { base.close() }
+}

@@ -120,6 +120,36 @@ extension S3Client {
         } while token != nil && pages < maxPages
     }
 
+    /// The "directories" right under `prefix` (ListObjectsV2 with a delimiter: its `CommonPrefixes`, each
+    /// `prefix + name + delimiter`), in key order, one request per 1,000; at most `limit` of them (a peer or a
+    /// bucket with more is an error, not an unbounded list).
+    public func listCommonPrefixes(bucket: String, prefix: String = "", delimiter: String = "/", limit: Int = 10_000) async throws -> [String] {
+        var token: String?
+        var prefixes: [String] = []
+        var seen = Set<String>()
+        var pages = 0
+        let operation = "ListObjectsV2 bucket \"\(bucket)\" (delimiter)"
+        repeat {
+            var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", "1000"), ("delimiter", delimiter)]
+            if !prefix.isEmpty { query.append(("prefix", prefix)) }
+            if let token { query.append(("continuation-token", token)) }
+            let reply = try await send(.GET, operation, bucket: bucket, query: query)
+            guard let listing = S3Replies.listPage(Data(reply.body.readableBytesView)) else { throw malformed(operation) }
+            let previousToken = token
+            token = listing.isTruncated ? listing.nextContinuationToken : nil
+            if listing.isTruncated && token == nil { throw malformed(operation + " (truncated without a continuation token)") }
+            if let token, token == previousToken { throw malformed(operation + " (the same continuation token again: the listing would never end)") }
+            for p in listing.commonPrefixes where p.hasPrefix(prefix) && p.hasSuffix(delimiter) && seen.insert(p).inserted {
+                prefixes.append(p)
+            }
+            pages += 1
+            if prefixes.count > limit || pages > limit / 10 + 100 {
+                throw malformed(operation + " (more than \(limit) prefixes under \"\(prefix)\")")
+            }
+        } while token != nil
+        return prefixes
+    }
+
     /// The first object of a bucket (under `prefix`), or nil when it is empty: one ListObjectsV2 request with
     /// max-keys 1 (what a preflight needs to prove ListBucket without listing a million keys).
     public func firstObject(bucket: String, prefix: String = "") async throws -> S3Object? {

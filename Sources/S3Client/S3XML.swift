@@ -119,6 +119,8 @@ public enum S3Replies {
         public var objects: [S3Object]
         public var isTruncated: Bool
         public var nextContinuationToken: String?
+        /// With a delimiter: the `CommonPrefixes` (decoded), in the server's order.
+        public var commonPrefixes: [String] = []
     }
 
     public static func listPage(_ data: Data) -> ListPage? {
@@ -130,8 +132,13 @@ public enum S3Replies {
             objects.append(S3Object(key: urlEncoded ? S3Encoding.decode(rawKey) : rawKey, size: size,
                                     etag: unquote(entry.value("ETag") ?? ""), lastModified: entry.value("LastModified") ?? ""))
         }
-        return ListPage(objects: objects, isTruncated: xml.value("IsTruncated") == "true",
-                        nextContinuationToken: xml.value("NextContinuationToken"))
+        var page = ListPage(objects: objects, isTruncated: xml.value("IsTruncated") == "true",
+                            nextContinuationToken: xml.value("NextContinuationToken"))
+        for common in xml.all("CommonPrefixes") {
+            guard let raw = common.value("Prefix") else { return nil }
+            page.commonPrefixes.append(urlEncoded ? S3Encoding.decode(raw) : raw)
+        }
+        return page
     }
 
     /// The bucket names of a ListBuckets reply; nil when the body is not XML.

@@ -44,7 +44,7 @@ struct MetricsTests {
         #expect(test.status == 0, "\(test.stdout) \(test.stderr)")
         let rules = try String(contentsOfFile: dir + "/backup.rules.yml", encoding: .utf8)
         for alert in ["BackupTooOld", "BackupLastRunFailed", "BackupDrillFailing", "BackupDrillTooOld", "BackupMetricsFileStale",
-                      "DeploymentFailed", "LongDeploymentTime"] {
+                      "DeploymentFailed", "LongDeploymentTime", "FleetHostCopyStale"] {
             #expect(rules.contains("alert: \(alert)"))
         }
     }
@@ -55,7 +55,7 @@ struct MetricsTests {
     @Test func alertAnnotationsAndRunbookURLs() throws {
         let rules = try String(contentsOfFile: packageRoot + "/policies/alerts/backup.rules.yml", encoding: .utf8)
         let alerts = rules.components(separatedBy: "- alert: ").dropFirst()
-        #expect(alerts.count == 12)
+        #expect(alerts.count == 13)
         for alert in alerts {
             let name = String(alert.prefix { !$0.isWhitespace })
             func annotation(_ key: String) -> String? {
@@ -77,7 +77,7 @@ struct MetricsTests {
         #expect(r.status == 0, "\(r.stderr)")
         let installed = try String(contentsOfFile: dest.file("kaleem-backup.rules.yml"), encoding: .utf8)
         #expect(!installed.contains("runbook_url: \"https://kb.kaleem-ai.com") && installed.contains("runbook_url: \"https://wiki.example/ops/runbooks/deploy-and-rollback\""))
-        #expect(installed.components(separatedBy: "runbook_url: \"https://wiki.example/ops/runbooks/").count == 13)
+        #expect(installed.components(separatedBy: "runbook_url: \"https://wiki.example/ops/runbooks/").count == 14)
         #expect(try runProcess("promtool", ["check", "rules", dest.file("kaleem-backup.rules.yml")]).status == 0)
         let bad = try runProcess(packageRoot + "/scripts/install-alert-rules.sh", ["--runbook-base", "kb.example", dest.path])
         #expect(bad.status == 2 && bad.stderr.contains("--runbook-base must be an http"), "\(bad.stderr)")

@@ -15,10 +15,12 @@ struct OffsiteTests {
     func writePolicy(_ dir: TemporaryDirectory, repo: String, redis: String, minio: S3TestServer, offsite: String,
                      extra: String = "", name: String = "policy.yml") -> String {
         FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(minio.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        // Host prod under the prefix kaleem: its files are under kaleem/prod/ (#38).
         let text = """
+        host: prod
         repository:
           path: \(repo)
-          offsite: { endpoint: "\(offsite)", bucket: offsite-copy, prefix: kaleem/prod, access_key: \(minio.accessKey), secret_key_file: \(dir.file("secret")) }
+          offsite: { endpoint: "\(offsite)", bucket: offsite-copy, prefix: kaleem, access_key: \(minio.accessKey), secret_key_file: \(dir.file("secret")) }
         sources:
           redis: { kind: redis, url: "\(redis)" }
           minio: { kind: s3, endpoint: "\(minio.endpoint)", buckets: [uploads], access_key: \(minio.accessKey), secret_key_file: \(dir.file("secret")) }
@@ -128,6 +130,7 @@ struct OffsiteTests {
         FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
         let policy = dir.file("policy.yml")
         try """
+        host: h1
         repository:
           path: \(dir.file("repo"))
           offsite: { endpoint: "\(s3.endpoint)", bucket: offsite-copy, prefix: kb, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
@@ -142,7 +145,7 @@ struct OffsiteTests {
             let listed = try array(try runCLI(["list", "--policy", policy, "--json"]).stdout)
             return try #require(listed.first { $0["id"] as? String == id })
         }
-        func blobCount() async throws -> Int { try await remoteKeys(client).filter { $0.hasPrefix("kb/minio/blobs/") }.count }
+        func blobCount() async throws -> Int { try await remoteKeys(client).filter { $0.hasPrefix("kb/h1/minio/blobs/") }.count }
 
         let first = try backup()
         #expect(first["offsite"] as? String == "ok")

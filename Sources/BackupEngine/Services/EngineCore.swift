@@ -25,6 +25,8 @@ final class EngineCore {
         return { attempt in min(30, pow(2, Double(attempt - 1))) }
     }
     var generator = SystemRandomNumberGenerator()
+    /// The off-site copy is another host's (`--from-host`): every `offsiteRepository()` is read only.
+    var readOnlyOffsite = false
     /// The kinds of source this engine knows.
     let registry = SourceRegistry.standard
     /// What adapters may use of the engine.
@@ -158,15 +160,42 @@ extension EngineCore {
             }
         }
     }
-    /// The off-site copy (close it when done), or nil when none is configured.
-    func offsiteRepository() throws -> (any Repository)? {
+    /// This host's name in the shared off-site bucket: the policy's `host:`, else the machine's host name,
+    /// which must then be a `HostName` too (#38).
+    func offsiteHost() throws -> String {
+        if let host = policy.host { return host }
+        let name = environment.host
+        if let problem = HostName.problem(name) {
+            throw BackupFailure("this machine's host name \"\(name)\" \(problem), so it cannot name this host's off-site copy",
+                                exitStatus: .usage, hint: "set host: NAME (e.g. host: prod) at the top of \(policy.origin)")
+        }
+        return name
+    }
+
+    /// This host's off-site copy, `<prefix><host>/` (close it when done), or nil when none is configured.
+    /// `host` reads another host's copy (`--from-host`, `fleet status`): the same bucket and credentials.
+    func offsiteRepository(host: String? = nil) throws -> (any Repository)? {
+        guard let offsite = policy.repository.offsite else { return nil }
+        let name = try host ?? offsiteHost()
+        guard let store = try offsiteStore(prefix: offsite.hostPrefix(name), location: offsite.location + name + "/") else { return nil }
+        return readOnlyOffsite ? ReadOnlyRepository(store) : store
+    }
+
+    /// The bucket's prefix itself, where every host's directory is (the old layout, without hosts, put its
+    /// files there): for `offsite migrate` and `fleet status` only; nil when no off-site copy is configured.
+    func offsiteBucketRoot() throws -> S3Repository? {
+        guard let offsite = policy.repository.offsite else { return nil }
+        return try offsiteStore(prefix: offsite.prefix, location: offsite.location)
+    }
+
+    private func offsiteStore(prefix: String, location: String) throws -> S3Repository? {
         guard let offsite = policy.repository.offsite else { return nil }
         guard let secret = try SecretResolver(source: "repository.offsite", policyOrigin: policy.origin)
             .resolve(offsite.secretKey, key: "secret_key") else { return nil }
         let client = try S3Client(endpoint: offsite.endpoint, region: offsite.region,
                                   credentials: S3Credentials(accessKey: offsite.accessKey, secretKey: secret),
                                   options: s3Options(timeout: offsite.timeoutSeconds))
-        return S3Repository(client: client, bucket: offsite.bucket, prefix: offsite.prefix, location: offsite.location)
+        return S3Repository(client: client, bucket: offsite.bucket, prefix: prefix, location: location)
     }
 
     /// Client options; `KALEEM_BACKUP_S3_ATTEMPTS` and `KALEEM_BACKUP_S3_BACKOFF` (seconds) shorten the retries in tests.
@@ -279,6 +308,11 @@ extension EngineCore {
         if access(path, F_OK) != 0 && policy.repository.offsite != nil {
             try await fetchFromOffsite(artifact.path, sha256: artifact.sha256)
         }
+        // Another host's backup (`--from-host`): its manifest too, which verification compares with the catalog.
+        if readOnlyOffsite {
+            let manifest = repository.relativeManifestPath(forArtifact: artifact.path, id: artifact.id)
+            if access(repository.absolute(manifest), F_OK) != 0 { try await fetchFromOffsite(manifest, sha256: nil) }
+        }
         return path
     }
 }
@@ -313,6 +347,9 @@ extension EngineCore {
     var browser: Browser { Browser(core: self) }
     var notifier: Notifier { Notifier(core: self) }
     var preflight: Preflight { Preflight(core: self) }
+    var offsiteMigrator: OffsiteMigrator { OffsiteMigrator(core: self) }
+    var fleet: FleetStatusReader { FleetStatusReader(core: self) }
+    var fromHost: FromHost { FromHost(core: self) }
     var importer: Importer { Importer(core: self) }
     var forgetter: Forgetter { Forgetter(core: self) }
 }

@@ -113,6 +113,11 @@ struct OffsiteReplicator: EngineService {
                 let path = dir + "/catalog.sqlite"
                 let sha = try sha256OfFile(path)
                 (try await remote.put(path, as: CatalogRebuilder.offsiteCopy, sha256: sha))
+                // One HEAD: a copy made before hosts had their own directory (#38) is no longer read or rotated.
+                if await core.offsiteMigrator.legacyCopyPresent() == true, let offsite = policy.repository.offsite {
+                    logger.warning("an off-site copy in the old layout (without a host directory) is still in the bucket; this host now writes under its own directory, and rotation no longer removes the old files",
+                                   metadata: ["old": "\(offsite.location)", "new": "\(remote.location)", "try": "kaleem-backup offsite migrate --policy \(policy.origin) --yes"])
+                }
             }
         } catch {
             logger.warning("catalog copy failed", metadata: ["error": "\(describe(error))"])

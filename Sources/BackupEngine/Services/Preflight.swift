@@ -151,6 +151,9 @@ struct Preflight: EngineService {
             let relative = "preflight/probe-\(environment.host)-\(getpid())"
             try await remote.put(file, as: relative, sha256: sha256Hex(data))
             try await remote.delete([relative])
+            if await core.offsiteMigrator.legacyCopyPresent() == true, let offsite = policy.repository.offsite {
+                return PreflightCheck(check: what, ok: false, detail: "a probe put and deleted at \(remote.location), but \(offsite.location) holds an off-site copy in the old layout (without a host directory): run kaleem-backup offsite migrate --policy \(policy.origin) --yes")
+            }
             return PreflightCheck(check: what, ok: true, detail: "a probe put and deleted at \(remote.location)")
         } catch {
             return PreflightCheck(check: what, ok: false, detail: describe(error), hint: PreflightCheck.hint(error))
