@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every performance row of issue #22 in one run, written as a Markdown table (the README's performance section
+# Every performance row of issue #22 in one run, written as a Markdown table (docs/performance.md
 # is copied from it), with the date, the machine and the commit.
 #
 #   scripts/bench-all.sh [OUT]        (default bench-results.md; QUICK=1 for smaller sizes, as a smoke run)

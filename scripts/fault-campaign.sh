@@ -6,7 +6,7 @@
 # After every fault the invariants are checked:
 #   - every backup `list` calls good has its file and manifest, and `verify --all` passes;
 #   - the next command completes and leaves no *.partial file and no row `running`.
-# Prints a table (tried / survived) for the README's reliability section. Needs root (unshare, mount), strace,
+# Prints a table (tried / survived) for docs/reliability.md. Needs root (unshare, mount), strace,
 # redis-server, python3 with moto. Usage: scripts/fault-campaign.sh [POINTS_PER_COMMAND (default 25)] [FUZZ (default 20000)]
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
