@@ -162,6 +162,17 @@ struct MonitoringTests {
         // The daemon (a schedule every 2 s, so its job counter exists).
         let daemon = try Server("kaleem-backup daemon", try kaleemBinary(), ["daemon", "--policy", policy, "--test-interval", "2"],
                                 environment: cliEnvironment())
+        // A second daemon on the same repository whose policy names no textfile (no schedule): its /metrics
+        // serves the catalog's series too, as a host would after dropping metrics.textfile with the old file
+        // left behind. Scraped as its own job: the rules must still fire once.
+        let legacyPort = try FreePort.pick()
+        let legacyPolicy = dir.file("policy-no-textfile.yml")
+        try String(contentsOfFile: policy, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("metrics:") && !$0.hasPrefix("schedules:") && !$0.contains("name: nightly") && !$0.hasPrefix("daemon:") }
+            .joined(separator: "\n").appending("\ndaemon: { listen: \"127.0.0.1:\(legacyPort)\" }\n")
+            .write(toFile: legacyPolicy, atomically: true, encoding: .utf8)
+        let legacy = try Server("kaleem-backup daemon (no textfile)", try kaleemBinary(), ["daemon", "--policy", legacyPolicy],
+                                environment: cliEnvironment())
         // Prometheus: both scraped every second, the shipped rules evaluated every second.
         let promPort = try FreePort.pick()
         let config = dir.file("prometheus.yml")
@@ -173,10 +184,12 @@ struct MonitoringTests {
             static_configs: [{ targets: ["127.0.0.1:\(nodePort)"] }]
           - job_name: kaleem-backup-daemon
             static_configs: [{ targets: ["127.0.0.1:\(daemonPort)"] }]
+          - job_name: kaleem-backup-legacy
+            static_configs: [{ targets: ["127.0.0.1:\(legacyPort)"] }]
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let prometheus = try Server("prometheus", "/usr/bin/prometheus", [
             "--config.file=\(config)", "--storage.tsdb.path=\(dir.file("tsdb"))", "--web.listen-address=127.0.0.1:\(promPort)"])
-        let servers = [node, daemon, prometheus]
+        let servers = [node, daemon, legacy, prometheus]
         var logs: [String] = []
         defer {
             let printed = servers.map { $0.stop() }
@@ -204,21 +217,33 @@ struct MonitoringTests {
         // Prometheus has both targets up and the backup series, once each.
         try waitFor("Prometheus scrapes both targets", deadline: deadline, servers: servers) {
             let up = query(promPort, "up == 1") ?? []
-            return Set(up.compactMap { $0.0["job"] }) == ["node", "kaleem-backup-daemon"]
+            return Set(up.compactMap { $0.0["job"] }) == ["node", "kaleem-backup-daemon", "kaleem-backup-legacy"]
         }
         try waitFor("the backup series reach Prometheus", deadline: deadline, servers: servers) {
             query(promPort, "kaleem_backup_last_success_timestamp_seconds{source=\"redis\"}")?.isEmpty == false
         }
-        // Each backup and deployment series once, whatever job scraped it (the name copied to a label: an
-        // aggregation drops it).
-        let counted = query(promPort, "count without (instance, job) (label_replace({__name__=~\"kaleem_backup_.+|deployment_.+|rollback_total\"}, \"name\", \"$1\", \"__name__\", \"(.+)\"))") ?? []
+        // Each backup and deployment series once from node_exporter and the daemon with a textfile, whatever job
+        // scraped it (the name copied to a label: an aggregation drops it); the daemon without one doubles them.
+        let selector = "{__name__=~\"kaleem_backup_.+|deployment_.+|rollback_total\", job!=\"kaleem-backup-legacy\"}"
+        let counted = query(promPort, "count without (instance, job) (label_replace(\(selector), \"name\", \"$1\", \"__name__\", \"(.+)\"))") ?? []
         #expect(!counted.isEmpty)
         for (labels, value) in counted {
             #expect(value == "1", "doubled: \(labels) is \(value) series")
         }
+        try waitFor("the daemon without a textfile exports the backup series", deadline: deadline, servers: servers) {
+            query(promPort, "count(kaleem_backup_last_run_success{source=\"down\"})")?.first?.1 == "2"
+        }
         #expect(query(promPort, "kaleem_backup_last_run_success{job=\"kaleem-backup-daemon\"}")?.isEmpty == true)
         #expect(query(promPort, "node_textfile_scrape_error")?.first?.1 == "0")
 
+        // The shipped rule's expression, evaluated now that two jobs export the series: one series, not two.
+        let rulesText = try String(contentsOfFile: packageRoot + "/policies/alerts/backup.rules.yml", encoding: .utf8)
+        let ruleLines = rulesText.components(separatedBy: "- alert: BackupLastRunFailed").dropFirst().first?.split(separator: "\n") ?? []
+        let ruleExpr = try #require(ruleLines.first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("expr: ") })
+            .trimmingCharacters(in: .whitespaces).dropFirst("expr: ".count)
+        let firing = query(promPort, String(ruleExpr)) ?? []
+        #expect(firing.count == 1 && firing.first?.0["source"] == "down", "\(ruleExpr): \(firing)")
+        #expect(query(promPort, "kaleem_backup_last_run_success == 0")?.count == 2)
         // The rules load in the real Prometheus, and the failing source's alert is there once (pending: for 5m).
         try waitFor("BackupLastRunFailed is pending", deadline: deadline, servers: servers) {
             query(promPort, "ALERTS{alertname=\"BackupLastRunFailed\"}")?.isEmpty == false
