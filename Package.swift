@@ -116,6 +116,7 @@ let package = Package(
             name: "BackupEngine",
             dependencies: [
                 "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "OffsiteStore", "BucketMirror", "TarFormat", "QdrantClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -123,6 +124,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Commands, one file each, thin over the engine.
@@ -137,7 +139,7 @@ let package = Package(
         ),
         // The git commit compiled into BackupCLI (`kaleem-backup --version`).
         .plugin(name: "BuildInfo", capability: .buildTool()),
-        .executableTarget(name: "kaleem-backup", dependencies: ["BackupCLI", "CMalloc"]),
+        .executableTarget(name: "kaleem-backup", dependencies: ["BackupCLI", "BackupCore", "CMalloc"]),
 
         // Test helpers: real servers on 127.0.0.1, temp directories, the built binary.
         .target(
@@ -147,14 +149,16 @@ let package = Package(
         ),
         .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], exclude: ["Golden"]),
         .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackupCore", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "OffsiteStore", "S3Client", "BackupCore", "TestSupport"]),
-        .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
+        .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore", "OffsiteStore", "S3Client", "BackupCore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "RedisBackupTests", dependencies: ["RedisBackup", "BackupCore", "TestSupport"]),
         .testTarget(name: "MongoBackupTests", dependencies: ["MongoBackup", "BackupCore", "ArtifactStore", "TestSupport"]),
-        .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "BackupCore", "TestSupport"]),
-        .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "ArtifactStore", "BackupCore", "TestSupport"]),
+        .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "BackupCore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "BucketMirrorTests", dependencies: ["BucketMirror", "S3Client", "ArtifactStore", "BackupCore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "BackupEngineTests",
-            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "QdrantClient", "TestSupport"]
+            dependencies: ["BackupEngine", "BackupCLI", "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "BucketMirror", "TarFormat", "QdrantClient", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
 )

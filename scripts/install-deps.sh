@@ -11,7 +11,7 @@ set -euo pipefail
 # --runtime: only what building and running kaleem-backup (and its demo) needs.
 packages=(zlib1g-dev libsqlite3-dev libxml2 redis-server redis-tools)
 if [ "${1:-}" != "--runtime" ]; then
-  packages+=(python3 python3-pip prometheus prometheus-node-exporter shellcheck age strace)
+  packages+=(python3 python3-pip prometheus prometheus-node-exporter shellcheck age strace groff-base chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -75,11 +75,9 @@ install -m 0644 "$root/cron/kaleem-backup.logrotate" "$pkg/etc/logrotate.d/kalee
 chmod 0644 "$pkg"/usr/share/bash-completion/completions/* "$pkg"/usr/share/zsh/vendor-completions/* "$pkg"/usr/share/fish/vendor_completions.d/*
 man="$stage/man"
 mkdir -p "$man"
-# swift-argument-parser's generate-manual tool, run on the binary just built. (Not through `swift package plugin
-# generate-manual`: the plugin builds every product again in its own configuration, which costs a full rebuild.)
-swift build --package-path "$root" --force-resolved-versions --product generate-manual >/dev/null
-"$(swift build --package-path "$root" --show-bin-path)/generate-manual" "$bin" \
-  --output-directory "$man" --date "$(date -u +%Y-%m-%d)" --section 1 --authors "Kaleem operations" >/dev/null
+# The binary writes its own page (`generate-manual`: every command and option, EXIT STATUS, ENVIRONMENT, FILES,
+# the options of each kind of source), dated by SOURCE_DATE_EPOCH when set.
+"$bin" generate-manual --output-directory "$man" >/dev/null
 gzip -9n -c "$man/kaleem-backup.1" > "$pkg/usr/share/man/man1/kaleem-backup.1.gz"
 chmod 0644 "$pkg/usr/share/man/man1/kaleem-backup.1.gz"
 

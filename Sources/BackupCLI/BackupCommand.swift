@@ -6,7 +6,11 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Back up every source of the policy (or the named ones) as one run.",
-        discussion: "Exit 0 when every source succeeded, 3 when some failed, 1 when all failed, 11 when another run holds the lock."
+        discussion: """
+        Exit codes: 0 every source backed up; 1 every source failed (or the run could not start); 2 usage or \
+        policy error; 3 some sources failed (partial); 4 a backup did not verify (integrity); 11 another run \
+        holds the repository lock. A failed source is said with a Try: line on stderr.
+        """
     )
 
     @OptionGroup var options: GlobalOptions
@@ -21,6 +25,7 @@ struct BackupCommand: AsyncParsableCommand {
     var release: String?
 
     func validate() throws {
+        try validateRelease(release)
         if tag == .preDeploy && release == nil {
             throw ValidationError("--tag pre-deploy needs --release (the release this restore point belongs to)")
         }
@@ -41,7 +46,23 @@ struct BackupCommand: AsyncParsableCommand {
             }
             if let skipped = result.rotationSkipped { print("rotation skipped: \(skipped)") }
         }
+        Self.sayHints(result, options: options)
         if result.exitStatus != .ok { throw CommandExit(status: result.exitStatus) }
+    }
+}
+
+extension BackupCommand {
+    /// `Try (redis): …` on stderr for each source that failed (the error itself is already logged and in the
+    /// table): what to do next, from the error (a refused connection, a full disk) or where to look.
+    static func sayHints(_ result: BackupResult, options: GlobalOptions) {
+        for a in result.artifacts where a.status != .ok {
+            guard let hint = result.hints[a.id] else { continue }
+            if options.logFormat == .json {
+                options.say(.error, "", "what to try for source \(a.source)", ["source": "\(a.source)", "artifact": "\(a.id)", "try": "\(hint)"])
+            } else {
+                options.say(.error, "Try (\(a.source)): ", hint)
+            }
+        }
     }
 }
 

@@ -31,9 +31,10 @@ struct DiffCommand: AsyncParsableCommand {
             return
         }
         print("\(d.from.source): \(d.from.id) (\(Timestamps.iso8601(d.from.createdAt))) -> \(d.to.id) (\(Timestamps.iso8601(d.to.createdAt)))")
-        for e in d.added { print("+ \(e.type) \(e.path)") }
-        for c in d.changed { print("~ \(c.to.type) \(c.to.path)" + (c.from.type != c.to.type ? " (was \(c.from.type))" : "")) }
-        for e in d.removed { print("- \(e.type) \(e.path)") }
+        // A key is one line however it is named (a newline in it shows as \x0a): one entry, one line.
+        for e in d.added { print("+ \(e.type) \(PeerText.escape(e.path))") }
+        for c in d.changed { print("~ \(c.to.type) \(PeerText.escape(c.to.path))" + (c.from.type != c.to.type ? " (was \(c.from.type))" : "")) }
+        for e in d.removed { print("- \(e.type) \(PeerText.escape(e.path))") }
         print("\(d.added.count) added, \(d.changed.count) changed, \(d.removed.count) removed, \(d.unchanged) unchanged")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackupCore
 import Foundation
+import Logging
 
 /// The one place where errors become exit codes and messages on stderr.
 enum ExitCodeMapping {
@@ -9,8 +10,15 @@ enum ExitCodeMapping {
         case let exit as CommandExit:
             return exit.status
         case let user as UserFacingError:
-            printError("error: \(user.description)")
-            if let hint = user.hint { printError("Try: \(hint)") }
+            if GlobalOptions.logsJSON {
+                var fields: Logger.Metadata = ["exit_code": "\(user.exitStatus.rawValue)"]
+                if let hint = user.hint { fields["try"] = "\(hint)" }
+                Diagnostics.say(.error, "", user.description, fields, json: true)
+            } else {
+                // One line each: a peer's newline quoted in the error cannot forge another `error:` or `Try:` line.
+                printError("error: \(PeerText.escape(user.description))")
+                if let hint = user.hint { printError("Try: \(PeerText.escape(hint))") }
+            }
             errorAsJSON(user.description, status: user.exitStatus, hint: user.hint)
             return user.exitStatus
         default:
@@ -18,13 +26,22 @@ enum ExitCodeMapping {
             let code = command.exitCode(for: error)
             let message = command.fullMessage(for: error)
             if code == .success {
-                print(message)
+                // restore --help: its kinds' own options after OPTIONS, laid out as OPTIONS.
+                StandardStream.text((message.contains("USAGE: kaleem-backup restore ") ? message.trimmingCharacters(in: .newlines) + "\n" + RestoreCommand.kindOptionsHelp() : message) + "\n")
+                StandardStream.finishOutput() // help written to a full disk is an error too
                 return .ok
             }
-            if !message.isEmpty { printError(message) }
-            if error is CleanExit { return .ok }
+            if error is CleanExit {
+                if !message.isEmpty { printError(message) }
+                return .ok
+            }
             let status: ExitStatus = code.rawValue == ExitCode.validationFailure.rawValue || error is ValidationError || code.rawValue == EX_USAGE
                 ? .usage : (code.rawValue == 0 ? .ok : .failed)
+            if GlobalOptions.logsJSON {
+                Diagnostics.say(.error, "", message.trimmingCharacters(in: .whitespacesAndNewlines), ["exit_code": "\(status.rawValue)"], json: true)
+            } else if !message.isEmpty {
+                printError(message)
+            }
             errorAsJSON(message, status: status, hint: nil)
             return status
         }

@@ -31,7 +31,7 @@ struct FindCommand: AsyncParsableCommand {
         if found.isEmpty { print("no good backup holds anything matching \(String(reflecting: pattern))") }
         for f in found {
             print("\(f.artifact.id)  \(f.artifact.source)  \(Timestamps.iso8601(f.artifact.createdAt))  \(f.matches) match(es): "
-                  + f.sample.map(\.path).joined(separator: ", ") + (f.matches > f.sample.count ? ", …" : ""))
+                  + f.sample.map { PeerText.escape($0.path) }.joined(separator: ", ") + (f.matches > f.sample.count ? ", …" : ""))
         }
     }
 }

@@ -33,6 +33,7 @@ struct ForgetCommand: AsyncParsableCommand {
     var ids: [String]
 
     func validate() throws {
+        try validateReason(reason)
         if ids.isEmpty { throw ValidationError("name at least one backup id") }
         if !dryRun && !yes { throw ValidationError("forget removes backups for good: add --yes (or --dry-run to see what it would do)") }
     }

@@ -39,13 +39,16 @@ struct PreDeployHook: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The deploy attempt (the deploy script's id): a restore point that fails is recorded as this attempt's failure (default: the failed run's id).", valueName: "id"))
     var deployId: String?
 
-    func validate() throws { try validateDeployID(deployId) }
+    func validate() throws {
+        try validateDeployID(deployId)
+        try validateRelease(release)
+    }
 
     func run() async throws {
         let (result, previous) = try await options.makeEngine().preDeploy(release: release, sources: sources, deployID: deployId,
                                                                           environmentName: labels.environment, service: labels.service)
         if let last = previous.first {
-            StandardStream.error("note: release \(release) already had pre-deploy set \(last.id); a new set was taken\n")
+            options.say(.notice, "note: ", "release \(release) already had pre-deploy set \(last.id); a new set was taken")
         }
         if options.json {
             try Output.json(BackupResultJSON(result))
@@ -54,8 +57,9 @@ struct PreDeployHook: AsyncParsableCommand {
         }
         if result.exitStatus != .ok {
             for a in result.artifacts where a.status != .ok {
-                StandardStream.error("error: pre-deploy backup of \(a.source) failed: \(a.detail ?? "")\n")
+                options.say(.error, "error: ", "pre-deploy backup of \(a.source) failed: \(a.detail ?? "")", ["source": "\(a.source)"])
             }
+            BackupCommand.sayHints(result, options: options)
             throw CommandExit(status: result.exitStatus)
         }
     }
@@ -97,6 +101,9 @@ struct PostDeployHook: AsyncParsableCommand {
             throw ValidationError("--duration must be a number of seconds from 0 to 604800, found \(duration)")
         }
         try validateDeployID(deployId)
+        try validateRelease(release)
+        try validateReason(reason)
+        try validateReason(detail, option: "--detail")
     }
 
     func run() async throws {
@@ -130,10 +137,10 @@ struct RollbackHook: AsyncParsableCommand {
     @Flag(help: "Restore the data of the release's pre-deploy set (MongoDB with --drop, Redis online).")
     var restoreData = false
 
-    @Flag(help: "Also restore the sources not restored by default (bucket snapshots: uploads after a deploy are users' data).")
+    @Flag(help: "The same as --include s3: also restore the bucket snapshots (uploads after a deploy are users' data).")
     var includeBuckets = false
 
-    @Option(name: .customLong("include"), help: "With --restore-data: also restore this source, whatever its kind (repeatable).")
+    @Option(name: .customLong("include"), help: ArgumentHelp("With --restore-data: also restore this source, or every source of this kind (s3, qdrant, files: not restored by default) (repeatable).", valueName: "kind|source"))
     var include: [String] = []
 
     @Flag(help: "Confirm --restore-data (it replaces live data).")
@@ -151,11 +158,14 @@ struct RollbackHook: AsyncParsableCommand {
     func validate() throws {
         if restoreData && !yes && !dryRun { throw ValidationError("--restore-data replaces live data: add --yes") }
         try validateDeployID(deployId)
+        try validateRelease(release)
+        try validateReason(reason)
+        try validateReason(detail, option: "--detail")
     }
 
     func run() async throws {
         let result = try await options.makeEngine().rollback(release: release, reason: reason, restoreData: restoreData,
-                                                       includeBuckets: includeBuckets, include: include, dryRun: dryRun,
+                                                       include: include + (includeBuckets ? ["s3"] : []), dryRun: dryRun,
                                                        environmentName: labels.environment, service: labels.service,
                                                        deployID: deployId, detail: detail)
         if options.json {
@@ -169,6 +179,25 @@ struct RollbackHook: AsyncParsableCommand {
             if let set = result.set { print(restoreData ? "restored the pre-deploy set \(set.id):" : "to restore the data of pre-deploy set \(set.id), run:") }
             for line in result.lines { print("  \(line)") }
         }
+    }
+}
+
+/// A release names an image: letters, digits and `._:+@/-` (`kaleem-api:1.4.2`, `registry/app@sha256:…`), at most
+/// 128. It is a label of the catalog, the metrics and the notifications: no control character, no space.
+func validateRelease(_ release: String?) throws {
+    guard let release else { return }
+    let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:+@/-")
+    if release.isEmpty || release.count > 128 || !release.unicodeScalars.allSatisfy(allowed.contains) {
+        throw ValidationError("--release must be 1 to 128 letters, digits, '.', '_', ':', '+', '@', '/' or '-' (an image tag), found \(PeerText.escape(String(reflecting: String(release.prefix(140)))))")
+    }
+}
+
+/// A reason (pin, forget, rollback, post-deploy) is free text for a person, kept in the catalog: one line, no
+/// control character or bidi override (they would act on the terminal of whoever lists it), at most 500.
+func validateReason(_ reason: String?, option: String = "--reason") throws {
+    guard let reason else { return }
+    if reason.count > 500 || PeerText.escape(reason) != reason {
+        throw ValidationError("\(option) must be one line of at most 500 characters without control characters, found \(PeerText.clean(String(reflecting: reason), limit: 200))")
     }
 }
 

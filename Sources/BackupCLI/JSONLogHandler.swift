@@ -38,7 +38,13 @@ struct JSONLogHandler: LogHandler {
             + "\"message\":\(JSONText.quote(message)),\"label\":\(JSONText.quote(label))"
         for key in metadata.keys.sorted() {
             let name = fixed.contains(key) ? "meta." + key : key
-            out += ",\(JSONText.quote(name)):\(JSONText.quote(String(describing: metadata[key]!)))"
+            let value = String(describing: metadata[key]!)
+            // exit_code is a number, as in the `--json` error object on stdout.
+            if key == "exit_code", let code = Int32(value) {
+                out += ",\(JSONText.quote(name)):\(code)"
+            } else {
+                out += ",\(JSONText.quote(name)):\(JSONText.quote(value))"
+            }
         }
         return out + "}\n"
     }

@@ -18,7 +18,7 @@ public struct KaleemBackup: AsyncParsableCommand {
         """,
         version: "\(version) (commit \(BuildInfo.commit))",
         subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self, VerifyCommand.self,
-                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, ImportCommand.self, ForgetCommand.self, DemoCommand.self]
+                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, ImportCommand.self, ForgetCommand.self, DemoCommand.self, ManualCommand.self]
     )
 
     /// The release; scripts/package-deb.sh reads it from this line.
@@ -69,11 +69,28 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "Errors only on stderr: no warnings, no progress, no context line (for cron).")
     var quiet = false
 
+    @Option(help: "How stderr is written: text (for a person) or json (one JSON object per line: time, level, message, label, and the event's fields; errors too, with exit_code and try; no progress line).")
+    var logFormat: LogFormat = .text
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    /// `--log-format json` was given (read from the arguments, as ExitCodeMapping needs it after parsing failed).
+    static var logsJSON: Bool {
+        let args = Array(CommandLine.arguments.dropFirst())
+        if args.contains("--log-format=json") { return true }
+        if let i = args.firstIndex(of: "--log-format"), i + 1 < args.count { return args[i + 1] == "json" }
+        return false
+    }
+
     func loadPolicy() throws -> Policy {
         let environment = ProcessInfo.processInfo.environment
         let loaded = try PolicyLoader.load(path: policy, environment: environment)
         if !quiet, let warning = PolicyLoader.exposureWarning(path: policy, environment: environment) {
-            StandardStream.error("warning: \(warning)\n")
+            if logFormat == .json {
+                makeLogger().warning("\(warning)")
+            } else {
+                StandardStream.error("warning: \(warning)\n")
+            }
         }
         return loaded
     }
@@ -86,17 +103,21 @@ struct GlobalOptions: ParsableArguments {
         var environment = EngineEnvironment(logger: makeLogger())
         if !quiet && (Self.onTerminal || verbose) {
             // Which policy and which repository: `list` after a backup must not silently read another one.
-            StandardStream.error("kaleem-backup: policy \(policy.origin), repository \(policy.repository.path)\n")
+            if logFormat == .json {
+                environment.logger.info("context", metadata: ["policy": "\(policy.origin)", "repository": "\(policy.repository.path)"])
+            } else {
+                StandardStream.error("kaleem-backup: policy \(policy.origin), repository \(policy.repository.path)\n")
+            }
         }
-        if Self.onTerminal && !quiet && !json {
+        if Self.onTerminal && !quiet && !json && logFormat == .text {
             environment.progress = ProgressRenderer.shared.meter
             ProgressRenderer.shared.start()
         }
         return BackupEngine(policy: policy, environment: environment)
     }
 
-    func makeLogger(minimum: Logger.Level = .warning, json: Bool = false) -> Logger {
-        var logger = json ? Logger(label: "kaleem-backup") { JSONLogHandler(label: $0) }
+    func makeLogger(minimum: Logger.Level = .warning) -> Logger {
+        var logger = logFormat == .json ? Logger(label: "kaleem-backup") { JSONLogHandler(label: $0) }
             : Logger(label: "kaleem-backup") { ProgressAwareLogHandler(inner: StreamLogHandler.standardError(label: $0)) }
         let env = ProcessInfo.processInfo.environment["KALEEM_BACKUP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
         logger.logLevel = env ?? (quiet ? .error : verbose ? .info : minimum)

@@ -45,9 +45,12 @@ struct LsCommand: AsyncParsableCommand {
                 var line = entry.type
                 if line.utf8.count < 9 { line += String(repeating: " ", count: 9 - line.utf8.count) }
                 let size = entry.size.map(String.init) ?? "-"
-                line += " " + (size.utf8.count < 10 ? String(repeating: " ", count: 10 - size.utf8.count) : "") + size + "  " + entry.path
+                // A key or a file name is shown with its control characters visible: a newline in a Redis key is
+                // not another entry, an ESC in it does nothing to the terminal (TerminalText).
+                line += " " + (size.utf8.count < 10 ? String(repeating: " ", count: 10 - size.utf8.count) : "") + size + "  "
+                    + TerminalText.safe(entry.path, keepNewlines: false)
                 for key in entry.detail.keys.sorted() {
-                    line += "  " + key + "=" + Self.plain(entry.detail[key]!)
+                    line += "  " + key + "=" + TerminalText.safe(Self.plain(entry.detail[key]!), keepNewlines: false)
                 }
                 out.append(line + "\n")
             }
@@ -56,7 +59,7 @@ struct LsCommand: AsyncParsableCommand {
         }
         if options.json { out.append(count == 0 ? "]\n" : "\n]\n") }
         out.flush()
-        if !options.json { StandardStream.error("\(count) entries, \(Output.bytes(bytes))\n") }
+        if !options.json && !options.quiet { options.say(.info, "", "\(count) \(count == 1 ? "entry" : "entries"), \(Output.bytes(bytes))", ["entries": "\(count)", "bytes": "\(bytes)"]) }
     }
 
     /// A detail value as text: strings bare, the rest as JSON.

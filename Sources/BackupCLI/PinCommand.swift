@@ -13,6 +13,8 @@ struct PinCommand: AsyncParsableCommand {
     @Option(help: "Why it is kept (shown by list, show and rotate).")
     var reason: String
 
+    func validate() throws { try validateReason(reason) }
+
     func run() async throws {
         let a = try options.makeEngine().pin(id: id, reason: reason)
         if options.json { try Output.json(ArtifactJSON(a)) } else { print("pinned \(a.id) (\(a.source)): \(reason)") }

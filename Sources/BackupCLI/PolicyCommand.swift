@@ -41,7 +41,7 @@ struct PolicyCheckCommand: AsyncParsableCommand {
             checks += missing.map { PreflightCheck(check: "policy variables", ok: false, detail: $0) }
             if options.json { try Output.json(PreflightJSON(ok: false, valid: false, summary: nil, checks: checks)) }
             guard missing.count > 1 else { throw error }
-            throw BackupFailure("\(error)\n  and: " + missing.joined(separator: "; "), exitStatus: .usage,
+            throw BackupFailure("\(error); and: " + missing.joined(separator: "; "), exitStatus: .usage,
                                 hint: "export the variables (or write ${VAR:-default} in the policy), then run policy check again")
         }
         let engine = try options.makeEngine(policy: policy)
@@ -52,12 +52,16 @@ struct PolicyCheckCommand: AsyncParsableCommand {
         } else if connect || !failed.isEmpty {
             var table = [["RESULT", "CHECK", "DETAIL"]]
             for c in checks { table.append([c.ok ? "ok" : "FAIL", c.check, c.detail]) }
-            Output.table(table)
+            Output.table(table, wrap: [1, 2])
         }
         if !failed.isEmpty {
+            // The failures' own hints (a refused connection: the server and the url), else the general one.
+            let specific = failed.compactMap(\.hint)
+            let hint = specific.isEmpty
+                ? "fix what is listed (secret files: create them 0600 for the backup user; secrets in a files source: set encryption or exclude them), then run policy check again"
+                : Array(NSOrderedSet(array: specific)).map { "\($0)" }.joined(separator: "; ") + "; then run policy check again"
             throw BackupFailure("policy \(policy.origin): \(failed.count) check(s) failed: " + failed.map { "\($0.check): \($0.detail)" }.joined(separator: "; "),
-                                exitStatus: .usage,
-                                hint: "fix what is listed (secret files: create them 0600 for the backup user; secrets in a files source: set encryption or exclude them), then run policy check again")
+                                exitStatus: .usage, hint: hint)
         }
         guard !options.json, !connect else { return }
         print("policy \(policy.origin): ok")

@@ -77,10 +77,12 @@ final class ProgressRenderer: @unchecked Sendable {
             if s.bytes > 0 { parts.append(mebibytes(s.bytes)) }
             if s.items > 0, total > s.items, seconds > 0.5 { parts.append("ETA " + clock(seconds / Double(s.items) * Double(total - s.items))) }
         } else if let total = s.totalBytes, total > 0 {
-            parts.append("\(mebibytes(s.bytes)) / \(mebibytes(total))")
-            parts.append("\(min(100, Int(Double(s.bytes) * 100 / Double(total))))%")
+            // An estimate (the previous backup's size) is said as one: `~`, and at most 99 % while running.
+            let mark = s.estimated ? "~" : ""
+            parts.append("\(mebibytes(s.bytes)) / \(mark)\(mebibytes(total))")
+            parts.append("\(mark)\(min(s.estimated ? 99 : 100, Int(Double(s.bytes) * 100 / Double(total))))%")
             if rate > 0 { parts.append(mebibytes(Int64(rate)) + "/s") }
-            if rate > 0, total > s.bytes { parts.append("ETA " + clock(Double(total - s.bytes) / rate)) }
+            if rate > 0, total > s.bytes { parts.append("ETA " + mark + clock(Double(total - s.bytes) / rate)) }
         } else {
             parts.append(mebibytes(s.bytes))
             if rate > 0 { parts.append(mebibytes(Int64(rate)) + "/s") }
@@ -126,8 +128,26 @@ struct ProgressAwareLogHandler: LogHandler {
         set { inner[metadataKey: key] = newValue }
     }
 
+    /// The line is cleared first; a peer's text in the message or the fields (an error reply quoted in `error=`)
+    /// gets its control characters made visible (TerminalText): one event, one line, nothing sent to the terminal.
     func log(event: LogEvent) {
         ProgressRenderer.shared.clearLine()
+        var event = event
+        event.message = Logger.Message(stringLiteral: TerminalText.safe(event.message.description, keepNewlines: false))
+        event.metadata = event.metadata.map(Self.safe)
         inner.log(event: event)
+    }
+
+    static func safe(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        metadata.mapValues(safe)
+    }
+
+    static func safe(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
+        switch value {
+        case .string(let s): return .string(TerminalText.safe(s, keepNewlines: false))
+        case .stringConvertible(let c): return .string(TerminalText.safe(c.description, keepNewlines: false))
+        case .array(let a): return .array(a.map(safe))
+        case .dictionary(let d): return .dictionary(safe(d))
+        }
     }
 }

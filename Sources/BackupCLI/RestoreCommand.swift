@@ -4,6 +4,29 @@ import BackupEngine
 import Foundation
 
 struct RestoreCommand: AsyncParsableCommand {
+    /// `KIND OPTIONS:` laid out as argument-parser lays out OPTIONS (the name in 2–24, the help from column 26,
+    /// wrapped to `width`), one block per kind: appended after OPTIONS in `restore --help` (ExitCodeMapping).
+    static func kindOptionsHelp(width: Int = 80) -> String {
+        var out = ""
+        for section in SourceKinds.restoreSections {
+            out += "\n\(section.kind.uppercased()) SOURCE OPTIONS:\n"
+            for line in TableLayout.wrapText(section.summary, width: width - 2) { out += "  \(line)\n" }
+            if section.options.isEmpty { out += "  (none)\n" }
+            for spec in section.options {
+                let help = spec.help + (spec.defaultValue.map { " (default: \($0))" } ?? "")
+                let lines = TableLayout.wrapText(help, width: max(20, width - 26))
+                let name = "  " + (help.contains("repeatable") ? spec.usage.replacingOccurrences(of: " (repeatable)", with: "") : spec.usage)
+                if name.count <= 24 {
+                    out += name.padding(toLength: 26, withPad: " ", startingAt: 0) + lines[0] + "\n"
+                } else {
+                    out += name + "\n" + String(repeating: " ", count: 26) + lines[0] + "\n"
+                }
+                for line in lines.dropFirst() { out += String(repeating: " ", count: 26) + line + "\n" }
+            }
+        }
+        return out
+    }
+
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "restore",
@@ -11,11 +34,9 @@ struct RestoreCommand: AsyncParsableCommand {
             discussion: """
             The backup is verified first (sha256, gzip, format); a backup that does not verify is refused (exit 4). \
             The plan is printed; writing over a live target needs --yes; --dry-run changes nothing. Every restore \
-            is recorded in the catalog.
-
-            OPTIONS OF EACH KIND OF SOURCE
-
-            \(SourceKinds.restoreHelp)
+            is recorded in the catalog. The options of each kind of source are listed after OPTIONS.
+            Exit codes: 0 restored (or planned, with --dry-run), 1 failed, 2 usage or policy error (a target that \
+            needs --yes), 4 the backup does not verify, 11 another run holds the repository lock.
             """
         )
     }

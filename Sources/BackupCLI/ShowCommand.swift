@@ -37,6 +37,7 @@ struct ShowCommand: AsyncParsableCommand {
             ("last drill", drill.map { "\($0.result.rawValue) on \(Timestamps.iso8601($0.startedAt)) in \(String(format: "%.2f", $0.durationSeconds)) s: \($0.detail)" } ?? "never"),
         ] + (a.detail.map { [("detail", $0)] } ?? []) + a.stats.keys.sorted().map { ("stats.\($0)", a.stats[$0]!.description) }
         let width = rows.map(\.0.count).max() ?? 0
-        for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+        // One line per field: a newline in a peer's text (a detail, a verify's finding) is shown as \x0a.
+        for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + PeerText.escape(v)) }
     }
 }

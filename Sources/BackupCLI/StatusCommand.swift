@@ -65,7 +65,7 @@ struct StatusCommand: AsyncParsableCommand {
         show(rows)
         guard check else { return }
         let (lines, status) = Self.problems(rows, maxRPO: Self.seconds(maxRpo)!, maxDrillAge: Self.seconds(maxDrillAge)!, now: Date())
-        for line in lines { StandardStream.error("CHECK: \(line)\n") }
+        for line in lines { options.say(.error, "CHECK: ", line) }
         if status != .ok { throw CommandExit(status: status) }
     }
 
@@ -84,7 +84,7 @@ struct StatusCommand: AsyncParsableCommand {
                           r.lastVerify.map { "\(r.lastVerifyOK == true ? "ok" : "FAILED") \(Timestamps.iso8601($0).prefix(10))" } ?? "never",
                           r.corrupt == 0 ? "-" : "\(r.corrupt) CORRUPT"])
         }
-        Output.table(table)
+        Output.table(table, wrap: [4, 5, 6])
         for r in rows {
             for k in r.interruptedRestores {
                 print("INTERRUPTED RESTORE: \(k.source) backup \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the target may be half-restored; run the restore again (it removes the temporary .kb-restore-* files it finds)")

@@ -31,6 +31,21 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Opens an existing catalog for reading only (the daemon's status page): nothing is created or migrated, and
+    /// a missing file is an error. A catalog of an older schema is read as it is (a query it cannot answer fails).
+    public init(readingOnly path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(5)
+        do {
+            guard access(path, F_OK) == 0 else { throw UnknownCatalogValue(problem: "no catalog file yet (the first backup creates it)") }
+            dbQueue = try DatabaseQueue(path: path, configuration: config)
+        } catch {
+            throw CatalogError(path: path, operation: "open for reading", underlying: error)
+        }
+    }
+
     /// Closes the database (every write is committed; the file can then be renamed).
     public func close() throws {
         do { try dbQueue.close() } catch { throw CatalogError(path: path, operation: "close", underlying: error) }
@@ -371,6 +386,13 @@ public final class Catalog: Sendable {
         try write("finish run \(id)") { db in
             try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                            arguments: [status.rawValue, date, id])
+        }
+    }
+
+    /// The newest runs, newest first.
+    public func runs(limit: Int) throws -> [RunInfo] {
+        try read("list runs") { db in
+            try RunRecord.fetchAll(db, sql: "SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT ?", arguments: [limit]).map(\.model)
         }
     }
 

@@ -14,6 +14,9 @@ public struct Policy: Sendable, Equatable {
     public var notify: NotifyPolicy?
     /// Where the daemon serves /metrics and /healthz.
     public var daemonListen = DaemonListen()
+    /// Basic auth for the daemon's status page (`daemon.status_auth`); nil: the page is open to whoever can
+    /// reach the listen address (127.0.0.1 by default).
+    public var statusAuth: StatusAuth?
     /// Scratch targets for restore drills.
     public var drill = DrillPolicy()
     /// Tools for restores (`restore:`).
@@ -209,6 +212,19 @@ public struct DaemonListen: Sendable, Equatable {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         let host = String(text[..<colon])
         return host.isEmpty ? nil : DaemonListen(host: host, port: port)
+    }
+}
+
+/// `daemon: { status_auth: { user: ops, password_file: /etc/kaleem-backup/status-password } }`: HTTP basic auth
+/// for `GET /` (not /healthz nor /metrics). The password is read from the file when the daemon starts (its first
+/// line); it never appears in argv, the environment or a log.
+public struct StatusAuth: Sendable, Equatable {
+    public var user: String
+    public var passwordFile: String
+
+    public init(user: String, passwordFile: String) {
+        self.user = user
+        self.passwordFile = passwordFile
     }
 }
 

@@ -147,7 +147,15 @@ public enum PolicyParser {
             policy.encryption = EncryptionPolicy(recipients: recipients, identityFile: try map["identity_file"]?.nonEmptyString())
         }
         if let d = top["daemon"] {
-            let map = try d.mapping(allowed: ["listen"])
+            let map = try d.mapping(allowed: ["listen", "status_auth"])
+            if let a = map["status_auth"] {
+                let auth = try a.mapping(allowed: ["user", "password_file"])
+                guard let u = auth["user"] else { throw a.error("missing key \"user\" (the basic-auth user name of the status page)") }
+                guard let f = auth["password_file"] else { throw a.error("missing key \"password_file\" (a file whose first line is the password; 0600)") }
+                let user = try u.nonEmptyString()
+                guard !user.contains(":") else { throw u.error("a basic-auth user name cannot contain \":\"") }
+                policy.statusAuth = StatusAuth(user: user, passwordFile: try f.nonEmptyString())
+            }
             if let l = map["listen"] {
                 let text = try l.nonEmptyString()
                 guard let listen = DaemonListen.parse(text) else { throw l.error("expected host:port such as 127.0.0.1:9464, found \"\(text)\"") }
@@ -155,13 +163,13 @@ public enum PolicyParser {
             }
         }
         if let n = top["notify"] {
-            let map = try n.mapping(allowed: ["webhook", "on", "attempts", "timeout"])
-            guard let w = map["webhook"] else { throw n.error("missing key \"webhook\" (the URL events are POSTed to)") }
-            let url = try w.nonEmptyString()
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw w.error("expected an http:// or https:// URL, found \"\(Redaction.url(url))\"")
+            let map = try n.mapping(allowed: ["webhook", "on", "attempts", "timeout", "ping"])
+            guard map["webhook"] != nil || map["ping"] != nil else {
+                throw n.error("missing key \"webhook\" (the URL events are POSTed to) or \"ping\" (push-monitoring URLs: start, success, fail)")
             }
-            var notify = NotifyPolicy(webhook: url)
+            var webhook: String?
+            if let w = map["webhook"] { webhook = try Self.httpURL(w) }
+            var notify = NotifyPolicy(webhook: webhook)
             if let on = map["on"] {
                 let events = try on.stringList()
                 for e in events where NotifyEvent(rawValue: e) == nil {
@@ -171,6 +179,19 @@ public enum PolicyParser {
             }
             if let a = map["attempts"] { notify.attempts = try a.int(in: 1...20) }
             if let t = map["timeout"] { notify.timeoutSeconds = try t.duration() }
+            if let p = map["ping"] {
+                let ping = try p.mapping(allowed: ["url", "start", "success", "fail", "timeout"])
+                var pings = PingPolicy()
+                if let u = ping["url"] { pings = PingPolicy(healthchecks: try Self.httpURL(u)) }
+                if let v = ping["start"] { pings.start = try Self.httpURL(v) }
+                if let v = ping["success"] { pings.success = try Self.httpURL(v) }
+                if let v = ping["fail"] { pings.fail = try Self.httpURL(v) }
+                if let t = ping["timeout"] { pings.timeoutSeconds = try t.duration() }
+                guard pings.start != nil || pings.success != nil || pings.fail != nil else {
+                    throw p.error("expected at least one of \"url\", \"start\", \"success\", \"fail\" (http:// or https:// URLs)")
+                }
+                notify.ping = pings
+            }
             policy.notify = notify
         }
         return policy
@@ -238,6 +259,19 @@ public enum PolicyParser {
             }
             if b != 32 && b != 9 { previous = b }
         }
+    }
+
+    /// An http:// or https:// URL with a host (a webhook, a ping). The error shows it without its path and
+    /// credentials: a ping URL's path is its token.
+    static func httpURL(_ node: PolicyNode) throws(PolicyError) -> String {
+        let url = try node.nonEmptyString()
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw node.error("expected an http:// or https:// URL, found \"\(Redaction.webhook(url))\"")
+        }
+        guard let parsed = URL(string: url), let host = parsed.host, !host.isEmpty else {
+            throw node.error("\"\(Redaction.webhook(url))\" is not a valid URL (no host, or a space or character that must be percent-encoded)")
+        }
+        return url
     }
 
     static func isValidSourceName(_ name: String) -> Bool {

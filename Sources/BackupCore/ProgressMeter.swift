@@ -8,8 +8,11 @@ public final class ProgressMeter: @unchecked Sendable {
     public struct State: Sendable, Equatable {
         public var label: String
         public var bytes: Int64 = 0
-        /// Known only for re-reads (verify, drill, restore: the recorded raw size).
+        /// Known for re-reads (verify, drill, restore, ls: the recorded raw size); for a backup, estimated from the
+        /// previous backup of the source (`estimated`).
         public var totalBytes: Int64?
+        /// `totalBytes` is a guess (the previous backup's size): drawn with `~`, and never past 99 % until done.
+        public var estimated = false
         public var items = 0
         public var totalItems: Int?
         /// What the items are ("objects", "files", "collections").
@@ -48,12 +51,15 @@ public final class ProgressMeter: @unchecked Sendable {
         observer?(after)
     }
 
-    public func begin(_ label: String, totalBytes: Int64? = nil, totalItems: Int? = nil, itemUnit: String = "objects") {
+    public func begin(_ label: String, totalBytes: Int64? = nil, estimated: Bool = false, totalItems: Int? = nil, itemUnit: String = "objects") {
         let next = lock.withLock { () -> Int in
             generation += 1
             return generation
         }
-        change { $0 = State(label: label, totalBytes: totalBytes, totalItems: totalItems, itemUnit: itemUnit, generation: next) }
+        change {
+            $0 = State(label: label, totalBytes: totalBytes, totalItems: totalItems, itemUnit: itemUnit, generation: next)
+            $0?.estimated = estimated
+        }
     }
 
     /// The task counts items too, `total` of them (collections of a Qdrant backup, files of a files backup).

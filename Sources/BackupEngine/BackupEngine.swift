@@ -26,6 +26,8 @@ public struct BackupResult: Sendable {
     public var offsiteFailures: [String: String] = [:]
     /// Why the failed artifacts of this run failed, by type (the exit code comes from it).
     public var failures: [String: FailureKind] = [:]
+    /// What to try for each failed artifact of this run (id → hint), for the `Try:` lines.
+    public var hints: [String: String] = [:]
 
     public var exitStatus: ExitStatus {
         switch run.status {
@@ -177,9 +179,9 @@ public final class BackupEngine {
         try await core.hooks.postDeploy(release: release, success: success, rollbackFailed: rollbackFailed, durationSeconds: durationSeconds,
                                         environmentName: environmentName, service: service, deployID: deployID, reason: reason, detail: detail)
     }
-    public func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [], dryRun: Bool = false,
+    public func rollback(release: String, reason: String, restoreData: Bool, include: [String] = [], dryRun: Bool = false,
                          environmentName: String, service: String, deployID: String? = nil, detail: String? = nil) async throws -> RollbackResult {
-        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, includeBuckets: includeBuckets, include: include,
+        try await core.hooks.rollback(release: release, reason: reason, restoreData: restoreData, include: include,
                                       dryRun: dryRun, environmentName: environmentName, service: service, deployID: deployID, detail: detail)
     }
 

@@ -1,6 +1,7 @@
 import ArtifactStore
 import BackupCatalog
 import BackupCore
+import Crypto
 import Foundation
 import Hummingbird
 import Logging
@@ -39,7 +40,20 @@ public enum Daemon {
         let state = DaemonState(policy: policy, entries: entries, environment: environment)
         let logger = environment.logger
 
+        let auth = try StatusPageAuth.load(policy.statusAuth, logger: logger)
         let router = Router()
+        // The status page: HTML for a person (the figures of `status`), behind basic auth when the policy asks.
+        router.get("/") { request, _ -> Response in
+            var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                                       .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                                       .xContentTypeOptions: "nosniff"]
+            if let auth, !auth.accepts(request.headers[.authorization]) {
+                headers[.wwwAuthenticate] = "Basic realm=\"kaleem-backup\", charset=\"UTF-8\""
+                headers[.contentType] = "text/plain; charset=utf-8"
+                return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "authentication required\n")))
+            }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: state.statusPage(now: environment.clock()))))
+        }
         router.get("healthz") { _, _ -> Response in
             let (healthy, body) = state.health(now: environment.clock(), tick: options.tick)
             return Response(status: healthy ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
@@ -75,6 +89,11 @@ final class DaemonState: @unchecked Sendable {
     private var lastRuns: [String: Date]
     private var lastTick: Date?
     private let statePath: String
+    let catalogPath: String
+    let repository: LocalRepository
+    /// The status page's catalog figures and what they were read from (the catalog's files, the jobs finished).
+    private var pageCache: (key: String, at: Date, snapshot: StatusSnapshot)?
+    private var finishedJobs = 0
     /// The daemon's own live metrics (jobs run, last tick), recorded through swift-metrics into a Prometheus
     /// registry; `/metrics` serves them after the catalog's.
     let live = PrometheusCollectorRegistry()
@@ -83,7 +102,10 @@ final class DaemonState: @unchecked Sendable {
     init(policy: Policy, entries: [ScheduleEntry], environment: EngineEnvironment) {
         self.policy = policy
         self.environment = environment
-        statePath = BackupEngine(policy: policy, environment: environment).repository.root + "/daemon-state.json"
+        let engine = BackupEngine(policy: policy, environment: environment)
+        statePath = engine.repository.root + "/daemon-state.json"
+        catalogPath = engine.catalogPath
+        repository = engine.repository
         lastRuns = Self.load(statePath)
         scheduler = Scheduler(entries: entries, lastRuns: lastRuns, now: environment.clock())
     }
@@ -110,6 +132,7 @@ final class DaemonState: @unchecked Sendable {
     func finished(_ name: String, at date: Date) {
         lock.withLock {
             scheduler.finished(schedule: name)
+            finishedJobs += 1
             lastRuns[name] = date
             Self.save(lastRuns, to: statePath)
         }
@@ -166,6 +189,35 @@ final class DaemonState: @unchecked Sendable {
         }
     }
 
+    /// The status page. The catalog is read (read-only, never created) only when it changed since the last
+    /// request (its files' size and time, a job finished, a restore marker) or a minute passed; the ages are
+    /// computed against `now` at every request.
+    func statusPage(now: Date) -> String {
+        var key = [catalogPath, catalogPath + "-wal", catalogPath + "-journal", RestoreMarkers.directory(repository)].map { path -> String in
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "-" }
+            return "\(info.st_size).\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        }.joined(separator: "/")
+        key += "/\(lock.withLock { finishedJobs })"
+        var snapshot: StatusSnapshot
+        if let cached = lock.withLock({ pageCache }), cached.key == key, now >= cached.at, now.timeIntervalSince(cached.at) < 60 {
+            snapshot = cached.snapshot
+        } else {
+            snapshot = StatusPage.snapshot(policy: policy, repository: repository, catalogPath: catalogPath, now: now)
+            lock.withLock { pageCache = (key, now, snapshot) }
+        }
+        for i in snapshot.sources.indices {
+            snapshot.sources[i].rpoSeconds = snapshot.sources[i].newestGood.map { now.timeIntervalSince($0.createdAt) }
+        }
+        let (schedules, running) = lock.withLock {
+            (scheduler.entries.map { e in
+                StatusPageSchedule(name: e.name, run: e.run.rawValue, sources: e.sources, next: scheduler.nextFire[e.name],
+                                   lastRun: lastRuns[e.name], zone: e.zone)
+            }, scheduler.running)
+        }
+        return StatusPage.render(snapshot, schedules: schedules, running: running, host: environment.host, now: now)
+    }
+
     /// What `/metrics` serves. The backup series (catalog) come from one place only, so that scraping both
     /// node_exporter and the daemon does not double them (#36): with `metrics.textfile` in the policy they are
     /// the textfile's (which every job rewrites) and `/metrics` serves only the daemon's own series
@@ -213,6 +265,45 @@ final class DaemonState: @unchecked Sendable {
             try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
         }
+    }
+}
+
+/// Basic auth of the status page: the password is read once from `password_file` when the daemon starts; a
+/// request's credentials are compared in constant time (SHA-256 digests of `user:password`, compared whole).
+struct StatusPageAuth: Sendable {
+    let expected: [UInt8]
+
+    static func load(_ auth: StatusAuth?, logger: Logger) throws -> StatusPageAuth? {
+        guard let auth else { return nil }
+        let path = auth.passwordFile
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size < 4096,
+              let data = FileManager.default.contents(atPath: path) else {
+            throw BackupFailure("daemon.status_auth.password_file \(path) cannot be read (missing, not a regular file, or larger than 4 KiB)",
+                                exitStatus: .usage, hint: "write the password on the first line of the file (chmod 600), or remove daemon.status_auth to serve the page without auth on 127.0.0.1")
+        }
+        let password = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        guard !password.isEmpty else {
+            throw BackupFailure("daemon.status_auth.password_file \(path) is empty: the status page would accept an empty password",
+                                exitStatus: .usage, hint: "write the password on the first line of the file (chmod 600)")
+        }
+        if info.st_mode & 0o077 != 0 {
+            logger.warning("the status page's password file is readable by others", metadata: [
+                "path": "\(path)", "mode": "\(String(info.st_mode & 0o777, radix: 8))", "fix": "chmod 600 \(path)"])
+        }
+        return StatusPageAuth(expected: Array(SHA256.hash(data: Data((auth.user + ":" + password).utf8))))
+    }
+
+    /// `Authorization: Basic base64(user:password)`.
+    func accepts(_ header: String?) -> Bool {
+        guard let header, header.count < 4096 else { return false }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+              let decoded = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)) else { return false }
+        let given = Array(SHA256.hash(data: decoded))
+        var difference: UInt8 = 0
+        for (a, b) in zip(given, expected) { difference |= a ^ b }
+        return difference == 0 && given.count == expected.count
     }
 }
 

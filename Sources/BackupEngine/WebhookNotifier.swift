@@ -55,12 +55,12 @@ struct WebhookNotifier {
     }
 
     private func deliver(_ event: NotificationEvent) async -> Bool {
-        guard URL(string: policy.webhook) != nil else { return false }
+        guard let webhook = policy.webhook, URL(string: webhook) != nil else { return false }
         let body = (try? JSONEncoder().encode(event)) ?? Data()
         var lastProblem = ""
         for attempt in 1...policy.attempts {
             if attempt > 1 { try? await Task.sleep(nanoseconds: UInt64(backoff(attempt - 1) * 1e9)) }
-            var request = HTTPClientRequest(url: policy.webhook)
+            var request = HTTPClientRequest(url: webhook)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: "User-Agent", value: "kaleem-backup")
@@ -72,7 +72,7 @@ struct WebhookNotifier {
             if let status, (400..<500).contains(status), status != 408, status != 429 { break }
         }
         logger.warning("webhook notification not delivered", metadata: [
-            "webhook": "\(Redaction.webhook(policy.webhook))", "source": "\(event.source)", "problem": "\(lastProblem)",
+            "webhook": "\(Redaction.webhook(webhook))", "source": "\(event.source)", "problem": "\(lastProblem)",
         ])
         return false
     }

@@ -25,8 +25,8 @@ public struct MongoToolError: UserFacingError, Equatable {
 
     public var exitStatus: ExitStatus { .failed }
     public var description: String {
-        var text = "\(tool): \(problem)"
-        if !stderrTail.isEmpty { text += "; last output: " + stderrTail.suffix(5).joined(separator: " | ") }
+        var text = "\(tool): \(PeerText.clean(problem))"
+        if !stderrTail.isEmpty { text += "; last output: " + PeerText.clean(stderrTail.suffix(5).joined(separator: " | ")) }
         return text
     }
     public var hint: String? { hintText }

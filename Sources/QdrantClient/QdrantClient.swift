@@ -24,7 +24,7 @@ public struct QdrantError: UserFacingError, Equatable {
 
     public var exitStatus: ExitStatus { .failed }
     public var description: String {
-        "Qdrant \(endpoint): \(operation) failed" + (status.map { " (HTTP \($0))" } ?? "") + ": \(message)"
+        "Qdrant \(endpoint): \(operation) failed" + (status.map { " (HTTP \($0))" } ?? "") + ": \(PeerText.clean(message, limit: 1024))"
     }
     public var hint: String? {
         switch status {

@@ -36,7 +36,7 @@ public struct RedisError: UserFacingError, Equatable {
     }
 
     public var exitStatus: ExitStatus { .failed }
-    public var description: String { "Redis \(endpoint): \(problem)" }
+    public var description: String { "Redis \(endpoint): \(PeerText.clean(problem))" }
     public var hint: String? { hintText }
 }
 

@@ -28,8 +28,8 @@ public struct S3Error: UserFacingError, Equatable {
     public var description: String {
         var s = "S3 \(operation) at \(endpoint) failed"
         if let status { s += ": HTTP \(status)" }
-        if let code { s += " \(code)" }
-        if !message.isEmpty { s += (status == nil && code == nil ? ": " : " — ") + message }
+        if let code { s += " \(PeerText.clean(code, limit: 128))" }
+        if !message.isEmpty { s += (status == nil && code == nil ? ": " : " — ") + PeerText.clean(message, limit: 1024) }
         if attempts > 1 { s += " (after \(attempts) attempts)" }
         return s
     }

@@ -116,8 +116,16 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
     /// The registry is the one list of kinds; the CLI's help lists every kind's restore options from it.
     @Test func restoreHelpListsEveryKind() throws {
         let help = try runCLI(["restore", "--help"])
-        for kind in SourceKinds.names { #expect(help.stdout.contains("\(kind) sources:"), "\(help.stdout)") }
+        // Laid out as the others (#36): OVERVIEW, USAGE, OPTIONS, then each kind's options as OPTIONS are (the
+        // name from column 2, the help from column 26), every line within 80 columns.
+        let options = try #require(help.stdout.range(of: "\nOPTIONS:\n"))
+        for kind in SourceKinds.names {
+            let section = try #require(help.stdout.range(of: "\n\(kind.uppercased()) SOURCE OPTIONS:\n"), "\(help.stdout)")
+            #expect(section.lowerBound > options.upperBound)
+        }
         #expect(help.stdout.contains("--to-dir") && help.stdout.contains("--to-bucket") && help.stdout.contains("--ns-from"))
+        #expect(help.stdout.contains("\n  --in-place              write them over"), "\(help.stdout)")
+        for line in help.stdout.split(separator: "\n") where !line.hasPrefix("USAGE:") { #expect(line.count <= 80, "\(line)") }
     }
 
     /// A kind option of another kind is refused with the options this kind takes (exit 2).

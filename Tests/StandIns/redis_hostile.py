@@ -8,6 +8,7 @@ time (it never sends more than 4 MiB nor lives more than 60 s). Usage: redis_hos
   wide-array   `*2000000000` then nothing (an array that claims two billion elements)
   bulk-no-crlf `$3` `abcXY` (a bulk whose CRLF is not there)
   echo-error   an error that quotes the command it got, arguments and all (AUTH's password among them)
+  escape-error an error carrying terminal escapes (retitle, clear screen), and a bidi override
 """
 import socket, sys, time
 
@@ -27,7 +28,9 @@ while time.time() - started < 60:
     conn.settimeout(10)
     try:
         request = conn.recv(65536)
-        if mode == "echo-error":
+        if mode == "escape-error":
+            conn.sendall(b"-ERR \x1b]0;pwned\x07\x1b[2J\xe2\x80\xaeevil\x1b[31m red\r\n")
+        elif mode == "echo-error":
             words = [w for w in request.split(b"\r\n") if w and not w[:1] in (b"*", b"$")]
             conn.sendall(b"-ERR refused: " + b" ".join(words)[:200] + b"\r\n")
         elif mode == "huge-bulk":

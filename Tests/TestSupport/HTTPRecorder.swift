@@ -46,8 +46,15 @@ public final class HTTPRecorder: @unchecked Sendable {
 
     public var requests: [Request] { lock.withLock { received } }
 
+    /// Stops serving; closes the socket once. (A second close — `stop()` then `deinit` — closed whatever
+    /// descriptor had reused the number in between: NIO's epoll or eventfd in this process, which then died
+    /// of an `epoll_ctl` EBADF assertion in a full test run.)
     public func stop() {
-        lock.withLock { stopped = true }
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
     }
@@ -55,7 +62,8 @@ public final class HTTPRecorder: @unchecked Sendable {
     deinit { stop() }
 
     private func serve() {
-        while true {
+        // The socket's number is never used once stopped (closed, it may be another object's descriptor).
+        while !lock.withLock({ stopped }) {
             let client = accept(fd, nil, nil)
             if client < 0 { if lock.withLock({ stopped }) { return } else { continue } }
             handle(client)

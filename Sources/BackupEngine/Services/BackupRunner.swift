@@ -11,8 +11,27 @@ struct BackupRunner: EngineService {
 
     // MARK: backup
 
-    /// Backs up the named sources (all when empty) as one run.
+    /// Backs up the named sources (all when empty) as one run, with the run's `notify.ping` pings: start once
+    /// the run holds the repository lock, then success or fail. A run that meets the lock sends none (the run
+    /// holding it pings; the daemon retries): a ping never changes the outcome.
     func backup(sources names: [String] = [], tag: RunTag = .manual, release: String? = nil) async throws -> BackupResult {
+        let pinger = Pinger(policy: policy.notify?.ping, logger: logger, host: environment.host)
+        do {
+            let result = try await runBackup(sources: names, tag: tag, release: release) { selected in
+                await pinger.start(sources: selected, tag: tag)
+            }
+            await pinger.finished(result)
+            return result
+        } catch let locked as LockedError {
+            throw locked
+        } catch {
+            await pinger.failed(reason: describe(error))
+            throw error
+        }
+    }
+
+    private func runBackup(sources names: [String], tag: RunTag, release: String?,
+                           started: ([String]) async -> Void) async throws -> BackupResult {
         let selected = try core.selectSources(names)
         // Refused before anything runs: a source that would store a secret in clear, or the key in its backup.
         // (What a check cannot even look at — a missing path — is left to the backup, which records it as failed.)
@@ -26,6 +45,7 @@ struct BackupRunner: EngineService {
         try repository.prepare()
         let lock = try RunLock(path: repository.lockPath, purpose: "backup")
         defer { lock.release() }
+        await started(selected.map(\.name))
         let catalog = try catalog()
         try await recoverFromCrash(catalog)
 
@@ -51,10 +71,12 @@ struct BackupRunner: EngineService {
 
         var artifacts: [ArtifactInfo] = []
         var failures: [String: FailureKind] = [:]
+        var hints: [String: String] = [:]
         for source in selected {
-            let (artifact, failure) = await backupOne(source, run: run, catalog: catalog)
+            let (artifact, failure, hint) = await backupOne(source, run: run, catalog: catalog)
             artifacts.append(artifact)
             if let failure { failures[artifact.id] = failure }
+            if let hint { hints[artifact.id] = hint }
         }
         let good = artifacts.filter { $0.status == .ok }.count
         run.status = good == artifacts.count ? .ok : (good == 0 ? .failed : .partial)
@@ -69,6 +91,7 @@ struct BackupRunner: EngineService {
         logger.info("backup run finished", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)"])
         var result = BackupResult(run: run, artifacts: artifacts)
         result.failures = failures
+        result.hints = hints
         for step in Self.afterRun {
             logger.debug("after the run", metadata: ["step": "\(step.name)"])
             await step.run(core, catalog, &result)
@@ -152,10 +175,10 @@ struct BackupRunner: EngineService {
         }
     }
 
-    /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type).
+    /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type) and what to try.
     /// Never throws: whatever fails is the artifact's failure (a full disk, an unknown kind, a catalog that
     /// cannot be written), so the run goes on to the other sources and to its metrics and notifications.
-    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) async -> (ArtifactInfo, FailureKind?) {
+    private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) async -> (ArtifactInfo, FailureKind?, String?) {
         let created = environment.clock()
         let id = Identifier.make(at: created, using: &core.generator)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
@@ -170,7 +193,7 @@ struct BackupRunner: EngineService {
             let kind = try registry.adapter(for: source.kind)
             adapter = kind
             try await store(source, adapter: kind, run: run, into: &artifact, catalog: catalog)
-            return (artifact, nil)
+            return (artifact, nil, nil)
         } catch {
             artifact.status = .failed
             artifact.detail = describe(error)
@@ -189,8 +212,15 @@ struct BackupRunner: EngineService {
                 logger.error("the failure could not be recorded in the catalog", metadata: ["artifact": "\(id)", "error": "\(describe(catalogError))"])
             }
             logger.error("backup failed", metadata: ["source": "\(source.name)", "artifact": "\(id)", "error": "\(artifact.detail!)"])
-            return (artifact, failure)
+            return (artifact, failure, Self.hint(for: error, source: source.name))
         }
+    }
+
+    /// What the person should try after a source failed: the error's own hint when it has one (a refused
+    /// connection, a full disk, a deadline), else where to look next. Never a secret (hints are written by us).
+    static func hint(for error: Error, source: String) -> String {
+        if let user = error as? UserFacingError, let hint = user.hint { return KnownSecrets.scrub(hint) }
+        return "check the source's connection and credentials with: kaleem-backup policy check --connect; run the backup of \(source) again with -v for the details"
     }
 
     /// Takes the backup into `artifact` (its row inserted first, then updated `ok` once the file and its
@@ -211,7 +241,10 @@ struct BackupRunner: EngineService {
         var stats: [String: JSONValue]
         let stored: StoredFile
         let meter = environment.progress
-        meter?.begin("backup \(source.name)")
+        // The total is estimated from the previous good backup of the source (its raw size: what the writer counts).
+        let estimate = adapter.layout == .snapshot ? nil
+            : (try? catalog.artifacts(source: source.name, status: .ok, limit: 1))?.first.map(\.bytesRaw).flatMap { $0 > 0 ? $0 : nil }
+        meter?.begin("backup \(source.name)", totalBytes: estimate, estimated: estimate != nil)
         defer { meter?.end() }
         switch adapter.layout {
         case .snapshot:

@@ -35,7 +35,9 @@ struct Browser: EngineService {
             throw BackupFailure("backup \(artifact.id) is \(artifact.deletedAt == nil ? artifact.status.rawValue : "removed by rotation"): there is nothing to list",
                                 exitStatus: .usage, hint: "list the good backups with: kaleem-backup list --source \(artifact.source)")
         }
-        try await registry.adapter(for: artifact.kind).contents(artifact, filter: filter, context: context, emit: emit)
+        try await SourceContext.$progressLabel.withValue(SourceContext.progressLabel ?? "ls") {
+            try await registry.adapter(for: artifact.kind).contents(artifact, filter: filter, context: context, emit: emit)
+        }
         return artifact
     }
 
@@ -61,12 +63,16 @@ struct Browser: EngineService {
             return own
         }
         var older: [String: ContentEntry] = [:]
-        let from = try await contents(of: fromID, filter: filter) { entry in older[Browser.diffKey(entry)] = entry }
+        let from = try await SourceContext.$progressLabel.withValue("diff 1/2") {
+            try await contents(of: fromID, filter: filter) { entry in older[Browser.diffKey(entry)] = entry }
+        }
         let to = toArtifact
         var result = ContentDiff(from: from, to: to)
-        try await contents(of: toID, filter: filter) { entry in
-            guard let before = older.removeValue(forKey: Browser.diffKey(entry)) else { result.added.append(entry); return }
-            if before.digest != entry.digest || before.type != entry.type { result.changed.append((before, entry)) } else { result.unchanged += 1 }
+        try await SourceContext.$progressLabel.withValue("diff 2/2") {
+            try await contents(of: toID, filter: filter) { entry in
+                guard let before = older.removeValue(forKey: Browser.diffKey(entry)) else { result.added.append(entry); return }
+                if before.digest != entry.digest || before.type != entry.type { result.changed.append((before, entry)) } else { result.unchanged += 1 }
+            }
         }
         result.removed = older.values.sorted { $0.path < $1.path }
         result.added.sort { $0.path < $1.path }
@@ -90,11 +96,13 @@ struct Browser: EngineService {
         if let source, policy.source(named: source) == nil, artifacts.isEmpty {
             throw BackupFailure("no source named \(source) in \(policy.origin), and no backup of it", exitStatus: .usage)
         }
-        for artifact in artifacts.sorted(by: { $0.createdAt > $1.createdAt }) {
+        for (n, artifact) in artifacts.sorted(by: { $0.createdAt > $1.createdAt }).enumerated() {
             var hit = FoundIn(artifact: artifact, matches: 0, sample: [])
-            try await contents(of: artifact.id, filter: filter) { entry in
-                hit.matches += 1
-                if hit.sample.count < sampleSize { hit.sample.append(entry) }
+            try await SourceContext.$progressLabel.withValue("find \(n + 1)/\(artifacts.count)") {
+                try await contents(of: artifact.id, filter: filter) { entry in
+                    hit.matches += 1
+                    if hit.sample.count < sampleSize { hit.sample.append(entry) }
+                }
             }
             if hit.matches > 0 { found.append(hit) }
         }

@@ -119,13 +119,22 @@ struct DeployHooks: EngineService {
 
     /// `hook rollback`: records it; with `restoreData` restores the release's pre-deploy set into the live sources
     /// (each kind its own way: MongoDB with --drop, Redis online, …), verifying each backup first; without it,
-    /// prints the commands. Kinds that are not restored by default (buckets) only with `includeBuckets` or when
-    /// named in `include`.
-    func rollback(release: String, reason: String, restoreData: Bool, includeBuckets: Bool, include: [String] = [],
+    /// prints the commands. Kinds that are not restored by default (buckets, Qdrant, files) only when their source
+    /// or their kind is named in `include` (`--include minio`, `--include s3`; `--include-buckets` is `--include s3`).
+    func rollback(release: String, reason: String, restoreData: Bool, include: [String] = [],
                   dryRun: Bool = false, environmentName: String, service: String, deployID: String? = nil,
                   detail: String? = nil) async throws -> RollbackResult {
         let catalog = try catalog()
-        _ = try core.selectSources(include)
+        // Each name is a source of the policy or a kind the registry knows.
+        let kinds = Set(SourceKinds.names)
+        let sourceNames = include.filter { !kinds.contains($0) || policy.source(named: $0) != nil }
+        do {
+            _ = try core.selectSources(sourceNames)
+        } catch {
+            throw BackupFailure("--include \(sourceNames.first { policy.source(named: $0) == nil } ?? ""): neither a source of \(policy.origin) nor a kind",
+                                exitStatus: .usage,
+                                hint: "name a source (\(policy.sources.map(\.name).joined(separator: ", "))) or a kind (\(SourceKinds.names.joined(separator: ", ")))")
+        }
         let set = try catalog.preDeployRuns(release: release).first
         if set == nil && (restoreData || dryRun) {
             // Nothing can be restored: say which releases can be, record nothing, count no rollback.
@@ -147,7 +156,7 @@ struct DeployHooks: EngineService {
         for a in artifacts {
             guard let source = policy.source(named: a.source) else { continue }
             let adapter = try registry.adapter(for: source.kind)
-            let chosen = adapter.restoresOnRollbackByDefault || includeBuckets || include.contains(source.name)
+            let chosen = adapter.restoresOnRollbackByDefault || include.contains(source.name) || include.contains(source.kind.rawValue)
             if dryRun {
                 lines.append(chosen ? "would restore \(a.source) from \(a.id) (taken \(Timestamps.iso8601(a.createdAt)))"
                                     : "would leave \(a.source) as it is (name it with --include \(a.source) to restore it from \(a.id))")

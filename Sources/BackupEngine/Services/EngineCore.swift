@@ -84,9 +84,10 @@ final class EngineCore {
     /// One sentence for a catalog row or a log line (user-facing errors are already free of secrets).
     /// One sentence for a catalog row, a notification or a log line: every secret this process knows is scrubbed
     /// from it (a peer's message may quote a password).
+    /// One line, cut to a few KiB (PeerText): a peer's newline or a 2 MB error body reaches no row or log as is.
     func describe(_ error: Error) -> String {
-        if let e = error as? UserFacingError { return KnownSecrets.scrub(e.description) }
-        return KnownSecrets.scrub("\(error)")
+        if let e = error as? UserFacingError { return PeerText.clean(KnownSecrets.scrub(e.description)) }
+        return PeerText.clean(KnownSecrets.scrub("\(error)"))
     }
 }
 

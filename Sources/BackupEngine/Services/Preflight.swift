@@ -19,7 +19,7 @@ struct Preflight: EngineService {
                 let problems = try registry.adapter(for: source.kind).check(source, policy: policy)
                 checks += problems.map { PreflightCheck(check: "source \(source.name)", ok: false, detail: $0) }
             } catch {
-                checks.append(PreflightCheck(check: "source \(source.name)", ok: false, detail: describe(error)))
+                checks.append(PreflightCheck(check: "source \(source.name)", ok: false, detail: describe(error), hint: PreflightCheck.hint(error)))
             }
         }
         checks += encryption()
@@ -40,7 +40,8 @@ struct Preflight: EngineService {
             checks += await adapter.preflight(source, context: context)
         }
         if policy.repository.offsite != nil { checks.append(await offsite()) }
-        if let notify = policy.notify { checks.append(await webhook(notify.webhook)) }
+        // Only the webhook is probed: a request to a ping URL is a ping (a GET to Healthchecks' URL says "success").
+        if let url = policy.notify?.webhook { checks.append(await webhook(url)) }
         return checks
     }
 
@@ -106,7 +107,7 @@ struct Preflight: EngineService {
                                  detail: "no key of \(file) belongs to a recipient of encryption.recipients: backups written now could not be read back with it")
                 : PreflightCheck(check: "encryption: identity matches a recipient", ok: true, detail: "\(matching.count) of \(identities.count) key(s) of \(file)")]
         } catch {
-            return [PreflightCheck(check: "encryption: identity matches a recipient", ok: false, detail: describe(error))]
+            return [PreflightCheck(check: "encryption: identity matches a recipient", ok: false, detail: describe(error), hint: PreflightCheck.hint(error))]
         }
     }
 
@@ -130,7 +131,7 @@ struct Preflight: EngineService {
             unlink(probe)
             return PreflightCheck(check: "\(what) writable", ok: true, detail: path)
         } catch {
-            return PreflightCheck(check: "\(what) writable", ok: false, detail: "\(path): \(describe(error))")
+            return PreflightCheck(check: "\(what) writable", ok: false, detail: "\(path): \(describe(error))", hint: PreflightCheck.hint(error))
         }
     }
 
@@ -152,7 +153,7 @@ struct Preflight: EngineService {
             try await remote.delete([relative])
             return PreflightCheck(check: what, ok: true, detail: "a probe put and deleted at \(remote.location)")
         } catch {
-            return PreflightCheck(check: what, ok: false, detail: describe(error))
+            return PreflightCheck(check: what, ok: false, detail: describe(error), hint: PreflightCheck.hint(error))
         }
     }
 

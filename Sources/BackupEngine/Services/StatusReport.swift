@@ -20,6 +20,8 @@ public struct SourceStatus: Sendable {
     public var lastVerify: Date?
     public var lastVerifyOK: Bool?
     public var corrupt = 0
+    /// Good backups (not removed) whose off-site copy failed (the next run retries them).
+    public var offsiteFailed = 0
     /// Restores of this source killed before their end: their targets may be half-restored.
     public var interruptedRestores: [InterruptedRestore] = []
 }
@@ -44,9 +46,13 @@ struct StatusReport: EngineService {
 
     /// Per source: the newest good backup and its age (the current RPO), the last drill and its duration (RTO).
     func status(now: Date? = nil) throws -> [SourceStatus] {
-        let catalog = try catalog()
+        try Self.status(catalog: try catalog(), policy: policy, repository: repository, now: now ?? environment.clock())
+    }
+
+    /// The same from a given catalog (the daemon's status page reads it read-only): `status` and the page show
+    /// the same figures.
+    static func status(catalog: Catalog, policy: Policy, repository: LocalRepository, now: Date) throws -> [SourceStatus] {
         let summaries = Dictionary(uniqueKeysWithValues: try catalog.sourceSummaries().map { ($0.source, $0) })
-        let now = now ?? environment.clock()
         let killed = RestoreMarkers.interrupted(repository).map(\.marker)
         return try policy.sources.map { source in
             let newest = try catalog.artifacts(source: source.name, status: .ok, limit: 1).first
@@ -56,6 +62,7 @@ struct StatusReport: EngineService {
                                 rpoSeconds: newest.map { now.timeIntervalSince($0.createdAt) },
                                 lastRunOK: summary?.lastRunOK, lastDrill: drill,
                                 lastVerify: summary?.lastVerify, lastVerifyOK: summary?.lastVerifyOK, corrupt: summary?.corrupt ?? 0,
+                                offsiteFailed: summary?.offsiteFailed ?? 0,
                                 interruptedRestores: killed.filter { $0.source == source.name })
         }
     }

@@ -2,18 +2,37 @@
 // refuses), and with `--connect` everything a backup would touch: each source reachable and authorized as a
 // backup would connect, the tools a backup, restore or drill runs, the repository and metrics directory
 // writable, the off-site bucket writable, the age identity matching a recipient, the webhook answering.
+import BackupCore
 import Foundation
 
-/// One check of `policy check`: what was checked, whether it passed, and what was found.
+/// One check of `policy check`: what was checked, whether it passed, what was found, and, for a failure that
+/// knows it, what to try (`hint`: null otherwise).
 public struct PreflightCheck: Sendable, Equatable, Codable {
     public var check: String
     public var ok: Bool
     public var detail: String
+    public var hint: String?
 
-    public init(check: String, ok: Bool, detail: String) {
+    public init(check: String, ok: Bool, detail: String, hint: String? = nil) {
         self.check = check
         self.ok = ok
         self.detail = detail
+        self.hint = hint
+    }
+
+    /// The hint an error carries (a refused connection says to check the server and the url), scrubbed.
+    public static func hint(_ error: Error) -> String? {
+        (error as? UserFacingError)?.hint.map(KnownSecrets.scrub)
+    }
+
+    enum CodingKeys: String, CodingKey { case check, ok, detail, hint }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(check, forKey: .check)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(hint, forKey: .hint)
     }
 }
 

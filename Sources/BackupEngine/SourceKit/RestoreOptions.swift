@@ -20,7 +20,7 @@ public struct RestoreOptionSpec: Sendable, Equatable {
         self.defaultValue = defaultValue
     }
 
-    var usage: String { "--\(name)" + (valueName.map { " \($0)" } ?? "") + (repeatable ? " (repeatable)" : "") }
+    public var usage: String { "--\(name)" + (valueName.map { " \($0)" } ?? "") + (repeatable ? " (repeatable)" : "") }
 }
 
 /// The kind options given to one `restore`, parsed against the kind's specs.

@@ -31,7 +31,15 @@ struct SourceContext {
     // MARK: artifacts
 
     /// The stored artifact, hashed as stored, decrypted when encrypted, inflated (fetched from off-site if missing).
-    func reader(_ artifact: ArtifactInfo) async throws -> GzipReader { try await engine.artifactReader(artifact) }
+    /// Under `ls`, `diff` and `find` (`progressLabel` set by the browser) the read is drawn as that label's.
+    func reader(_ artifact: ArtifactInfo) async throws -> GzipReader {
+        if let label = Self.progressLabel { return try await reader(artifact, progress: label) }
+        return try await engine.artifactReader(artifact)
+    }
+
+    /// Set by the browser around `ls`, `diff` and `find`: the label their reads are drawn with (`ls`, `diff 1/2`,
+    /// `find 3/12`), so that a long listing is not silent. Nil elsewhere (a verify or a drill draws its own).
+    @TaskLocal static var progressLabel: String?
     /// The same, drawing progress on a terminal as `label` (bytes against the recorded raw size): for the reads a
     /// person waits on (a restore, a drill's restore). The meter ends with the next `begin` or the command.
     func reader(_ artifact: ArtifactInfo, progress label: String) async throws -> GzipReader {

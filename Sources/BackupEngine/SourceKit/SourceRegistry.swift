@@ -37,15 +37,13 @@ struct SourceRegistry: Sendable {
 
 /// What the CLI needs to know of the kinds without importing them: help text and the policy parsers.
 public enum SourceKinds {
-    /// Every registered kind's `restore` options, for `restore --help`.
-    public static var restoreHelp: String {
+    /// Each kind (by name) with its one-line summary and its restore options, for `restore --help` and the
+    /// manual (laid out as the other options there).
+    public static var restoreSections: [(kind: String, summary: String, options: [RestoreOptionSpec])] {
         SourceRegistry.standard.kinds.map { kind in
             let a = SourceRegistry.standard.adapters[kind]!
-            let options = a.restoreOptions.map { spec in
-                "  \(spec.usage)\n      \(spec.help)" + (spec.defaultValue.map { " (default: \($0))" } ?? "")
-            }
-            return "\(kind.rawValue) sources: \(a.summary)\n" + (options.isEmpty ? "  (no options of their own)" : options.joined(separator: "\n"))
-        }.joined(separator: "\n\n")
+            return (kind.rawValue, a.summary, a.restoreOptions)
+        }
     }
 
     /// The kinds a policy may use.

@@ -12,7 +12,7 @@ extension BucketAdapter {
         do {
             client = try s3Client(s3, source: source.name, context: context)
         } catch {
-            return [PreflightCheck(check: "\(name): connects", ok: false, detail: context.describe(error))]
+            return [PreflightCheck(check: "\(name): connects", ok: false, detail: context.describe(error), hint: PreflightCheck.hint(error))]
         }
         defer { client.shutdown() }
         var checks: [PreflightCheck] = []
@@ -22,7 +22,7 @@ extension BucketAdapter {
                 buckets = try await client.listBuckets()
                 checks.append(PreflightCheck(check: "\(name): lists the buckets", ok: true, detail: "\(buckets.count) bucket(s) at \(s3.endpoint)"))
             } catch {
-                return [PreflightCheck(check: "\(name): lists the buckets", ok: false, detail: context.describe(error))]
+                return [PreflightCheck(check: "\(name): lists the buckets", ok: false, detail: context.describe(error), hint: PreflightCheck.hint(error))]
             }
         }
         for bucket in buckets {
@@ -38,7 +38,7 @@ extension BucketAdapter {
                 }
                 checks.append(PreflightCheck(check: what, ok: true, detail: "listed, and \(first.key) readable"))
             } catch {
-                checks.append(PreflightCheck(check: what, ok: false, detail: context.describe(error)))
+                checks.append(PreflightCheck(check: what, ok: false, detail: context.describe(error), hint: PreflightCheck.hint(error)))
             }
         }
         return checks

@@ -26,7 +26,7 @@ extension MongoAdapter {
             _ = try await tools.shell(command: mongosh, script: "const kb_ping = kb.adminCommand({ ping: 1 }); if (kb_ping.ok !== 1) { throw new Error('ping answered ' + JSON.stringify(kb_ping)); }")
             checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: true, detail: "ping answered (through \(mongosh.joined(separator: " ")))"))
         } catch {
-            checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error)))
+            checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error), hint: PreflightCheck.hint(error)))
         }
         return checks
     }

@@ -18,7 +18,7 @@ extension QdrantAdapter {
             }
             return checks
         } catch {
-            return [PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error))]
+            return [PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error), hint: PreflightCheck.hint(error))]
         }
     }
 }

@@ -23,7 +23,7 @@ extension RedisAdapter {
                                              detail: "the server waits \(delay) s before each snapshot (repl-diskless-sync-delay; CONFIG SET repl-diskless-sync-delay 0 removes the wait)"))
             }
         } catch {
-            checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error)))
+            checks.append(PreflightCheck(check: "\(name): connects and authenticates", ok: false, detail: context.describe(error), hint: PreflightCheck.hint(error)))
         }
         let servers = context.policy.restore.redisServers + ["redis-server"]
         if let found = servers.lazy.compactMap({ Executables.find($0) }).first {
