@@ -115,8 +115,8 @@ struct MonitoringTests {
         try await client.createBucket("offsite-copy")
 
         let dir = TemporaryDirectory("kb-monitor")
-        // node_exporter (nobody) must reach <dir>/textfile/: the test's own directory lets others traverse it
-        // (not list it), as /var/lib/prometheus does; kaleem-backup makes textfile/ itself.
+        // node_exporter (nobody) must reach <dir>/textfile/: the test's own directory lets others traverse it but
+        // not list it (stricter than Debian's 0755 /var/lib/prometheus); kaleem-backup makes textfile/ itself.
         chmod(dir.path, 0o711)
         let textfileDir = dir.file("textfile")
         let daemonPort = try FreePort.pick()
