@@ -47,9 +47,19 @@ for f in /lib/systemd/system/kaleem-backup.service /lib/systemd/system/kaleem-ba
          /usr/share/bash-completion/completions/kaleem-backup /usr/share/zsh/vendor-completions/_kaleem-backup \
          /usr/share/fish/vendor_completions.d/kaleem-backup.fish /usr/share/man/man1/kaleem-backup.1.gz \
          /usr/share/doc/kaleem-backup/runbooks/full-disaster-recovery.md /usr/share/doc/kaleem-backup/alerts/backup.rules.yml \
-         /etc/kaleem-backup/policy.yml /etc/logrotate.d/kaleem-backup; do
+         /etc/kaleem-backup/policy.yml /etc/logrotate.d/kaleem-backup \
+         /usr/share/doc/kaleem-backup/dashboards/kaleem-backup.json \
+         /usr/share/doc/kaleem-backup/dashboards/provisioning/dashboards/kaleem-backup.yml \
+         /usr/share/doc/kaleem-backup/dashboards/provisioning/datasources/prometheus.yml; do
   [ -f "$f" ] || fail "$f is missing"
 done
+# The metrics go where Debian's prometheus-node-exporter reads (--collector.textfile.directory), and the units
+# may write there (#36).
+# shellcheck disable=SC2016 # the policy's own ${VAR:-default}, matched literally
+grep -q '^  textfile: ${KALEEM_METRICS_TEXTFILE:-/var/lib/prometheus/node-exporter/kaleem_backup.prom}$' /etc/kaleem-backup/policy.yml \
+  || fail "the installed policy does not write its metrics to /var/lib/prometheus/node-exporter"
+grep -q '^ReadWritePaths=.* /var/lib/prometheus/node-exporter' /lib/systemd/system/kaleem-backup.service \
+  || fail "the backup unit may not write /var/lib/prometheus/node-exporter"
 grep -q '^ExecStart=/usr/bin/kaleem-backup backup' /lib/systemd/system/kaleem-backup.service || fail "the service does not run /usr/bin/kaleem-backup"
 grep -q '^EnvironmentFile=/etc/kaleem-backup/env$' /lib/systemd/system/kaleem-backup-drill.service || fail "the drill unit does not load the environment file"
 zcat /usr/share/man/man1/kaleem-backup.1.gz | grep -q 'kaleem-backup' || fail "the man page is empty"

@@ -2,7 +2,8 @@
 # Installs what kaleem-backup and its tests need on Debian 12, when it is missing:
 # zlib and SQLite headers, libxml2 (Foundation's XML parser, for S3 replies), redis-server and redis-tools
 # (the tests start real Redis servers), python3 (the MongoDB tool stand-ins), prometheus (promtool checks
-# the alert rules and the metrics file), shellcheck (the deploy script), age (encryption interop), and the S3 test server (moto, from
+# the alert rules and the metrics file, and scrapes a real run), prometheus-node-exporter (reads the textfile as
+# another user in the monitoring test), shellcheck (the deploy script), age (encryption interop), and the S3 test server (moto, from
 # PyPI: python3 -m moto.server).
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
@@ -10,7 +11,7 @@ set -euo pipefail
 # --runtime: only what building and running kaleem-backup (and its demo) needs.
 packages=(zlib1g-dev libsqlite3-dev libxml2 redis-server redis-tools)
 if [ "${1:-}" != "--runtime" ]; then
-  packages+=(python3 python3-pip prometheus shellcheck age strace groff-base chromium)
+  packages+=(python3 python3-pip prometheus prometheus-node-exporter shellcheck age strace groff-base chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

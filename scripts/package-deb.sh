@@ -49,6 +49,7 @@ pkg="$stage/pkg"
 install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/etc/kaleem-backup" "$pkg/etc/logrotate.d" \
   "$pkg/usr/share/doc/kaleem-backup/runbooks" "$pkg/usr/share/doc/kaleem-backup/alerts" "$pkg/usr/share/doc/kaleem-backup/examples" \
   "$pkg/usr/share/doc/kaleem-backup/docs/kinds" \
+  "$pkg/usr/share/doc/kaleem-backup/dashboards/provisioning/dashboards" "$pkg/usr/share/doc/kaleem-backup/dashboards/provisioning/datasources" \
   "$pkg/usr/share/man/man1" "$pkg/usr/share/bash-completion/completions" "$pkg/usr/share/zsh/vendor-completions" \
   "$pkg/usr/share/fish/vendor_completions.d"
 install -m 0755 "$bin" "$pkg/usr/bin/kaleem-backup"
@@ -88,6 +89,10 @@ install -m 0644 "$root"/docs/*.md "$doc/docs/"
 install -m 0644 "$root"/docs/kinds/*.md "$doc/docs/kinds/"
 install -m 0644 "$root"/runbooks/*.md "$doc/runbooks/"
 install -m 0644 "$root"/policies/alerts/*.yml "$doc/alerts/"
+# The Grafana dashboard and its provisioning examples (README, Monitoring).
+install -m 0644 "$root/dashboards/kaleem-backup.json" "$doc/dashboards/"
+install -m 0644 "$root/dashboards/provisioning/dashboards/kaleem-backup.yml" "$doc/dashboards/provisioning/dashboards/"
+install -m 0644 "$root/dashboards/provisioning/datasources/prometheus.yml" "$doc/dashboards/provisioning/datasources/"
 install -m 0644 "$root/cron/kaleem-backup.cron" "$doc/examples/kaleem-backup.cron"
 install -m 0644 "$root/policies/local.yml" "$doc/examples/local.yml"
 cat > "$doc/copyright" <<EOF
@@ -133,7 +138,7 @@ Maintainer: Kaleem operations <ops@kaleem.invalid>
 Installed-Size: $size
 Depends: $depends, adduser
 Recommends: redis-tools, redis-server, age
-Suggests: mongodb-database-tools, docker.io
+Suggests: mongodb-database-tools, docker.io, prometheus-node-exporter
 Section: admin
 Priority: optional
 Homepage: https://kaleem.invalid/kaleem-backup
@@ -142,7 +147,8 @@ Description: backups and disaster recovery for the Kaleem stack
  verified, checksummed, optionally encrypted repository with a SQLite catalog;
  rotates, copies off-site, restores, and runs restore drills; pre-deploy
  restore points for the deploy script. Ships systemd timers (not enabled),
- the stack's policy and environment file, runbooks and alert rules.
+ the stack's policy and environment file, runbooks, alert rules and a Grafana
+ dashboard; metrics go where prometheus-node-exporter's textfile collector reads.
 EOF
 printf '/etc/kaleem-backup/policy.yml\n/etc/kaleem-backup/env\n/etc/logrotate.d/kaleem-backup\n' > "$pkg/DEBIAN/conffiles"
 cat > "$pkg/DEBIAN/postinst" <<'EOF'

@@ -545,6 +545,15 @@ public final class Catalog: Sendable {
                     s.lastDrillSuccess = row[0]
                     s.lastDrillSuccessDuration = row[1]
                 }
+                // The newest good backup with a good off-site copy (its time, not the upload's): the off-site lag
+                // is the newest good backup's time minus this one.
+                if let row = try Row.fetchOne(db, sql: "SELECT a.created_at FROM artifacts a JOIN offsite o ON o.artifact_id = a.id WHERE a.source = ? AND a.status = 'ok' AND o.status = 'ok' ORDER BY a.created_at DESC LIMIT 1", arguments: [source]) {
+                    s.lastOffsiteSuccess = row[0]
+                }
+                // The newest good pre-deploy restore point still kept (hook pre-deploy's backups).
+                if let row = try Row.fetchOne(db, sql: "SELECT a.created_at FROM artifacts a JOIN runs r ON r.id = a.run_id WHERE a.source = ? AND a.status = 'ok' AND a.deleted_at IS NULL AND r.tag = 'pre-deploy' ORDER BY a.created_at DESC LIMIT 1", arguments: [source]) {
+                    s.lastPreDeploy = row[0]
+                }
                 s.offsiteFailed = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM artifacts a JOIN offsite o ON o.artifact_id = a.id WHERE a.source = ? AND a.status = 'ok' AND a.deleted_at IS NULL AND o.status = 'failed'", arguments: [source]) ?? 0
                 if let row = try Row.fetchOne(db, sql: "SELECT v.verified_at, v.ok FROM verifications v JOIN artifacts a ON a.id = v.artifact_id WHERE a.source = ? ORDER BY v.verified_at DESC LIMIT 1", arguments: [source]) {
                     s.lastVerify = row[0]
@@ -729,6 +738,10 @@ public struct SourceSummary: Sendable, Equatable {
     public var lastDrillSuccessDuration: Double?
     /// Good artifacts (not removed) whose off-site copy failed.
     public var offsiteFailed = 0
+    /// The creation time of the newest good artifact whose off-site copy is good (nil: none copied yet).
+    public var lastOffsiteSuccess: Date?
+    /// The creation time of the newest good pre-deploy restore point (not removed) of the source.
+    public var lastPreDeploy: Date?
     /// The newest `verify` of any artifact of the source, and whether it passed.
     public var lastVerify: Date?
     public var lastVerifyOK: Bool?

@@ -221,10 +221,15 @@ final class DaemonState: @unchecked Sendable {
         return StatusPage.render(snapshot, schedules: schedules, running: running, host: environment.host, now: now)
     }
 
-    /// The catalog's metrics, read fresh for every scrape.
+    /// What `/metrics` serves. The backup series (catalog) come from one place only, so that scraping both
+    /// node_exporter and the daemon does not double them (#36): with `metrics.textfile` in the policy they are
+    /// the textfile's (which every job rewrites) and `/metrics` serves only the daemon's own series
+    /// (`kaleem_backup_daemon_*`); without a textfile, `/metrics` serves the catalog's too, read fresh for
+    /// every scrape.
     func metrics() -> String {
-        let engine = BackupEngine(policy: policy, environment: environment)
         let daemon = Self.withHelp(live.emitToString())
+        if policy.metricsTextfile != nil { return daemon }
+        let engine = BackupEngine(policy: policy, environment: environment)
         guard let catalog = try? engine.catalog(), let summaries = try? catalog.sourceSummaries() else { return daemon }
         return MetricsExport.render(summaries, deployments: (try? catalog.deployments()) ?? []) + daemon
     }

@@ -12,7 +12,9 @@ import Prometheus
 /// `kaleem_backup_last_run_timestamp_seconds`, `kaleem_backup_last_run_success`,
 /// `kaleem_backup_last_duration_seconds`, `kaleem_backup_last_size_bytes`, `kaleem_backup_runs_total{status}`,
 /// `kaleem_backup_rotation_removed_total`, `kaleem_backup_drill_last_success_timestamp_seconds` (0: never drilled),
-/// `kaleem_backup_drill_last_duration_seconds`, `kaleem_backup_drill_last_run_success`. Timestamps are Unix seconds: alert on `time() - x`.
+/// `kaleem_backup_drill_last_duration_seconds`, `kaleem_backup_drill_last_run_success`,
+/// `kaleem_backup_offsite_last_success_timestamp_seconds` (the newest good backup copied off-site),
+/// `kaleem_backup_pre_deploy_last_timestamp_seconds` (the newest pre-deploy restore point). Timestamps are Unix seconds: alert on `time() - x`.
 public enum MetricsExport {
     public static let prefix = "kaleem_backup_"
 
@@ -110,6 +112,16 @@ public enum MetricsExport {
                                  labels: [("source", s.source)]).increment(by: Int64(s.removedByRotation))
             registry.makeGauge(descriptor: descriptor("offsite_failed", "artifacts", "Good backups whose off-site copy failed (retried by the next run)"),
                                labels: [("source", s.source)]).set(Double(s.offsiteFailed))
+            // Only once a backup of the source was copied off-site (a policy without `offsite:` never has it).
+            if let t = s.lastOffsiteSuccess {
+                gauge("offsite_last_success_timestamp", "seconds", "Unix time of the newest good backup that has a good off-site copy (lag: last_success_timestamp minus this)", s.source)
+                    .set(t.timeIntervalSince1970)
+            }
+            // Only once the deploy hook took a restore point of the source (and one is still kept).
+            if let t = s.lastPreDeploy {
+                gauge("pre_deploy_last_timestamp", "seconds", "Unix time of the newest good pre-deploy restore point (hook pre-deploy) still kept", s.source)
+                    .set(t.timeIntervalSince1970)
+            }
             // 0 when the source was never drilled (passed): BackupDrillTooOld then fires for it too.
             gauge("drill_last_success_timestamp", "seconds", "Unix time of the newest passed restore drill (0: never drilled)", s.source)
                 .set(s.lastDrillSuccess?.timeIntervalSince1970 ?? 0)
