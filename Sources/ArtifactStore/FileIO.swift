@@ -88,8 +88,8 @@ public enum FileIO {
     }
 
     /// Writes `data` to `path` atomically (`.partial`, fsync, rename, directory fsync), mode 0600.
-    public static func writeAtomically(_ data: Data, to path: String) throws {
-        let writer = try AtomicFileWriter(path: path)
+    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
+        let writer = try AtomicFileWriter(path: path, mode: mode)
         do {
             try data.withUnsafeBytes { try writer.write($0) }
             try writer.commit()
@@ -120,8 +120,12 @@ public enum FileIO {
     }
 }
 
-/// Writes one file the crash-safe way. Bytes go to `<path>.partial` (0600); `commit()` fsyncs, renames it to
-/// `path` and fsyncs the directory; `abort()` removes the partial file. Not thread-safe.
+/// Writes one file the crash-safe way. Bytes go to `<path>.partial` (0600, or `mode`); `commit()` fsyncs, renames
+/// it to `path` and fsyncs the directory; `abort()` removes the partial file. Not thread-safe.
+/// The partial file is always a new file: whatever has the name (a partial left by a crash, or a symlink planted by
+/// someone who can write the directory) is removed first and the file is created with O_EXCL|O_NOFOLLOW, so no
+/// write and no mode change ever goes through a link to another file (the metrics textfile's directory is
+/// node_exporter's, whose parent another user may own).
 public final class AtomicFileWriter {
     public let path: String
     public let partialPath: String
@@ -129,12 +133,17 @@ public final class AtomicFileWriter {
 
     public static let partialSuffix = ".partial"
 
-    public init(path: String) throws {
+    public init(path: String, mode: mode_t = 0o600) throws {
         self.path = path
         partialPath = path + Self.partialSuffix
-        fd = open(partialPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        fd = -1
+        for _ in 0..<3 {
+            unlink(partialPath)
+            fd = open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 || errno != EEXIST { break } // EEXIST: re-created in between; try again, then give up
+        }
         guard fd >= 0 else { throw FileSystemError("create", path: partialPath) }
-        fchmod(fd, 0o600)
+        fchmod(fd, mode) // on the descriptor: never by path
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws {

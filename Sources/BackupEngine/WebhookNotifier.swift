@@ -80,8 +80,10 @@ struct WebhookNotifier {
     /// The process's client for webhooks (async-http-client, the one HTTP stack, as for S3 and Qdrant). A
     /// refused connection fails at once (the pool would otherwise retry it silently until the deadline: a dead
     /// webhook must not hold a backup for attempts × timeout); our attempts and backoff are the retries.
+    /// Redirects are not followed: a webhook or ping endpoint that answers 3xx would have the body (a failure's
+    /// errors, the host's name) POSTed again to wherever it points; a 3xx is an answer other than 2xx, logged.
     static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .follow(max: 3, allowCycles: false),
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
                                                      timeout: .init(connect: .seconds(10)), decompression: .disabled)
         configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

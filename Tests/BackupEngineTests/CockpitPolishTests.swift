@@ -286,3 +286,48 @@ struct OutputAttackTests {
         #expect(try runCLI(["generate-manual", "--log-format", "json"]).status == 0)
     }
 }
+
+/// The second outside attack (#36): whoever can write the metrics directory (node_exporter's, under a parent the
+/// prometheus user owns on Debian) plants links at the textfile and its partial file; the backup (often root)
+/// writes neither through them nor changes their targets' modes.
+struct MetricsTextfileLinkTests {
+    @Test func plantedLinksAtTheTextfileAreNeverFollowed() throws {
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir.file("metrics"), withIntermediateDirectories: true)
+        let victim = dir.file("victim"), other = dir.file("other-victim")
+        for v in [victim, other] {
+            FileManager.default.createFile(atPath: v, contents: Data("secret\n".utf8), attributes: [.posixPermissions: 0o600])
+        }
+        let textfile = dir.file("metrics/kaleem_backup.prom")
+        try FileManager.default.createSymbolicLink(atPath: textfile + ".partial", withDestinationPath: victim)
+        try FileManager.default.createSymbolicLink(atPath: textfile, withDestinationPath: other)
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "metrics: { textfile: \(textfile) }")
+        let r = try runCLI(["backup", "--policy", policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        for v in [victim, other] {
+            #expect(try String(contentsOfFile: v, encoding: .utf8) == "secret\n")
+            #expect(try FileManager.default.attributesOfItem(atPath: v)[.posixPermissions] as? Int == 0o600)
+        }
+        let attributes = try FileManager.default.attributesOfItem(atPath: textfile)
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular && attributes[.posixPermissions] as? Int == 0o644)
+        #expect(try String(contentsOfFile: textfile, encoding: .utf8).contains("kaleem_backup_last_success_timestamp_seconds"))
+    }
+}
+
+/// A ping or webhook endpoint that redirects elsewhere does not get the body sent on (#36, the second attack): a
+/// 307 is an answer, logged, and the backup's exit code stays.
+struct PingRedirectTests {
+    @Test func aRedirectIsNotFollowed() throws {
+        let elsewhere = try HTTPRecorder()
+        let redirecting = try HTTPRecorder { _ in (307, ["Location": "\(elsewhere.url)/stolen"], "") }
+        defer { elsewhere.stop(); redirecting.stop() }
+        let redis = try RedisTestServer()
+        let dir = TemporaryDirectory()
+        let policy = writeRedisPolicy(in: dir, url: redis.url, extra: "notify: { ping: { url: \"\(redirecting.url)/hc\", timeout: 5s } }")
+        let r = try runCLI(["backup", "--policy", policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(redirecting.requests.count == 2, "\(redirecting.requests.map(\.path))")
+        #expect(elsewhere.requests.isEmpty, "\(elsewhere.requests.map(\.path))")
+    }
+}

@@ -107,9 +107,9 @@ struct StatusReport: EngineService {
         do {
             let text = MetricsExport.render(try catalog().sourceSummaries(), deployments: try catalog().deployments())
             try Self.makeReadableDirectories((path as NSString).deletingLastPathComponent)
-            try FileIO.writeAtomically(Data(text.utf8), to: path)
-            // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable.
-            chmod(path, 0o644)
+            // node_exporter usually runs as another user: the metrics file (no secret in it) is world-readable. The
+            // mode is set on the new file's descriptor before the rename, never by path (a link there is not followed).
+            try FileIO.writeAtomically(Data(text.utf8), to: path, mode: 0o644)
             return text
         } catch {
             logger.warning("cannot write the metrics textfile", metadata: ["path": "\(path)", "error": "\(describe(error))"])
