@@ -362,6 +362,25 @@ public final class Catalog: Sendable {
         return nil
     }
 
+    /// Why an untrusted catalog file (another host's copy, a copy to rebuild from) must not even be opened as a
+    /// catalog, or nil: it holds views or triggers (our schema has none: a view can answer a different row at each
+    /// read, a trigger runs code on our writes, the migration's included). Read with a read-only connection before
+    /// anything migrates it.
+    public static func schemaRefusal(path: String) -> String? {
+        var config = Configuration()
+        config.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            defer { try? queue.close() }
+            let odd = try queue.read { db in
+                try String.fetchAll(db, sql: "SELECT type || ' ' || name FROM sqlite_master WHERE type IN ('view', 'trigger') ORDER BY name LIMIT 5")
+            }
+            return odd.isEmpty ? nil : "it holds what no catalog of ours does (\(odd.joined(separator: ", ")))"
+        } catch {
+            return "it cannot be read as SQLite (\(error))"
+        }
+    }
+
     /// The start of the newest run recorded: how recent what this catalog knows is.
     public func newestRunStart() throws -> Date? {
         try read("find the newest run") { db in try Date.fetchOne(db, sql: "SELECT MAX(started_at) FROM runs") }

@@ -240,6 +240,23 @@ struct FleetTests {
         hosts = try array(r.stdout)
         #expect((hosts[1]["copy_error"] as? String ?? "").contains("sha256"), "\(hosts[1])")
 
+        // A copy holding a view (it could answer another row at each read) or a trigger, its sha256 right: refused
+        // before it is opened as a catalog. A copy without a recorded sha256 was not uploaded by us: refused.
+        let viewed = b.dir.file("viewed.sqlite")
+        try? FileManager.default.removeItem(atPath: viewed)
+        try FileManager.default.copyItem(atPath: good, toPath: viewed)
+        let sqlite = try runProcess("/usr/bin/python3", ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('CREATE VIEW sneaky AS SELECT 1'); c.commit()", viewed])
+        #expect(sqlite.status == 0, "\(sqlite.stderr)")
+        try await root.put(viewed, as: "staging/catalog/catalog.sqlite", sha256: try sha256OfFile(viewed))
+        r = try runCLI(["fleet", "status", "--policy", a.policy, "--json"])
+        let viewError = try array(r.stdout)[1]["copy_error"] as? String ?? ""
+        #expect(r.status == 4 && viewError.contains("view sneaky"), "\(r.stdout)")
+        _ = try await client.putObject(bucket: "fleet", key: "kaleem/staging/catalog/catalog.sqlite",
+                                       bytes: ByteBuffer(bytes: try Array(Data(contentsOf: URL(fileURLWithPath: good)))), metadata: [:])
+        r = try runCLI(["fleet", "status", "--policy", a.policy, "--json"])
+        let shaError = try array(r.stdout)[1]["copy_error"] as? String ?? ""
+        #expect(r.status == 4 && shaError.contains("no recorded sha256"), "\(r.stdout)")
+
         // A host that stopped copying: seen two days later, both copies are stale (exit 1), each said so.
         try await root.put(good, as: "staging/catalog/catalog.sqlite", sha256: try sha256OfFile(good))
         let later = Date().addingTimeInterval(2 * 86_400)

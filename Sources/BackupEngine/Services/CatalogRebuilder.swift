@@ -126,6 +126,10 @@ struct CatalogRebuilder: EngineService {
         var base: (origin: String, path: String)?
         var newest: Date?
         for candidate in candidates {
+            if let problem = Catalog.schemaRefusal(path: candidate.path) {
+                copyRejected.append("\(candidate.origin): \(problem)")
+                continue
+            }
             do {
                 let copy = try Catalog(path: candidate.path)
                 if let problem = try copy.copyRefusal() {

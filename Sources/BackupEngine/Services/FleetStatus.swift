@@ -163,14 +163,21 @@ struct FleetStatusReader: EngineService {
         guard head.size <= limit else {
             throw CatalogCopyRefused(message: "\(name) is \(head.size) bytes, more than a catalog copy's \(limit): not read", corrupt: true)
         }
+        // Every copy a host uploads carries its sha256 (x-amz-meta-sha256): one without it was not written by us.
+        guard let recorded = head.recordedSHA256 else {
+            throw CatalogCopyRefused(message: "\(name) carries no recorded sha256 (every copy kaleem-backup uploads does): not read", corrupt: true)
+        }
         do {
-            try await root.get(relative, to: path, sha256: head.recordedSHA256)
+            try await root.get(relative, to: path, sha256: recorded)
         } catch let error as IntegrityError {
             throw CatalogCopyRefused(message: error.description, corrupt: true)
         }
         guard let size = FileIO.fileSize(path), size <= limit else {
             unlink(path)
             throw CatalogCopyRefused(message: "\(name) grew past \(limit) bytes while it was fetched: not read", corrupt: true)
+        }
+        if let problem = Catalog.schemaRefusal(path: path) {
+            throw CatalogCopyRefused(message: "\(name) refused: \(problem)", corrupt: true)
         }
         let catalog: Catalog
         do {
