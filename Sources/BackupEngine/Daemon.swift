@@ -11,6 +11,9 @@ import ServiceLifecycle
 
 /// How the daemon is started.
 public struct DaemonOptions: Sendable {
+    /// Seconds a connection to /, /metrics or /healthz may stay without a byte before it is closed.
+    public static let idleTimeoutSeconds: Int64 = 30
+
     public var listen: DaemonListen
     /// Test only: every schedule fires every this many seconds.
     public var testInterval: Double?
@@ -65,7 +68,10 @@ public enum Daemon {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        // A connection idle for 30 s is closed: half-sent requests held open by a local user (1,100 of them) had
+        // exhausted the descriptors, failing the scheduled jobs' lock file and /healthz (the second attack, #36).
         let app = Application(router: router,
+                              server: .http1(configuration: .init(idleTimeout: .seconds(DaemonOptions.idleTimeoutSeconds))),
                               configuration: .init(address: .hostname(options.listen.host, port: options.listen.port),
                                                    serverName: "kaleem-backup"),
                               logger: logger)
