@@ -187,12 +187,13 @@ struct BackupRunner: EngineService {
         // Without `deadline:`, the deadline is fitted to this source's previous good backup (every adapter reads
         // `deadlineSeconds` from the source it is handed).
         var source = source
-        let previous = (try? catalog.artifacts(source: source.name, status: .ok, limit: 1))?.first?.stats["duration_seconds"]?.doubleValue
-        source.deadlineSeconds = source.fittedDeadline(previousDuration: previous)
+        // The previous good backup, read once: its duration fits the deadline, its size estimates the progress total.
+        let previous = (try? catalog.artifacts(source: source.name, status: .ok, limit: 1))?.first
+        source.deadlineSeconds = source.fittedDeadline(previousDuration: previous?.stats["duration_seconds"]?.doubleValue)
         do {
             let kind = try registry.adapter(for: source.kind)
             adapter = kind
-            try await store(source, adapter: kind, run: run, into: &artifact, catalog: catalog)
+            try await store(source, adapter: kind, run: run, into: &artifact, previous: previous, catalog: catalog)
             return (artifact, nil, nil)
         } catch {
             artifact.status = .failed
@@ -226,7 +227,7 @@ struct BackupRunner: EngineService {
     /// Takes the backup into `artifact` (its row inserted first, then updated `ok` once the file and its
     /// manifest are durable); throws whatever went wrong, the partial file already removed.
     private func store(_ source: SourcePolicy, adapter: any SourceAdapter, run: RunInfo, into artifact: inout ArtifactInfo,
-                       catalog: Catalog) async throws {
+                       previous: ArtifactInfo?, catalog: Catalog) async throws {
         let id = artifact.id
         switch adapter.layout {
         case .stream(let ext): artifact.path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: artifact.createdAt, extension: ext)
@@ -242,8 +243,7 @@ struct BackupRunner: EngineService {
         let stored: StoredFile
         let meter = environment.progress
         // The total is estimated from the previous good backup of the source (its raw size: what the writer counts).
-        let estimate = adapter.layout == .snapshot ? nil
-            : (try? catalog.artifacts(source: source.name, status: .ok, limit: 1))?.first.map(\.bytesRaw).flatMap { $0 > 0 ? $0 : nil }
+        let estimate = adapter.layout == .snapshot ? nil : previous.map(\.bytesRaw).flatMap { $0 > 0 ? $0 : nil }
         meter?.begin("backup \(source.name)", totalBytes: estimate, estimated: estimate != nil)
         defer { meter?.end() }
         switch adapter.layout {
