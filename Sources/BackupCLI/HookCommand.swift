@@ -185,11 +185,14 @@ struct RollbackHook: AsyncParsableCommand {
 /// A release names an image: letters, digits and `._:+@/-` (`kaleem-api:1.4.2`, `registry/app@sha256:…`), at most
 /// 128. It is a label of the catalog, the metrics and the notifications: no control character, no space.
 func validateRelease(_ release: String?) throws {
-    guard let release else { return }
-    let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:+@/-")
-    if release.isEmpty || release.count > 128 || !release.unicodeScalars.allSatisfy(allowed.contains) {
-        throw ValidationError("--release must be 1 to 128 letters, digits, '.', '_', ':', '+', '@', '/' or '-' (an image tag), found \(PeerText.escape(String(reflecting: String(release.prefix(140)))))")
-    }
+    guard let release, !isLabel(release, punctuation: "._:+@/-") else { return }
+    throw ValidationError("--release must be 1 to 128 letters, digits, '.', '_', ':', '+', '@', '/' or '-' (an image tag), found \(PeerText.escape(String(reflecting: String(release.prefix(140)))))")
+}
+
+/// 1 to 128 ASCII letters, digits and the given punctuation: a label of the catalog, the metrics, a notification.
+func isLabel(_ value: String, punctuation: String) -> Bool {
+    let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + punctuation)
+    return !value.isEmpty && value.count <= 128 && value.unicodeScalars.allSatisfy(allowed.contains)
 }
 
 /// A reason (pin, forget, rollback, post-deploy) is free text for a person, kept in the catalog: one line, no
@@ -203,9 +206,6 @@ func validateReason(_ reason: String?, option: String = "--reason") throws {
 
 /// A deploy id is a label of the catalog and the notification, not free text: letters, digits and `._:-`, at most 128.
 func validateDeployID(_ id: String?) throws {
-    guard let id else { return }
-    let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
-    if id.isEmpty || id.count > 128 || !id.unicodeScalars.allSatisfy(allowed.contains) {
-        throw ValidationError("--deploy-id must be 1 to 128 letters, digits, '.', '_', ':' or '-', found \(String(reflecting: id))")
-    }
+    guard let id, !isLabel(id, punctuation: "._:-") else { return }
+    throw ValidationError("--deploy-id must be 1 to 128 letters, digits, '.', '_', ':' or '-', found \(String(reflecting: id))")
 }
