@@ -11,7 +11,8 @@ per problem (what is wrong, where, what to do).
    Sources/BackupEngine/Services/; its targets table (a `may import` column) has a row per target of Package.swift
    with exactly the dependencies declared there (the view scripts/check-dependencies.py checks against the
    imports); its after-run table lists BackupRunner's steps in order; its table of files outside Kinds/ that import
-   a kind's library (header `file outside Kinds/`) is exactly those files.
+   a kind's library (header `file outside Kinds/`) is exactly those files; the services (Services/, reaching each
+   other through EngineCore's accessors) call each other in no cycle.
 3. Every relative link of README.md and docs/**/*.md resolves to a file or directory of the repository.
 4. README.md has at most 200 lines, and its first code block starts with the two commands.
 """
@@ -239,6 +240,44 @@ if service_table:
         problems.append(f"{arch_path}: the services table lacks {f} (a file of Sources/BackupEngine/Services/)")
     for f in sorted(documented - service_files):
         problems.append(f"{arch_path}: the services table names {f}, which is not in Sources/BackupEngine/Services/")
+
+# The service graph has no cycle: a service reaches another through the run context's accessors
+# (`core.rotator` for `var rotator: Rotator { Rotator(core: self) }` in EngineCore.swift); a cycle (the runner
+# calling the rotator calling the runner) is a problem (#37 item 5).
+core_text = strip_comments(sources.get(os.path.join(root, "Sources/BackupEngine/Services/EngineCore.swift"), ""))
+accessors = dict(re.findall(r"\bvar\s+(\w+)\s*:\s*(\w+)\s*\{\s*\2\(core:\s*self\)\s*\}", core_text))
+graph = {}
+for f in sorted(service_files):
+    text = strip_comments(sources.get(os.path.join(services_dir, f), ""))
+    for m in re.finditer(r"\bstruct\s+(\w+)\s*:\s*EngineService\b", text):
+        graph.setdefault(m.group(1), set())
+        uses = {accessors[a] for a in re.findall(r"\bcore\.(\w+)\b", text) if a in accessors}
+        graph[m.group(1)] |= uses - {m.group(1)}
+if not accessors or not graph:
+    problems.append("Sources/BackupEngine/Services: found no service accessors in EngineCore.swift or no `struct X: EngineService`; update check-docs.py")
+def find_cycle(graph):
+    state = {}
+    def visit(n, path):
+        state[n] = 1
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return path[path.index(m):] + [m] if m in path else [n, m]
+            if state.get(m) is None:
+                c = visit(m, path + [m])
+                if c:
+                    return c
+        state[n] = 2
+        return None
+    for n in sorted(graph):
+        if state.get(n) is None:
+            c = visit(n, [n])
+            if c:
+                return c
+    return None
+cycle = find_cycle(graph)
+if cycle:
+    problems.append("Sources/BackupEngine/Services: the services call each other in a cycle: " + " → ".join(cycle)
+                    + "; move what both need into a service of its own (as CrashRecovery was)")
 
 # Targets and who may import whom: Package.swift's declared dependencies (what check-dependencies.py holds to the
 # imports).

@@ -8,6 +8,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// How the daemon is started.
 public struct DaemonOptions: Sendable {
@@ -87,20 +88,25 @@ public enum Daemon {
     }
 }
 
-/// Everything the loop and the endpoints share, behind one lock.
-final class DaemonState: @unchecked Sendable {
+/// Everything the loop and the endpoints share: immutable settings, and the mutable part behind one mutex.
+final class DaemonState: Sendable {
     let policy: Policy
     let environment: EngineEnvironment
-    private let lock = NSLock()
-    private var scheduler: Scheduler
-    private var lastRuns: [String: Date]
-    private var lastTick: Date?
+    /// What changes while the daemon runs.
+    private struct Shared {
+        var scheduler: Scheduler
+        var lastRuns: [String: Date]
+        var lastTick: Date?
+        /// Jobs finished since the start (part of the catalog view's key).
+        var finishedJobs = 0
+        var view: CatalogView?
+        /// Set when the loop stops: a job waiting for the lock gives up instead of holding the shutdown.
+        var stopping = false
+    }
+    private let shared: Mutex<Shared>
     private let statePath: String
     let catalogPath: String
     let repository: LocalRepository
-    /// The status page's catalog figures and what they were read from (the catalog's files, the jobs finished).
-    private var pageCache: (key: String, at: Date, snapshot: StatusSnapshot)?
-    private var finishedJobs = 0
     /// The daemon's own live metrics (jobs run, last tick), recorded through swift-metrics into a Prometheus
     /// registry; `/metrics` serves them after the catalog's.
     let live = PrometheusCollectorRegistry()
@@ -115,15 +121,55 @@ final class DaemonState: @unchecked Sendable {
         statePath = engine.repository.root + "/daemon-state.json"
         catalogPath = engine.catalogPath
         repository = engine.repository
-        lastRuns = Self.load(statePath)
-        scheduler = Scheduler(entries: entries, lastRuns: lastRuns, now: environment.clock())
+        let lastRuns = Self.load(statePath)
+        shared = Mutex(Shared(scheduler: Scheduler(entries: entries, lastRuns: lastRuns, now: environment.clock()), lastRuns: lastRuns))
+        refreshCatalogView(now: environment.clock())
+    }
+
+    /// What the catalog said when it last changed: the status page's figures, /healthz's problems and the catalog
+    /// series of /metrics. Read by the scheduler loop (each tick, when the catalog's files changed or a minute
+    /// passed) and when a job ends, never by a request handler: a scrape or a page view opens no SQLite, creates
+    /// nothing and sweeps nothing (#37 item 5). The catalog is opened read only and never created.
+    struct CatalogView: Sendable {
+        var key: String
+        var at: Date
+        var snapshot: StatusSnapshot
+        /// The catalog's series for /metrics; nil with `metrics.textfile` (node_exporter serves them) or when the
+        /// catalog cannot be read.
+        var metrics: String?
+    }
+
+    /// The catalog's files (size and time) and the jobs finished: a different key means a re-read.
+    private func catalogKey() -> String {
+        var key = [catalogPath, catalogPath + "-wal", catalogPath + "-journal", RestoreMarkers.directory(repository)].map { path -> String in
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "-" }
+            return "\(info.st_size).\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        }.joined(separator: "/")
+        key += "/\(shared.withLock { $0.finishedJobs })"
+        return key
+    }
+
+    /// Re-reads the catalog when its files changed since the last read, or a minute passed (`force`: always).
+    func refreshCatalogView(now: Date, force: Bool = false) {
+        let key = catalogKey()
+        if !force, let current = shared.withLock({ $0.view }), current.key == key, now >= current.at, now.timeIntervalSince(current.at) < 60 { return }
+        let snapshot = StatusPage.snapshot(policy: policy, repository: repository, catalogPath: catalogPath, now: now)
+        var metrics: String?
+        if policy.metricsTextfile == nil, snapshot.problem == nil, let catalog = try? Catalog(readingOnly: catalogPath) {
+            if let summaries = try? catalog.sourceSummaries() {
+                metrics = MetricsExport.render(summaries, deployments: (try? catalog.deployments()) ?? [])
+            }
+            try? catalog.close()
+        }
+        shared.withLock { $0.view = CatalogView(key: key, at: now, snapshot: snapshot, metrics: metrics) }
     }
 
     func tick(now: Date) -> [SchedulerAction] {
         Metrics.Gauge(label: "kaleem_backup_daemon_last_tick_timestamp_seconds", factory: metricsFactory).record(now.timeIntervalSince1970)
-        return lock.withLock {
-            lastTick = now
-            return scheduler.tick(now: now)
+        return shared.withLock {
+            $0.lastTick = now
+            return $0.scheduler.tick(now: now)
         }
     }
 
@@ -139,24 +185,25 @@ final class DaemonState: @unchecked Sendable {
     }
 
     func finished(_ name: String, at date: Date) {
-        lock.withLock {
-            scheduler.finished(schedule: name)
-            finishedJobs += 1
-            lastRuns[name] = date
-            Self.save(lastRuns, to: statePath)
+        let runs = shared.withLock {
+            $0.scheduler.finished(schedule: name)
+            $0.finishedJobs += 1
+            $0.lastRuns[name] = date
+            return $0.lastRuns
         }
+        Self.save(runs, to: statePath)
+        refreshCatalogView(now: environment.clock(), force: true)
     }
 
-    func entry(_ name: String) -> ScheduleEntry? { lock.withLock { scheduler.entry(named: name) } }
+    func entry(_ name: String) -> ScheduleEntry? { shared.withLock { $0.scheduler.entry(named: name) } }
 
     /// When the schedule fires next (after the run in progress).
-    func nextFire(_ name: String) -> Date? { lock.withLock { scheduler.nextFire[name] } }
+    func nextFire(_ name: String) -> Date? { shared.withLock { $0.scheduler.nextFire[name] } }
 
     /// Set when the loop stops: a job waiting for the lock gives up instead of holding the shutdown.
-    private var stoppingFlag = false
     var stopping: Bool {
-        get { lock.withLock { stoppingFlag } }
-        set { lock.withLock { stoppingFlag = newValue } }
+        get { shared.withLock { $0.stopping } }
+        set { shared.withLock { $0.stopping = newValue } }
     }
 
     /// 200 while the loop ticks (within 10 ticks, at least 5 s); the body lists the next run times.
@@ -164,14 +211,17 @@ final class DaemonState: @unchecked Sendable {
     /// not restart a healthy daemon because a source's server is down): a source whose newest good backup is older
     /// than 26 h (the BackupTooOld alert's limit) or missing, whose last run failed, or that has corrupt backups.
     func backupProblems(now: Date) -> [String] {
-        let engine = BackupEngine(policy: policy, environment: environment)
-        // Read only: a probe never creates the catalog (the first job does).
-        guard FileManager.default.fileExists(atPath: engine.catalogPath) else { return ["no backup yet (no catalog)"] }
-        guard let rows = try? engine.status(now: now) else { return ["the catalog cannot be read"] }
+        guard let snapshot = shared.withLock({ $0.view?.snapshot }) else { return ["the daemon is starting"] }
+        if let problem = snapshot.problem {
+            // Read only: a probe never creates the catalog (the first job does).
+            return [problem.hasPrefix("no backup yet") ? "no backup yet (no catalog)" : "the catalog cannot be read"]
+        }
         var problems: [String] = []
-        for r in rows {
-            if let rpo = r.rpoSeconds { if rpo > 26 * 3600 { problems.append("\(r.source): newest good backup is \(Int(rpo / 3600)) h old") } }
-            else { problems.append("\(r.source): no good backup") }
+        for r in snapshot.sources {
+            if let newest = r.newestGood {
+                let rpo = now.timeIntervalSince(newest.createdAt)
+                if rpo > 26 * 3600 { problems.append("\(r.source): newest good backup is \(Int(rpo / 3600)) h old") }
+            } else { problems.append("\(r.source): no good backup") }
             if r.lastRunOK == false { problems.append("\(r.source): last backup failed") }
             if r.corrupt > 0 { problems.append("\(r.source): \(r.corrupt) corrupt backup(s)") }
         }
@@ -180,7 +230,8 @@ final class DaemonState: @unchecked Sendable {
 
     func health(now: Date, tick: Double) -> (Bool, String) {
         let problems = backupProblems(now: now)
-        return lock.withLock {
+        return shared.withLock { state in
+            let (scheduler, lastRuns, lastTick) = (state.scheduler, state.lastRuns, state.lastTick)
             let alive = lastTick.map { now.timeIntervalSince($0) < max(5, tick * 10) } ?? false
             let health = DaemonHealth(
                 status: !alive ? "stalled" : problems.isEmpty ? "ok" : "degraded", problems: problems,
@@ -198,28 +249,16 @@ final class DaemonState: @unchecked Sendable {
         }
     }
 
-    /// The status page. The catalog is read (read-only, never created) only when it changed since the last
-    /// request (its files' size and time, a job finished, a restore marker) or a minute passed; the ages are
-    /// computed against `now` at every request.
+    /// The status page, from the catalog view the loop keeps (`refreshCatalogView`); the ages are computed
+    /// against `now` at every request.
     func statusPage(now: Date) -> String {
-        var key = [catalogPath, catalogPath + "-wal", catalogPath + "-journal", RestoreMarkers.directory(repository)].map { path -> String in
-            var info = stat()
-            guard stat(path, &info) == 0 else { return "-" }
-            return "\(info.st_size).\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
-        }.joined(separator: "/")
-        key += "/\(lock.withLock { finishedJobs })"
-        var snapshot: StatusSnapshot
-        if let cached = lock.withLock({ pageCache }), cached.key == key, now >= cached.at, now.timeIntervalSince(cached.at) < 60 {
-            snapshot = cached.snapshot
-        } else {
-            snapshot = StatusPage.snapshot(policy: policy, repository: repository, catalogPath: catalogPath, now: now)
-            lock.withLock { pageCache = (key, now, snapshot) }
-        }
+        var snapshot = shared.withLock { $0.view?.snapshot } ?? StatusSnapshot(problem: "the daemon is starting")
         for i in snapshot.sources.indices {
             snapshot.sources[i].rpoSeconds = snapshot.sources[i].newestGood.map { now.timeIntervalSince($0.createdAt) }
         }
-        let (schedules, running) = lock.withLock {
-            (scheduler.entries.map { e in
+        let (schedules, running) = shared.withLock { state in
+            let (scheduler, lastRuns) = (state.scheduler, state.lastRuns)
+            return (scheduler.entries.map { e in
                 StatusPageSchedule(name: e.name, run: e.run.rawValue, sources: e.sources, next: scheduler.nextFire[e.name],
                                    lastRun: lastRuns[e.name], zone: e.zone)
             }, scheduler.running)
@@ -231,13 +270,11 @@ final class DaemonState: @unchecked Sendable {
     /// node_exporter and the daemon does not double them (#36): with `metrics.textfile` in the policy they are
     /// the textfile's (which every job rewrites) and `/metrics` serves only the daemon's own series
     /// (`kaleem_backup_daemon_*`); without a textfile, `/metrics` serves the catalog's too, read fresh for
-    /// every scrape.
+    /// each change of the catalog by the scheduler loop (`refreshCatalogView`), not by the scrape.
     func metrics() -> String {
         let daemon = Self.withHelp(live.emitToString())
         if policy.metricsTextfile != nil { return daemon }
-        let engine = BackupEngine(policy: policy, environment: environment)
-        guard let catalog = try? engine.catalog(), let summaries = try? catalog.sourceSummaries() else { return daemon }
-        return MetricsExport.render(summaries, deployments: (try? catalog.deployments()) ?? []) + daemon
+        return (shared.withLock { $0.view?.metrics } ?? "") + daemon
     }
 
     /// HELP lines for the metrics recorded through swift-metrics (its API has no help text; promtool wants one).
@@ -358,7 +395,9 @@ struct SchedulerService: Service {
     func run() async throws {
         var jobs: [Task<Void, Never>] = []
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            for action in state.tick(now: clock()) {
+            let now = clock()
+            state.refreshCatalogView(now: now)
+            for action in state.tick(now: now) {
                 switch action {
                 case .run(let name):
                     jobs.append(Task(executorPreference: EngineExecutor.shared) { await runJob(name) })

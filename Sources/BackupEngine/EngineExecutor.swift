@@ -74,9 +74,3 @@ public final class EngineExecutor: TaskExecutor, @unchecked Sendable {
         try await withTaskExecutorPreference(shared, isolation: isolation, operation: body)
     }
 }
-
-/// A value handed to a child task whose type is not `Sendable`, where the code says why that is safe.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

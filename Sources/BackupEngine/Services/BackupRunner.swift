@@ -47,10 +47,10 @@ struct BackupRunner: EngineService {
         defer { lock.release() }
         await started(selected.map(\.name))
         let catalog = try catalog()
-        try await recoverFromCrash(catalog)
+        try await core.recovery.recover(catalog)
 
         let started = environment.clock()
-        var run = RunInfo(id: "run-" + Identifier.make(at: started, using: &core.generator), tag: tag, release: release,
+        var run = RunInfo(id: "run-" + core.newIdentifier(at: started), tag: tag, release: release,
                           startedAt: started, status: .running, host: environment.host)
         do {
             try catalog.insertRun(run)
@@ -60,7 +60,7 @@ struct BackupRunner: EngineService {
             run.status = .failed
             run.finishedAt = environment.clock()
             let failed = selected.map { source in
-                ArtifactInfo(id: Identifier.make(at: started, using: &core.generator), runID: run.id, source: source.name, kind: source.kind,
+                ArtifactInfo(id: core.newIdentifier(at: started), runID: run.id, source: source.name, kind: source.kind,
                              path: "", status: .failed, createdAt: started, detail: detail, tag: tag, release: release)
             }
             core.statusReport.writeMetricsTextfile()
@@ -159,28 +159,12 @@ struct BackupRunner: EngineService {
         return problems
     }
 
-    /// Marks artifacts left `running` by a dead process as failed, removes their files and every `.partial`.
-    /// Called with the run lock held, so nothing found here belongs to a live run.
-    func recoverFromCrash(_ catalog: Catalog) async throws {
-        try await core.rotator.finishPendingRemovals(catalog)
-        let partials = repository.removePartialFiles()
-        let stale = try catalog.markInterrupted(at: environment.clock())
-        for artifact in stale where RepositoryLayout.problem(id: artifact.id, source: artifact.source, path: artifact.path, createdAt: nil) == nil {
-            unlink(repository.absolute(artifact.path))
-            unlink(repository.manifestPath(forArtifact: artifact.path, id: artifact.id))
-        }
-        if !partials.isEmpty || !stale.isEmpty {
-            logger.warning("cleaned up after an interrupted run",
-                           metadata: ["partial_files": "\(partials.count)", "interrupted_artifacts": "\(stale.map(\.id))"])
-        }
-    }
-
     /// One source of a run: the artifact (ok or failed) and, when it failed, why (by type) and what to try.
     /// Never throws: whatever fails is the artifact's failure (a full disk, an unknown kind, a catalog that
     /// cannot be written), so the run goes on to the other sources and to its metrics and notifications.
     private func backupOne(_ source: SourcePolicy, run: RunInfo, catalog: Catalog) async -> (ArtifactInfo, FailureKind?, String?) {
         let created = environment.clock()
-        let id = Identifier.make(at: created, using: &core.generator)
+        let id = core.newIdentifier(at: created)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
                                     status: .running, createdAt: created, tag: run.tag, release: run.release)
         var adapter: (any SourceAdapter)?

@@ -12,28 +12,31 @@ import NIOCore
 import OffsiteStore
 import Prometheus
 import S3Client
+import Synchronization
 
-final class EngineCore {
+/// Sendable: every stored property is an immutable value or guarded (the catalog, opened on first use, behind a
+/// mutex), so services holding it are handed to concurrent tasks as they are (#37 item 5).
+final class EngineCore: Sendable {
     public let policy: Policy
     public let repository: LocalRepository
     let environment: EngineEnvironment
     var logger: Logger { environment.logger }
-    private var catalogStore: Catalog?
+    private let catalogStore = Mutex<Catalog?>(nil)
     /// Pause before webhook retry n; `KALEEM_BACKUP_NOTIFY_BACKOFF` (seconds) shortens it in tests.
     var notifyBackoff: @Sendable (Int) -> Double {
         if let fixed = environment.variables["KALEEM_BACKUP_NOTIFY_BACKOFF"].flatMap(Double.init) { return { _ in fixed } }
         return { attempt in min(30, pow(2, Double(attempt - 1))) }
     }
-    var generator = SystemRandomNumberGenerator()
     /// The off-site copy is another host's (`--from-host`): every `offsiteRepository()` is read only.
-    var readOnlyOffsite = false
+    let readOnlyOffsite: Bool
     /// The kinds of source this engine knows.
     let registry = SourceRegistry.standard
     /// What adapters may use of the engine.
     var context: SourceContext { SourceContext(engine: self) }
 
-    public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment()) {
+    public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment(), readOnlyOffsite: Bool = false) {
         self.policy = policy
+        self.readOnlyOffsite = readOnlyOffsite
         self.environment = environment
         repository = LocalRepository(root: policy.repository.path)
     }
@@ -42,7 +45,9 @@ final class EngineCore {
 
     /// The catalog, opened on first use (creating the repository when it is the catalog's home).
     public func catalog() throws -> Catalog {
-        if let catalogStore { return catalogStore }
+        // Under the mutex: two tasks asking first at once open it once.
+        try catalogStore.withLock { store throws -> Catalog in
+        if let store { return store }
         EngineCore.removeStaleTemporaryDirectories(logger: logger)
         if policy.repository.catalog == nil { try repository.prepare() }
         // An empty file is a catalog that was truncated, not a new one: opening it would start an empty catalog
@@ -73,8 +78,15 @@ final class EngineCore {
             }
             throw error
         }
-        catalogStore = c
+        store = c
         return c
+        }
+    }
+
+    /// A new artifact or run id for `date` (the system's random generator: nothing mutable kept here).
+    func newIdentifier(at date: Date) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return Identifier.make(at: date, using: &rng)
     }
 
     static func mebibytes(_ n: Int64) -> String { String(format: "%.1f MiB", Double(n) / 1_048_576) }
@@ -341,6 +353,7 @@ extension EngineCore {
     var drills: DrillRunner { DrillRunner(core: self) }
     var restorer: Restorer { Restorer(core: self) }
     var rotator: Rotator { Rotator(core: self) }
+    var recovery: CrashRecovery { CrashRecovery(core: self) }
     var offsite: OffsiteReplicator { OffsiteReplicator(core: self) }
     var rebuilder: CatalogRebuilder { CatalogRebuilder(core: self) }
     var hooks: DeployHooks { DeployHooks(core: self) }

@@ -29,7 +29,7 @@ struct Forgetter: EngineService {
         let lock = try RunLock(path: repository.lockPath, purpose: "forget")
         defer { lock.release() }
         let catalog = try catalog()
-        try await core.rotator.finishPendingRemovals(catalog)
+        try await core.recovery.finishPendingRemovals(catalog)
         var items: [ForgetItem] = []
         var chosen: [ArtifactInfo] = []
         for id in ids {
@@ -66,7 +66,7 @@ struct Forgetter: EngineService {
         var removed: [String] = []
         for a in valid {
             do {
-                if !a.path.isEmpty { try core.rotator.removeFiles(of: a.id, path: a.path) }
+                if !a.path.isEmpty { try core.recovery.removeFiles(of: a.id, path: a.path) }
                 removed.append(a.id)
             } catch {
                 logger.error("forget stopped", metadata: ["artifact": "\(a.id)", "error": "\(describe(error))"])

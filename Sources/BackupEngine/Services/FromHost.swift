@@ -42,8 +42,7 @@ struct FromHost: EngineService {
         foreign.repository.catalog = catalogPath
         foreign.metricsTextfile = nil
         foreign.schedules = []
-        let engine = EngineCore(policy: foreign, environment: environment)
-        engine.readOnlyOffsite = true
+        let engine = EngineCore(policy: foreign, environment: environment, readOnlyOffsite: true)
         try engine.repository.prepare()
         logger.info("reading another host's off-site copy", metadata: ["host": "\(name)", "from": "\(offsite.location + name + "/")"])
         return try await body(engine)

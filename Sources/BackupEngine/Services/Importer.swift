@@ -76,7 +76,7 @@ struct Importer: EngineService {
         let lock = try RunLock(path: repository.lockPath, purpose: "import")
         defer { lock.release() }
         let catalog = try catalog()
-        try await core.runner.recoverFromCrash(catalog)
+        try await core.recovery.recover(catalog)
 
         var items: [ImportItem] = []
         var run: RunInfo?
@@ -94,7 +94,7 @@ struct Importer: EngineService {
             }
             if run == nil {
                 let started = environment.clock()
-                let made = RunInfo(id: "run-" + Identifier.make(at: started, using: &core.generator), tag: Self.tag, release: nil,
+                let made = RunInfo(id: "run-" + core.newIdentifier(at: started), tag: Self.tag, release: nil,
                                    startedAt: started, status: .running, host: environment.host)
                 try catalog.insertRun(made)
                 run = made
@@ -118,7 +118,7 @@ struct Importer: EngineService {
     private func importOne(_ path: String, format: ImportFormat, source: SourcePolicy, taken: Date, digest: String,
                            run: RunInfo, catalog: Catalog) async -> (ArtifactInfo, FailureKind?) {
         let created = Date(timeIntervalSince1970: taken.timeIntervalSince1970.rounded(.down)) // the id's second
-        let id = Identifier.make(at: created, using: &core.generator)
+        let id = core.newIdentifier(at: created)
         var artifact = ArtifactInfo(id: id, runID: run.id, source: source.name, kind: source.kind, path: "",
                                     status: .running, createdAt: created, tag: Self.tag, release: nil)
         do {

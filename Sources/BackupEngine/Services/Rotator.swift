@@ -27,7 +27,7 @@ struct Rotator: EngineService {
     ///   2. their files (artifact, manifest) are deleted, each directory fsynced
     ///   3. the `removals` rows go
     ///   a crash anywhere leaves either nothing done or rows that no longer count as backups, with their removal
-    ///   pending: every locked command finishes pending removals first (recoverFromCrash)
+    ///   pending: every locked command finishes pending removals first (CrashRecovery.recover)
     ///   then the kind's garbage collection (unreferenced blobs), on every rotation
     func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil,
                        allowEmptyPolicy: Bool = false) async throws -> [RotationResult] {
@@ -40,7 +40,7 @@ struct Rotator: EngineService {
         }
         defer { lock?.release() }
         let catalog = try catalog()
-        if !dryRun { try await core.runner.recoverFromCrash(catalog) }
+        if !dryRun { try await core.recovery.recover(catalog) }
         let results = try await rotate(selected.map(\.name), catalog: catalog, now: now ?? environment.clock(), dryRun: dryRun,
                                        checkClock: now == nil)
         if !dryRun { core.statusReport.writeMetricsTextfile() }
@@ -94,7 +94,7 @@ struct Rotator: EngineService {
         var removed: [String] = []
         for id in ids {
             do {
-                try removeFiles(of: id, path: paths[id]!)
+                try core.recovery.removeFiles(of: id, path: paths[id]!)
                 removed.append(id)
             } catch {
                 result.error = describe(error) + " (the removal stays pending: the next run finishes it)"
@@ -125,44 +125,6 @@ struct Rotator: EngineService {
         if fd >= 0 { fsync(fd); close(fd) }
         await adapter.collectGarbage(source: source, context: context)
         unlink(marker)
-    }
-
-    /// Deletes an artifact's file and manifest (gone already is fine) and fsyncs the directory they were in.
-    func removeFiles(of id: String, path: String) throws {
-        // A path read back from the catalog (which a rebuild may have taken from a copy) names a file to delete
-        // only when it is of our layout: `../../etc/x` or another source's file is never unlinked.
-        if let problem = RepositoryLayout.problem(id: id, source: String(path.prefix { $0 != "/" }), path: path, createdAt: nil) {
-            logger.warning("not deleting a file outside the repository's layout", metadata: ["artifact": "\(id)", "path": "\(path)", "problem": "\(problem)"])
-            return
-        }
-        let file = repository.absolute(path)
-        for f in [file, repository.manifestPath(forArtifact: path, id: id)] {
-            if unlink(f) != 0 && errno != ENOENT { throw FileSystemError("delete", path: f) }
-        }
-        let directory = (file as NSString).deletingLastPathComponent
-        if access(directory, F_OK) == 0 { try FileIO.syncDirectory(directory) }
-    }
-
-    /// Finishes removals a crashed process began (their rows already say deleted). Called with the lock held.
-    func finishPendingRemovals(_ catalog: Catalog) async throws {
-        let pending = try catalog.pendingRemovals()
-        guard !pending.isEmpty else { return }
-        var done: [String] = []
-        for p in pending {
-            do {
-                try removeFiles(of: p.id, path: p.path)
-                done.append(p.id)
-            } catch {
-                logger.error("an interrupted removal could not be finished", metadata: ["artifact": "\(p.id)", "error": "\(describe(error))"])
-            }
-        }
-        try catalog.finishRemoval(ids: done)
-        for source in Set(pending.map(\.source)) {
-            if let kind = policy.source(named: source)?.kind, let adapter = try? registry.adapter(for: kind) {
-                await adapter.collectGarbage(source: source, context: context)
-            }
-        }
-        logger.warning("finished removals an interrupted rotation began", metadata: ["artifacts": "\(done)"])
     }
 
     /// Pins a good artifact: rotation never removes it. Takes the repository lock (exit 11 while a backup or a

@@ -56,9 +56,9 @@ struct Verifier: EngineService {
     private func verifiedInOrder(_ artifacts: [ArtifactInfo]) async throws -> [(ArtifactInfo, VerifyResult)] {
         let width = environment.progress == nil ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1
         let parallel = artifacts.map { (try? registry.adapter(for: $0.kind))?.layout != .snapshot && width > 1 }
-        // verifyOne of stream artifacts touches only its own artifact's files and the engine's read-only
-        // settings (policy, repository, registry, logger): safe to run side by side.
-        let verifier = UncheckedSendable(self)
+        // verifyOne of stream artifacts touches only its own artifact's files and the engine's settings
+        // (policy, repository, registry, logger; the engine is Sendable): safe to run side by side.
+        let verifier = self
         var done: [Int: VerifyResult] = [:]
         var ordered: [(ArtifactInfo, VerifyResult)] = []
         await withTaskGroup(of: (Int, VerifyResult).self) { group in
@@ -69,7 +69,7 @@ struct Verifier: EngineService {
                 // Start what may run now: parallel ones up to the width; one that must run alone when none runs.
                 while next < artifacts.count, !aloneRunning, running < width, parallel[next] || running == 0 {
                     let index = next, artifact = artifacts[index]
-                    group.addTask { (index, await verifier.value.verifyOne(artifact)) }
+                    group.addTask { (index, await verifier.verifyOne(artifact)) }
                     running += 1
                     next += 1
                     aloneRunning = !parallel[index]

@@ -7,7 +7,7 @@ import Foundation
 import Logging
 import S3Client
 
-struct SourceContext {
+struct SourceContext: Sendable {
     fileprivate let engine: EngineCore
 
     init(engine: EngineCore) { self.engine = engine }

@@ -110,9 +110,7 @@ struct RedisAdapter: SourceAdapter {
         defer { feed.abandon() } // on every way out: a verification still writing stops (it throws within 100 ms)
         // The verification on a task of its own (an engine thread); the server is started and stopped on this
         // one, which it dies with (parent-death signal).
-        let verifying = UncheckedSendable((context, artifact, feed))
         async let checked: VerifyResult = {
-            let (context, artifact, feed) = verifying.value
             let result = await context.verify(artifact, copy: { bytes in try feed.write(bytes) })
             feed.verificationEnded(ok: result.ok)
             return result
