@@ -40,7 +40,8 @@ struct MetricsTests {
         let dir = packageRoot + "/policies/alerts"
         let check = try runProcess("promtool", ["check", "rules", dir + "/backup.rules.yml"])
         #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
-        let test = try runProcess("promtool", ["test", "rules", dir + "/backup.rules.test.yml"])
+        // The week-long groups in a file of their own, evaluated every 10 minutes (36 s of promtool became 15 s).
+        let test = try runProcess("promtool", ["test", "rules", dir + "/backup.rules.test.yml", dir + "/backup.rules.weekly.test.yml"])
         #expect(test.status == 0, "\(test.stdout) \(test.stderr)")
         let rules = try String(contentsOfFile: dir + "/backup.rules.yml", encoding: .utf8)
         for alert in ["BackupTooOld", "BackupLastRunFailed", "BackupDrillFailing", "BackupDrillTooOld", "BackupMetricsFileStale",
