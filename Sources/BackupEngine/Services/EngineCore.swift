@@ -27,6 +27,9 @@ final class EngineCore {
     var generator = SystemRandomNumberGenerator()
     /// The off-site copy is another host's (`--from-host`): every `offsiteRepository()` is read only.
     var readOnlyOffsite = false
+    /// A refresh's scrubbing hook for the source being restored (`Refresher`), which a kind with a scratch step
+    /// runs against its scratch target before the live store takes the data (`SourceContext.scrubHook`).
+    var scrubHook: ScrubHook?
     /// The kinds of source this engine knows.
     let registry = SourceRegistry.standard
     /// What adapters may use of the engine.
@@ -350,6 +353,7 @@ extension EngineCore {
     var offsiteMigrator: OffsiteMigrator { OffsiteMigrator(core: self) }
     var fleet: FleetStatusReader { FleetStatusReader(core: self) }
     var fromHost: FromHost { FromHost(core: self) }
+    var refresher: Refresher { Refresher(core: self) }
     var importer: Importer { Importer(core: self) }
     var forgetter: Forgetter { Forgetter(core: self) }
 }
