@@ -317,6 +317,17 @@ struct FleetTests {
         // Read only: prod's directory is byte for byte what it was; staging's catalog did not adopt prod's backup.
         #expect(try await keys(client, under: "kaleem/prod/") == prodKeys)
         #expect(try runCLI(["list", "--policy", staging.policy, "--json"]).stdout == stagingList)
+        // The restore and the drill are in staging's catalog, naming prod and prod's backup, apart from its own.
+        let prodBackup = try array(try runCLI(["list", "--policy", prod.policy, "--source", "redis", "--json"]).stdout).first?["id"] as? String
+        do {
+            let catalog = try Catalog(path: staging.dir.file("repo/catalog.sqlite"))
+            defer { try? catalog.close() }
+            let drills = try catalog.fromHostDrills(fromHost: "prod")
+            #expect(drills.count == 1 && drills.first?.purpose == "drill" && drills.first?.drill.artifactID == prodBackup && drills.first?.drill.result == .passed)
+            let restores = try catalog.fromHostRestores(fromHost: "prod")
+            #expect(restores.map(\.restore.outcome) == ["ok"] && restores.first?.restore.artifactID == prodBackup)
+            #expect(try catalog.drills().isEmpty && catalog.restores(source: "redis").isEmpty)
+        }
 
         // A host that is not there, a name that is not a host name, and this host itself: clear refusals.
         let missing = try runCLI(["restore", "redis", "--latest", "--from-host", "qa", "--to-url", staging.redis.url, "--yes", "--policy", staging.policy])
@@ -540,5 +551,62 @@ struct FleetTests {
         #expect(scheduled >= 3, "\(daemon.stderr)")
         #expect(try value(s, "round") == "2" && value(s, "only-in-prod") == "masked" && value(s, "staging-only") == nil)
         #expect(try Catalog(path: catalogPath).fromHostDrills(fromHost: "prod").first?.drill.result == .passed)
+    }
+
+    /// MongoDB refreshed through the stand-in tools (#38): production's archive restored into staging's own
+    /// database with --drop, the counts checked, the scrub run after the restore (MongoDB's refresh is not atomic:
+    /// it has no scratch step), with no secret in its argv or environment; a failing scrub fails the refresh.
+    @Test func stagingsMongoIsRefreshedThroughTheToolsAndScrubbedAfter() async throws {
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("fleet")
+        let dir = TemporaryDirectory()
+        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+        let scrubbed = dir.file("scrubbed")
+        let script = dir.file("mask.sh")
+        // Writes what it was given: its arguments, whether stdin held anything, and its environment's names.
+        try "printf '%s|' \"$@\" > \"\(scrubbed)\"; cat | wc -c >> \"\(scrubbed)\"; env | cut -d= -f1 | sort | tr '\\n' ' ' >> \"\(scrubbed)\"\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        func policy(_ host: String, scrub: String = "[/bin/sh, \"\(script)\", \"{source}\", \"{from_host}\", \"{backup}\", \"{host}\"]") -> String {
+            let path = dir.file("\(host)-\(scrub.count).yml")
+            FileManager.default.createFile(atPath: path, contents: Data("""
+            host: \(host)
+            repository:
+              path: \(dir.file(host + "-repo"))
+              offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+            sources:
+              mongo: { kind: mongodb, uri: "mongodb://backup:\(MongoEndToEndTests.password)@db.internal:27017/?authSource=admin" }
+            \(host == "prod" ? "" : "schedules: [{ name: refresh, cron: \"30 4 1 1 *\", refresh: { from_host: prod, sources: [mongo], scrub: { mongo: { command: \(scrub) } } } }]")
+            """.utf8))
+            return path
+        }
+        let env = ["PATH": MongoEndToEndTests.standIns + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                   "STANDIN_LOG": dir.file("standin.jsonl"), "TMPDIR": dir.file("tmp"), "KALEEM_POLICY_SECRET": "must-not-reach-the-scrub"]
+        let prod = policy("prod"), staging = policy("staging")
+        let backedUp = try runCLI(["backup", "--policy", prod], environment: env)
+        #expect(backedUp.status == 0, "\(backedUp.stdout) \(backedUp.stderr)")
+        let backup = try #require(try array(try runCLI(["list", "--policy", prod, "--json"], environment: env).stdout).first?["id"] as? String)
+
+        let done = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", staging, "--json"], environment: env)
+        #expect(done.status == 0, "\(done.stdout) \(done.stderr)")
+        let row = try #require((try object(done.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect(row["result"] as? String == "passed" && row["artifact"] as? String == backup, "\(row)")
+        #expect((row["detail"] as? String ?? "").contains("scrubbed after the restore"), "\(row)")
+        let log = try String(contentsOfFile: dir.file("standin.jsonl"), encoding: .utf8).split(separator: "\n")
+        let fed = try #require(try JSONSerialization.jsonObject(with: Data(log.last!.utf8)) as? [String: Any])
+        #expect(fed["tool"] as? String == "mongorestore" && (fed["argv"] as? [String])?.contains("--drop") == true, "\(fed)")
+        let seen = try String(contentsOfFile: scrubbed, encoding: .utf8)
+        #expect(seen.hasPrefix("mongo|prod|\(backup)||0"), "\(seen)")
+        #expect(seen.contains("LANG PATH") && !seen.contains("KALEEM_POLICY_SECRET") && !seen.contains("STANDIN_LOG"), "\(seen)")
+        #expect(!seen.contains(MongoEndToEndTests.password))
+
+        let failing = policy("staging", scrub: "[/bin/false]")
+        let failed = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", failing, "--json"], environment: env)
+        #expect(failed.status == 1, "\(failed.stdout) \(failed.stderr)")
+        #expect((try object(failed.stdout)["result"] as? String) == "failed")
+        let drills = try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "prod")
+        #expect(drills.map(\.drill.result) == [.error, .passed] && drills.allSatisfy { $0.purpose == "refresh" && $0.drill.artifactID == backup })
     }
 }
