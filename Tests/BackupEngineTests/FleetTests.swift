@@ -608,5 +608,21 @@ struct FleetTests {
         #expect((try object(failed.stdout)["result"] as? String) == "failed")
         let drills = try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "prod")
         #expect(drills.map(\.drill.result) == [.error, .passed] && drills.allSatisfy { $0.purpose == "refresh" && $0.drill.artifactID == backup })
+
+        // A scrub that outlives its timeout is stopped, and fails the refresh.
+        let slow = policy("staging", scrub: "[/bin/sleep, \"30\"], timeout: 1s")
+        let stopped = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", slow, "--json"], environment: env)
+        #expect(stopped.status == 1 && stopped.stdout.contains("did not finish within 1 s"), "\(stopped.stdout) \(stopped.stderr)")
+
+        // A host whose catalog copy is not there: nothing restored, an error drill recorded, in the receipt.
+        let qa = dir.file("qa.yml")
+        try String(contentsOfFile: staging, encoding: .utf8).replacingOccurrences(of: "from_host: prod", with: "from_host: qa")
+            .write(toFile: qa, atomically: true, encoding: .utf8)
+        let missing = try runCLI(["refresh", "--from-host", "qa", "--yes", "--policy", qa, "--json"], environment: env)
+        #expect(missing.status == 1, "\(missing.stdout) \(missing.stderr)")
+        let missingRow = try #require((try object(missing.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect(missingRow["result"] as? String == "error" && (missingRow["detail"] as? String ?? "").contains("qa/catalog/catalog.sqlite"), "\(missingRow)")
+        #expect((try object(missing.stdout)["receipt"] as? String)?.hasPrefix("refreshes/qa/") == true)
+        #expect(try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "qa").map(\.drill.result) == [.error])
     }
 }

@@ -106,7 +106,10 @@ struct Refresher: EngineService {
         let started = environment.clock()
         let id = "refresh-" + Identifier.make(at: started, using: &rng)
         logger.notice("refresh started", metadata: ["from_host": "\(host)", "sources": "\(chosen.joined(separator: ","))", "refresh": "\(id)"])
-        let (records, rows) = try await core.fromHost.with(host: host) { (foreign: EngineCore) async throws -> ([DrillRecord], [RefreshResult.Source]) in
+        var records: [DrillRecord] = []
+        var rows: [RefreshResult.Source] = []
+        do {
+            (records, rows) = try await core.fromHost.with(host: host) { (foreign: EngineCore) async throws -> ([DrillRecord], [RefreshResult.Source]) in
             var records: [DrillRecord] = []
             var rows: [RefreshResult.Source] = []
             for source in sources {
@@ -161,6 +164,27 @@ struct Refresher: EngineService {
                                                  detail: String(detail.prefix(1024))))
             }
             return (records, rows)
+        }
+        } catch {
+            // The other host's copy could not be read (missing, refused as corrupt, the bucket down): nothing was
+            // restored. Still a drill of each source that could not run (a corrupt copy: failed), recorded, in the
+            // receipt and notified, so that a scheduled refresh that stopped working is seen.
+            let result: DrillResult = (error as? UserFacingError)?.exitStatus == .integrity ? .failed : .error
+            let detail = "refresh from \(host): " + String(describe(error).prefix(1024))
+            for source in sources where !rows.contains(where: { $0.source == source.name }) {
+                let at = environment.clock()
+                let record = DrillRecord(id: "drill-" + Identifier.make(at: at, using: &rng), artifactID: "", source: source.name, startedAt: at,
+                                         durationSeconds: 0.001, result: result, detail: detail, host: environment.host)
+                do {
+                    try catalog().insertFromHostDrill(record, fromHost: host, purpose: "refresh")
+                } catch {
+                    logger.error("the refresh could not be recorded in the catalog", metadata: ["source": "\(source.name)", "error": "\(describe(error))"])
+                }
+                records.append(record)
+                rows.append(RefreshResult.Source(source: source.name, kind: source.kind.rawValue, artifact: "", backup_created_at: nil, drill_id: record.id,
+                                                 result: result.rawValue, duration_seconds: 0.001, detail: String(describe(error).prefix(1024))))
+            }
+            logger.error("refresh failed", metadata: ["from_host": "\(host)", "error": "\(describe(error))"])
         }
         var outcome = RefreshResult(schema: RefreshResult.schemaName, id: id, host: me, from_host: host, schedule: schedule,
                                     started_at: Timestamps.iso8601(started), finished_at: Timestamps.iso8601(environment.clock()),
