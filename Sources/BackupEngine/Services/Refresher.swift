@@ -110,61 +110,61 @@ struct Refresher: EngineService {
         var rows: [RefreshResult.Source] = []
         do {
             (records, rows) = try await core.fromHost.with(host: host) { (foreign: EngineCore) async throws -> ([DrillRecord], [RefreshResult.Source]) in
-            var records: [DrillRecord] = []
-            var rows: [RefreshResult.Source] = []
-            for source in sources {
-                let drillStarted = environment.clock()
-                let clock = DispatchTime.now()
-                var artifact: ArtifactInfo?
-                var result = DrillResult.passed
-                var detail: String
-                do {
-                    let a = try foreign.selectArtifact(source: source.name, .latest)
-                    artifact = a
-                    guard a.kind == source.kind else {
-                        throw BackupFailure("\(host)'s source \"\(source.name)\" is of kind \(a.kind.rawValue), this host's is \(source.kind.rawValue): not the same store",
-                                            exitStatus: .usage, hint: "refresh only sources that are the same store on both hosts")
-                    }
-                    // The source's scrub, for the kind to run against its scratch target (Redis) before the live store
-                    // takes the data; a kind without one restores first, and the scrub runs right after (not atomic).
-                    let hook = scrubs[source.name].map { ScrubHook(source: source.name, scrub: $0, fromHost: host, backup: a.id) }
-                    foreign.scrubHook = hook
-                    defer { foreign.scrubHook = nil }
-                    let lines = try await registry.adapter(for: source.kind).rollback(a, source: source, restoreData: true, context: foreign.context)
-                    detail = lines.joined(separator: "; ")
-                    if let hook {
-                        if !hook.ran {
-                            try await EngineExecutor.run { try hook.run(host: nil, port: nil) }
-                            detail += "; scrubbed after the restore (\(hook.scrub.command[0]))"
-                        } else {
-                            detail += "; scrubbed before the live store took it (\(hook.scrub.command[0]))"
+                var records: [DrillRecord] = []
+                var rows: [RefreshResult.Source] = []
+                for source in sources {
+                    let drillStarted = environment.clock()
+                    let clock = DispatchTime.now()
+                    var artifact: ArtifactInfo?
+                    var result = DrillResult.passed
+                    var detail: String
+                    do {
+                        let a = try foreign.selectArtifact(source: source.name, .latest)
+                        artifact = a
+                        guard a.kind == source.kind else {
+                            throw BackupFailure("\(host)'s source \"\(source.name)\" is of kind \(a.kind.rawValue), this host's is \(source.kind.rawValue): not the same store",
+                                                exitStatus: .usage, hint: "refresh only sources that are the same store on both hosts")
                         }
+                        // The source's scrub, for the kind to run against its scratch target (Redis) before the live store
+                        // takes the data; a kind without one restores first, and the scrub runs right after (not atomic).
+                        let hook = scrubs[source.name].map { ScrubHook(source: source.name, scrub: $0, fromHost: host, backup: a.id) }
+                        foreign.scrubHook = hook
+                        defer { foreign.scrubHook = nil }
+                        let lines = try await registry.adapter(for: source.kind).rollback(a, source: source, restoreData: true, context: foreign.context)
+                        detail = lines.joined(separator: "; ")
+                        if let hook {
+                            if !hook.ran {
+                                try await EngineExecutor.run { try hook.run(host: nil, port: nil) }
+                                detail += "; scrubbed after the restore (\(hook.scrub.command[0]))"
+                            } else {
+                                detail += "; scrubbed before the live store took it (\(hook.scrub.command[0]))"
+                            }
+                        }
+                    } catch {
+                        // A backup that does not check out (sha256, the kind's walk) is a failed drill; anything else (no
+                        // backup, a server down, a count the target disagrees with) a refresh that could not complete.
+                        result = (error as? UserFacingError)?.exitStatus == .integrity ? .failed : .error
+                        detail = describe(error)
                     }
-                } catch {
-                    // A backup that does not check out (sha256, the kind's walk) is a failed drill; anything else (no
-                    // backup, a server down, a count the target disagrees with) a refresh that could not complete.
-                    result = (error as? UserFacingError)?.exitStatus == .integrity ? .failed : .error
-                    detail = describe(error)
+                    let seconds = max(Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1e9, 0.001)
+                    let record = DrillRecord(id: "drill-" + Identifier.make(at: drillStarted, using: &rng), artifactID: artifact?.id ?? "",
+                                             source: source.name, startedAt: drillStarted, durationSeconds: seconds, result: result,
+                                             detail: "refresh from \(host): " + String(detail.prefix(1024)), host: environment.host)
+                    do {
+                        try catalog().insertFromHostDrill(record, fromHost: host, purpose: "refresh")
+                    } catch {
+                        logger.error("the refresh could not be recorded in the catalog", metadata: ["source": "\(source.name)", "error": "\(describe(error))"])
+                    }
+                    logger.info("refresh", metadata: ["source": "\(source.name)", "from_host": "\(host)", "artifact": "\(record.artifactID)",
+                                                      "result": "\(result.rawValue)", "seconds": "\(String(format: "%.2f", seconds))"])
+                    records.append(record)
+                    rows.append(RefreshResult.Source(source: source.name, kind: source.kind.rawValue, artifact: record.artifactID,
+                                                     backup_created_at: artifact.map { Timestamps.iso8601($0.createdAt) }, drill_id: record.id,
+                                                     result: result.rawValue, duration_seconds: (seconds * 1000).rounded() / 1000,
+                                                     detail: String(detail.prefix(1024))))
                 }
-                let seconds = max(Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1e9, 0.001)
-                let record = DrillRecord(id: "drill-" + Identifier.make(at: drillStarted, using: &rng), artifactID: artifact?.id ?? "",
-                                         source: source.name, startedAt: drillStarted, durationSeconds: seconds, result: result,
-                                         detail: "refresh from \(host): " + String(detail.prefix(1024)), host: environment.host)
-                do {
-                    try catalog().insertFromHostDrill(record, fromHost: host, purpose: "refresh")
-                } catch {
-                    logger.error("the refresh could not be recorded in the catalog", metadata: ["source": "\(source.name)", "error": "\(describe(error))"])
-                }
-                logger.info("refresh", metadata: ["source": "\(source.name)", "from_host": "\(host)", "artifact": "\(record.artifactID)",
-                                                  "result": "\(result.rawValue)", "seconds": "\(String(format: "%.2f", seconds))"])
-                records.append(record)
-                rows.append(RefreshResult.Source(source: source.name, kind: source.kind.rawValue, artifact: record.artifactID,
-                                                 backup_created_at: artifact.map { Timestamps.iso8601($0.createdAt) }, drill_id: record.id,
-                                                 result: result.rawValue, duration_seconds: (seconds * 1000).rounded() / 1000,
-                                                 detail: String(detail.prefix(1024))))
+                return (records, rows)
             }
-            return (records, rows)
-        }
         } catch {
             // The other host's copy could not be read (missing, refused as corrupt, the bucket down): nothing was
             // restored. Still a drill of each source that could not run (a corrupt copy: failed), recorded, in the
