@@ -13,9 +13,11 @@ struct RefreshCommand: AsyncParsableCommand {
         all its data replaced), checks the counts against the backup's, records a drill of the other host's backup \
         (with its duration, the RTO) in this host's catalog, leaves a receipt under this host's off-site directory \
         (refreshes/HOST/ID.json, which fleet status reads) and notifies. Only sources a refresh: entry of the \
-        policy's schedules names for that host (the policy's consent), and only with --yes. Exit 0 when every \
-        source passed, 4 when a backup or a restored count did not check out, 1 when a source could not be \
-        refreshed, 2 when refused (nothing touched).
+        policy's schedules names for that host (the policy's consent), and only with --yes. A source's scrub: command runs on the restored data before the live \
+        store takes it (Redis: against the scratch server; MongoDB: after the restore). Exit 0 when every source \
+        passed, 4 when a backup did not check out, 1 when a source could not be refreshed (no good backup, a \
+        server down, a restored count the target disagrees with, a scrub that failed), 2 when refused (nothing \
+        touched).
         """
     )
 
