@@ -27,7 +27,7 @@ struct DrillCommand: AsyncParsableCommand {
     @Flag(help: "Drill a good backup picked at random.")
     var random = false
 
-    @Option(help: "Drill a backup of another host (its name in the shared off-site bucket), read from its off-site copy (never written to). Printed and notified; recorded in neither catalog.")
+    @Option(help: "Drill a backup of another host (its name in the shared off-site bucket), read from its off-site copy (never written to); recorded in this host's catalog as a drill of that host's backup, apart from its own.")
     var fromHost: String?
 
     func validate() throws {

@@ -69,6 +69,13 @@ struct FleetStatusCommand: AsyncParsableCommand {
                 }
             }
             Output.table(table)
+            for h in hosts {
+                for r in h.refreshedBy {
+                    guard let refresh = r.refresh else { continue }
+                    let each = refresh.sources.map { "\($0.source) \($0.result) in \(String(format: "%.1f", $0.duration_seconds)) s" }.joined(separator: ", ")
+                    print("\(h.host): refreshed into \(r.by) at \(String(refresh.finished_at.prefix(16))) (\(refresh.result)): \(each)")
+                }
+            }
         }
         let problems = hosts.flatMap(\.problems)
         for line in problems { StandardStream.error("FLEET: \(line)\n") }
@@ -95,7 +102,16 @@ struct FleetHostJSON: Encodable {
     var copy_bytes: Int64?
     var copy_error: String?
     var copy_corrupt: Bool
+    /// The newest refresh of this host's backups by each other host, from their receipts (#38).
+    struct Refresh: Encodable {
+        var by: String
+        var receipt: String
+        var finished_at: String?
+        var result: String?
+        var sources: [RefreshResult.Source]
+    }
     var sources: [Source]
+    var refreshed_by: [Refresh]
     var problems: [String]
 
     init(_ h: FleetHostStatus) {
@@ -107,6 +123,9 @@ struct FleetHostJSON: Encodable {
         copy_error = h.copyError
         copy_corrupt = h.copyCorrupt
         problems = h.problems
+        refreshed_by = h.refreshedBy.compactMap { r in
+            r.refresh.map { Refresh(by: r.by, receipt: r.receipt, finished_at: $0.finished_at, result: $0.result, sources: $0.sources) }
+        }
         sources = h.sources.map {
             Source(source: $0.source, newest_good_at: $0.newestGood.map(Timestamps.iso8601), rpo_seconds: $0.rpoSeconds,
                    last_run_ok: $0.lastRunOK, last_drill_at: $0.lastDrill.map(Timestamps.iso8601), last_drill_passed: $0.lastDrillPassed,

@@ -18,7 +18,7 @@ public struct KaleemBackup: AsyncParsableCommand {
         """,
         version: "\(version) (commit \(BuildInfo.commit))",
         subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self, VerifyCommand.self,
-                      RestoreCommand.self, DrillCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, OffsiteCommand.self, FleetCommand.self, ImportCommand.self, ForgetCommand.self, DemoCommand.self, ManualCommand.self]
+                      RestoreCommand.self, DrillCommand.self, RefreshCommand.self, StatusCommand.self, RotateCommand.self, PinCommand.self, UnpinCommand.self, HookCommand.self, ScheduleCommand.self, DaemonCommand.self, PolicyCommand.self, CatalogCommand.self, OffsiteCommand.self, FleetCommand.self, ImportCommand.self, ForgetCommand.self, DemoCommand.self, ManualCommand.self]
     )
 
     /// The release; scripts/package-deb.sh reads it from this line.

@@ -76,6 +76,10 @@ struct PolicyCheckCommand: AsyncParsableCommand {
         for source in policy.sources {
             print("source \(source.name): \(source.kind.rawValue) \(source.location)")
         }
+        for entry in policy.schedules {
+            guard let refresh = entry.refresh else { continue }
+            print("schedule \(entry.name): refresh \(refresh.sources.joined(separator: ", ")) from host \(refresh.fromHost) at \"\(entry.cron.expression)\" (\(entry.timeZone)): REPLACES this host's live data of those sources")
+        }
         if let compose = policy.compose { print("compose project: \(compose.description) (given to every docker compose command)") }
         print("pre-deploy set: \((policy.preDeploySources ?? policy.sources.map(\.name)).joined(separator: ", "))")
     }

@@ -30,7 +30,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         let start = after.flatMap { TimeExpression.parse($0, now: Date(), timeZone: zone) } ?? Date()
         let rows = policy.schedules.map { s in
             ScheduleJSON(name: s.name, cron: s.cron.expression, timezone: s.timeZone, run: s.run.rawValue,
-                         sources: s.sources, next: s.upcoming(after: start, count: count).map { Timestamps.iso8601($0, in: s.zone) })
+                         sources: s.refresh?.sources ?? s.sources, from_host: s.refresh?.fromHost, next: s.upcoming(after: start, count: count).map { Timestamps.iso8601($0, in: s.zone) })
         }
         if options.json {
             try Output.json(rows)
@@ -38,7 +38,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         }
         if rows.isEmpty { print("the policy \(policy.origin) has no schedules") }
         for r in rows {
-            print("\(r.name): \(r.run) \(r.sources.isEmpty ? "all sources" : r.sources.joined(separator: ", ")) at \"\(r.cron)\" (\(r.timezone))")
+            print("\(r.name): \(r.run) \(r.sources.isEmpty ? "all sources" : r.sources.joined(separator: ", "))\(r.from_host.map { " from host \($0)" } ?? "") at \"\(r.cron)\" (\(r.timezone))")
             for t in r.next { print("  \(t)") }
             if r.next.isEmpty { print("  never (no such date)") }
         }
@@ -52,5 +52,7 @@ struct ScheduleJSON: Encodable {
     var timezone: String
     var run: String
     var sources: [String]
+    /// A refresh's other host (absent for the other jobs).
+    var from_host: String?
     var next: [String]
 }

@@ -236,6 +236,39 @@ public final class Catalog: Sendable {
             // recorded before (they were told apart by release).
             try db.alter(table: "deployments") { t in t.add(column: "deploy_id", .text) }
         }
+        migrator.registerMigration("v10-from-host-records") { db in
+            // Restores and drills of ANOTHER host's backups (`--from-host`, a staging refresh, #38): their artifact
+            // is in that host's catalog, not in this one, so they cannot be rows of `drills` / `restores` (whose
+            // artifact_id references `artifacts`), and must not be: this host's status, metrics and alerts read
+            // those tables as its own backups' drills. Tables of their own, naming the other host.
+            try db.create(table: "from_host_drills") { t in
+                t.column("id", .text).primaryKey()
+                t.column("from_host", .text).notNull()
+                t.column("artifact_id", .text).notNull()
+                t.column("source", .text).notNull()
+                t.column("started_at", .datetime).notNull()
+                t.column("duration_seconds", .double).notNull()
+                t.column("result", .text).notNull().check(sql: "result IN ('passed', 'failed', 'archive-only', 'error')")
+                t.column("detail", .text).notNull()
+                t.column("host", .text).notNull()
+                t.column("purpose", .text).notNull().check(sql: "purpose IN ('drill', 'refresh')")
+            }
+            try db.create(index: "from_host_drills_by_host", on: "from_host_drills", columns: ["from_host", "source", "started_at"])
+            try db.create(table: "from_host_restores") { t in
+                t.column("id", .text).primaryKey()
+                t.column("from_host", .text).notNull()
+                t.column("artifact_id", .text).notNull()
+                t.column("source", .text).notNull()
+                t.column("started_at", .datetime).notNull()
+                t.column("duration_seconds", .double).notNull()
+                t.column("mode", .text).notNull()
+                t.column("target", .text).notNull()
+                t.column("outcome", .text).notNull().check(sql: "outcome IN ('ok', 'failed', 'dry-run', 'unverified')")
+                t.column("user", .text).notNull()
+                t.column("host", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -646,6 +679,69 @@ public final class Catalog: Sendable {
         try read("list restores") { db in
             try Row.fetchAll(db, sql: "SELECT id, artifact_id, mode, target, outcome, detail FROM restores WHERE source = ? ORDER BY started_at DESC",
                              arguments: [source]).map { ($0[0], $0[1], $0[2], $0[3], $0[4], $0[5]) }
+        }
+    }
+
+    // MARK: Restores and drills of another host's backups (#38)
+
+    /// A drill (or a refresh, which is recorded as a drill) of host `fromHost`'s backup `drill.artifactID`.
+    public func insertFromHostDrill(_ drill: DrillRecord, fromHost: String, purpose: String) throws {
+        try write("record drill \(drill.id) of host \(fromHost)") { db in
+            try db.execute(sql: "INSERT INTO from_host_drills (id, from_host, artifact_id, source, started_at, duration_seconds, result, detail, host, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [drill.id, fromHost, drill.artifactID, drill.source, drill.startedAt, drill.durationSeconds,
+                                       drill.result.rawValue, drill.detail, drill.host, purpose])
+        }
+    }
+
+    /// Drills of other hosts' backups, newest first: (the other host, why: drill or refresh, the drill).
+    public func fromHostDrills(fromHost: String? = nil, limit: Int? = nil) throws -> [(fromHost: String, purpose: String, drill: DrillRecord)] {
+        try read("list drills of other hosts") { db in
+            var sql = "SELECT id, artifact_id, source, started_at, duration_seconds, result, detail, host, from_host, purpose FROM from_host_drills"
+            var args: StatementArguments = []
+            if let fromHost { sql += " WHERE from_host = ?"; args += [fromHost] }
+            sql += " ORDER BY started_at DESC, id DESC"
+            if let limit { sql += " LIMIT ?"; args += [limit] }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { row -> (fromHost: String, purpose: String, drill: DrillRecord) in
+                let fromHost: String = row[8]
+                let purpose: String = row[9]
+                let drill = DrillRecord(id: row[0], artifactID: row[1], source: row[2], startedAt: row[3], durationSeconds: row[4],
+                                        result: DrillResult(rawValue: row[5]) ?? .error, detail: row[6], host: row[7])
+                return (fromHost, purpose, drill)
+            }
+        }
+    }
+
+    /// Every restore of this catalog, newest first (a scratch catalog's, to be carried over to this host's).
+    public func allRestores() throws -> [RestoreRow] {
+        try read("list restores") { db in
+            try Row.fetchAll(db, sql: "SELECT id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail FROM restores ORDER BY started_at DESC").map { row -> RestoreRow in
+                RestoreRow(id: row[0], artifactID: row[1], source: row[2], startedAt: row[3], durationSeconds: row[4], mode: row[5], target: row[6],
+                           outcome: row[7], user: row[8], host: row[9], detail: row[10])
+            }
+        }
+    }
+
+    /// A restore of host `fromHost`'s backup into this host's targets.
+    public func insertFromHostRestore(_ r: RestoreRow, fromHost: String) throws {
+        try write("record restore \(r.id) of host \(fromHost)") { db in
+            try db.execute(sql: "INSERT INTO from_host_restores (id, from_host, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [r.id, fromHost, r.artifactID, r.source, r.startedAt, r.durationSeconds, r.mode, r.target, r.outcome, r.user, r.host, r.detail])
+        }
+    }
+
+    /// Restores of other hosts' backups, newest first: (the other host, the restore).
+    public func fromHostRestores(fromHost: String? = nil) throws -> [(fromHost: String, restore: RestoreRow)] {
+        try read("list restores of other hosts") { db in
+            var sql = "SELECT id, artifact_id, source, started_at, duration_seconds, mode, target, outcome, user, host, detail, from_host FROM from_host_restores"
+            var args: StatementArguments = []
+            if let fromHost { sql += " WHERE from_host = ?"; args += [fromHost] }
+            sql += " ORDER BY started_at DESC, id DESC"
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { row -> (fromHost: String, restore: RestoreRow) in
+                let fromHost: String = row[11]
+                let restore = RestoreRow(id: row[0], artifactID: row[1], source: row[2], startedAt: row[3], durationSeconds: row[4], mode: row[5],
+                                         target: row[6], outcome: row[7], user: row[8], host: row[9], detail: row[10])
+                return (fromHost, restore)
+            }
         }
     }
 

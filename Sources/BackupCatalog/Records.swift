@@ -153,3 +153,33 @@ public struct RetentionRows: Sendable {
 
     public init() {}
 }
+
+/// One row of `restores` (or of `from_host_restores`, with the other host beside it).
+public struct RestoreRow: Sendable, Equatable {
+    public var id: String
+    public var artifactID: String
+    public var source: String
+    public var startedAt: Date
+    public var durationSeconds: Double
+    public var mode: String
+    public var target: String
+    public var outcome: String
+    public var user: String
+    public var host: String
+    public var detail: String
+
+    public init(id: String, artifactID: String, source: String, startedAt: Date, durationSeconds: Double, mode: String, target: String,
+                outcome: String, user: String, host: String, detail: String) {
+        self.id = id
+        self.artifactID = artifactID
+        self.source = source
+        self.startedAt = startedAt
+        self.durationSeconds = durationSeconds
+        self.mode = mode
+        self.target = target
+        self.outcome = outcome
+        self.user = user
+        self.host = host
+        self.detail = detail
+    }
+}

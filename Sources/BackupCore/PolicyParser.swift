@@ -123,6 +123,12 @@ public enum PolicyParser {
             let name = try h.nonEmptyString()
             if let problem = HostName.problem(name) { throw h.error("host \"\(name)\" \(problem)") }
             policy.host = name
+            if let same = schedules.first(where: { $0.refresh?.fromHost == name }) {
+                throw h.error("schedule \"\(same.name)\" refreshes this host from itself (refresh.from_host is this policy's host: \(name)); a refresh restores ANOTHER host's backups here")
+            }
+        }
+        if (policy.repository.offsite == nil), let refresh = schedules.first(where: { $0.refresh != nil }) {
+            throw reader.error("schedule \"\(refresh.name)\" refreshes from host \(refresh.refresh!.fromHost), whose backups are read from the shared off-site bucket, and there is no repository.offsite")
         }
         if let d = top["deploy"] {
             let map = try d.mapping(allowed: ["pre_deploy_sources"])
@@ -309,7 +315,7 @@ public enum PolicyParser {
     }
 
     private static func parseSchedule(_ node: PolicyNode, sources: [SourcePolicy]) throws(PolicyError) -> ScheduleEntry {
-        let map = try node.mapping(allowed: ["name", "cron", "timezone", "run", "sources", "tag"])
+        let map = try node.mapping(allowed: ["name", "cron", "timezone", "run", "sources", "tag", "refresh"])
         guard let nameNode = map["name"] else { throw node.error("missing key \"name\"") }
         guard let cronNode = map["cron"] else { throw node.error("missing key \"cron\" (e.g. \"30 2 * * *\")") }
         let name = try nameNode.nonEmptyString()
@@ -351,7 +357,56 @@ public enum PolicyParser {
             }
             entry.tag = tag
         }
+        if let r = map["refresh"] {
+            if let run = map["run"], entry.run != .refresh {
+                throw run.error("a schedule with refresh: runs a refresh; leave out run: (or write run: refresh), found \"\(entry.run.rawValue)\"")
+            }
+            if let s = map["sources"] { throw s.error("a refresh names its sources in refresh.sources, not in sources:") }
+            if let t = map["tag"] { throw t.error("a refresh makes no backup, so it takes no tag:") }
+            entry.run = .refresh
+            entry.refresh = try parseRefresh(r, sources: sources)
+        } else if entry.run == .refresh, let run = map["run"] {
+            throw run.error("run: refresh needs refresh: { from_host: HOST, sources: [SOURCE, …] }")
+        }
         return entry
+    }
+
+    /// `refresh: { from_host: prod, sources: [mongo, redis] }`.
+    private static func parseRefresh(_ node: PolicyNode, sources: [SourcePolicy]) throws(PolicyError) -> RefreshSpec {
+        let map = try node.mapping(allowed: ["from_host", "sources", "scrub"])
+        guard let hostNode = map["from_host"] else { throw node.error("missing key \"from_host\" (the host whose backups are restored here, e.g. from_host: prod)") }
+        let host = try hostNode.nonEmptyString()
+        if let problem = HostName.problem(host) { throw hostNode.error("the host name \"\(host)\" \(problem)") }
+        guard let sourcesNode = map["sources"] else { throw node.error("missing key \"sources\" (the sources to refresh, e.g. sources: [redis, mongo])") }
+        let names = try sourcesNode.stringList()
+        guard !names.isEmpty else { throw sourcesNode.error("expected at least one source to refresh") }
+        var seen: Set<String> = []
+        for name in names {
+            guard sources.contains(where: { $0.name == name }) else {
+                throw sourcesNode.error("no source named \"\(name)\" (the sources are: \(sources.map(\.name).joined(separator: ", ")))")
+            }
+            guard seen.insert(name).inserted else { throw sourcesNode.error("\"\(name)\" is named twice") }
+        }
+        var spec = RefreshSpec(fromHost: host, sources: names)
+        if let scrubNode = map["scrub"] {
+            for (name, entry) in try scrubNode.orderedMapping() {
+                guard names.contains(name) else {
+                    throw entry.error("scrub names \"\(name)\", which this refresh does not refresh (its sources: \(names.joined(separator: ", ")))")
+                }
+                let keys = try entry.mapping(allowed: ["command", "timeout"])
+                guard let commandNode = keys["command"] else {
+                    throw entry.error("missing key \"command\" (the program and its arguments, a list: no shell, e.g. [/usr/local/bin/mask-redis, \"{port}\"])")
+                }
+                let argv = try commandNode.stringList()
+                guard let program = argv.first, program.hasPrefix("/") else {
+                    throw commandNode.error("expected a list whose first item is the program's absolute path (no shell runs it), found \(argv.first.map { "\"\($0)\"" } ?? "an empty list")")
+                }
+                var scrub = ScrubCommand(command: argv)
+                if let t = keys["timeout"] { scrub.timeoutSeconds = try t.duration(in: 1...86_400) }
+                spec.scrub[name] = scrub
+            }
+        }
+        return spec
     }
 
     /// `compose: { project_directory: /opt/kaleem, files: [docker-compose.yml, docker-compose.prod.yml], project_name: kaleem }`.

@@ -5,7 +5,7 @@ import Foundation
 public enum RepositoryLayout {
     /// Top-level directories the repository itself uses: no source may be named so (a rebuild would take its
     /// files for backups, or skip the source's own).
-    public static let reservedNames: Set<String> = ["catalog-copy", "catalog", "packages", "blobs", "tmp", "lost+found"]
+    public static let reservedNames: Set<String> = ["catalog-copy", "catalog", "packages", "blobs", "tmp", "lost+found", "refreshes"]
 
     /// `20261129T023000Z-3fa9c1`
     public static func isValidID(_ id: String) -> Bool {

@@ -5,6 +5,42 @@ public enum ScheduledJob: String, Sendable, Codable, CaseIterable {
     case backup
     case drill
     case rotate
+    /// Restores another host's newest good backups into this host's live stores (`refresh:`, #38).
+    case refresh
+}
+
+/// `refresh: { from_host: prod, sources: [mongo, redis] }`: this host's live stores replaced by another host's
+/// newest good backups of the sources of the same names (a staging refreshed from production), as a drill.
+public struct RefreshSpec: Sendable, Equatable {
+    /// The host whose backups are restored (its directory of the shared off-site bucket).
+    public var fromHost: String
+    /// The sources refreshed: names of this host's policy, the same names in the other host's catalog.
+    public var sources: [String]
+    /// Per source: the command run on the restored data before it replaces this host's live data.
+    public var scrub: [String: ScrubCommand] = [:]
+
+    public init(fromHost: String, sources: [String], scrub: [String: ScrubCommand] = [:]) {
+        self.fromHost = fromHost
+        self.sources = sources
+        self.scrub = scrub
+    }
+}
+
+/// `refresh.scrub.<source>: { command: [/usr/local/bin/mask, "{port}"], timeout: 10m }`: run without a shell, with
+/// only PATH and LANG in its environment; the placeholders of `placeholders` in its arguments are replaced.
+public struct ScrubCommand: Sendable, Equatable {
+    /// argv: the first an absolute path.
+    public var command: [String]
+    public var timeoutSeconds: Double
+
+    public static let defaultTimeoutSeconds: Double = 600
+    /// What an argument may name: the scratch target (`{host}`, `{port}`), and what is refreshed.
+    public static let placeholders = ["{host}", "{port}", "{source}", "{from_host}", "{backup}"]
+
+    public init(command: [String], timeoutSeconds: Double = ScrubCommand.defaultTimeoutSeconds) {
+        self.command = command
+        self.timeoutSeconds = timeoutSeconds
+    }
 }
 
 /// One entry of the policy's `schedules:` list.
@@ -17,6 +53,8 @@ public struct ScheduleEntry: Sendable, Equatable {
     /// Sources to run it for; empty means all.
     public var sources: [String]
     public var tag: RunTag?
+    /// What a `run: refresh` entry refreshes (nil for the other jobs).
+    public var refresh: RefreshSpec?
     /// Test only: fire every this many seconds instead of by `cron` (the daemon's hidden `--test-interval`).
     public var testInterval: Double?
 

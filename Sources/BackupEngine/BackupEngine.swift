@@ -172,6 +172,16 @@ public final class BackupEngine {
         try await core.fromHost.with(host: host) { try await $0.drills.drill(sources: names, selector: selector) }
     }
 
+    /// `refresh --from-host NAME` and the `refresh:` schedule: this host's live stores replaced by that host's newest
+    /// good backups of the sources its policy's refresh entries name, recorded as drills of them (#38).
+    public func refresh(fromHost host: String, sources names: [String] = [], schedule: String? = nil, confirmed: Bool) async throws -> RefreshResult {
+        try await core.refresher.refresh(fromHost: host, sources: names, schedule: schedule, confirmed: confirmed)
+    }
+    /// Restores and drills of other hosts' backups recorded in this host's catalog, newest first.
+    public func fromHostDrills(fromHost host: String? = nil) throws -> [(fromHost: String, purpose: String, drill: DrillRecord)] {
+        try core.catalog().fromHostDrills(fromHost: host)
+    }
+
     // MARK: Rotator
     public func rotate(sources names: [String] = [], dryRun: Bool, now: Date? = nil, allowEmptyPolicy: Bool = false) async throws -> [RotationResult] {
         try await core.rotator.rotate(sources: names, dryRun: dryRun, now: now, allowEmptyPolicy: allowEmptyPolicy)

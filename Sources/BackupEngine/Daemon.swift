@@ -56,7 +56,10 @@ public enum Daemon {
                 headers[.contentType] = "text/plain; charset=utf-8"
                 return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "authentication required\n")))
             }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: state.statusPage(now: environment.clock()))))
+            // `daemon: { fleet: true }`: every host's panel, from the read /metrics shares (at most every 5 minutes, #38).
+            var fleet: (hosts: [FleetHostStatus], problem: String?, at: Date?)?
+            if policy.daemonFleet { fleet = await state.fleet.status(policy: policy, environment: environment) }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: state.statusPage(now: environment.clock(), fleet: fleet))))
         }
         router.get("healthz") { _, _ -> Response in
             let (healthy, body) = state.health(now: environment.clock(), tick: options.tick)
@@ -251,7 +254,7 @@ final class DaemonState: Sendable {
 
     /// The status page, from the catalog view the loop keeps (`refreshCatalogView`); the ages are computed
     /// against `now` at every request.
-    func statusPage(now: Date) -> String {
+    func statusPage(now: Date, fleet: (hosts: [FleetHostStatus], problem: String?, at: Date?)? = nil) -> String {
         var snapshot = shared.withLock { $0.view?.snapshot } ?? StatusSnapshot(problem: "the daemon is starting")
         for i in snapshot.sources.indices {
             snapshot.sources[i].rpoSeconds = snapshot.sources[i].newestGood.map { now.timeIntervalSince($0.createdAt) }
@@ -259,11 +262,12 @@ final class DaemonState: Sendable {
         let (schedules, running) = shared.withLock { state in
             let (scheduler, lastRuns) = (state.scheduler, state.lastRuns)
             return (scheduler.entries.map { e in
-                StatusPageSchedule(name: e.name, run: e.run.rawValue, sources: e.sources, next: scheduler.nextFire[e.name],
+                StatusPageSchedule(name: e.name, run: e.run.rawValue, sources: e.refresh?.sources ?? e.sources, next: scheduler.nextFire[e.name],
                                    lastRun: lastRuns[e.name], zone: e.zone)
             }, scheduler.running)
         }
-        return StatusPage.render(snapshot, schedules: schedules, running: running, host: environment.host, now: now)
+        return StatusPage.render(snapshot, schedules: schedules, running: running, host: environment.host, now: now,
+                                 fleet: fleet.map { StatusPage.Fleet(hosts: $0.hosts, problem: $0.problem, readAt: $0.at) })
     }
 
     /// What `/metrics` serves. The backup series (catalog) come from one place only, so that scraping both
@@ -439,6 +443,12 @@ struct SchedulerService: Service {
                 let drills = try await engine.drill(sources: entry.sources, selector: .latest)
                 if drills.contains(where: { $0.result == .failed || $0.result == .error }) { outcome = "failed" }
                 logger.info("scheduled drill finished", metadata: ["schedule": "\(name)", "results": "\(drills.map(\.result.rawValue))"])
+            case .refresh:
+                guard let spec = entry.refresh else { break }
+                let refreshed = try await engine.refresh(fromHost: spec.fromHost, sources: spec.sources, schedule: name, confirmed: true)
+                if refreshed.result != "ok" { outcome = "failed" }
+                logger.info("scheduled refresh finished", metadata: ["schedule": "\(name)", "from_host": "\(spec.fromHost)",
+                                                                     "results": "\(refreshed.sources.map(\.result))"])
             }
             break attempts
         } catch let locked as LockedError {
@@ -467,7 +477,9 @@ struct SchedulerService: Service {
             break attempts
         }
         }
-        state.countJob(name, outcome: outcome)
+        // The catalog view first (finished re-reads it), then the count: a scrape that sees the job counted sees
+        // what the job recorded.
         state.finished(name, at: clock())
+        state.countJob(name, outcome: outcome)
     }
 }

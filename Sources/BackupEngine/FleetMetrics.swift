@@ -50,26 +50,41 @@ public enum FleetMetrics {
 /// copy: docs/fleet.md, "What breaks first"), one read at a time.
 actor FleetMetricsCache {
     private var text: String?
+    /// The hosts of the same read (the status page's fleet panel), and why the bucket could not be read.
+    private var hosts: [FleetHostStatus] = []
+    private var problem: String?
     private var readAt: Date?
     let maxAge: Double
 
     init(maxAge: Double = 300) { self.maxAge = maxAge }
 
     func text(policy: Policy, environment: EngineEnvironment) async -> String {
+        await refresh(policy: policy, environment: environment)
+        return text ?? FleetMetrics.render([], listed: false)
+    }
+
+    /// The hosts as the last read saw them (read again when older than `maxAge`), or why there are none.
+    func status(policy: Policy, environment: EngineEnvironment) async -> (hosts: [FleetHostStatus], problem: String?, at: Date?) {
+        await refresh(policy: policy, environment: environment)
+        return (hosts, problem, readAt)
+    }
+
+    private func refresh(policy: Policy, environment: EngineEnvironment) async {
         let now = environment.clock()
-        if let text, let readAt, now.timeIntervalSince(readAt) < maxAge, now >= readAt { return text }
-        var fresh: String
+        if text != nil, let readAt, now.timeIntervalSince(readAt) < maxAge, now >= readAt { return }
         do {
-            let hosts = try await EngineExecutor.run {
+            let found = try await EngineExecutor.run {
                 try await BackupEngine(policy: policy, environment: environment).fleetStatus()
             }
-            fresh = FleetMetrics.render(hosts, listed: true)
+            hosts = found
+            problem = nil
+            text = FleetMetrics.render(found, listed: true)
         } catch {
             environment.logger.warning("fleet metrics: the off-site bucket could not be read", metadata: ["error": "\(error)"])
-            fresh = FleetMetrics.render([], listed: false)
+            hosts = []
+            problem = KnownSecrets.scrub("\(error)")
+            text = FleetMetrics.render([], listed: false)
         }
-        text = fresh
         readAt = now
-        return fresh
     }
 }

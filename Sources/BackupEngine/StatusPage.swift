@@ -116,8 +116,17 @@ enum StatusPage {
     footer{margin-top:2rem;color:var(--mute);font-size:.85rem}
     """
 
+    /// `daemon: { fleet: true }` (#38): every host of the shared off-site bucket, as `fleet status` reads them.
+    struct Fleet: Sendable {
+        var hosts: [FleetHostStatus]
+        /// Why the bucket could not be read (then no host is shown).
+        var problem: String?
+        var readAt: Date?
+    }
+
     /// The whole page. `now` is the time the ages are computed against.
-    static func render(_ snapshot: StatusSnapshot, schedules: [StatusPageSchedule], running: String?, host: String, now: Date) -> String {
+    static func render(_ snapshot: StatusSnapshot, schedules: [StatusPageSchedule], running: String?, host: String, now: Date,
+                       fleet: Fleet? = nil) -> String {
         let e = escape
         // The problems /healthz names (a source past the RPO limit or with no good backup, a failed last run, a
         // corrupt backup), and a catalog that cannot be read.
@@ -167,6 +176,8 @@ enum StatusPage {
             }
             h += "</div>\n"
         }
+
+        if let fleet { h += fleetPanel(fleet, now: now) }
 
         h += "<h2>Last runs</h2>\n<div class=\"runs\" id=\"runs\">\n"
         if snapshot.runs.isEmpty { h += "<p class=\"mute\">No run yet.</p>\n" }
@@ -231,6 +242,58 @@ enum StatusPage {
         \(d)</dl></section>
 
         """
+    }
+
+    /// The fleet panel: per host, its catalog copy's age (stale past 26 h: FleetHostCopyStale's limit), and per
+    /// source the newest good backup's age, the last drill and its RTO, corrupt backups, the last refresh of it
+    /// done by another host. Every text from the bucket (host and source names, errors) escaped.
+    static func fleetPanel(_ fleet: Fleet, now: Date) -> String {
+        let e = escape
+        var h = "<h2>Fleet</h2>\n"
+        if let problem = fleet.problem {
+            return h + "<p class=\"bad\" id=\"fleet\" data-readable=\"false\">The off-site bucket could not be read: \(e(problem))</p>\n"
+        }
+        if fleet.hosts.isEmpty { return h + "<p class=\"mute\" id=\"fleet\">No host has a catalog copy in the off-site bucket yet.</p>\n" }
+        h += "<div class=\"grid\" id=\"fleet\">\n"
+        for host in fleet.hosts {
+            var d = ""
+            if let error = host.copyError {
+                d += "<dt>Catalog copy</dt><dd data-field=\"copy\" data-readable=\"false\" class=\"bad\">unreadable: \(e(error))</dd>\n"
+            } else if let copyAge = host.copyAgeSeconds {
+                let stale = copyAge > maxRPO
+                d += "<dt>Catalog copy</dt><dd data-field=\"copy\" data-stale=\"\(stale)\" class=\"\(stale ? "bad" : "ok")\">\(age(copyAge)) old\(stale ? " — STALE: the host stopped copying" : "")</dd>\n"
+            }
+            for s in host.sources {
+                var parts: [String] = []
+                if let rpo = s.rpoSeconds {
+                    parts.append("<span data-field=\"age\" data-late=\"\(rpo > maxRPO)\" class=\"\(rpo > maxRPO ? "bad" : "ok")\">good backup \(age(rpo)) old</span>")
+                } else {
+                    parts.append("<span data-field=\"age\" data-late=\"true\" class=\"bad\">no good backup</span>")
+                }
+                if let drill = s.lastDrill {
+                    let passed = s.lastDrillPassed != false
+                    parts.append("<span data-field=\"drill\" data-passed=\"\(passed)\" class=\"\(passed ? "ok" : "bad")\">drill \(passed ? "passed" : "FAILED") \(time(drill))\(s.rtoSeconds.map { String(format: " (RTO %.1f s)", $0) } ?? "")</span>")
+                } else {
+                    parts.append("<span data-field=\"drill\" class=\"warn\">never drilled</span>")
+                }
+                if s.corrupt > 0 { parts.append("<span data-field=\"corrupt\" class=\"bad\">\(s.corrupt) CORRUPT</span>") }
+                for r in host.refreshedBy {
+                    guard let refresh = r.refresh, let row = refresh.sources.first(where: { $0.source == s.source }) else { continue }
+                    let passed = row.result == DrillResult.passed.rawValue
+                    let at = Timestamps.parseISO8601(refresh.finished_at).map(time) ?? e(refresh.finished_at)
+                    parts.append("<span data-field=\"refresh\" data-by=\"\(e(r.by))\" class=\"\(passed ? "ok" : "bad")\">refreshed into \(e(r.by)): \(e(row.result)) \(at) (\(String(format: "%.1f s", row.duration_seconds)))</span>")
+                }
+                d += "<dt>\(e(s.source))</dt><dd data-source=\"\(e(s.source))\">\(parts.joined(separator: "<br>"))</dd>\n"
+            }
+            h += """
+            <section class="card fleet-host" data-host="\(e(host.host))"><h3>\(e(host.host))\(host.isSelf ? " <small>this host</small>" : "")</h3><dl>
+            \(d)</dl></section>
+
+            """
+        }
+        h += "</div>\n"
+        if let at = fleet.readAt { h += "<p class=\"mute\">Read from the off-site bucket \(time(at)) (at most every 5 minutes).</p>\n" }
+        return h
     }
 
     static func runCard(_ r: StatusSnapshot.Run) -> String {

@@ -20,7 +20,8 @@ public enum RedisOnlineRestore {
     }
 
     public static func run(target: RedisEndpoint, password: Secret?, rdbDirectory: String, listen: String,
-                           timeout: Double, redisServer: String = "redis-server") throws -> Outcome {
+                           timeout: Double, redisServer: String = "redis-server",
+                           beforeReplication: ((_ host: String, _ port: Int, _ password: Secret) throws -> Void)? = nil) throws -> Outcome {
         let started = Date()
         let connection = try RESPConnection(endpoint: target, ioTimeout: 30)
         defer { connection.close() }
@@ -45,6 +46,9 @@ public enum RedisOnlineRestore {
         let scratch = try ScratchRedisServer.start(executable: redisServer, directory: rdbDirectory, password: scratchPassword,
                                                    startTimeout: timeout, bind: listen, dieWithParent: true)
         defer { scratch.stop() }
+        // The scratch server holds the backup and the target is untouched: a caller's step on the data (a refresh's
+        // scrub, #38) runs now; its failure leaves the target as it was.
+        try beforeReplication?(listen, scratch.port, scratchPassword)
 
         func backToMaster() {
             _ = try? connection.command("REPLICAOF", "NO", "ONE")

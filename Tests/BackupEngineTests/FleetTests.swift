@@ -1,6 +1,7 @@
 import ArtifactStore
+import BackupCatalog
 import BackupCore
-import BackupEngine
+@testable import BackupEngine
 import Foundation
 import Logging
 import NIOCore
@@ -316,6 +317,17 @@ struct FleetTests {
         // Read only: prod's directory is byte for byte what it was; staging's catalog did not adopt prod's backup.
         #expect(try await keys(client, under: "kaleem/prod/") == prodKeys)
         #expect(try runCLI(["list", "--policy", staging.policy, "--json"]).stdout == stagingList)
+        // The restore and the drill are in staging's catalog, naming prod and prod's backup, apart from its own.
+        let prodBackup = try array(try runCLI(["list", "--policy", prod.policy, "--source", "redis", "--json"]).stdout).first?["id"] as? String
+        do {
+            let catalog = try Catalog(path: staging.dir.file("repo/catalog.sqlite"))
+            defer { try? catalog.close() }
+            let drills = try catalog.fromHostDrills(fromHost: "prod")
+            #expect(drills.count == 1 && drills.first?.purpose == "drill" && drills.first?.drill.artifactID == prodBackup && drills.first?.drill.result == .passed)
+            let restores = try catalog.fromHostRestores(fromHost: "prod")
+            #expect(restores.map(\.restore.outcome) == ["ok"] && restores.first?.restore.artifactID == prodBackup)
+            #expect(try catalog.drills().isEmpty && catalog.restores(source: "redis").isEmpty)
+        }
 
         // A host that is not there, a name that is not a host name, and this host itself: clear refusals.
         let missing = try runCLI(["restore", "redis", "--latest", "--from-host", "qa", "--to-url", staging.redis.url, "--yes", "--policy", staging.policy])
@@ -368,7 +380,249 @@ struct FleetTests {
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         let check = try runProcess("/bin/sh", ["-c", "promtool check metrics < \"$0\"", file])
         #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        // The status page's fleet panel: every host, staging's copy unreadable, prod's sources with their ages.
+        let page = try #require(httpGet("http://127.0.0.1:\(port)/", timeout: 30))
+        #expect(page.0 == 200 && page.1.contains("<h2>Fleet</h2>"), "\(page.1)")
+        #expect(page.1.contains("data-host=\"prod\"") && page.1.contains("data-host=\"staging\""))
+        #expect(page.1.contains("data-readable=\"false\" class=\"bad\">unreadable"))
+        #expect(page.1.contains("<dd data-source=\"redis\"><span data-field=\"age\" data-late=\"false\""))
+        #expect(!page.1.lowercased().contains("<script"))
         kill(process.processIdentifier, SIGTERM)
         #expect(wait().status == 0)
+    }
+
+    /// The fleet panel escapes what comes from the bucket (an error quoting a peer, a receipt's detail) and marks a
+    /// stale copy and a failed refresh.
+    @Test func theFleetPanelEscapesWhatTheBucketSays() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        var prod = FleetHostStatus(host: "prod", isSelf: false, copyTime: now.addingTimeInterval(-30 * 3600), copyAgeSeconds: 30 * 3600, copyBytes: 10)
+        prod.sources = [FleetSourceStatus(source: "redis", newestGood: now.addingTimeInterval(-3600), rpoSeconds: 3600, lastRunOK: true,
+                                          lastDrill: now.addingTimeInterval(-7200), lastDrillPassed: true, rtoSeconds: 2.5, corrupt: 0)]
+        let refresh = RefreshResult(schema: RefreshResult.schemaName, id: "refresh-20261205T000000Z-000000", host: "staging", from_host: "prod",
+                                    schedule: nil, started_at: "2026-12-05T00:00:00.000Z", finished_at: "2026-12-05T00:00:02.000Z", result: "failed",
+                                    sources: [.init(source: "redis", kind: "redis", artifact: "x", backup_created_at: nil, drill_id: "d", result: "error",
+                                                    duration_seconds: 2, detail: "<script>alert(1)</script>")],
+                                    receipt: nil, receipt_error: nil)
+        prod.refreshedBy = [FleetRefreshSeen(by: "staging", receipt: "staging/refreshes/prod/x.json", refresh: refresh, error: nil)]
+        var staging = FleetHostStatus(host: "staging", isSelf: true, copyTime: nil, copyAgeSeconds: nil, copyBytes: nil)
+        staging.copyError = "refused: <img src=x onerror=alert(1)> & \"quoted\""
+        let html = StatusPage.fleetPanel(StatusPage.Fleet(hosts: [prod, staging], problem: nil, readAt: now), now: now)
+        #expect(!html.contains("<script") && !html.contains("<img"))
+        #expect(html.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot;"), "\(html)")
+        #expect(html.contains("data-stale=\"true\" class=\"bad\">30.0 h old — STALE"))
+        #expect(html.contains("data-by=\"staging\" class=\"bad\">refreshed into staging: error"))
+        #expect(html.contains("drill passed") && html.contains("RTO 2.5 s"))
+        let unreadable = StatusPage.fleetPanel(StatusPage.Fleet(hosts: [], problem: "<b>denied</b>", readAt: nil), now: now)
+        #expect(unreadable.contains("&lt;b&gt;denied&lt;/b&gt;") && !unreadable.contains("<b>"))
+    }
+
+    /// Staging refreshed from production (#38 item 4): refused without --yes, from itself and without the policy's
+    /// refresh: entry; then by the CLI and by the daemon's schedule: production's data in staging's live
+    /// redis-server, the restore and a drill of production's backup recorded in staging's catalog (not as staging's
+    /// own), a receipt under staging's own directory that `fleet status` shows for production, and a corrupt and an
+    /// oversized receipt refused.
+    @Test func stagingIsRefreshedFromProductionByTheCommandAndTheSchedule() async throws {
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("fleet")
+        let port = try FreePort.pick()
+        // The scrub: masks a customer's value in the scratch server (its password on stdin, never in argv or env).
+        let hooks = TemporaryDirectory()
+        let script = hooks.file("mask.sh")
+        try """
+        read -r password
+        REDISCLI_AUTH="$password" exec redis-cli -h "$1" -p "$2" SET only-in-prod masked
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let prod = try await makeHost("prod", s3: s3, client: client)
+        let staging = try await makeHost("staging", s3: s3, client: client, extra: """
+        schedules:
+          - { name: staging-refresh, cron: "30 4 1 1 *", refresh: { from_host: prod, sources: [redis], scrub: { redis: { command: [/bin/sh, "\(script)", "{host}", "{port}"] } } } }
+        daemon: { listen: "127.0.0.1:\(port)" }
+        """)
+        let p = try prod.redis.connect()
+        defer { p.close() }
+        _ = try p.command("SET", "only-in-prod", "customer data")
+        let original = try RedisRestoreTests.digest(p)
+        let prodKeyCount = try p.command("DBSIZE")
+        #expect(try runCLI(["backup", "--policy", prod.policy, "--source", "redis"]).status == 0)
+        #expect(try runCLI(["backup", "--policy", staging.policy]).status == 0)
+        func value(_ c: RESPConnection, _ key: String) throws -> String? {
+            guard case .bulk(let v?) = try c.command("GET", key) else { return nil }
+            return String(decoding: v, as: UTF8.self)
+        }
+        let prodBackup = try #require(try array(try runCLI(["list", "--policy", prod.policy, "--source", "redis", "--json"]).stdout).first?["id"] as? String)
+        let prodKeys = try await keys(client, under: "kaleem/prod/")
+
+        let checked = try runCLI(["policy", "check", "--policy", staging.policy])
+        #expect(checked.stdout.contains("schedule staging-refresh: refresh redis from host prod"), "\(checked.stdout) \(checked.stderr)")
+
+        let s = try staging.redis.connect()
+        defer { s.close() }
+        let stagingBefore = try RedisRestoreTests.digest(s)
+        #expect(stagingBefore != original)
+        let noYes = try runCLI(["refresh", "--from-host", "prod", "--policy", staging.policy])
+        #expect(noYes.status == 2 && noYes.stderr.contains("--yes"), "\(noYes.stderr)")
+        let itself = try runCLI(["refresh", "--from-host", "staging", "--yes", "--policy", staging.policy])
+        #expect(itself.status == 2 && itself.stderr.contains("itself"), "\(itself.stderr)")
+        let noEntry = try runCLI(["refresh", "--from-host", "staging", "--yes", "--policy", prod.policy])
+        #expect(noEntry.status == 2 && noEntry.stderr.contains("no schedule"), "\(noEntry.stderr)")
+        let notNamed = try runCLI(["refresh", "--from-host", "prod", "--source", "minio", "--yes", "--policy", staging.policy])
+        #expect(notNamed.status == 2, "\(notNamed.stderr)")
+        #expect(try RedisRestoreTests.digest(s) == stagingBefore)
+
+        // By the command: production's data in staging's live server, scrubbed before the live server took it,
+        // counts checked by the restore.
+        let done = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", staging.policy, "--json"])
+        #expect(done.status == 0, "\(done.stdout) \(done.stderr)")
+        #expect(try RedisRestoreTests.digest(s) != original)
+        #expect(try value(s, "only-in-prod") == "masked")
+        #expect(try s.command("DBSIZE") == prodKeyCount)
+        #expect(try value(p, "only-in-prod") == "customer data")
+        let result = try object(done.stdout)
+        #expect(result["result"] as? String == "ok" && result["from_host"] as? String == "prod" && result["host"] as? String == "staging")
+        let row = try #require((result["sources"] as? [[String: Any]])?.first)
+        #expect(row["source"] as? String == "redis" && row["result"] as? String == "passed" && row["artifact"] as? String == prodBackup, "\(row)")
+        let receipt = try #require(result["receipt"] as? String)
+        #expect(receipt.hasPrefix("refreshes/prod/refresh-") && receipt.hasSuffix(".json"))
+        #expect(try await keys(client, under: "kaleem/staging/").keys.contains("kaleem/staging/" + receipt))
+        #expect(try await keys(client, under: "kaleem/prod/") == prodKeys) // nothing written to production's directory
+
+        // In staging's catalog as a drill and a restore of production's backup, never as staging's own.
+        let catalogPath = staging.dir.file("repo/catalog.sqlite")
+        do {
+            let catalog = try Catalog(path: catalogPath)
+            defer { try? catalog.close() }
+            let drills = try catalog.fromHostDrills(fromHost: "prod")
+            #expect(drills.count == 1 && drills.first?.purpose == "refresh" && drills.first?.drill.artifactID == prodBackup
+                    && drills.first?.drill.result == .passed && (drills.first?.drill.durationSeconds ?? 0) > 0)
+            #expect(try catalog.drills().isEmpty)
+            let restores = try catalog.fromHostRestores(fromHost: "prod")
+            #expect(restores.count == 1 && restores.first?.restore.artifactID == prodBackup && restores.first?.restore.outcome == "ok")
+        }
+        let status = try array(try runCLI(["status", "--policy", staging.policy, "--json"]).stdout)
+        #expect(status.first { $0["source"] as? String == "redis" }?["last_drill"] is NSNull, "\(status)")
+
+        // fleet status shows production's last refresh, done by staging, from staging's receipt.
+        let fleet = try runCLI(["fleet", "status", "--policy", prod.policy, "--json"])
+        let prodRow = try #require(try array(fleet.stdout).first { $0["host"] as? String == "prod" })
+        let seen = try #require((prodRow["refreshed_by"] as? [[String: Any]])?.first, "\(fleet.stdout)")
+        #expect(seen["by"] as? String == "staging" && seen["result"] as? String == "ok")
+
+        // A receipt that is not one, and one too large, are refused (a problem of staging's, exit 1).
+        let bad = staging.dir.file("bad.json")
+        try Data(#"{"schema":"kaleem-backup/refresh-receipt/1","host":"prod"}"#.utf8).write(to: URL(fileURLWithPath: bad))
+        let root = S3Repository(client: try s3.client(), bucket: "fleet", prefix: "kaleem/")
+        defer { root.close() }
+        try await root.put(bad, as: "staging/refreshes/prod/refresh-99990101T000000Z-000000.json", sha256: try sha256OfFile(bad))
+        let refused = try runCLI(["fleet", "status", "--policy", prod.policy])
+        #expect(refused.status == 1 && refused.stderr.contains("refresh receipt") && refused.stderr.contains("refused"), "\(refused.stderr)")
+        try Data(repeating: 0x20, count: 70_000).write(to: URL(fileURLWithPath: bad))
+        try await root.put(bad, as: "staging/refreshes/prod/refresh-99990101T000001Z-000000.json", sha256: try sha256OfFile(bad))
+        let large = try runCLI(["fleet", "status", "--policy", prod.policy])
+        #expect(large.status == 1 && large.stderr.contains("70000 bytes"), "\(large.stderr)")
+
+        // A scrub that fails: the refresh fails (exit 1), and staging keeps the data it had.
+        let failing = staging.dir.file("failing.yml")
+        try String(contentsOfFile: staging.policy, encoding: .utf8)
+            .replacingOccurrences(of: "[/bin/sh, \"\(script)\", \"{host}\", \"{port}\"]", with: "[/bin/sh, -c, \"echo no such table >&2; exit 3\"]")
+            .write(toFile: failing, atomically: true, encoding: .utf8)
+        _ = try s.command("SET", "staging-only", "kept")
+        let kept = try RedisRestoreTests.digest(s)
+        let scrubFailed = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", failing, "--json"])
+        #expect(scrubFailed.status == 1, "\(scrubFailed.stdout) \(scrubFailed.stderr)")
+        let failedRow = try #require((try object(scrubFailed.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect(failedRow["result"] as? String == "error" && (failedRow["detail"] as? String ?? "").contains("exited 3: no such table"), "\(failedRow)")
+        #expect(try RedisRestoreTests.digest(s) == kept)
+
+        // By the schedule: production changes and backs up again; staging's daemon refreshes it.
+        _ = try p.command("SET", "round", "2")
+        #expect(try runCLI(["backup", "--policy", prod.policy, "--source", "redis"]).status == 0)
+        let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", staging.policy, "--test-interval", "1"], environment: cliEnvironment())
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(120)
+        var scheduled = 0
+        while Date() < deadline && process.isRunning && scheduled < 3 {
+            scheduled = (try? Catalog(path: catalogPath).fromHostDrills(fromHost: "prod").count) ?? 0
+            usleep(200_000)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        let daemon = wait()
+        #expect(scheduled >= 3, "\(daemon.stderr)")
+        #expect(try value(s, "round") == "2" && value(s, "only-in-prod") == "masked" && value(s, "staging-only") == nil)
+        #expect(try Catalog(path: catalogPath).fromHostDrills(fromHost: "prod").first?.drill.result == .passed)
+    }
+
+    /// MongoDB refreshed through the stand-in tools (#38): production's archive restored into staging's own
+    /// database with --drop, the counts checked, the scrub run after the restore (MongoDB's refresh is not atomic:
+    /// it has no scratch step), with no secret in its argv or environment; a failing scrub fails the refresh.
+    @Test func stagingsMongoIsRefreshedThroughTheToolsAndScrubbedAfter() async throws {
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("fleet")
+        let dir = TemporaryDirectory()
+        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+        let scrubbed = dir.file("scrubbed")
+        let script = dir.file("mask.sh")
+        // Writes what it was given: its arguments, whether stdin held anything, and its environment's names.
+        try "printf '%s|' \"$@\" > \"\(scrubbed)\"; cat | wc -c >> \"\(scrubbed)\"; env | cut -d= -f1 | sort | tr '\\n' ' ' >> \"\(scrubbed)\"\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        func policy(_ host: String, scrub: String = "[/bin/sh, \"\(script)\", \"{source}\", \"{from_host}\", \"{backup}\", \"{host}\"]") -> String {
+            let path = dir.file("\(host)-\(scrub.count).yml")
+            FileManager.default.createFile(atPath: path, contents: Data("""
+            host: \(host)
+            repository:
+              path: \(dir.file(host + "-repo"))
+              offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+            sources:
+              mongo: { kind: mongodb, uri: "mongodb://backup:\(MongoEndToEndTests.password)@db.internal:27017/?authSource=admin" }
+            \(host == "prod" ? "" : "schedules: [{ name: refresh, cron: \"30 4 1 1 *\", refresh: { from_host: prod, sources: [mongo], scrub: { mongo: { command: \(scrub) } } } }]")
+            """.utf8))
+            return path
+        }
+        let env = ["PATH": MongoEndToEndTests.standIns + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                   "STANDIN_LOG": dir.file("standin.jsonl"), "TMPDIR": dir.file("tmp"), "KALEEM_POLICY_SECRET": "must-not-reach-the-scrub"]
+        let prod = policy("prod"), staging = policy("staging")
+        let backedUp = try runCLI(["backup", "--policy", prod], environment: env)
+        #expect(backedUp.status == 0, "\(backedUp.stdout) \(backedUp.stderr)")
+        let backup = try #require(try array(try runCLI(["list", "--policy", prod, "--json"], environment: env).stdout).first?["id"] as? String)
+
+        let done = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", staging, "--json"], environment: env)
+        #expect(done.status == 0, "\(done.stdout) \(done.stderr)")
+        let row = try #require((try object(done.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect(row["result"] as? String == "passed" && row["artifact"] as? String == backup, "\(row)")
+        #expect((row["detail"] as? String ?? "").contains("scrubbed after the restore"), "\(row)")
+        let log = try String(contentsOfFile: dir.file("standin.jsonl"), encoding: .utf8).split(separator: "\n")
+        let fed = try #require(try JSONSerialization.jsonObject(with: Data(log.last!.utf8)) as? [String: Any])
+        #expect(fed["tool"] as? String == "mongorestore" && (fed["argv"] as? [String])?.contains("--drop") == true, "\(fed)")
+        let seen = try String(contentsOfFile: scrubbed, encoding: .utf8)
+        #expect(seen.hasPrefix("mongo|prod|\(backup)||0"), "\(seen)")
+        #expect(seen.contains("LANG PATH") && !seen.contains("KALEEM_POLICY_SECRET") && !seen.contains("STANDIN_LOG"), "\(seen)")
+        #expect(!seen.contains(MongoEndToEndTests.password))
+
+        let failing = policy("staging", scrub: "[/bin/false]")
+        let failed = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", failing, "--json"], environment: env)
+        #expect(failed.status == 1, "\(failed.stdout) \(failed.stderr)")
+        #expect((try object(failed.stdout)["result"] as? String) == "failed")
+        let drills = try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "prod")
+        #expect(drills.map(\.drill.result) == [.error, .passed] && drills.allSatisfy { $0.purpose == "refresh" && $0.drill.artifactID == backup })
+
+        // A scrub that outlives its timeout is stopped, and fails the refresh.
+        let slow = policy("staging", scrub: "[/bin/sleep, \"30\"], timeout: 1s")
+        let stopped = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", slow, "--json"], environment: env)
+        #expect(stopped.status == 1 && stopped.stdout.contains("did not finish within 1 s"), "\(stopped.stdout) \(stopped.stderr)")
+
+        // A host whose catalog copy is not there: nothing restored, an error drill recorded, in the receipt.
+        let qa = dir.file("qa.yml")
+        try String(contentsOfFile: staging, encoding: .utf8).replacingOccurrences(of: "from_host: prod", with: "from_host: qa")
+            .write(toFile: qa, atomically: true, encoding: .utf8)
+        let missing = try runCLI(["refresh", "--from-host", "qa", "--yes", "--policy", qa, "--json"], environment: env)
+        #expect(missing.status == 1, "\(missing.stdout) \(missing.stderr)")
+        let missingRow = try #require((try object(missing.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect(missingRow["result"] as? String == "error" && (missingRow["detail"] as? String ?? "").contains("qa/catalog/catalog.sqlite"), "\(missingRow)")
+        #expect((try object(missing.stdout)["receipt"] as? String)?.hasPrefix("refreshes/qa/") == true)
+        #expect(try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "qa").map(\.drill.result) == [.error])
     }
 }

@@ -206,6 +206,13 @@ struct SchedulePolicyParsingTests {
         ("schedules:\n  - { name: a, cron: \"* * * * *\" }\n  - { name: a, cron: \"* * * * *\" }\n", "schedules[1]", "two schedules are named"),
         ("schedules: { name: a }\n", "schedules", "expected a list"),
         ("schedules:\n  - { cron: \"* * * * *\" }\n", "schedules[0]", "missing key \"name\""),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", refresh: { sources: [redis] } }\n", "schedules[0].refresh", "missing key \"from_host\""),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", refresh: { from_host: ../prod, sources: [redis] } }\n", "schedules[0].refresh.from_host", "may hold only"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", refresh: { from_host: prod, sources: [mongo] } }\n", "schedules[0].refresh.sources", "no source named \"mongo\""),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", refresh: { from_host: prod, sources: [] } }\n", "schedules[0].refresh.sources", "at least one source"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", run: backup, refresh: { from_host: prod, sources: [redis] } }\n", "schedules[0].run", "leave out run:"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", run: refresh }\n", "schedules[0].run", "run: refresh needs refresh:"),
+        ("schedules:\n  - { name: a, cron: \"* * * * *\", refresh: { from_host: prod, sources: [redis], to: x } }\n", "schedules[0].refresh.to", "unknown key"),
     ])
     func rejects(extra: String, keyPath: String, problem: String) {
         expectRejected(base + extra, keyPath: keyPath, problem: problem)

@@ -81,7 +81,7 @@ struct UntrustedRepositoryTests {
     }
 
     /// A source named like a directory the repository uses is refused by the policy parser.
-    @Test(arguments: ["catalog-copy", "packages", "catalog"])
+    @Test(arguments: ["catalog-copy", "packages", "catalog", "refreshes"])
     func reservedSourceNamesAreRefused(name: String) throws {
         let dir = TemporaryDirectory()
         let policy = dir.file("p.yml")

@@ -363,6 +363,7 @@ extension EngineCore {
     var offsiteMigrator: OffsiteMigrator { OffsiteMigrator(core: self) }
     var fleet: FleetStatusReader { FleetStatusReader(core: self) }
     var fromHost: FromHost { FromHost(core: self) }
+    var refresher: Refresher { Refresher(core: self) }
     var importer: Importer { Importer(core: self) }
     var forgetter: Forgetter { Forgetter(core: self) }
 }

@@ -29,6 +29,19 @@ public struct FleetSourceStatus: Sendable, Encodable {
     }
 }
 
+/// The newest refresh (a drill of this host's backups done by another host into its live stores, #38) that
+/// another host left a receipt of, under its own directory: `<writer>/refreshes/<this host>/<id>.json`.
+public struct FleetRefreshSeen: Sendable, Encodable {
+    /// The host that did the refresh (whose directory holds the receipt).
+    public var by: String
+    /// The receipt's key under the prefix.
+    public var receipt: String
+    /// Read and checked: the refresh (nil when the receipt was refused).
+    public var refresh: RefreshResult?
+    /// Why the receipt was refused (too large, not of the receipt's form, not describing its place).
+    public var error: String?
+}
+
 public struct FleetHostStatus: Sendable, Encodable {
     public var host: String
     /// This host (the policy's `host:`).
@@ -42,12 +55,14 @@ public struct FleetHostStatus: Sendable, Encodable {
     /// The copy failed its integrity check (damaged, or rows outside the layout): an integrity problem (exit 4).
     public var copyCorrupt = false
     public var sources: [FleetSourceStatus] = []
+    /// The newest refresh of this host's backups by each other host (their receipts).
+    public var refreshedBy: [FleetRefreshSeen] = []
     /// What is wrong, one line each (empty: nothing).
     public var problems: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case host, isSelf = "self", copyTime = "copy_time", copyAgeSeconds = "copy_age_seconds", copyBytes = "copy_bytes"
-        case copyError = "copy_error", copyCorrupt = "copy_corrupt", sources, problems
+        case copyError = "copy_error", copyCorrupt = "copy_corrupt", sources, refreshedBy = "refreshed_by", problems
     }
 }
 
@@ -122,7 +137,61 @@ struct FleetStatusReader: EngineService {
             status.problems = Self.problems(status, limits: limits)
             result.append(status)
         }
+        // The receipts each host left of the refreshes it did from other hosts (#38): the newest per other host.
+        for writer in result.map(\.host) {
+            let seen: [FleetRefreshSeen]
+            do {
+                seen = try await receipts(writer: writer, root: root, scratch: scratch)
+            } catch {
+                if let w = result.firstIndex(where: { $0.host == writer }) { result[w].problems.append("\(writer): its refresh receipts cannot be listed: \(describe(error))") }
+                continue
+            }
+            for r in seen {
+                if let error = r.error, let w = result.firstIndex(where: { $0.host == writer }) {
+                    result[w].problems.append("\(writer): refresh receipt \(r.receipt) refused: \(error)")
+                }
+                guard let f = result.firstIndex(where: { $0.host == r.refresh?.from_host ?? "" }) else { continue }
+                result[f].refreshedBy.append(r)
+            }
+        }
         return result
+    }
+
+    /// The newest receipt under `<writer>/refreshes/<host>/` for each host, read as untrusted input: the listing's
+    /// size at most `RefreshReceipts.maximumBytes` before it is fetched (and again after), then decoded strictly
+    /// and held to its place (`RefreshReceipts.decode`).
+    private func receipts(writer: String, root: S3Repository, scratch: String) async throws -> [FleetRefreshSeen] {
+        var newest: [String: RepositoryFile] = [:]
+        for file in try await root.list(under: writer + "/" + RefreshReceipts.directory + "/") {
+            let parts = file.relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 4, HostName.isValid(parts[2]), parts[3].hasSuffix(".json") else { continue }
+            if newest[parts[2]].map({ $0.relative < file.relative }) ?? true { newest[parts[2]] = file }
+        }
+        var out: [FleetRefreshSeen] = []
+        for (from, file) in newest.sorted(by: { $0.key < $1.key }) {
+            var seen = FleetRefreshSeen(by: writer, receipt: file.relative, refresh: nil, error: nil)
+            let path = scratch + "/receipt-\(writer)-\(from).json"
+            defer { unlink(path) }
+            if file.size > RefreshReceipts.maximumBytes {
+                seen.error = "\(file.size) bytes, more than a receipt's \(RefreshReceipts.maximumBytes): not read"
+            } else {
+                do {
+                    try await root.get(file.relative, to: path, sha256: nil)
+                    guard let size = FileIO.fileSize(path), size <= RefreshReceipts.maximumBytes,
+                          let data = FileManager.default.contents(atPath: path) else {
+                        throw BackupFailure("it grew past \(RefreshReceipts.maximumBytes) bytes while it was fetched: not read")
+                    }
+                    let name = String(file.relative.split(separator: "/").last ?? "")
+                    let (receipt, problem) = RefreshReceipts.decode(data, writer: writer, fromHost: from, name: name)
+                    seen.refresh = receipt
+                    seen.error = problem
+                } catch {
+                    seen.error = describe(error)
+                }
+            }
+            out.append(seen)
+        }
+        return out
     }
 
     /// The copy fetched, checked, and summarised per source.

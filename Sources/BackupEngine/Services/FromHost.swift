@@ -6,9 +6,10 @@
 // off-site copy is that host's directory, wrapped read only (`ReadOnlyRepository`): whatever the restore or drill
 // needs is fetched from there, verified against that host's recorded sha256 and the kind's walk, and restored
 // into the targets named on this host's command line, with this host's policy (its sources, tools and
-// encryption identities). Nothing is ever written to the other host's directory; what the scratch catalog
-// records (the restore, the drill, verify results) goes away with it: a drill of another host's backup is
-// printed and notified, and recorded by neither catalog.
+// encryption identities). Nothing is ever written to the other host's directory. The restores and drills the
+// scratch catalog records are carried over to THIS host's catalog (`from_host_restores`, `from_host_drills`:
+// tables of their own, naming the other host and its backup id, which this catalog does not hold), whether the
+// body succeeded or not; the rest of the scratch catalog (verify results) goes away with it.
 
 import ArtifactStore
 import BackupCatalog
@@ -45,6 +46,33 @@ struct FromHost: EngineService {
         let engine = EngineCore(policy: foreign, environment: environment, readOnlyOffsite: true)
         try engine.repository.prepare()
         logger.info("reading another host's off-site copy", metadata: ["host": "\(name)", "from": "\(offsite.location + name + "/")"])
-        return try await body(engine)
+        let scratchCatalog = try engine.catalog()
+        let drillsBefore = Set(try scratchCatalog.drills().map(\.id))
+        let restoresBefore = Set(try scratchCatalog.allRestores().map(\.id))
+        do {
+            let result = try await body(engine)
+            carryOver(from: scratchCatalog, host: name, drillsBefore: drillsBefore, restoresBefore: restoresBefore)
+            return result
+        } catch {
+            carryOver(from: scratchCatalog, host: name, drillsBefore: drillsBefore, restoresBefore: restoresBefore)
+            throw error
+        }
+    }
+
+    /// The restores and drills the body recorded in the scratch catalog, into this host's catalog (naming `host`).
+    /// A failure to record is logged, never the outcome of the restore itself.
+    private func carryOver(from scratch: Catalog, host: String, drillsBefore: Set<String>, restoresBefore: Set<String>) {
+        do {
+            let home = try catalog()
+            for drill in try scratch.drills().reversed() where !drillsBefore.contains(drill.id) {
+                try home.insertFromHostDrill(drill, fromHost: host, purpose: "drill")
+            }
+            for restore in try scratch.allRestores().reversed() where !restoresBefore.contains(restore.id) {
+                try home.insertFromHostRestore(restore, fromHost: host)
+            }
+        } catch {
+            logger.error("the restore or drill of another host's backup could not be recorded in this host's catalog",
+                         metadata: ["host": "\(host)", "error": "\(describe(error))"])
+        }
     }
 }

@@ -27,6 +27,9 @@ struct SourceContext: Sendable {
     var repository: LocalRepository { engine.repository }
     /// One sentence for a catalog row or a log line.
     func describe(_ error: Error) -> String { engine.describe(error) }
+    /// During a refresh (#38): the source's scrubbing hook, which a kind that restores through a scratch target
+    /// runs against it (`run(host:port:input:)`) before the live store takes the data; nil otherwise.
+    var scrubHook: ScrubHook? { ScrubHook.current }
 
     // MARK: artifacts
 

@@ -170,7 +170,10 @@ extension RedisAdapter {
                 _ = try await installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
                 let outcome = try RedisOnlineRestore.run(target: endpoint, password: endpoint.password, rdbDirectory: dir, listen: listen,
                                                          timeout: max(redisPolicy.timeoutSeconds, 120),
-                                                         redisServer: scratch?.executable ?? "redis-server")
+                                                         redisServer: scratch?.executable ?? "redis-server",
+                                                         beforeReplication: context.scrubHook.map { hook in
+                                                             { (host: String, port: Int, password: Secret) throws in try hook.run(host: host, port: port, input: password.value + "\n") }
+                                                         })
                 let total = outcome.keys.values.reduce(0, +)
                 steps = ["the target holds \(total) keys (\(recorded) recorded at backup time, minus those expired since); it is a master again"]
                 if total > recorded { throw BackupFailure("the target holds \(total) keys after the restore, more than the \(recorded) backed up") }
