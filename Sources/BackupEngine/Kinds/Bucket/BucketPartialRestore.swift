@@ -144,7 +144,7 @@ extension BucketAdapter {
                 var written = 0
                 try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 Self.removeLeftovers(under: root)
-                var stream = selection.open()
+                let stream = selection.open()
                 while let entry = try await stream.next() {
                     // Taken again as it is now: a file that became identical since the plan is left alone, one that
                     // appeared and differs is not replaced without --yes.
