@@ -88,14 +88,14 @@ struct RestoreCommand: AsyncParsableCommand {
         let json = options.json
         let request = RestoreRequest(source: source, backup: selector(engine.policy), dryRun: dryRun, confirmed: yes)
         let show: ([String]) -> Void = { lines in if !json { for line in lines { print(line) } } }
-        let outcome: (lines: [String], json: any Encodable)
+        let outcome: RestoreOutcome
         if let fromHost {
             outcome = try await engine.restore(fromHost: fromHost, request, kindArguments: kindOptions, plan: show)
         } else {
             outcome = try await engine.restore(request, kindArguments: kindOptions, plan: show)
         }
         if json {
-            try Output.json(outcome.json)
+            try Output.json(outcome)
         } else {
             for line in outcome.lines { print(line) }
         }

@@ -152,7 +152,7 @@ public final class BackupEngine {
     }
 
     // MARK: Restorer
-    public func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) async throws -> (lines: [String], json: any Encodable) {
+    public func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) async throws -> RestoreOutcome {
         try await core.restorer.restore(request, kindArguments: kindArguments, plan: plan)
     }
 
@@ -164,7 +164,7 @@ public final class BackupEngine {
     // MARK: FromHost (#38)
     /// `restore … --from-host NAME`: a backup of another host, read from its off-site copy (read only).
     public func restore(fromHost host: String, _ request: RestoreRequest, kindArguments: [String] = [],
-                        plan: ([String]) -> Void) async throws -> (lines: [String], json: any Encodable) {
+                        plan: ([String]) -> Void) async throws -> RestoreOutcome {
         try await core.fromHost.with(host: host) { try await $0.restorer.restore(request, kindArguments: kindArguments, plan: plan) }
     }
     /// `drill --from-host NAME`.

@@ -230,10 +230,10 @@ struct BackupRunner: EngineService {
         let estimate = adapter.layout == .snapshot ? nil : previous.map(\.bytesRaw).flatMap { $0 > 0 ? $0 : nil }
         meter?.begin("backup \(source.name)", totalBytes: estimate, estimated: estimate != nil)
         defer { meter?.end() }
-        switch adapter.layout {
-        case .snapshot:
-            (stats, stored) = try await adapter.backupSnapshot(source, artifact: artifact, context: context)
-        case .stream:
+        if let snapshot = adapter.asSnapshot {
+            (stats, stored) = try await snapshot.backupSnapshot(source, artifact: artifact, context: context)
+        } else {
+            guard let stream = adapter.asStream else { throw BackupFailure("source kind \(source.kind.rawValue) is neither a stream nor a snapshot kind") }
             let recipients = try core.encryptionRecipients()
             if !recipients.isEmpty { artifact.compression = .gzipAge }
             let writer = try ArtifactWriter(path: repository.absolute(path), compression: policy.compression, recipients: recipients)
@@ -242,7 +242,7 @@ struct BackupRunner: EngineService {
             writer.minimumRate = source.rateWindow()
             if let meter { writer.onWrite = { meter.add(bytes: Int64($0)) } }
             do {
-                stats = try await adapter.backupStream(source, into: writer, context: context)
+                stats = try await stream.backupStream(source, into: writer, context: context)
                 stored = try writer.commit()
             } catch {
                 // The partial file goes first: on a full disk that is what frees the space to record the failure.

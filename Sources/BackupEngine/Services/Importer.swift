@@ -123,7 +123,11 @@ struct Importer: EngineService {
                                     status: .running, createdAt: created, tag: Self.tag, release: nil)
         do {
             let adapter = try registry.adapter(for: source.kind)
-            guard case .stream(let ext) = adapter.layout else { throw BackupFailure("source kind \(source.kind.rawValue) cannot import") }
+            guard adapter.asStream != nil else { throw BackupFailure("source kind \(source.kind.rawValue) cannot import") }
+            guard let importer = adapter.asImporting else {
+                throw BackupFailure("source kind \(source.kind.rawValue) cannot import a \(format.rawValue)", exitStatus: .usage)
+            }
+            let ext = importer.fileExtension
             artifact.path = repository.relativeArtifactPath(source: source.name, id: id, createdAt: artifact.createdAt, extension: ext)
             try catalog.insertArtifact(artifact)
             try repository.prepareDirectory(forArtifact: artifact.path)
@@ -134,7 +138,7 @@ struct Importer: EngineService {
             var stats: [String: JSONValue]
             let stored: StoredFile
             do {
-                stats = try adapter.importStream(format: format, from: path, digest: digest, into: writer, context: context)
+                stats = try importer.importStream(format: format, from: path, digest: digest, into: writer, context: context)
                 stored = try writer.commit()
             } catch {
                 writer.abort()
@@ -288,11 +292,5 @@ struct Importer: EngineService {
             if n == 0 { return }
             try emit(Array(buffer.prefix(n)))
         }
-    }
-}
-
-extension SourceAdapter {
-    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
-        throw BackupFailure("source kind \(kind.rawValue) cannot import a \(format.rawValue)", exitStatus: .usage)
     }
 }

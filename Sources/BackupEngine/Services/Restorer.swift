@@ -71,24 +71,73 @@ struct Restorer: EngineService {
     let core: EngineCore
 
     /// restore SOURCE: the source's kind restores it with its own options (the CLI passes them through).
-    func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) async throws -> (lines: [String], json: any Encodable) {
+    func restore(_ request: RestoreRequest, kindArguments: [String] = [], plan: ([String]) -> Void) async throws -> RestoreOutcome {
         let source = try core.selectSources([request.source])[0]
         let adapter = try registry.adapter(for: source.kind)
         var request = request
         if !kindArguments.isEmpty {
             request.options = try RestoreOptions.parse(kindArguments, specs: adapter.restoreOptions, kind: source.kind, source: source.name)
         }
+        return try await restore(adapter, source, request, show: plan)
+    }
+
+    /// The kind opened: its options read (usage errors before the backup is read), a marker kept while it runs.
+    private func restore<A: SourceAdapter>(_ adapter: A, _ source: SourcePolicy, _ request: RestoreRequest,
+                                           show: ([String]) -> Void) async throws -> RestoreOutcome {
         // A marker while the restore writes: a restore killed before its end leaves it, and `status` says which
         // target may be half-restored (the next restore of the source clears the markers of dead restores).
         let marker = request.dryRun || !request.confirmed ? nil : RestoreMarkers.begin(request, repository: repository, clock: environment.clock())
         defer { if let marker { RestoreMarkers.end(marker) } }
-        let outcome = try await adapter.restore(source, request, context: context, plan: plan)
+        let typed = try adapter.typed(source)
+        let target = try adapter.restoreTarget(typed, request.options)
+        let outcome = try await perform(adapter, typed, into: target, request, show: show)
         RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
-        return (outcome.lines, outcome.json)
+        return outcome
     }
 
-    func recordRestore(_ artifact: ArtifactInfo, mode: String, target: String, outcome: String, started: Date, seconds: Double,
-                       detail: String) throws {
+    /// The restore lifecycle, the same for every kind: the backup verified (one that does not verify is
+    /// refused, exit 4), the kind's plan printed, refused where the kind says so, `--dry-run` recorded as such,
+    /// `--yes` asked where the target holds data, the kind's apply step run, the restore recorded (ok,
+    /// unverified, failed or dry-run), the outcome returned. Also what `hook rollback --restore-data` runs
+    /// (through `SourceContext.restore`).
+    func perform<A: SourceAdapter>(_ adapter: A, _ source: TypedSource<A.Settings>, into target: A.RestoreTarget, _ request: RestoreRequest,
+                                   show: ([String]) -> Void) async throws -> RestoreOutcome {
+        let artifact = try core.selectArtifact(source: source.name, request.backup)
+        let check = await core.verifier.verifyOne(artifact)
+        guard check.ok else {
+            throw IntegrityError(object: "backup \(artifact.id) of \(source.name)", problem: "refusing to restore: \(check.detail)")
+        }
+        let plan = try await adapter.planRestore(artifact, into: target, source: source, request: request, context: context)
+        defer { plan.close() }
+        show(plan.lines)
+        if let refused = plan.refused { throw refused }
+        if !request.dryRun, !request.confirmed, let refusal = plan.needsConfirmation { throw refusal }
+        let started = environment.clock()
+        let clock = DispatchTime.now()
+        let result: RestoreResult
+        var seconds = 0.0
+        if request.dryRun, let planOnly = plan.dryRun {
+            result = planOnly
+        } else {
+            do {
+                result = try await plan.apply(request.dryRun)
+            } catch {
+                let described = describe(error)
+                try? recordRestore(artifact, mode: plan.mode, target: plan.target, outcome: RestoreStatus.failed.rawValue, started: started,
+                                   seconds: SourceContext.seconds(since: clock), detail: plan.failureDetail?(described) ?? described)
+                throw error
+            }
+            seconds = SourceContext.seconds(since: clock)
+        }
+        let status = request.dryRun ? RestoreStatus.dryRun : result.status
+        try recordRestore(artifact, mode: plan.mode, target: plan.target, outcome: status.rawValue, started: started, seconds: seconds,
+                          detail: result.detail)
+        return RestoreOutcome(source: source.name, artifact: artifact.id, status: status, durationSeconds: (seconds * 1000).rounded() / 1000,
+                              details: result.details, lines: result.lines)
+    }
+
+    private func recordRestore(_ artifact: ArtifactInfo, mode: String, target: String, outcome: String, started: Date, seconds: Double,
+                               detail: String) throws {
         var rng = SystemRandomNumberGenerator()
         let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? String(getuid())
         try catalog().insertRestore(id: "restore-" + Identifier.make(at: started, using: &rng), artifactID: artifact.id,

@@ -100,11 +100,11 @@ struct Verifier: EngineService {
         } catch {
             return VerifyResult(id: artifact.id, ok: false, detail: describe(error))
         }
-        if adapter.layout == .snapshot {
+        if let snapshot = adapter.asSnapshot {
             do {
                 environment.progress?.begin("verify \(artifact.id)", itemUnit: "blobs")
                 defer { environment.progress?.end() }
-                let detail = try await adapter.verifySnapshot(artifact, context: context)
+                let detail = try await snapshot.verifySnapshot(artifact, context: context)
                 try checkManifest(artifact)
                 return VerifyResult(id: artifact.id, ok: true, detail: detail + ", manifest ok")
             } catch let error as IntegrityFailure where error.showsDamage {
@@ -133,7 +133,8 @@ struct Verifier: EngineService {
             // Reading, hashing and inflating on one core, the kind's walk (and the drill's copy) on another.
             let source = GzipChunkSource(reader: reader, copy: counted, readAhead: true)
             defer { source.stopReadingAhead() }
-            let detail = try adapter.verifyContents(artifact, source, path: path)
+            guard let stream = adapter.asStream else { throw BackupFailure("source kind \(artifact.kind.rawValue) stores no stream") }
+            let detail = try stream.verifyContents(artifact, source, path: path)
             source.stopReadingAhead()
             let digest = reader.storedSHA256
             guard digest == artifact.sha256 else {

@@ -15,58 +15,62 @@ public enum ArtifactLayout: Sendable, Equatable {
     case snapshot
 }
 
+/// A source of the policy with its settings as its kind's own type. The seam opens `SourcePolicy.settings`
+/// once (`SourceAdapter.typed`), so an adapter never casts; `source.name`, `source.kind`, `source.location`, …
+/// read the policy's entry.
+@dynamicMemberLookup
+struct TypedSource<Settings: SourceSettings>: Sendable {
+    let policy: SourcePolicy
+    let settings: Settings
+
+    subscript<T>(dynamicMember path: KeyPath<SourcePolicy, T>) -> T { policy[keyPath: path] }
+}
+
 /// One kind of source. Adapters are stateless values; everything they need from the engine comes through the
 /// `SourceContext` they are given (catalog, repository, secrets, clock, logger, verification, off-site fetch).
+/// A kind adopts `StreamKind` (one compressed stream, optionally `ImportingKind`) or `SnapshotKind`
+/// (content-addressed files of its own): its layout is which one.
 protocol SourceAdapter: SourceSettingsParser {
+    /// The kind's own settings (`sources.<name>` as `parseSettings` reads it): what its methods are handed.
+    associatedtype Settings: SourceSettings
+    /// Where and how a restore of this kind goes, read from its `restore` options (`restoreTarget`).
+    associatedtype RestoreTarget
+
     /// `kind:` in the policy.
     var kind: SourceKind { get }
-    var layout: ArtifactLayout { get }
     /// One line for `restore --help` and `policy check`.
     var summary: String { get }
 
     // MARK: checks
     /// Problems `policy check` reports and that refuse a backup before it starts (exit 2): files a source must
     /// not store (secrets in clear), things that must exist. Empty when all is well.
-    func check(_ source: SourcePolicy, policy: Policy) throws -> [String]
-
-    // MARK: backup
-    /// `.stream` layouts: reads the source, writing its bytes to `writer`; returns the stats recorded with the artifact.
-    /// Throws (and the engine aborts the writer) when the source fails or what it sent does not verify.
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue]
-    /// `.snapshot` layouts: takes the snapshot and writes its manifest at `artifact.path`.
-    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile)
-
-    /// `import`: streams a backup made by other means (the operations document's own scripts) into `writer`,
-    /// verified as this kind's backups are; returns the stats recorded with it. Kinds that import nothing throw.
-    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
-
-    // MARK: verify
-    /// `.stream` layouts: walks the decompressed contents natively and compares them with the recorded stats.
-    /// The engine checks the stored file's sha256 and size around it. Returns the detail line.
-    func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String
-    /// `.snapshot` layouts: the whole verification (manifest, every referenced file). Returns the detail line.
-    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String
+    func check(_ source: TypedSource<Settings>, policy: Policy) throws -> [String]
 
     // MARK: restore, drill, rollback
     /// The kind's own `restore` options (beside the common --backup/--latest/--before/--dry-run/--yes).
     var restoreOptions: [RestoreOptionSpec] { get }
-    /// Restores as asked: verifies first, prints the plan through `plan`, refuses to overwrite without `confirmed`,
-    /// records the restore in the catalog (ok, failed or dry-run).
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext,
-                 plan: ([String]) -> Void) async throws -> RestoreOutcome
+    /// Where and how this kind restores, read from its options (`restoreOptions`, parsed) and checked: no I/O
+    /// beyond a password file, so that a usage error (exit 2) comes before the backup is read.
+    func restoreTarget(_ source: TypedSource<Settings>, _ options: RestoreOptions) throws -> RestoreTarget
+    /// What restoring `artifact` (verified by the restorer) into `target` will do, as data: the lines for a
+    /// person, the catalog's mode and target, whether the target needs --yes, what a dry run says, and the
+    /// apply step. Reads only (what it opens, `RestorePlan.close` releases); the restorer prints, asks, runs
+    /// and records (Services/Restorer.swift).
+    func planRestore(_ artifact: ArtifactInfo, into target: RestoreTarget, source: TypedSource<Settings>, request: RestoreRequest,
+                     context: SourceContext) async throws -> RestorePlan
     /// Restores into a scratch target the adapter creates (never the source), checks it, removes it.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String)
+    func drill(_ artifact: ArtifactInfo, source: TypedSource<Settings>, context: SourceContext) async -> (DrillResult, String)
     /// Whether `hook rollback --restore-data` restores this kind without being named (Redis, MongoDB: yes;
     /// buckets: only with --include-buckets or --include SOURCE, uploads after a deploy are users' data).
     var restoresOnRollbackByDefault: Bool { get }
-    /// `hook rollback`: restores the pre-deploy artifact into the live source (`restoreData`), or returns the
-    /// exact commands that would.
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String]
+    /// `hook rollback`: restores the pre-deploy artifact into the live source (`restoreData`, through
+    /// `context.restore`: the restorer's lifecycle), or returns the exact commands that would.
+    func rollback(_ artifact: ArtifactInfo, source: TypedSource<Settings>, restoreData: Bool, context: SourceContext) async throws -> [String]
 
     // MARK: preflight
     /// `policy check --connect`: connects as a backup would and says what works, one check per line (reachable,
     /// authorized, the tools its backup, restore and drill run). Reads only; never throws (a failure is a check).
-    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck]
+    func preflight(_ source: TypedSource<Settings>, context: SourceContext) async -> [PreflightCheck]
 
     // MARK: look
     /// `ls`: hands every entry of the backup that `filter` accepts to `emit`, in the backup's own order, holding
@@ -91,41 +95,93 @@ protocol SourceAdapter: SourceSettingsParser {
     func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int
 }
 
-extension SourceAdapter {
-    func check(_ source: SourcePolicy, policy: Policy) throws -> [String] { [] }
+/// A kind whose backup is one stream of bytes, stored as `<id>.<fileExtension>.gz` (gzip, then age when
+/// encryption is on): the adapter writes the bytes, the pipeline compresses, hashes and makes them durable.
+protocol StreamKind: SourceAdapter {
+    /// `rdb`, `archive`, `tar`: the stored file is `<id>.<fileExtension>.gz`.
+    var fileExtension: String { get }
+    /// Reads the source, writing its bytes to `writer`; returns the stats recorded with the artifact. Throws
+    /// (and the engine aborts the writer) when the source fails or what it sent does not verify.
+    func backupStream(_ source: TypedSource<Settings>, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue]
+    /// Walks the decompressed contents natively and compares them with the recorded stats. The engine checks
+    /// the stored file's sha256 and size around it. Returns the detail line.
+    func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String
+}
 
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
-        throw BackupFailure("source kind \(kind.rawValue) does not write a stream")
-    }
-    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
-        throw BackupFailure("source kind \(kind.rawValue) does not take snapshots")
-    }
-    func verifyContents(_ artifact: ArtifactInfo, _ contents: GzipChunkSource, path: String) throws -> String {
-        throw BackupFailure("source kind \(kind.rawValue) does not store a stream")
-    }
-    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String {
-        throw BackupFailure("source kind \(kind.rawValue) does not store snapshots")
-    }
+/// A stream kind that also takes in backups made by other means (`import`: the operations document's own
+/// scripts), verified as its own backups are.
+protocol ImportingKind: StreamKind {
+    /// Streams the backup at `path` into `writer`; returns the stats recorded with it.
+    func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
+}
+
+/// A kind whose backup is a manifest `<id>.snapshot.json` naming content-addressed files the adapter stores
+/// itself (bucket blobs).
+protocol SnapshotKind: SourceAdapter {
+    /// Takes the snapshot and writes its manifest at `artifact.path`.
+    func backupSnapshot(_ source: TypedSource<Settings>, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile)
+    /// The whole verification (manifest, every referenced file). Returns the detail line.
+    func verifySnapshot(_ artifact: ArtifactInfo, context: SourceContext) async throws -> String
+}
+
+extension SourceAdapter {
+    func check(_ source: TypedSource<Settings>, policy: Policy) throws -> [String] { [] }
     var restoresOnRollbackByDefault: Bool { true }
-    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] { [] }
+    func preflight(_ source: TypedSource<Settings>, context: SourceContext) async -> [PreflightCheck] { [] }
     func diff(_ from: ArtifactInfo, _ to: ArtifactInfo, filter: ContentFilter, context: SourceContext) async throws -> ContentDiff? { nil }
     func forEachExtraFile(of artifact: ArtifactInfo, since base: ArtifactInfo?, context: SourceContext,
                           _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {}
     func sharedDirectory(source: String) -> String? { nil }
     func collectGarbage(source: String, context: SourceContext) async {}
     func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int { 0 }
+}
 
-    /// The source's settings as this adapter's type (the registry only hands an adapter its own sources).
-    func settings<T: SourceSettings>(_ source: SourcePolicy, as type: T.Type) throws -> T {
-        guard let s = source.settings as? T else {
+// MARK: - what the services call: the policy's source opened once, the layout from the protocol adopted
+
+extension SourceAdapter {
+    /// The source's settings as this kind's type: the one place they are cast (the registry only hands an
+    /// adapter its own sources; a mismatch is an error naming both kinds).
+    func typed(_ source: SourcePolicy) throws -> TypedSource<Settings> {
+        guard let settings = source.settings as? Settings else {
             throw BackupFailure("source \"\(source.name)\" is of kind \(source.kind.rawValue), not \(kind.rawValue)", exitStatus: .usage)
         }
-        return s
+        return TypedSource(policy: source, settings: settings)
+    }
+
+    /// Stream or snapshot: which of `StreamKind` / `SnapshotKind` the adapter adopts.
+    var layout: ArtifactLayout {
+        if let stream = self as? any StreamKind { return .stream(extension: stream.fileExtension) }
+        return .snapshot
+    }
+    var asStream: (any StreamKind)? { self as? any StreamKind }
+    var asSnapshot: (any SnapshotKind)? { self as? any SnapshotKind }
+    var asImporting: (any ImportingKind)? { self as? any ImportingKind }
+
+    func check(_ source: SourcePolicy, policy: Policy) throws -> [String] {
+        try check(typed(source), policy: policy)
+    }
+    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+        let typed: TypedSource<Settings>
+        do { typed = try self.typed(source) } catch { return (.error, "the drill could not run: \(context.describe(error))") }
+        return await drill(artifact, source: typed, context: context)
+    }
+    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+        try await rollback(artifact, source: typed(source), restoreData: restoreData, context: context)
+    }
+    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] {
+        guard let typed = try? self.typed(source) else { return [] }
+        return await preflight(typed, context: context)
     }
 }
 
-/// What a restore did: lines for a person (printed after the plan) and the JSON document for `--json`.
-struct RestoreOutcome {
-    var lines: [String]
-    var json: any Encodable
+extension StreamKind {
+    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
+        try await backupStream(typed(source), into: writer, context: context)
+    }
+}
+
+extension SnapshotKind {
+    func backupSnapshot(_ source: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
+        try await backupSnapshot(typed(source), artifact: artifact, context: context)
+    }
 }

@@ -59,18 +59,11 @@ struct SourceContext: Sendable {
     func verify(_ artifact: ArtifactInfo, copy: ((UnsafeRawBufferPointer) throws -> Void)?) async -> VerifyResult {
         await engine.verifier.verifyOne(artifact, copy: copy)
     }
-    /// The artifact a restore asked for, verified; one that does not verify is refused (exit 4).
-    func verifiedForRestore(source: String, _ selector: BackupSelector) async throws -> ArtifactInfo {
-        let artifact = try engine.selectArtifact(source: source, selector)
-        let check = await engine.verifier.verifyOne(artifact)
-        guard check.ok else {
-            throw IntegrityError(object: "backup \(artifact.id) of \(source)", problem: "refusing to restore: \(check.detail)")
-        }
-        return artifact
-    }
-    func recordRestore(_ artifact: ArtifactInfo, mode: String, target: String, outcome: String, started: Date, seconds: Double,
-                       detail: String) throws {
-        try engine.restorer.recordRestore(artifact, mode: mode, target: target, outcome: outcome, started: started, seconds: seconds, detail: detail)
+    /// A restore through the restorer's lifecycle (verify, plan, record), the plan printed nowhere: what
+    /// `hook rollback --restore-data` runs. `target` is the kind's own (`restoreTarget` skipped: built in code).
+    func restore<A: SourceAdapter>(_ adapter: A, _ source: TypedSource<A.Settings>, into target: A.RestoreTarget,
+                                   _ request: RestoreRequest) async throws -> RestoreOutcome {
+        try await engine.restorer.perform(adapter, source, into: target, request) { _ in }
     }
 
     // MARK: encryption, S3, off-site

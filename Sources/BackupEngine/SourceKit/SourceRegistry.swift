@@ -7,6 +7,10 @@ struct SourceRegistry: Sendable {
 
     init(_ adapters: [any SourceAdapter]) {
         self.adapters = Dictionary(adapters.map { ($0.kind, $0) }, uniquingKeysWith: { a, _ in a })
+        for adapter in adapters {
+            precondition((adapter.asStream != nil) != (adapter.asSnapshot != nil),
+                         "kind \(adapter.kind.rawValue) must adopt one of StreamKind and SnapshotKind")
+        }
     }
 
     /// Every kind this build knows. Register a new kind here (one line).
@@ -32,7 +36,7 @@ struct SourceRegistry: Sendable {
     var kinds: [SourceKind] { adapters.keys.sorted() }
 
     /// The policy parsers of every kind.
-    var policyKinds: SourceKindTable { SourceKindTable(Array(adapters.values)) }
+    var policyKinds: SourceKindTable { SourceKindTable(adapters.values.map { $0 as any SourceSettingsParser }) }
 }
 
 /// What the CLI needs to know of the kinds without importing them: help text and the policy parsers.

@@ -7,9 +7,9 @@ import BucketMirror
 import Foundation
 import S3Client
 
-struct BucketAdapter: SourceAdapter {
+struct BucketAdapter: SnapshotKind {
+    typealias Settings = S3SourcePolicy
     let kind = SourceKind("s3")
-    let layout = ArtifactLayout.snapshot
     let summary = "point-in-time snapshots of buckets (content-addressed blobs), restored into a bucket"
     var restoresOnRollbackByDefault: Bool { false }
 
@@ -37,8 +37,8 @@ struct BucketAdapter: SourceAdapter {
 
     /// Takes a snapshot of a bucket source: its chunks go into the blob store as they are made, then the
     /// snapshot file (`<id>.snapshot.json`, format 2) is written atomically.
-    func backupSnapshot(_ policy: SourcePolicy, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
-        let s3 = try settings(policy, as: S3SourcePolicy.self)
+    func backupSnapshot(_ policy: TypedSource<S3SourcePolicy>, artifact: ArtifactInfo, context: SourceContext) async throws -> (stats: [String: JSONValue], stored: StoredFile) {
+        let s3 = policy.settings
         let source = policy.name
         _ = try context.encryptionRecipients() // a malformed recipient fails the backup here, not silently
         let previous = await previousSnapshot(source: source, context: context)
@@ -221,45 +221,22 @@ struct BucketAdapter: SourceAdapter {
     }
 }
 
-/// `restore SOURCE` of a bucket source, as asked.
-public struct BucketRestoreRequest: Sendable {
-    public var source: String
-    public var backup: BackupSelector
+/// What a restore of a bucket source takes and where it goes, from its options.
+struct BucketRestoreTarget: Sendable {
     /// The snapshot's bucket to restore; required when it holds several.
-    public var bucket: String?
+    var bucket: String?
     /// Default: the same name.
-    public var toBucket: String?
+    var toBucket: String?
     /// Default: the source's endpoint.
-    public var endpoint: String?
-    public var deleteExtra = false
-    public var dryRun = false
-    public var confirmed = false
+    var endpoint: String?
+    var deleteExtra = false
     /// Only these object keys (`--key`, repeatable) and/or those under `prefix` (`--prefix`): a partial restore.
-    public var keys: [String] = []
-    public var prefix: String?
+    var keys: [String] = []
+    var prefix: String?
+    /// `--to-dir`: the objects written as files under this directory instead of into a bucket.
+    var directory: String?
 
     var isPartial: Bool { !keys.isEmpty || prefix != nil }
-
-    public init(source: String, backup: BackupSelector, bucket: String? = nil, toBucket: String? = nil, endpoint: String? = nil,
-                deleteExtra: Bool = false, dryRun: Bool = false, confirmed: Bool = false) {
-        self.source = source
-        self.backup = backup
-        self.bucket = bucket
-        self.toBucket = toBucket
-        self.endpoint = endpoint
-        self.deleteExtra = deleteExtra
-        self.dryRun = dryRun
-        self.confirmed = confirmed
-    }
-}
-
-public struct BucketRestoreOutcome: Sendable {
-    public var artifact: ArtifactInfo
-    public var plan: BucketRestorePlan
-    public var endpoint: String
-    /// nil in a dry run.
-    public var result: BucketRestoreResult?
-    public var durationSeconds: Double
 }
 
 extension BucketAdapter {
@@ -275,13 +252,9 @@ extension BucketAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let o = request.options
-        var bucketRequest = BucketRestoreRequest(source: source.name, backup: request.backup, bucket: o.value("bucket"), toBucket: o.value("to-bucket"),
-                                                 endpoint: o.value("endpoint"), deleteExtra: o.flag("delete-extra"), dryRun: request.dryRun,
-                                                 confirmed: request.confirmed)
-        bucketRequest.keys = o.values("key")
-        bucketRequest.prefix = o.value("prefix")
+    func restoreTarget(_ source: TypedSource<S3SourcePolicy>, _ o: RestoreOptions) throws -> BucketRestoreTarget {
+        var target = BucketRestoreTarget(bucket: o.value("bucket"), toBucket: o.value("to-bucket"), endpoint: o.value("endpoint"),
+                                         deleteExtra: o.flag("delete-extra"), keys: o.values("key"), prefix: o.value("prefix"))
         if let dir = o.value("to-dir") {
             if o.given("to-bucket") || o.given("endpoint") || o.flag("delete-extra") {
                 throw BackupFailure("--to-dir writes files; it does not go with --to-bucket, --endpoint or --delete-extra", exitStatus: .usage)
@@ -289,96 +262,87 @@ extension BucketAdapter {
             guard !dir.isEmpty else {
                 throw BackupFailure("--to-dir is empty: it would write under /", exitStatus: .usage, hint: "give the directory to write the objects under")
             }
-            return try await restoreObjectsToDirectory(bucketRequest, directory: dir, source: source, context: context, plan: plan)
-        }
-        let outcome = try await restoreBucket(bucketRequest, source: source, context: context, plan: plan)
-        let json = BucketRestoreJSON(source: source.name, artifact: outcome.artifact.id, bucket: outcome.plan.sourceBucket,
-                                     target: outcome.plan.targetBucket, endpoint: outcome.endpoint, dry_run: request.dryRun,
-                                     uploaded: outcome.result?.uploaded ?? 0, unchanged: outcome.plan.unchanged,
-                                     deleted: outcome.result?.deleted ?? 0, planned_uploads: outcome.plan.uploads,
-                                     planned_deletes: bucketRequest.deleteExtra ? outcome.plan.extras : 0,
-                                     requests: outcome.result?.requests ?? 0,
-                                     duration_seconds: (outcome.durationSeconds * 1000).rounded() / 1000)
-        var lines: [String] = []
-        if request.dryRun {
-            lines = ["dry run completed: nothing was written"]
-        } else if let r = outcome.result {
-            lines = ["restored bucket \(outcome.plan.targetBucket): \(r.uploaded) uploaded, \(outcome.plan.unchanged) unchanged, \(r.deleted) deleted in \(String(format: "%.1f", outcome.durationSeconds)) s"]
-        }
-        return RestoreOutcome(lines: lines, json: json)
-    }
-
-    /// restore (bucket):
-    ///   artifact = the named / latest / before-TIME good snapshot; verify it (manifest sha256, every blob)
-    ///   pick the bucket; plan against the target bucket (created if missing)
-    ///   print the plan; --dry-run stops here; a non-empty target needs --yes
-    ///   upload what differs (each blob checked against its sha256 first), delete extras only if asked
-    ///   record the restore in the catalog
-    func restoreBucket(_ request: BucketRestoreRequest, source: SourcePolicy, context: SourceContext,
-                       plan printPlan: ([String]) -> Void) async throws -> BucketRestoreOutcome {
-        let s3 = try settings(source, as: S3SourcePolicy.self)
-        if !request.keys.isEmpty && request.deleteExtra {
+            target.directory = dir
+        } else if !target.keys.isEmpty && target.deleteExtra {
             throw BackupFailure("--delete-extra with --key would delete every other object of the bucket; refusing", exitStatus: .usage,
                                 hint: "use --prefix P --delete-extra to make a prefix match the snapshot")
         }
-        let (artifact, selection) = try await restoreSelection(request, source: source, context: context)
+        return target
+    }
+
+    /// restore (bucket):
+    ///   the snapshot verified by the restorer (manifest sha256, every blob)
+    ///   pick the bucket; plan against the target bucket (created if missing)
+    ///   the plan printed; --dry-run stops there; a non-empty target needs --yes
+    ///   upload what differs (each blob checked against its sha256 first), delete extras only if asked
+    func planRestore(_ artifact: ArtifactInfo, into request: BucketRestoreTarget, source: TypedSource<S3SourcePolicy>, request restore: RestoreRequest,
+                     context: SourceContext) async throws -> RestorePlan {
+        if let directory = request.directory {
+            return try await planDirectory(artifact, request, directory: directory, source: source, confirmed: restore.confirmed, context: context)
+        }
+        let s3 = source.settings
+        let selection = try await restoreSelection(request, artifact: artifact, context: context)
         let target = request.toBucket ?? selection.name
         guard BucketName.isValid(target) else {
             throw BackupFailure("\"\(target)\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)", exitStatus: .usage)
         }
         let client = try s3Client(s3, source: source.name, endpoint: request.endpoint, context: context)
-        defer { client.shutdown() }
         let restorer = BucketRestorer(client: client, blobs: blobStore(source: source.name, context: context))
-        let started = context.now()
-        let clock = DispatchTime.now()
         let deleteExtra = request.deleteExtra
-        let plan = (try await restorer.plan(selection, into: target, deleteExtra: deleteExtra))
-        let targetText = "\(client.endpoint)/\(target)"
-        printPlan(["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(selection.objects) objects in bucket \(selection.name))",
-                   "into \(targetText)"] + plan.description)
-        if request.dryRun {
-            try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "dry-run", started: started,
-                              seconds: SourceContext.seconds(since: clock), detail: "\(plan.uploads) objects would be uploaded")
-            return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: nil, durationSeconds: SourceContext.seconds(since: clock))
-        }
-        if request.isPartial {
-            // Only what was asked for: it adds what is missing without asking; replacing what differs needs --yes.
-            if (plan.overwrites > 0 || (plan.deleteExtra && plan.extras > 0)) && !request.confirmed {
-                throw BackupFailure("\(plan.overwrites) of the selected objects differ in bucket \(target) at \(client.endpoint)\(plan.deleteExtra ? " and \(plan.extras) would be deleted" : ""); refusing to replace them without --yes",
-                                    exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
-            }
-        } else if plan.targetObjects > 0 && !request.confirmed {
-            throw BackupFailure("bucket \(target) at \(client.endpoint) holds \(plan.targetObjects) objects; refusing to write into it without --yes",
-                                exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
-        }
+        let plan: BucketRestorePlan
         do {
-            let concurrency = s3.concurrency
-            var uploading = restorer
-            if let meter = context.progress {
-                meter.begin("restore \(artifact.id) into \(target)", totalItems: plan.uploads, itemUnit: "objects")
-                uploading.onUploaded = { meter.add(bytes: $0, items: 1) }
-            }
-            let result = (try await uploading.execute(plan, selection, concurrency: concurrency))
-            let seconds = SourceContext.seconds(since: clock)
-            try context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "ok", started: started, seconds: seconds,
-                              detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted")
-            context.logger.info("restore ok", metadata: ["source": "\(source.name)", "artifact": "\(artifact.id)", "uploaded": "\(result.uploaded)"])
-            return BucketRestoreOutcome(artifact: artifact, plan: plan, endpoint: client.endpoint, result: result, durationSeconds: seconds)
+            plan = (try await restorer.plan(selection, into: target, deleteExtra: deleteExtra))
         } catch {
-            try? context.recordRestore(artifact, mode: "bucket", target: targetText, outcome: "failed", started: started,
-                               seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
+            client.shutdown()
             throw error
         }
+        let targetText = "\(client.endpoint)/\(target)"
+        let lines = ["restore \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(selection.objects) objects in bucket \(selection.name))",
+                     "into \(targetText)"] + plan.description
+        var needsConfirmation: BackupFailure?
+        if request.isPartial {
+            // Only what was asked for: it adds what is missing without asking; replacing what differs needs --yes.
+            if plan.overwrites > 0 || (plan.deleteExtra && plan.extras > 0) {
+                needsConfirmation = BackupFailure("\(plan.overwrites) of the selected objects differ in bucket \(target) at \(client.endpoint)\(plan.deleteExtra ? " and \(plan.extras) would be deleted" : ""); refusing to replace them without --yes",
+                                                  exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
+            }
+        } else if plan.targetObjects > 0 {
+            needsConfirmation = BackupFailure("bucket \(target) at \(client.endpoint) holds \(plan.targetObjects) objects; refusing to write into it without --yes",
+                                              exitStatus: .usage, hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
+        }
+        func details(_ result: BucketRestoreResult?) -> [String: JSONValue] {
+            ["bucket": .string(plan.sourceBucket), "target": .string(plan.targetBucket), "endpoint": .string(client.endpoint),
+             "uploaded": .int(result?.uploaded ?? 0), "unchanged": .int(plan.unchanged), "deleted": .int(result?.deleted ?? 0),
+             "planned_uploads": .int(plan.uploads), "planned_deletes": .int(deleteExtra ? plan.extras : 0), "requests": .int(result?.requests ?? 0)]
+        }
+        return RestorePlan(
+            mode: "bucket", target: targetText, lines: lines, needsConfirmation: needsConfirmation,
+            dryRun: RestoreResult(lines: ["dry run completed: nothing was written"], detail: "\(plan.uploads) objects would be uploaded", details: details(nil)),
+            apply: { _ in
+                let clock = DispatchTime.now()
+                var uploading = restorer
+                if let meter = context.progress {
+                    meter.begin("restore \(artifact.id) into \(target)", totalItems: plan.uploads, itemUnit: "objects")
+                    uploading.onUploaded = { meter.add(bytes: $0, items: 1) }
+                }
+                let result = (try await uploading.execute(plan, selection, concurrency: s3.concurrency))
+                context.logger.info("restore ok", metadata: ["source": "\(source.name)", "artifact": "\(artifact.id)", "uploaded": "\(result.uploaded)"])
+                let seconds = SourceContext.seconds(since: clock)
+                return RestoreResult(
+                    lines: ["restored bucket \(plan.targetBucket): \(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted in \(String(format: "%.1f", seconds)) s"],
+                    detail: "\(result.uploaded) uploaded, \(plan.unchanged) unchanged, \(result.deleted) deleted", details: details(result))
+            },
+            close: { client.shutdown() })
     }
 
     /// A bucket drill: each bucket of the snapshot is restored into a scratch bucket `kb-drill-<id>` (on
     /// `drill.endpoint`, else the source's endpoint), read back and compared object by object (size and
     /// sha256) with the snapshot, then the scratch bucket is deleted.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: TypedSource<S3SourcePolicy>, context: SourceContext) async -> (DrillResult, String) {
         let check = await context.verify(artifact, copy: nil)
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         do {
-            return try await drillBuckets(artifact, try settings(source, as: S3SourcePolicy.self), context: context)
+            return try await drillBuckets(artifact, source.settings, context: context)
         } catch {
             return (.error, "the drill could not run: \(context.describe(error))")
         }
@@ -403,7 +367,7 @@ extension BucketAdapter {
                 return (.error, "scratch bucket \(scratch) already exists at \(client.endpoint) (a drill that was interrupted?); delete it and run the drill again")
             }
             // The whole bucket (its blobs fetched by the verification above), read a manifest chunk at a time.
-            let selection = try await select(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id)), from: bucket, of: document,
+            let selection = try await select(BucketRestoreTarget(), from: bucket, of: document,
                                              artifact: artifact, context: context)
             let comparison: BucketComparison
             do {
@@ -433,20 +397,4 @@ extension BucketAdapter {
             context.logger.warning("scratch bucket not removed", metadata: ["bucket": "\(name)", "error": "\(context.describe(error))"])
         }
     }
-}
-
-struct BucketRestoreJSON: Encodable {
-    var source: String
-    var artifact: String
-    var bucket: String
-    var target: String
-    var endpoint: String
-    var dry_run: Bool
-    var uploaded: Int
-    var unchanged: Int
-    var deleted: Int
-    var planned_uploads: Int
-    var planned_deletes: Int
-    var requests: Int
-    var duration_seconds: Double
 }

@@ -5,24 +5,10 @@ import BackupCore
 import BucketMirror
 import Foundation
 
-struct BucketFilesRestoreJSON: Encodable {
-    var source: String
-    var artifact: String
-    var bucket: String
-    var directory: String
-    var dry_run: Bool
-    var written: Int
-    var unchanged: Int
-    var bytes: Int64
-    var duration_seconds: Double
-}
-
 extension BucketAdapter {
-    /// What a restore takes: the verified snapshot, its bucket (`--bucket`, or the only one), narrowed to
+    /// What a restore takes: the verified snapshot's bucket (`--bucket`, or the only one), narrowed to
     /// `--key`s and `--prefix`. Shared by restores into a bucket and into a directory.
-    func restoreSelection(_ request: BucketRestoreRequest, source: SourcePolicy,
-                          context: SourceContext) async throws -> (ArtifactInfo, RestoreSelection) {
-        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
+    func restoreSelection(_ request: BucketRestoreTarget, artifact: ArtifactInfo, context: SourceContext) async throws -> RestoreSelection {
         let document = try await loadDocument(artifact, context: context)
         let buckets = document.buckets
         let whole: SnapshotDocument.BucketSummary
@@ -38,14 +24,14 @@ extension BucketAdapter {
             throw BackupFailure("snapshot \(artifact.id) holds \(buckets.count) buckets; name one with --bucket", exitStatus: .usage,
                                 hint: "its buckets are: \(buckets.map(\.name).joined(separator: ", "))")
         }
-        return (artifact, try await select(request, from: whole, of: document, artifact: artifact, context: context))
+        return try await select(request, from: whole, of: document, artifact: artifact, context: context)
     }
 
     /// A bucket of the snapshot narrowed to `--key`s and `--prefix` (every named key must be in the snapshot).
     /// Called after the snapshot verified, which fetched every blob missing here from the off-site copy. The
     /// whole bucket takes its counts from the snapshot file; a selection is counted in one pass over its entries
     /// (a manifest chunk at a time), which also finds the named keys. The restore's own passes read them again.
-    func select(_ request: BucketRestoreRequest, from bucket: SnapshotDocument.BucketSummary, of document: SnapshotDocument,
+    func select(_ request: BucketRestoreTarget, from bucket: SnapshotDocument.BucketSummary, of document: SnapshotDocument,
                 artifact: ArtifactInfo, context: SourceContext) async throws -> RestoreSelection {
         let reader = chunkReader(source: artifact.source, context: context)
         let name = bucket.name
@@ -95,9 +81,11 @@ extension BucketAdapter {
         return .success(key)
     }
 
-    func restoreObjectsToDirectory(_ request: BucketRestoreRequest, directory: String, source: SourcePolicy, context: SourceContext,
-                                   plan printPlan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let (artifact, selection) = try await restoreSelection(request, source: source, context: context)
+    /// `--to-dir`: every key must make a safe path before anything is written; a file there that differs is
+    /// replaced only with --yes (also one that appeared since the plan).
+    func planDirectory(_ artifact: ArtifactInfo, _ request: BucketRestoreTarget, directory: String, source: TypedSource<S3SourcePolicy>, confirmed: Bool,
+                       context: SourceContext) async throws -> RestorePlan {
+        let selection = try await restoreSelection(request, artifact: artifact, context: context)
         // Every key must make a safe path before anything is written.
         var refused: [String] = []
         var refusedCount = 0
@@ -139,76 +127,64 @@ extension BucketAdapter {
             writes += 1
             bytes += entry.size
         }
-        printPlan(["restore \(selection.objects) object(s) of bucket \(selection.name) from \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)))",
-                   "as files under \(root): write \(writes) (\(bytes) bytes), \(unchanged) already identical"
-                    + (replaces > 0 ? ", \(replaces) of them replace a different file" : "")])
-        let started = context.now()
-        let clock = DispatchTime.now()
-        if request.dryRun {
-            try context.recordRestore(artifact, mode: "files", target: root, outcome: "dry-run", started: started, seconds: 0,
-                                      detail: "\(writes) objects would be written")
-            let json = BucketFilesRestoreJSON(source: source.name, artifact: artifact.id, bucket: selection.name, directory: root, dry_run: true,
-                                              written: 0, unchanged: unchanged, bytes: bytes, duration_seconds: 0)
-            return RestoreOutcome(lines: ["dry run completed: nothing was written"], json: json)
+        let lines = ["restore \(selection.objects) object(s) of bucket \(selection.name) from \(source.name) snapshot \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)))",
+                     "as files under \(root): write \(writes) (\(bytes) bytes), \(unchanged) already identical"
+                      + (replaces > 0 ? ", \(replaces) of them replace a different file" : "")]
+        func details(written: Int) -> [String: JSONValue] {
+            ["bucket": .string(selection.name), "directory": .string(root), "written": .int(written), "unchanged": .int(unchanged), "bytes": .int(Int(bytes))]
         }
-        if replaces > 0 && !request.confirmed {
-            throw BackupFailure("\(replaces) file(s) under \(root) differ from the snapshot; refusing to replace them without --yes", exitStatus: .usage,
-                                hint: "read the plan above, then run the same command with --yes")
-        }
-        var written = 0
-        do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            Self.removeLeftovers(under: root)
-            stream = selection.open()
-            while let entry = try await stream.next() {
-                // Taken again as it is now: a file that became identical since the plan is left alone, one that
-                // appeared and differs is not replaced without --yes.
-                switch identical(entry) {
-                case true?: continue
-                case false? where !request.confirmed:
-                    throw BackupFailure("\(root)/\(entry.key) appeared since the plan and differs from the snapshot; refusing to replace it without --yes",
-                                        exitStatus: .usage, hint: "run the same command again and read the new plan")
-                default: break
-                }
-                written += 1
-                // Every parent opened relative to the one before, O_NOFOLLOW: a directory swapped for a symlink at
-                // any moment cannot send the file elsewhere.
-                let parts = entry.key.split(separator: "/").map(String.init)
-                if Self.isFolderMarker(entry) {
-                    // A console's "folder" (a zero-byte key ending in /): the directory, nothing in it.
-                    close(try TargetFileWriter.openDirectory(parts, under: root))
-                    continue
-                }
-                let parent = try TargetFileWriter.openDirectory(Array(parts.dropLast()), under: root)
-                let file = try TargetFileWriter(directoryDescriptor: parent, shownAs: ([root] + parts.dropLast()).joined(separator: "/"),
-                                                name: parts.last ?? "")
-                do {
-                    var hasher = StreamingSHA256()
-                    try blobs.read(entry.sha256) { chunk in
-                        hasher.update(chunk)
-                        try file.write(chunk)
+        let planned = unchanged
+        return RestorePlan(
+            mode: "files", target: root, lines: lines,
+            needsConfirmation: replaces == 0 ? nil
+                : BackupFailure("\(replaces) file(s) under \(root) differ from the snapshot; refusing to replace them without --yes", exitStatus: .usage,
+                                hint: "read the plan above, then run the same command with --yes"),
+            dryRun: RestoreResult(lines: ["dry run completed: nothing was written"], detail: "\(writes) objects would be written", details: details(written: 0)),
+            apply: { _ in
+                var written = 0
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                Self.removeLeftovers(under: root)
+                let stream = selection.open()
+                while let entry = try await stream.next() {
+                    // Taken again as it is now: a file that became identical since the plan is left alone, one that
+                    // appeared and differs is not replaced without --yes.
+                    switch identical(entry) {
+                    case true?: continue
+                    case false? where !confirmed:
+                        throw BackupFailure("\(root)/\(entry.key) appeared since the plan and differs from the snapshot; refusing to replace it without --yes",
+                                            exitStatus: .usage, hint: "run the same command again and read the new plan")
+                    default: break
                     }
-                    guard hasher.finalize() == entry.sha256 else {
-                        throw IntegrityError(object: blobs.path(for: entry.sha256), problem: "the blob's content does not hash to its name")
+                    written += 1
+                    // Every parent opened relative to the one before, O_NOFOLLOW: a directory swapped for a symlink at
+                    // any moment cannot send the file elsewhere.
+                    let parts = entry.key.split(separator: "/").map(String.init)
+                    if Self.isFolderMarker(entry) {
+                        // A console's "folder" (a zero-byte key ending in /): the directory, nothing in it.
+                        close(try TargetFileWriter.openDirectory(parts, under: root))
+                        continue
                     }
-                    try file.commit()
-                } catch {
-                    file.abort()
-                    throw error
+                    let parent = try TargetFileWriter.openDirectory(Array(parts.dropLast()), under: root)
+                    let file = try TargetFileWriter(directoryDescriptor: parent, shownAs: ([root] + parts.dropLast()).joined(separator: "/"),
+                                                    name: parts.last ?? "")
+                    do {
+                        var hasher = StreamingSHA256()
+                        try blobs.read(entry.sha256) { chunk in
+                            hasher.update(chunk)
+                            try file.write(chunk)
+                        }
+                        guard hasher.finalize() == entry.sha256 else {
+                            throw IntegrityError(object: blobs.path(for: entry.sha256), problem: "the blob's content does not hash to its name")
+                        }
+                        try file.commit()
+                    } catch {
+                        file.abort()
+                        throw error
+                    }
                 }
-            }
-        } catch {
-            try? context.recordRestore(artifact, mode: "files", target: root, outcome: "failed", started: started,
-                                       seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
-            throw error
-        }
-        let seconds = SourceContext.seconds(since: clock)
-        try context.recordRestore(artifact, mode: "files", target: root, outcome: "ok", started: started, seconds: seconds,
-                                  detail: "\(written) objects written, \(unchanged) unchanged")
-        let json = BucketFilesRestoreJSON(source: source.name, artifact: artifact.id, bucket: selection.name, directory: root, dry_run: false,
-                                          written: written, unchanged: unchanged, bytes: bytes,
-                                          duration_seconds: (seconds * 1000).rounded() / 1000)
-        return RestoreOutcome(lines: ["wrote \(written) file(s) under \(root), \(unchanged) unchanged"], json: json)
+                return RestoreResult(lines: ["wrote \(written) file(s) under \(root), \(planned) unchanged"],
+                                     detail: "\(written) objects written, \(planned) unchanged", details: details(written: written))
+            })
     }
 
     /// Removes what a killed restore left under `root` (`.kb-restore-*.partial` files), never following a symlink.

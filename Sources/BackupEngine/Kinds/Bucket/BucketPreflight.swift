@@ -5,9 +5,9 @@ import Foundation
 import S3Client
 
 extension BucketAdapter {
-    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] {
+    func preflight(_ source: TypedSource<S3SourcePolicy>, context: SourceContext) async -> [PreflightCheck] {
         let name = "source \(source.name)"
-        guard let s3 = try? settings(source, as: S3SourcePolicy.self) else { return [] }
+        let s3 = source.settings
         let client: S3Client
         do {
             client = try s3Client(s3, source: source.name, context: context)

@@ -78,13 +78,13 @@ extension BucketAdapter {
     // MARK: rollback
 
     /// Buckets only when asked: uploads written after the deploy are user data, not the release's.
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: TypedSource<S3SourcePolicy>, restoreData: Bool, context: SourceContext) async throws -> [String] {
         var lines: [String] = []
         for bucket in try await loadDocument(artifact, context: context).buckets {
             if restoreData {
-                let done = try await restoreBucket(BucketRestoreRequest(source: artifact.source, backup: .id(artifact.id), bucket: bucket.name,
-                                                                  deleteExtra: true, confirmed: true), source: source, context: context) { _ in }
-                lines.append("restored \(artifact.source) bucket \(bucket.name) from \(artifact.id): \(done.result?.uploaded ?? 0) uploaded, \(done.result?.deleted ?? 0) deleted")
+                let done = try await context.restore(self, source, into: BucketRestoreTarget(bucket: bucket.name, deleteExtra: true),
+                                                     RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true))
+                lines.append("restored \(artifact.source) bucket \(bucket.name) from \(artifact.id): \(done.details["uploaded"]?.intValue ?? 0) uploaded, \(done.details["deleted"]?.intValue ?? 0) deleted")
             } else {
                 lines.append("kaleem-backup restore \(artifact.source) --backup \(artifact.id) --bucket \(bucket.name) --delete-extra --yes")
             }

@@ -11,16 +11,17 @@ import TarFormat
 import Glibc
 #endif
 
-struct FilesAdapter: SourceAdapter {
+struct FilesAdapter: StreamKind {
+    typealias Settings = FilesSourcePolicy
     let kind = SourceKind("files")
-    let layout = ArtifactLayout.stream(extension: "tar")
+    let fileExtension = "tar"
     let summary = "configuration files as one POSIX tar (modes, owners, symlinks), restored into a directory or in place"
     var restoresOnRollbackByDefault: Bool { false }
 
     // MARK: checks (policy check, and before every backup)
 
-    func check(_ source: SourcePolicy, policy: Policy) throws -> [String] {
-        let files = try settings(source, as: FilesSourcePolicy.self)
+    func check(_ source: TypedSource<FilesSourcePolicy>, policy: Policy) throws -> [String] {
+        let files = source.settings
         let set = try FileSet.collect(files, source: source.name)
         var problems: [String] = []
         let encrypted = !(policy.encryption?.recipients.isEmpty ?? true)
@@ -57,8 +58,8 @@ struct FilesAdapter: SourceAdapter {
         }
     }
 
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
-        let files = try settings(source, as: FilesSourcePolicy.self)
+    func backupStream(_ source: TypedSource<FilesSourcePolicy>, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+        let files = source.settings
         let problems = try check(source, policy: context.policy)
         if !problems.isEmpty { throw BackupFailure(problems.joined(separator: "; "), exitStatus: .usage) }
         let set = try FileSet.collect(files, source: source.name)
@@ -228,9 +229,9 @@ struct FilesAdapter: SourceAdapter {
 
     /// Extracts into a scratch directory (every hash compared on the way), reports drift against the live
     /// files (informational), removes the scratch directory.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: TypedSource<FilesSourcePolicy>, context: SourceContext) async -> (DrillResult, String) {
         do {
-            let files = try settings(source, as: FilesSourcePolicy.self)
+            let files = source.settings
             let scratch = try context.temporaryDirectory(prefix: "kaleem-drill")
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let check = await context.verify(artifact, copy: nil)
@@ -250,10 +251,11 @@ struct FilesAdapter: SourceAdapter {
         }
     }
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: TypedSource<FilesSourcePolicy>, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --in-place --yes"] }
-        let request = RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true, options: .with(flags: ["in-place"]))
-        let outcome = try await restore(source, request, context: context) { _ in }
+        let options = RestoreOptions.with(flags: ["in-place"])
+        let request = RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true, options: options)
+        let outcome = try await context.restore(self, source, into: try restoreTarget(source, options), request)
         return ["restored \(artifact.source) from \(artifact.id): " + (outcome.lines.last ?? "")]
     }
 

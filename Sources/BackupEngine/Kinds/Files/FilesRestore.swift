@@ -19,9 +19,8 @@ extension FilesAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let files = try settings(source, as: FilesSourcePolicy.self)
-        let o = request.options
+    func restoreTarget(_ source: TypedSource<FilesSourcePolicy>, _ o: RestoreOptions) throws -> FilesRestoreTarget {
+        let files = source.settings
         let inPlace = o.flag("in-place")
         guard inPlace != (o.value("to-dir") != nil) else {
             throw BackupFailure("name the target: --to-dir DIR, or --in-place (over \(files.root))", exitStatus: .usage,
@@ -31,44 +30,36 @@ extension FilesAdapter {
         guard !target.isEmpty else {
             throw BackupFailure("--to-dir is empty: it would write under /", exitStatus: .usage, hint: "give the directory to restore the files into")
         }
-        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
-        let started = context.now()
-        let clock = DispatchTime.now()
-        do {
-            let planned = try planExtraction(artifact, into: target, only: o.values("file"))
-            var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))) into \(target)\(inPlace ? " (in place: replaced files are kept as <name>.kb-\(artifact.id))" : "")"]
-            lines += planned.map { "  \($0.status) \($0.path)" }
-            plan(lines)
-            let existing = planned.filter { $0.status == "changed" }
-            if !request.dryRun && !request.confirmed && !existing.isEmpty {
-                throw BackupFailure("\(existing.count) file(s) exist in \(target) and differ from the backup; refusing to overwrite them without --yes",
-                                    exitStatus: .usage, hint: "read the plan above (--dry-run shows it), then run the same command with --yes")
-            }
-            var outcome = ExtractOutcome()
-            if !request.dryRun {
-                // What is already there, identical, is left alone (and so never kept aside as a replaced file).
-                let unchanged = Set(planned.filter { $0.status == "unchanged" }.map(\.path))
-                outcome = try await extract(artifact, into: target, only: o.values("file"), inPlace: inPlace, confirmed: true, dryRun: false,
-                                      skip: unchanged, context: context)
-            }
-            let seconds = SourceContext.seconds(since: clock)
-            let count = { (s: String) in planned.filter { $0.status == s }.count }
-            let summary = request.dryRun
-                ? "dry run: \(count("added")) added, \(count("changed")) changed, \(count("unchanged")) unchanged; nothing was written"
-                : "\(outcome.written) entries written (\(count("added")) added, \(count("changed")) changed, \(count("unchanged")) unchanged)" + (outcome.kept.isEmpty ? "" : "; \(outcome.kept.count) replaced file(s) kept as *.kb-\(artifact.id)")
-            try context.recordRestore(artifact, mode: inPlace ? "files-in-place" : "files", target: target,
-                                      outcome: request.dryRun ? "dry-run" : "ok", started: started, seconds: seconds, detail: summary)
-            let json = FilesRestoreJSON(source: source.name, artifact: artifact.id, target: target, dry_run: request.dryRun, in_place: inPlace,
-                                        added: planned.filter { $0.status == "added" }.map(\.path),
-                                        changed: planned.filter { $0.status == "changed" }.map(\.path),
-                                        unchanged: planned.filter { $0.status == "unchanged" }.map(\.path),
-                                        kept: outcome.kept, written: outcome.written, duration_seconds: (seconds * 1000).rounded() / 1000)
-            return RestoreOutcome(lines: [summary], json: json)
-        } catch {
-            try? context.recordRestore(artifact, mode: inPlace ? "files-in-place" : "files", target: target, outcome: "failed",
-                                       started: started, seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
-            throw error
+        return FilesRestoreTarget(path: target, inPlace: inPlace, only: o.values("file"))
+    }
+
+    /// Each selected entry compared with what the target holds (added, changed, unchanged); files there that
+    /// differ need --yes; what is already there, identical, is left alone (and so never kept aside).
+    func planRestore(_ artifact: ArtifactInfo, into target: FilesRestoreTarget, source: TypedSource<FilesSourcePolicy>, request: RestoreRequest,
+                     context: SourceContext) async throws -> RestorePlan {
+        let planned = try planExtraction(artifact, into: target.path, only: target.only)
+        var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))) into \(target.path)\(target.inPlace ? " (in place: replaced files are kept as <name>.kb-\(artifact.id))" : "")"]
+        lines += planned.map { "  \($0.status) \($0.path)" }
+        let paths = { (s: String) in planned.filter { $0.status == s }.map(\.path) }
+        let added = paths("added"), changed = paths("changed"), unchanged = paths("unchanged")
+        func details(kept: [String], written: Int) -> [String: JSONValue] {
+            ["target": .string(target.path), "in_place": .bool(target.inPlace), "added": .strings(added), "changed": .strings(changed),
+             "unchanged": .strings(unchanged), "kept": .strings(kept), "written": .int(written)]
         }
+        let dry = "dry run: \(added.count) added, \(changed.count) changed, \(unchanged.count) unchanged; nothing was written"
+        return RestorePlan(
+            mode: target.inPlace ? "files-in-place" : "files", target: target.path, lines: lines,
+            needsConfirmation: changed.isEmpty ? nil
+                : BackupFailure("\(changed.count) file(s) exist in \(target.path) and differ from the backup; refusing to overwrite them without --yes",
+                                exitStatus: .usage, hint: "read the plan above (--dry-run shows it), then run the same command with --yes"),
+            dryRun: RestoreResult(lines: [dry], detail: dry, details: details(kept: [], written: 0)),
+            apply: { _ in
+                let outcome = try await extract(artifact, into: target.path, only: target.only, inPlace: target.inPlace, confirmed: true, dryRun: false,
+                                                skip: Set(unchanged), context: context)
+                let summary = "\(outcome.written) entries written (\(added.count) added, \(changed.count) changed, \(unchanged.count) unchanged)"
+                    + (outcome.kept.isEmpty ? "" : "; \(outcome.kept.count) replaced file(s) kept as *.kb-\(artifact.id)")
+                return RestoreResult(lines: [summary], detail: summary, details: details(kept: outcome.kept, written: outcome.written))
+            })
     }
 
     /// Per entry of the manifest (those selected): added, changed or unchanged against what the target holds.
@@ -272,16 +263,10 @@ extension FilesAdapter {
     }
 }
 
-struct FilesRestoreJSON: Encodable {
-    var source: String
-    var artifact: String
-    var target: String
-    var dry_run: Bool
-    var in_place: Bool
-    var added: [String]
-    var changed: [String]
-    var unchanged: [String]
-    var kept: [String]
-    var written: Int
-    var duration_seconds: Double
+/// Where a files restore writes: a directory (`--to-dir`) or the source's root (`--in-place`), the entries
+/// selected by `--file`.
+struct FilesRestoreTarget {
+    var path: String
+    var inPlace: Bool
+    var only: [String]
 }

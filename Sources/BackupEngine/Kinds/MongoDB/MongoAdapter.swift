@@ -7,9 +7,10 @@ import MongoBackup
 
 extension MongoArchiveError: IntegrityFailure {}
 
-struct MongoAdapter: SourceAdapter {
+struct MongoAdapter: ImportingKind {
+    typealias Settings = MongoSourcePolicy
     let kind = SourceKind("mongodb")
-    let layout = ArtifactLayout.stream(extension: "archive")
+    let fileExtension = "archive"
     let summary = "mongodump --archive, restored through mongorestore (into the source, or --to-uri)"
 
     func tools(_ policy: MongoSourcePolicy, source: String, context: SourceContext) throws -> MongoTools {
@@ -22,8 +23,8 @@ struct MongoAdapter: SourceAdapter {
     /// The archive goes to the writer and, through a bounded channel, to the archive verifier on its own
     /// thread. A dump that fails, hangs past its timeout, writes nothing or writes an archive that does not
     /// verify is a failed backup.
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
-        let policy = try settings(source, as: MongoSourcePolicy.self)
+    func backupStream(_ source: TypedSource<MongoSourcePolicy>, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
+        let policy = source.settings
         var tools = try tools(policy, source: source.name, context: context)
         tools.timeoutSeconds = min(policy.timeoutSeconds, source.deadlineSeconds) // the tool's own timeout is the deadline too
         let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
@@ -86,12 +87,12 @@ struct MongoAdapter: SourceAdapter {
 
     // MARK: drill
 
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: TypedSource<MongoSourcePolicy>, context: SourceContext) async -> (DrillResult, String) {
         let check = await context.verify(artifact, copy: nil)
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         if let scratch = context.policy.drill.mongoURI {
             do {
-                let mongo = try settings(source, as: MongoSourcePolicy.self)
+                let mongo = source.settings
                 guard let uri = try context.secrets(for: artifact.source).resolve(scratch, key: "drill.mongo_uri") else {
                     return (.error, "no drill.mongo_uri")
                 }
@@ -118,7 +119,7 @@ struct MongoAdapter: SourceAdapter {
 
     /// §8.4: the backup restored into a throwaway MongoDB of its own server's version, counted, and the container
     /// removed whatever happened.
-    private func drillInThrowaway(_ artifact: ArtifactInfo, source: SourcePolicy, docker: String, image: String,
+    private func drillInThrowaway(_ artifact: ArtifactInfo, source: TypedSource<MongoSourcePolicy>, docker: String, image: String,
                                   context: SourceContext) async -> (DrillResult, String) {
         let container: ThrowawayMongo
         do {
@@ -128,7 +129,7 @@ struct MongoAdapter: SourceAdapter {
         }
         let outcome: (DrillResult, String)
         do {
-            let mongo = try settings(source, as: MongoSourcePolicy.self)
+            let mongo = source.settings
             let uri = Secret(container.uri)
             try await Self.waitUntilAnswers(uri: uri, mongosh: context.policy.drill.mongosh, source: artifact.source, timeout: 120)
             outcome = try await drillMongo(artifact, mongo, scratch: uri, context: context, dropAfter: false)
@@ -246,12 +247,13 @@ struct MongoAdapter: SourceAdapter {
 
     // MARK: rollback
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: TypedSource<MongoSourcePolicy>, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --drop --yes"] }
-        var plan = try await planRestore(source, backup: .id(artifact.id), toURI: nil, renames: [], drop: true, dryRun: false, context: context)
-        try Self.chooseOplogReplay(&plan, asked: false, refused: false) // a whole restore: replayed when there is an oplog
-        let done = try await executeRestore(plan, source: source, toURI: nil, context: context)
-        return ["restored \(artifact.source) from \(artifact.id): \(done.restored) documents" + (done.oplogApplied.map { ", oplog replayed (\($0) entries)" } ?? "")]
+        // A whole restore: the oplog replayed when there is one.
+        let done = try await context.restore(self, source, into: MongoRestoreTarget(drop: true),
+                                             RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true))
+        return ["restored \(artifact.source) from \(artifact.id): \(done.details["restored"]?.intValue ?? 0) documents"
+                + (done.details["oplog_applied"]?.intValue.map { ", oplog replayed (\($0) entries)" } ?? "")]
     }
 
 }

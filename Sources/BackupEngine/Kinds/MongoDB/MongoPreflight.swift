@@ -5,9 +5,9 @@ import Foundation
 import MongoBackup
 
 extension MongoAdapter {
-    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] {
+    func preflight(_ source: TypedSource<MongoSourcePolicy>, context: SourceContext) async -> [PreflightCheck] {
         let name = "source \(source.name)"
-        guard let mongo = try? settings(source, as: MongoSourcePolicy.self) else { return [] }
+        let mongo = source.settings
         let wrapperHint = "install the MongoDB Database Tools, or set the command to a wrapper such as [docker, exec, -i, mongo, …]"
         var checks = [
             Executables.check("\(name): mongodump", command: mongo.mongodump, hint: wrapperHint),

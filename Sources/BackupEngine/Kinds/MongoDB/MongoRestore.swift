@@ -70,57 +70,68 @@ extension MongoAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan printPlan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let o = request.options
+    func restoreTarget(_ source: TypedSource<MongoSourcePolicy>, _ o: RestoreOptions) throws -> MongoRestoreTarget {
         let from = o.values("ns-from"), to = o.values("ns-to")
         if from.count != to.count { throw BackupFailure("--ns-from and --ns-to come in pairs", exitStatus: .usage) }
         let toURI = o.value("to-uri")
         if let toURI, !(toURI.hasPrefix("mongodb://") || toURI.hasPrefix("mongodb+srv://")) {
             throw BackupFailure("--to-uri must be a mongodb:// connection string", exitStatus: .usage)
         }
-        var plan = try await planRestore(source, backup: request.backup, toURI: toURI, renames: Array(zip(from, to)), drop: o.flag("drop"),
-                                   dryRun: request.dryRun, context: context, include: o.values("ns-include"), exclude: o.values("ns-exclude"))
+        return MongoRestoreTarget(toURI: toURI, renames: zip(from, to).map { (from: $0, to: $1) }, drop: o.flag("drop"), include: o.values("ns-include"),
+                                  exclude: o.values("ns-exclude"), oplogReplay: o.flag("oplog-replay"), noOplogReplay: o.flag("no-oplog-replay"))
+    }
+
+    /// restore (MongoDB):
+    ///   the backup verified by the restorer (sha256, gzip, archive CRCs)
+    ///   stream the decompressed archive into `mongorestore --archive` (stdin), credentials via --config
+    ///   parse "N document(s) restored successfully. M document(s) failed to restore."
+    ///   fail when M > 0 or N differs from the archive's count
+    /// A dry run is mongorestore's own (`--dryRun`): the apply step rehearses.
+    func planRestore(_ artifact: ArtifactInfo, into target: MongoRestoreTarget, source: TypedSource<MongoSourcePolicy>, request: RestoreRequest,
+                     context: SourceContext) async throws -> RestorePlan {
+        var plan = mongoPlan(artifact, source: source, target: target, dryRun: request.dryRun)
         if plan.namespaces.isEmpty {
             throw BackupFailure("no namespace of backup \(plan.artifact.id) matches the --ns-include/--ns-exclude patterns", exitStatus: .usage,
                                 hint: "its namespaces are: \(Self.namespaces(of: plan.artifact).map(\.name).joined(separator: ", "))")
         }
-        plan.dryRun = request.dryRun
-        try Self.chooseOplogReplay(&plan, asked: o.flag("oplog-replay"), refused: o.flag("no-oplog-replay"))
-        printPlan(plan.description)
-        if !request.dryRun && !request.confirmed {
-            throw BackupFailure("restoring writes into \(plan.target); refusing without --yes", exitStatus: .usage,
-                                hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)")
-        }
-        let result = try await executeRestore(plan, source: source, toURI: toURI, context: context)
-        let seconds = String(format: "%.1f", result.durationSeconds)
-        let line = request.dryRun ? "dry run completed: nothing was written"
-            : result.unverified ? "sent \(plan.expectedDocuments) documents in \(seconds) s, NOT verified: the target's write concern is unacknowledged (w=0), so mongorestore counted nothing; check the target, or restore again with w=1 or majority in the connection string"
-            : "restored \(result.restored) documents in \(seconds) s" + (result.oplogApplied.map { ", then replayed the oplog (\($0) entries applied)" } ?? "")
-        return RestoreOutcome(lines: [line], json: RestoreJSON(result))
+        try Self.chooseOplogReplay(&plan, asked: target.oplogReplay, refused: target.noOplogReplay)
+        let planned = plan
+        return RestorePlan(
+            mode: "mongorestore", target: plan.target, lines: plan.description,
+            needsConfirmation: BackupFailure("restoring writes into \(plan.target); refusing without --yes", exitStatus: .usage,
+                                             hint: "read the plan above, then run the same command with --yes (or --dry-run to rehearse)"),
+            apply: { rehearse in
+                var plan = planned
+                plan.dryRun = rehearse
+                let result = try await runRestore(plan, source: source, toURI: target.toURI, context: context)
+                let seconds = String(format: "%.1f", result.durationSeconds)
+                let line = rehearse ? "dry run completed: nothing was written"
+                    : result.unverified ? "sent \(plan.expectedDocuments) documents in \(seconds) s, NOT verified: the target's write concern is unacknowledged (w=0), so mongorestore counted nothing; check the target, or restore again with w=1 or majority in the connection string"
+                    : "restored \(result.restored) documents in \(seconds) s" + (result.oplogApplied.map { ", then replayed the oplog (\($0) entries applied)" } ?? "")
+                let detail = rehearse ? "mongorestore --dryRun"
+                    : result.unverified ? "mongorestore wrote with an unacknowledged write concern (w=0) and counted nothing: the restore is not verified"
+                    : "\(result.restored) documents restored"
+                var details: [String: JSONValue] = [
+                    "target": .string(plan.target), "restored": .int(result.restored), "failed": .int(result.failed), "expected": .int(plan.expectedDocuments),
+                    "namespaces": .object(Dictionary(plan.namespaces.map { ($0.name, JSONValue.int($0.documents)) }, uniquingKeysWith: { a, _ in a })),
+                    "oplog_entries": .int(plan.oplogEntries), "oplog_replayed": .bool(plan.oplogReplay && !rehearse),
+                    "verified": .bool(!result.unverified && !rehearse),
+                ]
+                if let applied = result.oplogApplied { details["oplog_applied"] = .int(applied) }
+                return RestoreResult(status: result.unverified ? .unverified : .ok, lines: [line], detail: detail, details: details)
+            })
     }
 
-    /// Chooses and verifies the artifact (sha256, gzip, archive CRCs) and says what a restore would do.
-    /// Refuses an artifact that does not verify (exit 4).
-    ///
-    /// restore (MongoDB):
-    ///   artifact = the named or latest good backup of the source
-    ///   verify it fully; refuse on any mismatch
-    ///   stream the decompressed archive into `mongorestore --archive` (stdin), credentials via --config
-    ///   parse "N document(s) restored successfully. M document(s) failed to restore."
-    ///   fail when M > 0 or N differs from the archive's count
-    func planRestore(_ source: SourcePolicy, backup: BackupSelector, toURI: String?, renames: [(String, String)],
-                     drop: Bool, dryRun: Bool, context: SourceContext, include: [String] = [], exclude: [String] = []) async throws -> MongoRestorePlan {
-        let name = source.name
-        let artifact = try await context.verifiedForRestore(source: name, backup)
+    /// What a restore of the (verified) artifact would do: the namespaces selected, with their counts.
+    func mongoPlan(_ artifact: ArtifactInfo, source: TypedSource<MongoSourcePolicy>, target: MongoRestoreTarget, dryRun: Bool) -> MongoRestorePlan {
         let selected = Self.namespaces(of: artifact).filter { ns in
-            (include.isEmpty || include.contains { Self.matches($0, ns.name) }) && !exclude.contains { Self.matches($0, ns.name) }
+            (target.include.isEmpty || target.include.contains { Self.matches($0, ns.name) }) && !target.exclude.contains { Self.matches($0, ns.name) }
         }
-        let target: String
-        if let toURI { target = Redaction.url(toURI) } else { target = source.location + " (the source itself)" }
-        var plan = MongoRestorePlan(source: name, artifact: artifact, target: target, renames: renames, drop: drop, dryRun: dryRun,
+        let shown = target.toURI.map { Redaction.url($0) } ?? source.location + " (the source itself)"
+        var plan = MongoRestorePlan(source: source.name, artifact: artifact, target: shown, renames: target.renames, drop: target.drop, dryRun: dryRun,
                                     expectedDocuments: selected.map(\.documents).reduce(0, +))
-        plan.include = include
-        plan.exclude = exclude
+        plan.include = target.include
+        plan.exclude = target.exclude
         plan.namespaces = selected
         plan.oplogEntries = artifact.stats["per_namespace"]?[MongoArchiveVerifier.oplogNamespace]?.intValue ?? 0
         return plan
@@ -178,20 +189,8 @@ extension MongoAdapter {
         return true
     }
 
-    func executeRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) async throws -> MongoRestoreResult {
-        let started = context.now()
-        let clock = DispatchTime.now()
-        do {
-            return try await runRestore(plan, source: source, toURI: toURI, context: context)
-        } catch {
-            try? context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "failed", started: started,
-                                       seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
-            throw error
-        }
-    }
-
-    private func runRestore(_ plan: MongoRestorePlan, source: SourcePolicy, toURI: String?, context: SourceContext) async throws -> MongoRestoreResult {
-        let mongo = try settings(source, as: MongoSourcePolicy.self)
+    private func runRestore(_ plan: MongoRestorePlan, source: TypedSource<MongoSourcePolicy>, toURI: String?, context: SourceContext) async throws -> MongoRestoreResult {
+        let mongo = source.settings
         var tools = try tools(mongo, source: plan.source, context: context)
         if let toURI { tools = MongoTools(uri: Secret(toURI), timeoutSeconds: mongo.timeoutSeconds, source: plan.source) }
         var args: [String] = []
@@ -215,21 +214,14 @@ extension MongoAdapter {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         var result = MongoRestoreResult(plan: plan, restored: 0, failed: 0, durationSeconds: seconds)
-        if plan.dryRun {
-            try context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "dry-run", started: Date(timeIntervalSinceNow: -seconds),
-                              seconds: seconds, detail: "mongorestore --dryRun")
-            return result
-        }
+        if plan.dryRun { return result }
         let report = outcome.report
         guard let summary = report.summary else {
             if report.unacknowledged {
                 // w=0: mongorestore counts nothing and prints `done` (mongorestore/main/mongorestore.go). The data
                 // was sent; nothing can say how much of it landed.
                 result.unverified = true
-                let detail = "mongorestore wrote with an unacknowledged write concern (w=0) and counted nothing: the restore is not verified"
                 context.logger.warning("restore unverified", metadata: ["source": "\(plan.source)", "artifact": "\(plan.artifact.id)"])
-                try context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "unverified",
-                                          started: Date(timeIntervalSinceNow: -seconds), seconds: seconds, detail: detail)
                 return result
             }
             throw MongoToolError(tool: "mongorestore", problem: "exited 0 but printed no summary line", stderrTail: outcome.stderrTail,
@@ -257,43 +249,18 @@ extension MongoAdapter {
                                  stderrTail: outcome.stderrTail, hintText: "check the namespace filters and the target; the restore is incomplete")
         }
         context.logger.info("restore ok", metadata: ["source": "\(plan.source)", "artifact": "\(plan.artifact.id)", "documents": "\(summary.restored)"])
-        try context.recordRestore(plan.artifact, mode: "mongorestore", target: plan.target, outcome: "ok", started: Date(timeIntervalSinceNow: -seconds),
-                          seconds: seconds, detail: "\(summary.restored) documents restored")
         return result
     }
 }
 
-struct RestoreJSON: Encodable {
-    var source: String
-    var artifact: String
-    var target: String
-    var dry_run: Bool
-    var restored: Int
-    var failed: Int
-    var expected: Int
-    /// The namespaces restored, with the documents the archive holds for each.
-    var namespaces: [String: Int]
-    var oplog_entries: Int
-    /// `--oplogReplay` was used, and how many entries mongorestore said it applied.
-    var oplog_replayed: Bool
-    var oplog_applied: Int?
-    var duration_seconds: Double
-    /// mongorestore counted nothing (w=0): `restored` is 0 and means nothing.
-    var verified: Bool
-
-    init(_ r: MongoRestoreResult) {
-        source = r.plan.source
-        artifact = r.plan.artifact.id
-        target = r.plan.target
-        dry_run = r.plan.dryRun
-        restored = r.restored
-        failed = r.failed
-        expected = r.plan.expectedDocuments
-        namespaces = Dictionary(r.plan.namespaces.map { ($0.name, $0.documents) }, uniquingKeysWith: { a, _ in a })
-        oplog_entries = r.plan.oplogEntries
-        oplog_replayed = r.plan.oplogReplay && !r.plan.dryRun
-        oplog_applied = r.oplogApplied
-        duration_seconds = (r.durationSeconds * 1000).rounded() / 1000
-        verified = !r.unverified && !r.plan.dryRun
-    }
+/// How a MongoDB restore goes, from its options: the target (`--to-uri`, else the source), namespace renames
+/// and filters, `--drop`, and the oplog asked for or refused.
+struct MongoRestoreTarget {
+    var toURI: String? = nil
+    var renames: [(from: String, to: String)] = []
+    var drop = false
+    var include: [String] = []
+    var exclude: [String] = []
+    var oplogReplay = false
+    var noOplogReplay = false
 }

@@ -12,14 +12,15 @@ import NIOCore
 import QdrantClient
 import TarFormat
 
-struct QdrantAdapter: SourceAdapter {
+struct QdrantAdapter: StreamKind {
+    typealias Settings = QdrantSourcePolicy
     let kind = SourceKind("qdrant")
-    let layout = ArtifactLayout.stream(extension: "tar")
+    let fileExtension = "tar"
     let summary = "collection snapshots (Qdrant's snapshot API), restored by upload into a collection"
     var restoresOnRollbackByDefault: Bool { false }
 
-    func client(_ source: SourcePolicy, context: SourceContext) throws -> (QdrantClient, QdrantSourcePolicy) {
-        let q = try settings(source, as: QdrantSourcePolicy.self)
+    func client(_ source: TypedSource<QdrantSourcePolicy>, context: SourceContext) throws -> (QdrantClient, QdrantSourcePolicy) {
+        let q = source.settings
         let key = try context.secrets(for: source.name).resolve(q.apiKey, key: "api_key")
         return (try QdrantClient(url: q.url, apiKey: key, timeoutSeconds: q.timeoutSeconds), q)
     }
@@ -36,7 +37,7 @@ struct QdrantAdapter: SourceAdapter {
 
     // MARK: backup
 
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
+    func backupStream(_ source: TypedSource<QdrantSourcePolicy>, into writer: ArtifactWriter, context: SourceContext) async throws -> [String: JSONValue] {
         let (client, q) = try client(source, context: context)
         defer { client.shutdown() }
         let names = q.collections.isEmpty ? (try await client.listCollections()).sorted() : q.collections

@@ -5,7 +5,7 @@ import Foundation
 import QdrantClient
 
 extension QdrantAdapter {
-    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] {
+    func preflight(_ source: TypedSource<QdrantSourcePolicy>, context: SourceContext) async -> [PreflightCheck] {
         let name = "source \(source.name)"
         do {
             let (client, q) = try client(source, context: context)

@@ -23,89 +23,84 @@ extension QdrantAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let artifact = try await context.verifiedForRestore(source: source.name, request.backup)
+    func restoreTarget(_ source: TypedSource<QdrantSourcePolicy>, _ o: RestoreOptions) throws -> QdrantRestoreTarget {
+        QdrantRestoreTarget(collection: o.value("collection"), toCollection: o.value("to-collection"), withAliases: o.flag("with-aliases"))
+    }
+
+    /// The collection chosen from the backup, the target collection looked at (it exists? how many points?
+    /// another shape, which Qdrant refuses?); the apply step uploads the snapshot and counts exactly.
+    func planRestore(_ artifact: ArtifactInfo, into asked: QdrantRestoreTarget, source: TypedSource<QdrantSourcePolicy>, request: RestoreRequest,
+                     context: SourceContext) async throws -> RestorePlan {
         guard case .object(let recorded)? = artifact.stats["collections"], !recorded.isEmpty else {
             throw BackupFailure("backup \(artifact.id) recorded no collection", exitStatus: .usage)
         }
         let name: String
-        if let asked = request.options.value("collection") {
-            guard recorded[asked] != nil else {
-                throw BackupFailure("backup \(artifact.id) holds no collection \"\(asked)\"", exitStatus: .usage,
+        if let collection = asked.collection {
+            guard recorded[collection] != nil else {
+                throw BackupFailure("backup \(artifact.id) holds no collection \"\(collection)\"", exitStatus: .usage,
                                     hint: "its collections are: \(recorded.keys.sorted().joined(separator: ", "))")
             }
-            name = asked
+            name = collection
         } else if recorded.count == 1 {
             name = recorded.keys.first!
         } else {
             throw BackupFailure("backup \(artifact.id) holds \(recorded.count) collections; name one with --collection", exitStatus: .usage,
                                 hint: "its collections are: \(recorded.keys.sorted().joined(separator: ", "))")
         }
-        let target = request.options.value("to-collection") ?? name
-        let withAliases = request.options.flag("with-aliases")
+        let target = asked.toCollection ?? name
         let (client, _) = try client(source, context: context)
-        defer { client.shutdown() }
-        let counted = PointsRecord(recorded[name])
-        let expected = counted.points
-        let existing = (try await client.collection(target))
-        let existingPoints = existing == nil ? 0 : (try await client.countPoints(target))
-        var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): collection \(name), \(counted.describe)",
-                     "into collection \(target) at \(client.url)" + (existing == nil ? " (created)" : " (it exists and holds \(existingPoints) points: they are replaced)")]
-        let shapeProblem = existing.flatMap { Self.shapeDifference(existing: $0, recorded: recorded[name]) }
-        if let shapeProblem {
-            lines.append("collection \(target) exists with another shape (\(shapeProblem)): Qdrant refuses to recover this snapshot into it")
-        }
-        let aliases: [String] = {
-            guard case .array(let a)? = recorded[name]?["aliases"] else { return [] }
-            return a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
-        }()
-        if withAliases && !aliases.isEmpty { lines.append("aliases re-created: \(aliases.joined(separator: ", ")) -> \(target)") }
-        plan(lines)
-        if let shapeProblem {
-            throw Self.incompatible(target, detail: shapeProblem, backup: artifact.id, collection: name)
-        }
-        let started = context.now()
-        let clock = DispatchTime.now()
-        if request.dryRun {
-            try context.recordRestore(artifact, mode: "qdrant", target: "\(client.url)/\(target)", outcome: "dry-run", started: started,
-                                      seconds: 0, detail: "plan only")
-            return RestoreOutcome(lines: ["dry run: nothing was written"],
-                                  json: QdrantRestoreJSON(source: source.name, artifact: artifact.id, collection: name, target: target, dry_run: true,
-                                                          points: 0, expected: expected, aliases: [], duration_seconds: 0))
-        }
-        if existing != nil, existingPoints > 0, !request.confirmed {
-            throw BackupFailure("collection \(target) holds \(existingPoints) points; refusing to replace it without --yes", exitStatus: .usage,
-                                hint: "restore under another name first (--to-collection), or run the same command with --yes")
-        }
         do {
-            let points = try await upload(artifact, collection: name, into: target, client: client, context: context)
-            if let problem = counted.mismatch(points) {
-                // The collection WAS replaced: say so, with the exact counts.
-                throw BackupFailure("collection \(target) was replaced from the snapshot but holds \(points) points (exact count); \(problem)",
-                                    exitStatus: .integrity,
-                                    hint: "compare the restored collection with the live one (POST /collections/\(target)/points/count); the backup's own check: kaleem-backup verify")
+            let counted = PointsRecord(recorded[name])
+            let expected = counted.points
+            let existing = (try await client.collection(target))
+            let existingPoints = existing == nil ? 0 : (try await client.countPoints(target))
+            var lines = ["restore \(source.name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt))): collection \(name), \(counted.describe)",
+                         "into collection \(target) at \(client.url)" + (existing == nil ? " (created)" : " (it exists and holds \(existingPoints) points: they are replaced)")]
+            let shapeProblem = existing.flatMap { Self.shapeDifference(existing: $0, recorded: recorded[name]) }
+            if let shapeProblem {
+                lines.append("collection \(target) exists with another shape (\(shapeProblem)): Qdrant refuses to recover this snapshot into it")
             }
-            var created: [String] = []
-            if withAliases {
-                for alias in aliases {
-                    (try await client.createAlias(alias, collection: target))
-                    created.append(alias)
-                }
+            let aliases: [String] = {
+                guard case .array(let a)? = recorded[name]?["aliases"] else { return [] }
+                return a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+            }()
+            if asked.withAliases && !aliases.isEmpty { lines.append("aliases re-created: \(aliases.joined(separator: ", ")) -> \(target)") }
+            func details(points: Int, aliases: [String]) -> [String: JSONValue] {
+                ["collection": .string(name), "target": .string(target), "points": .int(points), "expected": .int(expected), "aliases": .strings(aliases)]
             }
-            let seconds = SourceContext.seconds(since: clock)
-            try context.recordRestore(artifact, mode: "qdrant", target: "\(client.url)/\(target)", outcome: "ok", started: started, seconds: seconds,
-                                      detail: "\(points) points restored into \(target)")
-            var done = ["restored \(points) points into collection \(target) in \(String(format: "%.1f", seconds)) s"]
-            if !counted.exact {
-                done.append("(the backup recorded about \(expected) points, an approximate count: not compared)")
-            }
-            return RestoreOutcome(lines: done,
-                                  json: QdrantRestoreJSON(source: source.name, artifact: artifact.id, collection: name, target: target, dry_run: false,
-                                                          points: points, expected: expected, aliases: created,
-                                                          duration_seconds: (seconds * 1000).rounded() / 1000))
+            return RestorePlan(
+                mode: "qdrant", target: "\(client.url)/\(target)", lines: lines,
+                refused: shapeProblem.map { Self.incompatible(target, detail: $0, backup: artifact.id, collection: name) },
+                needsConfirmation: existing != nil && existingPoints > 0
+                    ? BackupFailure("collection \(target) holds \(existingPoints) points; refusing to replace it without --yes", exitStatus: .usage,
+                                    hint: "restore under another name first (--to-collection), or run the same command with --yes")
+                    : nil,
+                dryRun: RestoreResult(lines: ["dry run: nothing was written"], detail: "plan only", details: details(points: 0, aliases: [])),
+                apply: { _ in
+                    let clock = DispatchTime.now()
+                    let points = try await upload(artifact, collection: name, into: target, client: client, context: context)
+                    if let problem = counted.mismatch(points) {
+                        // The collection WAS replaced: say so, with the exact counts.
+                        throw BackupFailure("collection \(target) was replaced from the snapshot but holds \(points) points (exact count); \(problem)",
+                                            exitStatus: .integrity,
+                                            hint: "compare the restored collection with the live one (POST /collections/\(target)/points/count); the backup's own check: kaleem-backup verify")
+                    }
+                    var created: [String] = []
+                    if asked.withAliases {
+                        for alias in aliases {
+                            (try await client.createAlias(alias, collection: target))
+                            created.append(alias)
+                        }
+                    }
+                    var done = ["restored \(points) points into collection \(target) in \(String(format: "%.1f", SourceContext.seconds(since: clock))) s"]
+                    if !counted.exact {
+                        done.append("(the backup recorded about \(expected) points, an approximate count: not compared)")
+                    }
+                    return RestoreResult(lines: done, detail: "\(points) points restored into \(target)", details: details(points: points, aliases: created))
+                },
+                close: { client.shutdown() })
         } catch {
-            try? context.recordRestore(artifact, mode: "qdrant", target: "\(client.url)/\(target)", outcome: "failed", started: started,
-                                       seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
+            client.shutdown()
             throw error
         }
     }
@@ -196,7 +191,7 @@ extension QdrantAdapter {
 
     /// Each collection recovered into `kb_drill_<id>_<collection>` (refused if it exists), its points count
     /// and vectors config compared with what was recorded, then deleted whatever happened.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: TypedSource<QdrantSourcePolicy>, context: SourceContext) async -> (DrillResult, String) {
         let check = await context.verify(artifact, copy: nil)
         guard check.ok else { return (.failed, "the backup does not verify: \(check.detail)") }
         guard case .object(let recorded)? = artifact.stats["collections"] else { return (.error, "the backup recorded no collection") }
@@ -248,14 +243,14 @@ extension QdrantAdapter {
         }
     }
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: TypedSource<QdrantSourcePolicy>, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard case .object(let recorded)? = artifact.stats["collections"] else { return [] }
         var lines: [String] = []
         for name in recorded.keys.sorted() {
             if restoreData {
-                let request = RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true,
-                                             options: .with(["collection": name], flags: ["with-aliases"]))
-                await lines += try restore(source, request, context: context) { _ in }.lines.map { "\(artifact.source): \($0)" }
+                let request = RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true)
+                let target = QdrantRestoreTarget(collection: name, toCollection: nil, withAliases: true)
+                lines += try await context.restore(self, source, into: target, request).lines.map { "\(artifact.source): \($0)" }
             } else {
                 lines.append("kaleem-backup restore \(artifact.source) --backup \(artifact.id) --collection \(name) --with-aliases --yes")
             }
@@ -264,16 +259,12 @@ extension QdrantAdapter {
     }
 }
 
-struct QdrantRestoreJSON: Encodable {
-    var source: String
-    var artifact: String
-    var collection: String
-    var target: String
-    var dry_run: Bool
-    var points: Int
-    var expected: Int
-    var aliases: [String]
-    var duration_seconds: Double
+/// What a Qdrant restore takes (`--collection`, else the backup's only one) and where it goes
+/// (`--to-collection`, else the same name), and whether the aliases are re-created.
+struct QdrantRestoreTarget {
+    var collection: String?
+    var toCollection: String?
+    var withAliases: Bool
 }
 
 /// The points a backup counted for a collection. Backups since issue 39 count exactly (POST …/points/count,

@@ -7,17 +7,18 @@ import RedisBackup
 
 extension RDBError: IntegrityFailure {}
 
-struct RedisAdapter: SourceAdapter {
+struct RedisAdapter: ImportingKind {
+    typealias Settings = RedisSourcePolicy
     let kind = SourceKind("redis")
-    let layout = ArtifactLayout.stream(extension: "rdb")
+    let fileExtension = "rdb"
     let summary = "a SYNC snapshot (RDB), restored as a file (--to-dir) or into a live server (--to-url)"
 
     // MARK: backup
 
     /// The snapshot's bytes go to the writer and, through a bounded channel, to the RDB verifier running on
     /// its own thread. A snapshot that does not verify fails.
-    func backupStream(_ source: SourcePolicy, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
-        let policy = try settings(source, as: RedisSourcePolicy.self)
+    func backupStream(_ source: TypedSource<RedisSourcePolicy>, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
+        let policy = source.settings
         let password = try context.secrets(for: source.name).resolve(policy.password, key: "password") ?? policy.endpoint.password
         if let delay = Self.disklessSyncDelay(policy.endpoint, password: password), delay > 0 {
             context.logger.info("the server waits before it sends the snapshot (repl-diskless-sync-delay); CONFIG SET repl-diskless-sync-delay 0 removes the wait",
@@ -30,7 +31,7 @@ struct RedisAdapter: SourceAdapter {
                                    startTimeout: policy.startTimeoutSeconds,
                                    deadline: Date(timeIntervalSinceNow: source.deadlineSeconds),
                                    deadlineError: DeadlineExceeded(source: source.name, seconds: source.deadlineSeconds),
-                                   rate: source.rateWindow()) { chunk in
+                                   rate: source.policy.rateWindow()) { chunk in
                 try verification.feed(chunk, alongside: writer)
             }
         }
@@ -85,7 +86,7 @@ struct RedisAdapter: SourceAdapter {
     /// other end; then the keys loaded (+ expired at load) are compared with those recorded. The verdict is the
     /// verification's: a server that loaded bytes which then failed to verify (a wrong sha256 found at the end)
     /// still fails the drill. The RDB never touches the scratch disk.
-    func drill(_ artifact: ArtifactInfo, source: SourcePolicy, context: SourceContext) async -> (DrillResult, String) {
+    func drill(_ artifact: ArtifactInfo, source: TypedSource<RedisSourcePolicy>, context: SourceContext) async -> (DrillResult, String) {
         do {
             return try await drillRedis(artifact, context: context)
         } catch let error as ScratchStartError {
@@ -151,18 +152,20 @@ struct RedisAdapter: SourceAdapter {
 
     // MARK: rollback
 
-    func rollback(_ artifact: ArtifactInfo, source: SourcePolicy, restoreData: Bool, context: SourceContext) async throws -> [String] {
+    func rollback(_ artifact: ArtifactInfo, source: TypedSource<RedisSourcePolicy>, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else {
             return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --to-url \"$REDIS_URL\" --yes"]
         }
         let url = try redisURL(source, context: context)
-        let done = try await restoreRedis(source, backup: .id(artifact.id), target: .online(url: url), dryRun: false, confirmed: true,
-                                    listen: "127.0.0.1", context: context) { _ in }
-        return ["restored \(artifact.source) from \(artifact.id): \(done.steps.first ?? "")"]
+        let done = try await context.restore(self, source, into: .online(url: url, listen: "127.0.0.1"),
+                                             RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true))
+        let first: String
+        if case .array(let steps)? = done.details["steps"], case .string(let step)? = steps.first { first = step } else { first = "" }
+        return ["restored \(artifact.source) from \(artifact.id): \(first)"]
     }
 
-    private func redisURL(_ source: SourcePolicy, context: SourceContext) throws -> String {
-        let policy = try settings(source, as: RedisSourcePolicy.self)
+    private func redisURL(_ source: TypedSource<RedisSourcePolicy>, context: SourceContext) throws -> String {
+        let policy = source.settings
         var endpoint = policy.endpoint
         if let secret = try context.secrets(for: source.name).resolve(policy.password, key: "password") { endpoint.password = secret }
         let auth = endpoint.password.map { ":\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")@" } ?? ""

@@ -5,9 +5,9 @@ import Foundation
 import RedisBackup
 
 extension RedisAdapter {
-    func preflight(_ source: SourcePolicy, context: SourceContext) async -> [PreflightCheck] {
+    func preflight(_ source: TypedSource<RedisSourcePolicy>, context: SourceContext) async -> [PreflightCheck] {
         let name = "source \(source.name)"
-        guard let policy = try? settings(source, as: RedisSourcePolicy.self) else { return [] }
+        let policy = source.settings
         var checks: [PreflightCheck] = []
         do {
             let password = try context.secrets(for: source.name).resolve(policy.password, key: "password") ?? policy.endpoint.password

@@ -10,17 +10,10 @@ import RedisBackup
 public enum RedisRestoreTarget: Sendable {
     /// File mode: install the RDB as `<directory>/<dbfilename>` for a server that is stopped (the procedure of runbooks/restore-redis.md).
     case directory(path: String, dbfilename: String, serverURL: String?)
-    /// Online mode: a live server replicates from a scratch server loaded with the backup.
-    case online(url: String)
-}
-
-public struct RedisRestoreResult: Sendable {
-    public var artifact: ArtifactInfo
-    public var target: String
-    /// What the operator still has to do (file mode), or what was checked (online mode).
-    public var steps: [String]
-    public var warnings: [String]
-    public var durationSeconds: Double
+    /// Online mode: a live server replicates from a scratch server (listening on `listen`) loaded with the backup.
+    case online(url: String, listen: String)
+    /// Only the keys matching `pattern` (of database `database`), into a live server, with RESTORE.
+    case keys(url: String, pattern: String, database: Int?, replace: Bool)
 }
 
 extension RedisAdapter {
@@ -62,10 +55,9 @@ extension RedisAdapter {
         ]
     }
 
-    func restore(_ source: SourcePolicy, _ request: RestoreRequest, context: SourceContext, plan: ([String]) -> Void) async throws -> RestoreOutcome {
-        let o = request.options
+    func restoreTarget(_ source: TypedSource<RedisSourcePolicy>, _ o: RestoreOptions) throws -> RedisRestoreTarget {
         if let pattern = o.value("match") {
-            return try await restoreKeys(source, request, pattern: pattern, context: context, plan: plan)
+            return try keysTarget(o, pattern: pattern)
         }
         if o.given("db") || o.given("replace") {
             throw BackupFailure("--db and --replace go with --match (a partial restore)", exitStatus: .usage)
@@ -73,7 +65,6 @@ extension RedisAdapter {
         if o.given("to-dir") && o.given("to-url") {
             throw BackupFailure("--to-dir (file mode) and --to-url (online mode) exclude each other", exitStatus: .usage)
         }
-        let target: RedisRestoreTarget
         if let dir = o.value("to-dir") {
             let name = o.value("dbfilename") ?? "dump.rdb"
             guard !dir.isEmpty else {
@@ -84,109 +75,97 @@ extension RedisAdapter {
                 throw BackupFailure("--dbfilename \(name) is not a file name (a name, not a path: no /)", exitStatus: .usage,
                                     hint: "give the server's dbfilename, e.g. dump.rdb; the directory is --to-dir")
             }
-            target = .directory(path: dir, dbfilename: o.value("dbfilename") ?? "dump.rdb", serverURL: o.value("server-url"))
+            return .directory(path: dir, dbfilename: name, serverURL: o.value("server-url"))
         } else if let url = o.value("to-url") {
-            target = .online(url: try Self.targetURL(url, passwordFile: o.value("to-password-file")))
-        } else {
-            throw BackupFailure("a Redis restore needs --to-dir DIR (file mode) or --to-url redis://… (online mode)", exitStatus: .usage,
-                                hint: "file mode for a server whose data directory you can reach; online mode for one in a container")
+            return .online(url: try Self.targetURL(url, passwordFile: o.value("to-password-file")), listen: o.value("listen") ?? "127.0.0.1")
         }
-        let result = try await restoreRedis(source, backup: request.backup, target: target, dryRun: request.dryRun, confirmed: request.confirmed,
-                                      listen: o.value("listen") ?? "127.0.0.1", context: context, plan: plan)
-        let json = RedisRestoreJSON(source: source.name, artifact: result.artifact.id, target: result.target, dry_run: request.dryRun,
-                                    steps: result.steps, warnings: result.warnings,
-                                    duration_seconds: (result.durationSeconds * 1000).rounded() / 1000)
-        return RestoreOutcome(lines: result.steps.enumerated().map { "\($0.offset + 1). \($0.element)" }, json: json)
+        throw BackupFailure("a Redis restore needs --to-dir DIR (file mode) or --to-url redis://… (online mode)", exitStatus: .usage,
+                            hint: "file mode for a server whose data directory you can reach; online mode for one in a container")
     }
 
-    /// Restores a Redis backup (verified first: sha256, gzip, RDB; exit 4 on a mismatch).
+    /// Restores a Redis backup.
     ///
     /// file mode: write <dbfilename>.partial, fsync, keep the current file as <dbfilename>.pre-restore-<time>,
     ///            rename into place, fsync the directory; print the steps left (SHUTDOWN NOSAVE, AOF off, start,
     ///            AOF back on); with a server URL, check its dir/dbfilename/appendonly first
     /// online mode: RedisOnlineRestore (scratch server + REPLICAOF), then compare the key counts
-    func restoreRedis(_ source: SourcePolicy, backup: BackupSelector, target: RedisRestoreTarget, dryRun: Bool,
-                      confirmed: Bool, listen: String, context: SourceContext, plan: ([String]) -> Void) async throws -> RedisRestoreResult {
+    /// keys: RedisKeyRestore.swift
+    func planRestore(_ artifact: ArtifactInfo, into target: RedisRestoreTarget, source: TypedSource<RedisSourcePolicy>, request: RestoreRequest,
+                     context: SourceContext) async throws -> RestorePlan {
+        if case .keys(let url, let pattern, let database, let replace) = target {
+            return try planKeys(artifact, url: url, pattern: pattern, database: database, replace: replace, source: source, request: request, context: context)
+        }
         let name = source.name
-        let redisPolicy = try settings(source, as: RedisSourcePolicy.self)
-        let artifact = try await context.verifiedForRestore(source: name, backup)
+        let redisPolicy = source.settings
         let recorded = artifact.stats["keys"]?.intValue ?? 0
         var lines = ["restore \(name) backup \(artifact.id) (taken \(Timestamps.iso8601(artifact.createdAt)), \(recorded) keys, RDB v\(artifact.stats["rdb_version"]?.intValue ?? 0))"]
         var warnings: [String] = []
         let targetText: String
+        let mode: String
         var scratch: RedisVersions.Candidate?
+        var needsConfirmation: BackupFailure?
         switch target {
         case .directory(let path, let dbfilename, let serverURL):
+            mode = "file"
             targetText = path + "/" + dbfilename
             lines.append("into \(targetText) (file mode; the current file, if any, is kept as \(dbfilename).pre-restore-<time>)")
             if let serverURL { warnings += try checkServerForFileRestore(serverURL, directory: path, dbfilename: dbfilename, artifact: artifact) }
-        case .online(let url):
+            if FileManager.default.fileExists(atPath: targetText) {
+                needsConfirmation = BackupFailure("\(path)/\(dbfilename) exists; refusing to replace it without --yes", exitStatus: .usage,
+                                                  hint: "read the plan above, then run the same command with --yes")
+            }
+        case .online(let url, let listen):
+            mode = "online"
             let endpoint = try RedisEndpoint.parse(url)
             targetText = endpoint.description
             scratch = try onlineScratchServer(for: artifact, target: endpoint, context: context)
             lines.append("into the live server \(targetText) (online mode: it replicates from a scratch server on \(listen), then becomes a master again; ALL its current data is replaced)")
             lines.append("scratch server: \(scratch!.executable) (Redis \(scratch!.version), RDB \(scratch!.rdbVersion))")
+            needsConfirmation = BackupFailure("an online restore replaces ALL the data of \(targetText); refusing without --yes", exitStatus: .usage,
+                                              hint: "read the plan above, then run the same command with --yes")
+        case .keys:
+            preconditionFailure("planned above")
         }
-        plan(lines + warnings.map { "warning: \($0)" })
-        if !dryRun && !confirmed {
-            switch target {
-            case .directory(let path, let dbfilename, _) where FileManager.default.fileExists(atPath: path + "/" + dbfilename):
-                throw BackupFailure("\(path)/\(dbfilename) exists; refusing to replace it without --yes", exitStatus: .usage,
-                                    hint: "read the plan above, then run the same command with --yes")
-            case .online:
-                throw BackupFailure("an online restore replaces ALL the data of \(targetText); refusing without --yes", exitStatus: .usage,
-                                    hint: "read the plan above, then run the same command with --yes")
-            default:
-                break
-            }
+        func result(_ steps: [String], detail: String) -> RestoreResult {
+            RestoreResult(lines: steps.enumerated().map { "\($0.offset + 1). \($0.element)" }, detail: detail,
+                          details: ["target": .string(targetText), "steps": .strings(steps), "warnings": .strings(warnings)])
         }
-        let mode: String
-        switch target {
-        case .directory: mode = "file"
-        case .online: mode = "online"
-        }
-        let started = context.now()
-        let clock = DispatchTime.now()
-        if dryRun {
-            try context.recordRestore(artifact, mode: mode, target: targetText, outcome: "dry-run", started: started, seconds: 0, detail: "plan only")
-            return RedisRestoreResult(artifact: artifact, target: targetText, steps: ["dry run: nothing was changed"], warnings: warnings, durationSeconds: 0)
-        }
-        var steps: [String] = []
-        do {
-            switch target {
-            case .directory(let path, let dbfilename, _):
-                let kept = try await installRDB(artifact, directory: path, dbfilename: dbfilename, context: context)
-                steps = [
-                    kept.map { "the previous file was kept as \($0)" } ?? "there was no previous file",
-                    "now, on the Redis host: redis-cli SHUTDOWN NOSAVE   (a plain SHUTDOWN would overwrite the restored file)",
-                    "if appendonly is yes: move the appendonly directory aside and start with --appendonly no (the AOF would win over the RDB)",
-                    "start redis-server; wait for 'DB loaded from disk' / INFO persistence loading:0; check INFO keyspace (\(recorded) keys recorded, minus any expired since)",
-                    "if AOF was on: redis-cli CONFIG SET appendonly yes; wait for aof_rewrite_in_progress:0; redis-cli CONFIG REWRITE",
-                ]
-            case .online(let url):
-                let endpoint = try RedisEndpoint.parse(url)
-                let dir = try context.temporaryDirectory(prefix: "kaleem-restore")
-                defer { try? FileManager.default.removeItem(atPath: dir) }
-                _ = try await installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
-                let outcome = try RedisOnlineRestore.run(target: endpoint, password: endpoint.password, rdbDirectory: dir, listen: listen,
-                                                         timeout: max(redisPolicy.timeoutSeconds, 120),
-                                                         redisServer: scratch?.executable ?? "redis-server",
-                                                         beforeReplication: context.scrubHook.map { hook in
-                                                             { (host: String, port: Int, password: Secret) throws in try hook.run(host: host, port: port, input: password.value + "\n") }
-                                                         })
-                let total = outcome.keys.values.reduce(0, +)
-                steps = ["the target holds \(total) keys (\(recorded) recorded at backup time, minus those expired since); it is a master again"]
-                if total > recorded { throw BackupFailure("the target holds \(total) keys after the restore, more than the \(recorded) backed up") }
-            }
-        } catch {
-            try? context.recordRestore(artifact, mode: mode, target: targetText, outcome: "failed", started: started,
-                               seconds: SourceContext.seconds(since: clock), detail: context.describe(error))
-            throw error
-        }
-        let seconds = SourceContext.seconds(since: clock)
-        try context.recordRestore(artifact, mode: mode, target: targetText, outcome: "ok", started: started, seconds: seconds,
-                          detail: steps.first ?? "")
-        return RedisRestoreResult(artifact: artifact, target: targetText, steps: steps, warnings: warnings, durationSeconds: seconds)
+        let chosen = scratch
+        return RestorePlan(
+            mode: mode, target: targetText, lines: lines + warnings.map { "warning: \($0)" }, needsConfirmation: needsConfirmation,
+            dryRun: result(["dry run: nothing was changed"], detail: "plan only"),
+            apply: { _ in
+                let steps: [String]
+                switch target {
+                case .directory(let path, let dbfilename, _):
+                    let kept = try await installRDB(artifact, directory: path, dbfilename: dbfilename, context: context)
+                    steps = [
+                        kept.map { "the previous file was kept as \($0)" } ?? "there was no previous file",
+                        "now, on the Redis host: redis-cli SHUTDOWN NOSAVE   (a plain SHUTDOWN would overwrite the restored file)",
+                        "if appendonly is yes: move the appendonly directory aside and start with --appendonly no (the AOF would win over the RDB)",
+                        "start redis-server; wait for 'DB loaded from disk' / INFO persistence loading:0; check INFO keyspace (\(recorded) keys recorded, minus any expired since)",
+                        "if AOF was on: redis-cli CONFIG SET appendonly yes; wait for aof_rewrite_in_progress:0; redis-cli CONFIG REWRITE",
+                    ]
+                case .online(let url, let listen):
+                    let endpoint = try RedisEndpoint.parse(url)
+                    let dir = try context.temporaryDirectory(prefix: "kaleem-restore")
+                    defer { try? FileManager.default.removeItem(atPath: dir) }
+                    _ = try await installRDB(artifact, directory: dir, dbfilename: "dump.rdb", context: context)
+                    let outcome = try RedisOnlineRestore.run(target: endpoint, password: endpoint.password, rdbDirectory: dir, listen: listen,
+                                                             timeout: max(redisPolicy.timeoutSeconds, 120),
+                                                             redisServer: chosen?.executable ?? "redis-server",
+                                                             // A refresh's scrub (#38) runs against the scratch server before the live one replicates.
+                                                             beforeReplication: context.scrubHook.map { hook in
+                                                                 { (host: String, port: Int, password: Secret) throws in try hook.run(host: host, port: port, input: password.value + "\n") }
+                                                             })
+                    let total = outcome.keys.values.reduce(0, +)
+                    steps = ["the target holds \(total) keys (\(recorded) recorded at backup time, minus those expired since); it is a master again"]
+                    if total > recorded { throw BackupFailure("the target holds \(total) keys after the restore, more than the \(recorded) backed up") }
+                case .keys:
+                    preconditionFailure("planned above")
+                }
+                return result(steps, detail: steps.first ?? "")
+            })
     }
 
     /// The scratch server for an online restore, chosen before anything is touched: it must load the backup's
@@ -269,14 +248,4 @@ extension RedisAdapter {
         if aof == "yes" { warnings.append("appendonly is yes: at start the server loads ONLY the AOF and ignores the restored RDB; follow the AOF steps") }
         return warnings
     }
-}
-
-struct RedisRestoreJSON: Encodable {
-    var source: String
-    var artifact: String
-    var target: String
-    var dry_run: Bool
-    var steps: [String]
-    var warnings: [String]
-    var duration_seconds: Double
 }
