@@ -29,7 +29,7 @@ struct LsCommand: AsyncParsableCommand {
     func run() async throws {
         let engine = try options.makeEngine()
         var filter = narrow.filter
-        filter.deep = deep
+        if deep { filter.options["deep"] = "" }
         var out = JSONStream()
         var count = 0
         var bytes: Int64 = 0
@@ -80,5 +80,6 @@ struct ContentFilterOptions: ParsableArguments {
     @Option(help: "Redis: only this database.")
     var db: Int?
 
-    var filter: ContentFilter { ContentFilter(prefix: prefix, match: match, database: db) }
+    /// The kinds' own filters (`SourceKinds.contentFilters`) go by name in `options`; each kind reads its own.
+    var filter: ContentFilter { ContentFilter(prefix: prefix, match: match, options: db.map { ["db": String($0)] } ?? [:]) }
 }

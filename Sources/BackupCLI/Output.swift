@@ -168,30 +168,7 @@ enum Output {
     /// Short human summary of an artifact's stats.
     static func summary(_ a: ArtifactInfo) -> String {
         if a.status != .ok { return a.detail ?? "" }
-        var parts: [String] = []
-        if let keys = a.stats["keys"]?.intValue { parts.append("\(keys) keys") }
-        if let docs = a.stats["documents"]?.intValue, let ns = a.stats["namespaces"]?.intValue {
-            // Documents and oplog entries apart: mongorestore restores the first, replays the second only on request.
-            let oplog = a.stats["oplog_entries"]?.intValue ?? a.stats["per_namespace"]?["oplog"]?.intValue ?? 0
-            parts.append(oplog > 0 ? "\(docs - oplog) documents + \(oplog) oplog entries in \(ns) namespaces" : "\(docs) documents in \(ns) namespaces")
-        }
-        if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
-        if let objects = a.stats["objects"]?.intValue, let buckets = a.stats["buckets"]?.intValue {
-            var text = "\(objects) objects in \(buckets) bucket\(buckets == 1 ? "" : "s")"
-            if let new = a.stats["new"]?.intValue, let changed = a.stats["changed"]?.intValue, let deleted = a.stats["deleted"]?.intValue {
-                text += (a.stats["previous"] ?? .null) == .null ? " (first snapshot)" : " (+\(new) ~\(changed) -\(deleted) since the previous)"
-            }
-            parts.append(text)
-        }
-        if let files = a.stats["files"]?.intValue, a.kind == SourceKind("files") {
-            var text = "\(files) files"
-            if let added = a.stats["added"]?.intValue, let changed = a.stats["changed"]?.intValue, let removed = a.stats["removed"]?.intValue {
-                text += " (+\(added) ~\(changed) -\(removed) since the previous)"
-            }
-            if let torn = a.stats["changed_during_backup"]?.intValue, torn > 0 { text += ", \(torn) changed while read" }
-            parts.append(text)
-        }
-        return parts.joined(separator: ", ")
+        return SourceKinds.detailSummary(a)
     }
 
     /// The width tables fit: the terminal's when stdout is one (80 when it does not say), else `$COLUMNS`; a

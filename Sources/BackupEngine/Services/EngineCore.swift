@@ -28,7 +28,7 @@ final class EngineCore {
     /// The off-site copy is another host's (`--from-host`): every `offsiteRepository()` is read only.
     var readOnlyOffsite = false
     /// The kinds of source this engine knows.
-    let registry = SourceRegistry.standard
+    var registry: SourceRegistry { environment.registry }
     /// What adapters may use of the engine.
     var context: SourceContext { SourceContext(engine: self) }
 
@@ -43,7 +43,7 @@ final class EngineCore {
     /// The catalog, opened on first use (creating the repository when it is the catalog's home).
     public func catalog() throws -> Catalog {
         if let catalogStore { return catalogStore }
-        EngineCore.removeStaleTemporaryDirectories(logger: logger)
+        EngineCore.removeStaleTemporaryDirectories(registry: registry, logger: logger)
         if policy.repository.catalog == nil { try repository.prepare() }
         // An empty file is a catalog that was truncated, not a new one: opening it would start an empty catalog
         // and every backup would look gone.
@@ -140,14 +140,17 @@ extension EngineCore {
     }
 
     /// Removes temporary directories of ours whose process is gone (a drill or restore killed midway leaves a
-    /// decompressed backup; versions before 2026-12 left `kaleem-mongo-*` with a connection string in it).
-    static func removeStaleTemporaryDirectories(logger: Logger) {
+    /// decompressed backup), and the ones the kinds name (`SourceAdapter.temporaryDirectoryPrefixes`).
+    static func removeStaleTemporaryDirectories(registry: SourceRegistry, logger: Logger) {
         let tmp = NSTemporaryDirectory()
+        let kinds = registry.kinds.flatMap { registry.adapters[$0]!.temporaryDirectoryPrefixes }
+        let always = kinds.filter { !$0.carriesPID }.map(\.prefix)
+        let withPID = ["kaleem-drill-", "kaleem-restore-"] + kinds.filter(\.carriesPID).map(\.prefix)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] {
             var stale = false
-            if name.hasPrefix("kaleem-mongo-") {
+            if always.contains(where: { name.hasPrefix($0) }) {
                 stale = true
-            } else if let prefix = ["kaleem-drill-", "kaleem-restore-"].first(where: { name.hasPrefix($0) }) {
+            } else if let prefix = withPID.first(where: { name.hasPrefix($0) }) {
                 let parts = name.dropFirst(prefix.count).split(separator: "-")
                 if parts.count == 2, let pid = pid_t(parts[0]), pid != getpid(), kill(pid, 0) != 0 && errno == ESRCH { stale = true }
             }
