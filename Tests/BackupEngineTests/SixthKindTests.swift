@@ -192,6 +192,7 @@ struct DirectoryAdapter: SourceAdapter {
         // Outside, the shipped registry: the five kinds only.
         #expect(!SourceKinds.names.contains("directory"))
         #expect(!RestoreCommand.kindOptionsHelp().contains("DIRECTORY SOURCE OPTIONS"))
+        #expect(!ContentFilterOptions.kindFiltersHelp().contains("--larger-than"))
     }
 
     func everywhere() async throws {
@@ -259,6 +260,12 @@ struct DirectoryAdapter: SourceAdapter {
         #expect(try await ls(ContentFilter(prefix: "B")) == ["B.txt"])
         #expect(try await ls(ContentFilter(options: ["larger-than": "5"])) == ["B.txt"])
         #expect(SourceKinds.contentFilters.contains { $0.kind == "directory" && $0.filters.map(\.name) == ["larger-than"] })
+        // `ls`/`diff` take the kind's filter from the registry, and list it in their help
+        #expect(try SourceKinds.contentFilterOptions(["--larger-than", "5"]) == ["larger-than": "5"])
+        #expect(try SourceKinds.contentFilterOptions(["--larger-than=5", "--db", "0"]) == ["larger-than": "5", "db": "0"])
+        #expect(throws: BackupFailure.self) { try SourceKinds.contentFilterOptions(["--smaller-than", "5"]) }
+        #expect(ContentFilterOptions.kindFiltersHelp().contains("\n  --larger-than BYTES     directory: only files larger than this\n"),
+                "\(ContentFilterOptions.kindFiltersHelp())")
 
         // restore --help lists the kind; a restore into a side directory
         let help = RestoreCommand.kindOptionsHelp()

@@ -74,4 +74,39 @@ public enum SourceKinds {
     public static var contentFilters: [(kind: String, filters: [ContentFilterOption])] {
         registry.kinds.map { ($0.rawValue, registry.adapters[$0]!.contentFilters) }
     }
+
+    /// The kinds' filters given to `ls` or `diff` (`--db 3`, `--db=3`, `--deep`), by name, for
+    /// `ContentFilter.options`; a word that is no kind's filter is a usage error naming them.
+    public static func contentFilterOptions(_ words: [String]) throws -> [String: String] {
+        var specs: [String: ContentFilterOption] = [:]
+        for (_, filters) in contentFilters { for f in filters where specs[f.name] == nil { specs[f.name] = f } }
+        let known = contentFilters.flatMap { kind, filters in filters.map { "--\($0.name)" + ($0.valueName.map { " \($0)" } ?? "") + " (\(kind))" } }
+        var out: [String: String] = [:]
+        var i = 0
+        while i < words.count {
+            let word = words[i]
+            var name = word.hasPrefix("--") ? String(word.dropFirst(2)) : ""
+            var inline: String?
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard let spec = specs[name] else {
+                throw BackupFailure("\(word) is neither an option nor a filter of a kind of source", exitStatus: .usage,
+                                    hint: "the kinds' filters are: \(known.joined(separator: ", "))")
+            }
+            if spec.valueName == nil {
+                guard inline == nil else { throw BackupFailure("--\(name) takes no value", exitStatus: .usage) }
+                out[name] = ""
+            } else if let inline {
+                out[name] = inline
+            } else {
+                guard i + 1 < words.count else { throw BackupFailure("--\(name) needs a value (\(spec.valueName!))", exitStatus: .usage) }
+                i += 1
+                out[name] = words[i]
+            }
+            i += 1
+        }
+        return out
+    }
 }
