@@ -56,14 +56,7 @@ enum ExitCodeMapping {
         struct ErrorJSON: Encodable {
             var error: String
             var exit_code: Int32
-            var `try`: String?
-            func encode(to encoder: Encoder) throws {
-                enum Keys: String, CodingKey { case error, exit_code, `try` }
-                var c = encoder.container(keyedBy: Keys.self)
-                try c.encode(error, forKey: .error)
-                try c.encode(exit_code, forKey: .exit_code)
-                try c.encode(`try`, forKey: .try)
-            }
+            @JSONNullable var `try`: String?
         }
         try? Output.json(ErrorJSON(error: message.trimmingCharacters(in: .whitespacesAndNewlines), exit_code: status.rawValue, try: hint))
     }
