@@ -100,13 +100,15 @@ sources = {path: strip_comments(open(path, encoding="utf-8").read()) for path in
 
 
 def named_set(name):
-    """A key set declared as `let NAME ... = [ "a", "b" ]` anywhere in Sources."""
+    """A key set declared as `let NAME ... = [ "a", "b" ]` in Sources; declared in several files (each kind's
+    `drillKeys`, the keys of the policy's `drill:` block that kind reads), their union: the block accepts them all."""
+    keys, where = None, None
     for path, text in sources.items():
-        m = re.search(r"\blet\s+" + re.escape(name) + r"\b[^=\n]*=\s*\[", text)
-        if m:
+        for m in re.finditer(r"\blet\s+" + re.escape(name) + r"\b[^=\n]*=\s*\[", text):
             body = balanced(text, m.end())
-            return set(strings(body)), f"{os.path.relpath(path, root)}:{text[:m.start()].count(chr(10)) + 1}"
-    return None, None
+            keys = (keys or set()) | set(strings(body))
+            where = where or f"{os.path.relpath(path, root)}:{text[:m.start()].count(chr(10)) + 1}"
+    return keys, where
 
 
 code_sets = {}  # location -> set

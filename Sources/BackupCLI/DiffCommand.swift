@@ -25,7 +25,7 @@ struct DiffCommand: AsyncParsableCommand {
 
     func run() async throws {
         let engine = try options.makeEngine()
-        let d = try await engine.diff(from, to, filter: narrow.filter)
+        let d = try await engine.diff(from, to, filter: try narrow.filter())
         if options.json {
             try Output.json(DiffJSON(d))
             return

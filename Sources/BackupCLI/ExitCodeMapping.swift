@@ -26,8 +26,10 @@ enum ExitCodeMapping {
             let code = command.exitCode(for: error)
             let message = command.fullMessage(for: error)
             if code == .success {
-                // restore --help: its kinds' own options after OPTIONS, laid out as OPTIONS.
-                StandardStream.text((message.contains("USAGE: kaleem-backup restore ") ? message.trimmingCharacters(in: .newlines) + "\n" + RestoreCommand.kindOptionsHelp() : message) + "\n")
+                // restore --help: its kinds' own options after OPTIONS, laid out as OPTIONS; ls and diff: the kinds' filters.
+                let kinds = message.contains("USAGE: kaleem-backup restore ") ? RestoreCommand.kindOptionsHelp()
+                    : message.contains("USAGE: kaleem-backup ls ") || message.contains("USAGE: kaleem-backup diff ") ? ContentFilterOptions.kindFiltersHelp() : nil
+                StandardStream.text((kinds.map { message.trimmingCharacters(in: .newlines) + "\n" + $0 } ?? message) + "\n")
                 StandardStream.finishOutput() // help written to a full disk is an error too
                 return .ok
             }
@@ -54,14 +56,7 @@ enum ExitCodeMapping {
         struct ErrorJSON: Encodable {
             var error: String
             var exit_code: Int32
-            var `try`: String?
-            func encode(to encoder: Encoder) throws {
-                enum Keys: String, CodingKey { case error, exit_code, `try` }
-                var c = encoder.container(keyedBy: Keys.self)
-                try c.encode(error, forKey: .error)
-                try c.encode(exit_code, forKey: .exit_code)
-                try c.encode(`try`, forKey: .try)
-            }
+            @JSONNullable var `try`: String?
         }
         try? Output.json(ErrorJSON(error: message.trimmingCharacters(in: .whitespacesAndNewlines), exit_code: status.rawValue, try: hint))
     }

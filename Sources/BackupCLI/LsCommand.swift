@@ -23,13 +23,9 @@ struct LsCommand: AsyncParsableCommand {
 
     @OptionGroup var narrow: ContentFilterOptions
 
-    @Flag(help: "MongoDB: walk the stored archive now (namespaces, views, time series, counts) instead of reading what its walk recorded at backup time.")
-    var deep = false
-
     func run() async throws {
         let engine = try options.makeEngine()
-        var filter = narrow.filter
-        filter.deep = deep
+        let filter = try narrow.filter()
         var out = JSONStream()
         var count = 0
         var bytes: Int64 = 0
@@ -69,7 +65,7 @@ struct LsCommand: AsyncParsableCommand {
     }
 }
 
-/// `--prefix`, `--match` and `--db`: which entries `ls` and `diff` look at.
+/// `--prefix`, `--match` and the kinds' own filters (`--db`, `--deep`): which entries `ls` and `diff` look at.
 struct ContentFilterOptions: ParsableArguments {
     @Option(help: "Only entries whose path starts with this.")
     var prefix: String?
@@ -77,8 +73,30 @@ struct ContentFilterOptions: ParsableArguments {
     @Option(help: "Only entries whose path matches this glob (SCAN MATCH rules).")
     var match: String?
 
-    @Option(help: "Redis: only this database.")
-    var db: Int?
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The filters of the backup's kind (see below).", valueName: "kind-filters"))
+    var kindFilters: [String] = []
 
-    var filter: ContentFilter { ContentFilter(prefix: prefix, match: match, database: db) }
+    /// The kinds' own filters (`SourceKinds.contentFilters`) go by name in `options`; each kind reads its own.
+    func filter() throws -> ContentFilter {
+        ContentFilter(prefix: prefix, match: match, options: try SourceKinds.contentFilterOptions(kindFilters))
+    }
+
+    /// `KIND FILTERS:` laid out as argument-parser lays out OPTIONS (as `restore --help` lists the kinds'
+    /// options): appended after OPTIONS in `ls --help` and `diff --help` (ExitCodeMapping).
+    static func kindFiltersHelp(width: Int = 80) -> String {
+        var out = "\nKIND FILTERS:\n"
+        for (_, filters) in SourceKinds.contentFilters {
+            for filter in filters {
+                let lines = TableLayout.wrapText(filter.help, width: max(20, width - 26))
+                let name = "  --\(filter.name)" + (filter.valueName.map { " \($0)" } ?? "")
+                if name.count <= 24 {
+                    out += name.padding(toLength: 26, withPad: " ", startingAt: 0) + lines[0] + "\n"
+                } else {
+                    out += name + "\n" + String(repeating: " ", count: 26) + lines[0] + "\n"
+                }
+                for line in lines.dropFirst() { out += String(repeating: " ", count: 26) + line + "\n" }
+            }
+        }
+        return out
+    }
 }

@@ -168,6 +168,15 @@ enum Manual {
                 out += ".El\n"
             }
         }
+        if ["ls", "diff"].contains(command.commandName) && prefix.isEmpty {
+            out += ".Pp\nThe filters of the kinds of source:\n.Bl -tag -width 6n\n"
+            for (_, filters) in SourceKinds.contentFilters {
+                for filter in filters {
+                    out += ".It Fl -\(filter.name)" + (filter.valueName.map { " Ar \(macroWord($0))" } ?? "") + "\n" + text(filter.help)
+                }
+            }
+            out += ".El\n"
+        }
         let subcommands = (command.subcommands ?? []).filter { $0.shouldDisplay != false && $0.commandName != "help" }
         if !subcommands.isEmpty {
             out += ".Bl -tag -width 6n\n"

@@ -2,124 +2,39 @@ import BackupCore
 import BackupEngine
 import Foundation
 
-/// The JSON contract read by the deploy script and other tools. Field names are snake_case and stable.
+/// The JSON contract read by the deploy script and other tools. Field names are snake_case and stable: the
+/// artifact's own are its manifest's (`ArtifactInfo.encode(to:)`, with null for a nil field), then what the
+/// catalog alone knows.
 struct ArtifactJSON: Encodable {
-    var id: String
-    var run_id: String
-    var source: String
-    var kind: String
-    var status: String
-    var path: String
-    var sha256: String
-    var bytes_raw: Int64
-    var bytes_stored: Int64
-    var compression: String
-    var created_at: String
-    var tag: String
-    var release: String?
-    var pinned: Bool
-    var pin_reason: String?
-    var deleted_at: String?
-    var detail: String?
-    var stats: [String: JSONValue]
-    /// Set by `show`: the artifact's newest drill.
+    var artifact: ArtifactInfo
+    /// Set by `show`: the artifact's newest drill (left out otherwise).
     var last_drill: DrillJSON?
-    /// The off-site copy: null (none configured or not tried), "ok" or "failed".
-    var offsite: String?
-    var offsite_detail: String?
-    /// The newest verify of this artifact: {"at", "ok", "detail"}, or null (never verified).
-    var last_verify: VerifyJSON?
 
+    /// The newest verify of this artifact: {"at", "ok", "detail"}, or null (never verified).
     struct VerifyJSON: Encodable { var at: String; var ok: Bool; var detail: String }
 
-    init(_ a: ArtifactInfo) {
-        id = a.id
-        run_id = a.runID
-        source = a.source
-        kind = a.kind.rawValue
-        status = a.status.rawValue
-        path = a.path
-        sha256 = a.sha256
-        bytes_raw = a.bytesRaw
-        bytes_stored = a.bytesStored
-        compression = a.compression.rawValue
-        created_at = Timestamps.iso8601(a.createdAt)
-        tag = a.tag.rawValue
-        release = a.release
-        pinned = a.pinned
-        pin_reason = a.pinReason
-        deleted_at = a.deletedAt.map(Timestamps.iso8601)
-        detail = a.detail
-        stats = a.stats
-        offsite = a.offsite?.rawValue
-        offsite_detail = a.offsiteDetail
-        last_verify = a.lastVerify.map { VerifyJSON(at: Timestamps.iso8601($0.at), ok: $0.ok, detail: $0.detail) }
-    }
+    init(_ a: ArtifactInfo) { artifact = a }
 
-    // Encode `release` and `detail` as null rather than omitting them: readers can rely on every key.
-    enum CodingKeys: String, CodingKey {
-        case id, run_id, source, kind, status, path, sha256, bytes_raw, bytes_stored, compression, created_at, tag,
-             release, pinned, pin_reason, deleted_at, detail, stats, last_drill, offsite, offsite_detail, last_verify
-    }
+    enum CatalogKeys: String, CodingKey { case last_drill, offsite, offsite_detail, last_verify }
 
     func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(run_id, forKey: .run_id)
-        try c.encode(source, forKey: .source)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(status, forKey: .status)
-        try c.encode(path, forKey: .path)
-        try c.encode(sha256, forKey: .sha256)
-        try c.encode(bytes_raw, forKey: .bytes_raw)
-        try c.encode(bytes_stored, forKey: .bytes_stored)
-        try c.encode(compression, forKey: .compression)
-        try c.encode(created_at, forKey: .created_at)
-        try c.encode(tag, forKey: .tag)
-        try c.encode(release, forKey: .release)
-        try c.encode(pinned, forKey: .pinned)
-        try c.encode(pin_reason, forKey: .pin_reason)
-        try c.encode(deleted_at, forKey: .deleted_at)
-        try c.encode(detail, forKey: .detail)
-        try c.encode(stats, forKey: .stats)
-        if let last_drill { try c.encode(last_drill, forKey: .last_drill) }
-        try c.encode(offsite, forKey: .offsite)
-        try c.encode(offsite_detail, forKey: .offsite_detail)
-        try c.encode(last_verify, forKey: .last_verify)
+        try artifact.encode(to: encoder)
+        var c = encoder.container(keyedBy: CatalogKeys.self)
+        try c.encodeIfPresent(last_drill, forKey: .last_drill)
+        // The off-site copy: null (none configured or not tried), "ok" or "failed".
+        try c.encode(artifact.offsite?.rawValue, forKey: .offsite)
+        try c.encode(artifact.offsiteDetail, forKey: .offsite_detail)
+        try c.encode(artifact.lastVerify.map { VerifyJSON(at: Timestamps.iso8601($0.at), ok: $0.ok, detail: $0.detail) }, forKey: .last_verify)
     }
 }
 
+/// A run: its manifest's fields (`RunInfo.encode(to:)`), with null for a nil field.
 struct RunJSON: Encodable {
-    var id: String
-    var status: String
-    var tag: String
-    var release: String?
-    var started_at: String
-    var finished_at: String?
-    var host: String
+    var run: RunInfo
 
-    init(_ r: RunInfo) {
-        id = r.id
-        status = r.status.rawValue
-        tag = r.tag.rawValue
-        release = r.release
-        started_at = Timestamps.iso8601(r.startedAt)
-        finished_at = r.finishedAt.map(Timestamps.iso8601)
-        host = r.host
-    }
+    init(_ r: RunInfo) { run = r }
 
-    enum CodingKeys: String, CodingKey { case id, status, tag, release, started_at, finished_at, host }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(status, forKey: .status)
-        try c.encode(tag, forKey: .tag)
-        try c.encode(release, forKey: .release)
-        try c.encode(started_at, forKey: .started_at)
-        try c.encode(finished_at, forKey: .finished_at)
-        try c.encode(host, forKey: .host)
-    }
+    func encode(to encoder: Encoder) throws { try run.encode(to: encoder) }
 }
 
 struct BackupResultJSON: Encodable {
@@ -152,6 +67,7 @@ enum Output {
     static func json<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.userInfo[.writesNulls] = true // every key, null when nil (ArtifactInfo, RunInfo)
         ProgressRenderer.shared.clearLine()
         Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self)) // JSON: escaped already, byte for byte
         printedJSON = true
@@ -168,30 +84,7 @@ enum Output {
     /// Short human summary of an artifact's stats.
     static func summary(_ a: ArtifactInfo) -> String {
         if a.status != .ok { return a.detail ?? "" }
-        var parts: [String] = []
-        if let keys = a.stats["keys"]?.intValue { parts.append("\(keys) keys") }
-        if let docs = a.stats["documents"]?.intValue, let ns = a.stats["namespaces"]?.intValue {
-            // Documents and oplog entries apart: mongorestore restores the first, replays the second only on request.
-            let oplog = a.stats["oplog_entries"]?.intValue ?? a.stats["per_namespace"]?["oplog"]?.intValue ?? 0
-            parts.append(oplog > 0 ? "\(docs - oplog) documents + \(oplog) oplog entries in \(ns) namespaces" : "\(docs) documents in \(ns) namespaces")
-        }
-        if let v = a.stats["rdb_version"]?.intValue { parts.append("RDB v\(v)") }
-        if let objects = a.stats["objects"]?.intValue, let buckets = a.stats["buckets"]?.intValue {
-            var text = "\(objects) objects in \(buckets) bucket\(buckets == 1 ? "" : "s")"
-            if let new = a.stats["new"]?.intValue, let changed = a.stats["changed"]?.intValue, let deleted = a.stats["deleted"]?.intValue {
-                text += (a.stats["previous"] ?? .null) == .null ? " (first snapshot)" : " (+\(new) ~\(changed) -\(deleted) since the previous)"
-            }
-            parts.append(text)
-        }
-        if let files = a.stats["files"]?.intValue, a.kind == SourceKind("files") {
-            var text = "\(files) files"
-            if let added = a.stats["added"]?.intValue, let changed = a.stats["changed"]?.intValue, let removed = a.stats["removed"]?.intValue {
-                text += " (+\(added) ~\(changed) -\(removed) since the previous)"
-            }
-            if let torn = a.stats["changed_during_backup"]?.intValue, torn > 0 { text += ", \(torn) changed while read" }
-            parts.append(text)
-        }
-        return parts.joined(separator: ", ")
+        return SourceKinds.detailSummary(a)
     }
 
     /// The width tables fit: the terminal's when stdout is one (80 when it does not say), else `$COLUMNS`; a

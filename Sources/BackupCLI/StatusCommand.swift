@@ -105,13 +105,13 @@ struct StatusJSON: Encodable {
                               var rto_seconds: Double? }
     var source: String
     var kind: String
-    var newest_good: String?
-    var newest_good_at: String?
-    var rpo_seconds: Double?
-    var last_run_ok: Bool?
-    var last_drill: Drill?
-    var last_verify_at: String?
-    var last_verify_ok: Bool?
+    @JSONNullable var newest_good: String?
+    @JSONNullable var newest_good_at: String?
+    @JSONNullable var rpo_seconds: Double?
+    @JSONNullable var last_run_ok: Bool?
+    @JSONNullable var last_drill: Drill?
+    @JSONNullable var last_verify_at: String?
+    @JSONNullable var last_verify_ok: Bool?
     var corrupt: Int
     /// Restores of the source killed before their end (`[]` when none).
     var interrupted_restores: [InterruptedRestore]
@@ -133,19 +133,4 @@ struct StatusJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill, last_verify_at, last_verify_ok, corrupt, interrupted_restores }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(source, forKey: .source)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(newest_good, forKey: .newest_good)
-        try c.encode(newest_good_at, forKey: .newest_good_at)
-        try c.encode(rpo_seconds, forKey: .rpo_seconds)
-        try c.encode(last_run_ok, forKey: .last_run_ok)
-        try c.encode(last_drill, forKey: .last_drill)
-        try c.encode(last_verify_at, forKey: .last_verify_at)
-        try c.encode(last_verify_ok, forKey: .last_verify_ok)
-        try c.encode(corrupt, forKey: .corrupt)
-        try c.encode(interrupted_restores, forKey: .interrupted_restores)
-    }
 }

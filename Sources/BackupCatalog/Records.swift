@@ -109,24 +109,26 @@ struct ArtifactRecord: Codable, FetchableRecord, PersistableRecord {
         offsiteDetail = a.offsiteDetail
     }
 
-    /// `tag` and `release` belong to `runs`; never write them here.
+    /// `tag` and `release` belong to `runs`; never write them here. The columns are the artifact's field names
+    /// (`ArtifactInfo.CodingKeys`: the manifest's and `--json`'s).
     func encode(to container: inout PersistenceContainer) throws {
-        container["id"] = id
-        container["run_id"] = runID
-        container["source"] = source
-        container["kind"] = kind
-        container["path"] = path
-        container["bytes_raw"] = bytesRaw
-        container["bytes_stored"] = bytesStored
-        container["sha256"] = sha256
-        container["compression"] = compression
-        container["status"] = status
-        container["created_at"] = createdAt
-        container["pinned"] = pinned
-        container["pin_reason"] = pinReason
-        container["deleted_at"] = deletedAt
-        container["stats"] = stats
-        container["detail"] = detail
+        typealias K = ArtifactInfo.CodingKeys
+        container[K.id.stringValue] = id
+        container[K.runID.stringValue] = runID
+        container[K.source.stringValue] = source
+        container[K.kind.stringValue] = kind
+        container[K.path.stringValue] = path
+        container[K.bytesRaw.stringValue] = bytesRaw
+        container[K.bytesStored.stringValue] = bytesStored
+        container[K.sha256.stringValue] = sha256
+        container[K.compression.stringValue] = compression
+        container[K.status.stringValue] = status
+        container[K.createdAt.stringValue] = createdAt
+        container[K.pinned.stringValue] = pinned
+        container[K.pinReason.stringValue] = pinReason
+        container[K.deletedAt.stringValue] = deletedAt
+        container[K.stats.stringValue] = stats
+        container[K.detail.stringValue] = detail
     }
 
     var model: ArtifactInfo {

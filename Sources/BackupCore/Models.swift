@@ -250,6 +250,20 @@ public struct RunInfo: Sendable, Equatable, Codable {
         case finishedAt = "finished_at"
     }
 
+    /// The manifest's fields (times as `Timestamps.iso8601`); `--json` (`CodingUserInfoKey.writesNulls`) writes a
+    /// nil field as null, the manifest leaves it out.
+    public func encode(to encoder: Encoder) throws {
+        let nulls = encoder.userInfo[.writesNulls] as? Bool == true
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(tag, forKey: .tag)
+        try c.encodeOptional(release, forKey: .release, nulls: nulls)
+        try c.encode(Timestamps.iso8601(startedAt), forKey: .startedAt)
+        try c.encodeOptional(finishedAt.map(Timestamps.iso8601), forKey: .finishedAt, nulls: nulls)
+        try c.encode(status, forKey: .status)
+        try c.encode(host, forKey: .host)
+    }
+
     public init(id: String, tag: RunTag, release: String?, startedAt: Date, finishedAt: Date? = nil,
                 status: RunStatus, host: String) {
         self.id = id
@@ -292,8 +306,9 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
     /// The newest `verify` of this artifact (nil: never verified since it was taken).
     public var lastVerify: VerifyRecord? = nil
 
-    /// Field names of the manifest format (snake_case, stable).
-    enum CodingKeys: String, CodingKey {
+    /// Field names of the manifest format and of `--json` (snake_case, stable): the one mapping of an artifact's
+    /// fields, which the catalog's columns share (`ArtifactRecord`).
+    public enum CodingKeys: String, CodingKey {
         case id, source, kind, path, sha256, compression, status, pinned, stats, detail, tag, release
         case runID = "run_id"
         case bytesRaw = "bytes_raw"
@@ -301,6 +316,32 @@ public struct ArtifactInfo: Sendable, Equatable, Codable {
         case createdAt = "created_at"
         case pinReason = "pin_reason"
         case deletedAt = "deleted_at"
+    }
+
+    /// The manifest's fields (times as `Timestamps.iso8601`); `--json` (`CodingUserInfoKey.writesNulls`) writes a
+    /// nil field as null, the manifest leaves it out. The off-site state and the last verify are the catalog's
+    /// only: `--json` adds them.
+    public func encode(to encoder: Encoder) throws {
+        let nulls = encoder.userInfo[.writesNulls] as? Bool == true
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(runID, forKey: .runID)
+        try c.encode(source, forKey: .source)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(path, forKey: .path)
+        try c.encode(bytesRaw, forKey: .bytesRaw)
+        try c.encode(bytesStored, forKey: .bytesStored)
+        try c.encode(sha256, forKey: .sha256)
+        try c.encode(compression, forKey: .compression)
+        try c.encode(status, forKey: .status)
+        try c.encode(Timestamps.iso8601(createdAt), forKey: .createdAt)
+        try c.encode(pinned, forKey: .pinned)
+        try c.encodeOptional(pinReason, forKey: .pinReason, nulls: nulls)
+        try c.encodeOptional(deletedAt.map(Timestamps.iso8601), forKey: .deletedAt, nulls: nulls)
+        try c.encode(stats, forKey: .stats)
+        try c.encodeOptional(detail, forKey: .detail, nulls: nulls)
+        try c.encode(tag, forKey: .tag)
+        try c.encodeOptional(release, forKey: .release, nulls: nulls)
     }
 
     public init(id: String, runID: String, source: String, kind: SourceKind, path: String,

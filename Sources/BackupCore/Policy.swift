@@ -22,10 +22,10 @@ public struct Policy: Sendable, Equatable {
     /// `daemon: { fleet: true }`: the daemon's /metrics also has every host's status from the off-site bucket,
     /// labelled `host` (#38), read at most every 5 minutes.
     public var daemonFleet = false
-    /// Scratch targets for restore drills.
-    public var drill = DrillPolicy()
-    /// Tools for restores (`restore:`).
-    public var restore = RestorePolicy()
+    /// Scratch targets for restore drills (`drill:`), as each kind parsed its keys.
+    public var drill = KindBlockSettings()
+    /// Tools for restores (`restore:`), as each kind parsed its keys.
+    public var restore = KindBlockSettings()
     /// Encryption at rest (age); nil: artifacts are stored unencrypted.
     public var encryption: EncryptionPolicy?
     /// The stack's Compose project (`compose:`), already applied to every Compose command of the policy; nil:
@@ -161,6 +161,23 @@ extension SourceSettings where Self: Equatable {
 public protocol SourceSettingsParser: Sendable {
     var kind: SourceKind { get }
     func parseSettings(_ node: PolicyNode) throws(PolicyError) -> any SourceSettings
+
+    // The kind's keys of the policy's `drill:` and `restore:` blocks (#37 item 3); defaults below: none.
+    /// The keys of `drill:` this kind reads.
+    var drillKeys: Set<String> { get }
+    /// The keys of `restore:` this kind reads.
+    var restoreKeys: Set<String> { get }
+    /// Reads the kind's keys of `block` (`map`: those of its keys the block has, maybe none); nil: nothing to keep.
+    func parseBlock(_ block: PolicyBlock, _ map: [String: PolicyNode]) throws(PolicyError) -> (any PolicyBlockSettings)?
+}
+
+extension SourceSettingsParser {
+    public var drillKeys: Set<String> { [] }
+    public var restoreKeys: Set<String> { [] }
+    public func parseBlock(_ block: PolicyBlock, _ map: [String: PolicyNode]) throws(PolicyError) -> (any PolicyBlockSettings)? { nil }
+
+    /// The keys of `block` this kind reads.
+    public func keys(of block: PolicyBlock) -> Set<String> { block == .drill ? drillKeys : restoreKeys }
 }
 
 /// The kinds a policy may use, each with its parser (the engine's registry provides them).
@@ -173,6 +190,22 @@ public struct SourceKindTable: Sendable {
 
     /// `redis, mongodb, s3`, for messages.
     public var names: String { parsers.keys.map(\.rawValue).sorted().joined(separator: ", ") }
+
+    /// Every kind's keys of `drill:`.
+    public var drillKeys: Set<String> { parsers.values.reduce(into: []) { $0.formUnion($1.drillKeys) } }
+    /// Every kind's keys of `restore:`.
+    public var restoreKeys: Set<String> { parsers.values.reduce(into: []) { $0.formUnion($1.restoreKeys) } }
+
+    /// The block (`drill:` or `restore:`), its keys handed to the kinds that read them, in the kinds' order.
+    public func parse(_ block: PolicyBlock, _ map: [String: PolicyNode]) throws(PolicyError) -> KindBlockSettings {
+        var out = KindBlockSettings()
+        for kind in parsers.keys.sorted() {
+            let parser = parsers[kind]!
+            let mine = map.filter { parser.keys(of: block).contains($0.key) }
+            if let settings = try parser.parseBlock(block, mine) { out[kind] = settings }
+        }
+        return out
+    }
 }
 
 /// S3 bucket naming: 3–63 of lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit.
@@ -263,34 +296,58 @@ public struct StatusAuth: Sendable, Equatable {
     }
 }
 
-/// `restore:` in the policy: tools restores use.
-public struct RestorePolicy: Sendable, Equatable {
-    /// `redis-server` binaries an online Redis restore may start its scratch server with: one whose RDB the
-    /// target can load (a Redis 6.2 target needs a 6.2 scratch server); `redis-server` on PATH is always a candidate.
-    public var redisServers: [String] = []
-
-    public init(redisServers: [String] = []) { self.redisServers = redisServers }
+/// `drill:` and `restore:` in the policy: blocks whose keys belong to the kinds (the scratch targets of their
+/// drills, the tools of their restores). Each kind declares the keys it reads (`SourceSettingsParser.drillKeys`,
+/// `restoreKeys`) and parses them (`parseBlock`); the policy keeps what each kind made, by kind.
+public enum PolicyBlock: String, Sendable, CaseIterable {
+    case drill, restore
 }
 
-/// `drill:` in the policy: scratch targets for restore drills.
-public struct DrillPolicy: Sendable, Equatable {
-    /// A MongoDB to restore drills into (databases `kb_drill_<id>_<db>`, dropped afterwards); none: archive-only.
-    public var mongoURI: SecretReference?
-    /// The shell used to drop the scratch databases (its script, connection string included, goes through stdin).
-    public var mongosh: [String] = ["mongosh"]
-    /// Without `mongo_uri`: the image of a throwaway MongoDB container (`docker run --rm`, published on a free
-    /// 127.0.0.1 port, removed after) a drill restores into. `auto`: `mongo:<major.minor>` of the server the
-    /// backup was taken from; `off`: archive-only drills.
-    public var mongoImage: String = "auto"
-    /// Where MinIO drills create their scratch bucket `kb-drill-<id>`; nil: the source's own endpoint.
-    public var s3Endpoint: String?
-    /// `redis-server` binaries a Redis drill may load a backup with (paths or names); the one of the backup's
-    /// own version is preferred, then the newest that can load it; `redis-server` on PATH is always a candidate.
-    public var redisServers: [String] = []
+/// What one kind read from a `drill:` or `restore:` block.
+public protocol PolicyBlockSettings: Sendable {
+    func isEqual(to other: any PolicyBlockSettings) -> Bool
+    /// The settings with the policy's `compose:` project applied to their commands (default: unchanged).
+    func applying(_ project: ComposeProject) -> Self
+    /// Their commands by key (`mongosh`), which `policy check --connect` asks Compose about (default: none).
+    var commands: [(key: String, command: [String])] { get }
+}
 
-    public init(mongoURI: SecretReference? = nil, mongosh: [String] = ["mongosh"]) {
-        self.mongoURI = mongoURI
-        self.mongosh = mongosh
+extension PolicyBlockSettings {
+    public func applying(_ project: ComposeProject) -> Self { self }
+    public var commands: [(key: String, command: [String])] { [] }
+}
+
+extension PolicyBlockSettings where Self: Equatable {
+    public func isEqual(to other: any PolicyBlockSettings) -> Bool { (other as? Self) == self }
+}
+
+/// One block (`drill:` or `restore:`) as the kinds parsed it: each kind's settings, by kind. A kind with nothing
+/// there has none; its accessors (in its folder) give its defaults.
+public struct KindBlockSettings: Sendable, Equatable {
+    private var byKind: [SourceKind: any PolicyBlockSettings] = [:]
+
+    public init() {}
+
+    public subscript(kind: SourceKind) -> (any PolicyBlockSettings)? {
+        get { byKind[kind] }
+        set { byKind[kind] = newValue }
+    }
+
+    /// The kind's settings as its own type, or nil when the block had none for it.
+    public func settings<T: PolicyBlockSettings>(_ kind: SourceKind, as type: T.Type) -> T? { byKind[kind] as? T }
+
+    /// The kinds that have settings here.
+    public var kinds: [SourceKind] { byKind.keys.sorted() }
+
+    /// Every kind's settings with the `compose:` project applied.
+    public func applying(_ project: ComposeProject) -> KindBlockSettings {
+        var out = self
+        for (kind, value) in byKind { out.byKind[kind] = value.applying(project) }
+        return out
+    }
+
+    public static func == (a: KindBlockSettings, b: KindBlockSettings) -> Bool {
+        a.byKind.count == b.byKind.count && a.byKind.allSatisfy { kind, value in b.byKind[kind].map { value.isEqual(to: $0) } ?? false }
     }
 }
 

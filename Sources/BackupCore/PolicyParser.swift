@@ -94,25 +94,13 @@ public enum PolicyParser {
             }
         }
         if let d = top["drill"] {
-            let map = try d.mapping(allowed: ["mongo_uri", "mongo_uri_file", "mongosh", "mongo_image", "endpoint", "redis_server"])
-            if let i = map["mongo_image"] {
-                let image = try i.nonEmptyString()
-                // A word `docker run` takes as an image: no option, no space, no shell.
-                guard image.range(of: #"^[a-z0-9][a-z0-9._/:@-]*$"#, options: .regularExpression) != nil else {
-                    throw i.error("expected auto, off or an image such as mongo:7.0, found \"\(image)\"")
-                }
-                policy.drill.mongoImage = image
-            }
-            if let r = map["redis_server"] { policy.drill.redisServers = try r.stringList() }
-            if let e = map["endpoint"] { policy.drill.s3Endpoint = try parseS3Endpoint(e) }
-            if let u = map["mongo_uri"] { policy.drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
-            if let f = map["mongo_uri_file"] { policy.drill.mongoURI = .file(try f.nonEmptyString()) }
-            if let c = map["mongosh"] { policy.drill.mongosh = try c.command() }
+            policy.drill = try sourceKinds.parse(.drill, try d.mapping(allowed: sourceKinds.drillKeys))
         }
         if let c = top["compose"] {
             let project = try parseCompose(c)
             policy.compose = project
-            policy.drill.mongosh = project.apply(to: policy.drill.mongosh)
+            policy.drill = policy.drill.applying(project)
+            policy.restore = policy.restore.applying(project)
             for i in policy.sources.indices {
                 if let settings = policy.sources[i].settings as? any ComposeCommands {
                     policy.sources[i].settings = settings.applying(project)
@@ -144,8 +132,7 @@ public enum PolicyParser {
             }
         }
         if let r = top["restore"] {
-            let map = try r.mapping(allowed: ["redis_server"])
-            if let s = map["redis_server"] { policy.restore.redisServers = try s.stringList() }
+            policy.restore = try sourceKinds.parse(.restore, try r.mapping(allowed: sourceKinds.restoreKeys))
         }
         if let e = top["encryption"] {
             let map = try e.mapping(allowed: ["recipients", "identity_file"])

@@ -75,6 +75,9 @@ public struct EngineEnvironment: Sendable {
     public var logger: Logger
     /// Where long work reports how far it got (the CLI draws it on a terminal); nil: nobody is watching.
     public var progress: ProgressMeter?
+    /// The kinds of source the engine knows: `SourceRegistry.current` (the standard registry, unless a test
+    /// runs under another one).
+    var registry: SourceRegistry = SourceRegistry.current
 
     public init(variables: [String: String] = ProcessInfo.processInfo.environment,
                 clock: @escaping @Sendable () -> Date = { Date() },

@@ -370,22 +370,12 @@ struct DaemonHealth: Encodable {
     /// stopped ticking: HTTP 503).
     var status: String
     var problems: [String]
-    var running: String?
+    @JSONNullable var running: String?
     var queued: [String]
     var schedules: [Schedule]
-    var last_tick: String?
+    @JSONNullable var last_tick: String?
 
     enum CodingKeys: String, CodingKey { case status, problems, running, queued, schedules, last_tick }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(status, forKey: .status)
-        try c.encode(problems, forKey: .problems)
-        try c.encode(running, forKey: .running)
-        try c.encode(queued, forKey: .queued)
-        try c.encode(schedules, forKey: .schedules)
-        try c.encode(last_tick, forKey: .last_tick)
-    }
 }
 
 /// The scheduler loop as a service. Jobs run on threads of their own (the engine blocks); the loop keeps

@@ -62,15 +62,16 @@ struct Browser: EngineService {
             own.changed.sort { $0.to.path < $1.to.path }
             return own
         }
+        let adapter = try registry.adapter(for: fromArtifact.kind)
         var older: [String: ContentEntry] = [:]
         let from = try await SourceContext.$progressLabel.withValue("diff 1/2") {
-            try await contents(of: fromID, filter: filter) { entry in older[Browser.diffKey(entry)] = entry }
+            try await contents(of: fromID, filter: filter) { entry in older[adapter.diffKey(entry)] = entry }
         }
         let to = toArtifact
         var result = ContentDiff(from: from, to: to)
         try await SourceContext.$progressLabel.withValue("diff 2/2") {
             try await contents(of: toID, filter: filter) { entry in
-                guard let before = older.removeValue(forKey: Browser.diffKey(entry)) else { result.added.append(entry); return }
+                guard let before = older.removeValue(forKey: adapter.diffKey(entry)) else { result.added.append(entry); return }
                 if before.digest != entry.digest || before.type != entry.type { result.changed.append((before, entry)) } else { result.unchanged += 1 }
             }
         }
@@ -78,14 +79,6 @@ struct Browser: EngineService {
         result.added.sort { $0.path < $1.path }
         result.changed.sort { $0.to.path < $1.to.path }
         return result
-    }
-
-    /// The same path in another Redis database or another bucket is another entry.
-    static func diffKey(_ entry: ContentEntry) -> String {
-        var key = entry.path
-        if let db = entry.detail["db"]?.intValue { key = "db\(db)\u{0}" + key }
-        if case .string(let bucket)? = entry.detail["bucket"] { key = bucket + "\u{0}" + key }
-        return key
     }
 
     /// `find PATTERN`: the good backups (of `source`, or all) holding entries whose path matches, newest first.

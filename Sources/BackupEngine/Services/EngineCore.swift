@@ -30,7 +30,7 @@ final class EngineCore: Sendable {
     /// The off-site copy is another host's (`--from-host`): every `offsiteRepository()` is read only.
     let readOnlyOffsite: Bool
     /// The kinds of source this engine knows.
-    let registry = SourceRegistry.standard
+    var registry: SourceRegistry { environment.registry }
     /// What adapters may use of the engine.
     var context: SourceContext { SourceContext(engine: self) }
 
@@ -48,7 +48,7 @@ final class EngineCore: Sendable {
         // Under the mutex: two tasks asking first at once open it once.
         try catalogStore.withLock { store throws -> Catalog in
         if let store { return store }
-        EngineCore.removeStaleTemporaryDirectories(logger: logger)
+        EngineCore.removeStaleTemporaryDirectories(registry: registry, logger: logger)
         if policy.repository.catalog == nil { try repository.prepare() }
         // An empty file is a catalog that was truncated, not a new one: opening it would start an empty catalog
         // and every backup would look gone.
@@ -152,14 +152,17 @@ extension EngineCore {
     }
 
     /// Removes temporary directories of ours whose process is gone (a drill or restore killed midway leaves a
-    /// decompressed backup; versions before 2026-12 left `kaleem-mongo-*` with a connection string in it).
-    static func removeStaleTemporaryDirectories(logger: Logger) {
+    /// decompressed backup), and the ones the kinds name (`SourceAdapter.temporaryDirectoryPrefixes`).
+    static func removeStaleTemporaryDirectories(registry: SourceRegistry, logger: Logger) {
         let tmp = NSTemporaryDirectory()
+        let kinds = registry.kinds.flatMap { registry.adapters[$0]!.temporaryDirectoryPrefixes }
+        let always = kinds.filter { !$0.carriesPID }.map(\.prefix)
+        let withPID = ["kaleem-drill-", "kaleem-restore-"] + kinds.filter(\.carriesPID).map(\.prefix)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] {
             var stale = false
-            if name.hasPrefix("kaleem-mongo-") {
+            if always.contains(where: { name.hasPrefix($0) }) {
                 stale = true
-            } else if let prefix = ["kaleem-drill-", "kaleem-restore-"].first(where: { name.hasPrefix($0) }) {
+            } else if let prefix = withPID.first(where: { name.hasPrefix($0) }) {
                 let parts = name.dropFirst(prefix.count).split(separator: "-")
                 if parts.count == 2, let pid = pid_t(parts[0]), pid != getpid(), kill(pid, 0) != 0 && errno == ESRCH { stale = true }
             }

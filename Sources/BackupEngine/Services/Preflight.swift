@@ -45,7 +45,7 @@ struct Preflight: EngineService {
         return checks
     }
 
-    /// Every Compose command of the policy (MongoDB tools, drill.mongosh) finds its project from the working
+    /// Every Compose command of the policy (the sources' and the kinds' in drill: and restore:) finds its project from the working
     /// directory this runs in, and the project has the service: cron runs jobs in $HOME, systemd in /.
     private func composeProjects() async -> [PreflightCheck] {
         var commands: [(key: String, command: [String])] = []
@@ -53,7 +53,12 @@ struct Preflight: EngineService {
             guard let settings = source.settings as? any ComposeCommands else { continue }
             commands += settings.commands.map { ("sources.\(source.name).\($0.key)", $0.command) }
         }
-        if policy.sources.contains(where: { $0.settings is any ComposeCommands && $0.kind.rawValue == "mongodb" }) { commands.append(("drill.mongosh", policy.drill.mongosh)) }
+        // The kinds' commands in drill: and restore: (drill.mongosh), for the kinds the policy has sources of.
+        for (block, settings) in [(PolicyBlock.drill, policy.drill), (.restore, policy.restore)] {
+            for kind in settings.kinds where policy.sources.contains(where: { $0.kind == kind }) {
+                commands += (settings[kind]?.commands ?? []).map { ("\(block.rawValue).\($0.key)", $0.command) }
+            }
+        }
         var checks: [PreflightCheck] = []
         var asked: [[String]: String?] = [:]
         for (key, command) in commands {

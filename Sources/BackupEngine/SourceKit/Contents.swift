@@ -5,22 +5,26 @@ import BackupCore
 import Foundation
 
 /// Which entries `ls` shows. `prefix` and `match` (a glob with Redis's `SCAN MATCH` rules) apply to the
-/// entry's path (a Redis key, an object key, a file path, a namespace, a collection); `database` to Redis.
+/// entry's path (a Redis key, an object key, a file path, a namespace, a collection); `options` are the kinds'
+/// own filters (`SourceAdapter.contentFilters`: Redis's `db`, MongoDB's `deep`), by name, each read by its kind.
 public struct ContentFilter: Sendable {
     public var prefix: String?
     public var match: Glob?
-    public var database: Int?
     /// Fill `ContentEntry.digest` (for `diff`): Redis then reads every selected value whole, one at a time.
     public var digests = false
-    /// MongoDB: walk the archive itself instead of reading the counts its walk recorded at backup time.
-    public var deep = false
+    /// The kinds' own filters by name: the value of `--NAME VALUE`, or "" for a flag. A kind reads its own and
+    /// ignores the others'.
+    public var options: [String: String] = [:]
 
-    public init(prefix: String? = nil, match: String? = nil, database: Int? = nil, digests: Bool = false) {
+    public init(prefix: String? = nil, match: String? = nil, options: [String: String] = [:], digests: Bool = false) {
         self.prefix = prefix
         self.match = match.map(Glob.init)
-        self.database = database
+        self.options = options
         self.digests = digests
     }
+
+    /// Whether the flag `name` was given.
+    public func flag(_ name: String) -> Bool { options[name] != nil }
 
     public func accepts(_ path: String) -> Bool { accepts(Array(path.utf8)) }
 
@@ -52,5 +56,19 @@ public struct ContentEntry: Sendable {
         self.size = size
         self.detail = detail
         self.digest = digest
+    }
+}
+
+/// One of a kind's own `ls`/`diff` filters: `--name VALUE` (or a flag), for the help and for `ContentFilter.options`.
+public struct ContentFilterOption: Sendable, Equatable {
+    public var name: String
+    /// `N`, …; nil for a flag.
+    public var valueName: String?
+    public var help: String
+
+    public init(_ name: String, value: String? = nil, help: String) {
+        self.name = name
+        self.valueName = value
+        self.help = help
     }
 }

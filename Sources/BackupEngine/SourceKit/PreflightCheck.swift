@@ -11,7 +11,7 @@ public struct PreflightCheck: Sendable, Equatable, Codable {
     public var check: String
     public var ok: Bool
     public var detail: String
-    public var hint: String?
+    @JSONNullable public var hint: String?
 
     public init(check: String, ok: Bool, detail: String, hint: String? = nil) {
         self.check = check
@@ -26,14 +26,6 @@ public struct PreflightCheck: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey { case check, ok, detail, hint }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(check, forKey: .check)
-        try c.encode(ok, forKey: .ok)
-        try c.encode(detail, forKey: .detail)
-        try c.encode(hint, forKey: .hint)
-    }
 }
 
 /// Executables as a shell finds them (the first word of a configured command).

@@ -93,6 +93,34 @@ protocol SourceAdapter: SourceSettingsParser {
     func collectGarbage(source: String, context: SourceContext) async
     /// Deletes the remote shared files of the source that no remaining artifact references; returns how many.
     func removeUnusedRemoteFiles(source: String, remote: any Repository, context: SourceContext) async throws -> Int
+
+    // MARK: what the engine and the CLI show of the kind (#37 item 3); defaults in the extension below
+    /// The DETAIL column of `list` and `show` for a good backup of this kind, from the stats it recorded
+    /// (`3 keys, RDB v11`); empty: nothing to say.
+    func detailSummary(stats: [String: JSONValue]) -> String
+    /// The kind's own `ls`/`diff` filters beside --prefix and --match (Redis: --db, MongoDB: --deep), read from
+    /// `ContentFilter.options` by its `contents`.
+    var contentFilters: [ContentFilterOption] { get }
+    /// The generic `diff`'s identity of an entry (default: its path): the same key in another Redis database or
+    /// another bucket is another entry.
+    func diffKey(_ entry: ContentEntry) -> String
+    /// Temporary directories (in the system's temporary directory) this kind's code makes or once made, which the
+    /// engine removes when the process that made them is gone.
+    var temporaryDirectoryPrefixes: [TemporaryDirectoryPrefix] { get }
+}
+
+extension SourceAdapter {
+    func detailSummary(stats: [String: JSONValue]) -> String { "" }
+    var contentFilters: [ContentFilterOption] { [] }
+    func diffKey(_ entry: ContentEntry) -> String { entry.path }
+    var temporaryDirectoryPrefixes: [TemporaryDirectoryPrefix] { [] }
+}
+
+/// A name prefix of temporary directories a kind makes (`<prefix><pid>-XXXXXX`, removed once that process is
+/// gone: `carriesPID`) or made in older versions without a pid (removed whenever found).
+struct TemporaryDirectoryPrefix: Sendable, Equatable {
+    var prefix: String
+    var carriesPID: Bool
 }
 
 /// A kind whose backup is one stream of bytes, stored as `<id>.<fileExtension>.gz` (gzip, then age when

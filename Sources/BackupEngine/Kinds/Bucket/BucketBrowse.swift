@@ -59,3 +59,21 @@ extension BucketAdapter {
         return result
     }
 }
+
+// What `diff` and `list` know of bucket snapshots.
+extension BucketAdapter {
+    /// The same key in another bucket is another entry.
+    func diffKey(_ entry: ContentEntry) -> String {
+        if case .string(let bucket)? = entry.detail["bucket"] { return bucket + "\u{0}" + entry.path }
+        return entry.path
+    }
+
+    func detailSummary(stats: [String: JSONValue]) -> String {
+        guard let objects = stats["objects"]?.intValue, let buckets = stats["buckets"]?.intValue else { return "" }
+        var text = "\(objects) objects in \(buckets) bucket\(buckets == 1 ? "" : "s")"
+        if let new = stats["new"]?.intValue, let changed = stats["changed"]?.intValue, let deleted = stats["deleted"]?.intValue {
+            text += (stats["previous"] ?? .null) == .null ? " (first snapshot)" : " (+\(new) ~\(changed) -\(deleted) since the previous)"
+        }
+        return text
+    }
+}

@@ -54,3 +54,28 @@ extension BucketAdapter {
         return policy
     }
 }
+
+/// The bucket keys of `drill:`.
+public struct BucketDrillPolicy: PolicyBlockSettings, Equatable {
+    /// Where MinIO drills create their scratch bucket `kb-drill-<id>`; nil: the source's own endpoint.
+    public var s3Endpoint: String?
+
+    public init(s3Endpoint: String? = nil) { self.s3Endpoint = s3Endpoint }
+}
+
+extension BucketAdapter {
+    static let drillKeys: Set<String> = ["endpoint"]
+    var drillKeys: Set<String> { Self.drillKeys }
+
+    func parseBlock(_ block: PolicyBlock, _ map: [String: PolicyNode]) throws(PolicyError) -> (any PolicyBlockSettings)? {
+        guard block == .drill else { return nil }
+        var drill = BucketDrillPolicy()
+        if let e = map["endpoint"] { drill.s3Endpoint = try PolicyParser.parseS3Endpoint(e) }
+        return drill
+    }
+}
+
+extension KindBlockSettings {
+    /// `drill.endpoint` (nil when not given).
+    public var s3Endpoint: String? { settings(BucketAdapter().kind, as: BucketDrillPolicy.self)?.s3Endpoint }
+}

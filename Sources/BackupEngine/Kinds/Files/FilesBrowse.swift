@@ -26,3 +26,16 @@ extension FilesAdapter {
         }
     }
 }
+
+// What `list` knows of files backups.
+extension FilesAdapter {
+    func detailSummary(stats: [String: JSONValue]) -> String {
+        guard let files = stats["files"]?.intValue else { return "" }
+        var text = "\(files) files"
+        if let added = stats["added"]?.intValue, let changed = stats["changed"]?.intValue, let removed = stats["removed"]?.intValue {
+            text += " (+\(added) ~\(changed) -\(removed) since the previous)"
+        }
+        if let torn = stats["changed_during_backup"]?.intValue, torn > 0 { text += ", \(torn) changed while read" }
+        return text
+    }
+}

@@ -7,7 +7,7 @@ import MongoBackup
 
 extension MongoAdapter {
     func contents(_ artifact: ArtifactInfo, filter: ContentFilter, context: SourceContext, emit: (ContentEntry) throws -> Void) async throws {
-        if filter.deep {
+        if filter.flag("deep") {
             let (report, _) = try await MongoArchiveCheck.verify(GzipChunkSource(reader: try context.reader(artifact)))
             let views = Set(report.views)
             var names = Set(report.namespaces.keys).union(views).union(report.collections)
@@ -31,4 +31,21 @@ extension MongoAdapter {
             try emit(ContentEntry(path: ns, type: "namespace", size: nil, detail: detail, digest: "documents=\(documents)"))
         }
     }
+}
+
+// What `ls` and `list` know of MongoDB backups.
+extension MongoAdapter {
+    var contentFilters: [ContentFilterOption] {
+        [ContentFilterOption("deep", help: "MongoDB: walk the stored archive now (namespaces, views, time series, counts) instead of reading what its walk recorded at backup time.")]
+    }
+
+    func detailSummary(stats: [String: JSONValue]) -> String {
+        guard let docs = stats["documents"]?.intValue, let ns = stats["namespaces"]?.intValue else { return "" }
+        // Documents and oplog entries apart: mongorestore restores the first, replays the second only on request.
+        let oplog = stats["oplog_entries"]?.intValue ?? stats["per_namespace"]?["oplog"]?.intValue ?? 0
+        return oplog > 0 ? "\(docs - oplog) documents + \(oplog) oplog entries in \(ns) namespaces" : "\(docs) documents in \(ns) namespaces"
+    }
+
+    /// Versions before 2026-12 left `kaleem-mongo-*` directories with a connection string in them.
+    var temporaryDirectoryPrefixes: [TemporaryDirectoryPrefix] { [TemporaryDirectoryPrefix(prefix: "kaleem-mongo-", carriesPID: false)] }
 }

@@ -89,3 +89,59 @@ extension MongoSourcePolicy: ComposeCommands {
 
     public var commands: [(key: String, command: [String])] { [("mongodump", mongodump), ("mongorestore", mongorestore)] }
 }
+
+/// The MongoDB keys of `drill:`: where drills restore into.
+public struct MongoDrillPolicy: PolicyBlockSettings, Equatable {
+    /// A MongoDB to restore drills into (databases `kb_drill_<id>_<db>`, dropped afterwards); none: archive-only.
+    public var mongoURI: SecretReference?
+    /// The shell used to drop the scratch databases (its script, connection string included, goes through stdin).
+    public var mongosh: [String] = ["mongosh"]
+    /// Without `mongo_uri`: the image of a throwaway MongoDB container (`docker run --rm`, published on a free
+    /// 127.0.0.1 port, removed after) a drill restores into. `auto`: `mongo:<major.minor>` of the server the
+    /// backup was taken from; `off`: archive-only drills.
+    public var mongoImage: String = "auto"
+
+    public init(mongoURI: SecretReference? = nil, mongosh: [String] = ["mongosh"]) {
+        self.mongoURI = mongoURI
+        self.mongosh = mongosh
+    }
+
+    /// `drill.mongosh` is a Compose command like the sources' tools: the `compose:` project applies to it.
+    public func applying(_ project: ComposeProject) -> MongoDrillPolicy {
+        var out = self
+        out.mongosh = project.apply(to: mongosh)
+        return out
+    }
+
+    public var commands: [(key: String, command: [String])] { [("mongosh", mongosh)] }
+}
+
+extension MongoAdapter {
+    static let drillKeys: Set<String> = ["mongo_uri", "mongo_uri_file", "mongosh", "mongo_image"]
+    var drillKeys: Set<String> { Self.drillKeys }
+
+    func parseBlock(_ block: PolicyBlock, _ map: [String: PolicyNode]) throws(PolicyError) -> (any PolicyBlockSettings)? {
+        guard block == .drill else { return nil }
+        var drill = MongoDrillPolicy()
+        if let i = map["mongo_image"] {
+            let image = try i.nonEmptyString()
+            // A word `docker run` takes as an image: no option, no space, no shell.
+            guard image.range(of: #"^[a-z0-9][a-z0-9._/:@-]*$"#, options: .regularExpression) != nil else {
+                throw i.error("expected auto, off or an image such as mongo:7.0, found \"\(image)\"")
+            }
+            drill.mongoImage = image
+        }
+        if let u = map["mongo_uri"] { drill.mongoURI = .inline(Secret(try u.string(secret: true))) }
+        if let f = map["mongo_uri_file"] { drill.mongoURI = .file(try f.nonEmptyString()) }
+        if let c = map["mongosh"] { drill.mongosh = try c.command() }
+        return drill
+    }
+}
+
+extension KindBlockSettings {
+    /// The `drill:` block's MongoDB keys (their defaults when it has none).
+    public var mongo: MongoDrillPolicy { settings(MongoAdapter().kind, as: MongoDrillPolicy.self) ?? MongoDrillPolicy() }
+    public var mongoURI: SecretReference? { mongo.mongoURI }
+    public var mongosh: [String] { mongo.mongosh }
+    public var mongoImage: String { mongo.mongoImage }
+}

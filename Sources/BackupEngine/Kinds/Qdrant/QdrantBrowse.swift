@@ -17,3 +17,11 @@ extension QdrantAdapter {
         }
     }
 }
+
+// What `list` knows of Qdrant backups.
+extension QdrantAdapter {
+    func detailSummary(stats: [String: JSONValue]) -> String {
+        guard let points = stats["points"]?.intValue, let count = stats["collections_count"]?.intValue else { return "" }
+        return "\(points) points in \(count) collection\(count == 1 ? "" : "s")"
+    }
+}

@@ -56,3 +56,31 @@ extension RedisAdapter {
         return RedisSourcePolicy(endpoint: endpoint, password: password, timeoutSeconds: timeout, startTimeoutSeconds: startTimeout)
     }
 }
+
+/// The Redis key of `drill:` and of `restore:`: `redis_server`, the `redis-server` binaries a drill may load a
+/// backup with (the one of the backup's own version preferred, then the newest that can load it), or an online
+/// restore may start its scratch server with (one whose RDB the target can load: a Redis 6.2 target needs a 6.2
+/// scratch server). `redis-server` on PATH is always a candidate.
+public struct RedisServersPolicy: PolicyBlockSettings, Equatable {
+    public var redisServers: [String] = []
+
+    public init(redisServers: [String] = []) { self.redisServers = redisServers }
+}
+
+extension RedisAdapter {
+    static let drillKeys: Set<String> = ["redis_server"]
+    static let restoreKeys: Set<String> = ["redis_server"]
+    var drillKeys: Set<String> { Self.drillKeys }
+    var restoreKeys: Set<String> { Self.restoreKeys }
+
+    func parseBlock(_ block: PolicyBlock, _ map: [String: PolicyNode]) throws(PolicyError) -> (any PolicyBlockSettings)? {
+        var servers = RedisServersPolicy()
+        if let r = map["redis_server"] { servers.redisServers = try r.stringList() }
+        return servers
+    }
+}
+
+extension KindBlockSettings {
+    /// `drill.redis_server` or `restore.redis_server` (empty when not given).
+    public var redisServers: [String] { settings(RedisAdapter().kind, as: RedisServersPolicy.self)?.redisServers ?? [] }
+}
