@@ -56,9 +56,10 @@ public enum Daemon {
                 headers[.contentType] = "text/plain; charset=utf-8"
                 return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "authentication required\n")))
             }
-            // `daemon: { fleet: true }`: every host's panel, from the read /metrics shares (at most every 5 minutes, #38).
+            // `daemon: { fleet: true }`: every host's panel, from the read /metrics shares (the loop reads the bucket at
+            // most every 5 minutes, #38).
             var fleet: (hosts: [FleetHostStatus], problem: String?, at: Date?)?
-            if policy.daemonFleet { fleet = await state.fleet.status(policy: policy, environment: environment) }
+            if policy.daemonFleet { let c = await state.fleet.cached(); fleet = (c.hosts, c.problem, c.at) }
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: state.statusPage(now: environment.clock(), fleet: fleet))))
         }
         router.get("healthz") { _, _ -> Response in
@@ -68,7 +69,7 @@ public enum Daemon {
         }
         router.get("metrics") { _, _ -> Response in
             var text = state.metrics()
-            if policy.daemonFleet { text += await state.fleet.text(policy: policy, environment: environment) } // #38
+            if policy.daemonFleet { text += await state.fleet.cached().text } // #38, read by the loop
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
@@ -391,6 +392,10 @@ struct SchedulerService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = clock()
             state.refreshCatalogView(now: now)
+            if state.policy.daemonFleet {
+                let (fleet, policy, environment) = (state.fleet, state.policy, state.environment)
+                Task(executorPreference: EngineExecutor.shared) { await fleet.refreshIfStale(policy: policy, environment: environment) }
+            }
             for action in state.tick(now: now) {
                 switch action {
                 case .run(let name):

@@ -46,32 +46,40 @@ public enum FleetMetrics {
     }
 }
 
-/// The daemon's fleet text, read again at most every `maxAge` seconds (each read fetches every host's catalog
-/// copy: docs/fleet.md, "What breaks first"), one read at a time.
+/// The daemon's fleet text and panel, read again at most every `maxAge` seconds (each read fetches every host's
+/// catalog copy: docs/fleet.md, "What breaks first"), one read at a time, by the scheduler loop
+/// (`refreshIfStale`); the request handlers only take what the last read left (`cached`), so a scrape never waits
+/// on the bucket or opens a host's catalog copy (#37 item 5).
 actor FleetMetricsCache {
     private var text: String?
     /// The hosts of the same read (the status page's fleet panel), and why the bucket could not be read.
     private var hosts: [FleetHostStatus] = []
     private var problem: String?
     private var readAt: Date?
+    private var reading = false
     let maxAge: Double
 
     init(maxAge: Double = 300) { self.maxAge = maxAge }
 
-    func text(policy: Policy, environment: EngineEnvironment) async -> String {
-        await refresh(policy: policy, environment: environment)
-        return text ?? FleetMetrics.render([], listed: false)
+    /// What the last read found: the /metrics text (empty before the first read ends: no series rather than a
+    /// false "bucket down"), the hosts, why there are none, and when it was read.
+    func cached() -> (text: String, hosts: [FleetHostStatus], problem: String?, at: Date?) {
+        (text ?? "", hosts, readAt == nil ? "the off-site bucket has not been read yet (the daemon reads it when it starts, then every \(Int(maxAge)) s)" : problem, readAt)
     }
 
-    /// The hosts as the last read saw them (read again when older than `maxAge`), or why there are none.
-    func status(policy: Policy, environment: EngineEnvironment) async -> (hosts: [FleetHostStatus], problem: String?, at: Date?) {
+    /// Reads the bucket again when the last read is older than `maxAge` (or the clock went back), unless a read
+    /// is under way.
+    func refreshIfStale(policy: Policy, environment: EngineEnvironment) async {
+        let now = environment.clock()
+        if reading { return }
+        if text != nil, let readAt, now.timeIntervalSince(readAt) < maxAge, now >= readAt { return }
+        reading = true
+        defer { reading = false }
         await refresh(policy: policy, environment: environment)
-        return (hosts, problem, readAt)
     }
 
     private func refresh(policy: Policy, environment: EngineEnvironment) async {
         let now = environment.clock()
-        if text != nil, let readAt, now.timeIntervalSince(readAt) < maxAge, now >= readAt { return }
         do {
             let found = try await EngineExecutor.run {
                 try await BackupEngine(policy: policy, environment: environment).fleetStatus()

@@ -363,9 +363,10 @@ struct FleetTests {
         let (process, wait) = try startProcess(try kaleemBinary(), ["daemon", "--policy", a.policy], environment: cliEnvironment())
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         var scraped: (Int, String)?
+        // The loop reads the bucket when the daemon starts; until that read ends /metrics has no fleet series.
         for _ in 0..<300 {
             scraped = httpGet("http://127.0.0.1:\(port)/metrics", timeout: 30)
-            if scraped?.0 == 200 { break }
+            if scraped?.0 == 200, scraped?.1.contains("kaleem_backup_fleet_up") == true { break }
             usleep(100_000)
         }
         let text = try #require(scraped?.1)
