@@ -18,11 +18,20 @@ public struct RepositoryFile: Sendable, Equatable {
     /// The sha256 the store recorded for it (S3: the object's metadata), nil when it records none (a local file:
     /// its content is the record; `digest` re-reads it).
     public var recordedSHA256: String?
+    /// When the store last wrote it, by the store's clock (S3: the listing's LastModified, ISO 8601 in UTC), nil
+    /// where the store does not say.
+    public var lastModified: String?
 
-    public init(relative: String, size: Int64, recordedSHA256: String?) {
+    public init(relative: String, size: Int64, recordedSHA256: String?, lastModified: String? = nil) {
         self.relative = relative
         self.size = size
         self.recordedSHA256 = recordedSHA256
+        self.lastModified = lastModified
+    }
+
+    /// The same file: name, size and recorded sha256 (when it was written is the store's, not the file's).
+    public static func == (a: RepositoryFile, b: RepositoryFile) -> Bool {
+        a.relative == b.relative && a.size == b.size && a.recordedSHA256 == b.recordedSHA256
     }
 }
 

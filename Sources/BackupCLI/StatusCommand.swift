@@ -87,7 +87,7 @@ struct StatusCommand: AsyncParsableCommand {
         Output.table(table, wrap: [4, 5, 6])
         for r in rows {
             for k in r.interruptedRestores {
-                print("INTERRUPTED RESTORE: \(k.source) backup \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the target may be half-restored; run the restore again (it removes the temporary .kb-restore-* files it finds)")
+                print("INTERRUPTED RESTORE: \(k.source) backup \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the target may be half-restored; run the restore again (it removes the temporary .kb-restore-* files it finds); a Redis server left as a replica of the dead scratch server (INFO replication: role:slave, master_link_status:down) takes redis-cli REPLICAOF NO ONE first")
             }
         }
     }

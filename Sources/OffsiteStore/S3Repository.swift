@@ -81,7 +81,8 @@ public struct S3Repository: Repository {
                 let relative = String(object.key.dropFirst(prefix.count))
                 // A key this layout never writes (`a//b`, `../x`) is not a file of the repository.
                 guard (try? RepositoryPath.validate(relative, in: location)) != nil else { return nil }
-                return RepositoryFile(relative: relative, size: object.size, recordedSHA256: nil)
+                return RepositoryFile(relative: relative, size: object.size, recordedSHA256: nil,
+                                      lastModified: object.lastModified.isEmpty ? nil : object.lastModified)
             })
         }
     }

@@ -451,7 +451,9 @@ import Testing
         let dead = tmp.file("kaleem-drill-999999-AbCdEf")
         let legacy = tmp.file("kaleem-mongo-Xy12Zq")
         let alive = tmp.file("kaleem-restore-\(getpid())-QwErTy")
-        for d in [dead, legacy, alive] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        // A refresh killed midway (#38, the attack): another host's catalog copy and backup.
+        let fromHost = tmp.file("kaleem-from-host-999999-Zz09aB")
+        for d in [dead, legacy, alive, fromHost] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         FileManager.default.createFile(atPath: legacy + "/config.yml", contents: Data("uri: secret".utf8))
         FileManager.default.createFile(atPath: dead + "/dump.rdb", contents: Data("REDIS".utf8))
         #expect(kill(999_999, 0) != 0)
@@ -461,6 +463,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dead))
         #expect(!FileManager.default.fileExists(atPath: legacy))
+        #expect(!FileManager.default.fileExists(atPath: fromHost))
         #expect(FileManager.default.fileExists(atPath: alive))
     }
 }

@@ -615,6 +615,22 @@ struct FleetTests {
         let stopped = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", slow, "--json"], environment: env)
         #expect(stopped.status == 1 && stopped.stdout.contains("did not finish within 1 s"), "\(stopped.stdout) \(stopped.stderr)")
 
+        // A scrub that exits 0 but leaves a background child holding its output (the attack on #38): the refresh
+        // ends with the command (within its 60 s timeout, not after the child's 120 s), and the child is killed
+        // with its group; a chatty one keeps only the tail of what it printed.
+        let pidFile = dir.file("bg.pid")
+        let lingering = policy("staging", scrub: "[/bin/sh, -c, \"sleep 120 & echo $! > \(pidFile); head -c 5000000 /dev/zero | tr '\\\\0' x; exit 0\"], timeout: 60s")
+        let quick = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", lingering, "--json"], environment: env)
+        #expect(quick.status == 0, "\(quick.stdout) \(quick.stderr)")
+        let bg = try #require(pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        var gone = false
+        // Gone, or a zombie nobody reaps (PID 1 of a container may not): either way it no longer runs.
+        func notRunning(_ pid: pid_t) -> Bool {
+            kill(pid, 0) != 0 || ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ").first == "Z")
+        }
+        for _ in 0..<100 where !gone { gone = notRunning(bg); if !gone { usleep(50_000) } }
+        #expect(gone, "the scrub's background child \(bg) outlived the refresh")
+
         // A host whose catalog copy is not there: nothing restored, an error drill recorded, in the receipt.
         let qa = dir.file("qa.yml")
         try String(contentsOfFile: staging, encoding: .utf8).replacingOccurrences(of: "from_host: prod", with: "from_host: qa")

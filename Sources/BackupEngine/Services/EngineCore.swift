@@ -29,16 +29,21 @@ final class EngineCore: Sendable {
     }
     /// The off-site copy is another host's (`--from-host`): every `offsiteRepository()` is read only.
     let readOnlyOffsite: Bool
+    /// Where a restore keeps its marker while it writes (`RestoreMarkers`): this repository, or for an engine over
+    /// another host's copy (`--from-host`, refresh) the home host's, whose `status` must report a killed restore.
+    let markerRepository: LocalRepository
     /// The kinds of source this engine knows.
     var registry: SourceRegistry { environment.registry }
     /// What adapters may use of the engine.
     var context: SourceContext { SourceContext(engine: self) }
 
-    public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment(), readOnlyOffsite: Bool = false) {
+    public init(policy: Policy, environment: EngineEnvironment = EngineEnvironment(), readOnlyOffsite: Bool = false,
+                markerRepository: LocalRepository? = nil) {
         self.policy = policy
         self.readOnlyOffsite = readOnlyOffsite
         self.environment = environment
         repository = LocalRepository(root: policy.repository.path)
+        self.markerRepository = markerRepository ?? repository
     }
 
     public var catalogPath: String { policy.repository.catalog ?? repository.defaultCatalogPath }
@@ -143,8 +148,16 @@ extension EngineCore {
 
     /// A fresh 0700 directory `<tmp>/<prefix>-<pid>-XXXXXX`: the pid lets a later run remove what a killed
     /// process left (decompressed backups are data: they must not stay in /tmp).
+    /// The engine's own scratch directories (`kaleem-<prefix>-<pid>-XXXXXX`): the sweeper removes those of dead
+    /// processes (a killed refresh leaves another host's catalog and backup in `kaleem-from-host-…`).
+    static let privateTemporaryPrefixes = ["from-host", "fleet-status", "offsite-migrate", "preflight", "refresh"]
+
     static func privateTemporaryDirectory(prefix: String) throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/\(prefix)-\(getpid())-XXXXXX").utf8CString)
+        // `kaleem-drill`, `kaleem-restore` and the kinds' own prefixes come named; the engine's short ones get
+        // `kaleem-` and must be in the list the sweeper reads.
+        let name = prefix.hasPrefix("kaleem-") ? prefix : "kaleem-" + prefix
+        precondition(prefix.hasPrefix("kaleem-") || privateTemporaryPrefixes.contains(prefix), "add \(prefix) to privateTemporaryPrefixes: the sweeper must know it")
+        var template = Array((NSTemporaryDirectory() + "/\(name)-\(getpid())-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw FileSystemError("create a temporary directory in", path: NSTemporaryDirectory())
         }
@@ -157,7 +170,7 @@ extension EngineCore {
         let tmp = NSTemporaryDirectory()
         let kinds = registry.kinds.flatMap { registry.adapters[$0]!.temporaryDirectoryPrefixes }
         let always = kinds.filter { !$0.carriesPID }.map(\.prefix)
-        let withPID = ["kaleem-drill-", "kaleem-restore-"] + kinds.filter(\.carriesPID).map(\.prefix)
+        let withPID = ["kaleem-drill-", "kaleem-restore-"] + privateTemporaryPrefixes.map { "kaleem-\($0)-" } + kinds.filter(\.carriesPID).map(\.prefix)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] {
             var stale = false
             if always.contains(where: { name.hasPrefix($0) }) {

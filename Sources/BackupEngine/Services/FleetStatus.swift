@@ -157,7 +157,7 @@ struct FleetStatusReader: EngineService {
         return result
     }
 
-    /// The newest receipt under `<writer>/refreshes/<host>/` for each host, read as untrusted input: the listing's
+    /// The newest receipt (by the bucket's LastModified) under `<writer>/refreshes/<host>/` for each host, read as untrusted input: the listing's
     /// size at most `RefreshReceipts.maximumBytes` before it is fetched (and again after), then decoded strictly
     /// and held to its place (`RefreshReceipts.decode`).
     private func receipts(writer: String, root: S3Repository, scratch: String) async throws -> [FleetRefreshSeen] {
@@ -165,7 +165,10 @@ struct FleetStatusReader: EngineService {
         for file in try await root.list(under: writer + "/" + RefreshReceipts.directory + "/") {
             let parts = file.relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 4, HostName.isValid(parts[2]), parts[3].hasSuffix(".json") else { continue }
-            if newest[parts[2]].map({ $0.relative < file.relative }) ?? true { newest[parts[2]] = file }
+            // Newest by the bucket's clock (LastModified), then by name: a receipt named from a writer's clock that
+            // once ran ahead must not hide every later one (the attack on #38).
+            func order(_ f: RepositoryFile) -> (String, String) { (f.lastModified ?? "", f.relative) }
+            if newest[parts[2]].map({ order($0) < order(file) }) ?? true { newest[parts[2]] = file }
         }
         var out: [FleetRefreshSeen] = []
         for (from, file) in newest.sorted(by: { $0.key < $1.key }) {

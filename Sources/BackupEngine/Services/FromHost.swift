@@ -43,7 +43,7 @@ struct FromHost: EngineService {
         foreign.repository.catalog = catalogPath
         foreign.metricsTextfile = nil
         foreign.schedules = []
-        let engine = EngineCore(policy: foreign, environment: environment, readOnlyOffsite: true)
+        let engine = EngineCore(policy: foreign, environment: environment, readOnlyOffsite: true, markerRepository: repository)
         try engine.repository.prepare()
         logger.info("reading another host's off-site copy", metadata: ["host": "\(name)", "from": "\(offsite.location + name + "/")"])
         let scratchCatalog = try engine.catalog()

@@ -129,9 +129,16 @@ struct Refresher: EngineService {
                         // takes the data; a kind without one restores first, and the scrub runs right after (not atomic).
                         let hook = scrubs[source.name].map { ScrubHook(source: source.name, scrub: $0, fromHost: host, backup: a.id) }
                         let adapter = try registry.adapter(for: source.kind)
+                        // A marker in this host's repository while the live store is replaced: a refresh killed
+                        // midway (a Redis left replicating from a dead scratch server) is what `status` reports.
+                        let marker = RestoreMarkers.begin(source: source.name, backup: "\(host)'s \(a.id)",
+                                                          target: "the live \(source.kind.rawValue) store of \(source.name) (refresh from \(host))",
+                                                          repository: repository, clock: environment.clock())
+                        defer { if let marker { RestoreMarkers.end(marker) } }
                         let lines = try await ScrubHook.$current.withValue(hook) {
                             try await adapter.rollback(a, source: source, restoreData: true, context: foreign.context)
                         }
+                        RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
                         detail = lines.joined(separator: "; ")
                         if let hook {
                             if !hook.ran {

@@ -34,7 +34,11 @@ enum RestoreMarkers {
         case .latest: backup = "latest"
         case .before(let date): backup = "before \(Timestamps.iso8601(date))"
         }
-        let marker = InterruptedRestore(source: request.source, backup: backup, target: request.options.described,
+        return begin(source: request.source, backup: backup, target: request.options.described, repository: repository, clock: clock)
+    }
+
+    static func begin(source: String, backup: String, target: String, repository: LocalRepository, clock: Date) -> String? {
+        let marker = InterruptedRestore(source: source, backup: backup, target: target,
                                         started_at: Timestamps.iso8601(clock), pid: getpid(), host: ProcessInfo.processInfo.hostName)
         let dir = directory(repository)
         guard (try? FileIO.makeDirectories(dir)) != nil, let data = try? JSONEncoder().encode(marker) else { return nil }
@@ -86,12 +90,12 @@ struct Restorer: EngineService {
                                            show: ([String]) -> Void) async throws -> RestoreOutcome {
         // A marker while the restore writes: a restore killed before its end leaves it, and `status` says which
         // target may be half-restored (the next restore of the source clears the markers of dead restores).
-        let marker = request.dryRun || !request.confirmed ? nil : RestoreMarkers.begin(request, repository: repository, clock: environment.clock())
+        let marker = request.dryRun || !request.confirmed ? nil : RestoreMarkers.begin(request, repository: core.markerRepository, clock: environment.clock())
         defer { if let marker { RestoreMarkers.end(marker) } }
         let typed = try adapter.typed(source)
         let target = try adapter.restoreTarget(typed, request.options)
         let outcome = try await perform(adapter, typed, into: target, request, show: show)
-        RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
+        RestoreMarkers.clearInterrupted(source: source.name, repository: core.markerRepository)
         return outcome
     }
 

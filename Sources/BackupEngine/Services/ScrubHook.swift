@@ -48,62 +48,132 @@ final class ScrubHook: Sendable {
         values["{host}"] = host ?? ""
         values["{port}"] = port.map(String.init) ?? ""
         let argv = scrub.command.map { arg in values.reduce(arg) { $0.replacingOccurrences(of: $1.key, with: $1.value) } }
-        let dir = try EngineCore.privateTemporaryDirectory(prefix: "scrub")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let outputPath = dir + "/output"
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw Failed(message: "the scrub of \(source) could not start: no file for its output in \(dir)")
-        }
-        defer { try? output.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        let stdin = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = output
-        process.standardError = output
+        let spawned: ScrubProcess
         do {
-            try process.run()
+            spawned = try ScrubProcess(argv: argv, environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"])
         } catch {
-            throw Failed(message: "the scrub of \(source) could not start \(argv[0]): \(error.localizedDescription)")
+            throw Failed(message: "the scrub of \(source) could not start \(argv[0]): \(error)")
         }
-        // Written whole before the wait: a line or two, within the pipe's buffer even when the command never reads.
-        try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
-        try? stdin.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(scrub.timeoutSeconds)
-        var timedOut = false
-        while process.isRunning {
-            if Date() > deadline {
-                timedOut = true
-                process.terminate()
-                let grace = Date().addingTimeInterval(5)
-                while process.isRunning && Date() < grace { usleep(50_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
-            }
-            usleep(20_000)
-        }
-        process.waitUntilExit()
-        let tail = Self.tail(outputPath)
-        if timedOut {
+        let outcome = spawned.run(input: Array(input.utf8), timeout: scrub.timeoutSeconds)
+        let tail = PeerText.clean(String(decoding: outcome.tail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        if outcome.timedOut {
             throw Failed(message: "the scrub of \(source) (\(argv[0])) did not finish within \(Int(scrub.timeoutSeconds)) s and was stopped" + (tail.isEmpty ? "" : ": \(tail)"))
         }
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let how = process.terminationReason == .exit ? "exited \(process.terminationStatus)" : "was killed by signal \(process.terminationStatus)"
+        guard outcome.status == 0 else {
+            let how = outcome.signal != 0 ? "was killed by signal \(outcome.signal)" : "exited \(outcome.status)"
             throw Failed(message: "the scrub of \(source) (\(argv[0])) \(how)" + (tail.isEmpty ? "" : ": \(tail)"))
         }
     }
+}
 
-    /// The last 2 KiB of what the command printed, one line as a peer's text.
-    private static func tail(_ path: String) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 2048 ? size - 2048 : 0)
-        let data = (try? handle.readToEnd()) ?? Data()
-        return PeerText.clean(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+/// The scrub command as a child in a process group of its own (posix_spawn: signals at their defaults, nothing of
+/// ours inherited but the two pipes, `/` as its directory). Its output is read through a pipe of which only the
+/// last 2 KiB are kept (a chatty command cannot fill a disk); the deadline is ours (waitpid, not Foundation's exit
+/// detection, which waits for every process holding its descriptors); when the command exits, or at the deadline,
+/// the whole group is killed, so a background child it left cannot keep writing into data the live store is about
+/// to take, nor hold the refresh (the attack on #38).
+struct ScrubProcess {
+    let pid: pid_t
+    let stdinWrite: Int32
+    let outputRead: Int32
+
+    init(argv: [String], environment: [String]) throws {
+        var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
+        guard pipe(&inPipe) == 0 else { throw FileSystemError("pipe", path: argv[0]) }
+        guard pipe(&outPipe) == 0 else { close(inPipe[0]); close(inPipe[1]); throw FileSystemError("pipe", path: argv[0]) }
+        // Close-on-exec at once: another thread's child must not inherit them (closefrom in the actions covers ours).
+        for fd in inPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in 1..<32 where sig != SIGKILL && sig != SIGSTOP { sigaddset(&defaults, Int32(sig)) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 2)
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+        if let chdir = Self.addChdir { _ = chdir(&actions, "/") }
+        let cArgv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { for p in cArgv + cEnv { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, argv[0], &actions, &attr, cArgv, cEnv)
+        close(inPipe[0])
+        close(outPipe[1])
+        guard rc == 0 else {
+            close(inPipe[1]); close(outPipe[0])
+            throw BackupFailure(String(cString: strerror(rc)))
+        }
+        pid = child
+        stdinWrite = inPipe[1]
+        outputRead = outPipe[0]
     }
+
+    /// Feeds `input`, reads the output (keeping the last 2 KiB) until the command exits or the deadline, then
+    /// kills the group and reaps the command.
+    func run(input: [UInt8], timeout: Double) -> (status: Int32, signal: Int32, timedOut: Bool, tail: [UInt8]) {
+        // A line or two: within the pipe's buffer even when the command never reads (EPIPE ignored: SIGPIPE is).
+        _ = input.withUnsafeBytes { write(stdinWrite, $0.baseAddress, $0.count) }
+        close(stdinWrite)
+        _ = fcntl(outputRead, F_SETFL, fcntl(outputRead, F_GETFL) | O_NONBLOCK)
+        defer { close(outputRead) }
+        var tail: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        func drain() {
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(outputRead, $0.baseAddress, $0.count) }
+                guard n > 0 else { return }
+                tail += buffer[0..<n]
+                if tail.count > 2048 { tail.removeFirst(tail.count - 2048) }
+            }
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        var exited = false
+        while !exited {
+            var fds = pollfd(fd: outputRead, events: Int16(POLLIN), revents: 0)
+            _ = poll(&fds, 1, 50)
+            drain()
+            if waitpid(pid, &status, WNOHANG) == pid { exited = true; break }
+            if Date() > deadline { break }
+        }
+        // The command is done (or out of time): whatever of its group remains goes.
+        if !exited {
+            kill(-pid, SIGTERM)
+            let grace = Date().addingTimeInterval(2)
+            while Date() < grace {
+                if waitpid(pid, &status, WNOHANG) == pid { exited = true; break }
+                usleep(20_000)
+            }
+            kill(-pid, SIGKILL)
+            if !exited { _ = waitpid(pid, &status, 0) }
+            drain()
+            return (0, 0, true, tail)
+        }
+        kill(-pid, SIGKILL)
+        drain()
+        let signal = status & 0x7f
+        return (signal == 0 ? (status >> 8) & 0xff : 0, signal, false, tail)
+    }
+
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private typealias Chdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` and `…_addchdir_np`, looked up at run time (Swift's Glibc
+    /// module does not declare them).
+    private static let addCloseFrom: CloseFrom? = {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
+    }()
+    private static let addChdir: Chdir? = {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: Chdir.self) }
+    }()
 }
