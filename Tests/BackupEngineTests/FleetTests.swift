@@ -470,6 +470,13 @@ struct FleetTests {
         #expect(noEntry.status == 2 && noEntry.stderr.contains("no schedule"), "\(noEntry.stderr)")
         let notNamed = try runCLI(["refresh", "--from-host", "prod", "--source", "minio", "--yes", "--policy", staging.policy])
         #expect(notNamed.status == 2, "\(notNamed.stderr)")
+        // A refresh takes the repository lock, as a backup does: not while another command holds it (exit 11),
+        // and the live store is left alone.
+        let held = try RunLock(path: LocalRepository(root: staging.dir.file("repo")).lockPath, purpose: "test")
+        let locked = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", staging.policy])
+        held.release()
+        #expect(locked.status == 11, "\(locked.stdout) \(locked.stderr)")
+        #expect(try RedisRestoreTests.digest(s) == stagingBefore)
         #expect(try RedisRestoreTests.digest(s) == stagingBefore)
 
         // By the command: production's data in staging's live server, scrubbed before the live server took it,

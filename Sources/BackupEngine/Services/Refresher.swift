@@ -102,6 +102,11 @@ struct Refresher: EngineService {
                                 exitStatus: .usage, hint: "run the same command with --yes")
         }
         let sources = try core.selectSources(chosen)
+        // The repository lock, as a backup's: a backup of a store while a refresh replaces it would copy a
+        // half-replaced store (exit 11 from the CLI; the daemon waits and retries, as for its other jobs).
+        try repository.prepare()
+        let lock = try RunLock(path: repository.lockPath, purpose: "refresh")
+        defer { lock.release() }
         var rng = SystemRandomNumberGenerator()
         let started = environment.clock()
         let id = "refresh-" + Identifier.make(at: started, using: &rng)
