@@ -87,14 +87,7 @@ struct ContentFilterOptions: ParsableArguments {
         var out = "\nKIND FILTERS:\n"
         for (_, filters) in SourceKinds.contentFilters {
             for filter in filters {
-                let lines = TableLayout.wrapText(filter.help, width: max(20, width - 26))
-                let name = "  --\(filter.name)" + (filter.valueName.map { " \($0)" } ?? "")
-                if name.count <= 24 {
-                    out += name.padding(toLength: 26, withPad: " ", startingAt: 0) + lines[0] + "\n"
-                } else {
-                    out += name + "\n" + String(repeating: " ", count: 26) + lines[0] + "\n"
-                }
-                for line in lines.dropFirst() { out += String(repeating: " ", count: 26) + line + "\n" }
+                out += TableLayout.optionLines("  --\(filter.name)" + (filter.valueName.map { " \($0)" } ?? ""), help: filter.help, width: width)
             }
         }
         return out

@@ -185,6 +185,16 @@ enum TableLayout {
         return out
     }
 
+    /// One option of a help section, as the argument parser lays its own out: the name in a 26-column gutter
+    /// (on a line of its own when longer than 24), the help wrapped beside it.
+    static func optionLines(_ name: String, help: String, width: Int) -> String {
+        let lines = wrapText(help, width: max(20, width - 26))
+        var out = name.count <= 24 ? name.padding(toLength: 26, withPad: " ", startingAt: 0) + lines[0] + "\n"
+            : name + "\n" + String(repeating: " ", count: 26) + lines[0] + "\n"
+        for line in lines.dropFirst() { out += String(repeating: " ", count: 26) + line + "\n" }
+        return out
+    }
+
     /// Words onto lines of at most `width` terminal columns; a word longer than a line is cut.
     static func wrapText(_ text: String, width: Int) -> [String] {
         let text = text.replacingOccurrences(of: "\n", with: " ")

@@ -14,14 +14,8 @@ struct RestoreCommand: AsyncParsableCommand {
             if section.options.isEmpty { out += "  (none)\n" }
             for spec in section.options {
                 let help = spec.help + (spec.defaultValue.map { " (default: \($0))" } ?? "")
-                let lines = TableLayout.wrapText(help, width: max(20, width - 26))
                 let name = "  " + (help.contains("repeatable") ? spec.usage.replacingOccurrences(of: " (repeatable)", with: "") : spec.usage)
-                if name.count <= 24 {
-                    out += name.padding(toLength: 26, withPad: " ", startingAt: 0) + lines[0] + "\n"
-                } else {
-                    out += name + "\n" + String(repeating: " ", count: 26) + lines[0] + "\n"
-                }
-                for line in lines.dropFirst() { out += String(repeating: " ", count: 26) + line + "\n" }
+                out += TableLayout.optionLines(name, help: help, width: width)
             }
         }
         return out
