@@ -230,7 +230,30 @@ struct Refresher: EngineService {
         try FileIO.writeAtomically(data, to: file)
         let relative = RefreshReceipts.directory + "/" + result.from_host + "/" + result.id + ".json"
         try await store.put(file, as: relative, sha256: sha256Hex(data))
+        await pruneReceipts(in: store, fromHost: result.from_host, keeping: relative)
         return relative
+    }
+
+    /// Keeps the newest `RefreshReceipts.kept` receipts of refreshes from `fromHost` (by the bucket's LastModified,
+    /// then name, as `fleet status` picks the newest) and always the one just written: a nightly refresh must not
+    /// grow the directory `fleet status` lists for ever. The catalog keeps every refresh's rows; a receipt only
+    /// tells the other host. Only names of the receipt's form are removed; a failure is logged and changes nothing
+    /// else (the receipt is written).
+    private func pruneReceipts(in store: any Repository, fromHost: String, keeping written: String) async {
+        do {
+            let directory = RefreshReceipts.directory + "/" + fromHost + "/"
+            let files = try await store.list(under: directory).filter { file in
+                let name = file.relative.dropFirst(directory.count)
+                return file.relative.hasPrefix(directory) && !name.contains("/") && name.hasPrefix("refresh-") && name.hasSuffix(".json") && file.relative != written
+            }
+            let sorted = files.sorted { ($0.lastModified ?? "", $0.relative) > ($1.lastModified ?? "", $1.relative) }
+            let surplus = sorted.dropFirst(max(0, RefreshReceipts.kept - 1)).map(\.relative)
+            guard !surplus.isEmpty else { return }
+            try await store.delete(Array(surplus))
+            logger.info("older refresh receipts removed", metadata: ["from_host": "\(fromHost)", "removed": "\(surplus.count)", "kept": "\(RefreshReceipts.kept)"])
+        } catch {
+            logger.warning("older refresh receipts could not be removed (the new one is written)", metadata: ["from_host": "\(fromHost)", "error": "\(describe(error))"])
+        }
     }
 }
 
@@ -240,6 +263,9 @@ enum RefreshReceipts {
     static let directory = "refreshes"
     /// A receipt is a few KB (one entry per source, details cut to 1 KiB); anything larger is refused unread.
     static let maximumBytes: Int64 = 64 * 1024
+    /// Receipts kept per refreshed host (a month of nightly refreshes); older ones are removed by the refresh
+    /// that writes a new one.
+    static let kept = 30
 
     /// Decodes and checks one receipt found at `<writer>/refreshes/<fromHost>/<name>`: nil and why when it is
     /// not one of ours or does not describe what its place says.
