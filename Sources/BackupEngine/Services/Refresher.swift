@@ -203,6 +203,9 @@ struct Refresher: EngineService {
                                     started_at: Timestamps.iso8601(started), finished_at: Timestamps.iso8601(environment.clock()),
                                     result: rows.allSatisfy { $0.result == DrillResult.passed.rawValue } ? "ok" : "failed",
                                     sources: rows, receipt: nil, receipt_error: nil)
+        // The catalog's copy (local and off-site) now holds the refresh's rows, as after a backup: a host rebuilt
+        // from its copy keeps them, and the copy's age does not read as "stopped copying" on a refresh-only host.
+        await core.offsite.copyCatalog()
         do {
             outcome.receipt = try await writeReceipt(outcome)
         } catch {
