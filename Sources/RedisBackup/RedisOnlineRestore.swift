@@ -36,8 +36,17 @@ public enum RedisOnlineRestore {
                              problem: "the target runs Redis \(targetVersion), which loads RDB up to version \(targetRDB); the scratch redis-server (\(redisServer), \(scratchVersion)) would send RDB \(scratchRDB). Refused before anything was touched: the target keeps all its data",
                              hint: "give a redis-server \(RedisVersions.series(targetVersion)) as restore.redis_server in the policy, or restore in file mode (--to-dir)")
         }
-        let role = try connection.info("replication")["role"]
+        let replication = try connection.info("replication")
+        let role = replication["role"]
         guard role == "master" else {
+            // A restore killed between REPLICAOF and REPLICAOF NO ONE leaves the target a replica of a scratch server
+            // that died with it: on the restore's own listen address, its link down. Not repaired behind the
+            // operator's back (a replica set up on purpose looks alike): said, with the one command that repairs it.
+            if replication["master_host"] == listen, replication["master_link_status"] != "up" {
+                throw RedisError(endpoint: target.description,
+                                 problem: "the target is a replica of \(listen):\(replication["master_port"] ?? "?"), which does not answer: most likely the scratch server of an earlier restore or refresh that was killed midway (its data may be partial)",
+                                 hint: "make it a master again (redis-cli -h HOST -p PORT REPLICAOF NO ONE; CONFIG SET masterauth back to its value, if it had one), then run the restore again")
+            }
             throw RedisError(endpoint: target.description, problem: "the target is a \(role ?? "server of unknown role"), not a master",
                              hint: "restore into the master of the set; its replicas follow it")
         }
