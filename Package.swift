@@ -57,10 +57,12 @@ let package = Package(
             name: "ArtifactStore",
             dependencies: ["BackupCore", "CZlib", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // posix_spawn with a clean signal state and no inherited descriptors (scratch redis-servers, scrub commands).
+        .target(name: "CleanSpawn"),
         // RESP client, SYNC snapshot, RDB verifier.
         .target(
             name: "RedisBackup",
-            dependencies: ["BackupCore"]
+            dependencies: ["BackupCore", "CleanSpawn"]
         ),
         // mongodump / mongorestore as subprocesses, the archive verifier.
         .target(
@@ -115,7 +117,7 @@ let package = Package(
         .target(
             name: "BackupEngine",
             dependencies: [
-                "BackupCore", "BackupCatalog", "ArtifactStore", "RedisBackup", "MongoBackup", "S3Client", "OffsiteStore", "BucketMirror", "TarFormat", "QdrantClient",
+                "BackupCore", "BackupCatalog", "ArtifactStore", "CleanSpawn", "RedisBackup", "MongoBackup", "S3Client", "OffsiteStore", "BucketMirror", "TarFormat", "QdrantClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -11,6 +11,7 @@
 
 import ArtifactStore
 import BackupCore
+import CleanSpawn
 import Foundation
 import Synchronization
 
@@ -66,7 +67,7 @@ final class ScrubHook: Sendable {
     }
 }
 
-/// The scrub command as a child in a process group of its own (posix_spawn: signals at their defaults, nothing of
+/// The scrub command as a child in a process group of its own (`CleanSpawn`: signals at their defaults, nothing of
 /// ours inherited but the two pipes, `/` as its directory). Its output is read through a pipe of which only the
 /// last 2 KiB are kept (a chatty command cannot fill a disk); the deadline is ours (waitpid, not Foundation's exit
 /// detection, which waits for every process holding its descriptors); when the command exits, or at the deadline,
@@ -81,42 +82,23 @@ struct ScrubProcess {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0 else { throw FileSystemError("pipe", path: argv[0]) }
         guard pipe(&outPipe) == 0 else { close(inPipe[0]); close(inPipe[1]); throw FileSystemError("pipe", path: argv[0]) }
-        // Close-on-exec at once: another thread's child must not inherit them (closefrom in the actions covers ours).
+        // Close-on-exec at once: another thread's child must not inherit them (CleanSpawn closes ours past 2).
         for fd in inPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in 1..<32 where sig != SIGKILL && sig != SIGSTOP { sigaddset(&defaults, Int32(sig)) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 2)
-        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
-        if let chdir = Self.addChdir { _ = chdir(&actions, "/") }
-        let cArgv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { for p in cArgv + cEnv { free(p) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, argv[0], &actions, &attr, cArgv, cEnv)
+        let spawned = Result {
+            try CleanSpawn.spawn(argv: argv, environment: environment, stdin: .descriptor(inPipe[0]), stdout: .descriptor(outPipe[1]),
+                                 stderr: .descriptor(outPipe[1]), newProcessGroup: true, directory: "/")
+        }
         close(inPipe[0])
         close(outPipe[1])
-        guard rc == 0 else {
+        switch spawned {
+        case .success(let child):
+            pid = child
+            stdinWrite = inPipe[1]
+            outputRead = outPipe[0]
+        case .failure(let error):
             close(inPipe[1]); close(outPipe[0])
-            throw BackupFailure(String(cString: strerror(rc)))
+            throw BackupFailure(String(cString: strerror((error as? CleanSpawn.Failure)?.errno ?? EINVAL)))
         }
-        pid = child
-        stdinWrite = inPipe[1]
-        outputRead = outPipe[0]
     }
 
     /// Feeds `input`, reads the output (keeping the last 2 KiB) until the command exits or the deadline, then
@@ -165,15 +147,4 @@ struct ScrubProcess {
         let signal = status & 0x7f
         return (signal == 0 ? (status >> 8) & 0xff : 0, signal, false, tail)
     }
-
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    private typealias Chdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` and `…_addchdir_np`, looked up at run time (Swift's Glibc
-    /// module does not declare them).
-    private static let addCloseFrom: CloseFrom? = {
-        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
-    }()
-    private static let addChdir: Chdir? = {
-        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: Chdir.self) }
-    }()
 }
