@@ -86,6 +86,9 @@ struct StatusCommand: AsyncParsableCommand {
         }
         Output.table(table, wrap: [4, 5, 6])
         for r in rows {
+            if let e = r.refreshedElsewhere {
+                print("REFRESHED ELSEWHERE: \(r.source) backup \(e.artifactID.isEmpty ? "(none: the refresh could not run)" : e.artifactID) restored into \(e.byHost)'s live store at \(Timestamps.iso8601(e.refreshedAt)): \(e.result.rawValue) in \(String(format: "%.1f s", e.durationSeconds)) (its receipt; not a drill of this host)")
+            }
             for k in r.interruptedRestores {
                 print("INTERRUPTED RESTORE: \(k.source) backup \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the target may be half-restored; run the restore again (it removes the temporary .kb-restore-* files it finds); a Redis server left as a replica of the dead scratch server (INFO replication: role:slave, master_link_status:down) takes redis-cli REPLICAOF NO ONE first")
             }
@@ -115,6 +118,9 @@ struct StatusJSON: Encodable {
     var corrupt: Int
     /// Restores of the source killed before their end (`[]` when none).
     var interrupted_restores: [InterruptedRestore]
+    /// The newest refresh of the source's backups by another host (its receipt), or null.
+    struct Refresh: Encodable { var by_host: String; var artifact: String; var refreshed_at: String; var result: String; var duration_seconds: Double; var receipt: String }
+    @JSONNullable var refreshed_elsewhere: Refresh?
 
     init(_ s: SourceStatus) {
         source = s.source
@@ -130,7 +136,11 @@ struct StatusJSON: Encodable {
         last_verify_ok = s.lastVerifyOK
         corrupt = s.corrupt
         interrupted_restores = s.interruptedRestores
+        refreshed_elsewhere = s.refreshedElsewhere.map { Refresh(by_host: $0.byHost, artifact: $0.artifactID, refreshed_at: Timestamps.iso8601($0.refreshedAt),
+                                                                  result: $0.result.rawValue, duration_seconds: $0.durationSeconds, receipt: $0.receipt) }
     }
 
-    enum CodingKeys: String, CodingKey { case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill, last_verify_at, last_verify_ok, corrupt, interrupted_restores }
+    enum CodingKeys: String, CodingKey {
+        case source, kind, newest_good, newest_good_at, rpo_seconds, last_run_ok, last_drill, last_verify_at, last_verify_ok, corrupt, interrupted_restores, refreshed_elsewhere
+    }
 }

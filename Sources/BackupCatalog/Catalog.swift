@@ -269,6 +269,27 @@ public final class Catalog: Sendable {
                 t.column("detail", .text).notNull()
             }
         }
+        migrator.registerMigration("v11-refreshes-by-other-hosts") { db in
+            // The other side of a refresh (#38): another host (staging) restored one of THIS host's backups into its
+            // live stores and checked it, and left a receipt under its own directory. This host reads the receipts
+            // addressed to it and records them here, so its own catalog (status, the copy) shows that its backup
+            // was restored elsewhere. Not rows of `drills`: another host's word is not a drill this host ran, and
+            // must not satisfy this host's drill alerts. One row per source of a receipt.
+            try db.create(table: "refreshes_by_other_hosts") { t in
+                t.column("by_host", .text).notNull()
+                t.column("drill_id", .text).notNull()
+                t.column("receipt", .text).notNull()
+                t.column("artifact_id", .text).notNull()
+                t.column("source", .text).notNull()
+                t.column("refreshed_at", .datetime).notNull()
+                t.column("duration_seconds", .double).notNull()
+                t.column("result", .text).notNull().check(sql: "result IN ('passed', 'failed', 'archive-only', 'error')")
+                t.column("detail", .text).notNull()
+                t.column("collected_at", .datetime).notNull()
+                t.primaryKey(["by_host", "drill_id"])
+            }
+            try db.create(index: "refreshes_by_other_hosts_by_source", on: "refreshes_by_other_hosts", columns: ["source", "refreshed_at"])
+        }
         return migrator
     }
 
@@ -707,6 +728,72 @@ public final class Catalog: Sendable {
                 let drill = DrillRecord(id: row[0], artifactID: row[1], source: row[2], startedAt: row[3], durationSeconds: row[4],
                                         result: DrillResult(rawValue: row[5]) ?? .error, detail: row[6], host: row[7])
                 return (fromHost, purpose, drill)
+            }
+        }
+    }
+
+    /// A refresh of one of this host's backups done by another host (its receipt, read by `ReceiptCollector`).
+    public struct RefreshByOtherHost: Sendable, Equatable {
+        public var byHost: String
+        public var drillID: String
+        public var receipt: String
+        public var artifactID: String
+        public var source: String
+        public var refreshedAt: Date
+        public var durationSeconds: Double
+        public var result: DrillResult
+        public var detail: String
+        public var collectedAt: Date
+
+        public init(byHost: String, drillID: String, receipt: String, artifactID: String, source: String, refreshedAt: Date,
+                    durationSeconds: Double, result: DrillResult, detail: String, collectedAt: Date) {
+            self.byHost = byHost
+            self.drillID = drillID
+            self.receipt = receipt
+            self.artifactID = artifactID
+            self.source = source
+            self.refreshedAt = refreshedAt
+            self.durationSeconds = durationSeconds
+            self.result = result
+            self.detail = detail
+            self.collectedAt = collectedAt
+        }
+    }
+
+    /// Records refreshes by other hosts; one already recorded (the same host and drill id) is left as it was.
+    /// Returns how many were new.
+    @discardableResult
+    public func insertRefreshesByOtherHosts(_ rows: [RefreshByOtherHost]) throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        return try write("record \(rows.count) refresh(es) by other hosts") { db in
+            var added = 0
+            for r in rows {
+                try db.execute(sql: "INSERT OR IGNORE INTO refreshes_by_other_hosts (by_host, drill_id, receipt, artifact_id, source, refreshed_at, duration_seconds, result, detail, collected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [r.byHost, r.drillID, r.receipt, r.artifactID, r.source, r.refreshedAt, r.durationSeconds, r.result.rawValue, r.detail, r.collectedAt])
+                added += db.changesCount
+            }
+            return added
+        }
+    }
+
+    /// The receipts already read from `byHost` (their keys).
+    public func collectedReceipts(byHost: String) throws -> Set<String> {
+        try read("list collected receipts") { db in
+            Set(try String.fetchAll(db, sql: "SELECT DISTINCT receipt FROM refreshes_by_other_hosts WHERE by_host = ?", arguments: [byHost]))
+        }
+    }
+
+    /// Refreshes of this host's backups by other hosts, newest first (of one source when given).
+    public func refreshesByOtherHosts(source: String? = nil, limit: Int? = nil) throws -> [RefreshByOtherHost] {
+        try read("list refreshes by other hosts") { db in
+            var sql = "SELECT by_host, drill_id, receipt, artifact_id, source, refreshed_at, duration_seconds, result, detail, collected_at FROM refreshes_by_other_hosts"
+            var args: StatementArguments = []
+            if let source { sql += " WHERE source = ?"; args += [source] }
+            sql += " ORDER BY refreshed_at DESC, by_host, drill_id"
+            if let limit { sql += " LIMIT ?"; args += [limit] }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { row in
+                RefreshByOtherHost(byHost: row[0], drillID: row[1], receipt: row[2], artifactID: row[3], source: row[4], refreshedAt: row[5],
+                                   durationSeconds: row[6], result: DrillResult(rawValue: row[7]) ?? .error, detail: row[8], collectedAt: row[9])
             }
         }
     }

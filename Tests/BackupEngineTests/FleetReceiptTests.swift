@@ -1,4 +1,5 @@
-import BackupEngine
+import BackupCatalog
+@testable import BackupEngine
 import Foundation
 import S3Client
 import TestSupport
@@ -54,5 +55,71 @@ struct FleetReceiptTests {
         #expect(left.contains("kaleem/staging/refreshes/prod/refresh-00000000T000000Z-seed.json"))
         // The catalog, with the refresh's rows, copied off-site as after a backup.
         #expect(try await client.listObjects(bucket: "fleet", prefix: "kaleem/staging/catalog/").map(\.key) == ["kaleem/staging/catalog/catalog.sqlite"])
+    }
+}
+
+/// Production's side (#38): after each of its runs it reads the receipts other hosts left of refreshes from its
+/// backups, as untrusted input, and records those that hold up in its own catalog (`refreshes_by_other_hosts`):
+/// `status` shows the newest per source as another host's word, never as a drill of its own.
+struct ReceiptCollectorTests {
+    @Test func aHostRecordsTheReceiptsOfRefreshesFromItsBackupsAndRefusesTheRest() async throws {
+        let s3 = try S3TestServer()
+        let client = try s3.client()
+        defer { client.shutdown() }
+        try await client.createBucket("fleet")
+        let dir = TemporaryDirectory()
+        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        try FileManager.default.createDirectory(atPath: dir.file("etc"), withIntermediateDirectories: true)
+        try "x=1\n".write(toFile: dir.file("etc/app.conf"), atomically: true, encoding: .utf8)
+        let policy = dir.file("prod.yml")
+        try """
+        host: prod
+        repository:
+          path: \(dir.file("repo"))
+          offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+        sources:
+          conf: { kind: files, root: \(dir.file("etc")), paths: [app.conf] }
+        """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let first = try runCLI(["backup", "--policy", policy])
+        #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
+        let backup = try #require(try array(try runCLI(["list", "--policy", policy, "--json"]).stdout).first?["id"] as? String)
+
+        func receipt(id: String, host: String = "staging", artifact: String, result: String = "passed") throws -> [UInt8] {
+            let r = RefreshResult(schema: RefreshResult.schemaName, id: id, host: host, from_host: "prod", schedule: nil,
+                                  started_at: "2026-12-05T04:30:00Z", finished_at: "2026-12-05T04:30:09Z", result: result == "passed" ? "ok" : "failed",
+                                  sources: [.init(source: "conf", kind: "files", artifact: artifact, backup_created_at: nil, drill_id: "drill-\(id)",
+                                                  result: result, duration_seconds: 9.25, detail: "restored")],
+                                  receipt: nil, receipt_error: nil)
+            return Array(try JSONEncoder().encode(r))
+        }
+        let dirKey = "kaleem/staging/refreshes/prod/"
+        try await putAll(client, ["fleet": [
+            dirKey + "refresh-20261205T043000Z-aaaaaa.json": try receipt(id: "refresh-20261205T043000Z-aaaaaa", artifact: backup),
+            // Of the right shape, naming a backup production never had: not believed.
+            dirKey + "refresh-20261205T043100Z-bbbbbb.json": try receipt(id: "refresh-20261205T043100Z-bbbbbb", artifact: "20200101T000000Z-000000"),
+            // Its body says another host wrote it: not the receipt of its place.
+            dirKey + "refresh-20261205T043200Z-cccccc.json": try receipt(id: "refresh-20261205T043200Z-cccccc", host: "qa", artifact: backup),
+            // Too large to be a receipt: not fetched.
+            dirKey + "refresh-20261205T043300Z-dddddd.json": Array(repeating: 0x20, count: 70_000),
+            // Addressed to another host: not production's business.
+            "kaleem/staging/refreshes/qa/refresh-20261205T043000Z-eeeeee.json": try receipt(id: "refresh-20261205T043000Z-eeeeee", artifact: backup),
+        ]])
+
+        let second = try runCLI(["backup", "--policy", policy])
+        #expect(second.status == 0, "\(second.stdout) \(second.stderr)")
+        #expect(second.stderr.contains("not believed") && second.stderr.contains("not one of this host's backups"), "\(second.stderr)")
+        let rows = try Catalog(path: dir.file("repo/catalog.sqlite")).refreshesByOtherHosts()
+        #expect(rows.map(\.drillID) == ["drill-refresh-20261205T043000Z-aaaaaa"], "\(rows)")
+        #expect(rows.first?.byHost == "staging" && rows.first?.artifactID == backup && rows.first?.result == .passed)
+        let status = try #require(try array(try runCLI(["status", "--policy", policy, "--json"]).stdout).first)
+        let elsewhere = try #require(status["refreshed_elsewhere"] as? [String: Any], "\(status)")
+        #expect(elsewhere["by_host"] as? String == "staging" && elsewhere["duration_seconds"] as? Double == 9.25, "\(elsewhere)")
+        #expect(elsewhere["refreshed_at"] as? String == "2026-12-05T04:30:00.000Z", "\(elsewhere)")
+        #expect(elsewhere["receipt"] as? String == dirKey.dropFirst("kaleem/".count) + "refresh-20261205T043000Z-aaaaaa.json", "\(elsewhere)")
+        #expect(status["last_drill"] is NSNull) // another host's word is not a drill of this host's
+
+        // Read once: the next run records nothing again.
+        #expect(try runCLI(["backup", "--policy", policy]).status == 0)
+        #expect(try Catalog(path: dir.file("repo/catalog.sqlite")).refreshesByOtherHosts().count == 1)
     }
 }

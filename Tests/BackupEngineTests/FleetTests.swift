@@ -516,6 +516,14 @@ struct FleetTests {
         let prodRow = try #require(try array(fleet.stdout).first { $0["host"] as? String == "prod" })
         let seen = try #require((prodRow["refreshed_by"] as? [[String: Any]])?.first, "\(fleet.stdout)")
         #expect(seen["by"] as? String == "staging" && seen["result"] as? String == "ok")
+        // And in production's own catalog: its next run collects staging's receipt; `status` shows it as another
+        // host's word, never as production's drill.
+        #expect(try runCLI(["backup", "--policy", prod.policy, "--source", "minio"]).status == 0)
+        let prodStatus = try #require(try array(try runCLI(["status", "--policy", prod.policy, "--json"]).stdout).first { $0["source"] as? String == "redis" })
+        let elsewhere = try #require(prodStatus["refreshed_elsewhere"] as? [String: Any], "\(prodStatus)")
+        #expect(elsewhere["by_host"] as? String == "staging" && elsewhere["artifact"] as? String == prodBackup && elsewhere["result"] as? String == "passed")
+        #expect(prodStatus["last_drill"] is NSNull)
+        #expect(try runCLI(["status", "--policy", prod.policy]).stdout.contains("REFRESHED ELSEWHERE: redis backup \(prodBackup) restored into staging's live store"))
 
         // A receipt that is not one, and one too large, are refused (a problem of staging's, exit 1).
         let bad = staging.dir.file("bad.json")

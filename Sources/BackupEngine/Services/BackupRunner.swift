@@ -139,6 +139,8 @@ struct BackupRunner: EngineService {
                 result.artifacts[i].offsite = .ok
             }
         },
+        // Receipts other hosts left of refreshes from this host's backups (#38), into the catalog before its copy.
+        AfterRunStep(name: "refresh receipts") { engine, _, _ in await engine.receipts.collect() },
         AfterRunStep(name: "catalog copy") { engine, _, _ in await engine.offsite.copyCatalog() },
         AfterRunStep(name: "package copy") { engine, _, _ in await engine.offsite.copyPackages() },
         AfterRunStep(name: "metrics") { engine, _, _ in engine.statusReport.writeMetricsTextfile() },

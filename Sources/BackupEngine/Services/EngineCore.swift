@@ -150,7 +150,7 @@ extension EngineCore {
     /// process left (decompressed backups are data: they must not stay in /tmp).
     /// The engine's own scratch directories (`kaleem-<prefix>-<pid>-XXXXXX`): the sweeper removes those of dead
     /// processes (a killed refresh leaves another host's catalog and backup in `kaleem-from-host-…`).
-    static let privateTemporaryPrefixes = ["from-host", "fleet-status", "offsite-migrate", "preflight", "refresh"]
+    static let privateTemporaryPrefixes = ["from-host", "fleet-status", "offsite-migrate", "preflight", "refresh", "receipts"]
 
     static func privateTemporaryDirectory(prefix: String) throws -> String {
         // `kaleem-drill`, `kaleem-restore` and the kinds' own prefixes come named; the engine's short ones get
@@ -380,6 +380,7 @@ extension EngineCore {
     var fleet: FleetStatusReader { FleetStatusReader(core: self) }
     var fromHost: FromHost { FromHost(core: self) }
     var refresher: Refresher { Refresher(core: self) }
+    var receipts: ReceiptCollector { ReceiptCollector(core: self) }
     var importer: Importer { Importer(core: self) }
     var forgetter: Forgetter { Forgetter(core: self) }
 }

@@ -24,6 +24,9 @@ public struct SourceStatus: Sendable {
     public var offsiteFailed = 0
     /// Restores of this source killed before their end: their targets may be half-restored.
     public var interruptedRestores: [InterruptedRestore] = []
+    /// The newest refresh of one of this source's backups done by another host (its receipt, collected after a
+    /// run, #38): another host's word, shown as such, never counted as a drill of this host's.
+    public var refreshedElsewhere: Catalog.RefreshByOtherHost?
 }
 
 struct StatusReport: EngineService {
@@ -63,7 +66,8 @@ struct StatusReport: EngineService {
                                 lastRunOK: summary?.lastRunOK, lastDrill: drill,
                                 lastVerify: summary?.lastVerify, lastVerifyOK: summary?.lastVerifyOK, corrupt: summary?.corrupt ?? 0,
                                 offsiteFailed: summary?.offsiteFailed ?? 0,
-                                interruptedRestores: killed.filter { $0.source == source.name })
+                                interruptedRestores: killed.filter { $0.source == source.name },
+                                refreshedElsewhere: try catalog.refreshesByOtherHosts(source: source.name, limit: 1).first)
         }
     }
     /// Creates the metrics directory (and its missing parents) 0755: node_exporter runs as its own user and must

@@ -1,0 +1,106 @@
+// The receipt collector (#38): the other side of a refresh. Staging restores one of production's backups into its
+// live stores and leaves a receipt under its OWN off-site directory (`<staging>/refreshes/<prod>/<id>.json`; it may
+// not write production's). After each of its own runs, production reads the receipts addressed to it and records
+// them in its own catalog (`refreshes_by_other_hosts`), so that its catalog, `status` and its off-site copy say
+// that its backup was restored and checked elsewhere, and when.
+//
+// collect:
+//   the hosts: one delimiter listing of the bucket's prefix (host-named directories other than this one)
+//   per host: one listing of `<host>/refreshes/<this host>/`; the newest `perHost` receipts not read before
+//   each one as untrusted input: at most 64 KiB (listing, then after the GET), `RefreshReceipts.decode` (strict
+//     shape, schema, place), then each source entry kept only when it names one of THIS catalog's backups of that
+//     source (or none: a refresh that could not run, worth knowing too)
+//   recorded (a host and drill id already there is left as it was); nothing here can fail the run: logged
+// Another host's word is recorded as such: never a row of `drills`, so it never satisfies this host's own drill
+// alerts (a staging that lies can make production look refreshed, not drilled).
+
+import ArtifactStore
+import BackupCatalog
+import BackupCore
+import Foundation
+import OffsiteStore
+
+struct ReceiptCollector: EngineService {
+    let core: EngineCore
+
+    /// Receipts read per other host and run at most (a writer keeps 30: `RefreshReceipts.kept`).
+    static let perHost = 60
+
+    /// What one collection did.
+    struct Outcome: Sendable, Equatable {
+        var recorded = 0
+        /// Receipts (or entries) not believed, and why: logged.
+        var refused: [String] = []
+    }
+
+    @discardableResult
+    func collect() async -> Outcome {
+        var outcome = Outcome()
+        guard policy.repository.offsite != nil else { return outcome }
+        do {
+            guard let root = try core.offsiteBucketRoot() else { return outcome }
+            defer { root.close() }
+            let me = try core.offsiteHost()
+            let scratch = try EngineCore.privateTemporaryDirectory(prefix: "receipts")
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            let catalog = try catalog()
+            let now = environment.clock()
+            for prefix in try await root.client.listCommonPrefixes(bucket: root.bucket, prefix: root.prefix) {
+                let writer = String(prefix.dropFirst(root.prefix.count).dropLast())
+                guard writer != me, HostName.isValid(writer) else { continue }
+                let directory = writer + "/" + RefreshReceipts.directory + "/" + me + "/"
+                let known = try catalog.collectedReceipts(byHost: writer)
+                let files = try await root.list(under: directory).filter {
+                    let name = $0.relative.dropFirst(directory.count)
+                    return $0.relative.hasPrefix(directory) && !name.contains("/") && name.hasSuffix(".json") && !known.contains($0.relative)
+                }
+                let newest = files.sorted { ($0.lastModified ?? "", $0.relative) > ($1.lastModified ?? "", $1.relative) }.prefix(Self.perHost)
+                var rows: [Catalog.RefreshByOtherHost] = []
+                for file in newest {
+                    let name = String(file.relative.dropFirst(directory.count))
+                    guard file.size <= RefreshReceipts.maximumBytes else {
+                        outcome.refused.append("\(file.relative): \(file.size) bytes, more than a receipt's \(RefreshReceipts.maximumBytes)")
+                        continue
+                    }
+                    let path = scratch + "/receipt.json"
+                    defer { unlink(path) }
+                    try await root.get(file.relative, to: path, sha256: nil)
+                    guard let size = FileIO.fileSize(path), size <= RefreshReceipts.maximumBytes, let data = FileManager.default.contents(atPath: path) else {
+                        outcome.refused.append("\(file.relative): grew past \(RefreshReceipts.maximumBytes) bytes while it was fetched")
+                        continue
+                    }
+                    let (receipt, problem) = RefreshReceipts.decode(data, writer: writer, fromHost: me, name: name)
+                    guard let receipt, let refreshedAt = Timestamps.parseISO8601(receipt.started_at) else {
+                        outcome.refused.append("\(file.relative): \(problem ?? "its start time is not a time")")
+                        continue
+                    }
+                    for entry in receipt.sources {
+                        if !entry.artifact.isEmpty {
+                            // Only a backup this catalog holds, of the source the entry names: anything else is not ours.
+                            guard let artifact = try catalog.artifact(matching: entry.artifact), artifact.id == entry.artifact, artifact.source == entry.source else {
+                                outcome.refused.append("\(file.relative): \(entry.source) names backup \(String(entry.artifact.prefix(64))), which is not one of this host's backups of \(entry.source)")
+                                continue
+                            }
+                        }
+                        guard !entry.drill_id.isEmpty, entry.drill_id.count <= 64 else {
+                            outcome.refused.append("\(file.relative): \(entry.source) has no drill id of ours")
+                            continue
+                        }
+                        rows.append(Catalog.RefreshByOtherHost(byHost: writer, drillID: entry.drill_id, receipt: file.relative, artifactID: entry.artifact,
+                                                               source: entry.source, refreshedAt: refreshedAt, durationSeconds: entry.duration_seconds,
+                                                               result: DrillResult(rawValue: entry.result) ?? .error,
+                                                               detail: String(PeerText.clean(entry.detail).prefix(1024)), collectedAt: now))
+                    }
+                }
+                outcome.recorded += try catalog.insertRefreshesByOtherHosts(rows)
+            }
+        } catch {
+            logger.warning("the refresh receipts of other hosts could not be read", metadata: ["error": "\(describe(error))"])
+        }
+        for line in outcome.refused {
+            logger.warning("a refresh receipt of another host was not believed", metadata: ["receipt": "\(line)"])
+        }
+        if outcome.recorded > 0 { logger.info("refreshes of this host's backups by other hosts recorded", metadata: ["count": "\(outcome.recorded)"]) }
+        return outcome
+    }
+}
