@@ -237,6 +237,10 @@ enum StatusPage {
         for k in s.interruptedRestores {
             d += "<dt>Restore</dt><dd class=\"bad\">interrupted into \(e(k.target)) (backup \(e(k.backup)), started \(e(k.started_at)))</dd>\n"
         }
+        if let r = s.refreshedElsewhere {
+            // Another host's word (its receipt), shown as such: the host and receipt names came from the bucket.
+            d += "<dt>Refreshed elsewhere</dt><dd data-field=\"refreshed-elsewhere\" data-by=\"\(e(r.byHost))\" class=\"\(r.result == .passed ? "ok" : "bad")\">into \(e(r.byHost)): \(e(r.result.rawValue)) \(time(r.refreshedAt)) in \(String(format: "%.1f s", r.durationSeconds))</dd>\n"
+        }
         return """
         <section class="card source" data-source="\(e(s.source))"><h3>\(e(s.source)) <small>\(e(s.kind.rawValue))</small></h3><dl>
         \(d)</dl></section>

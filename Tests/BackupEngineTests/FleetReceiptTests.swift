@@ -117,6 +117,11 @@ struct ReceiptCollectorTests {
         #expect(elsewhere["refreshed_at"] as? String == "2026-12-05T04:30:00.000Z", "\(elsewhere)")
         #expect(elsewhere["receipt"] as? String == dirKey.dropFirst("kaleem/".count) + "refresh-20261205T043000Z-aaaaaa.json", "\(elsewhere)")
         #expect(status["last_drill"] is NSNull) // another host's word is not a drill of this host's
+        // The status page's card says the same, the host name (from the bucket) escaped.
+        var row = try #require(try BackupEngine(policy: try PolicyLoader.load(path: policy, environment: [:])).status().first)
+        #expect(StatusPage.sourceCard(row, now: Date()).contains("data-field=\"refreshed-elsewhere\" data-by=\"staging\" class=\"ok\">into staging: passed"))
+        row.refreshedElsewhere?.byHost = "<b>"
+        #expect(StatusPage.sourceCard(row, now: Date()).contains("into &lt;b&gt;: passed"))
 
         // Read once: the next run records nothing again.
         #expect(try runCLI(["backup", "--policy", policy]).status == 0)
