@@ -642,7 +642,11 @@ def mongorestore(argv):
             db, _, coll = ns.partition(".")
             if not opts.get("--drop") and state.count(db, coll) is not None:
                 n += state.count(db, coll)  # inserted beside what is there (the stand-in has no _ids to clash)
-            state.put(db, coll, n)
+            try:
+                state.put(db, coll, n)
+            except ServerError as e:
+                log("Failed: %s: error creating collection %s: %s" % (ns, ns, e))
+                sys.exit(1)
     failed = int(os.environ.get("STANDIN_FAILED_DOCS", "0"))
     unacked = unacknowledged(uri)
     # mongorestore/restore.go: Result.log prints `finished restoring NS (N document(s), M failure(s))` per
