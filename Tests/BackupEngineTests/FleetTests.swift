@@ -707,4 +707,75 @@ struct FleetTests {
         #expect((try object(missing.stdout)["receipt"] as? String)?.hasPrefix("refreshes/qa/") == true)
         #expect(try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "qa").map(\.drill.result) == [.error])
     }
+    /// What a MongoDB refresh refuses before it writes anything (#38): names the scratch prefix would push past
+    /// MongoDB's limits, time-series collections and views (renameCollection refuses them), `{database}` for a
+    /// backup of several databases, a backup of system databases only; admin, config and local never refreshed.
+    @Test func aMongoRefreshRefusesWhatItCannotSwap() throws {
+        func artifact(_ namespaces: [String: Int], extra: [String: JSONValue] = [:]) -> ArtifactInfo {
+            var stats: [String: JSONValue] = ["per_namespace": .object(namespaces.mapValues { .int($0) }), "oplog": .int(0)]
+            stats.merge(extra) { _, e in e }
+            return ArtifactInfo(id: "mongo-1", runID: "run-1", source: "mongo", kind: SourceKind("mongodb"), path: "mongo/d/x.archive.gz", bytesRaw: 1,
+                                bytesStored: 1, sha256: String(repeating: "a", count: 64), status: .ok, createdAt: Date(timeIntervalSince1970: 0),
+                                stats: stats, tag: .nightly)
+        }
+        func refusal(_ a: ArtifactInfo, scrub: [String]? = nil) -> String {
+            do {
+                _ = try MongoAdapter.refreshDatabases(a, scrub: scrub)
+                return ""
+            } catch {
+                return "\(error)"
+            }
+        }
+        let dbs = try MongoAdapter.refreshDatabases(artifact(["app.users": 3, "app.orders": 2, "admin.system.users": 1, "config.x": 1, "oplog": 4]), scrub: ["/x", "{database}"])
+        #expect(dbs.map(\.live) == ["app"] && dbs.map(\.scratch) == ["kbrefresh_app"])
+        let long = String(repeating: "d", count: 54)
+        #expect(refusal(artifact(["\(long).c": 1])).contains("63-byte limit"))
+        #expect(refusal(artifact([String(repeating: "d", count: 53) + ".c": 1])) == "")
+        #expect(refusal(artifact(["app." + String(repeating: "c", count: 250): 1])).contains("255-byte limit"))
+        #expect(refusal(artifact(["app.m": 1], extra: ["timeseries": .object(["app.m": .string("app.system.buckets.m")])])).contains("time-series"))
+        #expect(refusal(artifact(["app.v": 0, "app.c": 1], extra: ["views": .array([.string("app.v")])])).contains("renameCollection refuses views"))
+        #expect(refusal(artifact(["a.c": 1, "b.c": 1]), scrub: ["/x", "{database}"]).contains("the scrub names {database}, but backup mongo-1 holds 2 databases"))
+        #expect(refusal(artifact(["a.c": 1, "b.c": 1]), scrub: ["/x", "{databases}"]) == "")
+        #expect(refusal(artifact(["admin.system.users": 1])).contains("no application database"))
+    }
+
+    /// The stand-in server refuses as mongod does what the swap must never meet: a rename onto an existing
+    /// collection without dropTarget (code 48), a rename not run against admin, an unknown command; what ran
+    /// before the failing statement stays done.
+    @Test func theMongoStandInRefusesRenamesAsTheServerDoes() throws {
+        let dir = TemporaryDirectory()
+        let state = dir.file("state")
+        for (path, n) in ["app/c": "3", "kbrefresh_app/c": "5"] {
+            try FileManager.default.createDirectory(atPath: state + "/" + path.split(separator: "/")[0], withIntermediateDirectories: true)
+            try (n + "\n").write(toFile: state + "/" + path, atomically: true, encoding: .utf8)
+        }
+        func run(_ body: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: MongoEndToEndTests.standIns + "/mongosh")
+            p.arguments = ["--nodb", "--quiet"]
+            p.environment = ["STANDIN_STATE": state, "PATH": "/usr/bin:/bin"]
+            let input = Pipe(), output = Pipe()
+            p.standardInput = input
+            p.standardOutput = output
+            try p.run()
+            input.fileHandleForWriting.write(Data("try { const kb = connect(\"mongodb://127.0.0.9:1/\"); \(body) print(\"OK\"); } catch (kb_e) { print(\"FAIL: \" + kb_e); }\n".utf8))
+            try input.fileHandleForWriting.close()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let rename = #"{"renameCollection": "kbrefresh_app.c", "to": "app.c"}"#
+        #expect(try run("kb.adminCommand(\(rename));") == "FAIL: MongoServerError: target namespace exists")
+        #expect(try run(#"kb.getSiblingDB("app").runCommand({"renameCollection": "kbrefresh_app.c", "to": "app.x"});"#)
+                == "FAIL: MongoServerError: renameCollection may only be run against the admin database.")
+        #expect(try run(#"kb.adminCommand({"fsync": 1});"#) == "FAIL: MongoServerError: no such command: 'fsync'")
+        #expect(try run(#"db.c.find();"#).hasPrefix("FAIL: SyntaxError"))
+        #expect(try String(contentsOfFile: state + "/app/c", encoding: .utf8) == "3\n")
+        // Statements run in order: the rename with dropTarget is done when the next one fails.
+        let renamed = try run(#"kb.adminCommand({"renameCollection": "kbrefresh_app.c", "to": "app.c", "dropTarget": true}); kb.getSiblingDB("app").runCommand({"drop": "gone"});"#)
+        #expect(renamed == "FAIL: MongoServerError: ns not found")
+        #expect(try String(contentsOfFile: state + "/app/c", encoding: .utf8) == "5\n" && !FileManager.default.fileExists(atPath: state + "/kbrefresh_app"))
+        let listed = try run(#"print("kb-list 0 " + JSON.stringify(kb.getSiblingDB("app").getCollectionInfos({}).map((kb_c) => [kb_c.name, kb_c.type])));"#)
+        #expect(listed == "kb-list 0 [[\"c\", \"collection\"]]\nOK", "\(listed)")
+    }
 }
