@@ -85,8 +85,10 @@ extension MongoAdapter {
             }.joined(separator: "\n")
             let printed = try await tools.query(command: mongosh, script: script)
             var out: [String: [(name: String, type: String)]] = [:]
-            for line in printed where line.hasPrefix("kb-list ") {
-                let rest = line.dropFirst("kb-list ".count)
+            // The tag is searched for, not expected at the start: a REPL may put a prompt before what it prints.
+            for line in printed {
+                guard let tag = line.range(of: "kb-list ") else { continue }
+                let rest = line[tag.upperBound...]
                 guard let space = rest.firstIndex(of: " "), let i = Int(rest[..<space]), names.indices.contains(i),
                       let rows = try? JSONSerialization.jsonObject(with: Data(rest[rest.index(after: space)...].utf8)) as? [[Any]] else { continue }
                 out[names[i]] = rows.compactMap { row in
