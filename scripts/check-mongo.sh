@@ -15,6 +15,8 @@
 #            originals, and checks mongorestore's counts (the current tools' count lines);
 #   counts   compares per-collection counts of originals and copies through mongosh (the script on stdin,
 #            reporting its own outcome: mongosh's REPL exits 0 after a failing statement);
+#   swap     what a refresh's swap relies on, between two scratch databases: renameCollection across databases
+#            keeps the count, is refused onto an existing target without dropTarget (code 48), replaces it with;
 #   drill    a drill into the same server (drill.mongo_uri) under kb_drill_* names, dropped after;
 #   preflight `policy check --connect` (a ping through mongosh).
 # The scratch databases are dropped at the end. Exit 0 when every row passed, 1 otherwise, 2 without a server.
@@ -105,6 +107,33 @@ if [ -n "$id" ]; then
     row counts skip "mongosh not installed: mongorestore's counts only"
   fi
 
+  echo "== swap (what a refresh does: renameCollection across databases, dropTarget)"
+  if command -v "${mongosh_cmd[0]}" >/dev/null && [ -n "$dbs" ]; then
+    d="${dbs%% *}"
+    # Only scratch databases: ${suffix}_$d (restored above) and ${suffix}s_$d. A collection renamed across databases
+    # keeps its count; a rename onto an existing target without dropTarget is refused (code 48, "target namespace
+    # exists"); with dropTarget it replaces it; getCollectionInfos gives name and type, as the refresh reads them.
+    if shell "const a = kb.getSiblingDB('${suffix}_$d'), b = kb.getSiblingDB('${suffix}s_$d');
+              const infos = a.getCollectionInfos({}).map((kb_c) => [kb_c.name, kb_c.type]).filter((x) => x[1] === 'collection' && !x[0].startsWith('system.'));
+              if (infos.length === 0) throw new Error('no collection to swap in ${suffix}_$d');
+              const c = infos[0][0], n = a.getCollection(c).countDocuments({});
+              kb.adminCommand({ renameCollection: '${suffix}_$d.' + c, to: '${suffix}s_$d.' + c, dropTarget: true });
+              a.createCollection(c);
+              let refused = null;
+              try { kb.adminCommand({ renameCollection: '${suffix}s_$d.' + c, to: '${suffix}_$d.' + c }); } catch (e) { refused = e; }
+              if (refused === null || refused.code !== 48) throw new Error('a rename onto an existing target was not refused with code 48: ' + refused);
+              kb.adminCommand({ renameCollection: '${suffix}s_$d.' + c, to: '${suffix}_$d.' + c, dropTarget: true });
+              const m = a.getCollection(c).countDocuments({});
+              if (m !== n) throw new Error(c + ': ' + m + ' documents after the swap, ' + n + ' before');
+              if (b.getCollectionInfos({}).length !== 0) throw new Error('${suffix}s_$d not empty after the swap back');"; then
+      row swap pass "renameCollection across databases (dropTarget), refused without it (48)"
+    else
+      row swap FAIL "$(tail -n 1 "$work/shell.out")"
+    fi
+  else
+    row swap skip "mongosh not installed"
+  fi
+
   echo "== drill"
   if out=$("$bin" drill --json 2>&1); then
     row drill pass "$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["detail"][:90])' 2>/dev/null)"
@@ -116,7 +145,9 @@ fi
 echo "== preflight"
 if out=$("$bin" policy check --connect 2>&1); then row preflight pass "ping through mongosh"; else row preflight FAIL "$(echo "$out" | grep -i fail | head -n 2 | tr '\n' ' ')"; fi
 
-for d in $dbs; do shell "kb.getSiblingDB('${suffix}_$d').dropDatabase();" || echo "drop ${suffix}_$d by hand"; done
+for d in $dbs; do
+  shell "kb.getSiblingDB('${suffix}_$d').dropDatabase(); kb.getSiblingDB('${suffix}s_$d').dropDatabase();" || echo "drop ${suffix}_$d and ${suffix}s_$d by hand"
+done
 
 echo
 printf '%-10s %-5s %s\n' check result detail

@@ -168,10 +168,22 @@ public struct MongoTools: Sendable {
     /// The script reports its own outcome (`MongoshScript`): mongosh's REPL exits 0 after a failing statement, so
     /// a run whose output lacks the success marker is a failure, whatever its exit code.
     public func shell(command: [String], script body: String) async throws -> MongoToolOutcome {
+        try await runScript(command: command, body: body, limit: 64 * 1024).outcome
+    }
+
+    /// `shell`, returning the lines the script printed before its success marker (what `print(...)` statements
+    /// of the body wrote: listings). Up to 8 MiB of output is kept; beyond it the first lines are lost, which the
+    /// caller must notice (it asked for every line it expects).
+    public func query(command: [String], script body: String) async throws -> [String] {
+        let (_, text, script) = try await runScript(command: command, body: body, limit: 8 << 20)
+        return text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.contains(script.okMarker) }
+    }
+
+    private func runScript(command: [String], body: String, limit: Int) async throws -> (outcome: MongoToolOutcome, text: String, script: MongoshScript) {
         var fed = false
         let script = MongoshScript(connect: uri.value, body: body, nonce: UUID().uuidString.prefix(12).lowercased())
         let program = script.text
-        let stdout = BoundedText(limit: 64 * 1024)
+        let stdout = BoundedText(limit: limit)
         let outcome = try await run(command: command, toolKey: "mongosh", arguments: ["--nodb", "--quiet"], stdin: {
             if fed { return nil }
             fed = true
@@ -179,7 +191,7 @@ public struct MongoTools: Sendable {
         }, stdout: { stdout.append($0) }, credentials: .inScript)
         switch script.outcome(stdout.text) {
         case (true, _)?:
-            return outcome
+            return (outcome, stdout.text, script)
         case (false, let message)?:
             throw MongoToolError(tool: "mongosh", problem: scrub("the script failed: \(message)"), stderrTail: outcome.stderrTail,
                                  hintText: "check the connection string, the user's roles and that the server answers")

@@ -569,10 +569,14 @@ struct FleetTests {
         #expect(try Catalog(path: catalogPath).fromHostDrills(fromHost: "prod").first?.drill.result == .passed)
     }
 
-    /// MongoDB refreshed through the stand-in tools (#38): production's archive restored into staging's own
-    /// database with --drop, the counts checked, the scrub run after the restore (MongoDB's refresh is not atomic:
-    /// it has no scratch step), with no secret in its argv or environment; a failing scrub fails the refresh.
-    @Test func stagingsMongoIsRefreshedThroughTheToolsAndScrubbedAfter() async throws {
+    /// MongoDB refreshed through the stand-in tools (#38), the stand-in server's data in a state directory:
+    /// production's archive restored into staging's scratch database `kbrefresh_test`, counted, scrubbed there (the
+    /// hook given the scratch database, no secret in its argv or environment), then swapped into the live `test`
+    /// collection by collection (renameCollection with dropTarget), the live collections the backup does not hold
+    /// dropped, other databases left alone, no scratch database left; a failing scrub leaves the live data exactly
+    /// as it was and no scratch database; a scratch database a killed refresh left is dropped and said so; a
+    /// refresh without a scrub swaps all the same.
+    @Test func stagingsMongoIsRefreshedThroughScratchDatabasesAndSwapped() async throws {
         let s3 = try S3TestServer()
         let client = try s3.client()
         defer { client.shutdown() }
@@ -580,13 +584,20 @@ struct FleetTests {
         let dir = TemporaryDirectory()
         FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
         try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+        let state = dir.file("state")
         let scrubbed = dir.file("scrubbed")
         let script = dir.file("mask.sh")
-        // Writes what it was given: its arguments, whether stdin held anything, and its environment's names.
-        try "printf '%s|' \"$@\" > \"\(scrubbed)\"; cat | wc -c >> \"\(scrubbed)\"; env | cut -d= -f1 | sort | tr '\\n' ' ' >> \"\(scrubbed)\"\n"
-            .write(toFile: script, atomically: true, encoding: .utf8)
-        func policy(_ host: String, scrub: String = "[/bin/sh, \"\(script)\", \"{source}\", \"{from_host}\", \"{backup}\", \"{host}\"]") -> String {
+        // Writes what it was given (its arguments, whether stdin held anything, its environment's names), and
+        // "masks" the scratch copy: 5 of test.foo's 25 documents deleted in the database it was handed ($5).
+        try """
+        printf '%s|' "$@" > "\(scrubbed)"; cat | wc -c >> "\(scrubbed)"; env | cut -d= -f1 | sort | tr '\\n' ' ' >> "\(scrubbed)"
+        [ -f "\(state)/$5/foo" ] && echo 20 > "\(state)/$5/foo"
+        exit 0
+
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        func policy(_ host: String, scrub: String = "[/bin/sh, \"\(script)\", \"{source}\", \"{from_host}\", \"{backup}\", \"{host}\", \"{database}\", \"{databases}\"]") -> String {
             let path = dir.file("\(host)-\(scrub.count).yml")
+            let scrubbing = scrub.isEmpty ? "" : ", scrub: { mongo: { command: \(scrub) } }"
             FileManager.default.createFile(atPath: path, contents: Data("""
             host: \(host)
             repository:
@@ -594,36 +605,83 @@ struct FleetTests {
               offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
             sources:
               mongo: { kind: mongodb, uri: "mongodb://backup:\(MongoEndToEndTests.password)@db.internal:27017/?authSource=admin" }
-            \(host == "prod" ? "" : "schedules: [{ name: refresh, cron: \"30 4 1 1 *\", refresh: { from_host: prod, sources: [mongo], scrub: { mongo: { command: \(scrub) } } } }]")
+            \(host == "prod" ? "" : "schedules: [{ name: refresh, cron: \"30 4 1 1 *\", refresh: { from_host: prod, sources: [mongo]\(scrubbing) } }]")
             """.utf8))
             return path
         }
         let env = ["PATH": MongoEndToEndTests.standIns + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
-                   "STANDIN_LOG": dir.file("standin.jsonl"), "TMPDIR": dir.file("tmp"), "KALEEM_POLICY_SECRET": "must-not-reach-the-scrub"]
+                   "STANDIN_LOG": dir.file("standin.jsonl"), "STANDIN_STATE": state, "TMPDIR": dir.file("tmp"),
+                   "KALEEM_POLICY_SECRET": "must-not-reach-the-scrub"]
+        /// The stand-in server's data: `db/collection` → its count.
+        func data() throws -> [String: String] {
+            var out: [String: String] = [:]
+            for db in try FileManager.default.contentsOfDirectory(atPath: state) {
+                for c in try FileManager.default.contentsOfDirectory(atPath: state + "/" + db) {
+                    out[db + "/" + c] = try String(contentsOfFile: state + "/" + db + "/" + c, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+            }
+            return out
+        }
+        func put(_ values: [String: String]) throws {
+            for (path, n) in values {
+                try FileManager.default.createDirectory(atPath: state + "/" + path.split(separator: "/")[0], withIntermediateDirectories: true)
+                try (n + "\n").write(toFile: state + "/" + path, atomically: true, encoding: .utf8)
+            }
+        }
         let prod = policy("prod"), staging = policy("staging")
         let backedUp = try runCLI(["backup", "--policy", prod], environment: env)
         #expect(backedUp.status == 0, "\(backedUp.stdout) \(backedUp.stderr)")
         let backup = try #require(try array(try runCLI(["list", "--policy", prod, "--json"], environment: env).stdout).first?["id"] as? String)
+        // Staging's server before: an older test.foo, a collection production does not have, another database.
+        try? FileManager.default.removeItem(atPath: state)
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        try put(["test/foo": "3", "test/extra": "4", "other/keep": "1"])
 
         let done = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", staging, "--json"], environment: env)
         #expect(done.status == 0, "\(done.stdout) \(done.stderr)")
         let row = try #require((try object(done.stdout)["sources"] as? [[String: Any]])?.first)
         #expect(row["result"] as? String == "passed" && row["artifact"] as? String == backup, "\(row)")
-        #expect((row["detail"] as? String ?? "").contains("scrubbed after the restore"), "\(row)")
+        let detail = row["detail"] as? String ?? ""
+        #expect(detail.contains("scrubbed before the live store took it") && detail.contains("swapped 1 collections into test")
+                && detail.contains("dropped 1 live collections the backup does not hold (test.extra)") && !detail.contains("earlier refresh"), "\(row)")
+        // The live database is the backup's (admin.* never restored), scrubbed; the other database untouched; no scratch.
+        let afterSwap = try data()
+        #expect(afterSwap == ["test/foo": "20", "other/keep": "1"], "\(afterSwap)")
         let log = try String(contentsOfFile: dir.file("standin.jsonl"), encoding: .utf8).split(separator: "\n")
-        let fed = try #require(try JSONSerialization.jsonObject(with: Data(log.last!.utf8)) as? [String: Any])
-        #expect(fed["tool"] as? String == "mongorestore" && (fed["argv"] as? [String])?.contains("--drop") == true, "\(fed)")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let fed = try #require(log.last { $0["tool"] as? String == "mongorestore" })
+        #expect((fed["argv"] as? [String]).map { Set($0).isSuperset(of: ["--nsInclude=test.*", "--nsFrom=test.*", "--nsTo=kbrefresh_test.*", "--drop"]) } == true, "\(fed)")
+        #expect((fed["restored"] as? [String: Int]) == ["kbrefresh_test.foo": 25], "\(fed)")
         let seen = try String(contentsOfFile: scrubbed, encoding: .utf8)
-        #expect(seen.hasPrefix("mongo|prod|\(backup)||0"), "\(seen)")
+        #expect(seen.hasPrefix("mongo|prod|\(backup)||kbrefresh_test|kbrefresh_test|0"), "\(seen)")
         #expect(seen.contains("LANG PATH") && !seen.contains("KALEEM_POLICY_SECRET") && !seen.contains("STANDIN_LOG"), "\(seen)")
         #expect(!seen.contains(MongoEndToEndTests.password))
+        for entry in log { #expect(!"\(entry)".contains(MongoEndToEndTests.password), "\(entry)") }
 
+        // A scrub that fails: the refresh fails, the live data is exactly as it was, and no scratch database is left.
+        try put(["test/extra": "4"])
+        let before = try data()
         let failing = policy("staging", scrub: "[/bin/false]")
         let failed = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", failing, "--json"], environment: env)
         #expect(failed.status == 1, "\(failed.stdout) \(failed.stderr)")
         #expect((try object(failed.stdout)["result"] as? String) == "failed")
+        let failedRow = try #require((try object(failed.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect((failedRow["detail"] as? String ?? "").contains("the live databases were not touched; scratch databases dropped"), "\(failedRow)")
+        let afterFailure = try data()
+        #expect(afterFailure == before, "\(afterFailure)")
         let drills = try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "prod")
         #expect(drills.map(\.drill.result) == [.error, .passed] && drills.allSatisfy { $0.purpose == "refresh" && $0.drill.artifactID == backup })
+
+        // A scratch database a killed refresh left behind: dropped first, and said so; a refresh without a scrub
+        // swaps all the same.
+        try put(["kbrefresh_test/foo": "7", "kbrefresh_test/half": "2"])
+        let plain = policy("staging", scrub: "")
+        let again = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: env)
+        #expect(again.status == 0, "\(again.stdout) \(again.stderr)")
+        let againRow = try #require((try object(again.stdout)["sources"] as? [[String: Any]])?.first)
+        #expect((againRow["detail"] as? String ?? "").contains("a scratch database kbrefresh_test left by an earlier refresh that did not finish (2 collections) was dropped first"), "\(againRow)")
+        let afterStale = try data()
+        #expect(afterStale == ["test/foo": "25", "other/keep": "1"], "\(afterStale)")
 
         // A scrub that outlives its timeout is stopped, and fails the refresh.
         let slow = policy("staging", scrub: "[/bin/sleep, \"30\"], timeout: 1s")
@@ -656,5 +714,76 @@ struct FleetTests {
         #expect(missingRow["result"] as? String == "error" && (missingRow["detail"] as? String ?? "").contains("qa/catalog/catalog.sqlite"), "\(missingRow)")
         #expect((try object(missing.stdout)["receipt"] as? String)?.hasPrefix("refreshes/qa/") == true)
         #expect(try Catalog(path: dir.file("staging-repo/catalog.sqlite")).fromHostDrills(fromHost: "qa").map(\.drill.result) == [.error])
+    }
+    /// What a MongoDB refresh refuses before it writes anything (#38): names the scratch prefix would push past
+    /// MongoDB's limits, time-series collections and views (renameCollection refuses them), `{database}` for a
+    /// backup of several databases, a backup of system databases only; admin, config and local never refreshed.
+    @Test func aMongoRefreshRefusesWhatItCannotSwap() throws {
+        func artifact(_ namespaces: [String: Int], extra: [String: JSONValue] = [:]) -> ArtifactInfo {
+            var stats: [String: JSONValue] = ["per_namespace": .object(namespaces.mapValues { .int($0) }), "oplog": .int(0)]
+            stats.merge(extra) { _, e in e }
+            return ArtifactInfo(id: "mongo-1", runID: "run-1", source: "mongo", kind: SourceKind("mongodb"), path: "mongo/d/x.archive.gz", bytesRaw: 1,
+                                bytesStored: 1, sha256: String(repeating: "a", count: 64), status: .ok, createdAt: Date(timeIntervalSince1970: 0),
+                                stats: stats, tag: .nightly)
+        }
+        func refusal(_ a: ArtifactInfo, scrub: [String]? = nil) -> String {
+            do {
+                _ = try MongoAdapter.refreshDatabases(a, scrub: scrub)
+                return ""
+            } catch {
+                return "\(error)"
+            }
+        }
+        let dbs = try MongoAdapter.refreshDatabases(artifact(["app.users": 3, "app.orders": 2, "admin.system.users": 1, "config.x": 1, "oplog": 4]), scrub: ["/x", "{database}"])
+        #expect(dbs.map(\.live) == ["app"] && dbs.map(\.scratch) == ["kbrefresh_app"])
+        let long = String(repeating: "d", count: 54)
+        #expect(refusal(artifact(["\(long).c": 1])).contains("63-byte limit"))
+        #expect(refusal(artifact([String(repeating: "d", count: 53) + ".c": 1])) == "")
+        #expect(refusal(artifact(["app." + String(repeating: "c", count: 250): 1])).contains("255-byte limit"))
+        #expect(refusal(artifact(["app.m": 1], extra: ["timeseries": .object(["app.m": .string("app.system.buckets.m")])])).contains("time-series"))
+        #expect(refusal(artifact(["app.v": 0, "app.c": 1], extra: ["views": .array([.string("app.v")])])).contains("renameCollection refuses views"))
+        #expect(refusal(artifact(["a.c": 1, "b.c": 1]), scrub: ["/x", "{database}"]).contains("the scrub names {database}, but backup mongo-1 holds 2 databases"))
+        #expect(refusal(artifact(["a.c": 1, "b.c": 1]), scrub: ["/x", "{databases}"]) == "")
+        #expect(refusal(artifact(["admin.system.users": 1])).contains("no application database"))
+    }
+
+    /// The stand-in server refuses as mongod does what the swap must never meet: a rename onto an existing
+    /// collection without dropTarget (code 48), a rename not run against admin, an unknown command; what ran
+    /// before the failing statement stays done.
+    @Test func theMongoStandInRefusesRenamesAsTheServerDoes() throws {
+        let dir = TemporaryDirectory()
+        let state = dir.file("state")
+        for (path, n) in ["app/c": "3", "kbrefresh_app/c": "5"] {
+            try FileManager.default.createDirectory(atPath: state + "/" + path.split(separator: "/")[0], withIntermediateDirectories: true)
+            try (n + "\n").write(toFile: state + "/" + path, atomically: true, encoding: .utf8)
+        }
+        func run(_ body: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: MongoEndToEndTests.standIns + "/mongosh")
+            p.arguments = ["--nodb", "--quiet"]
+            p.environment = ["STANDIN_STATE": state, "PATH": "/usr/bin:/bin"]
+            let input = Pipe(), output = Pipe()
+            p.standardInput = input
+            p.standardOutput = output
+            try p.run()
+            input.fileHandleForWriting.write(Data("try { const kb = connect(\"mongodb://127.0.0.9:1/\"); \(body) print(\"OK\"); } catch (kb_e) { print(\"FAIL: \" + kb_e); }\n".utf8))
+            try input.fileHandleForWriting.close()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let rename = #"{"renameCollection": "kbrefresh_app.c", "to": "app.c"}"#
+        #expect(try run("kb.adminCommand(\(rename));") == "FAIL: MongoServerError: target namespace exists")
+        #expect(try run(#"kb.getSiblingDB("app").runCommand({"renameCollection": "kbrefresh_app.c", "to": "app.x"});"#)
+                == "FAIL: MongoServerError: renameCollection may only be run against the admin database.")
+        #expect(try run(#"kb.adminCommand({"fsync": 1});"#) == "FAIL: MongoServerError: no such command: 'fsync'")
+        #expect(try run(#"db.c.find();"#).hasPrefix("FAIL: SyntaxError"))
+        #expect(try String(contentsOfFile: state + "/app/c", encoding: .utf8) == "3\n")
+        // Statements run in order: the rename with dropTarget is done when the next one fails.
+        let renamed = try run(#"kb.adminCommand({"renameCollection": "kbrefresh_app.c", "to": "app.c", "dropTarget": true}); kb.getSiblingDB("app").runCommand({"drop": "gone"});"#)
+        #expect(renamed == "FAIL: MongoServerError: ns not found")
+        #expect(try String(contentsOfFile: state + "/app/c", encoding: .utf8) == "5\n" && !FileManager.default.fileExists(atPath: state + "/kbrefresh_app"))
+        let listed = try run(#"print("kb-list 0 " + JSON.stringify(kb.getSiblingDB("app").getCollectionInfos({}).map((kb_c) => [kb_c.name, kb_c.type])));"#)
+        #expect(listed == "kb-list 0 [[\"c\", \"collection\"]]\nOK", "\(listed)")
     }
 }

@@ -18,8 +18,15 @@ Environment knobs (for tests):
   STANDIN_MONGOSH_MODE   fail: mongosh's statement throws (it still exits 0, as its REPL does)
   STANDIN_MARKER         a path; the log says whether the tool could see it (a host /tmp file is invisible when
                          the tool runs through the docker stand-in)
+  STANDIN_STATE          a directory standing for the server's data: STATE/<db>/<collection> (names %-quoted)
+                         holds the collection's document count (or `view`). mongorestore writes the namespaces it
+                         restores into it (after --nsInclude/--nsExclude/--nsFrom/--nsTo, --drop replacing), and
+                         mongosh runs the statements of its script against it (renameCollection, drop, count,
+                         listCollections, dropDatabase, ping), refusing what the real server refuses. Unset: no
+                         state, mongosh only answers as the statement would.
 """
 import gzip, hashlib, json, os, struct, sys, time
+from urllib.parse import quote as url_quote, unquote as url_unquote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "Fixtures", "mongo"))
@@ -327,6 +334,198 @@ def rename(ns, pairs):
     return ns
 
 
+class ServerError(Exception):
+    """A command the server answers with ok: 0; the driver under mongosh throws it as MongoServerError."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+class State:
+    """The server's databases and collections with their document counts: STATE/<db>/<coll> (STANDIN_STATE)."""
+
+    def __init__(self, root):
+        self.root = root
+
+    @staticmethod
+    def open():
+        root = os.environ.get("STANDIN_STATE")
+        if not root:
+            return None
+        os.makedirs(root, exist_ok=True)
+        return State(root)
+
+    def _path(self, db, coll=None):
+        path = os.path.join(self.root, url_quote(db, safe=""))
+        return path if coll is None else os.path.join(path, url_quote(coll, safe=""))
+
+    def databases(self):
+        return sorted(url_unquote(d) for d in os.listdir(self.root) if os.listdir(os.path.join(self.root, d)))
+
+    def collections(self, db):
+        """[(name, type)] of a database ("collection" or "view"), by name."""
+        path = self._path(db)
+        if not os.path.isdir(path):
+            return []
+        out = []
+        for f in sorted(os.listdir(path)):
+            with open(os.path.join(path, f)) as h:
+                out.append((url_unquote(f), "view" if h.read().strip() == "view" else "collection"))
+        return out
+
+    def kind(self, db, coll):
+        return dict(self.collections(db)).get(coll)
+
+    def count(self, db, coll):
+        try:
+            with open(self._path(db, coll)) as h:
+                text = h.read().strip()
+        except OSError:
+            return None
+        return 0 if text == "view" else int(text)
+
+    def put(self, db, coll, n):
+        check_namespace(db, coll)
+        os.makedirs(self._path(db), exist_ok=True)
+        with open(self._path(db, coll), "w") as h:
+            h.write("%s\n" % n)
+
+    def remove(self, db, coll):
+        os.remove(self._path(db, coll))
+        if not os.listdir(self._path(db)):
+            os.rmdir(self._path(db))
+
+    def drop_database(self, db):
+        import shutil
+        existed = os.path.isdir(self._path(db))
+        shutil.rmtree(self._path(db), ignore_errors=True)
+        return existed
+
+
+def check_namespace(db, coll):
+    """The server's naming rules (NamespaceString::validDBName / validCollectionName, and the 255-byte limit)."""
+    if not db or len(db.encode()) > 63 or any(c in db for c in '/\\. "$\0'):
+        raise ServerError("Invalid database name: '%s'" % db, 73)
+    if not coll or "$" in coll or "\0" in coll:
+        raise ServerError("Invalid collection name: %s" % coll, 73)
+    if len((db + "." + coll).encode()) > 255:
+        raise ServerError("Fully qualified namespace is too long. Namespace: %s.%s Max: 255" % (db, coll), 73)
+
+
+def run_command(state, db, cmd):
+    """One database command against the state, answered as mongod answers it (errors raised as ServerError)."""
+    if not isinstance(cmd, dict) or not cmd:
+        raise ServerError("no such command: ''", 59)
+    name = next(iter(cmd))
+    if name == "ping":
+        return {"ok": 1}
+    if name == "renameCollection":
+        # src/mongo/db/commands/rename_collection_cmd.cpp and catalog/rename_collection.cpp.
+        if db != "admin":
+            raise ServerError("renameCollection may only be run against the admin database.", 13)
+        unknown = set(cmd) - {"renameCollection", "to", "dropTarget", "stayTemp", "writeConcern", "comment"}
+        if unknown:
+            raise ServerError("BSON field 'renameCollection.%s' is an unknown field." % sorted(unknown)[0], 40415)
+        source, target = cmd.get("renameCollection"), cmd.get("to")
+        if not isinstance(source, str) or not isinstance(target, str) or "." not in source or "." not in target:
+            raise ServerError("Invalid namespace specified '%s'" % (source if not isinstance(target, str) or "." in str(target) else target), 73)
+        sdb, _, scoll = source.partition(".")
+        tdb, _, tcoll = target.partition(".")
+        check_namespace(tdb, tcoll)
+        if source == target:
+            raise ServerError("Can't rename a collection to itself", 20)
+        kind = state.kind(sdb, scoll)
+        if kind is None:
+            raise ServerError("source namespace does not exist", 26)
+        if kind == "view":
+            raise ServerError("Namespace %s is a view, not a collection" % source, 166)
+        if state.kind(tdb, tcoll) is not None:
+            if not cmd.get("dropTarget"):
+                raise ServerError("target namespace exists", 48)
+            if state.kind(tdb, tcoll) == "view":
+                raise ServerError("Namespace %s is a view, not a collection" % target, 166)
+        n = state.count(sdb, scoll)
+        state.put(tdb, tcoll, n)
+        state.remove(sdb, scoll)
+        return {"ok": 1}
+    if name == "drop":
+        coll = cmd["drop"]
+        if state.kind(db, coll) is None:
+            raise ServerError("ns not found", 26)
+        state.remove(db, coll)
+        return {"ok": 1, "ns": db + "." + coll}
+    if name == "count":
+        return {"ok": 1, "n": state.count(db, cmd["count"]) or 0}
+    if name == "dropDatabase":
+        state.drop_database(db)
+        return {"ok": 1, "dropped": db}
+    if name == "listCollections":
+        return {"ok": 1, "cursor": {"firstBatch": [{"name": n, "type": t} for n, t in state.collections(db)]}}
+    raise ServerError("no such command: '%s'" % name, 59)
+
+
+JS_STRING = r'"(?:[^"\\]|\\.)*"'
+
+
+def run_script(state, script):
+    """Runs the statements between `const kb = connect(...);` and the success marker's print, in order, against
+    the state: the statement forms kaleem-backup writes (see MongoshScript and the MongoDB kind). Returns the lines
+    printed and the error that stopped it (None when every statement ran)."""
+    import re
+    start = re.search(r'try \{ const kb = connect\(' + JS_STRING + r'\); ', script)
+    if start is None:
+        return [], "SyntaxError: the stand-in runs only kaleem-backup's try { const kb = connect(...); ... } scripts"
+    pos, out = start.end(), []
+    decoder = json.JSONDecoder()
+    ping = ("const kb_ping = kb.adminCommand({ ping: 1 }); if (kb_ping.ok !== 1) { throw new Error('ping answered ' "
+            "+ JSON.stringify(kb_ping)); }")
+    infos = re.compile(r'print\((' + JS_STRING + r') \+ JSON\.stringify\(kb\.getSiblingDB\((' + JS_STRING
+                       + r')\)\.getCollectionInfos\(\{\}\)\.map\(\(kb_c\) => \[kb_c\.name, kb_c\.type\]\)\)\);')
+    sibling = re.compile(r'kb\.getSiblingDB\((' + JS_STRING + r')\)\.')
+    try:
+        while True:
+            while script[pos:pos + 1].isspace():
+                pos += 1
+            if re.match(r'print\(' + JS_STRING + r'\);\s*\} catch', script[pos:]):
+                return out, None
+            if script.startswith(ping, pos):
+                pos += len(ping)
+                continue
+            m = infos.match(script, pos)
+            if m:
+                db = json.loads(m.group(2))
+                out.append(json.loads(m.group(1)) + json.dumps([[n, t] for n, t in state.collections(db)]))
+                pos = m.end()
+                continue
+            db = "admin"
+            m = sibling.match(script, pos)
+            if m:
+                db = json.loads(m.group(1))
+                pos = m.end()
+                if script.startswith("dropDatabase();", pos):
+                    run_command(state, db, {"dropDatabase": 1})
+                    pos += len("dropDatabase();")
+                    continue
+                if not script.startswith("runCommand(", pos):
+                    break
+                pos += len("runCommand(")
+            elif script.startswith("kb.adminCommand(", pos):
+                pos += len("kb.adminCommand(")
+            else:
+                break
+            cmd, end = decoder.raw_decode(script, pos)
+            if not script.startswith(");", end):
+                break
+            pos = end + 2
+            run_command(state, db, cmd)
+    except ServerError as e:
+        return out, "MongoServerError: %s" % e
+    except (ValueError, KeyError, TypeError) as e:
+        return out, "SyntaxError: %s" % e
+    return out, "SyntaxError: the stand-in does not know the statement at: %s" % script[pos:pos + 80]
+
+
 def mongodump(argv):
     opts = parse(argv, DUMP)
     uri = read_config(opts)
@@ -437,6 +636,17 @@ def mongorestore(argv):
     if opts.get("--dryRun"):
         log("dry run completed")
         return
+    state = State.open()
+    if state is not None:
+        for ns, n in sorted(restored.items()):
+            db, _, coll = ns.partition(".")
+            if not opts.get("--drop") and state.count(db, coll) is not None:
+                n += state.count(db, coll)  # inserted beside what is there (the stand-in has no _ids to clash)
+            try:
+                state.put(db, coll, n)
+            except ServerError as e:
+                log("Failed: %s: error creating collection %s: %s" % (ns, ns, e))
+                sys.exit(1)
     failed = int(os.environ.get("STANDIN_FAILED_DOCS", "0"))
     unacked = unacknowledged(uri)
     # mongorestore/restore.go: Result.log prints `finished restoring NS (N document(s), M failure(s))` per
@@ -496,10 +706,17 @@ def mongosh(argv):
         if failing:
             sys.stderr.write(error + "\n")
         sys.exit(0)
+    state = State.open()
     if down:
         sys.stdout.write(shape.group(3) + "MongoNetworkError: " + down + "\n")
     elif failing:
         sys.stdout.write(shape.group(3) + error + "\n")
+    elif state is not None:
+        # The statements run one after the other; the first that throws ends the try (what ran before stays done).
+        printed, problem = run_script(state, script)
+        for line in printed:
+            sys.stdout.write(line + "\n")
+        sys.stdout.write((shape.group(3) + problem if problem else shape.group(1)) + "\n")
     else:
         sys.stdout.write(shape.group(1) + "\n")
     sys.exit(0)

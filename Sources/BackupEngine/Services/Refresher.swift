@@ -130,8 +130,9 @@ struct Refresher: EngineService {
                             throw BackupFailure("\(host)'s source \"\(source.name)\" is of kind \(a.kind.rawValue), this host's is \(source.kind.rawValue): not the same store",
                                                 exitStatus: .usage, hint: "refresh only sources that are the same store on both hosts")
                         }
-                        // The source's scrub, for the kind to run against its scratch target (Redis) before the live store
-                        // takes the data; a kind without one restores first, and the scrub runs right after (not atomic).
+                        // The source's scrub, for the kind to run against its scratch target (Redis: the scratch server;
+                        // MongoDB: the scratch databases) before the live store takes the data; a kind without one
+                        // restores first, and the scrub runs right after (not atomic).
                         let hook = scrubs[source.name].map { ScrubHook(source: source.name, scrub: $0, fromHost: host, backup: a.id) }
                         let adapter = try registry.adapter(for: source.kind)
                         // A marker in this host's repository while the live store is replaced: a refresh killed
@@ -140,8 +141,10 @@ struct Refresher: EngineService {
                                                           target: "the live \(source.kind.rawValue) store of \(source.name) (refresh from \(host))",
                                                           repository: repository, clock: environment.clock())
                         defer { if let marker { RestoreMarkers.end(marker) } }
-                        let lines = try await ScrubHook.$current.withValue(hook) {
-                            try await adapter.rollback(a, source: source, restoreData: true, context: foreign.context)
+                        let lines = try await ScrubHook.$refreshing.withValue(true) {
+                            try await ScrubHook.$current.withValue(hook) {
+                                try await adapter.rollback(a, source: source, restoreData: true, context: foreign.context)
+                            }
                         }
                         RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
                         detail = lines.joined(separator: "; ")

@@ -1,11 +1,14 @@
 // A refresh's scrubbing hook (#38): `refresh.scrub.<source>.command`, run on the restored data before this host's
-// live store takes it (Redis: against the scratch server the live one is about to replicate from) or, for a kind
-// without such a scratch step (MongoDB), right after the restore.
+// live store takes it (Redis: against the scratch server the live one is about to replicate from; MongoDB: against
+// the scratch databases `kbrefresh_<db>` the backup was restored into, before they are renamed into place) or, for
+// a kind without such a scratch step, right after the restore.
 //
 // The command runs without a shell (argv as written, the first an absolute path), in `/`, with only PATH and LANG
 // in its environment (the policy's ${VAR}s, which may hold connection strings, are not passed on), stdout and
 // stderr to a private file of which the last 2 KiB are kept for the error. Placeholders in its arguments:
-// `{host}` and `{port}` (the scratch target: empty where there is none), `{source}`, `{from_host}`, `{backup}`.
+// `{host}` and `{port}` (the scratch target: empty where there is none), `{database}` and `{databases}` (MongoDB:
+// the scratch database when the backup holds one, and all of them comma-separated; empty for other kinds),
+// `{source}`, `{from_host}`, `{backup}`.
 // A secret it needs (the scratch server's password) is written to its stdin, one line, never in argv or env.
 // Exit 0 within its timeout is success; anything else fails the source's refresh before the live data is replaced.
 
@@ -19,6 +22,9 @@ final class ScrubHook: Sendable {
     /// The hook of the source a refresh is restoring, for the kind to run against its scratch target
     /// (`SourceContext.scrubHook`): bound by the refresher around the one restore, never stored on the engine.
     @TaskLocal static var current: ScrubHook?
+    /// True while the refresher restores a source (with or without a hook): a kind that can restore through a
+    /// scratch step and swap (MongoDB) does so then, rather than restoring straight into the live store.
+    @TaskLocal static var refreshing = false
 
     let source: String
     let scrub: ScrubCommand
@@ -30,7 +36,7 @@ final class ScrubHook: Sendable {
     init(source: String, scrub: ScrubCommand, fromHost: String, backup: String) {
         self.source = source
         self.scrub = scrub
-        values = ["{source}": source, "{from_host}": fromHost, "{backup}": backup]
+        values = ["{source}": source, "{from_host}": fromHost, "{backup}": backup, "{database}": "", "{databases}": ""]
     }
 
     /// The failure of a hook: the refresh of its source fails, and the live data was not replaced (or, after
@@ -42,10 +48,11 @@ final class ScrubHook: Sendable {
         var hint: String? { "run the scrub command by hand against a scratch copy to see why; staging keeps the data it had" }
     }
 
-    /// Runs the command with `{host}`/`{port}` of the scratch target (nil: none) and `input` on its stdin.
-    func run(host: String?, port: Int?, input: String = "") throws {
+    /// Runs the command with `{host}`/`{port}` of the scratch target (nil: none), the kind's own placeholders
+    /// (`extra`: `{database}`, `{databases}`) and `input` on its stdin.
+    func run(host: String?, port: Int?, input: String = "", extra: [String: String] = [:]) throws {
         ranFlag.withLock { $0 = true }
-        var values = self.values
+        var values = self.values.merging(extra) { _, given in given }
         values["{host}"] = host ?? ""
         values["{port}"] = port.map(String.init) ?? ""
         let argv = scrub.command.map { arg in values.reduce(arg) { $0.replacingOccurrences(of: $1.key, with: $1.value) } }

@@ -30,6 +30,9 @@ struct SourceContext: Sendable {
     /// During a refresh (#38): the source's scrubbing hook, which a kind that restores through a scratch target
     /// runs against it (`run(host:port:input:)`) before the live store takes the data; nil otherwise.
     var scrubHook: ScrubHook? { ScrubHook.current }
+    /// During a refresh (#38), hook or not: a kind that can restore through scratch namespaces and swap them into
+    /// place (MongoDB) does so instead of restoring over the live data.
+    var refreshing: Bool { ScrubHook.refreshing }
 
     // MARK: artifacts
 

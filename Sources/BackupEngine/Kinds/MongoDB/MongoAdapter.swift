@@ -249,6 +249,8 @@ struct MongoAdapter: ImportingKind {
 
     func rollback(_ artifact: ArtifactInfo, source: TypedSource<MongoSourcePolicy>, restoreData: Bool, context: SourceContext) async throws -> [String] {
         guard restoreData else { return ["kaleem-backup restore \(artifact.source) --backup \(artifact.id) --drop --yes"] }
+        // A refresh (#38) goes through scratch databases, scrubbed, then swapped into place (MongoRefresh.swift).
+        if context.refreshing { return try await refreshBySwap(artifact, source: source, context: context) }
         // A whole restore: the oplog replayed when there is one.
         let done = try await context.restore(self, source, into: MongoRestoreTarget(drop: true),
                                              RestoreRequest(source: source.name, backup: .id(artifact.id), confirmed: true))

@@ -28,6 +28,9 @@ public struct MongoRestorePlan: Sendable {
     public var oplogNotReplayed: String?
     /// Documents mongorestore must report restored (those of `namespaces`).
     public var expectedDocuments: Int
+    /// Every namespace's count line compared with the archive's, under its renamed name (a refresh's scratch
+    /// restore), not only the total.
+    public var checkEachNamespace = false
 
     public var description: [String] {
         let oplog = oplogEntries == 0 ? ""
@@ -133,6 +136,7 @@ extension MongoAdapter {
         plan.include = target.include
         plan.exclude = target.exclude
         plan.namespaces = selected
+        plan.checkEachNamespace = target.checkEachNamespace
         plan.oplogEntries = artifact.stats["per_namespace"]?[MongoArchiveVerifier.oplogNamespace]?.intValue ?? 0
         return plan
     }
@@ -248,6 +252,23 @@ extension MongoAdapter {
             throw MongoToolError(tool: "mongorestore", problem: "restored \(summary.restored) documents, the archive holds \(plan.expectedDocuments)",
                                  stderrTail: outcome.stderrTail, hintText: "check the namespace filters and the target; the restore is incomplete")
         }
+        if plan.checkEachNamespace {
+            // Each namespace under the name it was restored as (`--nsFrom=app.*` → `--nsTo=kbrefresh_app.*`).
+            let restored = report.perNamespace
+            var differ: [String] = []
+            for ns in plan.namespaces {
+                var renamed = ns.name
+                for r in plan.renames where r.from.hasSuffix("*") && r.to.hasSuffix("*") && ns.name.hasPrefix(String(r.from.dropLast())) {
+                    renamed = String(r.to.dropLast()) + ns.name.dropFirst(r.from.count - 1)
+                    break
+                }
+                if restored[renamed] != ns.documents { differ.append("\(renamed): \(restored[renamed].map(String.init) ?? "none") of \(ns.documents)") }
+            }
+            if !differ.isEmpty {
+                throw MongoToolError(tool: "mongorestore", problem: "restored counts differ from the archive's: " + differ.sorted().prefix(5).joined(separator: "; "),
+                                     stderrTail: outcome.stderrTail, hintText: "the scratch copy is incomplete; nothing was swapped into place")
+            }
+        }
         context.logger.info("restore ok", metadata: ["source": "\(plan.source)", "artifact": "\(plan.artifact.id)", "documents": "\(summary.restored)"])
         return result
     }
@@ -263,4 +284,6 @@ struct MongoRestoreTarget {
     var exclude: [String] = []
     var oplogReplay = false
     var noOplogReplay = false
+    /// Compare every namespace's count, not only the total (`MongoRestorePlan.checkEachNamespace`).
+    var checkEachNamespace = false
 }
