@@ -682,6 +682,13 @@ struct FleetTests {
         #expect((againRow["detail"] as? String ?? "").contains("a scratch database kbrefresh_test left by an earlier refresh that did not finish (2 collections) was dropped first"), "\(againRow)")
         let afterStale = try data()
         #expect(afterStale == ["test/foo": "25", "other/keep": "1"], "\(afterStale)")
+        // A live view named as the backup's collection (renameCollection refuses a view as its target): dropped
+        // before the renames, so the swap does not stop part way.
+        try put(["test/foo": "view"])
+        let overView = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: env)
+        #expect(overView.status == 0, "\(overView.stdout) \(overView.stderr)")
+        let afterView = try data()
+        #expect(afterView == ["test/foo": "25", "other/keep": "1"], "\(afterView)")
 
         // A scrub that outlives its timeout is stopped, and fails the refresh.
         let slow = policy("staging", scrub: "[/bin/sleep, \"30\"], timeout: 1s")

@@ -169,6 +169,13 @@ extension MongoAdapter {
                                                   exitStatus: .usage, hint: "restore this source by hand (kaleem-backup restore --drop)"))
             }
             let keep = Set(scratch.map(\.name))
+            // A live view named as one of the backup's collections: renameCollection refuses a view as its target
+            // (even with dropTarget), which would stop the swap part way. The backup holds a collection there, so
+            // the view goes first.
+            for c in listed[db.live] ?? [] where keep.contains(c.name) && c.type != "collection" {
+                script.append("kb.getSiblingDB(\(MongoshScript.jsString(db.live))).runCommand({\"drop\": \(MongoshScript.jsString(c.name))});")
+                dropped.append(db.live + "." + c.name)
+            }
             for c in scratch {
                 let command = "{\"renameCollection\": \(MongoshScript.jsString(db.scratch + "." + c.name)), \"to\": \(MongoshScript.jsString(db.live + "." + c.name)), \"dropTarget\": true}"
                 script.append("kb.adminCommand(\(command));")
