@@ -481,7 +481,7 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
             .map { try read("Tests/BackupEngineTests/" + $0) }.joined(separator: "\n")
         for (requirement, names) in rows {
             #expect(!names.isEmpty, "\(requirement): its row names no test")
-            for name in names { #expect(tests.contains("func \(name)("), "\(requirement): no test \(name)") }
+            for name in names where !tests.contains("func \(name)(") { Issue.record("\(requirement): its row names \(name), which is no test of Tests/BackupEngineTests") }
         }
     }
 }
