@@ -1,8 +1,8 @@
 // The source contract suite: every requirement of the source seam (Sources/BackupEngine/SourceKit/SourceAdapter.swift:
 // SourceAdapter, StreamKind, ImportingKind, SnapshotKind; and SourceSettingsParser in BackupCore/Policy.swift, which
-// SourceAdapter refines), and where it is exercised for every registered kind (`contract` runs once per kind of the
-// registry, through the binary; the in-process tests run over the registry with the sixth kind of SixthKindTests
-// added). `everyRequirementHasARow` fails when a requirement is declared without a row here, or a row names a
+// SourceAdapter refines), and where it is exercised for every registered kind (`contract` runs every kind of the
+// registry in turn, through the binary, with one S3 server for all; the in-process tests run over the registry with
+// the sixth kind of SixthKindTests added). `everyRequirementHasARow` fails when a requirement is declared without a row here, or a row names a
 // requirement or a test that does not exist: add the row (and the test) with the requirement.
 //
 // | requirement | exercised by |
@@ -68,8 +68,6 @@ protocol SourceContractHarness: Sendable {
     func checkRestored(scratch: TemporaryDirectory) async throws
     /// Paths `ls` must show (keys, object keys, files, namespaces, collections), and the type of the first.
     var listed: (paths: [String], type: String) { get }
-    /// The harness's S3 server, when it has one (the off-site copy then goes there too: one moto, not two).
-    var s3: S3TestServer? { get }
     /// A file of the kind's shared directory (`sharedDirectory`) that no backup references, or nil when the kind
     /// has none: planted here and off-site, rotation's garbage collection must remove it from both.
     var straySharedFile: String? { get }
@@ -77,41 +75,52 @@ protocol SourceContractHarness: Sendable {
 }
 
 extension SourceContractHarness {
-    var s3: S3TestServer? { nil }
     var straySharedFile: String? { nil }
 }
 
-/// How to start each kind's harness: the registry's kinds, each must have one.
-let contractHarnesses: [String: @Sendable () async throws -> any SourceContractHarness] = [
-    "redis": { try RedisHarness() },
-    "mongodb": { try MongoHarness() },
-    "s3": { try await BucketHarness.start() },
-    "files": { try FilesHarness() },
-    "qdrant": { try QdrantHarness() },
+/// How to start each kind's harness (given the suite's one S3 server): the registry's kinds, each must have one.
+let contractHarnesses: [String: @Sendable (S3TestServer) async throws -> any SourceContractHarness] = [
+    "redis": { _ in try RedisHarness() },
+    "mongodb": { _ in try MongoHarness() },
+    "s3": { try await BucketHarness.start(server: $0) },
+    "files": { _ in try FilesHarness() },
+    "qdrant": { _ in try QdrantHarness() },
 ]
 
-/// One test for every registered kind: backup → verify → one flipped byte makes verify fail with exit 4 →
-/// restore into a side target → drill → a second backup rotates the first away. A kind added to the registry
-/// is tested here by giving it a harness, not by writing new tests.
+/// Every registered kind through every requirement of the seam (the table above): policy check [--connect] →
+/// backup (copied off-site with its extra files) → list → verify → one flipped byte makes verify fail with exit 4 →
+/// ls → diff → restore into a side target → drill → a second backup rotates the first away (a stray shared file
+/// collected here and off-site) → verify --offsite → import → hook pre-deploy and rollback. A kind added to the
+/// registry is tested here by giving it a harness, not by writing new tests.
 @Suite(.serialized) struct SourceContractTests {
-    @Test(arguments: SourceKinds.names)
-    func contract(kind: String) async throws {
-        guard let start = contractHarnesses[kind] else {
-            Issue.record("the registered kind \(kind) has no contract harness: add one to contractHarnesses")
-            return
+    /// Every registered kind in turn, with one S3 server (moto) for the suite: the bucket kind's source and each
+    /// kind's off-site copy (a bucket of its own).
+    @Test func contract() async throws {
+        let offsite = try S3TestServer()
+        for kind in SourceKinds.names {
+            guard let start = contractHarnesses[kind] else {
+                Issue.record("the registered kind \(kind) has no contract harness: add one to contractHarnesses")
+                continue
+            }
+            do {
+                try await contract(kind: kind, harness: try await start(offsite), offsite: offsite)
+            } catch {
+                Issue.record("\(kind): \(error)")
+            }
         }
-        let harness = try await start()
+    }
+
+    func contract(kind: String, harness: any SourceContractHarness, offsite: S3TestServer) async throws {
         defer { harness.stop() }
         let adapter = try SourceRegistry.standard.adapter(for: SourceKind(kind))
         let dir = TemporaryDirectory("kb-contract")
         let scratch = TemporaryDirectory("kb-contract-target")
-        // The off-site copy: the harness's own S3 server when it has one.
-        let offsite = try harness.s3 ?? S3TestServer()
         let s3 = try offsite.client()
         defer { s3.shutdown() }
-        try await s3.createBucket("contract-offsite")
+        let bucket = "offsite-\(kind)"
+        try await s3.createBucket(bucket)
         func remoteKeys() async throws -> Set<String> {
-            Set(try await s3.listObjects(bucket: "contract-offsite").map(\.key).filter { $0.hasPrefix("kb/prod/") }.map { String($0.dropFirst("kb/prod/".count)) })
+            Set(try await s3.listObjects(bucket: bucket).map(\.key).filter { $0.hasPrefix("kb/prod/") }.map { String($0.dropFirst("kb/prod/".count)) })
         }
         FileManager.default.createFile(atPath: dir.file("offsite-secret"), contents: Data(offsite.secretKey.utf8), attributes: [.posixPermissions: 0o600])
         let policy = dir.file("policy.yml")
@@ -119,7 +128,7 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
         host: prod
         repository:
           path: \(dir.file("repo"))
-          offsite: { endpoint: "\(offsite.endpoint)", bucket: contract-offsite, prefix: kb, access_key: \(offsite.accessKey), secret_key_file: \(dir.file("offsite-secret")) }
+          offsite: { endpoint: "\(offsite.endpoint)", bucket: \(bucket), prefix: kb, access_key: \(offsite.accessKey), secret_key_file: \(dir.file("offsite-secret")) }
         sources:
           src: \(harness.sourceEntry)
         retention: { keep_last: 1, daily: 0 }
@@ -221,7 +230,7 @@ let contractHarnesses: [String: @Sendable () async throws -> any SourceContractH
         if let stray = harness.straySharedFile {
             try FileManager.default.createDirectory(atPath: (dir.file("repo/" + stray) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             FileManager.default.createFile(atPath: dir.file("repo/" + stray), contents: Data("stray".utf8), attributes: [.posixPermissions: 0o600])
-            try await s3.putObject(bucket: "contract-offsite", key: "kb/prod/" + stray, bytes: ByteBuffer(string: "stray"))
+            try await s3.putObject(bucket: bucket, key: "kb/prod/" + stray, bytes: ByteBuffer(string: "stray"))
         }
 
         // a second backup rotates the first away (keep_last: 1), here and off-site, and what stays verifies
@@ -533,8 +542,7 @@ struct BucketHarness: SourceContractHarness {
     let server: S3TestServer
     let secretFile: TemporaryDirectory
 
-    static func start() async throws -> BucketHarness {
-        let server = try S3TestServer()
+    static func start(server: S3TestServer) async throws -> BucketHarness {
         let client = try server.client()
         do {
             try await client.createBucket("contract-src")
@@ -552,7 +560,6 @@ struct BucketHarness: SourceContractHarness {
     }
 
     var listed: (paths: [String], type: String) { (["obj/3.txt", "obj/19.txt"], "object") }
-    var s3: S3TestServer? { server }
     var straySharedFile: String? { "src/blobs/ee/" + String(repeating: "e", count: 64) }
     var sourceEntry: String {
         "{ kind: s3, endpoint: \"\(server.endpoint)\", buckets: [contract-src], access_key: \(server.accessKey), secret_key_file: \(secretFile.file("secret")), timeout: 10s }"
@@ -565,7 +572,7 @@ struct BucketHarness: SourceContractHarness {
         client.shutdown()
         #expect(keys.count == 20)
     }
-    func stop() { server.stop() }
+    func stop() {}
 }
 
 struct FilesHarness: SourceContractHarness {
