@@ -10,8 +10,8 @@ per problem (what is wrong, where, what to do).
    each with the `kind:` its adapter declares; its services table (a `file` column) lists exactly the files of
    Sources/BackupEngine/Services/; its targets table (a `may import` column) has a row per target of Package.swift
    with exactly the dependencies declared there (the view scripts/check-dependencies.py checks against the
-   imports); its after-run table lists BackupRunner's steps in order; its table of files outside Kinds/ that import
-   a kind's library (header `file outside Kinds/`) is exactly those files; the services (Services/, reaching each
+   imports); its after-run table lists BackupRunner's steps in order; no file of Sources/BackupEngine outside Kinds/
+   imports a kind's library (and no table of such exceptions is left); the services (Services/, reaching each
    other through EngineCore's accessors) call each other in no cycle.
 3. Every relative link of README.md and docs/**/*.md resolves to a file or directory of the repository.
 4. README.md has at most 200 lines, and its first code block starts with the two commands.
@@ -330,31 +330,19 @@ if step_table and steps:
     if documented != steps:
         problems.append(f"{arch_path}: the after-run steps are {documented}; BackupRunner.afterRun runs {steps} (in that order)")
 
-# Files outside Kinds/ that import a kind's library.
+# No file outside Kinds/ imports a kind's library (#37 item 3): what a generic service needs of a kind, it asks the
+# kind's adapter. (The table of exceptions this once checked is gone, and must stay gone.)
 if kind_libraries:
-    importers = {}
     for path in swift_files("Sources/BackupEngine"):
         rel = os.path.relpath(path, os.path.join(root, "Sources/BackupEngine"))
         if rel.startswith("Kinds/"):
             continue
         found = set(re.findall(r"(?m)^(?:@\w+\s+)*import\s+(\w+)", sources.get(path, ""))) & kind_libraries
         if found:
-            importers[rel] = found
-    table = find_table(lambda h: h and h[0].lower() == "file outside kinds/", "kind libraries outside Kinds/ (`file outside Kinds/ | imports`)")
-    if table:
-        _, header, rows = table
-        documented = {}
-        for row in rows:
-            names = ticks(row[0])
-            if names:
-                documented[names[0]] = set(ticks(row[1])) if len(row) > 1 else set()
-        for rel in sorted(importers.keys() - documented.keys()):
-            problems.append(f"{arch_path}: Sources/BackupEngine/{rel} imports {sorted(importers[rel])} (a kind's library) and is not in the table of files outside Kinds/")
-        for rel in sorted(documented.keys() - importers.keys()):
-            problems.append(f"{arch_path}: the table of files outside Kinds/ names {rel}, which imports no kind's library (any more)")
-        for rel in sorted(documented.keys() & importers.keys()):
-            if documented[rel] != importers[rel]:
-                problems.append(f"{arch_path}: {rel} imports {sorted(importers[rel])}; the table says {sorted(documented[rel])}")
+            problems.append(f"Sources/BackupEngine/{rel} imports {sorted(found)} (a kind's library): only the files under Kinds/<kind>/ may; "
+                            "move what it needs of the kind into the kind's folder, behind a SourceAdapter member")
+    if any(t[1] and t[1][0].lower() == "file outside kinds/" for t in arch_tables):
+        problems.append(f"{arch_path}: it has a table of files outside Kinds/ that import a kind's library; no file may any more (remove the table)")
 
 # 3. Links --------------------------------------------------------------------------------------------------------
 

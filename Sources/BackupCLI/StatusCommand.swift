@@ -40,21 +40,18 @@ struct StatusCommand: AsyncParsableCommand {
     static func problems(_ rows: [SourceStatus], maxRPO: Double, maxDrillAge: Double, now: Date) -> (lines: [String], status: ExitStatus) {
         var lines: [String] = []
         for r in rows {
-            if let rpo = r.rpoSeconds {
-                if rpo > maxRPO { lines.append("\(r.source): newest good backup is \(age(rpo)) old, more than \(age(maxRPO))") }
-            } else {
-                lines.append("\(r.source): no good backup")
+            for problem in SourceProblem.find(r, maxRPO: maxRPO, drills: .lastMustPassWithin(seconds: maxDrillAge), interruptedRestores: true, now: now) {
+                switch problem {
+                case .stale(let rpo, let limit): lines.append("\(r.source): newest good backup is \(age(rpo)) old, more than \(age(limit))")
+                case .noGoodBackup: lines.append("\(r.source): no good backup")
+                case .lastRunFailed: lines.append("\(r.source): its last backup failed")
+                case .drillFailed(let couldNotRun): lines.append("\(r.source): its last drill \(couldNotRun ? "could not run" : "failed")")
+                case .drillOverdue(let drillAge, let limit): lines.append("\(r.source): last drill \(age(drillAge)) ago, more than \(age(limit))")
+                case .neverDrilled: lines.append("\(r.source): never drilled")
+                case .corrupt(let n): lines.append("\(r.source): \(n) corrupt backup(s)")
+                case .interruptedRestore(let k): lines.append("\(r.source): a restore into \(k.target) started \(k.started_at) was interrupted")
+                }
             }
-            if r.lastRunOK == false { lines.append("\(r.source): its last backup failed") }
-            if let drill = r.lastDrill {
-                if drill.result == .failed || drill.result == .error { lines.append("\(r.source): its last drill \(drill.result.rawValue == "failed" ? "failed" : "could not run")") }
-                let drillAge = now.timeIntervalSince(drill.startedAt)
-                if drillAge > maxDrillAge { lines.append("\(r.source): last drill \(age(drillAge)) ago, more than \(age(maxDrillAge))") }
-            } else {
-                lines.append("\(r.source): never drilled")
-            }
-            if r.corrupt > 0 { lines.append("\(r.source): \(r.corrupt) corrupt backup(s)") }
-            for k in r.interruptedRestores { lines.append("\(r.source): a restore into \(k.target) started \(k.started_at) was interrupted") }
         }
         let status: ExitStatus = rows.contains { $0.corrupt > 0 } ? .integrity : (lines.isEmpty ? .ok : .failed)
         return (lines, status)

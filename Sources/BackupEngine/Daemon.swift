@@ -222,12 +222,17 @@ final class DaemonState: Sendable {
         }
         var problems: [String] = []
         for r in snapshot.sources {
-            if let newest = r.newestGood {
-                let rpo = now.timeIntervalSince(newest.createdAt)
-                if rpo > 26 * 3600 { problems.append("\(r.source): newest good backup is \(Int(rpo / 3600)) h old") }
-            } else { problems.append("\(r.source): no good backup") }
-            if r.lastRunOK == false { problems.append("\(r.source): last backup failed") }
-            if r.corrupt > 0 { problems.append("\(r.source): \(r.corrupt) corrupt backup(s)") }
+            let rpo = r.newestGood.map { now.timeIntervalSince($0.createdAt) }
+            for problem in SourceProblem.find(rpoSeconds: rpo, lastRunOK: r.lastRunOK, lastDrill: nil, corrupt: r.corrupt,
+                                              maxRPO: StatusPage.maxRPO, drills: .ignored, now: now) {
+                switch problem {
+                case .stale(let rpo, _): problems.append("\(r.source): newest good backup is \(Int(rpo / 3600)) h old")
+                case .noGoodBackup: problems.append("\(r.source): no good backup")
+                case .lastRunFailed: problems.append("\(r.source): last backup failed")
+                case .corrupt(let n): problems.append("\(r.source): \(n) corrupt backup(s)")
+                case .drillFailed, .drillOverdue, .neverDrilled, .interruptedRestore: break // not judged here
+                }
+            }
         }
         return problems
     }

@@ -132,10 +132,15 @@ enum StatusPage {
         // corrupt backup), and a catalog that cannot be read.
         var problems: [String] = snapshot.problem.map { [$0] } ?? []
         for s in snapshot.sources {
-            if let rpo = s.rpoSeconds { if rpo > maxRPO { problems.append("\(s.source): newest good backup is \(age(rpo)) old") } }
-            else { problems.append("\(s.source): no good backup") }
-            if s.lastRunOK == false { problems.append("\(s.source): last backup failed") }
-            if s.corrupt > 0 { problems.append("\(s.source): \(s.corrupt) corrupt backup(s)") }
+            for problem in SourceProblem.find(s, maxRPO: maxRPO, drills: .ignored, interruptedRestores: false, now: now) {
+                switch problem {
+                case .stale(let rpo, _): problems.append("\(s.source): newest good backup is \(age(rpo)) old")
+                case .noGoodBackup: problems.append("\(s.source): no good backup")
+                case .lastRunFailed: problems.append("\(s.source): last backup failed")
+                case .corrupt(let n): problems.append("\(s.source): \(n) corrupt backup(s)")
+                case .drillFailed, .drillOverdue, .neverDrilled, .interruptedRestore: break // not judged here
+                }
+            }
         }
         var h = """
         <!DOCTYPE html>

@@ -135,7 +135,7 @@ struct ImportTests {
         let text = dir.file("notes.txt")
         FileManager.default.createFile(atPath: text, contents: Data("hello".utf8))
         let mixed = try runCLI(["import", rdb, text, "--source", "cache", "--policy", policy])
-        #expect(mixed.status == 2 && mixed.stderr.contains("neither an RDB file"), "\(mixed.stderr)")
+        #expect(mixed.status == 2 && mixed.stderr.contains("is neither a mongodump archive (6de29981, or gzip of one) nor an RDB file (REDIS…)"), "\(mixed.stderr)")
         let link = dir.file("redis-20261202.rdb")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: rdb)
         let linked = try runCLI(["import", link, "--source", "cache", "--policy", policy])

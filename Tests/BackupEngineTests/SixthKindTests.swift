@@ -11,8 +11,8 @@ import TestSupport
 // test target only (what would be `Sources/BackupEngine/Kinds/Directory/`), and registered in a registry the test
 // builds, shows up in `policy check` (its source keys and its `drill:` key), `list`/`show` (its DETAIL), `ls` (its
 // own filter), `diff`, `restore --help`, backup → verify → a flipped byte → restore → drill → rotation (the
-// contract suite's steps, in process: the shipped binary cannot hold a test's kind) and the temporary-directory
-// sweeper, with no edit anywhere else.
+// contract suite's steps, in process: the shipped binary cannot hold a test's kind), policy check --connect, import
+// (refused: not an importing kind), hook rollback and the temporary-directory sweeper, with no edit anywhere else.
 
 /// `kind: directory`: the regular files of one directory (not its subdirectories) as one tar stream.
 struct DirectorySourcePolicy: SourceSettings, Equatable {
@@ -298,6 +298,16 @@ struct DirectoryAdapter: StreamKind {
         #expect(kept.count == 2 && !kept.contains { $0.id == first.id }, "\(kept.map(\.id))")
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(try await engine.verify(ids: [], all: true).allSatisfy(\.ok))
+
+        // policy check --connect (its preflight and preflightPolicy: the defaults, nothing to try), import (not an
+        // importing kind: its bytes are no kind's, refused), hook rollback (restored by default; the commands)
+        #expect(await engine.preflight(connect: true).allSatisfy(\.ok))
+        await #expect(throws: BackupFailure.self) { _ = try await engine.importBackups([dir.file("repo/" + second.path)], source: "docs", takenAt: nil, dryRun: false) }
+        _ = try await engine.preDeploy(release: "sixth:1", sources: [])
+        let rehearsed = try await engine.rollback(release: "sixth:1", reason: "test", restoreData: false, dryRun: true, environmentName: "production", service: "api")
+        #expect(rehearsed.lines.count == 1 && rehearsed.lines[0].hasPrefix("would restore docs from "), "\(rehearsed.lines)")
+        let commands = try await engine.rollback(release: "sixth:1", reason: "test", restoreData: false, environmentName: "production", service: "api")
+        #expect(commands.lines.count == 1 && commands.lines[0].hasPrefix("kaleem-backup restore docs --backup "), "\(commands.lines)")
 
         // the sweeper removes the kind's temporary directories whose process is gone, and its old ones
         let tmp = NSTemporaryDirectory()

@@ -284,14 +284,18 @@ struct FleetStatusReader: EngineService {
             lines.append("\(h.host): catalog copy is \(Self.age(age)) old, more than \(Self.age(limits.maxCopyAge)): the host stopped copying")
         }
         for s in h.sources {
-            if let rpo = s.rpoSeconds {
-                if rpo > limits.maxRPO { lines.append("\(h.host)/\(s.source): newest good backup is \(Self.age(rpo)) old, more than \(Self.age(limits.maxRPO))") }
-            } else {
-                lines.append("\(h.host)/\(s.source): no good backup")
+            let name = "\(h.host)/\(s.source)"
+            for problem in SourceProblem.find(rpoSeconds: s.rpoSeconds, lastRunOK: s.lastRunOK, lastDrill: s.lastDrillPassed.map { SourceProblem.LastDrill(failed: !$0) },
+                                              corrupt: s.corrupt, maxRPO: limits.maxRPO, drills: .lastMustPass, now: Date()) {
+                switch problem {
+                case .stale(let rpo, let limit): lines.append("\(name): newest good backup is \(Self.age(rpo)) old, more than \(Self.age(limit))")
+                case .noGoodBackup: lines.append("\(name): no good backup")
+                case .lastRunFailed: lines.append("\(name): last run failed")
+                case .drillFailed: lines.append("\(name): last drill failed")
+                case .corrupt(let n): lines.append("\(name): \(n) corrupt backup(s)")
+                case .drillOverdue, .neverDrilled, .interruptedRestore: break // not judged here
+                }
             }
-            if s.lastRunOK == false { lines.append("\(h.host)/\(s.source): last run failed") }
-            if s.lastDrillPassed == false { lines.append("\(h.host)/\(s.source): last drill failed") }
-            if s.corrupt > 0 { lines.append("\(h.host)/\(s.source): \(s.corrupt) corrupt backup(s)") }
         }
         return lines
     }

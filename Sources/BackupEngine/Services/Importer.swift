@@ -14,7 +14,6 @@ import ArtifactStore
 import BackupCatalog
 import BackupCore
 import Foundation
-import MongoBackup
 
 #if canImport(Glibc)
 import Glibc
@@ -34,13 +33,13 @@ public struct ImportItem: Sendable {
     public var failure: FailureKind?
 }
 
-/// The formats `import` knows.
-enum ImportFormat: String, Sendable {
-    case rdb = "rdb"
-    case mongoArchive = "mongodump archive"
-    case mongoDirectory = "mongodump directory"
-
-    var kind: SourceKind { self == .rdb ? SourceKind("redis") : SourceKind("mongodb") }
+/// A format `import` takes in, declared by the kind that imports it (`ImportingKind.importFormat`: Kinds/Redis
+/// `.rdb`, Kinds/MongoDB `.mongoArchive` and `.mongoDirectory`).
+struct ImportFormat: Sendable, Equatable {
+    /// For messages: `rdb`, `mongodump archive`.
+    let rawValue: String
+    /// The kind whose sources it is imported into.
+    let kind: SourceKind
 }
 
 struct Importer: EngineService {
@@ -56,7 +55,7 @@ struct Importer: EngineService {
         let now = environment.clock()
         for path in paths {
             do {
-                let format = try Self.detect(path)
+                let format = try Self.detect(path, registry: registry)
                 let source = try chooseSource(for: format, named: named, path: path)
                 let taken = try takenAt ?? Self.takenAt(path: path, zone: zone)
                 if taken > now.addingTimeInterval(300) {
@@ -188,28 +187,27 @@ struct Importer: EngineService {
 
     // MARK: formats
 
-    static func detect(_ path: String) throws -> ImportFormat {
+    /// The format of `path`, asked of each importing kind of `registry` (in its order).
+    static func detect(_ path: String, registry: SourceRegistry) throws -> ImportFormat {
         var info = stat()
         guard lstat(path, &info) == 0 else {
             throw BackupFailure("\(path): \(String(cString: strerror(errno)))", exitStatus: .usage)
         }
+        let importers = registry.kinds.compactMap { registry.adapters[$0]?.asImporting }
         switch info.st_mode & S_IFMT {
         case S_IFDIR:
-            guard DumpDirectoryArchiver.looksLikeDump(path) else {
-                throw BackupFailure("\(path) is a directory but not a mongodump --out dump (no <db>/*.bson)", exitStatus: .usage)
-            }
-            return .mongoDirectory
+            if let format = importers.lazy.compactMap({ $0.importFormat(of: path, isDirectory: true, head: []) }).first { return format }
+            let known = importers.compactMap(\.importedDirectory)
+            throw BackupFailure(known.isEmpty ? "\(path) is a directory, and no kind of source imports directories"
+                                : "\(path) is a directory but not \(known.joined(separator: " nor "))", exitStatus: .usage)
         case S_IFREG:
             break
         default:
             throw BackupFailure("\(path) is not a regular file or a directory (a symlink is not followed)", exitStatus: .usage)
         }
         let head = Self.head(path, count: 5)
-        if head.starts(with: Array("REDIS".utf8)) { return .rdb }
-        if head.starts(with: MongoArchiveVerifier.magic) { return .mongoArchive }
-        // gzip: the deploy script's `mongodump --archive --gzip` (the verifier inflates and checks what is inside).
-        if head.starts(with: [0x1F, 0x8B]) && (path.hasSuffix(".archive.gz") || path.hasSuffix(".gz")) { return .mongoArchive }
-        throw BackupFailure("\(path) is neither an RDB file (REDIS…) nor a mongodump archive (6de29981, or gzip of one)", exitStatus: .usage)
+        if let format = importers.lazy.compactMap({ $0.importFormat(of: path, isDirectory: false, head: head) }).first { return format }
+        throw BackupFailure("\(path) is neither \(importers.compactMap(\.importedFile).joined(separator: " nor "))", exitStatus: .usage)
     }
 
     static func head(_ path: String, count: Int) -> [UInt8] {
@@ -274,11 +272,16 @@ struct Importer: EngineService {
         }
     }
 
+    /// The bytes of `path` as the kind of `format` imports them (`ImportingKind.importBytes`).
     static func stream(_ path: String, format: ImportFormat, emit: ([UInt8]) throws -> Void) throws {
-        if format == .mongoDirectory {
-            try DumpDirectoryArchiver.archive(directory: path, emit: emit)
-            return
+        guard let importer = SourceRegistry.current.adapters[format.kind]?.asImporting else {
+            throw BackupFailure("source kind \(format.kind.rawValue) cannot import a \(format.rawValue)", exitStatus: .usage)
         }
+        try importer.importBytes(path, format: format, emit: emit)
+    }
+
+    /// The file at `path` as it is (never through a symlink).
+    static func readFile(_ path: String, emit: ([UInt8]) throws -> Void) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw FileSystemError("open", path: path) }
         defer { close(fd) }

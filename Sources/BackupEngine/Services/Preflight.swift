@@ -6,7 +6,6 @@ import ArtifactStore
 import AsyncHTTPClient
 import BackupCore
 import Foundation
-import MongoBackup
 
 struct Preflight: EngineService {
     let core: EngineCore
@@ -34,7 +33,11 @@ struct Preflight: EngineService {
         if let textfile = policy.metricsTextfile {
             checks.append(writableDirectory("metrics directory", (textfile as NSString).deletingLastPathComponent))
         }
-        checks += await composeProjects()
+        // What a kind checks once for the policy (MongoDB: each Compose command's project), for the kinds it has sources of.
+        for kind in registry.kinds where policy.sources.contains(where: { $0.kind == kind }) {
+            guard let adapter = try? registry.adapter(for: kind) else { continue }
+            checks += await adapter.preflightPolicy(context: context)
+        }
         for source in policy.sources {
             guard let adapter = try? registry.adapter(for: source.kind) else { continue }
             checks += await adapter.preflight(source, context: context)
@@ -42,43 +45,6 @@ struct Preflight: EngineService {
         if policy.repository.offsite != nil { checks.append(await offsite()) }
         // Only the webhook is probed: a request to a ping URL is a ping (a GET to Healthchecks' URL says "success").
         if let url = policy.notify?.webhook { checks.append(await webhook(url)) }
-        return checks
-    }
-
-    /// Every Compose command of the policy (the sources' and the kinds' in drill: and restore:) finds its project from the working
-    /// directory this runs in, and the project has the service: cron runs jobs in $HOME, systemd in /.
-    private func composeProjects() async -> [PreflightCheck] {
-        var commands: [(key: String, command: [String])] = []
-        for source in policy.sources {
-            guard let settings = source.settings as? any ComposeCommands else { continue }
-            commands += settings.commands.map { ("sources.\(source.name).\($0.key)", $0.command) }
-        }
-        // The kinds' commands in drill: and restore: (drill.mongosh), for the kinds the policy has sources of.
-        for (block, settings) in [(PolicyBlock.drill, policy.drill), (.restore, policy.restore)] {
-            for kind in settings.kinds where policy.sources.contains(where: { $0.kind == kind }) {
-                commands += (settings[kind]?.commands ?? []).map { ("\(block.rawValue).\($0.key)", $0.command) }
-            }
-        }
-        var checks: [PreflightCheck] = []
-        var asked: [[String]: String?] = [:]
-        for (key, command) in commands {
-            guard let split = ComposeProbe.split(command) else { continue }
-            let probeKey = split.global + [split.service ?? ""]
-            let problem: String?
-            if let known = asked[probeKey] {
-                problem = known
-            } else {
-                problem = await ComposeProbe.problem(command)
-                asked[probeKey] = problem
-            }
-            let project = policy.compose.map { "compose: \($0.description)" } ?? "no compose: in the policy; COMPOSE_FILE=\(ProcessInfo.processInfo.environment["COMPOSE_FILE"] ?? "(unset)")"
-            if let problem {
-                checks.append(PreflightCheck(check: "\(key): Compose project", ok: false,
-                                             detail: "\(problem) (\(project)); set compose: { project_directory: …, files: […] } in the policy, or COMPOSE_FILE in the job's environment (cron/kaleem-backup.env)"))
-            } else {
-                checks.append(PreflightCheck(check: "\(key): Compose project", ok: true, detail: "found, with service \(split.service ?? "?") (\(project))"))
-            }
-        }
         return checks
     }
 

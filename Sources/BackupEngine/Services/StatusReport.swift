@@ -29,6 +29,82 @@ public struct SourceStatus: Sendable {
     public var refreshedElsewhere: Catalog.RefreshByOtherHost?
 }
 
+/// One thing wrong with a source. `SourceProblem.find` holds the rules of what counts as a problem, for
+/// `status --check`, the daemon's /healthz, its status page and `fleet status` alike; each says them in its own
+/// words, and judges drills as far as it knows them (`DrillRule`).
+public enum SourceProblem: Sendable, Equatable {
+    /// The newest good backup is older than the RPO limit.
+    case stale(rpoSeconds: Double, limit: Double)
+    case noGoodBackup
+    case lastRunFailed
+    /// The last drill failed; `couldNotRun`: it was an error (no scratch target), not a mismatch.
+    case drillFailed(couldNotRun: Bool)
+    case drillOverdue(ageSeconds: Double, limit: Double)
+    case neverDrilled
+    case corrupt(Int)
+    case interruptedRestore(InterruptedRestore)
+
+    /// How far drills are judged: not at all (/healthz and the status page), the last one must have passed
+    /// (`fleet status`), or also it must exist and be recent (`status --check`).
+    public enum DrillRule: Sendable {
+        case ignored
+        case lastMustPass
+        case lastMustPassWithin(seconds: Double)
+    }
+
+    /// The last drill as far as the caller knows it.
+    public struct LastDrill: Sendable {
+        public var failed: Bool
+        public var couldNotRun: Bool
+        public var startedAt: Date?
+
+        public init(failed: Bool, couldNotRun: Bool = false, startedAt: Date? = nil) {
+            self.failed = failed
+            self.couldNotRun = couldNotRun
+            self.startedAt = startedAt
+        }
+
+        /// A drill recorded in the catalog: failed or could not run (an archive-only drill passed).
+        public init(_ record: DrillRecord) {
+            self.init(failed: record.result == .failed || record.result == .error, couldNotRun: record.result == .error, startedAt: record.startedAt)
+        }
+    }
+
+    /// The problems of one source, in the order every report lists them.
+    public static func find(rpoSeconds: Double?, lastRunOK: Bool?, lastDrill: LastDrill?, corrupt: Int,
+                            interruptedRestores: [InterruptedRestore] = [], maxRPO: Double, drills: DrillRule, now: Date) -> [SourceProblem] {
+        var found: [SourceProblem] = []
+        if let rpo = rpoSeconds {
+            if rpo > maxRPO { found.append(.stale(rpoSeconds: rpo, limit: maxRPO)) }
+        } else {
+            found.append(.noGoodBackup)
+        }
+        if lastRunOK == false { found.append(.lastRunFailed) }
+        switch drills {
+        case .ignored:
+            break
+        case .lastMustPass:
+            if let drill = lastDrill, drill.failed { found.append(.drillFailed(couldNotRun: drill.couldNotRun)) }
+        case .lastMustPassWithin(let maxAge):
+            if let drill = lastDrill {
+                if drill.failed { found.append(.drillFailed(couldNotRun: drill.couldNotRun)) }
+                if let at = drill.startedAt, now.timeIntervalSince(at) > maxAge { found.append(.drillOverdue(ageSeconds: now.timeIntervalSince(at), limit: maxAge)) }
+            } else {
+                found.append(.neverDrilled)
+            }
+        }
+        if corrupt > 0 { found.append(.corrupt(corrupt)) }
+        found += interruptedRestores.map { .interruptedRestore($0) }
+        return found
+    }
+
+    /// The problems of a source as `status` reports it, drills judged as `drills` says.
+    public static func find(_ status: SourceStatus, maxRPO: Double, drills: DrillRule, interruptedRestores: Bool, now: Date) -> [SourceProblem] {
+        find(rpoSeconds: status.rpoSeconds, lastRunOK: status.lastRunOK, lastDrill: status.lastDrill.map(LastDrill.init), corrupt: status.corrupt,
+             interruptedRestores: interruptedRestores ? status.interruptedRestores : [], maxRPO: maxRPO, drills: drills, now: now)
+    }
+}
+
 struct StatusReport: EngineService {
     let core: EngineCore
 

@@ -71,6 +71,10 @@ protocol SourceAdapter: SourceSettingsParser {
     /// `policy check --connect`: connects as a backup would and says what works, one check per line (reachable,
     /// authorized, the tools its backup, restore and drill run). Reads only; never throws (a failure is a check).
     func preflight(_ source: TypedSource<Settings>, context: SourceContext) async -> [PreflightCheck]
+    /// `policy check --connect`, once for the kind when the policy has sources of it, before the sources'
+    /// `preflight`: what concerns the policy as a whole (MongoDB: the Compose project of each Compose command of
+    /// its sources and of its `drill:`/`restore:` keys). Reads only; never throws.
+    func preflightPolicy(context: SourceContext) async -> [PreflightCheck]
 
     // MARK: look
     /// `ls`: hands every entry of the backup that `filter` accepts to `emit`, in the backup's own order, holding
@@ -141,6 +145,23 @@ protocol StreamKind: SourceAdapter {
 protocol ImportingKind: StreamKind {
     /// Streams the backup at `path` into `writer`; returns the stats recorded with it.
     func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue]
+    /// The format of the file (`head`: its first bytes) or directory at `path` when this kind imports it; nil
+    /// otherwise. `import` asks each importing kind and takes the first that answers.
+    func importFormat(of path: String, isDirectory: Bool, head: [UInt8]) -> ImportFormat?
+    /// What this kind imports, for `import`'s message when no kind recognises a path: a file (`an RDB file
+    /// (REDIS…)`), a directory (`a mongodump --out dump (no <db>/*.bson)`); nil: none.
+    var importedFile: String? { get }
+    var importedDirectory: String? { get }
+    /// The bytes an import of `path` stores (default: the file as it is; MongoDB: the archive of a `--out`
+    /// directory).
+    func importBytes(_ path: String, format: ImportFormat, emit: ([UInt8]) throws -> Void) throws
+}
+
+extension ImportingKind {
+    var importedDirectory: String? { nil }
+    func importBytes(_ path: String, format: ImportFormat, emit: ([UInt8]) throws -> Void) throws {
+        try Importer.readFile(path, emit: emit)
+    }
 }
 
 /// A kind whose backup is a manifest `<id>.snapshot.json` naming content-addressed files the adapter stores
@@ -156,6 +177,7 @@ extension SourceAdapter {
     func check(_ source: TypedSource<Settings>, policy: Policy) throws -> [String] { [] }
     var restoresOnRollbackByDefault: Bool { true }
     func preflight(_ source: TypedSource<Settings>, context: SourceContext) async -> [PreflightCheck] { [] }
+    func preflightPolicy(context: SourceContext) async -> [PreflightCheck] { [] }
     func diff(_ from: ArtifactInfo, _ to: ArtifactInfo, filter: ContentFilter, context: SourceContext) async throws -> ContentDiff? { nil }
     func forEachExtraFile(of artifact: ArtifactInfo, since base: ArtifactInfo?, context: SourceContext,
                           _ emit: (_ relative: String, _ sha256: String?) async throws -> Void) async throws {}

@@ -7,6 +7,13 @@ import MongoBackup
 
 extension MongoArchiveError: IntegrityFailure {}
 
+extension ImportFormat {
+    /// `mongodump --archive [--gzip]` (the deploy script's `mongo-*.archive.gz`).
+    static let mongoArchive = ImportFormat(rawValue: "mongodump archive", kind: SourceKind("mongodb"))
+    /// A `mongodump --out` directory (`mongodb-YYYYMMDD/`), imported as the archive `mongodump --archive` writes.
+    static let mongoDirectory = ImportFormat(rawValue: "mongodump directory", kind: SourceKind("mongodb"))
+}
+
 struct MongoAdapter: ImportingKind {
     typealias Settings = MongoSourcePolicy
     let kind = SourceKind("mongodb")
@@ -52,8 +59,23 @@ struct MongoAdapter: ImportingKind {
 
     /// `import` of a mongodump archive (`mongo-*.archive.gz` of the deploy script: `--archive --gzip`) or of a
     /// `mongodump --out` directory (`mongodb-YYYYMMDD/`, turned into the archive `mongodump --archive` writes).
+    func importFormat(of path: String, isDirectory: Bool, head: [UInt8]) -> ImportFormat? {
+        if isDirectory { return DumpDirectoryArchiver.looksLikeDump(path) ? .mongoDirectory : nil }
+        if head.starts(with: MongoArchiveVerifier.magic) { return .mongoArchive }
+        // gzip: the deploy script's `mongodump --archive --gzip` (the verifier inflates and checks what is inside).
+        if head.starts(with: [0x1F, 0x8B]) && (path.hasSuffix(".archive.gz") || path.hasSuffix(".gz")) { return .mongoArchive }
+        return nil
+    }
+    var importedFile: String? { "a mongodump archive (6de29981, or gzip of one)" }
+    var importedDirectory: String? { "a mongodump --out dump (no <db>/*.bson)" }
+
+    func importBytes(_ path: String, format: ImportFormat, emit: ([UInt8]) throws -> Void) throws {
+        if format == .mongoDirectory { return try DumpDirectoryArchiver.archive(directory: path, emit: emit) }
+        try Importer.readFile(path, emit: emit)
+    }
+
     func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
-        guard format != .rdb else { throw BackupFailure("a mongodb source imports mongodump archives and directories, not an RDB file", exitStatus: .usage) }
+        guard format.kind == kind else { throw BackupFailure("a mongodb source imports mongodump archives and directories, not a \(format.rawValue)", exitStatus: .usage) }
         let verification = VerifierThread { source in try MongoArchiveCheck.verify(source) }
         let (_, (report, gzipped)) = try verification.around {
             try Importer.stream(path, format: format, expecting: digest) { chunk in try verification.feed(chunk, alongside: writer) }

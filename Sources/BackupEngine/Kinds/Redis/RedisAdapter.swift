@@ -7,6 +7,11 @@ import RedisBackup
 
 extension RDBError: IntegrityFailure {}
 
+extension ImportFormat {
+    /// An RDB file (`redis-YYYYMMDD.rdb`, a copy of a server's dump.rdb).
+    static let rdb = ImportFormat(rawValue: "rdb", kind: SourceKind("redis"))
+}
+
 struct RedisAdapter: ImportingKind {
     typealias Settings = RedisSourcePolicy
     let kind = SourceKind("redis")
@@ -42,6 +47,11 @@ struct RedisAdapter: ImportingKind {
 
     /// `import` of an RDB file (`redis-YYYYMMDD.rdb`, a copy of the server's dump.rdb): the same verifier as a
     /// snapshot's, over the file's bytes.
+    func importFormat(of path: String, isDirectory: Bool, head: [UInt8]) -> ImportFormat? {
+        !isDirectory && head.starts(with: Array("REDIS".utf8)) ? .rdb : nil
+    }
+    var importedFile: String? { "an RDB file (REDIS…)" }
+
     func importStream(format: ImportFormat, from path: String, digest: String, into writer: ArtifactWriter, context: SourceContext) throws -> [String: JSONValue] {
         guard format == .rdb else { throw BackupFailure("a redis source imports RDB files, not a \(format.rawValue)", exitStatus: .usage) }
         let verification = VerifierThread { source in try RDBVerifier.verify(source) }
