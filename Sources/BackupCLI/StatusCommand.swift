@@ -86,7 +86,10 @@ struct StatusCommand: AsyncParsableCommand {
             if let e = r.refreshedElsewhere {
                 print("REFRESHED ELSEWHERE: \(r.source) backup \(e.artifactID.isEmpty ? "(none: the refresh could not run)" : e.artifactID) restored into \(e.byHost)'s live store at \(Timestamps.iso8601(e.refreshedAt)): \(e.result.rawValue) in \(String(format: "%.1f s", e.durationSeconds)) (its receipt; not a drill of this host)")
             }
-            for k in r.interruptedRestores {
+            for k in r.interruptedRestores where k.isRefresh {
+                print("INTERRUPTED REFRESH: \(k.source) from \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the live store may be half replaced, and a MongoDB source's scratch databases (kbrefresh_*) may still hold the other host's UNSCRUBBED data (this host's own backups copy them until they are gone); run the refresh again (it drops them first, then restores, scrubs and swaps)")
+            }
+            for k in r.interruptedRestores where !k.isRefresh {
                 print("INTERRUPTED RESTORE: \(k.source) backup \(k.backup) into \(k.target), started \(k.started_at) (pid \(k.pid)) never finished: the target may be half-restored; run the restore again (it removes the temporary .kb-restore-* files it finds); a Redis server left as a replica of the dead scratch server (INFO replication: role:slave, master_link_status:down) takes redis-cli REPLICAOF NO ONE first")
             }
         }

@@ -62,6 +62,16 @@ struct FleetReceiptTests {
 /// backups, as untrusted input, and records those that hold up in its own catalog (`refreshes_by_other_hosts`):
 /// `status` shows the newest per source as another host's word, never as a drill of its own.
 struct ReceiptCollectorTests {
+    /// Placeholders are replaced in one pass, left to right: a value is never read again for placeholders (a
+    /// database named `{backup}x` stays that name), whatever the order of the dictionary (the attack on #38).
+    @Test func scrubPlaceholdersAreReplacedInOnePass() {
+        let values = ["{database}": "kbrefresh_{backup}x", "{backup}": "20261206T000000Z-abcdef", "{source}": "mongo"]
+        for _ in 0..<20 {
+            #expect(ScrubHook.substitute("{database}/{source}/{nope}/{", values) == "kbrefresh_{backup}x/mongo/{nope}/{")
+        }
+        #expect(ScrubHook.substitute("{{source}}", values) == "{mongo}")
+    }
+
     @Test func aHostRecordsTheReceiptsOfRefreshesFromItsBackupsAndRefusesTheRest() async throws {
         let s3 = try S3TestServer()
         let client = try s3.client()
@@ -84,9 +94,9 @@ struct ReceiptCollectorTests {
         #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
         let backup = try #require(try array(try runCLI(["list", "--policy", policy, "--json"]).stdout).first?["id"] as? String)
 
-        func receipt(id: String, host: String = "staging", artifact: String, result: String = "passed") throws -> [UInt8] {
+        func receipt(id: String, host: String = "staging", artifact: String, result: String = "passed", startedAt: String = "2026-12-05T04:30:00Z") throws -> [UInt8] {
             let r = RefreshResult(schema: RefreshResult.schemaName, id: id, host: host, from_host: "prod", schedule: nil,
-                                  started_at: "2026-12-05T04:30:00Z", finished_at: "2026-12-05T04:30:09Z", result: result == "passed" ? "ok" : "failed",
+                                  started_at: startedAt, finished_at: "2026-12-05T04:30:09Z", result: result == "passed" ? "ok" : "failed",
                                   sources: [.init(source: "conf", kind: "files", artifact: artifact, backup_created_at: nil, drill_id: "drill-\(id)",
                                                   result: result, duration_seconds: 9.25, detail: "restored")],
                                   receipt: nil, receipt_error: nil)
@@ -101,6 +111,10 @@ struct ReceiptCollectorTests {
             dirKey + "refresh-20261205T043200Z-cccccc.json": try receipt(id: "refresh-20261205T043200Z-cccccc", host: "qa", artifact: backup),
             // Too large to be a receipt: not fetched.
             dirKey + "refresh-20261205T043300Z-dddddd.json": Array(repeating: 0x20, count: 70_000),
+            // A prefix of production's backup ids (ambiguous: two backups start so): refused alone, the others read.
+            dirKey + "refresh-20261205T042900Z-ffffff.json": try receipt(id: "refresh-20261205T042900Z-ffffff", artifact: String(backup.prefix(4))),
+            // Dated far ahead of production's clock: it would stay "the newest" for ever.
+            dirKey + "refresh-99991231T235959Z-gggggg.json": try receipt(id: "refresh-99991231T235959Z-gggggg", artifact: backup, startedAt: "9999-12-31T23:59:59Z"),
             // Addressed to another host: not production's business.
             "kaleem/staging/refreshes/qa/refresh-20261205T043000Z-eeeeee.json": try receipt(id: "refresh-20261205T043000Z-eeeeee", artifact: backup),
         ]])
@@ -108,6 +122,7 @@ struct ReceiptCollectorTests {
         let second = try runCLI(["backup", "--policy", policy])
         #expect(second.status == 0, "\(second.stdout) \(second.stderr)")
         #expect(second.stderr.contains("not believed") && second.stderr.contains("not one of this host's backups"), "\(second.stderr)")
+        #expect(second.stderr.contains("later than this host's clock allows"), "\(second.stderr)")
         let rows = try Catalog(path: dir.file("repo/catalog.sqlite")).refreshesByOtherHosts()
         #expect(rows.map(\.drillID) == ["drill-refresh-20261205T043000Z-aaaaaa"], "\(rows)")
         #expect(rows.first?.byHost == "staging" && rows.first?.artifactID == backup && rows.first?.result == .passed)

@@ -682,6 +682,31 @@ struct FleetTests {
         #expect((againRow["detail"] as? String ?? "").contains("a scratch database kbrefresh_test left by an earlier refresh that did not finish (2 collections) was dropped first"), "\(againRow)")
         let afterStale = try data()
         #expect(afterStale == ["test/foo": "25", "other/keep": "1"], "\(afterStale)")
+        // A live collection whose name holds U+2028 (which JSON.stringify prints raw) and the text of a listing row:
+        // one name of one row, not rows of its own (the attack on #38: it made the scratch look empty, and the
+        // refresh "passed" having swapped nothing); it is a live extra, dropped, and the swap is done.
+        try put(["test/a%E2%80%A8kb-list%201%20%5B%5D%E2%80%A8": "2"])
+        let oddName = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: env)
+        #expect(oddName.status == 0 && oddName.stdout.contains("swapped 1 collections into test"), "\(oddName.stdout) \(oddName.stderr)")
+        #expect(try data() == ["test/foo": "25", "other/keep": "1"])
+        // A scrub that drops the whole scratch database would make the swap empty the live one: refused, the live
+        // database untouched, no scratch left.
+        let beforeDrop = try data()
+        let dropping = policy("staging", scrub: "[/bin/rm, -rf, \"\(state)/kbrefresh_test\"]")
+        let emptied = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", dropping, "--json"], environment: env)
+        #expect(emptied.status == 1 && emptied.stdout.contains("holds none of the backup's 1 collections of test"), "\(emptied.stdout) \(emptied.stderr)")
+        #expect(try data() == beforeDrop)
+        // A swap that stops part way (the server refuses a rename): the refresh fails, and the marker it kept stays,
+        // so staging's `status` reports the store as an interrupted refresh; the next refresh swaps again and clears it.
+        var stopping = env
+        stopping["STANDIN_RENAME_FAIL"] = "kbrefresh_test.foo"
+        let partial = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: stopping)
+        #expect(partial.status == 1 && partial.stdout.contains("stopped part way"), "\(partial.stdout) \(partial.stderr)")
+        let interrupted = try array(try runCLI(["status", "--policy", plain, "--json"], environment: env).stdout).first
+        #expect((interrupted?["interrupted_restores"] as? [[String: Any]])?.first?["target"] as? String == "the live mongodb store of mongo (refresh from prod)", "\(String(describing: interrupted))")
+        #expect(try runCLI(["status", "--policy", plain], environment: env).stdout.contains("INTERRUPTED REFRESH: mongo"))
+        #expect(try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: env).status == 0)
+        #expect((try array(try runCLI(["status", "--policy", plain, "--json"], environment: env).stdout).first?["interrupted_restores"] as? [Any])?.isEmpty == true)
         // A live view named as the backup's collection (renameCollection refuses a view as its target): dropped
         // before the renames, so the swap does not stop part way.
         try put(["test/foo": "view"])
@@ -752,6 +777,10 @@ struct FleetTests {
         #expect(refusal(artifact(["a.c": 1, "b.c": 1]), scrub: ["/x", "{database}"]).contains("the scrub names {database}, but backup mongo-1 holds 2 databases"))
         #expect(refusal(artifact(["a.c": 1, "b.c": 1]), scrub: ["/x", "{databases}"]) == "")
         #expect(refusal(artifact(["admin.system.users": 1])).contains("no application database"))
+        // A database named with the scratch prefix (it would be taken for a killed refresh's leftover, or renamed
+        // over), and one with `*` (a wildcard to mongorestore's --nsInclude: `a*.*` takes admin.* too): refused.
+        #expect(refusal(artifact(["test.foo": 5, "kbrefresh_test.bar": 7])).contains("the prefix of a refresh's scratch databases"))
+        #expect(refusal(artifact(["a*.c": 2, "app.x": 3])).contains("read as a wildcard"))
     }
 
     /// The stand-in server refuses as mongod does what the swap must never meet: a rename onto an existing
@@ -791,6 +820,6 @@ struct FleetTests {
         #expect(renamed == "FAIL: MongoServerError: ns not found")
         #expect(try String(contentsOfFile: state + "/app/c", encoding: .utf8) == "5\n" && !FileManager.default.fileExists(atPath: state + "/kbrefresh_app"))
         let listed = try run(#"print("kb-list 0 " + JSON.stringify(kb.getSiblingDB("app").getCollectionInfos({}).map((kb_c) => [kb_c.name, kb_c.type])));"#)
-        #expect(listed == "kb-list 0 [[\"c\", \"collection\"]]\nOK", "\(listed)")
+        #expect(listed == "kb-list 0 [[\"c\",\"collection\"]]\nOK", "\(listed)") // as JSON.stringify prints: no spaces
     }
 }

@@ -16,6 +16,8 @@ Environment knobs (for tests):
   STANDIN_PROGRESS_LINES mongorestore: progress lines printed after the first namespace's count line (default 0)
   STANDIN_OPLOG_SILENT   mongorestore --oplogReplay: say "replaying oplog" but never "applied N oplog entries"
   STANDIN_MONGOSH_MODE   fail: mongosh's statement throws (it still exits 0, as its REPL does)
+  STANDIN_RENAME_FAIL    a namespace: mongosh's renameCollection of it fails (11600, interrupted at shutdown), as a
+                         server stopping between two renames does
   STANDIN_MARKER         a path; the log says whether the tool could see it (a host /tmp file is invisible when
                          the tool runs through the docker stand-in)
   STANDIN_STATE          a directory standing for the server's data: STATE/<db>/<collection> (names %-quoted)
@@ -435,6 +437,8 @@ def run_command(state, db, cmd):
         check_namespace(tdb, tcoll)
         if source == target:
             raise ServerError("Can't rename a collection to itself", 20)
+        if os.environ.get("STANDIN_RENAME_FAIL") == source:
+            raise ServerError("interrupted at shutdown", 11600)
         kind = state.kind(sdb, scoll)
         if kind is None:
             raise ServerError("source namespace does not exist", 26)
@@ -495,7 +499,8 @@ def run_script(state, script):
             m = infos.match(script, pos)
             if m:
                 db = json.loads(m.group(2))
-                out.append(json.loads(m.group(1)) + json.dumps([[n, t] for n, t in state.collections(db)]))
+                # As Node's JSON.stringify prints: non-ASCII raw, U+2028/U+2029/U+0085 included (not \\u-escaped).
+                out.append(json.loads(m.group(1)) + json.dumps([[n, t] for n, t in state.collections(db)], ensure_ascii=False, separators=(",", ":")))
                 pos = m.end()
                 continue
             db = "admin"

@@ -48,51 +48,29 @@ struct ReceiptCollector: EngineService {
             for prefix in try await root.client.listCommonPrefixes(bucket: root.bucket, prefix: root.prefix) {
                 let writer = String(prefix.dropFirst(root.prefix.count).dropLast())
                 guard writer != me, HostName.isValid(writer) else { continue }
-                let directory = writer + "/" + RefreshReceipts.directory + "/" + me + "/"
-                let known = try catalog.collectedReceipts(byHost: writer)
-                let files = try await root.list(under: directory).filter {
-                    let name = $0.relative.dropFirst(directory.count)
-                    return $0.relative.hasPrefix(directory) && !name.contains("/") && name.hasSuffix(".json") && !known.contains($0.relative)
-                }
-                let newest = files.sorted { ($0.lastModified ?? "", $0.relative) > ($1.lastModified ?? "", $1.relative) }.prefix(Self.perHost)
-                var rows: [Catalog.RefreshByOtherHost] = []
-                for file in newest {
-                    let name = String(file.relative.dropFirst(directory.count))
-                    guard file.size <= RefreshReceipts.maximumBytes else {
-                        outcome.refused.append("\(file.relative): \(file.size) bytes, more than a receipt's \(RefreshReceipts.maximumBytes)")
-                        continue
+                // One host whose directory cannot be listed (or whose rows cannot be written) does not stop the others.
+                do {
+                    let directory = writer + "/" + RefreshReceipts.directory + "/" + me + "/"
+                    let known = try catalog.collectedReceipts(byHost: writer)
+                    let files = try await root.list(under: directory).filter {
+                        let name = $0.relative.dropFirst(directory.count)
+                        return $0.relative.hasPrefix(directory) && !name.contains("/") && name.hasSuffix(".json") && !known.contains($0.relative)
                     }
-                    let path = scratch + "/receipt.json"
-                    defer { unlink(path) }
-                    try await root.get(file.relative, to: path, sha256: nil)
-                    guard let size = FileIO.fileSize(path), size <= RefreshReceipts.maximumBytes, let data = FileManager.default.contents(atPath: path) else {
-                        outcome.refused.append("\(file.relative): grew past \(RefreshReceipts.maximumBytes) bytes while it was fetched")
-                        continue
-                    }
-                    let (receipt, problem) = RefreshReceipts.decode(data, writer: writer, fromHost: me, name: name)
-                    guard let receipt, let refreshedAt = Timestamps.parseISO8601(receipt.started_at) else {
-                        outcome.refused.append("\(file.relative): \(problem ?? "its start time is not a time")")
-                        continue
-                    }
-                    for entry in receipt.sources {
-                        if !entry.artifact.isEmpty {
-                            // Only a backup this catalog holds, of the source the entry names: anything else is not ours.
-                            guard let artifact = try catalog.artifact(matching: entry.artifact), artifact.id == entry.artifact, artifact.source == entry.source else {
-                                outcome.refused.append("\(file.relative): \(entry.source) names backup \(String(entry.artifact.prefix(64))), which is not one of this host's backups of \(entry.source)")
-                                continue
-                            }
+                    let newest = files.sorted { ($0.lastModified ?? "", $0.relative) > ($1.lastModified ?? "", $1.relative) }.prefix(Self.perHost)
+                    var rows: [Catalog.RefreshByOtherHost] = []
+                    for file in newest {
+                        // One receipt that cannot be fetched or read (gone since the listing, an archived object, a
+                        // hostile one) is refused alone: the others of this host and the other hosts are still read.
+                        do {
+                            rows += try await read(file, directory: directory, writer: writer, me: me, root: root, catalog: catalog, scratch: scratch, now: now, outcome: &outcome)
+                        } catch {
+                            outcome.refused.append("\(file.relative): \(describe(error))")
                         }
-                        guard !entry.drill_id.isEmpty, entry.drill_id.count <= 64 else {
-                            outcome.refused.append("\(file.relative): \(entry.source) has no drill id of ours")
-                            continue
-                        }
-                        rows.append(Catalog.RefreshByOtherHost(byHost: writer, drillID: entry.drill_id, receipt: file.relative, artifactID: entry.artifact,
-                                                               source: entry.source, refreshedAt: refreshedAt, durationSeconds: entry.duration_seconds,
-                                                               result: DrillResult(rawValue: entry.result) ?? .error,
-                                                               detail: String(PeerText.clean(entry.detail).prefix(1024)), collectedAt: now))
                     }
+                    outcome.recorded += try catalog.insertRefreshesByOtherHosts(rows)
+                } catch {
+                    outcome.refused.append("\(writer)/\(RefreshReceipts.directory)/\(me)/: \(describe(error))")
                 }
-                outcome.recorded += try catalog.insertRefreshesByOtherHosts(rows)
             }
         } catch {
             logger.warning("the refresh receipts of other hosts could not be read", metadata: ["error": "\(describe(error))"])
@@ -102,5 +80,53 @@ struct ReceiptCollector: EngineService {
         }
         if outcome.recorded > 0 { logger.info("refreshes of this host's backups by other hosts recorded", metadata: ["count": "\(outcome.recorded)"]) }
         return outcome
+    }
+
+    /// One receipt fetched and checked: the rows it gives (none when refused, with why in `outcome`).
+    private func read(_ file: RepositoryFile, directory: String, writer: String, me: String, root: S3Repository, catalog: Catalog,
+                      scratch: String, now: Date, outcome: inout Outcome) async throws -> [Catalog.RefreshByOtherHost] {
+        let name = String(file.relative.dropFirst(directory.count))
+        guard file.size <= RefreshReceipts.maximumBytes else {
+            outcome.refused.append("\(file.relative): \(file.size) bytes, more than a receipt's \(RefreshReceipts.maximumBytes)")
+            return []
+        }
+        let path = scratch + "/receipt.json"
+        defer { unlink(path) }
+        try await root.get(file.relative, to: path, sha256: nil)
+        guard let size = FileIO.fileSize(path), size <= RefreshReceipts.maximumBytes, let data = FileManager.default.contents(atPath: path) else {
+            outcome.refused.append("\(file.relative): grew past \(RefreshReceipts.maximumBytes) bytes while it was fetched")
+            return []
+        }
+        let (receipt, problem) = RefreshReceipts.decode(data, writer: writer, fromHost: me, name: name)
+        guard let receipt, let refreshedAt = Timestamps.parseISO8601(receipt.started_at) else {
+            outcome.refused.append("\(file.relative): \(problem ?? "its start time is not a time")")
+            return []
+        }
+        // A refresh dated ahead of this host's clock (beyond a day of skew) would stay "the newest" for ever.
+        guard refreshedAt <= now.addingTimeInterval(86_400) else {
+            outcome.refused.append("\(file.relative): it says the refresh started at \(receipt.started_at), later than this host's clock allows")
+            return []
+        }
+        var rows: [Catalog.RefreshByOtherHost] = []
+        for entry in receipt.sources {
+            if !entry.artifact.isEmpty {
+                // Only a backup this catalog holds, by its exact id, of the source the entry names: anything else
+                // is not ours (a prefix is not an id: `artifact(matching:)` would also throw on an ambiguous one).
+                let artifact = try? catalog.artifact(matching: entry.artifact)
+                guard let artifact, artifact.id == entry.artifact, artifact.source == entry.source else {
+                    outcome.refused.append("\(file.relative): \(entry.source) names backup \(String(entry.artifact.prefix(64))), which is not one of this host's backups of \(entry.source)")
+                    continue
+                }
+            }
+            guard !entry.drill_id.isEmpty, entry.drill_id.count <= 64 else {
+                outcome.refused.append("\(file.relative): \(entry.source) has no drill id of ours")
+                continue
+            }
+            rows.append(Catalog.RefreshByOtherHost(byHost: writer, drillID: entry.drill_id, receipt: file.relative, artifactID: entry.artifact,
+                                                   source: entry.source, refreshedAt: refreshedAt, durationSeconds: entry.duration_seconds,
+                                                   result: DrillResult(rawValue: entry.result) ?? .error,
+                                                   detail: String(PeerText.clean(entry.detail).prefix(1024)), collectedAt: now))
+        }
+        return rows
     }
 }

@@ -140,12 +140,20 @@ struct Refresher: EngineService {
                         let marker = RestoreMarkers.begin(source: source.name, backup: "\(host)'s \(a.id)",
                                                           target: "the live \(source.kind.rawValue) store of \(source.name) (refresh from \(host))",
                                                           repository: repository, clock: environment.clock())
-                        defer { if let marker { RestoreMarkers.end(marker) } }
-                        let lines = try await ScrubHook.$refreshing.withValue(true) {
-                            try await ScrubHook.$current.withValue(hook) {
-                                try await adapter.rollback(a, source: source, restoreData: true, context: foreign.context)
+                        let lines: [String]
+                        do {
+                            lines = try await ScrubHook.$refreshing.withValue(true) {
+                                try await ScrubHook.$current.withValue(hook) {
+                                    try await adapter.rollback(a, source: source, restoreData: true, context: foreign.context)
+                                }
                             }
+                        } catch {
+                            // A kind that stopped with the live store changed in part keeps the marker: once this process
+                            // is gone, `status` reports the store as an interrupted (half-replaced) refresh.
+                            if let marker, !(error is PartiallyApplied) { RestoreMarkers.end(marker) }
+                            throw error
                         }
+                        if let marker { RestoreMarkers.end(marker) }
                         RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
                         detail = lines.joined(separator: "; ")
                         if let hook {
@@ -272,6 +280,8 @@ enum RefreshReceipts {
     /// Receipts kept per refreshed host (a month of nightly refreshes); older ones are removed by the refresh
     /// that writes a new one.
     static let kept = 30
+    /// The longest refresh of one source a receipt may state (a week): more is not a duration of ours.
+    static let maximumSeconds: Double = 7 * 86_400
 
     /// Decodes and checks one receipt found at `<writer>/refreshes/<fromHost>/<name>`: nil and why when it is
     /// not one of ours or does not describe what its place says.
@@ -288,7 +298,7 @@ enum RefreshReceipts {
         }
         for s in r.sources {
             guard RepositoryLayout.isValidSourceName(s.source), ["passed", "failed", "archive-only", "error"].contains(s.result),
-                  s.duration_seconds.isFinite, s.duration_seconds >= 0, s.artifact.count <= 64 else {
+                  s.duration_seconds.isFinite, s.duration_seconds >= 0, s.duration_seconds <= maximumSeconds, s.artifact.count <= 64 else {
                 return (nil, "a source entry is not of the receipt's form")
             }
         }

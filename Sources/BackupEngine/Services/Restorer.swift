@@ -21,6 +21,9 @@ public struct InterruptedRestore: Codable, Sendable, Equatable {
     public var started_at: String
     public var pid: Int32
     public var host: String
+
+    /// A refresh's marker (`Refresher`: its target names the other host), not a restore's.
+    public var isRefresh: Bool { target.hasSuffix(")") && target.contains(" (refresh from ") }
 }
 
 /// `<repository>/.restores/<pid>-<random>.json` (0600), one per restore in progress (a name no source can have).

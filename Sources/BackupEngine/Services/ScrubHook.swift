@@ -39,6 +39,25 @@ final class ScrubHook: Sendable {
         values = ["{source}": source, "{from_host}": fromHost, "{backup}": backup, "{database}": "", "{databases}": ""]
     }
 
+    /// The placeholders of `argument` replaced in one pass, left to right: a value is never read again for
+    /// placeholders (a database named `{backup}x` stays that name), whatever the order of `values`.
+    static func substitute(_ argument: String, _ values: [String: String]) -> String {
+        var out = ""
+        var rest = Substring(argument)
+        while let open = rest.firstIndex(of: "{") {
+            out += rest[..<open]
+            let tail = rest[open...]
+            if let close = tail.firstIndex(of: "}"), let value = values[String(tail[...close])] {
+                out += value
+                rest = tail[tail.index(after: close)...]
+            } else {
+                out += "{"
+                rest = tail.dropFirst()
+            }
+        }
+        return out + rest
+    }
+
     /// The failure of a hook: the refresh of its source fails, and the live data was not replaced (or, after
     /// the restore, is the restored but unscrubbed data).
     struct Failed: UserFacingError {
@@ -55,7 +74,7 @@ final class ScrubHook: Sendable {
         var values = self.values.merging(extra) { _, given in given }
         values["{host}"] = host ?? ""
         values["{port}"] = port.map(String.init) ?? ""
-        let argv = scrub.command.map { arg in values.reduce(arg) { $0.replacingOccurrences(of: $1.key, with: $1.value) } }
+        let argv = scrub.command.map { Self.substitute($0, values) }
         let spawned: ScrubProcess
         do {
             spawned = try ScrubProcess(argv: argv, environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"])

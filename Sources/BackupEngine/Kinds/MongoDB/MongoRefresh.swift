@@ -39,6 +39,17 @@ extension MongoAdapter {
             throw BackupFailure("backup \(artifact.id) records database names MongoDB does not allow: \(unsafe.sorted().map { String(reflecting: $0) }.joined(separator: ", "))",
                                 exitStatus: .integrity, hint: "verify the backup and its manifest")
         }
+        // A database already named as a scratch one would be taken for a killed refresh's leftover and dropped, or
+        // be renamed over by another's scratch (the attack on #38): the prefix is the refresh's own.
+        if let taken = names.sorted().first(where: { $0.hasPrefix(refreshPrefix) }) {
+            throw BackupFailure("backup \(artifact.id) holds the database \(String(reflecting: taken)), whose name starts with \(refreshPrefix), the prefix of a refresh's scratch databases",
+                                exitStatus: .usage, hint: "a refresh cannot tell it from its own scratch: leave this source out of the refresh: entry, or restore it by hand")
+        }
+        // mongorestore reads `*` in --nsInclude/--nsFrom/--nsTo as a wildcard: `a*.*` would take in admin.* too.
+        if let wild = names.sorted().first(where: { $0.contains("*") }) {
+            throw BackupFailure("backup \(artifact.id) holds the database \(String(reflecting: wild)), whose `*` mongorestore's namespace options read as a wildcard (it would restore other databases into the scratch)",
+                                exitStatus: .usage, hint: "leave this source out of the refresh: entry, or restore it by hand")
+        }
         guard !names.isEmpty else {
             throw BackupFailure("backup \(artifact.id) holds no application database to refresh (only admin, config or local, which a refresh never replaces)", exitStatus: .usage)
         }
@@ -161,9 +172,18 @@ extension MongoAdapter {
             throw await failing(error)
         }
         var script: [String] = []
-        var renamed = 0, dropped: [String] = []
+        var renamed = 0, dropped: [String] = [], scrubbedAway: [String] = [], replacedViews: [String] = []
+        let recorded = Self.namespaces(of: artifact).map(\.name)
         for db in databases {
             let scratch = listed[db.scratch] ?? []
+            // What the scratch must still hold: the backup restored there and counted, then scrubbed. A scrub may
+            // delete documents or drop a collection it does not want in staging, but a scratch database left with
+            // none of the backup's collections (dropped by the scrub, or never there) would empty the live one: refused.
+            let held = Set(recorded.filter { $0.hasPrefix(db.live + ".") }.map { String($0.dropFirst(db.live.count + 1)) }.filter { !$0.hasPrefix("system.") })
+            if !held.isEmpty, !scratch.contains(where: { held.contains($0.name) }) {
+                throw await failing(BackupFailure("the scratch database \(db.scratch) holds none of the backup's \(held.count) collections of \(db.live) after the scrub (dropped by it?): swapping would empty \(db.live)",
+                                                  exitStatus: .failed, hint: "a scrub may change or delete documents and drop some collections, not the database"))
+            }
             if let odd = scratch.first(where: { $0.type != "collection" || $0.name.hasPrefix("system.") }) {
                 throw await failing(BackupFailure("the scratch database \(db.scratch) holds \(odd.name) (\(odd.type)), which renameCollection cannot move",
                                                   exitStatus: .usage, hint: "restore this source by hand (kaleem-backup restore --drop)"))
@@ -174,7 +194,7 @@ extension MongoAdapter {
             // the view goes first.
             for c in listed[db.live] ?? [] where keep.contains(c.name) && c.type != "collection" {
                 script.append("kb.getSiblingDB(\(MongoshScript.jsString(db.live))).runCommand({\"drop\": \(MongoshScript.jsString(c.name))});")
-                dropped.append(db.live + "." + c.name)
+                replacedViews.append(db.live + "." + c.name)
             }
             for c in scratch {
                 let command = "{\"renameCollection\": \(MongoshScript.jsString(db.scratch + "." + c.name)), \"to\": \(MongoshScript.jsString(db.live + "." + c.name)), \"dropTarget\": true}"
@@ -183,7 +203,7 @@ extension MongoAdapter {
             }
             for c in listed[db.live] ?? [] where !keep.contains(c.name) && !c.name.hasPrefix("system.") {
                 script.append("kb.getSiblingDB(\(MongoshScript.jsString(db.live))).runCommand({\"drop\": \(MongoshScript.jsString(c.name))});")
-                dropped.append(db.live + "." + c.name)
+                if held.contains(c.name) { scrubbedAway.append(db.live + "." + c.name) } else { dropped.append(db.live + "." + c.name) }
             }
             script.append("kb.getSiblingDB(\(MongoshScript.jsString(db.scratch))).dropDatabase();")
         }
@@ -191,11 +211,13 @@ extension MongoAdapter {
             _ = try await tools.shell(command: mongosh, script: script.joined(separator: "\n"))
         } catch {
             // Some collections may be swapped and others not: the next refresh starts again from step 2 and redoes it all.
-            throw BackupFailure("the swap into the live databases stopped part way: \(context.describe(error))", exitStatus: .failed,
+            throw PartiallyApplied("the swap into the live databases stopped part way: \(context.describe(error))",
                                 hint: "the live databases may hold some collections of the backup and some of before: run the refresh again (it drops the scratch databases left and swaps every collection again)")
         }
         lines.append("swapped \(renamed) collections into \(databases.map(\.live).joined(separator: ", ")) (renameCollection, dropTarget)"
                      + (dropped.isEmpty ? "" : "; dropped \(dropped.count) live collections the backup does not hold (\(dropped.prefix(5).joined(separator: ", "))\(dropped.count > 5 ? ", …" : ""))")
+                     + (scrubbedAway.isEmpty ? "" : "; dropped \(scrubbedAway.count) live collections the scrub dropped from the scratch copy (\(scrubbedAway.prefix(5).joined(separator: ", "))\(scrubbedAway.count > 5 ? ", …" : ""))")
+                     + (replacedViews.isEmpty ? "" : "; dropped \(replacedViews.count) live views named as the backup's collections (\(replacedViews.prefix(5).joined(separator: ", "))\(replacedViews.count > 5 ? ", …" : ""))")
                      + "; scratch databases dropped")
         return lines
     }
