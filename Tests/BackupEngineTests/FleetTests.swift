@@ -736,6 +736,27 @@ struct FleetTests {
         for _ in 0..<100 where !gone { gone = notRunning(bg); if !gone { usleep(50_000) } }
         #expect(gone, "the scrub's background child \(bg) outlived the refresh")
 
+        // The refresh told to stop (SIGTERM, as `kill` or systemd does; Ctrl-C is SIGINT) while its scrub runs: the
+        // scrub's group goes with it (it is in a group of its own, which a terminal's signals do not reach). The
+        // command is started with no signal blocked, as a shell starts it (Foundation's Process passes on the test
+        // thread's blocked signals).
+        let scrubPid = dir.file("scrub.pid")
+        let waiting = policy("staging", scrub: "[/bin/sh, -c, \"echo $$$$ > \(scrubPid); exec sleep 30\"], timeout: 60s") // `$$` is the policy's escape of `$`
+        let (refreshing, finished) = try startProcess("python3", ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+                                                                  try kaleemBinary(), "refresh", "--from-host", "prod", "--yes", "--policy", waiting], environment: cliEnvironment(env))
+        var scrubbing: pid_t?
+        for _ in 0..<600 where scrubbing == nil {
+            scrubbing = (try? String(contentsOfFile: scrubPid, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if scrubbing == nil { usleep(50_000) }
+        }
+        kill(refreshing.processIdentifier, SIGTERM)
+        let ended = finished()
+        let scrubber = try #require(scrubbing, "the scrub never started: \(ended.stdout) \(ended.stderr)")
+        #expect(ended.status != 0, "\(ended.stdout) \(ended.stderr)")
+        var scrubGone = false
+        for _ in 0..<100 where !scrubGone { scrubGone = notRunning(scrubber); if !scrubGone { usleep(50_000) } }
+        #expect(scrubGone, "the scrub \(scrubber) outlived its refresh's SIGTERM")
+
         // A host whose catalog copy is not there: nothing restored, an error drill recorded, in the receipt.
         let qa = dir.file("qa.yml")
         try String(contentsOfFile: staging, encoding: .utf8).replacingOccurrences(of: "from_host: prod", with: "from_host: qa")

@@ -130,6 +130,10 @@ struct ScrubProcess {
     /// Feeds `input`, reads the output (keeping the last 2 KiB) until the command exits or the deadline, then
     /// kills the group and reaps the command.
     func run(input: [UInt8], timeout: Double) -> (status: Int32, signal: Int32, timedOut: Bool, tail: [UInt8]) {
+        // The command is in a group of its own (a terminal's Ctrl-C does not reach it): if this process is told to
+        // stop while it runs, the group goes first (the attack on #38: a scrub outlived `kill -TERM` of its refresh).
+        ScrubSignals.guarding(group: pid)
+        defer { ScrubSignals.release() }
         // A line or two: within the pipe's buffer even when the command never reads (EPIPE ignored: SIGPIPE is).
         _ = input.withUnsafeBytes { write(stdinWrite, $0.baseAddress, $0.count) }
         close(stdinWrite)
@@ -174,3 +178,35 @@ struct ScrubProcess {
         return (signal == 0 ? (status >> 8) & 0xff : 0, signal, false, tail)
     }
 }
+
+/// While a scrub runs: SIGTERM, SIGINT and SIGHUP, where this process leaves them at their default (the command
+/// line; the daemon's are its service lifecycle's and are not touched), kill the scrub's process group, then end
+/// this process as the signal would have. Only async-signal-safe calls in the handler.
+enum ScrubSignals {
+    nonisolated(unsafe) static var group: pid_t = 0
+    nonisolated(unsafe) static var installed: [Int32] = []
+    static let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    static func guarding(group pid: pid_t) {
+        group = pid
+        installed = []
+        for sig in signals {
+            let previous = signal(sig, scrubSignalHandler)
+            if previous == nil { installed.append(sig) } else { signal(sig, previous) } // not ours to change
+        }
+    }
+
+    static func release() {
+        for sig in installed { signal(sig, SIG_DFL) }
+        installed = []
+        group = 0
+    }
+}
+
+private func scrubSignalHandler(_ sig: Int32) {
+    let group = ScrubSignals.group
+    if group > 0 { kill(-group, SIGKILL) }
+    signal(sig, SIG_DFL)
+    raise(sig)
+}
+
