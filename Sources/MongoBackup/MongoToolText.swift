@@ -245,13 +245,15 @@ public struct MongoshScript: Sendable {
     public init(connect uri: String, body: String, nonce: String) {
         okMarker = "kaleem-backup-ok-\(nonce)"
         failMarker = "kaleem-backup-failed-\(nonce)"
-        let flat = body.split(whereSeparator: \.isNewline).joined(separator: " ")
+        // Statements are joined at "\n" (or "\r\n") only: Swift's isNewline also breaks at U+0085, U+2028 and
+        // U+2029, which a name inside a string literal may hold (the attack on #38: U+0085 became a space).
+        let flat = body.split { $0 == "\n" || $0 == "\r\n" }.joined(separator: " ")
         text = "try { const kb = connect(\(Self.jsString(uri))); \(flat) print(\"\(okMarker)\"); } catch (kb_e) { print(\"\(failMarker): \" + kb_e); }\n"
     }
 
     /// Which of the markers the output holds: true (ok), false (failed, with the message), nil (neither).
     public func outcome(_ stdout: String) -> (ok: Bool, message: String)? {
-        for line in stdout.split(whereSeparator: \.isNewline).reversed() {
+        for line in stdout.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).reversed() {
             if let r = line.range(of: failMarker + ": ") { return (false, String(line[r.upperBound...])) }
             if line.contains(okMarker) { return (true, "") }
         }
@@ -266,7 +268,8 @@ public struct MongoshScript: Sendable {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                // C0 and C1 controls (U+0085 among them), DEL, and the two JavaScript line terminators.
+                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
                     out += "\\u" + hexDigits(scalar.value, width: 4)
                 } else {
                     out.unicodeScalars.append(scalar)

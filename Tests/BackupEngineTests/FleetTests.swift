@@ -674,12 +674,14 @@ struct FleetTests {
 
         // A scratch database a killed refresh left behind: dropped first, and said so; a refresh without a scrub
         // swaps all the same.
-        try put(["kbrefresh_test/foo": "7", "kbrefresh_test/half": "2"])
+        // (and one of a database this backup does not hold: every kbrefresh_* the server lists goes)
+        try put(["kbrefresh_test/foo": "7", "kbrefresh_test/half": "2", "kbrefresh_crm/leads": "4"])
         let plain = policy("staging", scrub: "")
         let again = try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: env)
         #expect(again.status == 0, "\(again.stdout) \(again.stderr)")
         let againRow = try #require((try object(again.stdout)["sources"] as? [[String: Any]])?.first)
         #expect((againRow["detail"] as? String ?? "").contains("a scratch database kbrefresh_test left by an earlier refresh that did not finish (2 collections) was dropped first"), "\(againRow)")
+        #expect((againRow["detail"] as? String ?? "").contains("a scratch database kbrefresh_crm left by an earlier refresh that did not finish (1 collections) was dropped first"), "\(againRow)")
         let afterStale = try data()
         #expect(afterStale == ["test/foo": "25", "other/keep": "1"], "\(afterStale)")
         // A live collection whose name holds U+2028 (which JSON.stringify prints raw) and the text of a listing row:
@@ -704,6 +706,12 @@ struct FleetTests {
         #expect(partial.status == 1 && partial.stdout.contains("stopped part way"), "\(partial.stdout) \(partial.stderr)")
         let interrupted = try array(try runCLI(["status", "--policy", plain, "--json"], environment: env).stdout).first
         #expect((interrupted?["interrupted_restores"] as? [[String: Any]])?.first?["target"] as? String == "the live mongodb store of mongo (refresh from prod)", "\(String(describing: interrupted))")
+        #expect(try runCLI(["status", "--policy", plain], environment: env).stdout.contains("INTERRUPTED REFRESH: mongo"))
+        // A restore of the source (a dry run here) does not clear a refresh's marker: its scratch is the next
+        // refresh's to drop.
+        #expect(try runCLI(["backup", "--policy", plain], environment: env).status == 0)
+        let dry = try runCLI(["restore", "mongo", "--latest", "--dry-run", "--policy", plain], environment: env)
+        #expect(dry.status == 0, "\(dry.stdout) \(dry.stderr)")
         #expect(try runCLI(["status", "--policy", plain], environment: env).stdout.contains("INTERRUPTED REFRESH: mongo"))
         #expect(try runCLI(["refresh", "--from-host", "prod", "--yes", "--policy", plain, "--json"], environment: env).status == 0)
         #expect((try array(try runCLI(["status", "--policy", plain, "--json"], environment: env).stdout).first?["interrupted_restores"] as? [Any])?.isEmpty == true)
@@ -802,6 +810,10 @@ struct FleetTests {
         // over), and one with `*` (a wildcard to mongorestore's --nsInclude: `a*.*` takes admin.* too): refused.
         #expect(refusal(artifact(["test.foo": 5, "kbrefresh_test.bar": 7])).contains("the prefix of a refresh's scratch databases"))
         #expect(refusal(artifact(["a*.c": 2, "app.x": 3])).contains("read as a wildcard"))
+        // The prefix compared without case (MongoDB refuses names differing only in case), and a comma (it would
+        // split the scrub's {databases}) refused.
+        #expect(refusal(artifact(["Kbrefresh_app.c": 1, "app.c": 1])).contains("the prefix of a refresh's scratch databases"))
+        #expect(refusal(artifact(["x,app.users": 2])).contains("{databases} (comma-separated) ambiguous"))
     }
 
     /// The stand-in server refuses as mongod does what the swap must never meet: a rename onto an existing

@@ -142,4 +142,13 @@ struct MongoToolTextTests {
         #expect(s.outcome("MongoServerError: not authorized\n") == nil)
         #expect(s.outcome("kaleem-backup-ok-other\n") == nil)
     }
+
+    /// A name inside a mongosh script stays that name: C1 controls (U+0085) and the JavaScript line terminators are
+    /// escaped in string literals, and statements are joined at "\n" only (the attack on #38: U+0085 became a space).
+    @Test func mongoshScriptsKeepNamesWithLineBreakingCharacters() {
+        #expect(MongoshScript.jsString("u\u{85}x") == "\"u\\u0085x\"")
+        #expect(MongoshScript.jsString("a\u{2028}b\u{9F}c") == "\"a\\u2028b\\u009Fc\"")
+        let script = MongoshScript(connect: "mongodb://h", body: "print(1);\nprint(\"a\u{85}b\");\r\nprint(2);", nonce: "n")
+        #expect(script.text.contains("print(1); print(\"a\u{85}b\"); print(2);"), "\(script.text)")
+    }
 }

@@ -486,6 +486,8 @@ def run_script(state, script):
             "+ JSON.stringify(kb_ping)); }")
     infos = re.compile(r'print\((' + JS_STRING + r') \+ JSON\.stringify\(kb\.getSiblingDB\((' + JS_STRING
                        + r')\)\.getCollectionInfos\(\{\}\)\.map\(\(kb_c\) => \[kb_c\.name, kb_c\.type\]\)\)\);')
+    dbs = re.compile(r'print\((' + JS_STRING + r') \+ JSON\.stringify\(kb\.adminCommand\(\{"listDatabases": 1, "nameOnly": true\}\)'
+                     r'\.databases\.map\(\(kb_d\) => kb_d\.name\)\)\);')
     sibling = re.compile(r'kb\.getSiblingDB\((' + JS_STRING + r')\)\.')
     try:
         while True:
@@ -501,6 +503,11 @@ def run_script(state, script):
                 db = json.loads(m.group(2))
                 # As Node's JSON.stringify prints: non-ASCII raw, U+2028/U+2029/U+0085 included (not \\u-escaped).
                 out.append(json.loads(m.group(1)) + json.dumps([[n, t] for n, t in state.collections(db)], ensure_ascii=False, separators=(",", ":")))
+                pos = m.end()
+                continue
+            m = dbs.match(script, pos)
+            if m:
+                out.append(json.loads(m.group(1)) + json.dumps(sorted(state.databases()), ensure_ascii=False, separators=(",", ":")))
                 pos = m.end()
                 continue
             db = "admin"

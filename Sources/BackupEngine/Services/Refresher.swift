@@ -154,7 +154,7 @@ struct Refresher: EngineService {
                             throw error
                         }
                         if let marker { RestoreMarkers.end(marker) }
-                        RestoreMarkers.clearInterrupted(source: source.name, repository: repository)
+                        RestoreMarkers.clearInterrupted(source: source.name, repository: repository, refreshes: true)
                         detail = lines.joined(separator: "; ")
                         if let hook {
                             if !hook.ran {

@@ -68,9 +68,10 @@ enum RestoreMarkers {
         }
     }
 
-    /// After a restore of `source` completed: the markers of its killed restores are done with.
-    static func clearInterrupted(source: String, repository: LocalRepository) {
-        for (path, marker) in interrupted(repository) where marker.source == source { unlink(path) }
+    /// After a restore of `source` completed: the markers of its killed restores are done with (and of its killed
+    /// refreshes, with `refreshes`: only a refresh that dropped every scratch they could have left clears those).
+    static func clearInterrupted(source: String, repository: LocalRepository, refreshes: Bool) {
+        for (path, marker) in interrupted(repository) where marker.source == source && (refreshes || !marker.isRefresh) { unlink(path) }
     }
 }
 
@@ -98,7 +99,9 @@ struct Restorer: EngineService {
         let typed = try adapter.typed(source)
         let target = try adapter.restoreTarget(typed, request.options)
         let outcome = try await perform(adapter, typed, into: target, request, show: show)
-        RestoreMarkers.clearInterrupted(source: source.name, repository: core.markerRepository)
+        // A restore that wrote (not a dry run, not refused) replaced what a killed restore left half done; a killed
+        // refresh's marker stays (its scratch databases are the next refresh's to drop: the attack on #38).
+        if marker != nil { RestoreMarkers.clearInterrupted(source: source.name, repository: core.markerRepository, refreshes: false) }
         return outcome
     }
 

@@ -7,7 +7,7 @@
 //      for a database name, 255 for a namespace), a backup with time-series collections or views (which
 //      renameCollection refuses), and a scrub naming `{database}` for a backup of several databases are refused
 //      before anything is written;
-//   2. scratch databases a killed refresh left behind are listed and dropped (and said so);
+//   2. scratch databases a killed refresh left behind (every `kbrefresh_*` the server lists) are dropped (and said so);
 //   3. the backup restored (verified, recorded as a restore) with `--nsInclude=db.* --nsFrom=db.* --nsTo=kbrefresh_db.*`,
 //      every namespace's count compared with the backup's (an archive's oplog is not replayed: mongorestore
 //      replays only into a whole, unrenamed restore);
@@ -41,11 +41,17 @@ extension MongoAdapter {
         }
         // A database already named as a scratch one would be taken for a killed refresh's leftover and dropped, or
         // be renamed over by another's scratch (the attack on #38): the prefix is the refresh's own.
-        if let taken = names.sorted().first(where: { $0.hasPrefix(refreshPrefix) }) {
+        // (Case-blind: MongoDB refuses two databases whose names differ only in case.)
+        if let taken = names.sorted().first(where: { $0.lowercased().hasPrefix(refreshPrefix) }) {
             throw BackupFailure("backup \(artifact.id) holds the database \(String(reflecting: taken)), whose name starts with \(refreshPrefix), the prefix of a refresh's scratch databases",
                                 exitStatus: .usage, hint: "a refresh cannot tell it from its own scratch: leave this source out of the refresh: entry, or restore it by hand")
         }
         // mongorestore reads `*` in --nsInclude/--nsFrom/--nsTo as a wildcard: `a*.*` would take in admin.* too.
+        // `{databases}` is the scratch names joined by commas: a name holding one would read as two.
+        if let comma = names.sorted().first(where: { $0.contains(",") }) {
+            throw BackupFailure("backup \(artifact.id) holds the database \(String(reflecting: comma)), whose comma would make the scrub's {databases} (comma-separated) ambiguous",
+                                exitStatus: .usage, hint: "leave this source out of the refresh: entry, or restore it by hand")
+        }
         if let wild = names.sorted().first(where: { $0.contains("*") }) {
             throw BackupFailure("backup \(artifact.id) holds the database \(String(reflecting: wild)), whose `*` mongorestore's namespace options read as a wildcard (it would restore other databases into the scratch)",
                                 exitStatus: .usage, hint: "leave this source out of the refresh: entry, or restore it by hand")
@@ -130,9 +136,19 @@ extension MongoAdapter {
                                  exitStatus: (error as? UserFacingError)?.exitStatus ?? .failed, hint: (error as? UserFacingError)?.hint)
         }
 
-        // 2. What a killed refresh left behind goes first.
-        let stale = try await list(databases.map(\.scratch)).filter { !$0.value.isEmpty }
-        _ = try await tools.shell(command: mongosh, script: databases.map { "kb.getSiblingDB(\(MongoshScript.jsString($0.scratch))).dropDatabase();" }.joined(separator: "\n"))
+        // 2. What a killed refresh left behind goes first: every scratch database on the server (a killed refresh of
+        // an older backup may have left one of a database this backup no longer holds), found by listDatabases
+        // (nameOnly: a user without the cluster privilege is shown the databases it may use), and this run's own.
+        let listedDatabases = try await tools.query(command: mongosh, script:
+            "print(\(MongoshScript.jsString("kb-dbs ")) + JSON.stringify(kb.adminCommand({\"listDatabases\": 1, \"nameOnly\": true}).databases.map((kb_d) => kb_d.name)));")
+        guard let dbsLine = listedDatabases.last(where: { $0.contains("kb-dbs ") }), let range = dbsLine.range(of: "kb-dbs "),
+              let names = try? JSONSerialization.jsonObject(with: Data(dbsLine[range.upperBound...].utf8)) as? [String] else {
+            throw MongoToolError(tool: "mongosh", problem: "listed no databases (its output was cut or not of the script's form)", stderrTail: [],
+                                 hintText: "run the same mongosh by hand; nothing was written")
+        }
+        let leftovers = Set(names.filter { $0.hasPrefix(Self.refreshPrefix) }).union(databases.map(\.scratch)).sorted()
+        let stale = try await list(leftovers).filter { !$0.value.isEmpty }
+        _ = try await tools.shell(command: mongosh, script: leftovers.map { "kb.getSiblingDB(\(MongoshScript.jsString($0))).dropDatabase();" }.joined(separator: "\n"))
         for (db, collections) in stale.sorted(by: { $0.key < $1.key }) {
             context.logger.warning("stale refresh scratch database dropped", metadata: ["source": "\(source.name)", "database": "\(db)", "collections": "\(collections.count)"])
             lines.append("a scratch database \(db) left by an earlier refresh that did not finish (\(collections.count) collections) was dropped first")
