@@ -157,40 +157,22 @@ struct FleetStatusReader: EngineService {
         return result
     }
 
-    /// The newest receipt (by the bucket's LastModified) under `<writer>/refreshes/<host>/` for each host, read as untrusted input: the listing's
-    /// size at most `RefreshReceipts.maximumBytes` before it is fetched (and again after), then decoded strictly
-    /// and held to its place (`RefreshReceipts.decode`).
+    /// The newest receipt (`RefreshReceipts.newer`) under `<writer>/refreshes/<host>/` for each host, read as
+    /// untrusted input (`RefreshReceipts.fetch`).
     private func receipts(writer: String, root: S3Repository, scratch: String) async throws -> [FleetRefreshSeen] {
         var newest: [String: RepositoryFile] = [:]
         for file in try await root.list(under: writer + "/" + RefreshReceipts.directory + "/") {
             let parts = file.relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 4, HostName.isValid(parts[2]), parts[3].hasSuffix(".json") else { continue }
-            // Newest by the bucket's clock (LastModified), then by name: a receipt named from a writer's clock that
-            // once ran ahead must not hide every later one (the attack on #38).
-            func order(_ f: RepositoryFile) -> (String, String) { (f.lastModified ?? "", f.relative) }
-            if newest[parts[2]].map({ order($0) < order(file) }) ?? true { newest[parts[2]] = file }
+            if newest[parts[2]].map({ RefreshReceipts.newer(file, than: $0) }) ?? true { newest[parts[2]] = file }
         }
         var out: [FleetRefreshSeen] = []
         for (from, file) in newest.sorted(by: { $0.key < $1.key }) {
             var seen = FleetRefreshSeen(by: writer, receipt: file.relative, refresh: nil, error: nil)
-            let path = scratch + "/receipt-\(writer)-\(from).json"
-            defer { unlink(path) }
-            if file.size > RefreshReceipts.maximumBytes {
-                seen.error = "\(file.size) bytes, more than a receipt's \(RefreshReceipts.maximumBytes): not read"
-            } else {
-                do {
-                    try await root.get(file.relative, to: path, sha256: nil)
-                    guard let size = FileIO.fileSize(path), size <= RefreshReceipts.maximumBytes,
-                          let data = FileManager.default.contents(atPath: path) else {
-                        throw BackupFailure("it grew past \(RefreshReceipts.maximumBytes) bytes while it was fetched: not read")
-                    }
-                    let name = String(file.relative.split(separator: "/").last ?? "")
-                    let (receipt, problem) = RefreshReceipts.decode(data, writer: writer, fromHost: from, name: name)
-                    seen.refresh = receipt
-                    seen.error = problem
-                } catch {
-                    seen.error = describe(error)
-                }
+            do {
+                seen.refresh = try await RefreshReceipts.fetch(file, from: root, to: scratch + "/receipt-\(writer)-\(from).json", writer: writer, fromHost: from)
+            } catch {
+                seen.error = describe(error)
             }
             out.append(seen)
         }

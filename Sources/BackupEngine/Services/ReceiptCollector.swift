@@ -7,7 +7,7 @@
 // collect:
 //   the hosts: one delimiter listing of the bucket's prefix (host-named directories other than this one)
 //   per host: one listing of `<host>/refreshes/<this host>/`; the newest `perHost` receipts not read before
-//   each one as untrusted input: at most 64 KiB (listing, then after the GET), `RefreshReceipts.decode` (strict
+//   each one as untrusted input (`RefreshReceipts.fetch`: at most 64 KiB in the listing and after the GET, strict
 //     shape, schema, place), then each source entry kept only when it names one of THIS catalog's backups of that
 //     source (or none: a refresh that could not run, worth knowing too)
 //   recorded (a host and drill id already there is left as it was); nothing here can fail the run: logged
@@ -56,13 +56,13 @@ struct ReceiptCollector: EngineService {
                         let name = $0.relative.dropFirst(directory.count)
                         return $0.relative.hasPrefix(directory) && !name.contains("/") && name.hasSuffix(".json") && !known.contains($0.relative)
                     }
-                    let newest = files.sorted { ($0.lastModified ?? "", $0.relative) > ($1.lastModified ?? "", $1.relative) }.prefix(Self.perHost)
+                    let newest = files.sorted(by: RefreshReceipts.newer).prefix(Self.perHost)
                     var rows: [Catalog.RefreshByOtherHost] = []
                     for file in newest {
                         // One receipt that cannot be fetched or read (gone since the listing, an archived object, a
                         // hostile one) is refused alone: the others of this host and the other hosts are still read.
                         do {
-                            rows += try await read(file, directory: directory, writer: writer, me: me, root: root, catalog: catalog, scratch: scratch, now: now, outcome: &outcome)
+                            rows += try await read(file, writer: writer, me: me, root: root, catalog: catalog, scratch: scratch, now: now, outcome: &outcome)
                         } catch {
                             outcome.refused.append("\(file.relative): \(describe(error))")
                         }
@@ -82,24 +82,13 @@ struct ReceiptCollector: EngineService {
         return outcome
     }
 
-    /// One receipt fetched and checked: the rows it gives (none when refused, with why in `outcome`).
-    private func read(_ file: RepositoryFile, directory: String, writer: String, me: String, root: S3Repository, catalog: Catalog,
+    /// One receipt fetched and checked (`RefreshReceipts.fetch`: it throws why it is refused): the rows it gives
+    /// (none when refused, with why in `outcome`).
+    private func read(_ file: RepositoryFile, writer: String, me: String, root: S3Repository, catalog: Catalog,
                       scratch: String, now: Date, outcome: inout Outcome) async throws -> [Catalog.RefreshByOtherHost] {
-        let name = String(file.relative.dropFirst(directory.count))
-        guard file.size <= RefreshReceipts.maximumBytes else {
-            outcome.refused.append("\(file.relative): \(file.size) bytes, more than a receipt's \(RefreshReceipts.maximumBytes)")
-            return []
-        }
-        let path = scratch + "/receipt.json"
-        defer { unlink(path) }
-        try await root.get(file.relative, to: path, sha256: nil)
-        guard let size = FileIO.fileSize(path), size <= RefreshReceipts.maximumBytes, let data = FileManager.default.contents(atPath: path) else {
-            outcome.refused.append("\(file.relative): grew past \(RefreshReceipts.maximumBytes) bytes while it was fetched")
-            return []
-        }
-        let (receipt, problem) = RefreshReceipts.decode(data, writer: writer, fromHost: me, name: name)
-        guard let receipt, let refreshedAt = Timestamps.parseISO8601(receipt.started_at) else {
-            outcome.refused.append("\(file.relative): \(problem ?? "its start time is not a time")")
+        let receipt = try await RefreshReceipts.fetch(file, from: root, to: scratch + "/receipt.json", writer: writer, fromHost: me)
+        guard let refreshedAt = Timestamps.parseISO8601(receipt.started_at) else {
+            outcome.refused.append("\(file.relative): its start time is not a time")
             return []
         }
         // A refresh dated ahead of this host's clock (beyond a day of skew) would stay "the newest" for ever.

@@ -260,7 +260,7 @@ struct Refresher: EngineService {
                 let name = file.relative.dropFirst(directory.count)
                 return file.relative.hasPrefix(directory) && !name.contains("/") && name.hasPrefix("refresh-") && name.hasSuffix(".json") && file.relative != written
             }
-            let sorted = files.sorted { ($0.lastModified ?? "", $0.relative) > ($1.lastModified ?? "", $1.relative) }
+            let sorted = files.sorted(by: RefreshReceipts.newer)
             let surplus = sorted.dropFirst(max(0, RefreshReceipts.kept - 1)).map(\.relative)
             guard !surplus.isEmpty else { return }
             try await store.delete(Array(surplus))
@@ -282,6 +282,28 @@ enum RefreshReceipts {
     static let kept = 30
     /// The longest refresh of one source a receipt may state (a week): more is not a duration of ours.
     static let maximumSeconds: Double = 7 * 86_400
+
+    /// Whether receipt `a` is newer than `b`, as every reader of receipts orders them: by the bucket's clock
+    /// (LastModified), then by name (a receipt named from a writer's clock that once ran ahead must not hide every
+    /// later one).
+    static func newer(_ a: RepositoryFile, than b: RepositoryFile) -> Bool {
+        (a.lastModified ?? "", a.relative) > (b.lastModified ?? "", b.relative)
+    }
+
+    /// The receipt `file` (at `<writer>/refreshes/<fromHost>/<name>` under `root`), fetched into `path` as untrusted
+    /// input and removed from there: its listed size at most `maximumBytes` before the GET and again after, then
+    /// `decode`d. Throws why it is not believed.
+    static func fetch(_ file: RepositoryFile, from root: any Repository, to path: String, writer: String, fromHost: String) async throws -> RefreshResult {
+        guard file.size <= maximumBytes else { throw BackupFailure("\(file.size) bytes, more than a receipt's \(maximumBytes): not read") }
+        defer { unlink(path) }
+        try await root.get(file.relative, to: path, sha256: nil)
+        guard let size = FileIO.fileSize(path), size <= maximumBytes, let data = FileManager.default.contents(atPath: path) else {
+            throw BackupFailure("it grew past \(maximumBytes) bytes while it was fetched: not read")
+        }
+        let (receipt, problem) = decode(data, writer: writer, fromHost: fromHost, name: String(file.relative.split(separator: "/").last ?? ""))
+        guard let receipt else { throw BackupFailure(problem ?? "not a refresh receipt") }
+        return receipt
+    }
 
     /// Decodes and checks one receipt found at `<writer>/refreshes/<fromHost>/<name>`: nil and why when it is
     /// not one of ours or does not describe what its place says.
