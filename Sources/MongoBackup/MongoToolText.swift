@@ -245,19 +245,25 @@ public struct MongoshScript: Sendable {
     public init(connect uri: String, body: String, nonce: String) {
         okMarker = "kaleem-backup-ok-\(nonce)"
         failMarker = "kaleem-backup-failed-\(nonce)"
-        // Statements are joined at "\n" (or "\r\n") only: Swift's isNewline also breaks at U+0085, U+2028 and
-        // U+2029, which a name inside a string literal may hold (the attack on #38: U+0085 became a space).
-        let flat = body.split { $0 == "\n" || $0 == "\r\n" }.joined(separator: " ")
+        let flat = Self.lines(body).joined(separator: " ")
         text = "try { const kb = connect(\(Self.jsString(uri))); \(flat) print(\"\(okMarker)\"); } catch (kb_e) { print(\"\(failMarker): \" + kb_e); }\n"
     }
 
     /// Which of the markers the output holds: true (ok), false (failed, with the message), nil (neither).
     public func outcome(_ stdout: String) -> (ok: Bool, message: String)? {
-        for line in stdout.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).reversed() {
+        for line in Self.lines(stdout).reversed() {
             if let r = line.range(of: failMarker + ": ") { return (false, String(line[r.upperBound...])) }
             if line.contains(okMarker) { return (true, "") }
         }
         return nil
+    }
+
+    /// The lines of a script or of what mongosh printed, split at "\n" (or "\r\n", one Character in Swift) only:
+    /// Swift's isNewline also breaks at U+0085, U+2028 and U+2029, which a name inside a string literal may hold
+    /// and `JSON.stringify` prints raw, so a name would split a statement or a printed row in two (the attack on
+    /// #38: U+0085 became a space, and U+2028's fragments passed for listing rows of their own).
+    public static func lines(_ text: String) -> [Substring] {
+        text.split { $0 == "\n" || $0 == "\r\n" }
     }
 
     /// A JavaScript string literal: `"` and `\` escaped, controls as `\uXXXX` (no `\/` needed, none written).

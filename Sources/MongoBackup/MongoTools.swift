@@ -176,10 +176,7 @@ public struct MongoTools: Sendable {
     /// caller must notice (it asked for every line it expects).
     public func query(command: [String], script body: String) async throws -> [String] {
         let (_, text, script) = try await runScript(command: command, body: body, limit: 8 << 20)
-        // Lines end at "\n" (or "\r\n", one Character in Swift) only: Swift's isNewline also breaks at U+2028, U+2029 and U+0085,
-        // which JSON.stringify prints raw, so a collection named with one would split a printed row in two and let
-        // its fragments pass for rows of their own (the attack on #38).
-        return text.split { $0 == "\n" || $0 == "\r\n" }.map(String.init).filter { !$0.contains(script.okMarker) }
+        return MongoshScript.lines(text).map(String.init).filter { !$0.contains(script.okMarker) }
     }
 
     private func runScript(command: [String], body: String, limit: Int) async throws -> (outcome: MongoToolOutcome, text: String, script: MongoshScript) {

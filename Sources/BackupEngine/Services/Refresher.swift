@@ -138,7 +138,7 @@ struct Refresher: EngineService {
                         // A marker in this host's repository while the live store is replaced: a refresh killed
                         // midway (a Redis left replicating from a dead scratch server) is what `status` reports.
                         let marker = RestoreMarkers.begin(source: source.name, backup: "\(host)'s \(a.id)",
-                                                          target: "the live \(source.kind.rawValue) store of \(source.name) (refresh from \(host))",
+                                                          target: InterruptedRestore.refreshTarget(kind: source.kind, source: source.name, fromHost: host),
                                                           repository: repository, clock: environment.clock())
                         let lines: [String]
                         do {

@@ -22,8 +22,15 @@ public struct InterruptedRestore: Codable, Sendable, Equatable {
     public var pid: Int32
     public var host: String
 
-    /// A refresh's marker (`Refresher`: its target names the other host), not a restore's.
-    public var isRefresh: Bool { target.hasSuffix(")") && target.contains(" (refresh from ") }
+    /// A refresh's marker (its target made by `refreshTarget`), not a restore's.
+    public var isRefresh: Bool { target.hasSuffix(")") && target.contains(Self.refreshMark) }
+
+    /// The target a refresh's marker names: the live store of `source`, refreshed from `fromHost`.
+    static func refreshTarget(kind: SourceKind, source: String, fromHost: String) -> String {
+        "the live \(kind.rawValue) store of \(source)\(refreshMark)\(fromHost))"
+    }
+
+    private static let refreshMark = " (refresh from "
 }
 
 /// `<repository>/.restores/<pid>-<random>.json` (0600), one per restore in progress (a name no source can have).

@@ -189,11 +189,7 @@ struct MongoAdapter: ImportingKind {
     private func drillMongo(_ artifact: ArtifactInfo, _ mongo: MongoSourcePolicy, scratch uri: Secret,
                             context: SourceContext, dropAfter: Bool = true) async throws -> (DrillResult, String) {
         guard case .object(let perNamespace)? = artifact.stats["per_namespace"] else { return (.error, "the backup recorded no namespaces") }
-        let system: Set<String> = ["admin", "config", "local"]
-        var databases = Set<String>()
-        for ns in perNamespace.keys where ns != MongoArchiveVerifier.oplogNamespace {
-            if let dot = ns.firstIndex(of: "."), !system.contains(String(ns[..<dot])) { databases.insert(String(ns[..<dot])) }
-        }
+        let databases = Self.applicationDatabases(of: artifact)
         // Database names come from the catalog (a rebuild may have taken them from a manifest): only names MongoDB
         // itself allows (no / \\ . space " $ or NUL, at most 63 bytes) are restored and dropped, and they reach
         // mongosh as string literals, never as script text.
@@ -215,9 +211,8 @@ struct MongoAdapter: ImportingKind {
         /// Drops the scratch databases; says whether it could.
         func dropScratch() async -> String {
             guard dropAfter else { return "scratch databases go with the container" }
-            let script = databases.sorted().map { "kb.getSiblingDB(\(MongoshScript.jsString(prefix + $0))).dropDatabase();" }.joined(separator: "\n")
             do {
-                _ = try await tools.shell(command: mongosh, script: script)
+                _ = try await tools.shell(command: mongosh, script: Self.dropDatabasesScript(databases.sorted().map { prefix + $0 }))
                 return "scratch databases dropped"
             } catch {
                 context.logger.warning("scratch databases not dropped", metadata: ["prefix": "\(prefix)", "error": "\(context.describe(error))"])

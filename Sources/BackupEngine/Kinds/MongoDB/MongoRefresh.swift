@@ -27,13 +27,8 @@ extension MongoAdapter {
 
     /// The databases a refresh swaps, each with its scratch name, or why it cannot (nothing written yet).
     static func refreshDatabases(_ artifact: ArtifactInfo, scrub: [String]?) throws -> [(live: String, scratch: String)] {
-        let system: Set<String> = ["admin", "config", "local"]
         let all = Self.namespaces(of: artifact).map(\.name)
-        var names = Set<String>()
-        for ns in all {
-            guard let dot = ns.firstIndex(of: ".") else { continue }
-            if !system.contains(String(ns[..<dot])) { names.insert(String(ns[..<dot])) }
-        }
+        let names = Self.applicationDatabases(of: artifact)
         let unsafe = names.filter { !isValidDatabaseName($0) }
         if !unsafe.isEmpty {
             throw BackupFailure("backup \(artifact.id) records database names MongoDB does not allow: \(unsafe.sorted().map { String(reflecting: $0) }.joined(separator: ", "))",
@@ -121,9 +116,8 @@ extension MongoAdapter {
         }
         /// Drops the scratch databases; says how it went (never throws: the failure it follows is the news).
         func dropScratch() async -> String {
-            let script = databases.map { "kb.getSiblingDB(\(MongoshScript.jsString($0.scratch))).dropDatabase();" }.joined(separator: "\n")
             do {
-                _ = try await tools.shell(command: mongosh, script: script)
+                _ = try await tools.shell(command: mongosh, script: Self.dropDatabasesScript(databases.map(\.scratch)))
                 return "scratch databases dropped"
             } catch {
                 context.logger.warning("refresh scratch databases not dropped", metadata: ["source": "\(source.name)", "error": "\(context.describe(error))"])
@@ -148,7 +142,7 @@ extension MongoAdapter {
         }
         let leftovers = Set(names.filter { $0.hasPrefix(Self.refreshPrefix) }).union(databases.map(\.scratch)).sorted()
         let stale = try await list(leftovers).filter { !$0.value.isEmpty }
-        _ = try await tools.shell(command: mongosh, script: leftovers.map { "kb.getSiblingDB(\(MongoshScript.jsString($0))).dropDatabase();" }.joined(separator: "\n"))
+        _ = try await tools.shell(command: mongosh, script: Self.dropDatabasesScript(leftovers))
         for (db, collections) in stale.sorted(by: { $0.key < $1.key }) {
             context.logger.warning("stale refresh scratch database dropped", metadata: ["source": "\(source.name)", "database": "\(db)", "collections": "\(collections.count)"])
             lines.append("a scratch database \(db) left by an earlier refresh that did not finish (\(collections.count) collections) was dropped first")
@@ -221,7 +215,7 @@ extension MongoAdapter {
                 script.append("kb.getSiblingDB(\(MongoshScript.jsString(db.live))).runCommand({\"drop\": \(MongoshScript.jsString(c.name))});")
                 if held.contains(c.name) { scrubbedAway.append(db.live + "." + c.name) } else { dropped.append(db.live + "." + c.name) }
             }
-            script.append("kb.getSiblingDB(\(MongoshScript.jsString(db.scratch))).dropDatabase();")
+            script.append(Self.dropDatabasesScript([db.scratch]))
         }
         do {
             _ = try await tools.shell(command: mongosh, script: script.joined(separator: "\n"))

@@ -173,6 +173,22 @@ extension MongoAdapter {
             .map { ($0.key, $0.value.intValue ?? 0) }.sorted { $0.0 < $1.0 }
     }
 
+    /// The archive's application databases: those of its namespaces, admin, config and local left out (users,
+    /// roles and the server's own data are never restored into a scratch or a refresh).
+    static func applicationDatabases(of artifact: ArtifactInfo) -> Set<String> {
+        let system: Set<String> = ["admin", "config", "local"]
+        var databases = Set<String>()
+        for (ns, _) in namespaces(of: artifact) {
+            if let dot = ns.firstIndex(of: "."), !system.contains(String(ns[..<dot])) { databases.insert(String(ns[..<dot])) }
+        }
+        return databases
+    }
+
+    /// The mongosh statements that drop `databases` (each a string literal, never script text), one a line.
+    static func dropDatabasesScript(_ databases: [String]) -> String {
+        databases.map { "kb.getSiblingDB(\(MongoshScript.jsString($0))).dropDatabase();" }.joined(separator: "\n")
+    }
+
     /// mongorestore's namespace patterns: `*` matches any run of characters, `\*` a literal `*`.
     static func matches(_ pattern: String, _ namespace: String) -> Bool {
         var parts: [String] = [""]
