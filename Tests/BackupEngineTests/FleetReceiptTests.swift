@@ -1,4 +1,5 @@
 import BackupCatalog
+import BackupCore
 @testable import BackupEngine
 import Foundation
 import S3Client
@@ -13,18 +14,15 @@ import Testing
 /// with its rows, as a backup does.
 struct FleetReceiptTests {
     @Test func aRefreshKeepsTheNewestThirtyReceiptsOfItsDirectory() async throws {
-        let s3 = try S3TestServer()
-        let client = try s3.client()
-        defer { client.shutdown() }
-        try await client.createBucket("fleet")
-        let dir = TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        let fleet = try await FleetBucket()
+        defer { fleet.client.shutdown() }
+        let (client, dir) = (fleet.client, fleet.dir)
         let policy = dir.file("staging.yml")
         try """
         host: staging
         repository:
           path: \(dir.file("repo"))
-          offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+          \(fleet.offsite)
         sources:
           redis: { kind: redis, url: "redis://127.0.0.1:1" }
         schedules: [{ name: refresh, cron: "30 4 1 1 *", refresh: { from_host: qa, sources: [redis] } }]
@@ -73,12 +71,9 @@ struct ReceiptCollectorTests {
     }
 
     @Test func aHostRecordsTheReceiptsOfRefreshesFromItsBackupsAndRefusesTheRest() async throws {
-        let s3 = try S3TestServer()
-        let client = try s3.client()
-        defer { client.shutdown() }
-        try await client.createBucket("fleet")
-        let dir = TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        let fleet = try await FleetBucket()
+        defer { fleet.client.shutdown() }
+        let (client, dir) = (fleet.client, fleet.dir)
         try FileManager.default.createDirectory(atPath: dir.file("etc"), withIntermediateDirectories: true)
         try "x=1\n".write(toFile: dir.file("etc/app.conf"), atomically: true, encoding: .utf8)
         let policy = dir.file("prod.yml")
@@ -86,7 +81,7 @@ struct ReceiptCollectorTests {
         host: prod
         repository:
           path: \(dir.file("repo"))
-          offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+          \(fleet.offsite)
         sources:
           conf: { kind: files, root: \(dir.file("etc")), paths: [app.conf] }
         """.write(toFile: policy, atomically: true, encoding: .utf8)
@@ -141,5 +136,26 @@ struct ReceiptCollectorTests {
         // Read once: the next run records nothing again.
         #expect(try runCLI(["backup", "--policy", policy]).status == 0)
         #expect(try Catalog(path: dir.file("repo/catalog.sqlite")).refreshesByOtherHosts().count == 1)
+    }
+}
+
+/// What the fleet's tests share: a fresh S3 server (moto) with the bucket `fleet`, a directory holding its secret
+/// key (0600), and the `offsite:` line of a host's policy for it (prefix `kaleem`).
+struct FleetBucket {
+    let s3: S3TestServer
+    let client: S3Client
+    let dir = TemporaryDirectory()
+
+    init() async throws {
+        s3 = try S3TestServer()
+        client = try s3.client()
+        try await client.createBucket("fleet")
+        guard FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw BackupFailure("cannot write the secret key file in \(dir.path)")
+        }
+    }
+
+    var offsite: String {
+        "offsite: { endpoint: \"\(s3.endpoint)\", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }"
     }
 }

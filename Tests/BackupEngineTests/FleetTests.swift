@@ -577,12 +577,9 @@ struct FleetTests {
     /// as it was and no scratch database; a scratch database a killed refresh left is dropped and said so; a
     /// refresh without a scrub swaps all the same.
     @Test func stagingsMongoIsRefreshedThroughScratchDatabasesAndSwapped() async throws {
-        let s3 = try S3TestServer()
-        let client = try s3.client()
-        defer { client.shutdown() }
-        try await client.createBucket("fleet")
-        let dir = TemporaryDirectory()
-        FileManager.default.createFile(atPath: dir.file("secret"), contents: Data(s3.secretKey.utf8), attributes: [.posixPermissions: 0o600])
+        let fleet = try await FleetBucket()
+        defer { fleet.client.shutdown() }
+        let dir = fleet.dir
         try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
         let state = dir.file("state")
         let scrubbed = dir.file("scrubbed")
@@ -602,7 +599,7 @@ struct FleetTests {
             host: \(host)
             repository:
               path: \(dir.file(host + "-repo"))
-              offsite: { endpoint: "\(s3.endpoint)", bucket: fleet, prefix: kaleem, access_key: \(s3.accessKey), secret_key_file: \(dir.file("secret")) }
+              \(fleet.offsite)
             sources:
               mongo: { kind: mongodb, uri: "mongodb://backup:\(MongoEndToEndTests.password)@db.internal:27017/?authSource=admin" }
             \(host == "prod" ? "" : "schedules: [{ name: refresh, cron: \"30 4 1 1 *\", refresh: { from_host: prod, sources: [mongo]\(scrubbing) } }]")
