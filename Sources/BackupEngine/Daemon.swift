@@ -222,17 +222,8 @@ final class DaemonState: Sendable {
         }
         var problems: [String] = []
         for r in snapshot.sources {
-            let rpo = r.newestGood.map { now.timeIntervalSince($0.createdAt) }
-            for problem in SourceProblem.find(rpoSeconds: rpo, lastRunOK: r.lastRunOK, lastDrill: nil, corrupt: r.corrupt,
-                                              maxRPO: StatusPage.maxRPO, drills: .ignored, now: now) {
-                switch problem {
-                case .stale(let rpo, _): problems.append("\(r.source): newest good backup is \(Int(rpo / 3600)) h old")
-                case .noGoodBackup: problems.append("\(r.source): no good backup")
-                case .lastRunFailed: problems.append("\(r.source): last backup failed")
-                case .corrupt(let n): problems.append("\(r.source): \(n) corrupt backup(s)")
-                case .drillFailed, .drillOverdue, .neverDrilled, .interruptedRestore: break // not judged here
-                }
-            }
+            // The age against this probe's clock, not the snapshot's.
+            problems += StatusPage.healthProblems(r, rpoSeconds: r.newestGood.map { now.timeIntervalSince($0.createdAt) }, now: now) { "\(Int($0 / 3600)) h" }
         }
         return problems
     }

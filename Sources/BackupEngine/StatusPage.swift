@@ -124,6 +124,21 @@ enum StatusPage {
         var readAt: Date?
     }
 
+    /// What /healthz and the page name for one source, one line each: past the RPO limit (`age` says how old) or
+    /// no good backup, a failed last run, corrupt backups. Drills are not judged here (`status --check` does).
+    static func healthProblems(_ s: SourceStatus, rpoSeconds: Double?, now: Date, age: (Double) -> String) -> [String] {
+        SourceProblem.find(rpoSeconds: rpoSeconds, lastRunOK: s.lastRunOK, lastDrill: nil, corrupt: s.corrupt, maxRPO: maxRPO, drills: .ignored, now: now)
+            .compactMap { problem in
+                switch problem {
+                case .stale(let rpo, _): return "\(s.source): newest good backup is \(age(rpo)) old"
+                case .noGoodBackup: return "\(s.source): no good backup"
+                case .lastRunFailed: return "\(s.source): last backup failed"
+                case .corrupt(let n): return "\(s.source): \(n) corrupt backup(s)"
+                case .drillFailed, .drillOverdue, .neverDrilled, .interruptedRestore: return nil // not judged here
+                }
+            }
+    }
+
     /// The whole page. `now` is the time the ages are computed against.
     static func render(_ snapshot: StatusSnapshot, schedules: [StatusPageSchedule], running: String?, host: String, now: Date,
                        fleet: Fleet? = nil) -> String {
@@ -131,17 +146,7 @@ enum StatusPage {
         // The problems /healthz names (a source past the RPO limit or with no good backup, a failed last run, a
         // corrupt backup), and a catalog that cannot be read.
         var problems: [String] = snapshot.problem.map { [$0] } ?? []
-        for s in snapshot.sources {
-            for problem in SourceProblem.find(s, maxRPO: maxRPO, drills: .ignored, interruptedRestores: false, now: now) {
-                switch problem {
-                case .stale(let rpo, _): problems.append("\(s.source): newest good backup is \(age(rpo)) old")
-                case .noGoodBackup: problems.append("\(s.source): no good backup")
-                case .lastRunFailed: problems.append("\(s.source): last backup failed")
-                case .corrupt(let n): problems.append("\(s.source): \(n) corrupt backup(s)")
-                case .drillFailed, .drillOverdue, .neverDrilled, .interruptedRestore: break // not judged here
-                }
-            }
-        }
+        for s in snapshot.sources { problems += healthProblems(s, rpoSeconds: s.rpoSeconds, now: now, age: age) }
         var h = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
