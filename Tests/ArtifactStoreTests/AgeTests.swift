@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// The age format, checked both ways against the real `age` tool (Debian package `age`).
-struct AgeTests {
+@Suite(.blockingThreads) struct AgeTests {
     func encrypt(_ plain: [UInt8], to recipients: [AgeRecipient]) throws -> [UInt8] {
         var out: [UInt8] = []
         let e = try AgeEncryptor(recipients: recipients) { out += $0 }

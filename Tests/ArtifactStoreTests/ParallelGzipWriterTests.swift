@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-struct ParallelGzipWriterTests {
+@Suite(.blockingThreads) struct ParallelGzipWriterTests {
     /// Compressible text with some randomness, so blocks compress differently.
     static func sample(_ count: Int, seed: UInt64) -> [UInt8] {
         var state = seed

@@ -68,7 +68,7 @@ private func leftovers(_ dir: String) -> [String] {
     ((try? FileManager.default.subpathsOfDirectory(atPath: dir)) ?? []).sorted()
 }
 
-@Suite(.serialized)
+@Suite(.serialized, .blockingThreads)
 struct RepositoryContractTests {
     static let small = Data("a manifest\n".utf8)
     /// Over the 1 MiB copy buffer, not a multiple of it.

@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-struct RepositoryTests {
+@Suite(.blockingThreads) struct RepositoryTests {
     @Test func atomicWritesAndModes() throws {
         let dir = TemporaryDirectory()
         let repo = LocalRepository(root: dir.file("repo"))

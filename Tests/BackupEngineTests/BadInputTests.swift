@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// Bad input gets a clear message and the documented exit code, and loses nothing.
-struct BadInputTests {
+@Suite(.blockingThreads) struct BadInputTests {
     @Test func redisDown() throws {
         let port = try FreePort.pick()
         let dir = TemporaryDirectory()

@@ -5,7 +5,7 @@ import Testing
 
 /// `diff` and `find` on real backups: a Redis server (keys changed, added, removed, retyped, in two databases)
 /// and a files source.
-@Suite(.serialized) struct BrowseTests {
+@Suite(.serialized, .blockingThreads) struct BrowseTests {
     @Test func redisDiffAndFind() throws {
         let redis = try RedisTestServer()
         let c = try redis.connect()

@@ -8,7 +8,7 @@ import Testing
 
 /// Bucket sources when things go wrong: each failure says what happened to what, leaves no half-written
 /// blob or snapshot, and the next run works. Drills, verification and garbage collection of blobs.
-struct BucketBadInputTests {
+@Suite(.blockingThreads) struct BucketBadInputTests {
     static let fastS3 = ["KALEEM_BACKUP_S3_ATTEMPTS": "2", "KALEEM_BACKUP_S3_BACKOFF": "0.01"]
 
     /// A failed bucket backup: exit 1, the artifact failed with why, no snapshot file, no blob in the store.

@@ -74,7 +74,7 @@ func getBytes(_ client: S3Client, _ bucket: String, _ key: String) async throws 
     return bytes
 }
 
-struct BucketEndToEndTests {
+@Suite(.blockingThreads) struct BucketEndToEndTests {
     /// The scenario: two buckets, more than 2,500 objects (paging), nested keys, empty objects, a
     /// 20 MiB object, awkward keys; a snapshot; changes; a second snapshot that records exactly them with list
     /// requests plus one GET per new or changed object; the first snapshot restored into new buckets equals,
@@ -230,7 +230,7 @@ struct BucketEndToEndTests {
 
 /// A garbage collection a kill interrupted (its marker left) is finished by the next rotation, even one that
 /// removes nothing: an orphan blob does not wait for the next removal.
-@Suite(.serialized) struct InterruptedGCTests {
+@Suite(.serialized, .blockingThreads) struct InterruptedGCTests {
     @Test func anInterruptedCollectionIsFinishedByTheNextRotation() async throws {
         let server = try S3TestServer()
         defer { server.stop() }

@@ -9,7 +9,7 @@ import Testing
 /// The chunked snapshot manifest through the CLI (issue #23): an unchanged night adds a small snapshot file and
 /// no chunk, a damaged chunk fails verify with exit 4, and garbage collection keeps every chunk a kept snapshot
 /// references while it removes what a crashed run left.
-struct BucketManifestTests {
+@Suite(.blockingThreads) struct BucketManifestTests {
     func backup(_ policy: String) throws -> [String: Any] {
         let run = try runCLI(["backup", "--policy", policy, "--json"])
         #expect(run.status == 0, "\(run.stderr)")

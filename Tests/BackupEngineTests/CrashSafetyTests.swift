@@ -6,7 +6,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct CrashSafetyTests {
+@Suite(.blockingThreads) struct CrashSafetyTests {
     /// A backup killed with SIGKILL midway leaves no artifact marked ok and no file without `.partial`;
     /// the next run cleans up and succeeds.
     @Test func killedMidwayThenRecovers() throws {

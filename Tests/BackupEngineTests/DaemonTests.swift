@@ -5,7 +5,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct DaemonTests {
+@Suite(.blockingThreads) struct DaemonTests {
     /// The daemon end to end: a schedule (every second, through the test-only interval) backs up a real Redis;
     /// /healthz and /metrics answer over HTTP; the metrics parse with promtool; SIGTERM stops it cleanly.
     @Test func schedulesServesAndStopsGracefully() throws {
@@ -90,7 +90,7 @@ struct DaemonTests {
     }
 }
 
-struct DaemonShutdownTests {
+@Suite(.blockingThreads) struct DaemonShutdownTests {
     /// SIGTERM while a scheduled backup is being written: the daemon lets the job finish (the artifact ends
     /// `ok`, nothing is left half-marked) and then exits 0. Logged with `--log-format json`: every stderr line is
     /// one JSON object.
@@ -137,7 +137,7 @@ struct DaemonShutdownTests {
     }
 }
 
-struct DaemonLockTests {
+@Suite(.blockingThreads) struct DaemonLockTests {
     /// A scheduled run that meets the repository lock (a CLI command holding it) waits and retries with backoff
     /// until the lock is free, within its interval: the run is not lost. The waits are counted in /metrics.
     /// A policy with one schedule and the daemon's port, and the repository's lock held by the test.

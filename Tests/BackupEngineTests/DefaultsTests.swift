@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-struct DefaultsTests {
+@Suite(.blockingThreads) struct DefaultsTests {
     /// The binary's embedded policy is the file in policies/ (regenerate with scripts/embed-policy.sh).
     @Test func embeddedPolicyMatchesTheFile() throws {
         let file = try String(contentsOfFile: packageRoot + "/policies/local.yml", encoding: .utf8)

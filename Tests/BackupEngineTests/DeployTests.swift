@@ -5,7 +5,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct DeployHookTests {
+@Suite(.blockingThreads) struct DeployHookTests {
     /// pre-deploy sets are pinned and outlive rotation until their release is confirmed and falls out of
     /// `pre_deploy`; rollback --restore-data brings Redis back to the restore point.
     @Test func hooksPinConfirmAndRollBack() throws {
@@ -146,7 +146,7 @@ struct DeployHookTests {
 /// state file, finds its project and reads the compose files the way Compose does), a real kaleem-backup and
 /// Redis, and HTTP recorders for the health endpoint and the webhook. Calls of kaleem-backup are logged beside
 /// docker's (a wrapper, with its working directory and COMPOSE_FILE), so the order of the whole flow is checked.
-struct DeployScriptTests {
+@Suite(.blockingThreads) struct DeployScriptTests {
     struct Run {
         let directory: TemporaryDirectory
         let result: ProcessResult
@@ -823,7 +823,7 @@ struct DeployScriptTests {
 }
 
 /// The hooks refuse the mistakes a person on call makes: a typo in a release, a second confirmation, a rehearsal.
-struct HookMistakeTests {
+@Suite(.blockingThreads) struct HookMistakeTests {
     @Test func hooksRefuseUnknownReleasesAndRehearsalsRecordNothing() throws {
         let redis = try RedisTestServer()
         let dir = TemporaryDirectory()
@@ -858,7 +858,7 @@ struct HookMistakeTests {
 /// as the operations document's host (its compose files, nginx.conf) with the stand-in docker, a real kaleem-backup
 /// and Redis, and HTTP stand-ins for the health URL, nginx_status and Prometheus; only the host's paths and URLs
 /// are replaced by the test's. A command expects exit 0 unless it says `# exit N` (#35).
-struct DeployRunbookTests {
+@Suite(.blockingThreads) struct DeployRunbookTests {
     /// The commands of the `sh` blocks (`\` continuations joined), each with the exit status it expects.
     static func commands(_ path: String) throws -> [(command: String, status: Int32)] {
         let text = try String(contentsOfFile: path, encoding: .utf8)

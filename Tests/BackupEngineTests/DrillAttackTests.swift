@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// Review round 2 of throwaway MongoDB drills (attack2).
-struct DrillAttackTests {
+@Suite(.blockingThreads) struct DrillAttackTests {
     /// The next drill removes the containers of drills that died (their process is gone), never the container
     /// of a drill still running beside it: a manual `drill` while the daemon's drill waits for its mongod used
     /// to `docker rm -f` every `kb-drill-*`, and the other drill failed (an error, BackupDrillFailing).

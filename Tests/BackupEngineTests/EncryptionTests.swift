@@ -7,7 +7,7 @@ import Testing
 
 /// Encryption at rest end to end: a Redis backup encrypted to an age recipient is what the real `age` tool
 /// decrypts; verify, drill and restore decrypt on the fly; a wrong key or a tampered file is exit 4.
-struct EncryptionTests {
+@Suite(.blockingThreads) struct EncryptionTests {
     @Test func encryptedBackupsRoundTrip() throws {
         let redis = try RedisTestServer()
         let c = try redis.connect()

@@ -10,7 +10,7 @@ import Testing
 /// The fault campaign's findings, each reproduced: a SIGKILL at every unlink of a rotation, a pin given while
 /// a rotation holds the lock, pins across a catalog rebuild, a clock set back, a truncated catalog, a file name
 /// that is a path, durations and nesting that trapped or crashed.
-@Suite(.serialized) struct FaultTests {
+@Suite(.serialized, .blockingThreads) struct FaultTests {
     /// Four backups kept by `keep_last: 10`, then a rotation to `keep_last: 1` killed at its n-th unlink.
     static func killedRotation(at n: Int) throws -> (dir: TemporaryDirectory, policy: String, server: RedisTestServer) {
         let server = try RedisTestServer()
@@ -224,7 +224,7 @@ import Testing
 /// A disk that fills while the artifact is written or finished (tmpfs of sizes around the artifact's, in a
 /// private mount namespace): the partial file is removed, the failure recorded (never a row left `running`),
 /// the webhook tried, the metrics written; a second run fails early with a clear message.
-@Suite(.serialized) struct DiskFullTests {
+@Suite(.serialized, .blockingThreads) struct DiskFullTests {
     @Test func aFullDiskIsRecordedAndReported() throws {
         let redis = try RedisTestServer()
         let c = try redis.connect()
@@ -289,7 +289,7 @@ import Testing
 
 /// A first catalog that cannot be written (the disk is full) leaves no empty file behind: once space is freed,
 /// the next command works instead of refusing a "truncated" catalog.
-@Suite(.serialized) struct FirstCatalogOnAFullDiskTests {
+@Suite(.serialized, .blockingThreads) struct FirstCatalogOnAFullDiskTests {
     @Test func aFailedFirstCatalogLeavesNoEmptyFile() throws {
         let dir = TemporaryDirectory()
         let repo = dir.file("repo")
@@ -318,7 +318,7 @@ import Testing
 
 /// A Redis that sends one byte every half second never trips the idle `timeout`; the source's `deadline`
 /// stops it (every kind gets one; default 6 h).
-@Suite struct DeadlineTests {
+@Suite(.blockingThreads) struct DeadlineTests {
     @Test func aTricklingServerIsStoppedByTheDeadline() throws {
         let port = try FreePort.pick()
         let server = try startStandInServer("redis_trickle.py", port: port)
@@ -354,7 +354,7 @@ import Testing
 
 /// A corrupt manifest (what `catalog rebuild` reads) fails `verify`, and a rebuild that has to skip it says so
 /// with a non-zero exit instead of silently orphaning the backup.
-@Suite struct ManifestTests {
+@Suite(.blockingThreads) struct ManifestTests {
     /// The manifest carries the run as it was (what `catalog rebuild` restores), not one rebuilt from the artifact.
     @Test func theManifestCarriesTheRealRun() throws {
         let server = try RedisTestServer()
@@ -445,7 +445,7 @@ import Testing
 
 /// What a killed run left in the temp directory (a decompressed backup, an old connection-string file) is
 /// removed by the next command; a live process's directory is not.
-@Suite struct StaleTemporaryTests {
+@Suite(.blockingThreads) struct StaleTemporaryTests {
     @Test func staleDirectoriesOfDeadRunsAreRemoved() throws {
         let tmp = TemporaryDirectory()
         let dead = tmp.file("kaleem-drill-999999-AbCdEf")
@@ -469,7 +469,7 @@ import Testing
 }
 
 /// The campaign's message findings.
-@Suite struct MessageTests {
+@Suite(.blockingThreads) struct MessageTests {
     @Test func anUnquotedVariableInAFlowMappingSaysToQuoteIt() throws {
         let dir = TemporaryDirectory()
         let policy = dir.file("p.yml")
@@ -507,7 +507,7 @@ import Testing
 
 /// A lost catalog is noticed (never silently replaced by an empty one), and a drill of a backup that is not
 /// good is refused without being recorded (an operator's typo must not fire BackupDrillFailing).
-@Suite struct OperatorMistakeTests {
+@Suite(.blockingThreads) struct OperatorMistakeTests {
     @Test func aMissingCatalogBesideBackupsIsRefused() throws {
         let server = try RedisTestServer()
         let dir = TemporaryDirectory()
@@ -538,7 +538,7 @@ import Testing
 
 /// A kaleem-backup killed mid-drill leaves no scratch redis-server running (it dies with its parent), and its
 /// decompressed copy is removed by the next command.
-@Suite struct KilledDrillTests {
+@Suite(.blockingThreads) struct KilledDrillTests {
     @Test func aKilledDrillLeavesNoScratchServer() throws {
         let server = try RedisTestServer()
         // About a million keys through redis-cli --pipe: a drill that takes long enough to be caught midway.
@@ -587,7 +587,7 @@ import Testing
 
 /// `min_rate`: a peer trickling a byte at a time is stopped after one window, long before any deadline; and a
 /// deadline not written in the policy is fitted to the previous backup's duration.
-@Suite struct ProgressTimeoutTests {
+@Suite(.blockingThreads) struct ProgressTimeoutTests {
     @Test func aTrickleIsStoppedByTheMinimumRate() throws {
         let port = try FreePort.pick()
         let server = try startStandInServer("redis_trickle.py", port: port)

@@ -5,7 +5,7 @@ import Testing
 
 /// The configuration files of the stack (kind: files) through the CLI, with real files: modes, owners,
 /// symlinks, unicode and long names; GNU tar and age read the artifact; secrets never reach the disk in clear.
-@Suite(.serialized) struct FilesSourceTests {
+@Suite(.serialized, .blockingThreads) struct FilesSourceTests {
     static let longName = String(repeating: "ü", count: 80) + "-a-name-longer-than-ustar-allows.conf"
 
     struct Setup {

@@ -12,7 +12,7 @@ import Testing
 /// other host's receipts. Real S3 (moto); the refresh is one from a host with no catalog copy (it records an
 /// error drill and still writes its receipt), so no store is touched. The refresh copies the catalog off-site
 /// with its rows, as a backup does.
-struct FleetReceiptTests {
+@Suite(.blockingThreads) struct FleetReceiptTests {
     @Test func aRefreshKeepsTheNewestThirtyReceiptsOfItsDirectory() async throws {
         let fleet = try await FleetBucket()
         defer { fleet.client.shutdown() }
@@ -59,7 +59,7 @@ struct FleetReceiptTests {
 /// Production's side (#38): after each of its runs it reads the receipts other hosts left of refreshes from its
 /// backups, as untrusted input, and records those that hold up in its own catalog (`refreshes_by_other_hosts`):
 /// `status` shows the newest per source as another host's word, never as a drill of its own.
-struct ReceiptCollectorTests {
+@Suite(.blockingThreads) struct ReceiptCollectorTests {
     /// Placeholders are replaced in one pass, left to right: a value is never read again for placeholders (a
     /// database named `{backup}x` stays that name), whatever the order of the dictionary (the attack on #38).
     @Test func scrubPlaceholdersAreReplacedInOnePass() {

@@ -14,7 +14,7 @@ import Testing
 /// Hosts that share one off-site bucket (#38): each under `<prefix>/<host>/`, never touching another's keys
 /// (backups and off-site garbage collections at the same time), the old layout migrated, and `fleet status`
 /// reading every host's catalog copy as untrusted input. Real redis-servers and a real S3 (moto).
-struct FleetTests {
+@Suite(.blockingThreads) struct FleetTests {
     struct Host {
         var name: String
         var dir: TemporaryDirectory

@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// `forget`: a backup removed on purpose, local and off-site; protected ones only with --force --reason.
-struct ForgetTests {
+@Suite(.blockingThreads) struct ForgetTests {
     @Test func aCorruptBackupCanBeRetiredAndTheProtectedOnesAreRefused() throws {
         let redis = try RedisTestServer()
         let dir = TemporaryDirectory()

@@ -17,7 +17,7 @@ import Glibc
 /// Every input kept under Tests/Fixtures/fuzz/<target>/ (the seeds, and each crash-<sha1> the libFuzzer targets of
 /// Fuzz/ found: scripts/fuzz-coverage.sh) replayed through the same reader as its fuzz target: each must end in a
 /// result or an error, never a trap (a trap kills this test process). Passes with no crash file present.
-struct FuzzRegressionTests {
+@Suite(.blockingThreads) struct FuzzRegressionTests {
     static let root = fixturesDirectory + "/fuzz"
 
     /// The inputs of one target: every file under its directory but the notes.

@@ -9,7 +9,7 @@ import Testing
 /// Random mutations of every fixture (and of RDBs from a real server, modern archives, age files, gzip
 /// streams) fed to every reader: each may reject, none may trap or hang. A few thousand iterations here;
 /// `scripts/fuzz.sh 100000` runs the same with more (KALEEM_FUZZ_ITERATIONS).
-struct FuzzTests {
+@Suite(.blockingThreads) struct FuzzTests {
     static var iterations: Int { Int(ProcessInfo.processInfo.environment["KALEEM_FUZZ_ITERATIONS"] ?? "") ?? 1500 }
 
     /// A reproducible generator (SplitMix64), so a failing case can be replayed from its seed.
@@ -121,7 +121,7 @@ struct FuzzTests {
 
 /// With the checksum zeroed (disabled), whatever the real `redis-check-rdb` rejects, the verifier rejects too:
 /// container internals (ziplist, listpack, intset, zipmap) and LZF payloads are walked as deep as it walks them.
-struct RDBDifferentialTests {
+@Suite(.blockingThreads) struct RDBDifferentialTests {
     /// Deterministic: the seeds are fixtures (one written by a real Redis 7.0 with every container kind), the
     /// mutations seeded.
     @Test func whatRedisCheckRDBRejectsIsRejected() throws {

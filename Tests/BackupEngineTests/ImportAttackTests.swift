@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// Review round 2 of `import` (attack2): what a dump directory may hold that mongodump never writes.
-struct ImportAttackTests {
+@Suite(.blockingThreads) struct ImportAttackTests {
     static func dump(_ s: MongoEndToEndTests.Setup, _ name: String) throws -> String {
         let dump = s.dir.file(name)
         try FileManager.default.createDirectory(atPath: dump + "/kaleem", withIntermediateDirectories: true)

@@ -7,7 +7,7 @@ import Testing
 /// `import` adopts the backups the operations document's own scripts wrote (§6.1 `redis-YYYYMMDD.rdb` and
 /// `mongodb-YYYYMMDD/`, the deploy script's `mongo-YYYYMMDD-HHMMSS.archive.gz`): verified in their format,
 /// dated from their names, then listed, restored and rotated like any backup.
-struct ImportTests {
+@Suite(.blockingThreads) struct ImportTests {
     /// A real server's dump.rdb, named as §6.1 names it: imported, dated, verified, restored byte for byte.
     @Test func aRedisDumpFromTheDocumentsScriptIsRestorable() throws {
         let redis = try RedisTestServer()

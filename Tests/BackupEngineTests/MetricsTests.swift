@@ -4,7 +4,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct MetricsTests {
+@Suite(.blockingThreads) struct MetricsTests {
     /// Every command writes the textfile; values of sources it did not touch come back from the catalog.
     @Test func textfileAfterEachCommandKeepsOtherSources() throws {
         let redis = try RedisTestServer()

@@ -7,7 +7,7 @@ import Testing
 /// MongoDB through stand-in mongodump/mongorestore (Tests/StandIns): they honour the real tools' flags and
 /// stream the real archives of Tests/Fixtures/mongo. What only a real server can show is checked by
 /// scripts/check-mongo.sh.
-struct MongoEndToEndTests {
+@Suite(.blockingThreads) struct MongoEndToEndTests {
     static let standIns = packageRoot + "/Tests/StandIns"
     static let password = "Pw-\(UUID().uuidString.prefix(8))"
 
@@ -246,7 +246,7 @@ struct MongoEndToEndTests {
 
 /// A MongoDB 7 archive with views and a time-series collection, through the CLI: backed up with the right
 /// counts, and restored selectively with --ns-include / --ns-exclude.
-struct MongoModernArchiveTests {
+@Suite(.blockingThreads) struct MongoModernArchiveTests {
     @Test func selectiveRestoreOfAModernArchive() throws {
         let s = MongoEndToEndTests.Setup()
         let archive = s.dir.file("mongo7.archive")

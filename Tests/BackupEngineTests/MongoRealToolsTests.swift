@@ -7,7 +7,7 @@ import Testing
 /// The MongoDB paths against stand-ins that fail the way the real tools fail (Tests/StandIns/README.md): the
 /// `--config` read with yaml.v2's rules, mongorestore's current count lines with progress lines between them, an
 /// unacknowledged write concern, and mongosh's REPL, which exits 0 after a failing statement.
-struct MongoRealToolsTests {
+@Suite(.blockingThreads) struct MongoRealToolsTests {
     typealias Setup = MongoEndToEndTests.Setup
 
     /// A URI full of `/` (every URI has them): yaml.v2 refuses JSON's `\/`, so this failed on the real tools.
@@ -96,7 +96,7 @@ struct MongoRealToolsTests {
 
 /// A database name recorded in the catalog (a rebuild may take it from a manifest) never reaches mongosh as
 /// script text, and verify refuses namespaces that are not the archive's.
-struct MongoNamespaceTrustTests {
+@Suite(.blockingThreads) struct MongoNamespaceTrustTests {
     @Test func aForgedNamespaceIsRefusedAndNeverScripted() throws {
         let s = MongoEndToEndTests.Setup(extra: """
             oplog: true
@@ -120,7 +120,7 @@ struct MongoNamespaceTrustTests {
 
 /// An archive taken with `oplog: true` is restored to one instant: mongorestore replays its oplog after the
 /// documents (`--oplogReplay`) unless a filter or a rename makes that impossible (the tool refuses them together).
-struct MongoOplogReplayTests {
+@Suite(.blockingThreads) struct MongoOplogReplayTests {
     typealias Setup = MongoEndToEndTests.Setup
 
     @Test func aWholeRestoreReplaysTheOplogAndSaysSo() throws {
@@ -187,7 +187,7 @@ struct MongoOplogReplayTests {
 
 /// A restore killed before its end leaves a marker: `status` names the target that may be half-restored, and the
 /// next restore of the source clears it.
-struct InterruptedRestoreTests {
+@Suite(.blockingThreads) struct InterruptedRestoreTests {
     @Test func aKilledRestoreIsReportedUntilTheNextOne() throws {
         let s = MongoEndToEndTests.Setup(extra: "    oplog: true", timeout: "120s")
         #expect(try s.run(["backup"]).status == 0)

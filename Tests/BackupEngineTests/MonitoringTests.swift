@@ -13,7 +13,7 @@ import Glibc
 /// `prometheus-node-exporter` reads it as another user (`nobody`), the daemon serves its own series, and a real
 /// `prometheus` scrapes both every second with the shipped alert rules loaded. Then: the series arrive, nothing is
 /// doubled, and every PromQL query of `dashboards/kaleem-backup.json` returns series.
-struct MonitoringTests {
+@Suite(.blockingThreads) struct MonitoringTests {
     /// A long-running child (node_exporter, prometheus, the daemon), killed when the test ends.
     final class Server {
         let process: Process

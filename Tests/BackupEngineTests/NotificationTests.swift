@@ -4,7 +4,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct NotificationTests {
+@Suite(.blockingThreads) struct NotificationTests {
     /// A failing backup produces exactly one failure event, retried through server errors, with no secret in it.
     @Test func failureEventIsDeliveredOnceWithoutSecrets() throws {
         let hook = try HTTPRecorder(statuses: [500, 503])

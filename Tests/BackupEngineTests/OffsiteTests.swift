@@ -10,7 +10,7 @@ import Testing
 /// The off-site copy against real S3 servers (moto) on 127.0.0.1: upload and check, verify --offsite,
 /// rotation removing remote copies, a failed upload retried by the next run, reading from off-site when
 /// the local file is gone, and a whole new host rebuilt from the off-site copy and a key.
-struct OffsiteTests {
+@Suite(.blockingThreads) struct OffsiteTests {
     /// A policy with a Redis source, a bucket source and an off-site bucket.
     func writePolicy(_ dir: TemporaryDirectory, repo: String, redis: String, minio: S3TestServer, offsite: String,
                      extra: String = "", name: String = "policy.yml") -> String {

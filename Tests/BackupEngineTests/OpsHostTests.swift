@@ -10,7 +10,7 @@ import Testing
 /// (`OpsHost`, from Tests/Fixtures/ops-host/), the shipped policies/production.yml run against it unchanged (only
 /// its variables set), every server real or a strict stand-in, every command run from $HOME or / as cron and
 /// systemd run them.
-@Suite(.serialized) struct OpsHostTests {
+@Suite(.serialized, .blockingThreads) struct OpsHostTests {
     static let production = packageRoot + "/policies/production.yml"
 
     /// The whole production policy on the document's host: policy check, a backup of every source, the

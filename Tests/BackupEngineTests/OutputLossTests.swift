@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// Review round 2 (attack2): output that could not be written is not a success.
-struct OutputLossTests {
+@Suite(.blockingThreads) struct OutputLossTests {
     /// `kaleem-backup list --json > /dev/full` (a full disk) used to exit 0 over an empty file, and `>&-` (a
     /// closed stdout) too: a script keeping an inventory could not tell. Now exit 1 and stderr says why; a
     /// reader that goes away (`| head -c 10`) still ends the process quietly.

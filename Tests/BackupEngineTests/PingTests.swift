@@ -7,7 +7,7 @@ import Testing
 
 /// #36 item 6: `notify.ping` push monitoring (Healthchecks.io / Uptime Kuma), against a local HTTP recorder on
 /// 127.0.0.1, with a real redis-server and the real CLI.
-struct PingTests {
+@Suite(.blockingThreads) struct PingTests {
     /// A good run: start, then success (Healthchecks' `url:` form: `/start`, the URL itself), each once.
     @Test func aGoodRunPingsStartThenSuccess() throws {
         let recorder = try HTTPRecorder()

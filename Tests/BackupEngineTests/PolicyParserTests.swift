@@ -2,8 +2,9 @@ import BackupCore
 import BackupEngine
 import Foundation
 import Testing
+import TestSupport
 
-struct PolicyParserTests {
+@Suite(.blockingThreads) struct PolicyParserTests {
     func parse(_ yaml: String, env: [String: String] = [:]) throws(PolicyError) -> Policy {
         try PolicyParser.parse(yaml, origin: "test.yml", environment: env, sourceKinds: SourceKinds.policyTable)
     }
@@ -161,7 +162,7 @@ struct PolicyParserTests {
     }
 }
 
-struct RetentionPolicyParsingTests {
+@Suite(.blockingThreads) struct RetentionPolicyParsingTests {
     let base = "repository: { path: /r }\nsources: { r: { kind: redis, url: \"redis://h\" } }\n"
 
     @Test func parsesRetention() throws {
@@ -181,7 +182,7 @@ struct RetentionPolicyParsingTests {
     }
 }
 
-struct SchedulePolicyParsingTests {
+@Suite(.blockingThreads) struct SchedulePolicyParsingTests {
     let base = "repository: { path: /r }\nsources: { redis: { kind: redis, url: \"redis://h\" } }\n"
 
     @Test func parsesSchedules() throws {

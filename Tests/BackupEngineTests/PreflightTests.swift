@@ -7,7 +7,7 @@ import TestSupport
 
 /// #18 (a preflight that connects): `policy check` says every problem at once; `--connect` tries what a backup
 /// would touch, against real servers (redis-server, moto) and the MongoDB stand-ins.
-@Suite struct PreflightTests {
+@Suite(.blockingThreads) struct PreflightTests {
     func checks(_ r: ProcessResult) throws -> [String: (ok: Bool, detail: String)] {
         let doc = try object(r.stdout)
         var out: [String: (ok: Bool, detail: String)] = [:]

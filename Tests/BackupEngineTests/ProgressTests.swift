@@ -11,7 +11,7 @@ import TestSupport
 /// line names the policy and the repository; a pipe gets none of it, `-v` gets the context line, `--quiet` gets
 /// errors only, `--json` no progress. A real redis-server that waits before its snapshot
 /// (`repl-diskless-sync-delay 2`) makes the backup long enough to be drawn, and its wait is said.
-@Suite struct ProgressTests {
+@Suite(.blockingThreads) struct ProgressTests {
     /// Runs the CLI under a pseudo-terminal; stdout and stderr arrive together.
     func onTerminal(_ arguments: [String]) throws -> ProcessResult {
         let command = ([try kaleemBinary()] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")

@@ -6,7 +6,7 @@ import Testing
 
 /// Qdrant's replies as its OpenAPI (qdrant/qdrant docs/redoc/master/openapi.json) describes them, decoded
 /// with our client's types (Tests/Fixtures/qdrant/openapi-*.json; PROVENANCE.md says where each comes from).
-@Suite struct QdrantAPIFixtureTests {
+@Suite(.blockingThreads) struct QdrantAPIFixtureTests {
     static func result(_ name: String) throws -> JSONValue {
         let data = try Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/qdrant/" + name))
         let envelope = try JSONDecoder().decode(JSONValue.self, from: data)

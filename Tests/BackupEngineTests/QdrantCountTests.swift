@@ -1,9 +1,10 @@
 @testable import BackupEngine
 import BackupCore
 import Testing
+import TestSupport
 
 /// What restores and drills compare a restored collection's exact count with.
-@Suite struct QdrantPointsRecordTests {
+@Suite(.blockingThreads) struct QdrantPointsRecordTests {
     @Test func exactCountsAndTheirRange() {
         let same = PointsRecord(.object(["points": .int(120), "points_after": .int(120), "points_exact": .bool(true)]))
         #expect(same.mismatch(120) == nil && same.mismatch(122) != nil && same.describe == "120 points")

@@ -10,7 +10,7 @@ import Testing
 /// the map in the header and in extension headers) and base-256 numbers. Vectors made by GNU tar 1.34
 /// (`--sparse --format=gnu`, the same format tar-rs writes; Tests/Fixtures/PROVENANCE.md), and crafted
 /// headers for what a real file of 8 GiB would take. A reader may reject; it never traps.
-@Suite struct QdrantTarTests {
+@Suite(.blockingThreads) struct QdrantTarTests {
     typealias Bytes = ChunkedBytes // odd chunk sizes: headers and content cross chunk boundaries
 
     static func fixture(_ name: String) throws -> [UInt8] {

@@ -7,7 +7,7 @@ import Testing
 /// Qdrant through the CLI against the stand-in (Qdrant's reply shapes, the api-key check, snapshot tars in a
 /// collection snapshot's layout): the good path, each failure, tampering, a wrong key, restore into another
 /// name, drills and rollback. Nothing is left on the server, the key is nowhere but in its header.
-@Suite(.serialized) struct QdrantTests {
+@Suite(.serialized, .blockingThreads) struct QdrantTests {
     static let key = "qdrant-key-\(UUID().uuidString.prefix(8))"
 
     struct Setup {

@@ -7,7 +7,7 @@ import Testing
 
 /// The whole slice with real parts: a real redis-server, the built CLI, gzip, sha256sum, redis-check-rdb,
 /// and a second redis-server loading what was backed up.
-struct RedisEndToEndTests {
+@Suite(.blockingThreads) struct RedisEndToEndTests {
     @Test(arguments: ["yes", "no"])
     func backupRestoresIntoAnotherServer(diskless: String) throws {
         let redis = try RedisTestServer(settings: ["repl-diskless-sync \(diskless)"])

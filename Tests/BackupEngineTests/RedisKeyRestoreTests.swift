@@ -7,7 +7,7 @@ import Testing
 
 /// Partial Redis restores (`restore redis --match`): only the matching keys, with their TTLs, through RESTORE
 /// with payloads built from the backup's RDB; compared key by key with DUMP on both sides (real servers).
-@Suite(.serialized) struct RedisKeyRestoreTests {
+@Suite(.serialized, .blockingThreads) struct RedisKeyRestoreTests {
     @Test func onlyTheMatchingKeysComeBackWithTheirTTLs() throws {
         let source = try RedisTestServer()
         // 100,000 keys the pattern must not pick, through redis-cli --pipe.

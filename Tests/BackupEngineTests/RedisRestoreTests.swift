@@ -5,7 +5,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct RedisRestoreTests {
+@Suite(.blockingThreads) struct RedisRestoreTests {
     static func digest(_ c: RESPConnection) throws -> String {
         guard case .simple(let d) = try c.command("DEBUG", "DIGEST") else { throw BackupFailure("no DEBUG DIGEST") }
         return d

@@ -8,7 +8,7 @@ import Testing
 /// every type and encoding each writes, streams with consumer groups, backed up, verified, drilled, restored
 /// as a file and online across versions, and the one direction that cannot work refused before anything is
 /// touched.
-@Suite(.serialized) struct RedisVersionsTests {
+@Suite(.serialized, .blockingThreads) struct RedisVersionsTests {
     static let v70 = "redis-server"
     static let v62 = redis62Executable
 

@@ -6,7 +6,7 @@ import Testing
 
 /// Whoever owns a restore's target directory (Redis's data directory, a --to-dir) may plant symlinks there:
 /// a restore run as root must neither write through them nor re-own or re-mode what they point at.
-struct RestoreEscapeTests {
+@Suite(.blockingThreads) struct RestoreEscapeTests {
     /// A Redis backup to restore, and a victim file outside the target.
     struct Setup {
         let server: RedisTestServer
@@ -103,7 +103,7 @@ struct RestoreEscapeTests {
 
 /// A file-mode restore killed at any rename leaves the server's file in place (the old one, or the new one):
 /// never a data directory without its dump.rdb.
-@Suite(.serialized) struct KilledFileRestoreTests {
+@Suite(.serialized, .blockingThreads) struct KilledFileRestoreTests {
     @Test(arguments: 1...3)
     func aKilledRestoreNeverLeavesTheTargetWithoutItsFile(n: Int) throws {
         let s = try RestoreEscapeTests.Setup()

@@ -2,11 +2,12 @@ import BackupCore
 @testable import BackupEngine
 import Foundation
 import Testing
+import TestSupport
 
 /// #37: the seven per-kind JSON structs of `restore --json` became one `RestoreOutcome` (the common keys and the
 /// kind's `details`). The documents must stay byte for byte: each kind's old struct (copied here as it was before
 /// #37) and the outcome the kind now builds are encoded as `Output.json` encodes, and compared.
-@Suite struct RestoreOutcomeTests {
+@Suite(.blockingThreads) struct RestoreOutcomeTests {
     static func encode<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

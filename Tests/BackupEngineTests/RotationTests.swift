@@ -17,7 +17,7 @@ final class ManualClock: @unchecked Sendable {
     func set(_ date: Date) { lock.withLock { current = date } }
 }
 
-struct RotationTests {
+@Suite(.blockingThreads) struct RotationTests {
     func engine(_ policyPath: String, clock: ManualClock) throws -> BackupEngine {
         let policy = try PolicyLoader.load(path: policyPath, environment: [:])
         var logger = Logger(label: "test")

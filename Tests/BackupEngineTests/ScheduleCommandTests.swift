@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-struct ScheduleCommandTests {
+@Suite(.blockingThreads) struct ScheduleCommandTests {
     @Test func printsTheNextRunTimesWithOffsets() throws {
         let dir = TemporaryDirectory()
         let policy = writeRedisPolicy(in: dir, url: "redis://127.0.0.1:1", extra: """

@@ -179,7 +179,7 @@ struct DirectoryAdapter: StreamKind {
     }
 }
 
-@Suite struct SixthKindTests {
+@Suite(.blockingThreads) struct SixthKindTests {
     /// The standard kinds and the sixth: the registry this test runs under.
     static let registry = SourceRegistry(SourceRegistry.standard.kinds.map { SourceRegistry.standard.adapters[$0]! } + [DirectoryAdapter()])
 

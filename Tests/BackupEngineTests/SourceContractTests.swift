@@ -92,7 +92,7 @@ let contractHarnesses: [String: @Sendable (S3TestServer) async throws -> any Sou
 /// ls → diff → restore into a side target → drill → a second backup rotates the first away (a stray shared file
 /// collected here and off-site) → verify --offsite → import → hook pre-deploy and rollback. A kind added to the
 /// registry is tested here by giving it a harness, not by writing new tests.
-@Suite(.serialized) struct SourceContractTests {
+@Suite(.serialized, .blockingThreads) struct SourceContractTests {
     /// Every registered kind in turn, with one S3 server (moto) for the suite: the bucket kind's source and each
     /// kind's off-site copy (a bucket of its own).
     @Test func contract() async throws {

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `status --check` for probes: exit 1 on a stale or failed source, 4 on a corrupt backup, 0 when all is well.
-struct StatusCheckTests {
+@Suite(.blockingThreads) struct StatusCheckTests {
     @Test func probesSeeWhatTheAlertsSee() throws {
         let redis = try RedisTestServer()
         let dir = TemporaryDirectory()

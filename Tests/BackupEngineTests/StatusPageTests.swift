@@ -12,7 +12,7 @@ import Testing
 /// #36 item 3: the daemon's status page (`GET /`) on a real catalog (real backups of a real redis-server, a failed
 /// run, a corrupt backup), checked in Debian's headless Chromium: screenshots at 1280 and 390 px, the DOM's
 /// figures against the catalog, nothing wider than a phone, peer texts escaped; basic auth.
-@Suite(.serialized) struct StatusPageTests {
+@Suite(.serialized, .blockingThreads) struct StatusPageTests {
     /// A failure text that would run as a script if the page did not escape it (a file name is what the files
     /// kind puts in its error).
     static let hostileName = "<script>alert(1)</script>.conf"

@@ -6,7 +6,7 @@ import Testing
 
 /// What is read back from the repository or the off-site copy (manifests, catalog rows) is untrusted input:
 /// checked against the layout before it names a file, compared with the catalog by verify.
-struct UntrustedRepositoryTests {
+@Suite(.blockingThreads) struct UntrustedRepositoryTests {
     struct Setup {
         let server: RedisTestServer
         let dir = TemporaryDirectory()
@@ -98,7 +98,7 @@ struct UntrustedRepositoryTests {
 
 /// `catalog rebuild` killed at any write or rename leaves the catalog that was there, or none (which every
 /// command reports), never a valid catalog missing backups.
-@Suite(.serialized) struct KilledRebuildTests {
+@Suite(.serialized, .blockingThreads) struct KilledRebuildTests {
     @Test(arguments: [1, 3, 10, 40, 120, 400])
     func aKilledRebuildNeverLeavesAPartialCatalog(n: Int) throws {
         let server = try RedisTestServer()
@@ -124,7 +124,7 @@ struct UntrustedRepositoryTests {
 }
 
 /// The review's findings, each reproduced.
-@Suite(.serialized) struct ReviewFindingTests {
+@Suite(.serialized, .blockingThreads) struct ReviewFindingTests {
     /// A catalog copy whose rows were re-dated (ids, paths and checksums untouched) is refused whole: the rebuild
     /// takes the manifests, and rotation removes nothing real.
     @Test func aRedatedCatalogCopyIsRefused() throws {
@@ -178,7 +178,7 @@ struct UntrustedRepositoryTests {
 }
 
 /// A peer whose error quotes the password it was sent: the password reaches neither the output, nor the catalog.
-struct QuotedSecretTests {
+@Suite(.blockingThreads) struct QuotedSecretTests {
     @Test func aPasswordQuotedByThePeerIsScrubbed() throws {
         let port = try FreePort.pick()
         let server = try startStandInServer("redis_hostile.py", port: port, arguments: ["echo-error"])
@@ -197,7 +197,7 @@ struct QuotedSecretTests {
 }
 
 /// A policy that holds a password in its text and that others can read is warned about (not refused).
-struct PolicyExposureTests {
+@Suite(.blockingThreads) struct PolicyExposureTests {
     @Test func aReadablePolicyWithASecretIsWarnedAbout() throws {
         let dir = TemporaryDirectory()
         let secret = dir.file("secret.yml"), referenced = dir.file("ref.yml")

@@ -8,7 +8,7 @@ import Testing
 import TestSupport
 
 /// Snapshots, restores and blob garbage collection against a real S3 server (moto) on 127.0.0.1.
-@Suite struct BucketMirrorTests {
+@Suite(.blockingThreads) struct BucketMirrorTests {
     func put(_ client: S3Client, _ bucket: String, _ objects: [String: [UInt8]]) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, (key, bytes)) in objects.enumerated() {

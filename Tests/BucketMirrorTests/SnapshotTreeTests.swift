@@ -7,7 +7,7 @@ import TestSupport
 
 /// The chunked manifest (format 2): deterministic chunks, changes that stay local, damage that is caught, and
 /// the old format still read.
-@Suite struct SnapshotTreeTests {
+@Suite(.blockingThreads) struct SnapshotTreeTests {
     static func entry(_ key: String, _ content: String = "") -> BucketSnapshot.Entry {
         let digest = sha256Hex(Data((content.isEmpty ? key : content).utf8))
         return BucketSnapshot.Entry(key: key, size: Int64(key.utf8.count), etag: String(digest.prefix(32)),

@@ -11,7 +11,7 @@ func mongoFixture(_ name: String) throws -> [UInt8] {
     return Array(data)
 }
 
-struct ArchiveVerifierTests {
+@Suite(.blockingThreads) struct ArchiveVerifierTests {
     /// Expected counts from Tests/Fixtures/PROVENANCE.md (read with the real tools).
     @Test(arguments: [
         ("test.bar.archive", ["admin.system.version": 1, "test.bar": 1]),
@@ -88,7 +88,7 @@ struct ArchiveVerifierTests {
 
 /// Archives of MongoDB 5+ deployments, written in mongodump 100.x's layout by `TestArchiveWriter`: views,
 /// time-series collections, capped, clustered and empty collections, interleaved blocks, the oplog.
-struct ModernArchiveTests {
+@Suite(.blockingThreads) struct ModernArchiveTests {
     @Test func viewsTimeseriesAndEmptyCollectionsVerify() throws {
         let bytes = TestArchiveWriter.mongo7Archive()
         for chunk in [7, 4096] {

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// What we write to the MongoDB tools and read back from them, against the real tools' rules.
-struct MongoToolTextTests {
+@Suite(.blockingThreads) struct MongoToolTextTests {
     /// yaml.v2's double-quoted escapes (scannerc.go, yaml_parser_scan_flow_scalar): anything else after `\`
     /// is "found unknown escape character".
     static let yamlV2Escapes: Set<Character> = ["0", "a", "b", "t", "\t", "n", "v", "f", "r", "e", " ", "\"", "'", "\\", "N", "_", "L", "P", "x", "u", "U"]

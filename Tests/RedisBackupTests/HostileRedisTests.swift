@@ -6,7 +6,7 @@ import Testing
 
 /// A peer that is not the Redis it claims to be: every reply that would trap (an overflowing length), overflow
 /// the stack (nesting) or grow memory without bound (a line that never ends) is refused with an error.
-struct HostileRedisTests {
+@Suite(.blockingThreads) struct HostileRedisTests {
     func hostile(_ mode: String) throws -> (ChildProcess, Int) {
         let port = try FreePort.pick()
         return (try startStandInServer("redis_hostile.py", port: port, arguments: [mode]), port)

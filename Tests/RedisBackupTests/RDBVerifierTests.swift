@@ -10,7 +10,7 @@ func fixture(_ name: String) throws -> [UInt8] {
     return Array(data)
 }
 
-struct RDBVerifierTests {
+@Suite(.blockingThreads) struct RDBVerifierTests {
     /// Expected values read with the real redis-check-rdb (Tests/Fixtures/PROVENANCE.md).
     @Test(arguments: [
         ("encodings.rdb", 4, 13, RDBReport.Checksum.absent),
@@ -87,7 +87,7 @@ struct RDBVerifierTests {
 
 /// Crafted RDBs: the types no server here writes (Redis 7.4's hash field expirations), and lengths chosen to
 /// make arithmetic overflow. A verifier may reject; it never traps.
-struct RDBCraftedTests {
+@Suite(.blockingThreads) struct RDBCraftedTests {
     /// `REDIS00<v>`, one key of `type` with `value`, EOF and a zero (disabled) checksum.
     static func rdb(version: String = "12", type: UInt8, key: String = "k", value: [UInt8]) -> [UInt8] {
         Array("REDIS00\(version)".utf8) + [0xFE, 0x00, type, UInt8(key.utf8.count)] + Array(key.utf8) + value + [0xFF] + [UInt8](repeating: 0, count: 8)
@@ -189,7 +189,7 @@ struct RDBCraftedTests {
 /// The small encodings' semantics, on RDBs a real Redis wrote, changed the way a bit flip could change them: a
 /// hash field or zset member turned into its neighbour is a duplicate that `redis-check-rdb` rejects, and so
 /// must the verifier (before, only the containers' structure was walked).
-struct RDBSemanticsTests {
+@Suite(.blockingThreads) struct RDBSemanticsTests {
     @Test func duplicatesInSmallContainersAreRejectedAsRedisRejectsThem() throws {
         let redis = try RedisTestServer()
         let c = try redis.connect()
@@ -224,7 +224,7 @@ struct RDBSemanticsTests {
 
 /// The key walk behind `ls` and partial restores, against the real server: the same keys, types and TTLs as
 /// `SCAN`/`TYPE`/`PEXPIRETIME`, and `--match` globs selecting exactly what `KEYS pattern` selects.
-struct RDBKeyWalkTests {
+@Suite(.blockingThreads) struct RDBKeyWalkTests {
     @Test func keysTypesTTLsAndGlobsAgreeWithRedis() throws {
         let redis = try RedisTestServer()
         let c = try redis.connect()
@@ -263,7 +263,7 @@ struct RDBKeyWalkTests {
 }
 
 /// LZF payloads as RDB strings (encoding 3) inside a minimal RDB: what the decompressor accepts and refuses.
-@Suite struct LZFPayloadTests {
+@Suite(.blockingThreads) struct LZFPayloadTests {
     /// An RDB v9 holding one string key whose value is the LZF payload `lzf` said to decompress to `plain` bytes.
     private func rdb(lzf: [UInt8], plain: Int) -> [UInt8] {
         var b = Array("REDIS0009".utf8)

@@ -7,7 +7,7 @@ import Testing
 /// The online restore refuses a target that is not a master before touching anything; when the target looks like
 /// what a killed restore or refresh leaves (a replica of the restore's own listen address whose master does not
 /// answer), the refusal says so and names the repair. A real redis-server.
-struct RedisOnlineRestoreTests {
+@Suite(.blockingThreads) struct RedisOnlineRestoreTests {
     @Test func aTargetLeftAsAReplicaOfADeadScratchServerIsNamedAsSuch() throws {
         let redis = try RedisTestServer()
         let c = try redis.connect()

@@ -4,7 +4,7 @@ import RedisBackup
 import TestSupport
 import Testing
 
-struct RedisSnapshotTests {
+@Suite(.blockingThreads) struct RedisSnapshotTests {
     /// Both framings: diskless (`$EOF:` mark) and disk-based (`$<len>`); the result is the server's RDB.
     @Test(arguments: [("yes", SnapshotFraming.eofMark), ("no", .length)])
     func snapshotsBothFramings(diskless: String, framing: SnapshotFraming) throws {
@@ -73,7 +73,7 @@ struct RedisSnapshotTests {
 /// A child (scratch redis-server, redis-server --version) gets stdin/stdout/stderr and nothing else of ours:
 /// a pipe, lock or catalog descriptor it inherited would outlive us in it (a reader waiting for the pipe's end
 /// would wait for as long as the server runs).
-struct ChildProcessTests {
+@Suite(.blockingThreads) struct ChildProcessTests {
     @Test func childrenInheritNoOtherDescriptor() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0) // not close-on-exec
@@ -90,7 +90,7 @@ struct ChildProcessTests {
 /// A scratch server that refuses its RDB (a module it does not have) is reported within seconds, with its own
 /// log line, even when its dump file is a FIFO whose write end is held (a drill's): before exiting, Redis re-reads
 /// the file to check it, and that read never ends.
-struct ScratchRefusalTests {
+@Suite(.blockingThreads) struct ScratchRefusalTests {
     @Test func aRefusedLoadEndsTheWaitWithTheServersLine() throws {
         let dir = TemporaryDirectory()
         let fifo = dir.file("dump.rdb")

@@ -2,6 +2,7 @@ import BackupCore
 import Foundation
 import RedisBackup
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,7 @@ import Glibc
 /// The framing parser under adversarial chunking: the payload is written into one end of a socketpair in
 /// pieces of every size, so the `$EOF:` mark lands across reads at every offset. (The real-server tests in
 /// RedisSnapshotTests cover both framings end to end; this covers the splits a real server rarely makes.)
-struct SnapshotFramingTests {
+@Suite(.blockingThreads) struct SnapshotFramingTests {
     static let mark = Array("0123456789abcdef0123456789abcdef01234567".utf8)
 
     func receive(_ wire: [UInt8], piece: Int) throws -> ([UInt8], SnapshotFraming) {

@@ -14,7 +14,7 @@ final class Counter: @unchecked Sendable {
 }
 
 /// The client against a real S3 server (moto) on 127.0.0.1.
-@Suite struct S3ClientTests {
+@Suite(.blockingThreads) struct S3ClientTests {
     func fastRetries(attempts: Int = 3) -> S3ClientOptions {
         var o = S3ClientOptions()
         o.attempts = attempts
@@ -218,7 +218,7 @@ final class Counter: @unchecked Sendable {
 
 /// A reply nested 100,000 deep (a hostile S3 peer) is refused: no tree is built whose release would recurse that
 /// deep. S3 replies are four levels deep.
-struct S3XMLDepthTests {
+@Suite(.blockingThreads) struct S3XMLDepthTests {
     @Test func aDeepReplyIsRefused() {
         let deep = String(repeating: "<a>", count: 100_000) + String(repeating: "</a>", count: 100_000)
         #expect(XMLNode.parse(Data(deep.utf8)) == nil)
@@ -232,7 +232,7 @@ struct S3XMLDepthTests {
 /// the process. A body that is not what S3 writes (not UTF-8, another declared encoding, a processing instruction,
 /// a DTD) is now refused before the parser sees it; S3's replies (declared or not, with or without a byte order
 /// mark, comments, CDATA) read as before. The inputs are kept as Tests/Fixtures/fuzz/s3xml/crash-*.
-struct S3XMLEncodingTests {
+@Suite(.blockingThreads) struct S3XMLEncodingTests {
     @Test func aReplyThatIsNotUTF8IsRefusedNotATrap() throws {
         var listing = Array("<?xml version=\"1.0\" encoding=\"utf-8\"?><ListBucketResult><Contents><Key>k</Key><Size".utf8)
         listing += [0xFF, 0xFF, 0xFF, 0xFF] + Array(">27</Size></Contents></ListBucketResult>".utf8)
@@ -273,7 +273,7 @@ struct S3XMLEncodingTests {
 
 /// A listing that would never end (a hostile or broken S3): the same continuation token again, a page that goes
 /// back, empty truncated pages for ever. Each is refused at once, not listed until the deadline.
-struct EndlessListingTests {
+@Suite(.blockingThreads) struct EndlessListingTests {
     static func page(_ keys: [String], token: String) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated>"
             + keys.map { "<Contents><Key>\($0)</Key><Size>1</Size><ETag>\"e\"</ETag></Contents>" }.joined()

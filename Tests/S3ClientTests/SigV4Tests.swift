@@ -2,9 +2,10 @@ import BackupCore
 import Foundation
 import S3Client
 import Testing
+import TestSupport
 
 /// The examples of the AWS Signature Version 4 documentation (and the path-style MinIO ones computed with botocore).
-@Suite struct SigV4Tests {
+@Suite(.blockingThreads) struct SigV4Tests {
     let signer = SigV4Signer(credentials: S3Credentials(accessKey: "AKIAIOSFODNN7EXAMPLE",
                                                         secretKey: Secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")))
     let date = Date(timeIntervalSince1970: 1_369_353_600) // 20130524T000000Z

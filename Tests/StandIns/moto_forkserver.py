@@ -9,7 +9,8 @@ Protocol, one line each way, on stdin and stdout (Tests/TestSupport/S3TestServer
                                         bind: no pick-then-bind race), its output appended to LOGFILE
                   ->  error MESSAGE     it did not start (the reason is also in LOGFILE)
   stop PID        ->  stopped PID       SIGTERM, then reaped: once answered, its port refuses connections
-End of input (the test process exited or died): every server still running is killed, then this exits.
+End of input (the test process exited or died): every server still running is killed, its log (the first
+argument) is removed if empty, then this exits.
 A server whose fork server dies gets SIGTERM from the kernel (PR_SET_PDEATHSIG)."""
 import ctypes
 import os
@@ -125,6 +126,14 @@ def main():
         os.kill(pid, signal.SIGKILL)
     for pid in children:
         os.waitpid(pid, 0)
+    # Its own log (the first argument): nothing is left in /tmp when nothing was said; a log that holds something
+    # is kept to be read.
+    if len(sys.argv) > 1:
+        try:
+            if os.path.getsize(sys.argv[1]) == 0:
+                os.unlink(sys.argv[1])
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

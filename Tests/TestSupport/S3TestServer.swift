@@ -130,7 +130,7 @@ final class MotoForkServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", packageRoot + "/Tests/StandIns/moto_forkserver.py"]
+        p.arguments = ["python3", packageRoot + "/Tests/StandIns/moto_forkserver.py", log]
         let input = Pipe(), output = Pipe()
         p.standardInput = input
         p.standardOutput = output
