@@ -96,13 +96,16 @@ import Testing
     func failuresAreNamedAndLeaveNothing(mode: String, expected: String) throws {
         let good = try Setup(collections: ", collections: [faq]")
         #expect(try good.run(["backup"]).status == 0)
-        let s = try Setup(modes: [mode], timeout: "2s", collections: ", collections: [faq]")
+        // Only the hang waits for the timeout: the other modes keep 20 s, so a loaded machine's slow answer is not
+        // taken for a hang.
+        let timeout = mode == "hang_download" ? "2s" : "20s"
+        let s = try Setup(modes: [mode], timeout: timeout, collections: ", collections: [faq]")
         // The same repository as the good run: the earlier backup must stay.
         try FileManager.default.removeItem(atPath: s.dir.path)
         try FileManager.default.createDirectory(atPath: s.dir.path, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: s.dir.file("qdrant_key"), contents: Data(Self.key.utf8), attributes: [.posixPermissions: 0o600])
         try String(contentsOfFile: good.policy, encoding: .utf8).replacingOccurrences(of: good.server.url, with: s.server.url)
-            .replacingOccurrences(of: "timeout: 20s", with: "timeout: 2s").write(toFile: s.policy, atomically: true, encoding: .utf8)
+            .replacingOccurrences(of: "timeout: 20s", with: "timeout: \(timeout)").write(toFile: s.policy, atomically: true, encoding: .utf8)
         let r = try s.run(["backup", "--json"])
         #expect(r.status == 1 || r.status == 4, "\(mode): \(r.status) \(r.stderr)")
         let detail = ((try? object(r.stdout)["artifacts"] as? [[String: Any]])??.first?["detail"] as? String) ?? ""
