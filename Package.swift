@@ -146,7 +146,7 @@ let package = Package(
         // Test helpers: real servers on 127.0.0.1, temp directories, the built binary.
         .target(
             name: "TestSupport",
-            dependencies: ["BackupCore", "RedisBackup", "S3Client"],
+            dependencies: ["BackupCore", "BackupEngine", "RedisBackup", "S3Client"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], exclude: ["Golden"]),

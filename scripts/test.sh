@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Build the binary and the tests together: the CLI tests run the built kaleem-backup.
+started=$SECONDS
 swift build --build-tests --force-resolved-versions "$@"
+echo "== scripts/test.sh: built in $((SECONDS - started)) s"
 # python3 as the tests' children find it on PATH, resolved once. Where python3 is a version manager's shim (pyenv's
 # is a chain of some 35 bash processes, ~0.07 s of CPU per start) the suite's ~700 python3 starts (the stand-ins,
 # moto, the helper scripts) would pay it each time: a directory holding only a python3 link to the interpreter
@@ -14,4 +16,8 @@ python_dir="$PWD/.build/test-python3"
 mkdir -p "$python_dir"
 ln -sfn "$(python3 -c 'import sys; print(sys.executable)')" "$python_dir/python3"
 export PATH="$python_dir:$PATH"
-swift test --skip-build --force-resolved-versions "$@"
+started=$SECONDS
+status=0
+swift test --skip-build --force-resolved-versions "$@" || status=$?
+echo "== scripts/test.sh: the test run took $((SECONDS - started)) s"
+exit $status
