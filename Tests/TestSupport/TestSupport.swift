@@ -81,21 +81,30 @@ public struct ProcessResult: Sendable {
     public var stderr: String
 }
 
-/// Collects a pipe's bytes on a background queue.
+/// Collects a pipe's bytes on a thread of its own.
+///
+/// Not on `DispatchQueue.global()`: a read that blocks until the child exits holds a libdispatch worker, and on
+/// Linux that pool grows slowly (a probe: with 32 blocks sleeping 2 s queued, a trivial block waited 9 s).
+/// With every test running at once each `runCLI` held two of them, and what else runs on dispatch in the test
+/// process stalled behind them: URLSession (a stand-in's readiness poll gave up after 20 s) and the in-process
+/// HTTP scrapes of the daemon tests.
 private final class PipeCollector: @unchecked Sendable {
-    private(set) var data = Data()
-    private let group = DispatchGroup()
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
 
     init(_ pipe: Pipe) {
-        group.enter()
-        DispatchQueue.global().async {
-            self.data = pipe.fileHandleForReading.readDataToEndOfFile()
-            self.group.leave()
+        let handle = pipe.fileHandleForReading
+        let thread = Thread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
         }
+        thread.name = "test-pipe-reader"
+        thread.stackSize = 1 << 20
+        thread.start()
     }
 
     func wait() -> String {
-        group.wait()
+        done.wait()
         return String(decoding: data, as: UTF8.self)
     }
 }
