@@ -34,8 +34,8 @@ func writeS3Policy(in dir: TemporaryDirectory, server: S3TestServer, endpoint: S
 /// Objects as the test means them: bucket → key → bytes.
 typealias BucketState = [String: [String: [UInt8]]]
 
-// Tests that talk to S3 themselves are async: a synchronous test runs on the cooperative pool, where waiting
-// for async work (Blocking.run) could take the last thread that work needs.
+// Tests that talk to S3 themselves are async and `await` the client: a test never blocks a thread waiting for
+// async work.
 func putAll(_ client: S3Client, _ state: BucketState) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         var n = 0

@@ -194,24 +194,32 @@ import TestSupport
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 
-    /// Every suite of the targets that use TestSupport runs on `BlockingThreads` (a suite without it would block
-    /// one of the cooperative pool's two threads whenever it waits for a child: the whole run slows down).
-    /// BackupCoreTests and BackupCatalogTests hold only in-process unit tests and do not use TestSupport.
+    /// Every test of the targets that use TestSupport runs under the `.blockingThreads` trait (without it a test
+    /// that waits for a child holds one of the cooperative pool's two threads, where every test starts: the
+    /// whole run slows down). Each `@Test` must sit inside a top-level type whose attributes (the `@` lines
+    /// right above it, or on its line) carry the trait; nested suites inherit it; a top-level `@Test` function
+    /// fails. BackupCoreTests and BackupCatalogTests hold only in-process unit tests and do not use TestSupport.
     @Test func everySuiteRunsOnBlockingThreads() throws {
         var missing: [String] = []
+        let declaration = #"^(@[^\n]*\s)?((public|internal|private|fileprivate|final)\s+)*(struct|class|enum|actor|extension)\s"#
         for target in ["ArtifactStoreTests", "RedisBackupTests", "MongoBackupTests", "S3ClientTests", "BucketMirrorTests", "BackupEngineTests"] {
             let directory = packageRoot + "/Tests/" + target
             for file in try FileManager.default.subpathsOfDirectory(atPath: directory).sorted() where file.hasSuffix(".swift") {
                 let lines = try String(contentsOfFile: directory + "/" + file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+                var traited = false
                 for (i, line) in lines.enumerated() {
-                    // A type that holds tests: `struct XTests {`, its @Suite on the line or the line before.
-                    guard line.range(of: #"^(@Suite[^ ]* )?(struct|final class) \w+Tests \{"#, options: .regularExpression) != nil else { continue }
-                    let attributes = String(line) + (i > 0 ? String(lines[i - 1]) : "")
-                    if !attributes.contains(".blockingThreads") { missing.append("\(target)/\(file):\(i + 1)") }
+                    if line.range(of: declaration, options: .regularExpression) != nil {
+                        var attributes = String(line)
+                        var k = i - 1
+                        while k >= 0, lines[k].hasPrefix("@") { attributes += String(lines[k]); k -= 1 }
+                        traited = attributes.contains(".blockingThreads")
+                    } else if line.hasPrefix("@Test") || (line.trimmingCharacters(in: .whitespaces).hasPrefix("@Test") && !traited) {
+                        missing.append("\(target)/\(file):\(i + 1)")
+                    }
                 }
             }
         }
-        #expect(missing.isEmpty, "suites without .blockingThreads: \(missing)")
+        #expect(missing.isEmpty, "tests outside a type with .blockingThreads: \(missing)")
     }
 }
 

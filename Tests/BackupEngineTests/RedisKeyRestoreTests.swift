@@ -40,7 +40,10 @@ import Testing
             }
             if i % 10 == 0 { _ = try c.command(["PEXPIRE", key, "86400000"]) }
         }
-        _ = try c.command(["SET", "sess:short", "gone soon", "PX", "1500"])
+        // Long enough to be in the backup on a loaded machine (the backup starts a process and a SYNC), then
+        // waited out: it must have expired when the keys are restored.
+        _ = try c.command(["SET", "sess:short", "gone soon", "PX", "5000"])
+        let shortExpires = Date().addingTimeInterval(5.1)
         _ = try c.command(["SELECT", "3"])
         _ = try c.command(["SET", "sess:in-db3", "three"])
         _ = try c.command(["SELECT", "0"])
@@ -48,7 +51,8 @@ import Testing
         let dir = TemporaryDirectory()
         let policy = writeRedisPolicy(in: dir, url: source.url)
         #expect(try runCLI(["backup", "--policy", policy]).status == 0)
-        usleep(1_600_000) // sess:short's TTL runs out after the backup
+        let left = shortExpires.timeIntervalSinceNow // sess:short's TTL runs out after the backup
+        if left > 0 { usleep(useconds_t(left * 1_000_000)) }
 
         let target = try RedisTestServer()
         let t = try target.connect()

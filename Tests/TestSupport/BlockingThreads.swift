@@ -22,13 +22,17 @@ public struct BlockingThreadsTrait: SuiteTrait, TestTrait, TestScoping {
 
     public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         // A suite's scope wraps its tests, each of which comes here with its test case: only those take a slot.
-        guard testCase != nil else {
+        // One holding a slot already (the trait given twice, on a suite and on a test in it) does not take a
+        // second: tests each holding one and waiting for another would wait for ever.
+        guard testCase != nil, !TestSlots.holding else {
             try await function()
             return
         }
         await TestSlots.shared.acquire()
         do {
-            try await EngineExecutor.run { try await function() }
+            try await TestSlots.$holding.withValue(true) {
+                try await EngineExecutor.run { try await function() }
+            }
         } catch {
             await TestSlots.shared.release()
             throw error
@@ -47,6 +51,9 @@ extension Trait where Self == BlockingThreadsTrait {
 /// Waiters are served in arrival order.
 public actor TestSlots {
     public static let shared = TestSlots(limit: TestSlots.limit)
+
+    /// Whether the running test holds a slot.
+    @TaskLocal static var holding = false
 
     public static var limit: Int {
         if let text = ProcessInfo.processInfo.environment["KB_TEST_PARALLEL"], let n = Int(text), (1...64).contains(n) { return n }
